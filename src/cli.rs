@@ -1,0 +1,130 @@
+//! The command line, defined once: `--help`, the man pages in `man/` and the shell completions in
+//! `completions/` are all generated from these types.
+
+use crate::inputs::Shard;
+use crate::model::DeviceChoice;
+use crate::output::Format;
+use crate::preprocess::DEFAULT_MAX_PIXELS;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  every input got a result
+  1  some inputs failed (each has a record with its error; the others have results)
+  2  usage error, or the model or its handler configuration could not be used (nothing was predicted)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scancer",
+    version,
+    about = "Run, package, manage and serve Scancer's breast-cancer detection models",
+    long_about = "Run, package, manage and serve Scancer's breast-cancer detection models.\n\n\
+        Models are TorchScript files with a small TOML handler configuration that describes their \
+        preprocessing and output, the same models that Scancer's TorchServe deployment serves.",
+    after_long_help = EXIT_CODES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// When to colour the output: auto colours terminals unless NO_COLOR is set
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a model locally on image files, directories of images, or standard input
+    #[command(after_long_help = EXIT_CODES)]
+    Predict(PredictArgs),
+    /// Package a model and its handler configuration as a TorchServe .mar archive (not built yet)
+    Archive(NotBuilt),
+    /// Manage models on a TorchServe management API (not built yet)
+    Store(NotBuilt),
+    /// Serve models over HTTP, compatible with TorchServe clients (not built yet)
+    Serve(NotBuilt),
+}
+
+/// Arguments of a subcommand that is not built yet: accepted, then refused with exit status 2.
+#[derive(Debug, Args)]
+pub struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Run a model locally on image files, directories of images, or standard input.\n\n\
+        Directories are searched recursively for images (PNG, JPEG, TIFF, BMP, WebP, GIF: by extension, \
+        or by content for files without one) in sorted order. Every input gets exactly one record, \
+        with its result or its error, in input order; a bad input never stops the run.",
+    after_help = "Examples:\n  scancer predict --model pcam-classification.pt patch.png\n  \
+        scancer predict -m pcam-classification.pt -c pcam.toml scans/ --format jsonl > results.jsonl\n  \
+        scancer predict -m pcam-classification.pt scans/ --shard \"$SLURM_ARRAY_TASK_ID/8\" -f csv -o part.csv"
+)]
+pub struct PredictArgs {
+    /// Image files, directories to search, or - for one image on standard input
+    #[arg(required = true, value_name = "PATH")]
+    pub inputs: Vec<PathBuf>,
+
+    /// TorchScript model file (.pt)
+    #[arg(short, long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// Handler configuration (TOML) [default: the model's path with the extension .toml]
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write the results to FILE (atomically: complete or not at all) instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Images per forward pass
+    #[arg(short, long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    pub batch_size: u32,
+
+    /// libtorch threads [default: one per physical core]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
+    pub threads: Option<u32>,
+
+    /// Threads that decode and preprocess images [default: half the cores, at least 1]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    pub decode_threads: Option<u32>,
+
+    /// Where the model runs
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+
+    /// Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays;
+    /// the outputs of shards 0 to N-1 concatenated equal one unsharded run
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+
+    /// Where segmentation masks are written [default: <output stem>-masks next to --output, else
+    /// ./scancer-masks]
+    #[arg(long, value_name = "DIR")]
+    pub mask_dir: Option<PathBuf>,
+
+    /// Refuse images with more pixels than this (decompression-bomb guard)
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
+    pub max_image_pixels: u64,
+
+    /// No progress bar and no summary on standard error
+    #[arg(short, long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,41 @@
+//! One module per subcommand; each takes its parsed arguments and returns the exit status.
+
+pub mod predict;
+
+use crate::cli::{Cli, ColorChoice, Command};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Exit status: every input got a result.
+pub const SUCCESS: u8 = 0;
+/// Exit status: some inputs failed; each has a record with its error.
+pub const SOME_FAILED: u8 = 1;
+/// Exit status: usage error, or the model or configuration could not be used.
+pub const FATAL: u8 = 2;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Predict(args) => predict::run(args, cli.color),
+        Command::Archive(_) => not_built("archive", 3),
+        Command::Store(_) => not_built("store", 5),
+        Command::Serve(_) => not_built("serve", 4),
+    }
+}
+
+fn not_built(name: &str, issue: u32) -> anyhow::Result<ExitCode> {
+    eprintln!("scancer: `scancer {name}` is not built yet (planned in issue #{issue}); nothing was done");
+    Ok(ExitCode::from(FATAL))
+}
+
+/// Colour for a stream: `auto` colours a terminal unless NO_COLOR is set to anything non-empty.
+pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

@@ -1,0 +1,91 @@
+//! The one inference path: model + preprocessing + postprocessing, shared by every command that
+//! answers for an image, so a result can never differ between them.
+
+use crate::handler_config::HandlerConfig;
+use crate::model::{set_threads, DeviceChoice, Model, ModelError};
+use crate::postprocess::{Postprocessor, Prediction};
+use crate::preprocess::{Prepared, Preprocessor};
+use anyhow::{anyhow, Result};
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub device: DeviceChoice,
+    /// libtorch intra-op threads; `None` = physical cores.
+    pub threads: Option<usize>,
+    pub max_pixels: u64,
+}
+
+pub struct Engine {
+    model: Model,
+    pre: Preprocessor,
+    post: Postprocessor,
+    config: HandlerConfig,
+    classes: usize,
+}
+
+impl Engine {
+    /// Loads the model and checks it against the configuration with one forward on a zero input, so
+    /// that a mismatch is one clear error before any image is read (and the first real batch does not
+    /// pay libtorch's warm-up).
+    pub fn load(model_path: &Path, config: HandlerConfig, options: &EngineOptions) -> Result<Engine> {
+        set_threads(options.threads);
+        let model = Model::load(model_path, options.device)?;
+        let engine = Engine {
+            model,
+            pre: Preprocessor::new(&config, options.max_pixels),
+            post: Postprocessor::new(&config),
+            config,
+            classes: 0,
+        };
+        let [c, h, w] = engine.pre.input_shape();
+        let zeros = Prepared { data: vec![0.0; c * h * w] };
+        let mut engine = engine;
+        let warm = engine.infer(&[&zeros]).map_err(|e| {
+            anyhow!(
+                "{}: the model does not fit its handler configuration: on a [1, {c}, {h}, {w}] input, {e}",
+                model_path.display()
+            )
+        })?;
+        engine.classes = match &warm[0] {
+            Prediction::Class(c) => c.probabilities.len(),
+            Prediction::Segmentation(s) => s.fractions.len(),
+            Prediction::Raw(_) => 0,
+        };
+        Ok(engine)
+    }
+
+    /// Labels of every class the model answers with, in class order (empty for raw outputs).
+    pub fn class_labels(&self) -> Vec<String> {
+        (0..self.classes).map(|k| self.post.label(k)).collect()
+    }
+
+    pub fn config(&self) -> &HandlerConfig {
+        &self.config
+    }
+
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.pre
+    }
+
+    pub fn postprocessor(&self) -> &Postprocessor {
+        &self.post
+    }
+
+    pub fn device(&self) -> tch::Device {
+        self.model.device()
+    }
+
+    /// Runs a batch of preprocessed images through the model: one prediction per image, in order.
+    pub fn infer(&self, images: &[&Prepared]) -> Result<Vec<Prediction>, ModelError> {
+        let [c, h, w] = self.pre.input_shape();
+        let mut batch = Vec::with_capacity(images.len() * c * h * w);
+        for image in images {
+            batch.extend_from_slice(&image.data);
+        }
+        tch::no_grad(|| {
+            let output = self.model.forward(&batch, [images.len(), c, h, w])?;
+            self.post.predictions(&output, images.len())
+        })
+    }
+}

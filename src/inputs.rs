@@ -1,0 +1,190 @@
+//! Command-line paths -> the ordered list of inputs to predict: files as given, directories walked
+//! recursively in sorted order (image files only), `-` for standard input. Anything that cannot be
+//! listed becomes an input with its error, so every path the user gave is answered exactly once.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use walkdir::WalkDir;
+
+/// Extensions taken from directories without looking inside the file.
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "jpe", "jfif", "tif", "tiff", "bmp", "webp", "gif"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+/// One input as shown in results (`display`) and where its bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub display: String,
+    pub source: Source,
+}
+
+/// An input that could not even be listed or opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlisted {
+    pub display: String,
+    pub message: String,
+}
+
+pub type Item = Result<Input, Unlisted>;
+
+#[derive(Debug, Default)]
+pub struct Discovered {
+    pub items: Vec<Item>,
+    /// Files inside directories that are not images (not predicted, not reported one by one).
+    pub skipped: usize,
+}
+
+pub fn discover(paths: &[PathBuf]) -> Discovered {
+    let mut found = Discovered::default();
+    let mut stdin_taken = false;
+    for path in paths {
+        if path.as_os_str() == "-" {
+            if stdin_taken {
+                found.items.push(Err(Unlisted { display: "-".into(), message: "standard input was already given once".into() }));
+            } else {
+                stdin_taken = true;
+                found.items.push(Ok(Input { display: "-".into(), source: Source::Stdin }));
+            }
+            continue;
+        }
+        match std::fs::metadata(path) {
+            Err(e) => found.items.push(Err(Unlisted { display: show(path), message: io_message(&e) })),
+            Ok(meta) if meta.is_dir() => walk(path, &mut found),
+            // Named explicitly: always an input, whatever its extension.
+            Ok(_) => found.items.push(Ok(file(path))),
+        }
+    }
+    found
+}
+
+fn walk(dir: &Path, found: &mut Discovered) {
+    for entry in WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+        match entry {
+            Ok(entry) if entry.file_type().is_dir() => {}
+            Ok(entry) => match looks_like_image(entry.path()) {
+                Ok(true) => found.items.push(Ok(file(entry.path()))),
+                Ok(false) => found.skipped += 1,
+                Err(e) => found.items.push(Err(Unlisted { display: show(entry.path()), message: io_message(&e) })),
+            },
+            Err(err) => {
+                let display = show(err.path().unwrap_or(dir));
+                let message = match (err.loop_ancestor(), err.io_error()) {
+                    (Some(ancestor), _) => format!("symbolic link loop (leads back to {})", ancestor.display()),
+                    (None, Some(io)) => io_message(io),
+                    (None, None) => err.to_string(),
+                };
+                found.items.push(Err(Unlisted { display, message }));
+            }
+        }
+    }
+}
+
+fn file(path: &Path) -> Input {
+    Input { display: show(path), source: Source::File(path.to_path_buf()) }
+}
+
+/// Paths are shown as text; bytes that are not UTF-8 appear as U+FFFD.
+fn show(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Images by extension, else by their first bytes (so `scan-0001` without extension is found too).
+fn looks_like_image(path: &Path) -> std::io::Result<bool> {
+    let ext = path.extension().and_then(OsStr::to_str).map(str::to_ascii_lowercase);
+    if ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
+        return Ok(true);
+    }
+    let mut head = [0u8; 32];
+    let mut file = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(image::guess_format(&head[..n]).is_ok())
+}
+
+/// An OS error without Rust's " (os error N)" suffix.
+pub fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// `--shard K/N`: the K-th (from 0) of N contiguous, near-equal slices of the inputs, so that the
+/// outputs of shards 0..N concatenated equal the output of one unsharded run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub fn select<T>(&self, items: Vec<T>) -> Vec<T> {
+        let len = items.len();
+        let (start, end) = (len * self.index / self.count, len * (self.index + 1) / self.count);
+        items.into_iter().skip(start).take(end - start).collect()
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/4 (K counts from 0)")?;
+        let index: usize = k.trim().parse().map_err(|_| format!("K = {k:?} is not a number"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("N = {n:?} is not a number"))?;
+        if count == 0 {
+            return Err("N must be at least 1".into());
+        }
+        if index >= count {
+            return Err(format!("K must be below N (shards are numbered 0 to {})", count - 1));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_in_order() {
+        let all: Vec<usize> = (0..10).collect();
+        for n in 1..=12 {
+            let mut joined = Vec::new();
+            for k in 0..n {
+                let part = Shard { index: k, count: n }.select(all.clone());
+                assert!(part.len() >= 10 / n && part.len() <= 10 / n + 1);
+                joined.extend(part);
+            }
+            assert_eq!(joined, all, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn shard_parsing() {
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
+        assert!("4/4".parse::<Shard>().unwrap_err().contains("below N"));
+        assert!("1/0".parse::<Shard>().is_err());
+        assert!("x/2".parse::<Shard>().is_err());
+        assert!("3".parse::<Shard>().is_err());
+    }
+}

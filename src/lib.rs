@@ -1,0 +1,16 @@
+//! scancer: run, package, manage and serve Scancer's breast-cancer detection models.
+//!
+//! The engine (`engine`: `model` + `preprocess` + `postprocess`, configured by `handler_config`) is
+//! shared by every command; `commands` holds the thin command-line front ends.
+
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod handler_config;
+pub mod inputs;
+pub mod model;
+pub mod output;
+pub mod pipeline;
+pub mod postprocess;
+pub mod preprocess;
+pub mod resample;

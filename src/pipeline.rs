@@ -1,0 +1,131 @@
+//! Batched inference over many inputs: decoding and preprocessing run on worker threads, the model on
+//! the calling thread, and results come out in input order.
+//!
+//! Worker `w` of `W` handles inputs `w, w + W, w + 2W, ...` and sends them on its own bounded channel;
+//! the model thread reads input `i` from channel `i % W`. Order is kept without a reorder buffer,
+//! memory is bounded by the channel capacity, and batches are formed from consecutive inputs, so the
+//! same inputs always meet the model in the same batches.
+
+use crate::engine::Engine;
+use crate::inputs::{io_message, Item, Source};
+use crate::postprocess::Prediction;
+use crate::preprocess::{Prepared, Preprocessor};
+use std::io::{self, BufReader, Read};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{sync_channel, Receiver};
+
+/// Standard input is read whole; this bounds it (the decoder limits bound the pixels).
+const MAX_STDIN_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineOptions {
+    pub batch_size: usize,
+    pub decode_threads: usize,
+}
+
+/// The result for one input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Predicted(Prediction),
+    Failed(String),
+}
+
+/// Runs every item through the engine and calls `emit(index, outcome)` once per item, in order.
+/// An error from `emit` (say, a closed stdout) stops the run and is returned.
+pub fn run<E>(engine: &Engine, items: &[Item], options: PipelineOptions, mut emit: E) -> io::Result<()>
+where
+    E: FnMut(usize, Outcome) -> io::Result<()>,
+{
+    let workers = options.decode_threads.clamp(1, items.len().max(1));
+    let batch_size = options.batch_size.max(1);
+    let pre = engine.preprocessor();
+    std::thread::scope(|scope| {
+        let receivers: Vec<Receiver<Result<Prepared, String>>> = (0..workers)
+            .map(|w| {
+                let (tx, rx) = sync_channel(batch_size);
+                scope.spawn(move || {
+                    for item in items.iter().skip(w).step_by(workers) {
+                        // A send error means the model thread stopped early: nothing left to do.
+                        // A decoder bug must cost one input, not the run.
+                        let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| prepare(pre, item)))
+                            .unwrap_or_else(|_| Err("the image decoder crashed on this file".to_owned()));
+                        if tx.send(prepared).is_err() {
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        let mut batch: Vec<(usize, Prepared)> = Vec::with_capacity(batch_size);
+        for i in 0..items.len() {
+            let prepared = receivers[i % workers].recv().expect("decode worker ended early");
+            match prepared {
+                Ok(p) => {
+                    batch.push((i, p));
+                    if batch.len() == batch_size {
+                        flush(engine, &mut batch, &mut emit)?;
+                    }
+                }
+                Err(message) => {
+                    flush(engine, &mut batch, &mut emit)?;
+                    emit(i, Outcome::Failed(message))?;
+                }
+            }
+        }
+        flush(engine, &mut batch, &mut emit)
+    })
+}
+
+fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
+    let input = item.as_ref().map_err(|u| u.message.clone())?;
+    let result = match &input.source {
+        Source::File(path) => {
+            let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
+            pre.prepare_from(BufReader::new(file))
+        }
+        Source::Stdin => {
+            let mut bytes = Vec::new();
+            io::stdin()
+                .lock()
+                .take(MAX_STDIN_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read standard input: {}", io_message(&e)))?;
+            if bytes.len() as u64 > MAX_STDIN_BYTES {
+                return Err(format!("standard input is larger than {MAX_STDIN_BYTES} bytes"));
+            }
+            pre.prepare(&bytes)
+        }
+    };
+    result.map_err(|e| e.to_string())
+}
+
+fn flush<E>(engine: &Engine, batch: &mut Vec<(usize, Prepared)>, emit: &mut E) -> io::Result<()>
+where
+    E: FnMut(usize, Outcome) -> io::Result<()>,
+{
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let images: Vec<&Prepared> = batch.iter().map(|(_, p)| p).collect();
+    match engine.infer(&images) {
+        Ok(predictions) => {
+            for ((i, _), prediction) in batch.iter().zip(predictions) {
+                emit(*i, Outcome::Predicted(prediction))?;
+            }
+        }
+        // Find out which input fails rather than blaming the whole batch.
+        Err(_) if batch.len() > 1 => {
+            for (i, p) in batch.iter() {
+                let outcome = match engine.infer(&[p]) {
+                    Ok(mut one) => Outcome::Predicted(one.remove(0)),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                };
+                emit(*i, outcome)?;
+            }
+        }
+        Err(e) => emit(batch[0].0, Outcome::Failed(e.to_string()))?,
+    }
+    batch.clear();
+    Ok(())
+}

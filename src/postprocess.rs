@@ -1,0 +1,166 @@
+//! The model's output tensor -> one prediction per image, as the handler configuration's output kind
+//! says. Activations (sigmoid, softmax, argmax) run in libtorch, so probabilities are computed by the
+//! same kernels as in PyTorch.
+
+use crate::handler_config::{HandlerConfig, OutputKind};
+use crate::model::{forward_error, to_host_f32, ModelError};
+use tch::{Kind, Tensor};
+
+/// The answer for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    Class(ClassPrediction),
+    Segmentation(SegmentationPrediction),
+    Raw(RawPrediction),
+}
+
+/// Binary or multiclass: the predicted class and the probabilities behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassPrediction {
+    pub class: usize,
+    pub label: String,
+    /// Probability of the predicted class.
+    pub score: f32,
+    /// Probability of every class, in class order.
+    pub probabilities: Vec<f32>,
+    /// Classes to report, most probable first: both for binary, the top k for multiclass.
+    pub ranked: Vec<usize>,
+}
+
+/// A per-pixel class mask at the model's output resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentationPrediction {
+    pub width: usize,
+    pub height: usize,
+    /// Class index per pixel, row-major.
+    pub mask: Vec<u8>,
+    /// Fraction of the pixels in each class, in class order.
+    pub fractions: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPrediction {
+    /// The per-image output shape (without the batch dimension).
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Postprocessor {
+    kind: OutputKind,
+    threshold: f32,
+    top_k: usize,
+    labels: Option<Vec<String>>,
+}
+
+impl Postprocessor {
+    pub fn new(config: &HandlerConfig) -> Self {
+        Postprocessor {
+            kind: config.output.kind,
+            threshold: config.threshold(),
+            top_k: config.top_k(),
+            labels: config.output.labels.clone(),
+        }
+    }
+
+    pub fn kind(&self) -> OutputKind {
+        self.kind
+    }
+
+    pub fn label(&self, class: usize) -> String {
+        match &self.labels {
+            Some(labels) if class < labels.len() => labels[class].clone(),
+            _ => class.to_string(),
+        }
+    }
+
+    /// Checks that an output of `shape` fits the configured kind for a batch of `n`; the message
+    /// names the shape and what was expected.
+    pub fn check_shape(&self, shape: &[usize], n: usize) -> Result<(), String> {
+        let shown = format!("{shape:?}").replace(']', "").replace('[', "");
+        let labels = self.labels.as_ref().map(Vec::len);
+        let fail = |expect: &str| Err(format!("model output shape [{shown}] does not fit kind = \"{}\" (expected {expect})", self.kind));
+        if shape.first() != Some(&n) {
+            return fail(&format!("a first dimension of {n}, the batch size"));
+        }
+        match self.kind {
+            OutputKind::Binary if !(shape.len() == 1 || shape.len() == 2 && shape[1] == 1) => fail("[N, 1]: one logit per image"),
+            OutputKind::Multiclass if shape.len() != 2 || shape[1] < 2 => fail("[N, C] with C >= 2 logits per image"),
+            OutputKind::Multiclass if labels.is_some_and(|l| l != shape[1]) => {
+                fail(&format!("[N, {}] to match the {} labels", labels.unwrap_or(0), labels.unwrap_or(0)))
+            }
+            OutputKind::Segmentation if shape.len() != 4 || shape[1] > 256 => fail("[N, C, H, W] per-pixel logits with C <= 256"),
+            OutputKind::Segmentation if labels.is_some_and(|l| l != shape[1] && !(shape[1] == 1 && l == 2)) => {
+                fail(&format!("{} channels to match the labels", labels.unwrap_or(0)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns the raw output of a batch of `n` images into `n` predictions.
+    pub fn predictions(&self, output: &Tensor, n: usize) -> Result<Vec<Prediction>, ModelError> {
+        let shape: Vec<usize> = output.size().iter().map(|&d| d as usize).collect();
+        self.check_shape(&shape, n).map_err(ModelError::Forward)?;
+        Ok(match self.kind {
+            OutputKind::Binary => {
+                let p = to_host_f32(&output.f_sigmoid().map_err(forward_error)?)?;
+                p.into_iter().map(|p| Prediction::Class(self.binary(p))).collect()
+            }
+            OutputKind::Multiclass => {
+                let p = to_host_f32(&output.f_softmax(1, Kind::Float).map_err(forward_error)?)?;
+                p.chunks_exact(shape[1]).map(|p| Prediction::Class(self.multiclass(p))).collect()
+            }
+            OutputKind::Segmentation => {
+                let (classes, height, width) = (shape[1], shape[2], shape[3]);
+                let mask = if classes == 1 {
+                    output.f_sigmoid().and_then(|p| p.f_gt(self.threshold as f64))
+                } else {
+                    output.f_argmax(1, false)
+                };
+                let mask = to_host_f32(&mask.map_err(forward_error)?)?;
+                let classes = classes.max(2);
+                mask.chunks_exact(height * width)
+                    .map(|m| Prediction::Segmentation(segmentation(m, classes, width, height)))
+                    .collect()
+            }
+            OutputKind::Raw => {
+                let values = to_host_f32(output)?;
+                let per = values.len() / n.max(1);
+                values
+                    .chunks_exact(per.max(1))
+                    .map(|v| Prediction::Raw(RawPrediction { shape: shape[1..].to_vec(), values: v.to_vec() }))
+                    .collect()
+            }
+        })
+    }
+
+    fn binary(&self, p: f32) -> ClassPrediction {
+        let class = usize::from(p > self.threshold);
+        ClassPrediction {
+            class,
+            label: self.label(class),
+            score: if class == 1 { p } else { 1.0 - p },
+            probabilities: vec![1.0 - p, p],
+            ranked: if class == 1 { vec![1, 0] } else { vec![0, 1] },
+        }
+    }
+
+    fn multiclass(&self, p: &[f32]) -> ClassPrediction {
+        let mut ranked: Vec<usize> = (0..p.len()).collect();
+        // Stable: equal probabilities keep class order, like torch.topk on CPU.
+        ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        ranked.truncate(self.top_k.min(p.len()));
+        let class = ranked[0];
+        ClassPrediction { class, label: self.label(class), score: p[class], probabilities: p.to_vec(), ranked }
+    }
+}
+
+fn segmentation(mask: &[f32], classes: usize, width: usize, height: usize) -> SegmentationPrediction {
+    let mask: Vec<u8> = mask.iter().map(|&c| c as u8).collect();
+    let mut counts = vec![0usize; classes];
+    for &c in &mask {
+        counts[c as usize] += 1;
+    }
+    let total = mask.len().max(1) as f32;
+    SegmentationPrediction { width, height, mask, fractions: counts.iter().map(|&c| c as f32 / total).collect() }
+}

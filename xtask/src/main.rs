@@ -1,0 +1,103 @@
+//! Developer tasks: `cargo xtask <task>`. The two README commands are `cargo xtask demo` and
+//! `cargo xtask test`; both start by making sure a CPU libtorch is available (see `libtorch`).
+
+mod libtorch;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args...]
+
+tasks:
+  setup            fetch (pip) and unpack the pinned CPU libtorch into the user cache, link .libtorch
+  demo             setup, build release, run `scancer predict` on the bundled example patches
+  test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`)
+  bless            regenerate the checked-in man pages and shell completions
+  bench [ARGS...]  setup, build release, run bench/run.sh ARGS... (needs a PyTorch venv, see BENCHMARKS.md)";
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("xtask: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match task.as_str() {
+        "setup" => {
+            let dir = libtorch::ensure(&root)?;
+            println!("{}", dir.display());
+            Ok(())
+        }
+        "demo" => {
+            libtorch::ensure(&root)?;
+            cargo(&["build", "--release", "--quiet", "--bin", "scancer"])?;
+            let bin = root.join("target/release/scancer");
+            status(
+                Command::new(bin).args([
+                    "predict",
+                    "--model",
+                    "examples/pcam-classification.pt",
+                    "examples/patches",
+                ]),
+            )
+        }
+        "test" => {
+            libtorch::ensure(&root)?;
+            let mut cmd = vec!["test", "--workspace"];
+            cmd.extend(rest.iter().map(String::as_str));
+            cargo(&cmd)
+        }
+        "bless" => {
+            libtorch::ensure(&root)?;
+            status(
+                Command::new(cargo_bin())
+                    .args(["test", "--quiet", "--test", "assets"])
+                    .env("SCANCER_BLESS", "1"),
+            )
+        }
+        "bench" => {
+            libtorch::ensure(&root)?;
+            cargo(&["build", "--release", "--quiet", "--bin", "scancer"])?;
+            cargo(&["build", "--release", "--quiet", "--example", "forward_bench"])?;
+            status(Command::new("bash").arg("bench/run.sh").args(&rest))
+        }
+        "" | "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`\n{USAGE}"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    status(Command::new(cargo_bin()).args(args))
+}
+
+fn status(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let st = cmd.status().with_context(|| format!("cannot run {shown}"))?;
+    if !st.success() {
+        // Pass the child's exit code through: `cargo xtask demo` exits like `scancer predict`.
+        std::process::exit(st.code().unwrap_or(1));
+    }
+    Ok(())
+}
