@@ -94,8 +94,9 @@ pub struct PredictArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Images per forward pass
-    #[arg(short, long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    /// Images per forward pass. Every pass has this shape (a partial batch is padded), so a result is
+    /// bit-identical whatever the image's neighbours; other batch sizes may differ in the last digits
+    #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub batch_size: u32,
 
     /// libtorch threads [default: one per physical core]

@@ -14,6 +14,11 @@ pub struct EngineOptions {
     /// libtorch intra-op threads; `None` = physical cores.
     pub threads: Option<usize>,
     pub max_pixels: u64,
+    /// Images per forward pass. Every forward runs at exactly this batch shape (a partial batch is
+    /// padded with zeros), because libtorch picks kernels by shape: at a fixed shape an image's result
+    /// is bit-identical whatever its position, its neighbours or the thread count, so one patch
+    /// predicted alone answers exactly as in a directory scan, in `serve`, or in a slide.
+    pub batch_size: usize,
 }
 
 pub struct Engine {
@@ -22,13 +27,18 @@ pub struct Engine {
     post: Postprocessor,
     config: HandlerConfig,
     classes: usize,
+    batch_size: usize,
 }
 
 impl Engine {
     /// Loads the model and checks it against the configuration with one forward on a zero input, so
     /// that a mismatch is one clear error before any image is read (and the first real batch does not
     /// pay libtorch's warm-up).
-    pub fn load(model_path: &Path, config: HandlerConfig, options: &EngineOptions) -> Result<Engine> {
+    pub fn load(
+        model_path: &Path,
+        config: HandlerConfig,
+        options: &EngineOptions,
+    ) -> Result<Engine> {
         set_threads(options.threads);
         let model = Model::load(model_path, options.device)?;
         let engine = Engine {
@@ -37,14 +47,18 @@ impl Engine {
             post: Postprocessor::new(&config),
             config,
             classes: 0,
+            batch_size: options.batch_size.max(1),
         };
         let [c, h, w] = engine.pre.input_shape();
-        let zeros = Prepared { data: vec![0.0; c * h * w] };
+        let zeros = Prepared {
+            data: vec![0.0; c * h * w],
+        };
         let mut engine = engine;
         let warm = engine.infer(&[&zeros]).map_err(|e| {
             anyhow!(
-                "{}: the model does not fit its handler configuration: on a [1, {c}, {h}, {w}] input, {e}",
-                model_path.display()
+                "{}: the model does not fit its handler configuration: on a [{}, {c}, {h}, {w}] input, {e}",
+                model_path.display(),
+                engine.batch_size
             )
         })?;
         engine.classes = match &warm[0] {
@@ -76,16 +90,30 @@ impl Engine {
         self.model.device()
     }
 
-    /// Runs a batch of preprocessed images through the model: one prediction per image, in order.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Runs preprocessed images through the model, `batch_size` at a time: one prediction per image,
+    /// in order.
     pub fn infer(&self, images: &[&Prepared]) -> Result<Vec<Prediction>, ModelError> {
         let [c, h, w] = self.pre.input_shape();
-        let mut batch = Vec::with_capacity(images.len() * c * h * w);
-        for image in images {
-            batch.extend_from_slice(&image.data);
+        let size = c * h * w;
+        let mut predictions = Vec::with_capacity(images.len());
+        let mut batch = vec![0f32; self.batch_size * size];
+        for chunk in images.chunks(self.batch_size) {
+            for (slot, image) in batch.chunks_exact_mut(size).zip(chunk) {
+                slot.copy_from_slice(&image.data);
+            }
+            // Padding rows are zeros; their outputs are dropped below.
+            batch[chunk.len() * size..].fill(0.0);
+            let mut answers = tch::no_grad(|| {
+                let output = self.model.forward(&batch, [self.batch_size, c, h, w])?;
+                self.post.predictions(&output, self.batch_size)
+            })?;
+            answers.truncate(chunk.len());
+            predictions.extend(answers);
         }
-        tch::no_grad(|| {
-            let output = self.model.forward(&batch, [images.len(), c, h, w])?;
-            self.post.predictions(&output, images.len())
-        })
+        Ok(predictions)
     }
 }

@@ -122,13 +122,18 @@ pub struct ConfigError(String);
 
 impl HandlerConfig {
     pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{}: cannot read handler configuration: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "{}: cannot read handler configuration: {e}",
+                path.display()
+            ))
+        })?;
         Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: HandlerConfig = toml::from_str(text).map_err(|e| ConfigError(toml_error(text, &e)))?;
+        let config: HandlerConfig =
+            toml::from_str(text).map_err(|e| ConfigError(toml_error(text, &e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -142,15 +147,23 @@ impl HandlerConfig {
     }
 
     pub fn mean(&self) -> Vec<f32> {
-        self.input.mean.clone().unwrap_or_else(|| vec![0.0; self.input.color.channels()])
+        self.input
+            .mean
+            .clone()
+            .unwrap_or_else(|| vec![0.0; self.input.color.channels()])
     }
 
     pub fn std(&self) -> Vec<f32> {
-        self.input.std.clone().unwrap_or_else(|| vec![1.0; self.input.color.channels()])
+        self.input
+            .std
+            .clone()
+            .unwrap_or_else(|| vec![1.0; self.input.color.channels()])
     }
 
     pub fn resize_shorter_side(&self) -> u32 {
-        self.input.resize_shorter_side.unwrap_or(self.input.height.max(self.input.width))
+        self.input
+            .resize_shorter_side
+            .unwrap_or(self.input.height.max(self.input.width))
     }
 
     /// The label of class `index`: its name, or the index itself as TorchServe prints it.
@@ -166,7 +179,9 @@ impl HandlerConfig {
         let input = &self.input;
         for (name, side) in [("input.height", input.height), ("input.width", input.width)] {
             if side == 0 || side > MAX_INPUT_SIDE {
-                return bad(format!("{name} = {side} is out of range (1 to {MAX_INPUT_SIDE})"));
+                return bad(format!(
+                    "{name} = {side} is out of range (1 to {MAX_INPUT_SIDE})"
+                ));
             }
         }
         let channels = input.color.channels();
@@ -188,27 +203,42 @@ impl HandlerConfig {
             return bad("input.std values must be greater than 0".into());
         }
         match (input.resize, input.resize_shorter_side) {
-            (ResizePolicy::ShorterSideCrop, Some(0)) => return bad("input.resize_shorter_side must be at least 1".into()),
+            (ResizePolicy::ShorterSideCrop, Some(0)) => {
+                return bad("input.resize_shorter_side must be at least 1".into())
+            }
             (ResizePolicy::ShorterSideCrop, Some(n)) if n > MAX_INPUT_SIDE => {
-                return bad(format!("input.resize_shorter_side = {n} is out of range (1 to {MAX_INPUT_SIDE})"))
+                return bad(format!(
+                    "input.resize_shorter_side = {n} is out of range (1 to {MAX_INPUT_SIDE})"
+                ))
             }
             (ResizePolicy::Reject | ResizePolicy::Stretch, Some(_)) => {
-                return bad("input.resize_shorter_side only applies with resize = \"shorter-side-crop\"".into())
+                return bad(
+                    "input.resize_shorter_side only applies with resize = \"shorter-side-crop\""
+                        .into(),
+                )
             }
             _ => {}
         }
         let out = &self.output;
         if let Some(t) = out.threshold {
             if !(t > 0.0 && t < 1.0) {
-                return bad(format!("output.threshold = {t} must be between 0 and 1 (exclusive)"));
+                return bad(format!(
+                    "output.threshold = {t} must be between 0 and 1 (exclusive)"
+                ));
             }
             if !matches!(out.kind, OutputKind::Binary | OutputKind::Segmentation) {
-                return bad(format!("output.threshold does not apply to kind = \"{}\"", out.kind));
+                return bad(format!(
+                    "output.threshold does not apply to kind = \"{}\"",
+                    out.kind
+                ));
             }
         }
         if let Some(k) = out.top_k {
             if out.kind != OutputKind::Multiclass {
-                return bad(format!("output.top_k does not apply to kind = \"{}\"", out.kind));
+                return bad(format!(
+                    "output.top_k does not apply to kind = \"{}\"",
+                    out.kind
+                ));
             }
             if k == 0 {
                 return bad("output.top_k must be at least 1".into());
@@ -217,12 +247,21 @@ impl HandlerConfig {
         if let Some(labels) = &out.labels {
             match out.kind {
                 OutputKind::Binary if labels.len() != 2 => {
-                    return bad(format!("kind = \"binary\" needs exactly 2 labels, got {}", labels.len()))
+                    return bad(format!(
+                        "kind = \"binary\" needs exactly 2 labels, got {}",
+                        labels.len()
+                    ))
                 }
                 OutputKind::Multiclass | OutputKind::Segmentation if labels.len() < 2 => {
-                    return bad(format!("kind = \"{}\" needs at least 2 labels, got {}", out.kind, labels.len()))
+                    return bad(format!(
+                        "kind = \"{}\" needs at least 2 labels, got {}",
+                        out.kind,
+                        labels.len()
+                    ))
                 }
-                OutputKind::Raw => return bad("output.labels do not apply to kind = \"raw\"".into()),
+                OutputKind::Raw => {
+                    return bad("output.labels do not apply to kind = \"raw\"".into())
+                }
                 _ => {}
             }
             let mut seen = std::collections::HashSet::new();
@@ -275,7 +314,9 @@ mod tests {
 
     #[test]
     fn unlabelled_classes_print_as_indices() {
-        let c = HandlerConfig::from_toml(&PCAM.replace("labels = [\"normal\", \"metastatic\"]", "")).unwrap();
+        let c =
+            HandlerConfig::from_toml(&PCAM.replace("labels = [\"normal\", \"metastatic\"]", ""))
+                .unwrap();
         assert_eq!(c.label(0), "0");
         assert_eq!(c.label(1), "1");
     }
@@ -294,15 +335,27 @@ mod tests {
 
     #[test]
     fn wrong_shapes_and_values_are_errors() {
-        assert!(err(&PCAM.replace("mean = [0.5, 0.5, 0.5]", "mean = [0.5]")).contains("input.mean has 1 values"));
-        assert!(err(&PCAM.replace("std = [0.5, 0.5, 0.5]", "std = [0.5, 0, 0.5]")).contains("greater than 0"));
+        assert!(err(&PCAM.replace("mean = [0.5, 0.5, 0.5]", "mean = [0.5]"))
+            .contains("input.mean has 1 values"));
+        assert!(
+            err(&PCAM.replace("std = [0.5, 0.5, 0.5]", "std = [0.5, 0, 0.5]"))
+                .contains("greater than 0")
+        );
         assert!(err(&PCAM.replace("height = 96", "height = 0")).contains("out of range"));
-        assert!(err(&PCAM.replace("\"binary\"", "\"binary\"\nthreshold = 1.5")).contains("between 0 and 1"));
+        assert!(
+            err(&PCAM.replace("\"binary\"", "\"binary\"\nthreshold = 1.5"))
+                .contains("between 0 and 1")
+        );
         assert!(err(&PCAM.replace("\"normal\", ", "")).contains("exactly 2 labels"));
-        assert!(err(&PCAM.replace("\"binary\"", "\"binary\"\ntop_k = 3")).contains("top_k does not apply"));
-        assert!(err(&PCAM.replace("\"binary\"", "\"softmax\"")).contains("unknown variant `softmax`"));
-        assert!(err(&PCAM.replace("width = 96", "width = 96\nresize_shorter_side = 100"))
-            .contains("only applies with resize = \"shorter-side-crop\""));
+        assert!(err(&PCAM.replace("\"binary\"", "\"binary\"\ntop_k = 3"))
+            .contains("top_k does not apply"));
+        assert!(
+            err(&PCAM.replace("\"binary\"", "\"softmax\"")).contains("unknown variant `softmax`")
+        );
+        assert!(
+            err(&PCAM.replace("width = 96", "width = 96\nresize_shorter_side = 100"))
+                .contains("only applies with resize = \"shorter-side-crop\"")
+        );
         assert!(err("[input\nheight=1").contains("line 1"));
         assert!(err(&PCAM.replace("\"normal\"", "\"metastatic\"")).contains("twice"));
     }

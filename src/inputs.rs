@@ -10,7 +10,9 @@ use std::str::FromStr;
 use walkdir::WalkDir;
 
 /// Extensions taken from directories without looking inside the file.
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "jpe", "jfif", "tif", "tiff", "bmp", "webp", "gif"];
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "jpe", "jfif", "tif", "tiff", "bmp", "webp", "gif",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -47,15 +49,24 @@ pub fn discover(paths: &[PathBuf]) -> Discovered {
     for path in paths {
         if path.as_os_str() == "-" {
             if stdin_taken {
-                found.items.push(Err(Unlisted { display: "-".into(), message: "standard input was already given once".into() }));
+                found.items.push(Err(Unlisted {
+                    display: "-".into(),
+                    message: "standard input was already given once".into(),
+                }));
             } else {
                 stdin_taken = true;
-                found.items.push(Ok(Input { display: "-".into(), source: Source::Stdin }));
+                found.items.push(Ok(Input {
+                    display: "-".into(),
+                    source: Source::Stdin,
+                }));
             }
             continue;
         }
         match std::fs::metadata(path) {
-            Err(e) => found.items.push(Err(Unlisted { display: show(path), message: io_message(&e) })),
+            Err(e) => found.items.push(Err(Unlisted {
+                display: show(path),
+                message: io_message(&e),
+            })),
             Ok(meta) if meta.is_dir() => walk(path, &mut found),
             // Named explicitly: always an input, whatever its extension.
             Ok(_) => found.items.push(Ok(file(path))),
@@ -71,12 +82,17 @@ fn walk(dir: &Path, found: &mut Discovered) {
             Ok(entry) => match looks_like_image(entry.path()) {
                 Ok(true) => found.items.push(Ok(file(entry.path()))),
                 Ok(false) => found.skipped += 1,
-                Err(e) => found.items.push(Err(Unlisted { display: show(entry.path()), message: io_message(&e) })),
+                Err(e) => found.items.push(Err(Unlisted {
+                    display: show(entry.path()),
+                    message: io_message(&e),
+                })),
             },
             Err(err) => {
                 let display = show(err.path().unwrap_or(dir));
                 let message = match (err.loop_ancestor(), err.io_error()) {
-                    (Some(ancestor), _) => format!("symbolic link loop (leads back to {})", ancestor.display()),
+                    (Some(ancestor), _) => {
+                        format!("symbolic link loop (leads back to {})", ancestor.display())
+                    }
                     (None, Some(io)) => io_message(io),
                     (None, None) => err.to_string(),
                 };
@@ -87,7 +103,10 @@ fn walk(dir: &Path, found: &mut Discovered) {
 }
 
 fn file(path: &Path) -> Input {
-    Input { display: show(path), source: Source::File(path.to_path_buf()) }
+    Input {
+        display: show(path),
+        source: Source::File(path.to_path_buf()),
+    }
 }
 
 /// Paths are shown as text; bytes that are not UTF-8 appear as U+FFFD.
@@ -97,7 +116,10 @@ fn show(path: &Path) -> String {
 
 /// Images by extension, else by their first bytes (so `scan-0001` without extension is found too).
 fn looks_like_image(path: &Path) -> std::io::Result<bool> {
-    let ext = path.extension().and_then(OsStr::to_str).map(str::to_ascii_lowercase);
+    let ext = path
+        .extension()
+        .and_then(OsStr::to_str)
+        .map(str::to_ascii_lowercase);
     if ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
         return Ok(true);
     }
@@ -133,7 +155,10 @@ pub struct Shard {
 impl Shard {
     pub fn select<T>(&self, items: Vec<T>) -> Vec<T> {
         let len = items.len();
-        let (start, end) = (len * self.index / self.count, len * (self.index + 1) / self.count);
+        let (start, end) = (
+            len * self.index / self.count,
+            len * (self.index + 1) / self.count,
+        );
         items.into_iter().skip(start).take(end - start).collect()
     }
 }
@@ -142,14 +167,25 @@ impl FromStr for Shard {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (k, n) = s.split_once('/').ok_or("expected K/N, e.g. 0/4 (K counts from 0)")?;
-        let index: usize = k.trim().parse().map_err(|_| format!("K = {k:?} is not a number"))?;
-        let count: usize = n.trim().parse().map_err(|_| format!("N = {n:?} is not a number"))?;
+        let (k, n) = s
+            .split_once('/')
+            .ok_or("expected K/N, e.g. 0/4 (K counts from 0)")?;
+        let index: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("K = {k:?} is not a number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("N = {n:?} is not a number"))?;
         if count == 0 {
             return Err("N must be at least 1".into());
         }
         if index >= count {
-            return Err(format!("K must be below N (shards are numbered 0 to {})", count - 1));
+            return Err(format!(
+                "K must be below N (shards are numbered 0 to {})",
+                count - 1
+            ));
         }
         Ok(Shard { index, count })
     }

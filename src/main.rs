@@ -7,7 +7,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // One line, whatever the chain of causes: scripts grep for it, people read it.
-            let message = format!("{err:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            let message = format!("{err:#}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             eprintln!("scancer: error: {message}");
             ExitCode::from(scancer::commands::FATAL)
         }

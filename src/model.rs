@@ -20,6 +20,8 @@ pub enum ModelError {
     NoCuda,
     #[error("forward failed: {0}")]
     Forward(String),
+    #[error("{0}")]
+    OutputShape(String),
 }
 
 pub struct Model {

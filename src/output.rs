@@ -48,12 +48,36 @@ pub struct TableStyle {
     pub path_width: usize,
 }
 
-pub fn writer<'w>(format: Format, schema: Schema, out: Box<dyn Write + 'w>, style: TableStyle) -> Box<dyn RecordWriter + 'w> {
+pub fn writer<'w>(
+    format: Format,
+    schema: Schema,
+    out: Box<dyn Write + 'w>,
+    style: TableStyle,
+) -> Box<dyn RecordWriter + 'w> {
     match format {
-        Format::Table => Box::new(Table { schema, out, style, started: false }),
-        Format::Json => Box::new(Json { schema, out, count: 0, array: true }),
-        Format::Jsonl => Box::new(Json { schema, out, count: 0, array: false }),
-        Format::Csv => Box::new(Csv { out: csv::Writer::from_writer(out), schema, started: false }),
+        Format::Table => Box::new(Table {
+            schema,
+            out,
+            style,
+            started: false,
+        }),
+        Format::Json => Box::new(Json {
+            schema,
+            out,
+            count: 0,
+            array: true,
+        }),
+        Format::Jsonl => Box::new(Json {
+            schema,
+            out,
+            count: 0,
+            array: false,
+        }),
+        Format::Csv => Box::new(Csv {
+            out: csv::Writer::from_writer(out),
+            schema,
+            started: false,
+        }),
     }
 }
 
@@ -62,13 +86,26 @@ fn number(x: f32) -> Value {
     if !x.is_finite() {
         return Value::Null;
     }
-    format!("{x}").parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+    format!("{x}")
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
 }
 
 fn labelled(schema: &Schema, values: impl IntoIterator<Item = (usize, f32)>) -> Value {
     let map: Map<String, Value> = values
         .into_iter()
-        .map(|(class, v)| (schema.classes.get(class).cloned().unwrap_or_else(|| class.to_string()), number(v)))
+        .map(|(class, v)| {
+            (
+                schema
+                    .classes
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| class.to_string()),
+                number(v),
+            )
+        })
         .collect();
     Value::Object(map)
 }
@@ -109,8 +146,16 @@ pub fn record(schema: &Schema, answer: &Answer) -> Value {
                 Some(Prediction::Segmentation(s)) => Some(s),
                 _ => None,
             };
-            r.insert("mask".into(), answer.mask_file.filter(|_| s.is_some()).map_or(Value::Null, |m| json!(m)));
-            let fractions = s.map_or(Value::Null, |s| labelled(schema, s.fractions.iter().copied().enumerate()));
+            r.insert(
+                "mask".into(),
+                answer
+                    .mask_file
+                    .filter(|_| s.is_some())
+                    .map_or(Value::Null, |m| json!(m)),
+            );
+            let fractions = s.map_or(Value::Null, |s| {
+                labelled(schema, s.fractions.iter().copied().enumerate())
+            });
             r.insert("class_fractions".into(), fractions);
         }
         OutputKind::Raw => {
@@ -118,8 +163,16 @@ pub fn record(schema: &Schema, answer: &Answer) -> Value {
                 Some(Prediction::Raw(raw)) => Some(raw),
                 _ => None,
             };
-            r.insert("shape".into(), raw.map_or(Value::Null, |raw| json!(raw.shape)));
-            r.insert("output".into(), raw.map_or(Value::Null, |raw| raw.values.iter().map(|&v| number(v)).collect()));
+            r.insert(
+                "shape".into(),
+                raw.map_or(Value::Null, |raw| json!(raw.shape)),
+            );
+            r.insert(
+                "output".into(),
+                raw.map_or(Value::Null, |raw| {
+                    raw.values.iter().map(|&v| number(v)).collect()
+                }),
+            );
         }
     }
     r.insert("error".into(), error);
@@ -137,7 +190,8 @@ impl RecordWriter for Json<'_> {
     fn write(&mut self, answer: &Answer) -> io::Result<()> {
         let line = record(&self.schema, answer).to_string();
         if self.array {
-            self.out.write_all(if self.count == 0 { b"[\n  " } else { b",\n  " })?;
+            self.out
+                .write_all(if self.count == 0 { b"[\n  " } else { b",\n  " })?;
             self.out.write_all(line.as_bytes())?;
         } else {
             writeln!(self.out, "{line}")?;
@@ -148,7 +202,8 @@ impl RecordWriter for Json<'_> {
 
     fn finish(&mut self) -> io::Result<()> {
         if self.array {
-            self.out.write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
+            self.out
+                .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
         }
         self.out.flush()
     }
@@ -205,14 +260,22 @@ impl RecordWriter for Csv<'_> {
                 row.extend([c.label.clone(), c.class.to_string(), f(c.score)]);
                 row.extend(c.probabilities.iter().map(|&p| f(p)));
             }
-            (OutputKind::Binary | OutputKind::Multiclass, _) => row.extend(vec![String::new(); 3 + n]),
+            (OutputKind::Binary | OutputKind::Multiclass, _) => {
+                row.extend(vec![String::new(); 3 + n])
+            }
             (OutputKind::Segmentation, Some(Prediction::Segmentation(s))) => {
                 row.push(answer.mask_file.unwrap_or_default().to_owned());
                 row.extend(s.fractions.iter().map(|&x| f(x)));
             }
             (OutputKind::Segmentation, _) => row.extend(vec![String::new(); 1 + n]),
             (OutputKind::Raw, Some(Prediction::Raw(r))) => {
-                row.push(r.shape.iter().map(ToString::to_string).collect::<Vec<_>>().join("x"));
+                row.push(
+                    r.shape
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("x"),
+                );
                 row.push(r.values.iter().map(|&v| f(v)).collect::<Vec<_>>().join(" "));
             }
             (OutputKind::Raw, _) => row.extend([String::new(), String::new()]),
@@ -259,7 +322,14 @@ impl Table<'_> {
 
     fn label_width(&self) -> usize {
         match self.schema.kind {
-            OutputKind::Binary | OutputKind::Multiclass => self.schema.classes.iter().map(|c| c.chars().count()).max().unwrap_or(0).max(5),
+            OutputKind::Binary | OutputKind::Multiclass => self
+                .schema
+                .classes
+                .iter()
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(5),
             _ => 12,
         }
     }
@@ -270,7 +340,17 @@ fn percent_list(schema: &Schema, fractions: &[f32]) -> String {
     order.sort_by(|&a, &b| fractions[b].total_cmp(&fractions[a]));
     order
         .iter()
-        .map(|&k| format!("{} {:.1}%", schema.classes.get(k).cloned().unwrap_or_else(|| k.to_string()), fractions[k] * 100.0))
+        .map(|&k| {
+            format!(
+                "{} {:.1}%",
+                schema
+                    .classes
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| k.to_string()),
+                fractions[k] * 100.0
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -287,14 +367,21 @@ impl RecordWriter for Table<'_> {
         }
         let (a, b) = match answer.outcome {
             Outcome::Failed(message) => (self.paint(RED, "error"), self.paint(RED, message)),
-            Outcome::Predicted(Prediction::Class(c)) => (c.label.clone(), format!("{:.4}", c.score)),
-            Outcome::Predicted(Prediction::Segmentation(s)) => {
-                (answer.mask_file.unwrap_or("-").to_owned(), percent_list(&self.schema, &s.fractions))
+            Outcome::Predicted(Prediction::Class(c)) => {
+                (c.label.clone(), format!("{:.4}", c.score))
             }
+            Outcome::Predicted(Prediction::Segmentation(s)) => (
+                answer.mask_file.unwrap_or("-").to_owned(),
+                percent_list(&self.schema, &s.fractions),
+            ),
             Outcome::Predicted(Prediction::Raw(r)) => {
-                let shown: Vec<String> = r.values.iter().take(6).map(|v| format!("{v:.4}")).collect();
+                let shown: Vec<String> =
+                    r.values.iter().take(6).map(|v| format!("{v:.4}")).collect();
                 let more = if r.values.len() > 6 { " ..." } else { "" };
-                (format!("{:?}", r.shape), format!("{}{more}", shown.join(" ")))
+                (
+                    format!("{:?}", r.shape),
+                    format!("{}{more}", shown.join(" ")),
+                )
             }
         };
         // Pad by visible width: colour codes do not take space on screen.
@@ -303,7 +390,13 @@ impl RecordWriter for Table<'_> {
             _ => a.chars().count(),
         });
         let path_pad = pw.saturating_sub(answer.path.chars().count());
-        writeln!(self.out, "{}{}  {a}{}  {b}", answer.path, " ".repeat(path_pad), " ".repeat(a_pad))
+        writeln!(
+            self.out,
+            "{}{}  {a}{}  {b}",
+            answer.path,
+            " ".repeat(path_pad),
+            " ".repeat(a_pad)
+        )
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -317,7 +410,10 @@ mod tests {
     use crate::postprocess::ClassPrediction;
 
     fn binary_schema() -> Schema {
-        Schema { kind: OutputKind::Binary, classes: vec!["normal".into(), "metastatic".into()] }
+        Schema {
+            kind: OutputKind::Binary,
+            classes: vec!["normal".into(), "metastatic".into()],
+        }
     }
 
     fn positive() -> Outcome {
@@ -333,9 +429,22 @@ mod tests {
     fn render(format: Format, answers: &[(&str, Outcome)]) -> String {
         let mut buf = Vec::new();
         {
-            let mut w = writer(format, binary_schema(), Box::new(&mut buf), TableStyle { color: false, path_width: 5 });
+            let mut w = writer(
+                format,
+                binary_schema(),
+                Box::new(&mut buf),
+                TableStyle {
+                    color: false,
+                    path_width: 5,
+                },
+            );
             for (path, outcome) in answers {
-                w.write(&Answer { path, outcome, mask_file: None }).unwrap();
+                w.write(&Answer {
+                    path,
+                    outcome,
+                    mask_file: None,
+                })
+                .unwrap();
             }
             w.finish().unwrap();
         }
@@ -344,7 +453,13 @@ mod tests {
 
     #[test]
     fn jsonl_records_have_a_fixed_schema() {
-        let text = render(Format::Jsonl, &[("a.png", positive()), ("b.png", Outcome::Failed("empty file".into()))]);
+        let text = render(
+            Format::Jsonl,
+            &[
+                ("a.png", positive()),
+                ("b.png", Outcome::Failed("empty file".into())),
+            ],
+        );
         assert_eq!(
             text,
             "{\"path\":\"a.png\",\"label\":\"metastatic\",\"class\":1,\"score\":0.75,\"probabilities\":{\"normal\":0.25,\"metastatic\":0.75},\"error\":null}\n\
@@ -354,7 +469,10 @@ mod tests {
 
     #[test]
     fn json_is_one_array() {
-        let text = render(Format::Json, &[("a.png", positive()), ("b.png", positive())]);
+        let text = render(
+            Format::Json,
+            &[("a.png", positive()), ("b.png", positive())],
+        );
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2);
         assert_eq!(render(Format::Json, &[]), "[]\n");
@@ -362,7 +480,13 @@ mod tests {
 
     #[test]
     fn csv_quotes_and_keeps_columns() {
-        let text = render(Format::Csv, &[("a,b.png", positive()), ("c.png", Outcome::Failed("bad \"x\"".into()))]);
+        let text = render(
+            Format::Csv,
+            &[
+                ("a,b.png", positive()),
+                ("c.png", Outcome::Failed("bad \"x\"".into())),
+            ],
+        );
         assert_eq!(
             text,
             "path,label,class,score,p:normal,p:metastatic,error\n\"a,b.png\",metastatic,1,0.75,0.25,0.75,\n\
@@ -372,7 +496,13 @@ mod tests {
 
     #[test]
     fn table_aligns_columns() {
-        let text = render(Format::Table, &[("a.png", positive()), ("b.png", Outcome::Failed("empty file".into()))]);
+        let text = render(
+            Format::Table,
+            &[
+                ("a.png", positive()),
+                ("b.png", Outcome::Failed("empty file".into())),
+            ],
+        );
         assert_eq!(
             text,
             "PATH   LABEL       SCORE\na.png  metastatic  0.7500\nb.png  error       empty file\n"

@@ -2,9 +2,9 @@
 //! the calling thread, and results come out in input order.
 //!
 //! Worker `w` of `W` handles inputs `w, w + W, w + 2W, ...` and sends them on its own bounded channel;
-//! the model thread reads input `i` from channel `i % W`. Order is kept without a reorder buffer,
-//! memory is bounded by the channel capacity, and batches are formed from consecutive inputs, so the
-//! same inputs always meet the model in the same batches.
+//! the model thread reads input `i` from channel `i % W`. Order is kept without a reorder buffer and
+//! memory is bounded by the channel capacity. Inputs that fail before the model wait in line with
+//! the batch being filled, so every forward pass is full and records still come out in order.
 
 use crate::engine::Engine;
 use crate::inputs::{io_message, Item, Source};
@@ -32,7 +32,12 @@ pub enum Outcome {
 
 /// Runs every item through the engine and calls `emit(index, outcome)` once per item, in order.
 /// An error from `emit` (say, a closed stdout) stops the run and is returned.
-pub fn run<E>(engine: &Engine, items: &[Item], options: PipelineOptions, mut emit: E) -> io::Result<()>
+pub fn run<E>(
+    engine: &Engine,
+    items: &[Item],
+    options: PipelineOptions,
+    mut emit: E,
+) -> io::Result<()>
 where
     E: FnMut(usize, Outcome) -> io::Result<()>,
 {
@@ -47,8 +52,11 @@ where
                     for item in items.iter().skip(w).step_by(workers) {
                         // A send error means the model thread stopped early: nothing left to do.
                         // A decoder bug must cost one input, not the run.
-                        let prepared = std::panic::catch_unwind(AssertUnwindSafe(|| prepare(pre, item)))
-                            .unwrap_or_else(|_| Err("the image decoder crashed on this file".to_owned()));
+                        let prepared =
+                            std::panic::catch_unwind(AssertUnwindSafe(|| prepare(pre, item)))
+                                .unwrap_or_else(|_| {
+                                    Err("the image decoder crashed on this file".to_owned())
+                                });
                         if tx.send(prepared).is_err() {
                             return;
                         }
@@ -57,23 +65,20 @@ where
                 rx
             })
             .collect();
-        let mut batch: Vec<(usize, Prepared)> = Vec::with_capacity(batch_size);
+        let mut pending: Vec<(usize, Result<Prepared, String>)> = Vec::with_capacity(batch_size);
+        let mut ready = 0;
         for i in 0..items.len() {
-            let prepared = receivers[i % workers].recv().expect("decode worker ended early");
-            match prepared {
-                Ok(p) => {
-                    batch.push((i, p));
-                    if batch.len() == batch_size {
-                        flush(engine, &mut batch, &mut emit)?;
-                    }
-                }
-                Err(message) => {
-                    flush(engine, &mut batch, &mut emit)?;
-                    emit(i, Outcome::Failed(message))?;
-                }
+            let prepared = receivers[i % workers]
+                .recv()
+                .expect("decode worker ended early");
+            ready += usize::from(prepared.is_ok());
+            pending.push((i, prepared));
+            if ready == batch_size {
+                flush(engine, &mut pending, &mut emit)?;
+                ready = 0;
             }
         }
-        flush(engine, &mut batch, &mut emit)
+        flush(engine, &mut pending, &mut emit)
     })
 }
 
@@ -92,7 +97,9 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
                 .read_to_end(&mut bytes)
                 .map_err(|e| format!("cannot read standard input: {}", io_message(&e)))?;
             if bytes.len() as u64 > MAX_STDIN_BYTES {
-                return Err(format!("standard input is larger than {MAX_STDIN_BYTES} bytes"));
+                return Err(format!(
+                    "standard input is larger than {MAX_STDIN_BYTES} bytes"
+                ));
             }
             pre.prepare(&bytes)
         }
@@ -100,32 +107,39 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
     result.map_err(|e| e.to_string())
 }
 
-fn flush<E>(engine: &Engine, batch: &mut Vec<(usize, Prepared)>, emit: &mut E) -> io::Result<()>
+/// Runs the prepared inputs of `pending` as one batch and emits every pending outcome in order.
+fn flush<E>(
+    engine: &Engine,
+    pending: &mut Vec<(usize, Result<Prepared, String>)>,
+    emit: &mut E,
+) -> io::Result<()>
 where
     E: FnMut(usize, Outcome) -> io::Result<()>,
 {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let images: Vec<&Prepared> = batch.iter().map(|(_, p)| p).collect();
-    match engine.infer(&images) {
-        Ok(predictions) => {
-            for ((i, _), prediction) in batch.iter().zip(predictions) {
-                emit(*i, Outcome::Predicted(prediction))?;
-            }
-        }
+    let images: Vec<&Prepared> = pending
+        .iter()
+        .filter_map(|(_, p)| p.as_ref().ok())
+        .collect();
+    let mut predictions = match engine.infer(&images) {
+        Ok(predictions) => predictions.into_iter().map(Outcome::Predicted).collect(),
         // Find out which input fails rather than blaming the whole batch.
-        Err(_) if batch.len() > 1 => {
-            for (i, p) in batch.iter() {
-                let outcome = match engine.infer(&[p]) {
-                    Ok(mut one) => Outcome::Predicted(one.remove(0)),
-                    Err(e) => Outcome::Failed(e.to_string()),
-                };
-                emit(*i, outcome)?;
-            }
-        }
-        Err(e) => emit(batch[0].0, Outcome::Failed(e.to_string()))?,
+        Err(_) => images
+            .iter()
+            .map(|p| match engine.infer(&[p]) {
+                Ok(mut one) => Outcome::Predicted(one.remove(0)),
+                Err(e) => Outcome::Failed(e.to_string()),
+            })
+            .collect::<Vec<_>>(),
     }
-    batch.clear();
+    .into_iter();
+    for (i, prepared) in pending.drain(..) {
+        let outcome = match prepared {
+            Ok(_) => predictions
+                .next()
+                .expect("one prediction per prepared input"),
+            Err(message) => Outcome::Failed(message),
+        };
+        emit(i, outcome)?;
+    }
     Ok(())
 }

@@ -79,19 +79,37 @@ impl Postprocessor {
     pub fn check_shape(&self, shape: &[usize], n: usize) -> Result<(), String> {
         let shown = format!("{shape:?}").replace(']', "").replace('[', "");
         let labels = self.labels.as_ref().map(Vec::len);
-        let fail = |expect: &str| Err(format!("model output shape [{shown}] does not fit kind = \"{}\" (expected {expect})", self.kind));
+        let fail = |expect: &str| {
+            Err(format!(
+                "model output shape [{shown}] does not fit kind = \"{}\" (expected {expect})",
+                self.kind
+            ))
+        };
         if shape.first() != Some(&n) {
             return fail(&format!("a first dimension of {n}, the batch size"));
         }
         match self.kind {
-            OutputKind::Binary if !(shape.len() == 1 || shape.len() == 2 && shape[1] == 1) => fail("[N, 1]: one logit per image"),
-            OutputKind::Multiclass if shape.len() != 2 || shape[1] < 2 => fail("[N, C] with C >= 2 logits per image"),
-            OutputKind::Multiclass if labels.is_some_and(|l| l != shape[1]) => {
-                fail(&format!("[N, {}] to match the {} labels", labels.unwrap_or(0), labels.unwrap_or(0)))
+            OutputKind::Binary if !(shape.len() == 1 || shape.len() == 2 && shape[1] == 1) => {
+                fail("[N, 1]: one logit per image")
             }
-            OutputKind::Segmentation if shape.len() != 4 || shape[1] > 256 => fail("[N, C, H, W] per-pixel logits with C <= 256"),
-            OutputKind::Segmentation if labels.is_some_and(|l| l != shape[1] && !(shape[1] == 1 && l == 2)) => {
-                fail(&format!("{} channels to match the labels", labels.unwrap_or(0)))
+            OutputKind::Multiclass if shape.len() != 2 || shape[1] < 2 => {
+                fail("[N, C] with C >= 2 logits per image")
+            }
+            OutputKind::Multiclass if labels.is_some_and(|l| l != shape[1]) => fail(&format!(
+                "[N, {}] to match the {} labels",
+                labels.unwrap_or(0),
+                labels.unwrap_or(0)
+            )),
+            OutputKind::Segmentation if shape.len() != 4 || shape[1] > 256 => {
+                fail("[N, C, H, W] per-pixel logits with C <= 256")
+            }
+            OutputKind::Segmentation
+                if labels.is_some_and(|l| l != shape[1] && !(shape[1] == 1 && l == 2)) =>
+            {
+                fail(&format!(
+                    "{} channels to match the labels",
+                    labels.unwrap_or(0)
+                ))
             }
             _ => Ok(()),
         }
@@ -100,20 +118,27 @@ impl Postprocessor {
     /// Turns the raw output of a batch of `n` images into `n` predictions.
     pub fn predictions(&self, output: &Tensor, n: usize) -> Result<Vec<Prediction>, ModelError> {
         let shape: Vec<usize> = output.size().iter().map(|&d| d as usize).collect();
-        self.check_shape(&shape, n).map_err(ModelError::Forward)?;
+        self.check_shape(&shape, n)
+            .map_err(ModelError::OutputShape)?;
         Ok(match self.kind {
             OutputKind::Binary => {
                 let p = to_host_f32(&output.f_sigmoid().map_err(forward_error)?)?;
-                p.into_iter().map(|p| Prediction::Class(self.binary(p))).collect()
+                p.into_iter()
+                    .map(|p| Prediction::Class(self.binary(p)))
+                    .collect()
             }
             OutputKind::Multiclass => {
                 let p = to_host_f32(&output.f_softmax(1, Kind::Float).map_err(forward_error)?)?;
-                p.chunks_exact(shape[1]).map(|p| Prediction::Class(self.multiclass(p))).collect()
+                p.chunks_exact(shape[1])
+                    .map(|p| Prediction::Class(self.multiclass(p)))
+                    .collect()
             }
             OutputKind::Segmentation => {
                 let (classes, height, width) = (shape[1], shape[2], shape[3]);
                 let mask = if classes == 1 {
-                    output.f_sigmoid().and_then(|p| p.f_gt(self.threshold as f64))
+                    output
+                        .f_sigmoid()
+                        .and_then(|p| p.f_gt(self.threshold as f64))
                 } else {
                     output.f_argmax(1, false)
                 };
@@ -128,7 +153,12 @@ impl Postprocessor {
                 let per = values.len() / n.max(1);
                 values
                     .chunks_exact(per.max(1))
-                    .map(|v| Prediction::Raw(RawPrediction { shape: shape[1..].to_vec(), values: v.to_vec() }))
+                    .map(|v| {
+                        Prediction::Raw(RawPrediction {
+                            shape: shape[1..].to_vec(),
+                            values: v.to_vec(),
+                        })
+                    })
                     .collect()
             }
         })
@@ -151,16 +181,32 @@ impl Postprocessor {
         ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
         ranked.truncate(self.top_k.min(p.len()));
         let class = ranked[0];
-        ClassPrediction { class, label: self.label(class), score: p[class], probabilities: p.to_vec(), ranked }
+        ClassPrediction {
+            class,
+            label: self.label(class),
+            score: p[class],
+            probabilities: p.to_vec(),
+            ranked,
+        }
     }
 }
 
-fn segmentation(mask: &[f32], classes: usize, width: usize, height: usize) -> SegmentationPrediction {
+fn segmentation(
+    mask: &[f32],
+    classes: usize,
+    width: usize,
+    height: usize,
+) -> SegmentationPrediction {
     let mask: Vec<u8> = mask.iter().map(|&c| c as u8).collect();
     let mut counts = vec![0usize; classes];
     for &c in &mask {
         counts[c as usize] += 1;
     }
     let total = mask.len().max(1) as f32;
-    SegmentationPrediction { width, height, mask, fractions: counts.iter().map(|&c| c as f32 / total).collect() }
+    SegmentationPrediction {
+        width,
+        height,
+        mask,
+        fractions: counts.iter().map(|&c| c as f32 / total).collect(),
+    }
 }

@@ -24,9 +24,19 @@ pub enum InputError {
     #[error("cannot decode {format}: {detail}")]
     Decode { format: String, detail: String },
     #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit} (--max-image-pixels)")]
-    TooLarge { width: u32, height: u32, pixels: u64, limit: u64 },
+    TooLarge {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
     #[error("image is {width}x{height} but the model takes {want_width}x{want_height} (the handler configuration sets resize = \"reject\")")]
-    WrongSize { width: u32, height: u32, want_width: u32, want_height: u32 },
+    WrongSize {
+        width: u32,
+        height: u32,
+        want_width: u32,
+        want_height: u32,
+    },
     #[error("{0}")]
     Read(String),
 }
@@ -104,7 +114,11 @@ impl Preprocessor {
             ResizePolicy::Stretch => Ok(resize(&pixels, self.width, self.height)),
             ResizePolicy::ShorterSideCrop => {
                 let (rw, rh) = shorter_side_size(w, h, self.shorter_side);
-                Ok(center_crop(&resize(&pixels, rw, rh), self.width, self.height))
+                Ok(center_crop(
+                    &resize(&pixels, rw, rh),
+                    self.width,
+                    self.height,
+                ))
             }
         }
     }
@@ -116,7 +130,10 @@ impl Preprocessor {
         for c in 0..pixels.channels {
             let (mean, std) = (self.mean[c], self.std[c]);
             let out = &mut data[c * plane..(c + 1) * plane];
-            for (o, px) in out.iter_mut().zip(pixels.data.iter().skip(c).step_by(pixels.channels)) {
+            for (o, px) in out
+                .iter_mut()
+                .zip(pixels.data.iter().skip(c).step_by(pixels.channels))
+            {
                 *o = (*px as f32 / 255.0 - mean) / std;
             }
         }
@@ -125,8 +142,15 @@ impl Preprocessor {
 }
 
 /// Decodes any supported format, refusing images over `max_pixels` before allocating them.
-pub fn decode<R: BufRead + Seek>(mut reader: R, max_pixels: u64) -> Result<DynamicImage, InputError> {
-    if reader.fill_buf().map_err(|e| InputError::Read(e.to_string()))?.is_empty() {
+pub fn decode<R: BufRead + Seek>(
+    mut reader: R,
+    max_pixels: u64,
+) -> Result<DynamicImage, InputError> {
+    if reader
+        .fill_buf()
+        .map_err(|e| InputError::Read(e.to_string()))?
+        .is_empty()
+    {
         return Err(InputError::Empty);
     }
     let reader = ImageReader::new(reader)
@@ -134,7 +158,10 @@ pub fn decode<R: BufRead + Seek>(mut reader: R, max_pixels: u64) -> Result<Dynam
         .map_err(|e| InputError::Read(e.to_string()))?;
     let format = reader.format().ok_or(InputError::UnknownFormat)?;
     let name = format!("{format:?}").to_uppercase();
-    let fail = |e: image::ImageError| InputError::Decode { format: name.clone(), detail: one_line(&e.to_string()) };
+    let fail = |e: image::ImageError| InputError::Decode {
+        format: name.clone(),
+        detail: one_line(&e.to_string()),
+    };
     let mut reader = reader;
     let mut limits = image::Limits::default();
     // Enough for the largest allowed image at 16 bits x 4 channels, plus the decoders' own buffers.
@@ -144,10 +171,18 @@ pub fn decode<R: BufRead + Seek>(mut reader: R, max_pixels: u64) -> Result<Dynam
     let (width, height) = decoder.dimensions();
     let pixels = width as u64 * height as u64;
     if pixels > max_pixels {
-        return Err(InputError::TooLarge { width, height, pixels, limit: max_pixels });
+        return Err(InputError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: max_pixels,
+        });
     }
     if pixels == 0 {
-        return Err(InputError::Decode { format: name, detail: "image has no pixels".into() });
+        return Err(InputError::Decode {
+            format: name,
+            detail: "image has no pixels".into(),
+        });
     }
     DynamicImage::from_decoder(decoder).map_err(fail)
 }
@@ -162,22 +197,43 @@ pub fn convert(image: &DynamicImage, color: Color) -> Pixels {
     let (width, height) = (image.width() as usize, image.height() as usize);
     let data = match (color, image) {
         (Color::Grayscale, DynamicImage::ImageLuma8(img)) => img.as_raw().clone(),
-        (Color::Grayscale, DynamicImage::ImageLumaA8(img)) => img.as_raw().iter().step_by(2).copied().collect(),
-        (Color::Grayscale, DynamicImage::ImageLuma16(img)) => img.as_raw().iter().map(|&v| scale16(v)).collect(),
-        (Color::Grayscale, DynamicImage::ImageLumaA16(img)) => {
-            img.as_raw().iter().step_by(2).map(|&v| scale16(v)).collect()
+        (Color::Grayscale, DynamicImage::ImageLumaA8(img)) => {
+            img.as_raw().iter().step_by(2).copied().collect()
         }
-        (Color::Grayscale, _) => rgb8(image).chunks_exact(3).map(|p| pillow_luma(p[0], p[1], p[2])).collect(),
+        (Color::Grayscale, DynamicImage::ImageLuma16(img)) => {
+            img.as_raw().iter().map(|&v| scale16(v)).collect()
+        }
+        (Color::Grayscale, DynamicImage::ImageLumaA16(img)) => img
+            .as_raw()
+            .iter()
+            .step_by(2)
+            .map(|&v| scale16(v))
+            .collect(),
+        (Color::Grayscale, _) => rgb8(image)
+            .chunks_exact(3)
+            .map(|p| pillow_luma(p[0], p[1], p[2]))
+            .collect(),
         (Color::Rgb, _) => rgb8(image),
     };
-    Pixels { width, height, channels: color.channels(), data }
+    Pixels {
+        width,
+        height,
+        channels: color.channels(),
+        data,
+    }
 }
 
 fn rgb8(image: &DynamicImage) -> Vec<u8> {
     match image {
-        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => {
-            image.to_rgb16().into_raw().into_iter().map(scale16).collect()
-        }
+        DynamicImage::ImageRgb16(_)
+        | DynamicImage::ImageRgba16(_)
+        | DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_) => image
+            .to_rgb16()
+            .into_raw()
+            .into_iter()
+            .map(scale16)
+            .collect(),
         // Alpha is dropped, not composited, as Pillow's RGBA -> RGB does.
         _ => image.to_rgb8().into_raw(),
     }
@@ -195,7 +251,12 @@ fn pillow_luma(r: u8, g: u8, b: u8) -> u8 {
 
 fn resize(p: &Pixels, width: usize, height: usize) -> Pixels {
     let data = resize_bilinear(&p.data, p.width, p.height, p.channels, width, height);
-    Pixels { width, height, channels: p.channels, data }
+    Pixels {
+        width,
+        height,
+        channels: p.channels,
+        data,
+    }
 }
 
 /// torchvision `Resize(n)`: the shorter side becomes n, the longer `int(n * long / short)`.
@@ -212,7 +273,10 @@ pub fn shorter_side_size(w: usize, h: usize, n: usize) -> (usize, usize) {
 /// torchvision `CenterCrop((height, width))`: zero padding where the crop is larger, then a crop whose
 /// offsets Python rounds half to even.
 pub fn center_crop(p: &Pixels, width: usize, height: usize) -> Pixels {
-    let (pad_left, pad_top) = (width.saturating_sub(p.width) / 2, height.saturating_sub(p.height) / 2);
+    let (pad_left, pad_top) = (
+        width.saturating_sub(p.width) / 2,
+        height.saturating_sub(p.height) / 2,
+    );
     let (padded_w, padded_h) = (p.width.max(width), p.height.max(height));
     let top = ((padded_h - height) as f64 / 2.0).round_ties_even() as usize;
     let left = ((padded_w - width) as f64 / 2.0).round_ties_even() as usize;
@@ -220,14 +284,24 @@ pub fn center_crop(p: &Pixels, width: usize, height: usize) -> Pixels {
     let mut data = vec![0u8; width * height * ch];
     for y in 0..height {
         // Row y of the crop is row (top + y) of the padded image, i.e. row (top + y - pad_top) of p.
-        let Some(sy) = (top + y).checked_sub(pad_top).filter(|&sy| sy < p.height) else { continue };
+        let Some(sy) = (top + y).checked_sub(pad_top).filter(|&sy| sy < p.height) else {
+            continue;
+        };
         for x in 0..width {
-            let Some(sx) = (left + x).checked_sub(pad_left).filter(|&sx| sx < p.width) else { continue };
+            let Some(sx) = (left + x).checked_sub(pad_left).filter(|&sx| sx < p.width) else {
+                continue;
+            };
             let src = (sy * p.width + sx) * ch;
-            data[(y * width + x) * ch..(y * width + x + 1) * ch].copy_from_slice(&p.data[src..src + ch]);
+            data[(y * width + x) * ch..(y * width + x + 1) * ch]
+                .copy_from_slice(&p.data[src..src + ch]);
         }
     }
-    Pixels { width, height, channels: ch, data }
+    Pixels {
+        width,
+        height,
+        channels: ch,
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -235,7 +309,12 @@ mod tests {
     use super::*;
 
     fn pixels(w: usize, h: usize) -> Pixels {
-        Pixels { width: w, height: h, channels: 1, data: (0..w * h).map(|i| i as u8).collect() }
+        Pixels {
+            width: w,
+            height: h,
+            channels: 1,
+            data: (0..w * h).map(|i| i as u8).collect(),
+        }
     }
 
     #[test]
@@ -277,6 +356,9 @@ mod tests {
     #[test]
     fn decode_limits() {
         assert_eq!(decode(Cursor::new(b""), 10).unwrap_err(), InputError::Empty);
-        assert_eq!(decode(Cursor::new(b"hello, not pixels"), 10).unwrap_err(), InputError::UnknownFormat);
+        assert_eq!(
+            decode(Cursor::new(b"hello, not pixels"), 10).unwrap_err(),
+            InputError::UnknownFormat
+        );
     }
 }

@@ -48,11 +48,19 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
         for (x, kx) in k.iter().enumerate().take(xmax) {
             let w = if ww != 0.0 { kx / ww } else { *kx };
             let fixed = w * (1u32 << PRECISION_BITS) as f64;
-            weights[xx * ksize + x] = if w < 0.0 { (-0.5 + fixed) as i32 } else { (0.5 + fixed) as i32 };
+            weights[xx * ksize + x] = if w < 0.0 {
+                (-0.5 + fixed) as i32
+            } else {
+                (0.5 + fixed) as i32
+            };
         }
         bounds.push((xmin, xmax));
     }
-    Coefficients { bounds, ksize, weights }
+    Coefficients {
+        bounds,
+        ksize,
+        weights,
+    }
 }
 
 #[inline]
@@ -67,8 +75,19 @@ fn clip8(acc: i64) -> u8 {
 }
 
 /// Resizes an interleaved 8-bit image of `channels` channels from `w` x `h` to `out_w` x `out_h`.
-pub fn resize_bilinear(src: &[u8], w: usize, h: usize, channels: usize, out_w: usize, out_h: usize) -> Vec<u8> {
-    assert_eq!(src.len(), w * h * channels, "image buffer does not match its size");
+pub fn resize_bilinear(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Vec<u8> {
+    assert_eq!(
+        src.len(),
+        w * h * channels,
+        "image buffer does not match its size"
+    );
     assert!(w > 0 && h > 0 && out_w > 0 && out_h > 0, "empty image");
     if (w, h) == (out_w, out_h) {
         return src.to_vec();
@@ -137,7 +156,12 @@ mod tests {
     fn constant_images_stay_constant() {
         let src = vec![200u8; 37 * 23 * 3];
         for (ow, oh) in [(10, 7), (64, 64), (37, 5), (1, 1), (100, 50)] {
-            assert!(resize_bilinear(&src, 37, 23, 3, ow, oh).iter().all(|&v| v == 200), "{ow}x{oh}");
+            assert!(
+                resize_bilinear(&src, 37, 23, 3, ow, oh)
+                    .iter()
+                    .all(|&v| v == 200),
+                "{ow}x{oh}"
+            );
         }
     }
 

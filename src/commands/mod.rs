@@ -23,7 +23,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn not_built(name: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    eprintln!("scancer: `scancer {name}` is not built yet (planned in issue #{issue}); nothing was done");
+    eprintln!(
+        "scancer: `scancer {name}` is not built yet (planned in issue #{issue}); nothing was done"
+    );
     Ok(ExitCode::from(FATAL))
 }
 
@@ -32,7 +34,9 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ColorChoice::Auto => {
+            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         device: args.device,
         threads: args.threads.map(|n| n as usize),
         max_pixels: args.max_image_pixels,
+        batch_size: args.batch_size as usize,
     };
     let engine = Engine::load(&args.model, config, &options)?;
 
@@ -35,14 +36,26 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     };
     let quiet = args.quiet;
     if !quiet && discovered.skipped > 0 {
-        eprintln!("scancer: skipped {} file(s) in directories that are not images", discovered.skipped);
+        eprintln!(
+            "scancer: skipped {} file(s) in directories that are not images",
+            discovered.skipped
+        );
     }
 
-    let schema = Schema { kind: engine.config().output.kind, classes: engine.class_labels() };
+    let schema = Schema {
+        kind: engine.config().output.kind,
+        classes: engine.class_labels(),
+    };
     let mut destination = Destination::open(args.output.as_deref())?;
     let style = TableStyle {
-        color: args.format == Format::Table && args.output.is_none() && use_color(color, io::stdout().is_terminal()),
-        path_width: items.iter().map(|i| display(i).chars().count()).max().unwrap_or(0),
+        color: args.format == Format::Table
+            && args.output.is_none()
+            && use_color(color, io::stdout().is_terminal()),
+        path_width: items
+            .iter()
+            .map(|i| display(i).chars().count())
+            .max()
+            .unwrap_or(0),
     };
     let mut masks = MaskWriter::new(mask_dir(&args), schema.kind == OutputKind::Segmentation);
     let progress = progress_bar(items.len(), quiet);
@@ -50,8 +63,10 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let result = {
         let mut writer = output::writer(args.format, schema, destination.writer(), style);
         let pipeline_options = PipelineOptions {
-            batch_size: args.batch_size as usize,
-            decode_threads: args.decode_threads.map_or_else(default_decode_threads, |n| n as usize),
+            batch_size: engine.batch_size(),
+            decode_threads: args
+                .decode_threads
+                .map_or_else(default_decode_threads, |n| n as usize),
         };
         pipeline::run(&engine, &items, pipeline_options, |i, outcome| {
             let path = display(&items[i]);
@@ -60,7 +75,11 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
                 failed += 1;
             }
             progress.inc(1);
-            writer.write(&Answer { path, outcome: &outcome, mask_file: mask_file.as_deref() })
+            writer.write(&Answer {
+                path,
+                outcome: &outcome,
+                mask_file: mask_file.as_deref(),
+            })
         })
         .and_then(|()| writer.finish())
     };
@@ -84,7 +103,11 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         eprintln!("scancer: no images found in the given paths");
         return Ok(ExitCode::from(SOME_FAILED));
     }
-    Ok(ExitCode::from(if failed > 0 { SOME_FAILED } else { SUCCESS }))
+    Ok(ExitCode::from(if failed > 0 {
+        SOME_FAILED
+    } else {
+        SUCCESS
+    }))
 }
 
 fn display(item: &Item) -> &str {
@@ -124,9 +147,11 @@ fn progress_bar(len: usize, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} images [{wide_bar}] {per_sec:.0} ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {pos}/{len} images [{wide_bar}] {per_sec:.0} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
 }
@@ -137,7 +162,9 @@ fn mask_dir(args: &PredictArgs) -> PathBuf {
     }
     match &args.output {
         Some(out) => {
-            let stem = out.file_stem().map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
+            let stem = out
+                .file_stem()
+                .map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
             out.with_file_name(format!("{stem}-masks"))
         }
         None => PathBuf::from("scancer-masks"),
@@ -147,12 +174,17 @@ fn mask_dir(args: &PredictArgs) -> PathBuf {
 /// Standard output, or a temporary file beside `--output` that replaces it only when complete.
 enum Destination {
     Stdout,
-    File { temp: tempfile::NamedTempFile, path: PathBuf },
+    File {
+        temp: tempfile::NamedTempFile,
+        path: PathBuf,
+    },
 }
 
 impl Destination {
     fn open(path: Option<&Path>) -> Result<Destination> {
-        let Some(path) = path else { return Ok(Destination::Stdout) };
+        let Some(path) = path else {
+            return Ok(Destination::Stdout);
+        };
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -161,7 +193,10 @@ impl Destination {
             .prefix(".scancer-")
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create the output file", path.display()))?;
-        Ok(Destination::File { temp, path: path.to_path_buf() })
+        Ok(Destination::File {
+            temp,
+            path: path.to_path_buf(),
+        })
     }
 
     fn writer(&mut self) -> Box<dyn Write + '_> {
@@ -180,8 +215,11 @@ impl Destination {
 
     fn commit(self) -> Result<()> {
         if let Destination::File { temp, path } = self {
-            temp.as_file().sync_all().with_context(|| format!("{}: cannot write", path.display()))?;
-            temp.persist(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+            temp.as_file()
+                .sync_all()
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            temp.persist(&path)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
         }
         Ok(())
     }
@@ -196,11 +234,17 @@ struct MaskWriter {
 
 impl MaskWriter {
     fn new(dir: PathBuf, enabled: bool) -> Self {
-        MaskWriter { dir, enabled, used: HashSet::new() }
+        MaskWriter {
+            dir,
+            enabled,
+            used: HashSet::new(),
+        }
     }
 
     fn write(&mut self, item: &Item, outcome: Outcome) -> (Outcome, Option<String>) {
-        let Outcome::Predicted(Prediction::Segmentation(seg)) = &outcome else { return (outcome, None) };
+        let Outcome::Predicted(Prediction::Segmentation(seg)) = &outcome else {
+            return (outcome, None);
+        };
         if !self.enabled {
             return (outcome, None);
         }
@@ -208,14 +252,19 @@ impl MaskWriter {
         let path = self.dir.join(name);
         match save_mask(&path, seg) {
             Ok(()) => (outcome, Some(path.to_string_lossy().into_owned())),
-            Err(e) => (Outcome::Failed(format!("cannot write mask {}: {e}", path.display())), None),
+            Err(e) => (
+                Outcome::Failed(format!("cannot write mask {}: {e}", path.display())),
+                None,
+            ),
         }
     }
 
     fn unique_name(&mut self, item: &Item) -> String {
         let stem = match item {
             Ok(input) => match &input.source {
-                Source::File(p) => p.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned()),
+                Source::File(p) => p
+                    .file_stem()
+                    .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned()),
                 Source::Stdin => "stdin".into(),
             },
             Err(_) => "image".into(),
@@ -236,7 +285,9 @@ fn save_mask(path: &Path, seg: &SegmentationPrediction) -> Result<(), String> {
     }
     let image = image::GrayImage::from_raw(seg.width as u32, seg.height as u32, seg.mask.clone())
         .ok_or("mask size does not match its pixels")?;
-    image.save_with_format(path, image::ImageFormat::Png).map_err(|e| e.to_string())
+    image
+        .save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -249,9 +300,18 @@ mod tests {
         let model = dir.path().join("m.pt");
         std::fs::write(&model, b"x").unwrap();
         let err = config_path(&model, None).unwrap_err().to_string();
-        assert!(err.contains("no handler configuration") && err.contains("m.toml"), "{err}");
+        assert!(
+            err.contains("no handler configuration") && err.contains("m.toml"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("m.toml"), b"").unwrap();
-        assert_eq!(config_path(&model, None).unwrap(), dir.path().join("m.toml"));
-        assert_eq!(config_path(&model, Some(Path::new("x.toml"))).unwrap(), PathBuf::from("x.toml"));
+        assert_eq!(
+            config_path(&model, None).unwrap(),
+            dir.path().join("m.toml")
+        );
+        assert_eq!(
+            config_path(&model, Some(Path::new("x.toml"))).unwrap(),
+            PathBuf::from("x.toml")
+        );
     }
 }

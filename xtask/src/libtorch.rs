@@ -59,7 +59,9 @@ const WHEELS: &[Wheel] = &[
 pub fn ensure(root: &Path) -> Result<PathBuf> {
     let link = root.join(".libtorch");
     if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
-        eprintln!("xtask: LIBTORCH_USE_PYTORCH is set: torch-sys builds against your Python PyTorch");
+        eprintln!(
+            "xtask: LIBTORCH_USE_PYTORCH is set: torch-sys builds against your Python PyTorch"
+        );
         return Ok(link);
     }
     // `.cargo/config.toml` sets LIBTORCH to `.libtorch` for every cargo process, this one included;
@@ -101,7 +103,10 @@ fn install(dir: &Path) -> Result<()> {
     let pid = std::process::id();
     let downloads = parent.join(format!("wheels.{pid}"));
     let staging = parent.join(format!("{}.{pid}.partial", file_name(dir)));
-    eprintln!("xtask: fetching libtorch {TORCH_VERSION} (CPU) from PyPI wheels into {}", dir.display());
+    eprintln!(
+        "xtask: fetching libtorch {TORCH_VERSION} (CPU) from PyPI wheels into {}",
+        dir.display()
+    );
     download(&downloads)?;
     let _ = fs::remove_dir_all(&staging);
     for wheel in WHEELS {
@@ -116,11 +121,18 @@ fn install(dir: &Path) -> Result<()> {
         unpack(wheel, &path, &staging)?;
     }
     fs::write(staging.join("build-version"), TORCH_VERSION)?;
-    fs::write(staging.join(STAMP), WHEELS.iter().map(|w| format!("{} {}\n", w.sha256, w.file)).collect::<String>())?;
+    fs::write(
+        staging.join(STAMP),
+        WHEELS
+            .iter()
+            .map(|w| format!("{} {}\n", w.sha256, w.file))
+            .collect::<String>(),
+    )?;
     // Another process may have finished first; its copy is as good as ours.
     if !dir.join(STAMP).is_file() {
         let _ = fs::remove_dir_all(dir);
-        fs::rename(&staging, dir).with_context(|| format!("cannot move libtorch into {}", dir.display()))?;
+        fs::rename(&staging, dir)
+            .with_context(|| format!("cannot move libtorch into {}", dir.display()))?;
     } else {
         fs::remove_dir_all(&staging)?;
     }
@@ -130,23 +142,42 @@ fn install(dir: &Path) -> Result<()> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn download(into: &Path) -> Result<()> {
     let python = std::env::var("SCANCER_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let mut cmd = Command::new(&python);
-    cmd.args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
-        .args(["--python-version", "3.11", "--implementation", "cp"])
-        // The wheels' own platform tags: manylinux_2_28 (torch), _2_25 (cupti), 2014 = _2_17 (cudart).
-        .args(["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_25_x86_64"])
-        .args(["--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64"])
-        .arg("--dest")
-        .arg(into)
-        .args(WHEELS.iter().map(|w| w.requirement));
-    let st = cmd
-        .status()
-        .with_context(|| format!("cannot run `{python} -m pip` (Python 3 with pip is required to fetch libtorch)"))?;
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+    ])
+    .args(["--python-version", "3.11", "--implementation", "cp"])
+    // The wheels' own platform tags: manylinux_2_28 (torch), _2_25 (cupti), 2014 = _2_17 (cudart).
+    .args([
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--platform",
+        "manylinux_2_25_x86_64",
+    ])
+    .args([
+        "--platform",
+        "manylinux_2_17_x86_64",
+        "--platform",
+        "manylinux2014_x86_64",
+    ])
+    .arg("--dest")
+    .arg(into)
+    .args(WHEELS.iter().map(|w| w.requirement));
+    let st = cmd.status().with_context(|| {
+        format!("cannot run `{python} -m pip` (Python 3 with pip is required to fetch libtorch)")
+    })?;
     if !st.success() {
         bail!("`{python} -m pip download` failed ({st}); it needs access to PyPI");
     }
@@ -154,25 +185,35 @@ fn download(into: &Path) -> Result<()> {
 }
 
 fn sha256(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file =
+        fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher)?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn unpack(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
     let file = fs::File::open(path)?;
-    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).with_context(|| format!("{}: not a wheel", path.display()))?;
+    let mut zip = zip::ZipArchive::new(io::BufReader::new(file))
+        .with_context(|| format!("{}: not a wheel", path.display()))?;
     let mut found = 0;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i)?;
-        let Some(name) = entry.enclosed_name().map(|p| p.to_string_lossy().into_owned()) else {
+        let Some(name) = entry
+            .enclosed_name()
+            .map(|p| p.to_string_lossy().into_owned())
+        else {
             bail!("{}: unsafe member name {:?}", path.display(), entry.name());
         };
         let target = if let Some((_, to)) = wheel.files.iter().find(|(from, _)| *from == name) {
             found += 1;
             to.to_string()
-        } else if let Some((from, to)) = wheel.trees.iter().find(|(from, _)| name.starts_with(from)) {
+        } else if let Some((from, to)) = wheel.trees.iter().find(|(from, _)| name.starts_with(from))
+        {
             format!("{to}{}", &name[from.len()..])
         } else {
             continue;
@@ -190,6 +231,11 @@ fn unpack(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
             fs::set_permissions(&out, fs::Permissions::from_mode(0o755))?;
         }
     }
-    check!(found == wheel.files.len(), "{}: {} of the expected libraries are missing", path.display(), wheel.files.len() - found);
+    check!(
+        found == wheel.files.len(),
+        "{}: {} of the expected libraries are missing",
+        path.display(),
+        wheel.files.len() - found
+    );
     Ok(())
 }

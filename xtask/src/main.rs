@@ -40,14 +40,12 @@ fn run() -> Result<()> {
             libtorch::ensure(&root)?;
             cargo(&["build", "--release", "--quiet", "--bin", "scancer"])?;
             let bin = root.join("target/release/scancer");
-            status(
-                Command::new(bin).args([
-                    "predict",
-                    "--model",
-                    "examples/pcam-classification.pt",
-                    "examples/patches",
-                ]),
-            )
+            status(Command::new(bin).args([
+                "predict",
+                "--model",
+                "examples/pcam-classification.pt",
+                "examples/patches",
+            ]))
         }
         "test" => {
             libtorch::ensure(&root)?;
@@ -66,7 +64,13 @@ fn run() -> Result<()> {
         "bench" => {
             libtorch::ensure(&root)?;
             cargo(&["build", "--release", "--quiet", "--bin", "scancer"])?;
-            cargo(&["build", "--release", "--quiet", "--example", "forward_bench"])?;
+            cargo(&[
+                "build",
+                "--release",
+                "--quiet",
+                "--example",
+                "forward_bench",
+            ])?;
             status(Command::new("bash").arg("bench/run.sh").args(&rest))
         }
         "" | "-h" | "--help" | "help" => {
@@ -94,7 +98,9 @@ fn cargo(args: &[&str]) -> Result<()> {
 
 fn status(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let st = cmd.status().with_context(|| format!("cannot run {shown}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
     if !st.success() {
         // Pass the child's exit code through: `cargo xtask demo` exits like `scancer predict`.
         std::process::exit(st.code().unwrap_or(1));

@@ -1,0 +1,97 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[scancer] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'scancer'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'scancer'= {
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand predict 'Run a model locally on image files, directories of images, or standard input'
+            cand archive 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+            cand store 'Manage models on a TorchServe management API (not built yet)'
+            cand serve 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'scancer;predict'= {
+            cand -m 'TorchScript model file (.pt)'
+            cand --model 'TorchScript model file (.pt)'
+            cand -c 'Handler configuration (TOML) [default: the model''s path with the extension .toml]'
+            cand --config 'Handler configuration (TOML) [default: the model''s path with the extension .toml]'
+            cand -f 'Output format'
+            cand --format 'Output format'
+            cand -o 'Write the results to FILE (atomically: complete or not at all) instead of standard output'
+            cand --output 'Write the results to FILE (atomically: complete or not at all) instead of standard output'
+            cand -b 'Images per forward pass. Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image''s neighbours; other batch sizes may differ in the last digits'
+            cand --batch-size 'Images per forward pass. Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image''s neighbours; other batch sizes may differ in the last digits'
+            cand --threads 'libtorch threads [default: one per physical core]'
+            cand --decode-threads 'Threads that decode and preprocess images [default: half the cores, at least 1]'
+            cand --device 'Where the model runs'
+            cand --shard 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run'
+            cand --mask-dir 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]'
+            cand --max-image-pixels 'Refuse images with more pixels than this (decompression-bomb guard)'
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand -q 'No progress bar and no summary on standard error'
+            cand --quiet 'No progress bar and no summary on standard error'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'scancer;archive'= {
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'scancer;store'= {
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'scancer;serve'= {
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'scancer;help'= {
+            cand predict 'Run a model locally on image files, directories of images, or standard input'
+            cand archive 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+            cand store 'Manage models on a TorchServe management API (not built yet)'
+            cand serve 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'scancer;help;predict'= {
+        }
+        &'scancer;help;archive'= {
+        }
+        &'scancer;help;store'= {
+        }
+        &'scancer;help;serve'= {
+        }
+        &'scancer;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

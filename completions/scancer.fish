@@ -1,0 +1,78 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_scancer_global_optspecs
+    string join \n color= h/help V/version
+end
+
+function __fish_scancer_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_scancer_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_scancer_using_subcommand
+    set -l cmd (__fish_scancer_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c scancer -n "__fish_scancer_needs_command" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c scancer -n "__fish_scancer_needs_command" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model file (.pt)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml]' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for reading on a terminal'
+json\t'One JSON array of records'
+jsonl\t'One JSON record per line'
+csv\t'A header, then one row per record'"
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s o -l output -d 'Write the results to FILE (atomically: complete or not at all) instead of standard output' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s b -l batch-size -d 'Images per forward pass. Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l threads -d 'libtorch threads [default: one per physical core]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l decode-threads -d 'Threads that decode and preprocess images [default: half the cores, at least 1]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l device -d 'Where the model runs' -r -f -a "cpu\t''
+cuda\t''
+auto\t'CUDA when a GPU is visible, else CPU'"
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l shard -d 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l mask-dir -d 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l max-image-pixels -d 'Refuse images with more pixels than this (decompression-bomb guard)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s q -l quiet -d 'No progress bar and no summary on standard error'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand archive" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand archive" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand archive" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand store" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand store" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand store" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "serve" -d 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

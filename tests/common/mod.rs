@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: run the real binary, parse its records.
+
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub const PCAM: &str = "examples/pcam-classification.pt";
+pub const MULTICLASS: &str = "testdata/models/tissue-multiclass.pt";
+pub const SEGMENTATION: &str = "testdata/models/tissue-segmentation.pt";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `scancer` run from the repository root, so paths in records are the relative paths we pass.
+pub fn scancer() -> Command {
+    let mut cmd = Command::cargo_bin("scancer").expect("binary built");
+    cmd.current_dir(root()).env_remove("NO_COLOR");
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn records(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    pub fn record(&self, path: &str) -> Value {
+        let matching: Vec<Value> = self
+            .records()
+            .into_iter()
+            .filter(|r| r["path"] == path)
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "exactly one record for {path} in {}",
+            self.stdout
+        );
+        matching.into_iter().next().unwrap()
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("scancer runs");
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// `scancer predict -m MODEL ARGS... -f jsonl -q`.
+pub fn predict(model: &str, args: &[&str]) -> Run {
+    run(scancer()
+        .args(["predict", "-m", model, "-f", "jsonl", "-q"])
+        .args(args))
+}
+
+pub fn reference() -> Value {
+    let text = std::fs::read_to_string(root().join("testdata/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Asserts a one-line error on stderr that contains `needle`, no panic, nothing on stdout.
+pub fn assert_fatal(run: &Run, needle: &str) {
+    assert_eq!(run.code, 2, "exit status; stderr: {}", run.stderr);
+    assert!(
+        run.stdout.is_empty(),
+        "nothing on stdout, got {:?}",
+        run.stdout
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {:?}", run.stderr);
+    assert!(
+        run.stderr.starts_with("scancer: error: "),
+        "{:?}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(needle),
+        "{:?} should contain {needle:?}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{:?}", run.stderr);
+}
+
+pub fn copy_to(dir: &Path, rel: &str, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(root().join(rel), &to).unwrap();
+    to
+}

@@ -1,0 +1,413 @@
+//! `scancer predict` as users and scripts meet it: inputs, formats, errors and exit codes.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+#[test]
+fn every_input_gets_exactly_one_record_in_order() {
+    let run = predict(
+        PCAM,
+        &[
+            "testdata/images",
+            "examples/patches/patch-03.png",
+            "missing.png",
+        ],
+    );
+    assert_eq!(run.code, 1, "some inputs failed: {}", run.stderr);
+    let paths: Vec<String> = run
+        .records()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    let mut expected: Vec<String> = std::fs::read_dir(root().join("testdata/images"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                "testdata/images/{}",
+                e.unwrap().file_name().to_str().unwrap()
+            )
+        })
+        .collect();
+    expected.sort();
+    expected.push("examples/patches/patch-03.png".into());
+    expected.push("missing.png".into());
+    assert_eq!(paths, expected);
+
+    let errors: HashMap<&str, &str> = [
+        ("testdata/images/empty.png", "empty file"),
+        ("testdata/images/truncated.png", "cannot decode PNG"),
+        ("testdata/images/not-an-image.png", "not a supported image"),
+        ("testdata/images/corrupt.jpg", "cannot decode JPEG"),
+        (
+            "testdata/images/bomb-100000x100000.png",
+            "over the limit of 178956970",
+        ),
+        (
+            "testdata/images/tall-130x160.png",
+            "image is 130x160 but the model takes 96x96",
+        ),
+        (
+            "testdata/images/wide-203x80.png",
+            "image is 203x80 but the model takes 96x96",
+        ),
+        (
+            "testdata/images/small-50x50.png",
+            "image is 50x50 but the model takes 96x96",
+        ),
+        ("missing.png", "No such file or directory"),
+    ]
+    .into();
+    for record in run.records() {
+        let path = record["path"].as_str().unwrap();
+        match errors.get(path) {
+            Some(needle) => {
+                let error = record["error"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{path} should fail"));
+                assert!(
+                    error.contains(needle),
+                    "{path}: {error:?} should contain {needle:?}"
+                );
+                assert!(record["label"].is_null() && record["score"].is_null());
+            }
+            None => assert!(record["error"].is_null(), "{path}: {}", record["error"]),
+        }
+    }
+    assert!(
+        run.stderr.is_empty(),
+        "--quiet: nothing on stderr, got {:?}",
+        run.stderr
+    );
+    let loud =
+        common::run(scancer().args(["predict", "-m", PCAM, "-f", "jsonl", "testdata/images"]));
+    assert_eq!(loud.code, 1);
+    assert!(
+        loud.stderr.contains("failed"),
+        "a summary says inputs failed: {}",
+        loud.stderr
+    );
+}
+
+#[test]
+fn all_good_exits_zero_and_table_is_the_default() {
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        PCAM,
+        "examples/patches/patch-00.png",
+        "examples/patches/patch-06.png",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["PATH", "LABEL", "SCORE"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["examples/patches/patch-00.png", "metastatic", "0.8155"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["examples/patches/patch-06.png", "normal", "0.9276"]
+    );
+    assert!(
+        !out.stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "nothing on stderr off a terminal when all is well: {:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn unlabelled_binary_answers_like_torchserve() {
+    let path = "examples/patches/patch-00.png";
+    let r = predict(PCAM, &["-c", "testdata/configs/pcam-unlabelled.toml", path]).record(path);
+    assert_eq!(r["label"], "1");
+    assert_eq!(r["class"], 1);
+    assert!(r["probabilities"]["1"].is_number() && r["probabilities"]["0"].is_number());
+}
+
+#[test]
+fn json_csv_and_atomic_output_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "json", "-o"])
+        .arg(&json)
+        .arg("examples/patches"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 12);
+
+    let csv = dir.path().join("r.csv");
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "csv", "-o"])
+        .arg(&csv)
+        .args(["examples/patches", "testdata/images/empty.png"]));
+    assert_eq!(out.code, 1);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "path,label,class,score,p:normal,p:metastatic,error"
+    );
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("examples/patches/patch-00.png,metastatic,1,0.81553"));
+    assert_eq!(
+        text.lines().last().unwrap(),
+        "testdata/images/empty.png,,,,,,empty file"
+    );
+    assert_eq!(text.lines().count(), 14);
+
+    // A fatal error leaves no partial file behind, and does not touch an existing one.
+    std::fs::write(&json, b"previous").unwrap();
+    let out = run(scancer()
+        .args([
+            "predict",
+            "-m",
+            "testdata/models/not-torchscript.pt",
+            "-c",
+            "examples/pcam-classification.toml",
+            "-o",
+        ])
+        .arg(&json)
+        .arg("examples/patches"));
+    assert_eq!(out.code, 2);
+    assert_eq!(std::fs::read(&json).unwrap(), b"previous");
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".scancer")
+        })
+        .count();
+    assert_eq!(leftovers, 0, "no temporary files left");
+}
+
+#[test]
+fn shards_concatenate_to_the_whole_run() {
+    let csv = |extra: &[&str]| {
+        run(scancer()
+            .args(["predict", "-m", PCAM, "-q", "-f", "csv"])
+            .args(extra)
+            .args(["examples/patches", "testdata/images"]))
+    };
+    let whole = csv(&[]);
+    let mut joined = String::new();
+    for k in 0..3 {
+        let part = csv(&["--shard", &format!("{k}/3")]);
+        let mut lines = part.stdout.lines();
+        let header = lines.next().unwrap();
+        if k == 0 {
+            joined.push_str(header);
+            joined.push('\n');
+        }
+        for l in lines {
+            joined.push_str(l);
+            joined.push('\n');
+        }
+    }
+    assert_eq!(joined, whole.stdout);
+    let bad = run(scancer().args(["predict", "-m", PCAM, "--shard", "3/3", "examples/patches"]));
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("K must be below N"), "{}", bad.stderr);
+}
+
+#[test]
+fn standard_input() {
+    let bytes = std::fs::read(root().join("examples/patches/patch-02.png")).unwrap();
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "jsonl", "-"])
+        .write_stdin(bytes));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let from_file = predict(PCAM, &["examples/patches/patch-02.png"]).records();
+    let r = out.record("-");
+    assert_eq!(r["probabilities"], from_file[0]["probabilities"]);
+    let twice = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "jsonl", "-", "-"])
+        .write_stdin(Vec::new()));
+    assert_eq!(twice.code, 1);
+    assert_eq!(twice.records().len(), 2, "both dashes answered");
+}
+
+#[test]
+fn directory_walk_reports_loops_dangling_links_and_odd_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_to(d, "examples/patches/patch-00.png", "a.png");
+    copy_to(d, "examples/patches/patch-01.png", "no-extension");
+    std::fs::write(d.join("notes.txt"), b"not an image").unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink(d, d.join("sub/loop")).unwrap();
+    std::os::unix::fs::symlink(d.join("gone.png"), d.join("dangling.png")).unwrap();
+    let odd = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+    std::fs::copy(root().join("examples/patches/patch-02.png"), &odd).unwrap();
+
+    let out = run(scancer()
+        .args(["predict", "-m"])
+        .arg(root().join(PCAM))
+        .args(["-f", "jsonl"])
+        .arg(d)
+        .current_dir(d));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let records = out.records();
+    let names: Vec<String> = records
+        .iter()
+        .map(|r| {
+            Path::new(r["path"].as_str().unwrap())
+                .strip_prefix(d)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "a.png",
+            "caf\u{fffd}.png",
+            "dangling.png",
+            "no-extension",
+            "sub/loop"
+        ]
+    );
+    assert!(records[0]["error"].is_null());
+    assert!(
+        records[1]["error"].is_null(),
+        "a non-UTF-8 name is still predicted"
+    );
+    assert!(
+        records[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("No such file"),
+        "{}",
+        records[2]
+    );
+    assert!(records[3]["error"].is_null(), "found by content");
+    assert!(
+        records[4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link loop"),
+        "{}",
+        records[4]
+    );
+    assert!(out.stderr.contains("skipped 1 file"), "{}", out.stderr);
+}
+
+#[test]
+fn empty_directory_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "json"])
+        .arg(dir.path()));
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "[]\n");
+    assert!(out.stderr.contains("no images found"), "{}", out.stderr);
+}
+
+#[test]
+fn model_and_configuration_errors_are_fatal_one_liners() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-m", "testdata/models/not-torchscript.pt", "-c", "examples/pcam-classification.toml"], "not-torchscript.pt: cannot load TorchScript model"),
+        (&["-m", "nowhere.pt"], "nowhere.pt: no such model file"),
+        (&["-m", "testdata/models/not-torchscript.pt"], "no handler configuration: pass --config FILE"),
+        (&["-m", PCAM, "-c", "testdata/configs/malformed.toml"], "malformed.toml: invalid handler configuration at line 5"),
+        (&["-m", PCAM, "-c", "missing.toml"], "missing.toml: cannot read handler configuration"),
+        (&["-m", MULTICLASS, "-c", "testdata/configs/multiclass-as-binary.toml"], "model output shape [16, 4] does not fit kind = \"binary\""),
+        (&["-m", PCAM, "-c", "testdata/configs/pcam-wrong-input.toml"], "pcam-classification.pt: the model does not fit its handler configuration: on a [16, 3, 64, 64] input"),
+        (&["-m", PCAM, "--device", "cuda"], "CUDA was requested but is not available"),
+    ];
+    for (args, needle) in cases {
+        let out = run(scancer().arg("predict").args(*args).arg("examples/patches"));
+        assert_fatal(&out, needle);
+    }
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    for args in [
+        &["predict"][..],
+        &["predict", "x.png"],
+        &["predict", "-m", PCAM, "-b", "0", "x.png"],
+        &["frobnicate"],
+    ] {
+        let out = run(scancer().args(args));
+        assert_eq!(out.code, 2, "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn unbuilt_subcommands_say_so() {
+    for (name, issue) in [("archive", "#3"), ("store", "#5"), ("serve", "#4")] {
+        let out = run(scancer().args([name, "--model-name", "x", "anything"]));
+        assert_eq!(out.code, 2);
+        assert!(out.stdout.is_empty());
+        assert!(
+            out.stderr.contains("is not built yet") && out.stderr.contains(issue),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn segmentation_mask_names_stay_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    copy_to(&a, "testdata/images/patch-gray.png", "x.png");
+    copy_to(&b, "testdata/images/patch-rgb.png", "x.png");
+    let out_file = dir.path().join("out.jsonl");
+    let out = run(scancer()
+        .args(["predict", "-m", SEGMENTATION, "-f", "jsonl", "-o"])
+        .arg(&out_file)
+        .arg(&a)
+        .arg(&b));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let masks = dir.path().join("out-masks");
+    let mut names: Vec<String> = std::fs::read_dir(&masks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["x-2.mask.png", "x.mask.png"]);
+}
+
+#[test]
+fn help_is_complete() {
+    let out = run(scancer().args(["predict", "--help"]));
+    assert_eq!(out.code, 0);
+    for flag in [
+        "--model",
+        "--config",
+        "--format",
+        "--output",
+        "--batch-size",
+        "--threads",
+        "--device",
+        "--shard",
+        "--quiet",
+        "Exit status",
+    ] {
+        assert!(out.stdout.contains(flag), "predict --help mentions {flag}");
+    }
+}
