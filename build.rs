@@ -1,11 +1,33 @@
-//! Sets an rpath to the libtorch that torch-sys linked, so `scancer` runs without LD_LIBRARY_PATH.
+//! Compiles the TorchScript shim (csrc/model.cpp) against the libtorch that torch-sys linked, and sets
+//! an rpath to it, so `scancer` runs without LD_LIBRARY_PATH.
+
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    if let Some(dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
-        // Resolve `.libtorch` (a link into the user cache) so the binary keeps working from anywhere.
-        println!("cargo:rerun-if-changed={}", std::path::Path::new(&dir).display());
-        let dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.into());
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
-    }
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    println!("cargo:rerun-if-changed=csrc/model.cpp");
+    let lib = PathBuf::from(
+        std::env::var_os("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch"),
+    );
+    println!("cargo:rerun-if-changed={}", lib.display());
+    // Resolve `.libtorch` (a link into the user cache) so the binary keeps working from anywhere.
+    let lib = std::fs::canonicalize(&lib).unwrap_or(lib);
+    let root = lib.parent().unwrap_or(Path::new("/"));
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .warnings(false)
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .define(
+            "_GLIBCXX_USE_CXX11_ABI",
+            std::env::var("LIBTORCH_CXX11_ABI")
+                .unwrap_or_else(|_| "1".into())
+                .as_str(),
+        )
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .file("csrc/model.cpp")
+        .compile("scancer_model");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
 }

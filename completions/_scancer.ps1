@@ -51,6 +51,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('--mask-dir', '--mask-dir', [CompletionResultType]::ParameterName, 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]')
             [CompletionResult]::new('--max-image-pixels', '--max-image-pixels', [CompletionResultType]::ParameterName, 'Refuse images with more pixels than this (decompression-bomb guard)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--no-optimize', '--no-optimize', [CompletionResultType]::ParameterName, 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar and no summary on standard error')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bar and no summary on standard error')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

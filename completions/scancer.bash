@@ -173,7 +173,7 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__predict)
-            opts="-m -c -f -o -b -q -h -V --model --config --format --output --batch-size --threads --decode-threads --device --shard --mask-dir --max-image-pixels --quiet --color --help --version"
+            opts="-m -c -f -o -b -q -h -V --model --config --format --output --batch-size --threads --decode-threads --device --no-optimize --shard --mask-dir --max-image-pixels --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -53,6 +53,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l max-image-pi
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s q -l quiet -d 'No progress bar and no summary on standard error'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s V -l version -d 'Print version'

@@ -19,6 +19,8 @@ pub struct EngineOptions {
     /// is bit-identical whatever its position, its neighbours or the thread count, so one patch
     /// predicted alone answers exactly as in a directory scan, in `serve`, or in a slide.
     pub batch_size: usize,
+    /// Freeze and optimise the TorchScript graph for inference (see `Model::load`).
+    pub optimize: bool,
 }
 
 pub struct Engine {
@@ -40,7 +42,13 @@ impl Engine {
         options: &EngineOptions,
     ) -> Result<Engine> {
         set_threads(options.threads);
-        let model = Model::load(model_path, options.device)?;
+        let model = Model::load(model_path, options.device, options.optimize)?;
+        if let Some(why) = model.optimize_error() {
+            eprintln!(
+                "scancer: warning: {}: cannot optimise the model for inference ({why}); running it as it is",
+                model_path.display()
+            );
+        }
         let engine = Engine {
             model,
             pre: Preprocessor::new(&config, options.max_pixels),

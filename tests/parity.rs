@@ -17,10 +17,20 @@ const JPEG: f64 = 0.05;
 
 #[test]
 fn pcam_matches_pytorch_on_every_lossless_format() {
+    pcam_parity(&[]);
+}
+
+/// The graph as saved, without scancer's inference optimisations, as TorchServe runs it.
+#[test]
+fn pcam_matches_pytorch_unoptimised() {
+    pcam_parity(&["--no-optimize"]);
+}
+
+fn pcam_parity(flags: &[&str]) {
     let reference = reference();
     let cases = reference["pcam"].as_object().unwrap();
     let paths: Vec<&str> = cases.keys().map(String::as_str).collect();
-    let run = predict(PCAM, &paths);
+    let run = predict(PCAM, &[flags, paths.as_slice()].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.records().len(), paths.len());
     for (path, want) in cases {

@@ -25,6 +25,7 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         threads: args.threads.map(|n| n as usize),
         max_pixels: args.max_image_pixels,
         batch_size: args.batch_size as usize,
+        optimize: !args.no_optimize,
     };
     let engine = Engine::load(&args.model, config, &options)?;
 

@@ -15,7 +15,7 @@ tasks:
   demo             setup, build release, run `scancer predict` on the bundled example patches
   test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`)
   bless            regenerate the checked-in man pages and shell completions
-  bench [ARGS...]  setup, build release, run bench/run.sh ARGS... (needs a PyTorch venv, see BENCHMARKS.md)";
+  bench [ARGS...]  setup, build release, run bench/run.py ARGS... (needs a PyTorch venv, see BENCHMARKS.md)";
 
 fn main() {
     if let Err(err) = run() {
@@ -71,7 +71,7 @@ fn run() -> Result<()> {
                 "--example",
                 "forward_bench",
             ])?;
-            status(Command::new("bash").arg("bench/run.sh").args(&rest))
+            status(Command::new("python3").arg("bench/run.py").args(&rest))
         }
         "" | "-h" | "--help" | "help" => {
             println!("{USAGE}");
