@@ -3,6 +3,7 @@
 
     python_baseline.py handler MODEL DIR   # what a TorchServe handler does, one image at a time
     python_baseline.py batched MODEL DIR B # a batched DataLoader loop at batch size B
+    python_baseline.py forward MODEL N B   # PyTorch's default forward on pre-made tensors (images/s)
 
 Both print one line per image (path, label) to stdout, like scancer's output, so all competitors do
 the same work end to end; the driver times the whole process, Python's start-up included.
@@ -29,7 +30,26 @@ class Patches(torch.utils.data.Dataset):
         return TF(Image.open(self.paths[i]).convert("RGB"))
 
 
+def forward_only(model_path, n, batch):
+    import json
+    import time
+
+    model = torch.jit.load(model_path).eval()
+    x = torch.rand(batch, 3, 96, 96) * 2 - 1
+    passes = -(-n // batch)
+    with torch.inference_mode():
+        for _ in range(3):
+            model(x)
+        start = time.perf_counter()
+        for _ in range(passes):
+            model(x).tolist()
+        seconds = time.perf_counter() - start
+    print(json.dumps({"images_per_s": passes * batch / seconds}))
+
+
 def main():
+    if sys.argv[1] == "forward":
+        return forward_only(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     mode, model_path, folder = sys.argv[1:4]
     paths = sorted(str(p) for p in Path(folder).rglob("*.png"))
     model = torch.jit.load(model_path).eval()

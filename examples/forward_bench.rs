@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
     let passes = images.div_ceil(batch);
     tch::no_grad(|| -> anyhow::Result<()> {
         for _ in 0..3 {
-            model.forward(&input, shape)?;
+            let _ = model.forward(&input, shape)?;
         }
         let start = Instant::now();
         for _ in 0..passes {

@@ -42,6 +42,11 @@ impl Engine {
         options: &EngineOptions,
     ) -> Result<Engine> {
         set_threads(options.threads);
+        if options.optimize {
+            // The frozen graph is already optimised; the profiling executor would only spend its
+            // first calls (about 50 ms) profiling it again.
+            tch::jit::set_profiling_mode(false);
+        }
         let model = Model::load(model_path, options.device, options.optimize)?;
         if let Some(why) = model.optimize_error() {
             eprintln!(

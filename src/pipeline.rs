@@ -13,6 +13,7 @@ use crate::preprocess::{Prepared, Preprocessor};
 use std::io::{self, BufReader, Read};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 
 /// Standard input is read whole; this bounds it (the decoder limits bound the pixels).
 const MAX_STDIN_BYTES: u64 = 1 << 30;
@@ -34,52 +35,80 @@ pub enum Outcome {
 /// An error from `emit` (say, a closed stdout) stops the run and is returned.
 pub fn run<E>(
     engine: &Engine,
-    items: &[Item],
+    items: Arc<[Item]>,
     options: PipelineOptions,
-    mut emit: E,
+    emit: E,
 ) -> io::Result<()>
 where
     E: FnMut(usize, Outcome) -> io::Result<()>,
 {
+    start(Arc::new(engine.preprocessor().clone()), items, options).finish(engine, emit)
+}
+
+/// Decoding under way on worker threads, waiting for a model. Starting it before the model loads
+/// overlaps the model's start-up with the first batches' decoding.
+pub struct Decoding {
+    receivers: Vec<Receiver<Result<Prepared, String>>>,
+    len: usize,
+    batch_size: usize,
+}
+
+/// Starts the decode workers. Dropping the result stops them.
+pub fn start(pre: Arc<Preprocessor>, items: Arc<[Item]>, options: PipelineOptions) -> Decoding {
     let workers = options.decode_threads.clamp(1, items.len().max(1));
     let batch_size = options.batch_size.max(1);
-    let pre = engine.preprocessor();
-    std::thread::scope(|scope| {
-        let receivers: Vec<Receiver<Result<Prepared, String>>> = (0..workers)
-            .map(|w| {
-                let (tx, rx) = sync_channel(batch_size);
-                scope.spawn(move || {
-                    for item in items.iter().skip(w).step_by(workers) {
-                        // A send error means the model thread stopped early: nothing left to do.
-                        // A decoder bug must cost one input, not the run.
-                        let prepared =
-                            std::panic::catch_unwind(AssertUnwindSafe(|| prepare(pre, item)))
-                                .unwrap_or_else(|_| {
-                                    Err("the image decoder crashed on this file".to_owned())
-                                });
-                        if tx.send(prepared).is_err() {
-                            return;
-                        }
+    let receivers = (0..workers)
+        .map(|w| {
+            let (tx, rx) = sync_channel(batch_size);
+            let (pre, items) = (Arc::clone(&pre), Arc::clone(&items));
+            std::thread::spawn(move || {
+                for item in items.iter().skip(w).step_by(workers) {
+                    // A decoder bug must cost one input, not the run.
+                    let prepared =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| prepare(&pre, item)))
+                            .unwrap_or_else(|_| {
+                                Err("the image decoder crashed on this file".to_owned())
+                            });
+                    // A send error means the model thread stopped early: nothing left to do.
+                    if tx.send(prepared).is_err() {
+                        return;
                     }
-                });
-                rx
-            })
-            .collect();
-        let mut pending: Vec<(usize, Result<Prepared, String>)> = Vec::with_capacity(batch_size);
+                }
+            });
+            rx
+        })
+        .collect();
+    Decoding {
+        receivers,
+        len: items.len(),
+        batch_size,
+    }
+}
+
+impl Decoding {
+    /// Runs the decoded inputs through `engine`, calling `emit(index, outcome)` once per input, in
+    /// order.
+    pub fn finish<E>(self, engine: &Engine, mut emit: E) -> io::Result<()>
+    where
+        E: FnMut(usize, Outcome) -> io::Result<()>,
+    {
+        let workers = self.receivers.len();
+        let mut pending: Vec<(usize, Result<Prepared, String>)> =
+            Vec::with_capacity(self.batch_size);
         let mut ready = 0;
-        for i in 0..items.len() {
-            let prepared = receivers[i % workers]
+        for i in 0..self.len {
+            let prepared = self.receivers[i % workers]
                 .recv()
                 .expect("decode worker ended early");
             ready += usize::from(prepared.is_ok());
             pending.push((i, prepared));
-            if ready == batch_size {
+            if ready == engine.batch_size() {
                 flush(engine, &mut pending, &mut emit)?;
                 ready = 0;
             }
         }
         flush(engine, &mut pending, &mut emit)
-    })
+    }
 }
 
 fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {

@@ -94,7 +94,7 @@ impl Preprocessor {
     /// Like `prepare`, reading the encoded image from a file or stream without loading it whole.
     pub fn prepare_from<R: BufRead + Seek>(&self, reader: R) -> Result<Prepared, InputError> {
         let image = decode(reader, self.max_pixels)?;
-        let pixels = self.fit(convert(&image, self.color))?;
+        let pixels = self.fit(convert(image, self.color))?;
         Ok(self.normalize(&pixels))
     }
 
@@ -193,10 +193,10 @@ fn one_line(s: &str) -> String {
 
 /// Converts to 8-bit RGB or L the way Pillow's `convert("RGB")` / `convert("L")` does, except that
 /// 16-bit samples are scaled to 8 bits (Pillow clips them, turning most 16-bit images white).
-pub fn convert(image: &DynamicImage, color: Color) -> Pixels {
+pub fn convert(image: DynamicImage, color: Color) -> Pixels {
     let (width, height) = (image.width() as usize, image.height() as usize);
-    let data = match (color, image) {
-        (Color::Grayscale, DynamicImage::ImageLuma8(img)) => img.as_raw().clone(),
+    let data = match (color, &image) {
+        (Color::Grayscale, DynamicImage::ImageLuma8(_)) => image.into_luma8().into_raw(),
         (Color::Grayscale, DynamicImage::ImageLumaA8(img)) => {
             img.as_raw().iter().step_by(2).copied().collect()
         }
@@ -223,8 +223,8 @@ pub fn convert(image: &DynamicImage, color: Color) -> Pixels {
     }
 }
 
-fn rgb8(image: &DynamicImage) -> Vec<u8> {
-    match image {
+fn rgb8(image: DynamicImage) -> Vec<u8> {
+    match &image {
         DynamicImage::ImageRgb16(_)
         | DynamicImage::ImageRgba16(_)
         | DynamicImage::ImageLuma16(_)
@@ -234,8 +234,8 @@ fn rgb8(image: &DynamicImage) -> Vec<u8> {
             .into_iter()
             .map(scale16)
             .collect(),
-        // Alpha is dropped, not composited, as Pillow's RGBA -> RGB does.
-        _ => image.to_rgb8().into_raw(),
+        // Alpha is dropped, not composited, as Pillow's RGBA -> RGB does. No copy for RGB already.
+        _ => image.into_rgb8().into_raw(),
     }
 }
 

@@ -8,18 +8,44 @@ use crate::inputs::{discover, io_message, Item, Source};
 use crate::output::{self, Answer, Format, Schema, TableStyle};
 use crate::pipeline::{self, Outcome, PipelineOptions};
 use crate::postprocess::{Prediction, SegmentationPrediction};
+use crate::preprocess::Preprocessor;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let started = Instant::now();
     let config_path = config_path(&args.model, args.config.as_deref())?;
     let config = HandlerConfig::from_path(&config_path)?;
+    let preprocessor = Preprocessor::new(&config, args.max_image_pixels);
+
+    let discovered = discover(&args.inputs);
+    let found_any = !discovered.items.is_empty();
+    let items: Arc<[Item]> = match args.shard {
+        Some(shard) => shard.select(discovered.items),
+        None => discovered.items,
+    }
+    .into();
+    let quiet = args.quiet;
+    if !quiet && discovered.skipped > 0 {
+        eprintln!(
+            "scancer: skipped {} file(s) in directories that are not images",
+            discovered.skipped
+        );
+    }
+    let pipeline_options = PipelineOptions {
+        batch_size: args.batch_size as usize,
+        decode_threads: args
+            .decode_threads
+            .map_or_else(default_decode_threads, |n| n as usize),
+    };
+    // Decoding starts now and overlaps loading the model.
+    let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(&items), pipeline_options);
     let options = EngineOptions {
         device: args.device,
         threads: args.threads.map(|n| n as usize),
@@ -28,20 +54,6 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         optimize: !args.no_optimize,
     };
     let engine = Engine::load(&args.model, config, &options)?;
-
-    let discovered = discover(&args.inputs);
-    let found_any = !discovered.items.is_empty();
-    let items = match args.shard {
-        Some(shard) => shard.select(discovered.items),
-        None => discovered.items,
-    };
-    let quiet = args.quiet;
-    if !quiet && discovered.skipped > 0 {
-        eprintln!(
-            "scancer: skipped {} file(s) in directories that are not images",
-            discovered.skipped
-        );
-    }
 
     let schema = Schema {
         kind: engine.config().output.kind,
@@ -63,26 +75,21 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let mut failed = 0usize;
     let result = {
         let mut writer = output::writer(args.format, schema, destination.writer(), style);
-        let pipeline_options = PipelineOptions {
-            batch_size: engine.batch_size(),
-            decode_threads: args
-                .decode_threads
-                .map_or_else(default_decode_threads, |n| n as usize),
-        };
-        pipeline::run(&engine, &items, pipeline_options, |i, outcome| {
-            let path = display(&items[i]);
-            let (outcome, mask_file) = masks.write(&items[i], outcome);
-            if matches!(outcome, Outcome::Failed(_)) {
-                failed += 1;
-            }
-            progress.inc(1);
-            writer.write(&Answer {
-                path,
-                outcome: &outcome,
-                mask_file: mask_file.as_deref(),
+        decoding
+            .finish(&engine, |i, outcome| {
+                let path = display(&items[i]);
+                let (outcome, mask_file) = masks.write(&items[i], outcome);
+                if matches!(outcome, Outcome::Failed(_)) {
+                    failed += 1;
+                }
+                progress.inc(1);
+                writer.write(&Answer {
+                    path,
+                    outcome: &outcome,
+                    mask_file: mask_file.as_deref(),
+                })
             })
-        })
-        .and_then(|()| writer.finish())
+            .and_then(|()| writer.finish())
     };
     progress.finish_and_clear();
     match result {
