@@ -226,12 +226,21 @@ def main():
     seg = export(TissueSegmenter(), (1, 1, 32, 32), models / "tissue-segmentation.pt",
                  torch.cat([tensor_from(p.convert("L"), seg_tf) for p in he]))
 
+    # More JPEG flavours, from their own random stream so the fixtures above stay as they were.
+    jpeg_rng = np.random.default_rng(SEED + 1)
+    Image.fromarray(he_patch(jpeg_rng)).convert("L").save(images / "patch-gray.jpg", quality=90)
+    Image.fromarray(he_patch(jpeg_rng)).save(images / "patch-progressive.jpg", quality=85, progressive=True)
+    Image.fromarray(he_patch(jpeg_rng)).convert("CMYK").save(images / "patch-cmyk.jpg", quality=95)
+    whole = (images / "patch.jpg").read_bytes()
+    (images / "truncated.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+
     # References: Pillow decode + convert, torchvision transforms, the TorchScript model, batch 1.
     ref = {"pcam": {}, "multiclass": {}, "segmentation": {}}
     pcam_inputs = [f"examples/patches/patch-{i:02d}.png" for i in range(12)] + [
         f"testdata/images/{n}" for n in
         ["patch-rgb.png", "patch-rgba.png", "patch-palette.png", "patch-gray.png", "patch-gray-alpha.png",
-         "patch.tif", "patch.bmp", "patch.webp", "patch.jpg"]]
+         "patch.tif", "patch.bmp", "patch.webp", "patch.jpg", "patch-gray.jpg", "patch-progressive.jpg",
+         "patch-cmyk.jpg"]]
     with torch.inference_mode():
         for rel in pcam_inputs:
             logit = pcam(tensor_from(Image.open(ROOT / rel).convert("RGB"), pcam_tf)).item()

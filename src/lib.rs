@@ -8,6 +8,7 @@ pub mod commands;
 pub mod engine;
 pub mod handler_config;
 pub mod inputs;
+pub mod jpeg;
 pub mod model;
 pub mod output;
 pub mod pipeline;

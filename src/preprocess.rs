@@ -7,6 +7,7 @@
 //! the same order of operations.
 
 use crate::handler_config::{Color, HandlerConfig, ResizePolicy};
+use crate::jpeg;
 use crate::resample::resize_bilinear;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use std::io::{BufRead, Cursor, Seek};
@@ -146,12 +147,13 @@ pub fn decode<R: BufRead + Seek>(
     mut reader: R,
     max_pixels: u64,
 ) -> Result<DynamicImage, InputError> {
-    if reader
-        .fill_buf()
-        .map_err(|e| InputError::Read(e.to_string()))?
-        .is_empty()
-    {
+    let read_error = |e: std::io::Error| InputError::Read(e.to_string());
+    let head = reader.fill_buf().map_err(read_error)?;
+    if head.is_empty() {
         return Err(InputError::Empty);
+    }
+    if image::guess_format(head).ok() == Some(image::ImageFormat::Jpeg) {
+        return jpeg::decode(reader, max_pixels);
     }
     let reader = ImageReader::new(reader)
         .with_guessed_format()

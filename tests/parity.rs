@@ -11,9 +11,6 @@ const EXACT: f64 = 1e-5;
 /// Where Pillow-compatible resizing is involved. scancer's resampler is a port of Pillow's, so the
 /// pixels are identical and the same bound holds; kept separate so a change to resizing shows here.
 const RESIZED: f64 = 1e-5;
-/// JPEG: scancer decodes with zune-jpeg, Pillow with libjpeg-turbo; their IDCT and chroma upsampling
-/// differ by a level or two on some pixels, which this (deliberately sensitive) test model amplifies.
-const JPEG: f64 = 0.05;
 
 #[test]
 fn pcam_matches_pytorch_on_every_lossless_format() {
@@ -37,7 +34,7 @@ fn pcam_parity(flags: &[&str]) {
         let got = run.record(path);
         let p = f(&got["probabilities"]["metastatic"]);
         let want_p = f(&want["probability"]);
-        let tolerance = if path.ends_with(".jpg") { JPEG } else { EXACT };
+        let tolerance = EXACT;
         assert!(
             (p - want_p).abs() <= tolerance,
             "{path}: scancer {p}, PyTorch {want_p}"

@@ -43,6 +43,10 @@ fn every_input_gets_exactly_one_record_in_order() {
         ("testdata/images/not-an-image.png", "not a supported image"),
         ("testdata/images/corrupt.jpg", "cannot decode JPEG"),
         (
+            "testdata/images/truncated.jpg",
+            "cannot decode JPEG: the file is truncated",
+        ),
+        (
             "testdata/images/bomb-100000x100000.png",
             "over the limit of 178956970",
         ),
