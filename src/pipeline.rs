@@ -45,6 +45,18 @@ where
     start(Arc::new(engine.preprocessor().clone()), items, options).finish(engine, emit)
 }
 
+/// Decode threads are named with this prefix; the panic hook (main.rs) stays quiet for them, since
+/// their panics become that input's error record.
+pub const DECODE_THREAD: &str = "scancer-decode-";
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
 /// Decoding under way on worker threads, waiting for a model. Starting it before the model loads
 /// overlaps the model's start-up with the first batches' decoding.
 pub struct Decoding {
@@ -61,20 +73,26 @@ pub fn start(pre: Arc<Preprocessor>, items: Arc<[Item]>, options: PipelineOption
         .map(|w| {
             let (tx, rx) = sync_channel(batch_size);
             let (pre, items) = (Arc::clone(&pre), Arc::clone(&items));
-            std::thread::spawn(move || {
-                for item in items.iter().skip(w).step_by(workers) {
-                    // A decoder bug must cost one input, not the run.
-                    let prepared =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| prepare(&pre, item)))
-                            .unwrap_or_else(|_| {
-                                Err("the image decoder crashed on this file".to_owned())
-                            });
-                    // A send error means the model thread stopped early: nothing left to do.
-                    if tx.send(prepared).is_err() {
-                        return;
+            std::thread::Builder::new()
+                .name(format!("{DECODE_THREAD}{w}"))
+                .spawn(move || {
+                    for item in items.iter().skip(w).step_by(workers) {
+                        // A decoder bug must cost one input, not the run.
+                        let prepared =
+                            std::panic::catch_unwind(AssertUnwindSafe(|| prepare(&pre, item)))
+                                .unwrap_or_else(|payload| {
+                                    Err(format!(
+                                        "the image decoder crashed on this file ({})",
+                                        panic_text(&*payload)
+                                    ))
+                                });
+                        // A send error means the model thread stopped early: nothing left to do.
+                        if tx.send(prepared).is_err() {
+                            return;
+                        }
                     }
-                }
-            });
+                })
+                .expect("cannot start a decode thread");
             rx
         })
         .collect();

@@ -83,11 +83,12 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
                     failed += 1;
                 }
                 progress.inc(1);
-                writer.write(&Answer {
+                let answer = Answer {
                     path,
                     outcome: &outcome,
                     mask_file: mask_file.as_deref(),
-                })
+                };
+                progress.suspend(|| writer.write(&answer))
             })
             .and_then(|()| writer.finish())
     };
@@ -155,11 +156,15 @@ fn progress_bar(len: usize, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {pos}/{len} images [{wide_bar}] {per_sec:.0} ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {pos}/{len} images [{wide_bar}] {rate} ETA {eta}")
+            .expect("valid template")
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} images/s", state.per_sec());
+                },
+            )
+            .progress_chars("=> "),
     );
     bar
 }
@@ -209,6 +214,9 @@ impl Destination {
 
     fn writer(&mut self) -> Box<dyn Write + '_> {
         match self {
+            // A terminal gets each line as it is written (stdout is line-buffered), so that records
+            // and the progress bar take turns; pipes and files get large buffered writes.
+            Destination::Stdout if io::stdout().is_terminal() => Box::new(io::stdout().lock()),
             Destination::Stdout => Box::new(io::BufWriter::new(io::stdout().lock())),
             Destination::File { temp, .. } => Box::new(io::BufWriter::new(temp.as_file_mut())),
         }
