@@ -9,11 +9,26 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-pub const EXIT_CODES: &str = "\
-Exit status:
+/// The exit status table, shared by `scancer --help`, `scancer predict --help` and the man pages.
+macro_rules! exit_codes {
+    () => {
+        "Exit status:
   0  every input got a result
   1  some inputs failed (each has a record with its error; the others have results)
-  2  usage error, or the model or its handler configuration could not be used (nothing was predicted)";
+  2  usage error, or the model or its configuration is unusable (nothing was predicted)"
+    };
+}
+
+macro_rules! predict_examples {
+    () => {
+        "Examples:
+  scancer predict --model pcam-classification.pt patch.png
+  scancer predict -m pcam-classification.pt -c pcam.toml scans/ --format jsonl > results.jsonl
+  scancer predict -m pcam.pt scans/ --shard \"$SLURM_ARRAY_TASK_ID/8\" -f csv -o part.csv"
+    };
+}
+
+pub const EXIT_CODES: &str = exit_codes!();
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,7 +61,14 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a model locally on image files, directories of images, or standard input
-    #[command(after_long_help = EXIT_CODES)]
+    #[command(
+        long_about = "Run a model locally on image files, directories of images, or standard input.\n\n\
+            Directories are searched recursively for images (PNG, JPEG, TIFF, BMP, WebP, GIF: by \
+            extension, or by content for files without one) in sorted order. Every input gets exactly \
+            one record, with its result or its error, in input order; a bad input never stops the run.",
+        after_help = predict_examples!(),
+        after_long_help = concat!(predict_examples!(), "\n\n", exit_codes!())
+    )]
     Predict(PredictArgs),
     /// Package a model and its handler configuration as a TorchServe .mar archive (not built yet)
     Archive(NotBuilt),
@@ -64,15 +86,6 @@ pub struct NotBuilt {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Run a model locally on image files, directories of images, or standard input.\n\n\
-        Directories are searched recursively for images (PNG, JPEG, TIFF, BMP, WebP, GIF: by extension, \
-        or by content for files without one) in sorted order. Every input gets exactly one record, \
-        with its result or its error, in input order; a bad input never stops the run.",
-    after_help = "Examples:\n  scancer predict --model pcam-classification.pt patch.png\n  \
-        scancer predict -m pcam-classification.pt -c pcam.toml scans/ --format jsonl > results.jsonl\n  \
-        scancer predict -m pcam-classification.pt scans/ --shard \"$SLURM_ARRAY_TASK_ID/8\" -f csv -o part.csv"
-)]
 pub struct PredictArgs {
     /// Image files, directories to search, or - for one image on standard input
     #[arg(required = true, value_name = "PATH")]
