@@ -239,3 +239,46 @@ fn unpack(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_complete() {
+        for wheel in WHEELS {
+            assert_eq!(wheel.sha256.len(), 64, "{}", wheel.file);
+            assert!(wheel
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            let version = wheel
+                .requirement
+                .split("==")
+                .nth(1)
+                .expect("pinned with ==");
+            assert!(
+                wheel.file.contains(&format!("-{version}-")),
+                "{} is {}",
+                wheel.file,
+                wheel.requirement
+            );
+        }
+        // What torch-sys links and libtorch_cpu.so needs, and never libtorch_cuda.so.
+        let libs: Vec<&str> = WHEELS
+            .iter()
+            .flat_map(|w| w.files.iter().map(|(_, to)| *to))
+            .collect();
+        for needed in [
+            "lib/libtorch_cpu.so",
+            "lib/libtorch.so",
+            "lib/libc10.so",
+            "lib/libgomp.so.1",
+            "lib/libcudart.so.13",
+            "lib/libcupti.so.13",
+        ] {
+            assert!(libs.contains(&needed), "{needed}");
+        }
+        assert!(!libs.iter().any(|l| l.contains("torch_cuda")));
+    }
+}
