@@ -54,7 +54,7 @@ impl Engine {
                 model_path.display()
             );
         }
-        let engine = Engine {
+        let mut engine = Engine {
             model,
             pre: Preprocessor::new(&config, options.max_pixels),
             post: Postprocessor::new(&config),
@@ -66,7 +66,6 @@ impl Engine {
         let zeros = Prepared {
             data: vec![0.0; c * h * w],
         };
-        let mut engine = engine;
         let warm = engine.infer(&[&zeros]).map_err(|e| {
             anyhow!(
                 "{}: the model does not fit its handler configuration: on a [{}, {c}, {h}, {w}] input, {e}",

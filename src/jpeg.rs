@@ -3,7 +3,7 @@
 //! integer IDCT, fancy chroma upsampling and YCbCr conversion give the same pixels, so a JPEG patch
 //! gets the same answer as in PyTorch. Pure-Rust decoders round differently, by a level or two.
 
-use crate::preprocess::InputError;
+use crate::preprocess::{check_size, InputError};
 use image::{DynamicImage, GrayImage, RgbImage};
 use mozjpeg::{ColorSpaceExt, Decompress};
 use mozjpeg_sys::{
@@ -87,15 +87,7 @@ pub fn decode<R: BufRead>(reader: R, max_pixels: u64) -> Result<DynamicImage, In
                 .from_reader(reader)
                 .map_err(|e| fail(e.to_string()))?;
             let (width, height) = (jpeg.width() as u32, jpeg.height() as u32);
-            let pixels = width as u64 * height as u64;
-            if pixels > max_pixels {
-                return Err(InputError::TooLarge {
-                    width,
-                    height,
-                    pixels,
-                    limit: max_pixels,
-                });
-            }
+            check_size("JPEG", width, height, max_pixels)?;
             let image = match jpeg.color_space() {
                 J_COLOR_SPACE::JCS_GRAYSCALE => {
                     let mut started = jpeg.grayscale().map_err(|e| fail(e.to_string()))?;

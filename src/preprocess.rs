@@ -171,6 +171,17 @@ pub fn decode<R: BufRead + Seek>(
     reader.limits(limits);
     let decoder = reader.into_decoder().map_err(fail)?;
     let (width, height) = decoder.dimensions();
+    check_size(&name, width, height, max_pixels)?;
+    DynamicImage::from_decoder(decoder).map_err(fail)
+}
+
+/// Refuses images without pixels, or with more than `max_pixels`, from their header.
+pub fn check_size(
+    format: &str,
+    width: u32,
+    height: u32,
+    max_pixels: u64,
+) -> Result<(), InputError> {
     let pixels = width as u64 * height as u64;
     if pixels > max_pixels {
         return Err(InputError::TooLarge {
@@ -181,12 +192,13 @@ pub fn decode<R: BufRead + Seek>(
         });
     }
     if pixels == 0 {
+        let detail = "image has no pixels".into();
         return Err(InputError::Decode {
-            format: name,
-            detail: "image has no pixels".into(),
+            format: format.into(),
+            detail,
         });
     }
-    DynamicImage::from_decoder(decoder).map_err(fail)
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {
