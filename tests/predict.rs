@@ -415,3 +415,50 @@ fn help_is_complete() {
         assert!(out.stdout.contains(flag), "predict --help mentions {flag}");
     }
 }
+
+#[test]
+fn auto_device_falls_back_to_the_cpu_with_the_same_answers() {
+    let path = "examples/patches/patch-05.png";
+    let cpu = predict(PCAM, &[path]).record(path);
+    let auto = predict(PCAM, &["--device", "auto", path]).record(path);
+    assert_eq!(cpu["probabilities"], auto["probabilities"]);
+}
+
+#[test]
+fn colour_follows_the_flag() {
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        PCAM,
+        "--color",
+        "always",
+        "testdata/images/empty.png",
+    ]));
+    assert!(
+        out.stdout.contains("\x1b[31merror\x1b[0m"),
+        "{:?}",
+        out.stdout
+    );
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        PCAM,
+        "--color",
+        "never",
+        "testdata/images/empty.png",
+    ]));
+    assert!(!out.stdout.contains('\x1b'));
+}
+
+#[test]
+fn unwritable_output_is_a_fatal_error() {
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        PCAM,
+        "-o",
+        "no/such/dir/out.json",
+        "examples/patches",
+    ]));
+    assert_fatal(&out, "no/such/dir/out.json: cannot create the output file");
+}
