@@ -30,4 +30,9 @@ fn main() {
         .file("csrc/model.cpp")
         .compile("scancer_model");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // A CUDA libtorch registers its CUDA backend from libtorch_cuda.so, which nothing references by
+    // symbol: without --no-as-needed the linker drops it and CUDA is never available.
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
 }
