@@ -166,14 +166,6 @@ impl HandlerConfig {
             .unwrap_or(self.input.height.max(self.input.width))
     }
 
-    /// The label of class `index`: its name, or the index itself as TorchServe prints it.
-    pub fn label(&self, index: usize) -> String {
-        match &self.output.labels {
-            Some(labels) if index < labels.len() => labels[index].clone(),
-            _ => index.to_string(),
-        }
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError(msg));
         let input = &self.input;
@@ -309,7 +301,10 @@ mod tests {
         assert_eq!(c.input.color, Color::Rgb);
         assert_eq!(c.input.resize, ResizePolicy::Reject);
         assert_eq!(c.threshold(), 0.5);
-        assert_eq!(c.label(1), "metastatic");
+        assert_eq!(
+            crate::postprocess::Postprocessor::new(&c).label(1),
+            "metastatic"
+        );
     }
 
     #[test]
@@ -317,8 +312,9 @@ mod tests {
         let c =
             HandlerConfig::from_toml(&PCAM.replace("labels = [\"normal\", \"metastatic\"]", ""))
                 .unwrap();
-        assert_eq!(c.label(0), "0");
-        assert_eq!(c.label(1), "1");
+        let post = crate::postprocess::Postprocessor::new(&c);
+        assert_eq!(post.label(0), "0");
+        assert_eq!(post.label(1), "1");
     }
 
     fn err(text: &str) -> String {

@@ -67,6 +67,7 @@ impl Postprocessor {
         self.kind
     }
 
+    /// The label of class `class`: its name, or the index itself as TorchServe prints it.
     pub fn label(&self, class: usize) -> String {
         match &self.labels {
             Some(labels) if class < labels.len() => labels[class].clone(),
