@@ -9,6 +9,7 @@ pub mod engine;
 pub mod handler_config;
 pub mod inputs;
 pub mod jpeg;
+pub mod mar;
 pub mod model;
 pub mod output;
 pub mod pipeline;
