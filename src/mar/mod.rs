@@ -2,4 +2,5 @@
 //! reads them. Work in progress for `scancer archive` (issue #3): the manifest is here; writing and
 //! reading archives follow.
 
+pub mod entries;
 pub mod manifest;
