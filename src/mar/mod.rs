@@ -4,4 +4,5 @@
 
 pub mod entries;
 pub mod manifest;
+pub mod read;
 pub mod write;
