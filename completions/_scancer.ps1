@@ -34,10 +34,10 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;predict' {
-            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'TorchScript model file (.pt)')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'TorchScript model file (.pt)')
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml]')
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the results to FILE (atomically: complete or not at all) instead of standard output')

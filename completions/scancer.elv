@@ -30,10 +30,10 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'scancer;predict'= {
-            cand -m 'TorchScript model file (.pt)'
-            cand --model 'TorchScript model file (.pt)'
-            cand -c 'Handler configuration (TOML) [default: the model''s path with the extension .toml]'
-            cand --config 'Handler configuration (TOML) [default: the model''s path with the extension .toml]'
+            cand -m 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)'
+            cand --model 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)'
+            cand -c 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]'
+            cand --config 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]'
             cand -f 'Output format'
             cand --format 'Output format'
             cand -o 'Write the results to FILE (atomically: complete or not at all) instead of standard output'

@@ -34,8 +34,8 @@ complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Packag
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model file (.pt)' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml]' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for reading on a terminal'
 json\t'One JSON array of records'
 jsonl\t'One JSON record per line'

@@ -235,7 +235,7 @@ def main():
     (images / "truncated.jpg").write_bytes(whole[: len(whole) * 2 // 3])
 
     # References: Pillow decode + convert, torchvision transforms, the TorchScript model, batch 1.
-    ref = {"pcam": {}, "multiclass": {}, "segmentation": {}}
+    ref = {"pcam": {}, "multiclass": {}, "segmentation": {}, "image_classifier": {}}
     pcam_inputs = [f"examples/patches/patch-{i:02d}.png" for i in range(12)] + [
         f"testdata/images/{n}" for n in
         ["patch-rgb.png", "patch-rgba.png", "patch-palette.png", "patch-gray.png", "patch-gray-alpha.png",
@@ -250,6 +250,16 @@ def main():
                     "testdata/images/small-50x50.png", "testdata/images/patch-rgb.png"]:
             x = tensor_from(Image.open(ROOT / rel).convert("RGB"), multi_tf)
             ref["multiclass"][rel] = {"probabilities": torch.softmax(multi(x), dim=1)[0].tolist()}
+        # TorchServe's built-in image_classifier on the multiclass model (it pools any input size),
+        # as testdata/mar/tissue.mar runs it: Resize(256), CenterCrop(224), ImageNet normalisation.
+        ic_tf = transforms.Compose([
+            transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ])
+        for rel in ["testdata/images/tall-130x160.png", "testdata/images/wide-203x80.png",
+                    "testdata/images/patch.jpg"]:
+            x = tensor_from(Image.open(ROOT / rel).convert("RGB"), ic_tf)
+            ref["image_classifier"][rel] = {"probabilities": torch.softmax(multi(x), dim=1)[0].tolist()}
         for rel in ["testdata/images/patch-rgb.png", "testdata/images/patch-gray.png",
                     "testdata/images/small-50x50.png"]:
             x = tensor_from(Image.open(ROOT / rel).convert("L"), seg_tf)

@@ -16,7 +16,7 @@ fn main() -> anyhow::Result<()> {
     let images: usize = args[3].parse()?;
     let optimize = args.get(4).is_none_or(|m| m == "optimized");
     set_threads(None);
-    let model = Model::load(args[1].as_ref(), DeviceChoice::Cpu, optimize)?;
+    let model = Model::load(args[1].as_ref(), &args[1], DeviceChoice::Cpu, optimize)?;
     let shape = [batch, 3, 96, 96];
     // Pre-made inputs in [-1, 1], like normalised patches.
     let input: Vec<f32> = (0..batch * 3 * 96 * 96)

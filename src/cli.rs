@@ -91,11 +91,12 @@ pub struct PredictArgs {
     #[arg(required = true, value_name = "PATH")]
     pub inputs: Vec<PathBuf>,
 
-    /// TorchScript model file (.pt)
+    /// TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)
     #[arg(short, long, value_name = "FILE")]
     pub model: PathBuf,
 
-    /// Handler configuration (TOML) [default: the model's path with the extension .toml]
+    /// Handler configuration (TOML) [default: the model's path with the extension .toml; for an
+    /// archive, the configuration it carries or the one of its built-in image_classifier handler]
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -3,10 +3,10 @@
 
 use crate::handler_config::HandlerConfig;
 use crate::model::{set_threads, DeviceChoice, Model, ModelError};
+use crate::model_source::ModelSource;
 use crate::postprocess::{Postprocessor, Prediction};
 use crate::preprocess::{Prepared, Preprocessor};
 use anyhow::{anyhow, Result};
-use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -36,22 +36,19 @@ impl Engine {
     /// Loads the model and checks it against the configuration with one forward on a zero input, so
     /// that a mismatch is one clear error before any image is read (and the first real batch does not
     /// pay libtorch's warm-up).
-    pub fn load(
-        model_path: &Path,
-        config: HandlerConfig,
-        options: &EngineOptions,
-    ) -> Result<Engine> {
+    pub fn load(source: &ModelSource, options: &EngineOptions) -> Result<Engine> {
+        let config = source.config.clone();
         set_threads(options.threads);
         if options.optimize {
             // The frozen graph is already optimised; the profiling executor would only spend its
             // first calls (about 50 ms) profiling it again.
             tch::jit::set_profiling_mode(false);
         }
-        let model = Model::load(model_path, options.device, options.optimize)?;
+        let model = Model::load(&source.path, &source.name, options.device, options.optimize)?;
         if let Some(why) = model.optimize_error() {
             eprintln!(
                 "scancer: warning: {}: cannot optimise the model for inference ({why}); running it as it is",
-                model_path.display()
+                source.name
             );
         }
         let mut engine = Engine {
@@ -69,7 +66,7 @@ impl Engine {
         let warm = engine.infer(&[&zeros]).map_err(|e| {
             anyhow!(
                 "{}: the model does not fit its handler configuration: on a [{}, {c}, {h}, {w}] input, {e}",
-                model_path.display(),
+                source.name,
                 engine.batch_size
             )
         })?;

@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod jpeg;
 pub mod mar;
 pub mod model;
+pub mod model_source;
 pub mod output;
 pub mod pipeline;
 pub mod postprocess;

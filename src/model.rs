@@ -78,7 +78,13 @@ impl Model {
     /// Loads a TorchScript file. With `optimize`, the module is frozen and optimised for inference
     /// (batch-norm folded into convolutions, oneDNN prepacked weights): several times faster on
     /// CPU, with results within a few 1e-6 of the plain module (see BENCHMARKS.md).
-    pub fn load(path: &Path, device: DeviceChoice, optimize: bool) -> Result<Model, ModelError> {
+    /// `name` is how messages name the model (an archive member is loaded from a temporary file).
+    pub fn load(
+        path: &Path,
+        name: &str,
+        device: DeviceChoice,
+        optimize: bool,
+    ) -> Result<Model, ModelError> {
         let device = match device {
             DeviceChoice::Cpu => Device::Cpu,
             DeviceChoice::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
@@ -86,7 +92,7 @@ impl Model {
             DeviceChoice::Auto => Device::cuda_if_available(),
         };
         let load_error = |detail: String| ModelError::Load {
-            path: path.display().to_string(),
+            path: name.to_owned(),
             detail,
         };
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())

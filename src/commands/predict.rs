@@ -3,13 +3,14 @@
 use super::{stderr_is_terminal, use_color, SOME_FAILED, SUCCESS};
 use crate::cli::{ColorChoice, PredictArgs};
 use crate::engine::{Engine, EngineOptions};
-use crate::handler_config::{HandlerConfig, OutputKind};
+use crate::handler_config::OutputKind;
 use crate::inputs::{discover, io_message, Item, Source};
+use crate::model_source::ModelSource;
 use crate::output::{self, Answer, Format, Schema, TableStyle};
 use crate::pipeline::{self, Outcome, PipelineOptions};
 use crate::postprocess::{Prediction, SegmentationPrediction};
 use crate::preprocess::Preprocessor;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::{self, IsTerminal, Write};
@@ -20,9 +21,8 @@ use std::time::Instant;
 
 pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let started = Instant::now();
-    let config_path = config_path(&args.model, args.config.as_deref())?;
-    let config = HandlerConfig::from_path(&config_path)?;
-    let preprocessor = Preprocessor::new(&config, args.max_image_pixels);
+    let source = ModelSource::open(&args.model, args.config.as_deref())?;
+    let preprocessor = Preprocessor::new(&source.config, args.max_image_pixels);
 
     let discovered = discover(&args.inputs);
     let found_any = !discovered.items.is_empty();
@@ -53,7 +53,7 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         batch_size: args.batch_size as usize,
         optimize: !args.no_optimize,
     };
-    let engine = Engine::load(&args.model, config, &options)?;
+    let engine = Engine::load(&source, &options)?;
 
     let schema = Schema {
         kind: engine.config().output.kind,
@@ -124,25 +124,6 @@ fn display(item: &Item) -> &str {
         Ok(input) => &input.display,
         Err(unlisted) => &unlisted.display,
     }
-}
-
-/// `--config`, else the model's path with `.toml`.
-fn config_path(model: &Path, explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_path_buf());
-    }
-    let beside = model.with_extension("toml");
-    if beside.is_file() {
-        return Ok(beside);
-    }
-    if !model.exists() {
-        bail!("{}: no such model file", model.display());
-    }
-    bail!(
-        "{}: no handler configuration: pass --config FILE (or put one at {})",
-        model.display(),
-        beside.display()
-    )
 }
 
 fn default_decode_threads() -> usize {
@@ -304,30 +285,4 @@ fn save_mask(path: &Path, seg: &SegmentationPrediction) -> Result<(), String> {
     image
         .save_with_format(path, image::ImageFormat::Png)
         .map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_beside_the_model() {
-        let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("m.pt");
-        std::fs::write(&model, b"x").unwrap();
-        let err = config_path(&model, None).unwrap_err().to_string();
-        assert!(
-            err.contains("no handler configuration") && err.contains("m.toml"),
-            "{err}"
-        );
-        std::fs::write(dir.path().join("m.toml"), b"").unwrap();
-        assert_eq!(
-            config_path(&model, None).unwrap(),
-            dir.path().join("m.toml")
-        );
-        assert_eq!(
-            config_path(&model, Some(Path::new("x.toml"))).unwrap(),
-            PathBuf::from("x.toml")
-        );
-    }
 }

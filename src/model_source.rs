@@ -1,0 +1,239 @@
+//! Where a model and its handler configuration come from: a TorchScript file with its TOML beside it
+//! (or `--config`), or a TorchServe archive (`.mar`, `.tar.gz` or an unpacked folder) that carries a
+//! scancer configuration or names TorchServe's built-in `image_classifier` handler.
+
+use crate::handler_config::{
+    Color, HandlerConfig, InputConfig, OutputConfig, OutputKind, ResizePolicy,
+};
+use crate::mar::read::{Archive, Limits};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The name of scancer's handler configuration inside an archive.
+pub const ARCHIVED_CONFIG: &str = "scancer-handler.toml";
+
+/// A model file ready to load, and its configuration.
+pub struct ModelSource {
+    /// The file to load (inside a temporary file for archives).
+    pub path: PathBuf,
+    /// How to name the model in messages.
+    pub name: String,
+    pub config: HandlerConfig,
+    /// Keeps an unpacked archive member alive until the model is loaded.
+    _unpacked: Option<tempfile::NamedTempFile>,
+}
+
+impl ModelSource {
+    pub fn open(model: &Path, explicit_config: Option<&Path>) -> Result<ModelSource> {
+        if is_archive(model) {
+            return from_archive(model, explicit_config);
+        }
+        let config_path = match explicit_config {
+            Some(path) => path.to_path_buf(),
+            None => beside(model)?,
+        };
+        Ok(ModelSource {
+            path: model.to_path_buf(),
+            name: model.display().to_string(),
+            config: HandlerConfig::from_path(&config_path)?,
+            _unpacked: None,
+        })
+    }
+}
+
+/// `.mar`, `.tar.gz`/`.tgz`, or a folder with `MAR-INF/MANIFEST.json`.
+fn is_archive(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    name.ends_with(".mar")
+        || name.ends_with(".tar.gz")
+        || name.ends_with(".tgz")
+        || path.join("MAR-INF/MANIFEST.json").is_file()
+}
+
+/// The model's path with `.toml`.
+fn beside(model: &Path) -> Result<PathBuf> {
+    let beside = model.with_extension("toml");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    if !model.exists() {
+        bail!("{}: no such model file", model.display());
+    }
+    bail!(
+        "{}: no handler configuration: pass --config FILE (or put one at {})",
+        model.display(),
+        beside.display()
+    )
+}
+
+fn from_archive(path: &Path, explicit_config: Option<&Path>) -> Result<ModelSource> {
+    let archive = Archive::open(path, Limits::default())?;
+    let shown = path.display().to_string();
+    let model = &archive.manifest.model;
+    if let Some(model_file) = &model.model_file {
+        bail!("{shown}: the archive holds an eager-mode model (modelFile {model_file}) that needs Python; scancer runs TorchScript models only");
+    }
+    let serialized = model.serialized_file.clone().ok_or_else(|| {
+        anyhow!("{shown}: the manifest names no serializedFile (the TorchScript model)")
+    })?;
+    let config = if let Some(explicit) = explicit_config {
+        HandlerConfig::from_path(explicit)?
+    } else if archive.files.contains_key(ARCHIVED_CONFIG) {
+        let text = archive.read(ARCHIVED_CONFIG, 1 << 20)?;
+        let text = String::from_utf8(text)
+            .map_err(|_| anyhow!("{shown}: {ARCHIVED_CONFIG} is not UTF-8"))?;
+        HandlerConfig::from_toml(&text).map_err(|e| anyhow!("{shown}: {ARCHIVED_CONFIG}: {e}"))?
+    } else if model.handler == "image_classifier" {
+        image_classifier(&archive)?
+    } else {
+        bail!(
+            "{shown}: handler {:?} is custom Python code and the archive carries no {ARCHIVED_CONFIG}: pass --config FILE to say how to run it",
+            model.handler
+        );
+    };
+    let unpacked = archive
+        .extract_temp(&serialized)
+        .with_context(|| format!("{shown}: cannot unpack {serialized}"))?;
+    Ok(ModelSource {
+        path: unpacked.path().to_path_buf(),
+        name: format!("{shown} ({serialized})"),
+        config,
+        _unpacked: Some(unpacked),
+    })
+}
+
+/// TorchServe's built-in `image_classifier`: Resize(256), CenterCrop(224), ImageNet normalisation,
+/// softmax top-5, labels from `index_to_name.json` at the archive root (a name, or a list whose last
+/// element is the name). Unlike the Python handler, images are converted to RGB first, so RGBA or
+/// grayscale files do not crash the model.
+fn image_classifier(archive: &Archive) -> Result<HandlerConfig> {
+    let shown = archive.path().display().to_string();
+    let labels = if archive.files.contains_key("index_to_name.json") {
+        let bytes = archive.read("index_to_name.json", 16 << 20)?;
+        Some(index_to_name(&bytes).map_err(|e| anyhow!("{shown}: index_to_name.json: {e}"))?)
+    } else {
+        None
+    };
+    Ok(HandlerConfig {
+        input: InputConfig {
+            height: 224,
+            width: 224,
+            color: Color::Rgb,
+            mean: Some(vec![0.485, 0.456, 0.406]),
+            std: Some(vec![0.229, 0.224, 0.225]),
+            resize: ResizePolicy::ShorterSideCrop,
+            resize_shorter_side: Some(256),
+        },
+        output: OutputConfig {
+            kind: OutputKind::Multiclass,
+            threshold: None,
+            labels,
+            top_k: Some(5),
+        },
+    })
+}
+
+/// `{"0": "cat", "1": ["n01", "dog"]}` -> `["cat", "dog"]`; every index from 0 must be present.
+fn index_to_name(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut labels = vec![None; map.len()];
+    for (key, value) in &map {
+        let index: usize = key
+            .parse()
+            .map_err(|_| format!("key {key:?} is not a class index"))?;
+        let name = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(items) => match items.last() {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                _ => {
+                    return Err(format!(
+                        "class {index}: the list's last element is not a name"
+                    ))
+                }
+            },
+            _ => return Err(format!("class {index}: not a name or a list of names")),
+        };
+        *labels.get_mut(index).ok_or(format!(
+            "class {index} is beyond the {} classes listed",
+            map.len()
+        ))? = Some(name);
+    }
+    labels
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| l.ok_or(format!("class {i} is missing")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_beside_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.pt");
+        std::fs::write(&model, b"x").unwrap();
+        let err = beside(&model).unwrap_err().to_string();
+        assert!(
+            err.contains("no handler configuration") && err.contains("m.toml"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("m.toml"), b"").unwrap();
+        assert_eq!(beside(&model).unwrap(), dir.path().join("m.toml"));
+        assert!(beside(&dir.path().join("gone.pt"))
+            .unwrap_err()
+            .to_string()
+            .contains("no such model file"));
+    }
+
+    #[test]
+    fn index_to_name_forms() {
+        assert_eq!(
+            index_to_name(br#"{"1": ["n1", "dog"], "0": "cat"}"#).unwrap(),
+            ["cat", "dog"]
+        );
+        assert!(index_to_name(br#"{"0": "cat", "2": "dog"}"#)
+            .unwrap_err()
+            .contains("beyond"));
+        assert!(index_to_name(br#"{"x": "cat"}"#)
+            .unwrap_err()
+            .contains("not a class index"));
+        assert!(index_to_name(br#"{"0": 3}"#)
+            .unwrap_err()
+            .contains("not a name"));
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/mar")
+            .join(name)
+    }
+
+    #[test]
+    fn archives_name_their_configuration() {
+        let source = ModelSource::open(&fixture("tissue.mar"), None).unwrap();
+        assert_eq!(source.config.input.resize_shorter_side, Some(256));
+        assert_eq!(
+            source.config.output.labels.as_deref().unwrap(),
+            ["adipose", "stroma", "tumour", "lymphocytes"]
+        );
+        assert!(source.path.is_file(), "unpacked while the source lives");
+        let temp = source.path.clone();
+        drop(source);
+        assert!(!temp.exists(), "and removed afterwards");
+
+        let err = ModelSource::open(&fixture("tissue-full.mar"), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("eager-mode model (modelFile model.py)"),
+            "{err}"
+        );
+    }
+}
