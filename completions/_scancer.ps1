@@ -27,7 +27,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model locally on image files, directories of images, or standard input')
-            [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)')
+            [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
             [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (not built yet)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP, compatible with TorchServe clients (not built yet)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -61,11 +61,47 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;archive' {
+            [CompletionResult]::new('--model-name', '--model-name', [CompletionResultType]::ParameterName, 'Model name (^[A-Za-z0-9][A-Za-z0-9_\-.]*$); the archive is <export path>/<name>.mar')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Model version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Model version')
+            [CompletionResult]::new('--serialized-file', '--serialized-file', [CompletionResultType]::ParameterName, 'The TorchScript model (.pt)')
+            [CompletionResult]::new('--handler', '--handler', [CompletionResultType]::ParameterName, 'TorchServe handler: a built-in name (image_classifier, ...) or a Python file [default with --config: a generated handler that applies the configuration]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'scancer handler configuration (TOML), carried in the archive as scancer-handler.toml')
+            [CompletionResult]::new('--model-file', '--model-file', [CompletionResultType]::ParameterName, 'Python model file (eager-mode models; scancer itself runs TorchScript only)')
+            [CompletionResult]::new('--extra-files', '--extra-files', [CompletionResultType]::ParameterName, 'Comma-separated files, folders (their contents go to the archive root) and glob patterns')
+            [CompletionResult]::new('--runtime', '--runtime', [CompletionResultType]::ParameterName, 'Runtime named in the manifest')
+            [CompletionResult]::new('--export-path', '--export-path', [CompletionResultType]::ParameterName, 'Folder to write the archive into')
+            [CompletionResult]::new('--archive-format', '--archive-format', [CompletionResultType]::ParameterName, 'default: a deflated .mar (models stored); zip-store: nothing compressed; tgz: <name>.tar.gz; no-archive: a folder <name>/')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Python requirements file for TorchServe')
+            [CompletionResult]::new('--requirements-file', '--requirements-file', [CompletionResultType]::ParameterName, 'Python requirements file for TorchServe')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'TorchServe model configuration (YAML: minWorkers, batchSize, ...)')
+            [CompletionResult]::new('--config-file', '--config-file', [CompletionResultType]::ParameterName, 'TorchServe model configuration (YAML: minWorkers, batchSize, ...)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Overwrite an existing archive')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite an existing archive')
+            [CompletionResult]::new('--reproducible', '--reproducible', [CompletionResultType]::ParameterName, 'Fixed timestamps (SOURCE_DATE_EPOCH, else 1980-01-01) so that the same inputs give the same bytes, for CI artefacts')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print an archive''s manifest, files and handler configuration')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'scancer;archive;inspect' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--verify', '--verify', [CompletionResultType]::ParameterName, 'Also load the model and run one forward pass on an input of the configured shape')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'scancer;archive;help' {
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print an archive''s manifest, files and handler configuration')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'scancer;archive;help;inspect' {
+            break
+        }
+        'scancer;archive;help;help' {
             break
         }
         'scancer;store' {
@@ -86,7 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
         }
         'scancer;help' {
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model locally on image files, directories of images, or standard input')
-            [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)')
+            [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
             [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (not built yet)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP, compatible with TorchServe clients (not built yet)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -96,6 +132,10 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;help;archive' {
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print an archive''s manifest, files and handler configuration')
+            break
+        }
+        'scancer;help;archive;inspect' {
             break
         }
         'scancer;help;store' {

@@ -31,6 +31,18 @@ _scancer() {
             scancer,store)
                 cmd="scancer__subcmd__store"
                 ;;
+            scancer__subcmd__archive,help)
+                cmd="scancer__subcmd__archive__subcmd__help"
+                ;;
+            scancer__subcmd__archive,inspect)
+                cmd="scancer__subcmd__archive__subcmd__inspect"
+                ;;
+            scancer__subcmd__archive__subcmd__help,help)
+                cmd="scancer__subcmd__archive__subcmd__help__subcmd__help"
+                ;;
+            scancer__subcmd__archive__subcmd__help,inspect)
+                cmd="scancer__subcmd__archive__subcmd__help__subcmd__inspect"
+                ;;
             scancer__subcmd__help,archive)
                 cmd="scancer__subcmd__help__subcmd__archive"
                 ;;
@@ -45,6 +57,9 @@ _scancer() {
                 ;;
             scancer__subcmd__help,store)
                 cmd="scancer__subcmd__help__subcmd__store"
+                ;;
+            scancer__subcmd__help__subcmd__archive,inspect)
+                cmd="scancer__subcmd__help__subcmd__archive__subcmd__inspect"
                 ;;
             *)
                 ;;
@@ -71,8 +86,128 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__archive)
-            opts="-h -V --color --help --version"
+            opts="-v -f -r -c -h --model-name --version --serialized-file --handler --config --model-file --extra-files --runtime --export-path --archive-format --force --requirements-file --config-file --reproducible --color --help inspect help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --model-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -v)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --serialized-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --handler)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extra-files)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime)
+                    COMPREPLY=($(compgen -W "python python3 LSP" -- "${cur}"))
+                    return 0
+                    ;;
+                --export-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --archive-format)
+                    COMPREPLY=($(compgen -W "default zip-store tgz no-archive" -- "${cur}"))
+                    return 0
+                    ;;
+                --requirements-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        scancer__subcmd__archive__subcmd__help)
+            opts="inspect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        scancer__subcmd__archive__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        scancer__subcmd__archive__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        scancer__subcmd__archive__subcmd__inspect)
+            opts="-h --verify --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -103,8 +238,22 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__help__subcmd__archive)
-            opts=""
+            opts="inspect"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        scancer__subcmd__help__subcmd__archive__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -24,7 +24,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand predict 'Run a model locally on image files, directories of images, or standard input'
-            cand archive 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+            cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
             cand store 'Manage models on a TorchServe management API (not built yet)'
             cand serve 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -56,11 +56,43 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --version 'Print version'
         }
         &'scancer;archive'= {
+            cand --model-name 'Model name (^[A-Za-z0-9][A-Za-z0-9_\-.]*$); the archive is <export path>/<name>.mar'
+            cand -v 'Model version'
+            cand --version 'Model version'
+            cand --serialized-file 'The TorchScript model (.pt)'
+            cand --handler 'TorchServe handler: a built-in name (image_classifier, ...) or a Python file [default with --config: a generated handler that applies the configuration]'
+            cand --config 'scancer handler configuration (TOML), carried in the archive as scancer-handler.toml'
+            cand --model-file 'Python model file (eager-mode models; scancer itself runs TorchScript only)'
+            cand --extra-files 'Comma-separated files, folders (their contents go to the archive root) and glob patterns'
+            cand --runtime 'Runtime named in the manifest'
+            cand --export-path 'Folder to write the archive into'
+            cand --archive-format 'default: a deflated .mar (models stored); zip-store: nothing compressed; tgz: <name>.tar.gz; no-archive: a folder <name>/'
+            cand -r 'Python requirements file for TorchServe'
+            cand --requirements-file 'Python requirements file for TorchServe'
+            cand -c 'TorchServe model configuration (YAML: minWorkers, batchSize, ...)'
+            cand --config-file 'TorchServe model configuration (YAML: minWorkers, batchSize, ...)'
             cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand -f 'Overwrite an existing archive'
+            cand --force 'Overwrite an existing archive'
+            cand --reproducible 'Fixed timestamps (SOURCE_DATE_EPOCH, else 1980-01-01) so that the same inputs give the same bytes, for CI artefacts'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
+            cand inspect 'Print an archive''s manifest, files and handler configuration'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'scancer;archive;inspect'= {
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --verify 'Also load the model and run one forward pass on an input of the configured shape'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'scancer;archive;help'= {
+            cand inspect 'Print an archive''s manifest, files and handler configuration'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'scancer;archive;help;inspect'= {
+        }
+        &'scancer;archive;help;help'= {
         }
         &'scancer;store'= {
             cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
@@ -78,7 +110,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
         }
         &'scancer;help'= {
             cand predict 'Run a model locally on image files, directories of images, or standard input'
-            cand archive 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+            cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
             cand store 'Manage models on a TorchServe management API (not built yet)'
             cand serve 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -86,6 +118,9 @@ set edit:completion:arg-completer[scancer] = {|@words|
         &'scancer;help;predict'= {
         }
         &'scancer;help;archive'= {
+            cand inspect 'Print an archive''s manifest, files and handler configuration'
+        }
+        &'scancer;help;archive;inspect'= {
         }
         &'scancer;help;store'= {
         }

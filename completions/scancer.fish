@@ -30,7 +30,7 @@ never\t''"
 complete -c scancer -n "__fish_scancer_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c scancer -n "__fish_scancer_needs_command" -s V -l version -d 'Print version'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
-complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -57,11 +57,38 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l no-optimize 
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s q -l quiet -d 'No progress bar and no summary on standard error'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s V -l version -d 'Print version'
-complete -c scancer -n "__fish_scancer_using_subcommand archive" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l model-name -d 'Model name (^[A-Za-z0-9][A-Za-z0-9_\\-.]*$); the archive is <export path>/<name>.mar' -r
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -s v -l version -d 'Model version' -r
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l serialized-file -d 'The TorchScript model (.pt)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l handler -d 'TorchServe handler: a built-in name (image_classifier, ...) or a Python file [default with --config: a generated handler that applies the configuration]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l config -d 'scancer handler configuration (TOML), carried in the archive as scancer-handler.toml' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l model-file -d 'Python model file (eager-mode models; scancer itself runs TorchScript only)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l extra-files -d 'Comma-separated files, folders (their contents go to the archive root) and glob patterns' -r
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l runtime -d 'Runtime named in the manifest' -r -f -a "python\t''
+python3\t''
+LSP\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l export-path -d 'Folder to write the archive into' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l archive-format -d 'default: a deflated .mar (models stored); zip-store: nothing compressed; tgz: <name>.tar.gz; no-archive: a folder <name>/' -r -f -a "default\t''
+zip-store\t''
+tgz\t''
+no-archive\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -s r -l requirements-file -d 'Python requirements file for TorchServe' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -s c -l config-file -d 'TorchServe model configuration (YAML: minWorkers, batchSize, ...)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c scancer -n "__fish_scancer_using_subcommand archive" -s h -l help -d 'Print help'
-complete -c scancer -n "__fish_scancer_using_subcommand archive" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -s f -l force -d 'Overwrite an existing archive'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l reproducible -d 'Fixed timestamps (SOURCE_DATE_EPOCH, else 1980-01-01) so that the same inputs give the same bytes, for CI artefacts'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -f -a "inspect" -d 'Print an archive\'s manifest, files and handler configuration'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l verify -d 'Also load the model and run one forward pass on an input of the configured shape'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Print an archive\'s manifest, files and handler configuration'
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand store" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -73,7 +100,8 @@ never\t''"
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
-complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive (not built yet)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "serve" -d 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "inspect" -d 'Print an archive\'s manifest, files and handler configuration'

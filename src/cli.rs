@@ -70,8 +70,8 @@ pub enum Command {
         after_long_help = concat!(predict_examples!(), "\n\n", exit_codes!())
     )]
     Predict(PredictArgs),
-    /// Package a model and its handler configuration as a TorchServe .mar archive (not built yet)
-    Archive(NotBuilt),
+    /// Package a model and its handler configuration as a TorchServe .mar archive, or inspect one
+    Archive(ArchiveArgs),
     /// Manage models on a TorchServe management API (not built yet)
     Store(NotBuilt),
     /// Serve models over HTTP, compatible with TorchServe clients (not built yet)
@@ -147,4 +147,99 @@ pub struct PredictArgs {
     /// No progress bar and no summary on standard error
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    disable_version_flag = true,
+    long_about = "Package a TorchScript model as a TorchServe model archive (.mar) that TorchServe 0.12 \
+        serves unchanged and `scancer predict --model` reads. The flags are torch-model-archiver's; \
+        with --config (a scancer handler configuration) and no --handler, the archive carries a \
+        generated Python handler that applies that configuration in TorchServe exactly as scancer \
+        does.",
+    after_help = "Examples:\n  scancer archive --model-name pcam-classification --version 1.0 \\\n      \
+        --serialized-file pcam-classification.pt --config pcam.toml\n  \
+        scancer archive inspect pcam-classification.mar --verify"
+)]
+pub struct ArchiveArgs {
+    #[command(subcommand)]
+    pub command: Option<ArchiveCommand>,
+
+    /// Model name (^[A-Za-z0-9][A-Za-z0-9_\-.]*$); the archive is <export path>/<name>.mar
+    #[arg(long, required = true)]
+    pub model_name: Option<String>,
+
+    /// Model version
+    #[arg(short = 'v', long, required = true)]
+    pub version: Option<String>,
+
+    /// The TorchScript model (.pt)
+    #[arg(long, value_name = "FILE")]
+    pub serialized_file: Option<PathBuf>,
+
+    /// TorchServe handler: a built-in name (image_classifier, ...) or a Python file [default with
+    /// --config: a generated handler that applies the configuration]
+    #[arg(long)]
+    pub handler: Option<String>,
+
+    /// scancer handler configuration (TOML), carried in the archive as scancer-handler.toml
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Python model file (eager-mode models; scancer itself runs TorchScript only)
+    #[arg(long, value_name = "FILE")]
+    pub model_file: Option<PathBuf>,
+
+    /// Comma-separated files, folders (their contents go to the archive root) and glob patterns
+    #[arg(long, value_name = "LIST")]
+    pub extra_files: Option<String>,
+
+    /// Runtime named in the manifest
+    #[arg(long, default_value = "python", value_parser = ["python", "python3", "LSP"])]
+    pub runtime: String,
+
+    /// Folder to write the archive into
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub export_path: PathBuf,
+
+    /// default: a deflated .mar (models stored); zip-store: nothing compressed; tgz: <name>.tar.gz;
+    /// no-archive: a folder <name>/
+    #[arg(long, default_value = "default", value_parser = ["default", "zip-store", "tgz", "no-archive"])]
+    pub archive_format: String,
+
+    /// Overwrite an existing archive
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Python requirements file for TorchServe
+    #[arg(short = 'r', long, value_name = "FILE")]
+    pub requirements_file: Option<PathBuf>,
+
+    /// TorchServe model configuration (YAML: minWorkers, batchSize, ...)
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Fixed timestamps (SOURCE_DATE_EPOCH, else 1980-01-01) so that the same inputs give the same
+    /// bytes, for CI artefacts
+    #[arg(long)]
+    pub reproducible: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Print an archive's manifest, files and handler configuration
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The archive (.mar, .tar.gz or folder)
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+
+    /// Also load the model and run one forward pass on an input of the configured shape
+    #[arg(long)]
+    pub verify: bool,
 }

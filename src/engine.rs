@@ -99,6 +99,17 @@ impl Engine {
         self.model.device()
     }
 
+    /// One forward pass on a zero input: the input and output shapes and the time it took.
+    pub fn probe(&self) -> Result<(Vec<usize>, Vec<usize>, std::time::Duration), ModelError> {
+        let [c, h, w] = self.pre.input_shape();
+        let shape = [self.batch_size, c, h, w];
+        let zeros = vec![0f32; shape.iter().product()];
+        let started = std::time::Instant::now();
+        let output = tch::no_grad(|| self.model.forward(&zeros, shape))?;
+        let out_shape = output.size().iter().map(|&d| d as usize).collect();
+        Ok((shape.to_vec(), out_shape, started.elapsed()))
+    }
+
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }

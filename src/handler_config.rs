@@ -19,21 +19,21 @@
 //! # top_k = 5                   # multiclass
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 
 /// The largest side scancer accepts for a model input; larger configs are typos, not models.
 const MAX_INPUT_SIDE: u32 = 16_384;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandlerConfig {
     pub input: InputConfig,
     pub output: OutputConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
     pub height: u32,
@@ -50,7 +50,7 @@ pub struct InputConfig {
     pub resize_shorter_side: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Color {
     #[default]
@@ -68,7 +68,7 @@ impl Color {
 }
 
 /// What to do with an image whose size differs from the model input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResizePolicy {
     /// An error record for that image.
@@ -80,7 +80,7 @@ pub enum ResizePolicy {
     ShorterSideCrop,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     pub kind: OutputKind,
@@ -91,7 +91,7 @@ pub struct OutputConfig {
     pub top_k: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputKind {
     /// One logit per image -> sigmoid -> threshold.

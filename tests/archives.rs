@@ -166,3 +166,213 @@ fn eager_mode_and_hostile_archives_are_fatal() {
         "not a model archive",
     );
 }
+
+/// `scancer archive ARGS... --export-path DIR`.
+fn archive(dir: &Path, args: &[&str]) -> Run {
+    run(scancer()
+        .arg("archive")
+        .args(args)
+        .arg("--export-path")
+        .arg(dir))
+}
+
+const PCAM_ARGS: &[&str] = &[
+    "--model-name",
+    "pcam-classification",
+    "--version",
+    "1.0",
+    "--serialized-file",
+    PCAM,
+    "--config",
+    "examples/pcam-classification.toml",
+];
+
+#[test]
+fn archive_command_round_trips_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = csv(Path::new(PCAM), &[]);
+    for (format, file) in [
+        ("default", "pcam-classification.mar"),
+        ("zip-store", "pcam-classification.mar"),
+        ("tgz", "pcam-classification.tar.gz"),
+        ("no-archive", "pcam-classification"),
+    ] {
+        let out = archive(
+            dir.path(),
+            &[PCAM_ARGS, &["--archive-format", format, "--force"]].concat(),
+        );
+        assert_eq!(out.code, 0, "{format}: {}", out.stderr);
+        let target = dir.path().join(file);
+        assert_eq!(out.stdout.trim(), target.display().to_string());
+        let predicted = csv(&target, &[]);
+        assert_eq!(predicted.code, 0, "{format}: {}", predicted.stderr);
+        assert_eq!(predicted.stdout, bare.stdout, "{format}");
+        if format == "zip-store" {
+            let mut zip = zip::ZipArchive::new(std::fs::File::open(&target).unwrap()).unwrap();
+            for i in 0..zip.len() {
+                assert_eq!(
+                    zip.by_index(i).unwrap().compression(),
+                    zip::CompressionMethod::Stored
+                );
+            }
+        }
+    }
+    let tgz = std::process::Command::new("tar")
+        .arg("tzf")
+        .arg(dir.path().join("pcam-classification.tar.gz"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(tgz.stdout).unwrap();
+    assert!(
+        listing
+            .lines()
+            .all(|l| l.starts_with("pcam-classification/")),
+        "{listing}"
+    );
+    assert_eq!(
+        listing.lines().last().unwrap(),
+        "pcam-classification/MAR-INF/MANIFEST.json"
+    );
+    assert!(dir
+        .path()
+        .join("pcam-classification/MAR-INF/MANIFEST.json")
+        .is_file());
+}
+
+#[test]
+fn archive_command_refuses_and_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    let reproducible = |dir: &Path| {
+        run(scancer()
+            .args(["archive", "--reproducible", "--force", "--export-path"])
+            .arg(dir)
+            .args(PCAM_ARGS)
+            .env("SOURCE_DATE_EPOCH", "1795737600"))
+    };
+    assert_eq!(reproducible(dir.path()).code, 0);
+    let first = std::fs::read(dir.path().join("pcam-classification.mar")).unwrap();
+    assert_eq!(reproducible(dir.path()).code, 0);
+    assert_eq!(
+        std::fs::read(dir.path().join("pcam-classification.mar")).unwrap(),
+        first,
+        "same inputs, same bytes"
+    );
+    let inspect = run(scancer()
+        .args(["archive", "inspect"])
+        .arg(dir.path().join("pcam-classification.mar"))
+        .arg("--verify"));
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    assert!(
+        inspect
+            .stdout
+            .contains("\"createdOn\": \"27/11/2026 00:00:00\""),
+        "{}",
+        inspect.stdout
+    );
+    for needle in [
+        "scancer_handler.py",
+        "scancer-handler.toml",
+        "kind = \"binary\"",
+        "forward on [1, 3, 96, 96] -> output [1, 1]",
+    ] {
+        assert!(
+            inspect.stdout.contains(needle),
+            "inspect shows {needle}: {}",
+            inspect.stdout
+        );
+    }
+
+    let again = archive(dir.path(), PCAM_ARGS);
+    assert_fatal(&again, "already exists: pass -f/--force to overwrite it");
+    assert_eq!(
+        std::fs::read(dir.path().join("pcam-classification.mar")).unwrap(),
+        first,
+        "untouched"
+    );
+    assert_fatal(
+        &archive(
+            dir.path(),
+            &[
+                "--model-name",
+                "../x",
+                "-v",
+                "1",
+                "--handler",
+                "image_classifier",
+            ],
+        ),
+        "model name \"../x\" is not allowed",
+    );
+    assert_fatal(
+        &archive(
+            dir.path(),
+            &["--model-name", "x", "-v", "1", "--serialized-file", PCAM],
+        ),
+        "pass --handler (a TorchServe handler) or --config",
+    );
+    assert_fatal(
+        &archive(
+            dir.path(),
+            &[
+                "--model-name",
+                "x",
+                "-v",
+                "1",
+                "--handler",
+                "image_classifier",
+                "--extra-files",
+                "nowhere.json",
+            ],
+        ),
+        "nowhere.json: no such file",
+    );
+}
+
+#[test]
+fn torch_model_archiver_command_lines_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra");
+    std::fs::create_dir_all(extra.join("sub")).unwrap();
+    std::fs::write(
+        extra.join("index_to_name.json"),
+        br#"{"0": "adipose", "1": "stroma", "2": "tumour", "3": "lymphocytes"}"#,
+    )
+    .unwrap();
+    std::fs::write(extra.join("sub/notes.md"), b"notes").unwrap();
+    let out = archive(
+        dir.path(),
+        &[
+            "--model-name",
+            "tissue",
+            "-v",
+            "1.0",
+            "--serialized-file",
+            MULTICLASS,
+            "--handler",
+            "image_classifier",
+            "--extra-files",
+            extra.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mar = dir.path().join("tissue.mar");
+    let zip = zip::ZipArchive::new(std::fs::File::open(&mar).unwrap()).unwrap();
+    let mut names: Vec<&str> = zip.file_names().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "MAR-INF/MANIFEST.json",
+            "index_to_name.json",
+            "sub/notes.md",
+            "tissue-multiclass.pt"
+        ]
+    );
+    let ours = csv(&mar, &[]);
+    let theirs = csv(&root().join("testdata/mar/tissue.mar"), &[]);
+    assert_eq!(ours.code, 0, "{}", ours.stderr);
+    assert_eq!(
+        ours.stdout, theirs.stdout,
+        "the same answers as torch-model-archiver's archive"
+    );
+}

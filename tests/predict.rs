@@ -359,7 +359,7 @@ fn usage_errors_exit_two() {
 
 #[test]
 fn unbuilt_subcommands_say_so() {
-    for (name, issue) in [("archive", "#3"), ("store", "#5"), ("serve", "#4")] {
+    for (name, issue) in [("store", "#5"), ("serve", "#4")] {
         let out = run(scancer().args([name, "--model-name", "x", "anything"]));
         assert_eq!(out.code, 2);
         assert!(out.stdout.is_empty());

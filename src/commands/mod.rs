@@ -1,5 +1,6 @@
 //! One module per subcommand; each takes its parsed arguments and returns the exit status.
 
+pub mod archive;
 pub mod predict;
 
 use crate::cli::{Cli, ColorChoice, Command};
@@ -16,7 +17,7 @@ pub const FATAL: u8 = 2;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Predict(args) => predict::run(args, cli.color),
-        Command::Archive(_) => not_built("archive", 3),
+        Command::Archive(args) => archive::run(args),
         Command::Store(_) => not_built("store", 5),
         Command::Serve(_) => not_built("serve", 4),
     }

@@ -60,10 +60,7 @@ pub fn write_zip(
     if !force && target.exists() {
         return Err(WriteError::Exists(target.display().to_string()));
     }
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(target);
     let temp = tempfile::Builder::new()
         .prefix(".scancer-archive-")
         .tempfile_in(dir)
@@ -118,6 +115,99 @@ pub fn write_zip(
     let mut out = zip.finish().map_err(zip_error)?;
     out.flush().map_err(io_error(target))?;
     drop(out);
+    persist(temp, target, force)
+}
+
+/// Writes a `tgz` archive: `<name>/<member>` for every file, then `<name>/MAR-INF/MANIFEST.json`.
+pub fn write_tgz(
+    entries: &[Entry],
+    manifest: &Manifest,
+    target: &Path,
+    modified_unix: u64,
+    force: bool,
+) -> Result<(), WriteError> {
+    if !force && target.exists() {
+        return Err(WriteError::Exists(target.display().to_string()));
+    }
+    let dir = parent_dir(target);
+    let temp = tempfile::Builder::new()
+        .prefix(".scancer-archive-")
+        .tempfile_in(dir)
+        .map_err(io_error(dir))?;
+    let prefix = &manifest.model.model_name;
+    let gz = flate2::write::GzEncoder::new(
+        BufWriter::with_capacity(CHUNK, temp.as_file()),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    let header = |size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(modified_unix);
+        h.set_entry_type(tar::EntryType::Regular);
+        h
+    };
+    for entry in entries {
+        let file = File::open(&entry.source).map_err(io_error(&entry.source))?;
+        let size = file.metadata().map_err(io_error(&entry.source))?.len();
+        let mut h = header(size);
+        tar.append_data(
+            &mut h,
+            format!("{prefix}/{}", entry.name),
+            BufReader::with_capacity(CHUNK, file),
+        )
+        .map_err(io_error(&entry.source))?;
+    }
+    let json = manifest.to_json();
+    let mut h = header(json.len() as u64);
+    tar.append_data(&mut h, format!("{prefix}/{MANIFEST_PATH}"), json.as_bytes())
+        .map_err(io_error(target))?;
+    let gz = tar.into_inner().map_err(io_error(target))?;
+    let mut out = gz.finish().map_err(io_error(target))?;
+    out.flush().map_err(io_error(target))?;
+    drop(out);
+    persist(temp, target, force)
+}
+
+/// Writes the `no-archive` layout: the folder `target` with the files and `MAR-INF/MANIFEST.json`.
+pub fn write_folder(
+    entries: &[Entry],
+    manifest: &Manifest,
+    target: &Path,
+    force: bool,
+) -> Result<(), WriteError> {
+    if !force && target.exists() {
+        return Err(WriteError::Exists(target.display().to_string()));
+    }
+    let dir = parent_dir(target);
+    let staging = tempfile::Builder::new()
+        .prefix(".scancer-archive-")
+        .tempdir_in(dir)
+        .map_err(io_error(dir))?;
+    for entry in entries {
+        let to = staging.path().join(&entry.name);
+        std::fs::create_dir_all(to.parent().expect("inside staging")).map_err(io_error(&to))?;
+        std::fs::copy(&entry.source, &to).map_err(io_error(&entry.source))?;
+    }
+    let manifest_path = staging.path().join(MANIFEST_PATH);
+    std::fs::create_dir_all(manifest_path.parent().expect("MAR-INF"))
+        .map_err(io_error(&manifest_path))?;
+    std::fs::write(&manifest_path, manifest.to_json()).map_err(io_error(&manifest_path))?;
+    if force && target.exists() {
+        std::fs::remove_dir_all(target).map_err(io_error(target))?;
+    }
+    std::fs::rename(staging.keep(), target).map_err(io_error(target))
+}
+
+fn parent_dir(target: &Path) -> &Path {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn persist(temp: tempfile::NamedTempFile, target: &Path, force: bool) -> Result<(), WriteError> {
     temp.as_file().sync_all().map_err(io_error(target))?;
     let persisted = if force {
         temp.persist(target).map(drop)

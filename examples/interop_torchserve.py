@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Interoperability with a real TorchServe 0.12 (developer script; not run by the tests or CI).
+
+Needs, in the Python that runs it: torch 2.13, torchvision, torchserve==0.12.0,
+torch-model-archiver==0.12.0 and captum (pip), and Java 17. Builds archives with `scancer archive`,
+serves them on a real TorchServe bound to 127.0.0.1 on free ports, sends every test image, and checks
+TorchServe's answers against `scancer predict` for the same images; then feeds torch-model-archiver's
+own archives (testdata/mar) to `scancer predict`. Prints a summary; exits 1 on any mismatch.
+
+    python examples/interop_torchserve.py [--scancer target/release/scancer]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scancer_records(scancer, model, images, *extra):
+    out = subprocess.run([scancer, "predict", "-q", "-f", "jsonl", "-m", model, *extra, *images],
+                         capture_output=True, text=True)
+    return {r["path"]: r for r in map(json.loads, out.stdout.splitlines())}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scancer", default=str(ROOT / "target/release/scancer"))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="scancer-interop-"))
+    store = work / "store"
+    store.mkdir()
+    failures = []
+
+    # 1. Archives built by scancer, served by TorchServe.
+    cases = [
+        ("pcam", ROOT / "examples/pcam-classification.pt", ROOT / "examples/pcam-classification.toml"),
+        ("tissue", ROOT / "testdata/models/tissue-multiclass.pt", ROOT / "testdata/models/tissue-multiclass.toml"),
+    ]
+    for name, model, config in cases:
+        subprocess.run([args.scancer, "archive", "--model-name", name, "--version", "1.0", "--serialized-file",
+                        model, "--config", config, "--export-path", store], check=True, capture_output=True)
+    ports = {k: free_port() for k in ("inference", "management", "metrics")}
+    (work / "config.properties").write_text(
+        f"inference_address=http://127.0.0.1:{ports['inference']}\n"
+        f"management_address=http://127.0.0.1:{ports['management']}\n"
+        f"metrics_address=http://127.0.0.1:{ports['metrics']}\n"
+        "disable_token_authorization=true\ndefault_workers_per_model=1\n"
+    )
+    env = dict(os.environ, LOG_LOCATION=str(work / "logs"), METRICS_LOCATION=str(work / "logs"))
+    subprocess.run(["torchserve", "--start", "--ncs", "--model-store", store, "--ts-config", work / "config.properties",
+                    "--models", "pcam=pcam.mar", "tissue=tissue.mar", "--disable-token-auth"],
+                   check=True, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # (The server inherits its starter's output; capturing it would wait for the server to exit.)
+    base = f"http://127.0.0.1:{ports['inference']}"
+    try:
+        deadline = time.time() + 180
+        last_error = None
+        while True:
+            try:
+                models = json.load(urllib.request.urlopen(f"http://127.0.0.1:{ports['management']}/models/pcam"))
+                ready = all(any(w["status"] == "READY" for w in json.load(urllib.request.urlopen(
+                    f"http://127.0.0.1:{ports['management']}/models/{m}"))[0]["workers"]) for m in ("pcam", "tissue"))
+                if models and ready:
+                    break
+            except Exception as e:  # not up yet
+                last_error = e
+            if time.time() > deadline:
+                sys.exit(f"TorchServe did not get ready in 180 s ({last_error}); see {work / 'logs'}")
+            time.sleep(0.5)
+        checks = [
+            ("pcam", cases[0], sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples/patches").glob("*.png"))
+             + ["testdata/images/patch.jpg", "testdata/images/patch-rgba.png", "testdata/images/patch-gray.png"]),
+            ("tissue", cases[1], ["testdata/images/tall-130x160.png", "testdata/images/wide-203x80.png",
+                                  "testdata/images/patch.jpg"]),
+        ]
+        for name, (_, _, _), images in checks:
+            mar = store / f"{name}.mar"
+            ours = scancer_records(args.scancer, str(mar), [str(ROOT / i) for i in images])
+            for image in images:
+                body = (ROOT / image).read_bytes()
+                # As `curl -T` sends it; urllib would claim a form body, which TorchServe fails to parse.
+                request = urllib.request.Request(f"{base}/predictions/{name}", data=body, method="PUT",
+                                                 headers={"Content-Type": "application/octet-stream"})
+                answer = urllib.request.urlopen(request).read().decode()
+                mine = ours[str(ROOT / image)]
+                if name == "pcam":
+                    ok = answer.strip() == str(mine["class"])
+                    shown = f"TorchServe {answer.strip()!r}, scancer class {mine['class']} ({mine['score']:.4f})"
+                else:
+                    theirs = json.loads(answer)
+                    ok = list(theirs) == list(mine["probabilities"]) and all(
+                        abs(theirs[k] - mine["probabilities"][k]) <= 1e-5 for k in theirs)
+                    shown = f"TorchServe {theirs}, scancer {mine['probabilities']}"
+                print(f"{'ok  ' if ok else 'FAIL'} {name} {image}: {shown}")
+                if not ok:
+                    failures.append((name, image))
+    finally:
+        subprocess.run(["torchserve", "--stop"], env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    # 2. torch-model-archiver's own archives, read by scancer.
+    reference = json.loads((ROOT / "testdata/reference.json").read_text())["image_classifier"]
+    for archive in ["testdata/mar/tissue.mar", "testdata/mar/tissue-tgz.tar.gz", "testdata/mar/tissue-dir"]:
+        ours = scancer_records(args.scancer, str(ROOT / archive), [str(ROOT / i) for i in reference])
+        labels = ["adipose", "stroma", "tumour", "lymphocytes"]
+        for image, want in reference.items():
+            got = ours[str(ROOT / image)]["probabilities"]
+            ok = all(abs(got[l] - want["probabilities"][k]) <= 1e-5 for k, l in enumerate(labels))
+            print(f"{'ok  ' if ok else 'FAIL'} torch-model-archiver {archive} {image}")
+            if not ok:
+                failures.append((archive, image))
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"interop: {len(failures)} mismatch(es)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

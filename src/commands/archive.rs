@@ -1,0 +1,226 @@
+//! `scancer archive`: write TorchServe model archives, and `scancer archive inspect`.
+
+use super::SUCCESS;
+use crate::cli::{ArchiveArgs, ArchiveCommand, InspectArgs};
+use crate::engine::{Engine, EngineOptions};
+use crate::handler_config::HandlerConfig;
+use crate::mar::entries::Entries;
+use crate::mar::manifest::{validate_model_name, Manifest, ModelSection, ARCHIVER_VERSION};
+use crate::mar::read::{Archive, Limits};
+use crate::mar::write::{self, Compression};
+use crate::model::DeviceChoice;
+use crate::model_source::{ModelSource, ARCHIVED_CONFIG};
+use crate::preprocess::DEFAULT_MAX_PIXELS;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The handler written into archives built from a scancer configuration.
+const GENERATED_HANDLER: &str = "scancer_handler.py";
+const GENERATED_HANDLER_SOURCE: &str = include_str!("../mar/scancer_handler.py");
+/// The configuration as JSON, for the generated handler (Python before 3.11 reads no TOML).
+const ARCHIVED_CONFIG_JSON: &str = "scancer-handler.json";
+
+pub fn run(args: ArchiveArgs) -> Result<ExitCode> {
+    match args.command {
+        Some(ArchiveCommand::Inspect(inspect_args)) => inspect(&inspect_args),
+        None => create(args),
+    }
+}
+
+fn basename(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn create(args: ArchiveArgs) -> Result<ExitCode> {
+    let name = args.model_name.expect("clap requires --model-name");
+    let version = args.version.expect("clap requires --version");
+    validate_model_name(&name)?;
+    let config = args
+        .config
+        .as_deref()
+        .map(HandlerConfig::from_path)
+        .transpose()?;
+    let generated = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let mut entries = Entries::default();
+    if let Some(file) = &args.serialized_file {
+        entries.add_file(file)?;
+    }
+    if let Some(file) = &args.model_file {
+        entries.add_file(file)?;
+    }
+    let handler = match (&args.handler, &config) {
+        (Some(handler), _) => {
+            entries.add_handler(handler)?;
+            handler.clone()
+        }
+        (None, Some(_)) => {
+            let path = generated.path().join(GENERATED_HANDLER);
+            std::fs::write(&path, GENERATED_HANDLER_SOURCE)?;
+            entries.add_file(&path)?;
+            GENERATED_HANDLER.to_owned()
+        }
+        (None, None) => bail!(
+            "pass --handler (a TorchServe handler) or --config (a scancer handler configuration)"
+        ),
+    };
+    for file in [&args.requirements_file, &args.config_file]
+        .into_iter()
+        .flatten()
+    {
+        entries.add_file(file)?;
+    }
+    if let Some(list) = &args.extra_files {
+        entries.add_extra_files(list)?;
+    }
+    if let (Some(config), Some(path)) = (&config, &args.config) {
+        let toml = generated.path().join(ARCHIVED_CONFIG);
+        std::fs::copy(path, &toml).with_context(|| format!("{}: cannot read", path.display()))?;
+        let json = generated.path().join(ARCHIVED_CONFIG_JSON);
+        std::fs::write(&json, serde_json::to_string_pretty(config)?)?;
+        entries.add_file(&toml)?;
+        entries.add_file(&json)?;
+    }
+    let (created_on, modified, modified_unix) = timestamps(args.reproducible)?;
+    let manifest = Manifest {
+        created_on,
+        runtime: args.runtime.clone(),
+        model: ModelSection {
+            model_name: name.clone(),
+            serialized_file: args.serialized_file.as_deref().map(basename),
+            handler: basename(Path::new(&handler)),
+            model_file: args.model_file.as_deref().map(basename),
+            model_version: version,
+            requirements_file: args.requirements_file.as_deref().map(basename),
+            config_file: args.config_file.as_deref().map(basename),
+        },
+        archiver_version: ARCHIVER_VERSION.into(),
+    };
+    let entries = entries.into_vec();
+    let export = &args.export_path;
+    let started = Instant::now();
+    let target = match args.archive_format.as_str() {
+        "tgz" => {
+            let target = export.join(format!("{name}.tar.gz"));
+            write::write_tgz(&entries, &manifest, &target, modified_unix, args.force)?;
+            target
+        }
+        "no-archive" => {
+            let target = export.join(&name);
+            write::write_folder(&entries, &manifest, &target, args.force)?;
+            target
+        }
+        format => {
+            let target = export.join(format!("{name}.mar"));
+            let compression = if format == "zip-store" {
+                Compression::Store
+            } else {
+                Compression::Auto
+            };
+            write::write_zip(
+                &entries,
+                &manifest,
+                &target,
+                compression,
+                modified,
+                args.force,
+            )?;
+            target
+        }
+    };
+    eprintln!(
+        "scancer: archived {} file(s) in {:.2} s",
+        entries.len() + 1,
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", target.display());
+    Ok(ExitCode::from(SUCCESS))
+}
+
+/// `createdOn`, the zip timestamp and the tar timestamp: now, or fixed for reproducible archives
+/// (SOURCE_DATE_EPOCH, the reproducible-builds convention, else the zip epoch 1980-01-01, in UTC).
+fn timestamps(reproducible: bool) -> Result<(String, zip::DateTime, u64)> {
+    if !reproducible {
+        let (created, dos) = write::now();
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        return Ok((created, dos, unix));
+    }
+    use chrono::{Datelike, Timelike};
+    let epoch: i64 = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+        Err(_) => 315_532_800, // 1980-01-01T00:00:00Z
+    };
+    let t =
+        chrono::DateTime::from_timestamp(epoch, 0).context("SOURCE_DATE_EPOCH is out of range")?;
+    let created = crate::mar::manifest::created_on(
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    );
+    let dos = zip::DateTime::from_date_and_time(
+        t.year().clamp(1980, 2107) as u16,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+    )
+    .unwrap_or_default();
+    Ok((created, dos, epoch.max(0) as u64))
+}
+
+fn inspect(args: &InspectArgs) -> Result<ExitCode> {
+    let archive = Archive::open(&args.archive, Limits::default())?;
+    println!("{}", archive.manifest.to_json());
+    println!();
+    println!("{:>12}  FILE", "BYTES");
+    for (name, size) in &archive.files {
+        println!("{size:>12}  {name}");
+    }
+    println!();
+    if archive.files.contains_key(ARCHIVED_CONFIG) {
+        let text = String::from_utf8_lossy(&archive.read(ARCHIVED_CONFIG, 1 << 20)?).into_owned();
+        println!(
+            "handler configuration ({ARCHIVED_CONFIG}):\n{}",
+            text.trim_end()
+        );
+    } else if archive.manifest.model.handler == "image_classifier" {
+        println!("handler configuration: TorchServe's built-in image_classifier (Resize 256, CenterCrop 224, ImageNet normalisation, top 5)");
+    } else {
+        println!(
+            "handler configuration: none; {:?} is custom Python code, so `scancer predict` needs --config",
+            archive.manifest.model.handler
+        );
+    }
+    if args.verify {
+        let started = Instant::now();
+        let source = ModelSource::open(&args.archive, None)?;
+        let options = EngineOptions {
+            device: DeviceChoice::Cpu,
+            threads: None,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            batch_size: 1,
+            optimize: true,
+        };
+        let engine = Engine::load(&source, &options)?;
+        let loaded = started.elapsed();
+        let (input, output, forward) = engine.probe()?;
+        println!(
+            "\nverified: loaded in {:.0} ms; forward on {input:?} -> output {output:?} in {:.1} ms",
+            loaded.as_secs_f64() * 1e3,
+            forward.as_secs_f64() * 1e3
+        );
+    }
+    Ok(ExitCode::from(SUCCESS))
+}
