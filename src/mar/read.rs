@@ -585,6 +585,31 @@ mod tests {
     }
 
     #[test]
+    fn links_are_refused_in_zips_and_folders() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
+        zip.add_symlink("m.pt", "/etc/passwd", SimpleFileOptions::default())
+            .unwrap();
+        zip.start_file(MANIFEST_PATH, SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(MANIFEST).unwrap();
+        zip.finish().unwrap();
+        let err = Archive::open(file.path(), Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"m.pt\": is a symbolic link"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("MAR-INF")).unwrap();
+        std::fs::write(dir.path().join(MANIFEST_PATH), MANIFEST).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("m.pt")).unwrap();
+        let err = Archive::open(dir.path(), Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"m.pt\": is a symbolic link"), "{err}");
+    }
+
+    #[test]
     fn hostile_tars_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let make = |name: &str, link: bool| {
