@@ -150,7 +150,6 @@ fn timestamps(reproducible: bool) -> Result<(String, zip::DateTime, u64)> {
             .map_or(0, |d| d.as_secs());
         return Ok((created, dos, unix));
     }
-    use chrono::{Datelike, Timelike};
     let epoch: i64 = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) => v
             .trim()
@@ -160,23 +159,7 @@ fn timestamps(reproducible: bool) -> Result<(String, zip::DateTime, u64)> {
     };
     let t =
         chrono::DateTime::from_timestamp(epoch, 0).context("SOURCE_DATE_EPOCH is out of range")?;
-    let created = crate::mar::manifest::created_on(
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-    );
-    let dos = zip::DateTime::from_date_and_time(
-        t.year().clamp(1980, 2107) as u16,
-        t.month() as u8,
-        t.day() as u8,
-        t.hour() as u8,
-        t.minute() as u8,
-        t.second() as u8,
-    )
-    .unwrap_or_default();
+    let (created, dos) = write::stamps(t);
     Ok((created, dos, epoch.max(0) as u64))
 }
 

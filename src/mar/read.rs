@@ -585,6 +585,18 @@ mod tests {
     }
 
     #[test]
+    fn the_total_size_is_capped_in_every_layout() {
+        let tiny = Limits {
+            max_total_bytes: 1000,
+            max_ratio: 200,
+        };
+        for name in ["tissue.mar", "tissue-tgz.tar.gz", "tissue-dir"] {
+            let err = Archive::open(&fixture(name), tiny).unwrap_err().to_string();
+            assert!(err.contains("decompression bombs"), "{name}: {err}");
+        }
+    }
+
+    #[test]
     fn links_are_refused_in_zips_and_folders() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut zip = zip::ZipWriter::new(file.reopen().unwrap());

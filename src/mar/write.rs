@@ -57,14 +57,7 @@ pub fn write_zip(
     modified: DateTime,
     force: bool,
 ) -> Result<(), WriteError> {
-    if !force && target.exists() {
-        return Err(WriteError::Exists(target.display().to_string()));
-    }
-    let dir = parent_dir(target);
-    let temp = tempfile::Builder::new()
-        .prefix(".scancer-archive-")
-        .tempfile_in(dir)
-        .map_err(io_error(dir))?;
+    let temp = temp_beside(target, force)?;
     let zip_error = |source| WriteError::Zip {
         path: target.display().to_string(),
         source,
@@ -126,14 +119,7 @@ pub fn write_tgz(
     modified_unix: u64,
     force: bool,
 ) -> Result<(), WriteError> {
-    if !force && target.exists() {
-        return Err(WriteError::Exists(target.display().to_string()));
-    }
-    let dir = parent_dir(target);
-    let temp = tempfile::Builder::new()
-        .prefix(".scancer-archive-")
-        .tempfile_in(dir)
-        .map_err(io_error(dir))?;
+    let temp = temp_beside(target, force)?;
     let prefix = &manifest.model.model_name;
     let gz = flate2::write::GzEncoder::new(
         BufWriter::with_capacity(CHUNK, temp.as_file()),
@@ -200,6 +186,19 @@ pub fn write_folder(
     std::fs::rename(staging.keep(), target).map_err(io_error(target))
 }
 
+/// A temporary file beside `target` (so the final rename stays on one file system), after checking
+/// that an existing target may be replaced.
+fn temp_beside(target: &Path, force: bool) -> Result<tempfile::NamedTempFile, WriteError> {
+    if !force && target.exists() {
+        return Err(WriteError::Exists(target.display().to_string()));
+    }
+    let dir = parent_dir(target);
+    tempfile::Builder::new()
+        .prefix(".scancer-archive-")
+        .tempfile_in(dir)
+        .map_err(io_error(dir))
+}
+
 fn parent_dir(target: &Path) -> &Path {
     match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -242,8 +241,12 @@ fn is_zip<R: Read + Seek>(reader: &mut R) -> io::Result<bool> {
 
 /// `createdOn` and the entries' timestamp for now, in local time, as torch-model-archiver writes them.
 pub fn now() -> (String, DateTime) {
+    stamps(chrono::Local::now())
+}
+
+/// `createdOn` (`%d/%m/%Y %H:%M:%S`) and the zip timestamp of one instant.
+pub fn stamps<Tz: chrono::TimeZone>(t: chrono::DateTime<Tz>) -> (String, DateTime) {
     use chrono::{Datelike, Timelike};
-    let t = chrono::Local::now();
     let created = super::manifest::created_on(
         t.year(),
         t.month(),
