@@ -1,6 +1,7 @@
-//! TorchServe model archives (`.mar`), as torch-model-archiver 0.12 writes them and TorchServe 0.12
-//! reads them. Work in progress for `scancer archive` (issue #3): the manifest is here; writing and
-//! reading archives follow.
+//! TorchServe model archives (`.mar`, `.tar.gz` and unpacked folders), as torch-model-archiver 0.12
+//! writes them and TorchServe 0.12 reads them: the manifest, which files an archive holds, writing
+//! and (untrusting) reading. `scancer_handler.py` is the TorchServe handler that archives built from
+//! a scancer configuration carry.
 
 pub mod entries;
 pub mod manifest;
