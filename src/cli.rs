@@ -1,12 +1,16 @@
 //! The command line, defined once: `--help`, the man pages in `man/` and the shell completions in
 //! `completions/` are all generated from these types.
 
+use crate::engine::EngineOptions;
 use crate::inputs::Shard;
 use crate::model::DeviceChoice;
 use crate::output::Format;
 use crate::preprocess::DEFAULT_MAX_PIXELS;
+use crate::serve::auth::OpenEndpoint;
+use crate::serve::models::ModelSpec;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// The exit status table, shared by `scancer --help`, `scancer predict --help` and the man pages.
@@ -25,6 +29,16 @@ macro_rules! predict_examples {
   scancer predict --model pcam-classification.pt patch.png
   scancer predict -m pcam-classification.pt -c pcam.toml scans/ --format jsonl > results.jsonl
   scancer predict -m pcam.pt scans/ --shard \"$SLURM_ARRAY_TASK_ID/8\" -f csv -o part.csv"
+    };
+}
+
+macro_rules! serve_examples {
+    () => {
+        "Examples:
+  scancer serve pcam-classification.mar
+  curl -T patch.png http://127.0.0.1:8080/predictions/pcam-classification
+  curl -F data=@patch.png 'http://127.0.0.1:8080/predictions/pcam-classification?details=true'
+  scancer serve pcam=pcam-classification.pt tissue.mar --port 9000 --auth-file users.txt"
     };
 }
 
@@ -74,8 +88,17 @@ pub enum Command {
     Archive(ArchiveArgs),
     /// Manage models on a TorchServe management API (not built yet)
     Store(NotBuilt),
-    /// Serve models over HTTP, compatible with TorchServe clients (not built yet)
-    Serve(NotBuilt),
+    /// Serve models over HTTP: TorchServe's inference API, KServe V2 and Prometheus metrics
+    #[command(
+        long_about = "Serve models over HTTP in one process: TorchServe 0.12's inference API \
+            (/ping, /predictions/{model}[/{version}]) with the same bodies and status codes, its \
+            read-only model views (/models), Prometheus /metrics with TorchServe's names, and the KServe \
+            V2 protocol (/v2/...). Requests are batched dynamically on one model thread. SIGINT or \
+            SIGTERM stops accepting, answers the requests already received, and exits 0.",
+        after_help = serve_examples!(),
+        after_long_help = serve_examples!()
+    )]
+    Serve(ServeArgs),
 }
 
 /// Arguments of a subcommand that is not built yet: accepted, then refused with exit status 2.
@@ -108,27 +131,12 @@ pub struct PredictArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Images per forward pass. Every pass has this shape (a partial batch is padded), so a result is
-    /// bit-identical whatever the image's neighbours; other batch sizes may differ in the last digits
-    #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
-    pub batch_size: u32,
-
-    /// libtorch threads [default: one per physical core]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
-    pub threads: Option<u32>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// Threads that decode and preprocess images [default: half the cores, at least 1]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
     pub decode_threads: Option<u32>,
-
-    /// Where the model runs
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
-    pub device: DeviceChoice,
-
-    /// Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for
-    /// inference (several times faster on CPU; results agree within a few 1e-6)
-    #[arg(long)]
-    pub no_optimize: bool,
 
     /// Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays;
     /// the outputs of shards 0 to N-1 concatenated equal one unsharded run
@@ -140,11 +148,112 @@ pub struct PredictArgs {
     #[arg(long, value_name = "DIR")]
     pub mask_dir: Option<PathBuf>,
 
+    /// No progress bar and no summary on standard error
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// How the model runs: shared by every command that runs one, so their results agree.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Images per forward pass (serve: the most requests batched together). Every pass has this
+    /// shape (a partial batch is padded), so a result is bit-identical whatever the image's
+    /// neighbours; other batch sizes may differ in the last digits
+    #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    pub batch_size: u32,
+
+    /// libtorch threads [default: one per physical core]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
+    pub threads: Option<u32>,
+
+    /// Where the model runs
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+
+    /// Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for
+    /// inference (several times faster on CPU; results agree within a few 1e-6)
+    #[arg(long)]
+    pub no_optimize: bool,
+
     /// Refuse images with more pixels than this (decompression-bomb guard)
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
     pub max_image_pixels: u64,
+}
 
-    /// No progress bar and no summary on standard error
+impl EngineArgs {
+    pub fn options(&self) -> EngineOptions {
+        EngineOptions {
+            device: self.device,
+            threads: self.threads.map(|n| n as usize),
+            max_pixels: self.max_image_pixels,
+            batch_size: self.batch_size as usize,
+            optimize: !self.no_optimize,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Models to serve: TorchServe archives (.mar, .tar.gz, folders) or TorchScript files with their
+    /// .toml beside them; NAME=MODEL serves one under another name
+    #[arg(required = true, value_name = "[NAME=]MODEL")]
+    pub models: Vec<ModelSpec>,
+
+    /// Address to listen on; anything but loopback should come with --auth-file or --token-file
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0: any free port, printed at start-up)
+    #[arg(short, long, default_value_t = 8080)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    /// Milliseconds to wait for more requests to fill a batch once one is queued (stops early when
+    /// no other request is on its way)
+    #[arg(long, default_value_t = 5, value_name = "MS")]
+    pub max_batch_delay: u64,
+
+    /// Requests that may wait for the model; more are answered 503
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub job_queue_size: u32,
+
+    /// Largest request body in bytes; larger ones are answered 413 (TorchServe's max_request_size)
+    #[arg(long, default_value_t = 6_553_500, value_name = "BYTES")]
+    pub max_request_size: usize,
+
+    /// Seconds a client may take to send a request once started, or to read its answer (408 after)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
+    pub client_timeout: u64,
+
+    /// Seconds an idle keep-alive connection stays open
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
+    pub keep_alive_timeout: u64,
+
+    /// Open connections at most; more are answered 503 and closed
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_connections: u32,
+
+    /// HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Bearer tokens, one per line, or TorchServe's key_file.json (also: SCANCER_TOKEN)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Endpoints that need no credentials when authentication is on
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "health",
+        value_name = "LIST"
+    )]
+    pub open: Vec<OpenEndpoint>,
+
+    /// No access log on standard error
     #[arg(short, long)]
     pub quiet: bool,
 }

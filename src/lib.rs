@@ -17,3 +17,4 @@ pub mod pipeline;
 pub mod postprocess;
 pub mod preprocess;
 pub mod resample;
+pub mod serve;

@@ -5,6 +5,7 @@
 use crate::handler_config::{
     Color, HandlerConfig, InputConfig, OutputConfig, OutputKind, ResizePolicy,
 };
+use crate::mar::manifest::Manifest;
 use crate::mar::read::{Archive, Limits};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ pub struct ModelSource {
     /// How to name the model in messages.
     pub name: String,
     pub config: HandlerConfig,
+    /// The archive's manifest (None for a bare TorchScript file).
+    pub manifest: Option<Manifest>,
     /// Keeps an unpacked archive member alive until the model is loaded.
     _unpacked: Option<tempfile::NamedTempFile>,
 }
@@ -36,6 +39,7 @@ impl ModelSource {
             path: model.to_path_buf(),
             name: model.display().to_string(),
             config: HandlerConfig::from_path(&config_path)?,
+            manifest: None,
             _unpacked: None,
         })
     }
@@ -101,6 +105,7 @@ fn from_archive(path: &Path, explicit_config: Option<&Path>) -> Result<ModelSour
         path: unpacked.path().to_path_buf(),
         name: format!("{shown} ({serialized})"),
         config,
+        manifest: Some(archive.manifest.clone()),
         _unpacked: Some(unpacked),
     })
 }

@@ -82,7 +82,7 @@ pub fn writer<'w>(
 }
 
 /// f32 values are written with their shortest exact decimal form (0.72174323, not 0.7217432260513306).
-fn number(x: f32) -> Value {
+pub fn number(x: f32) -> Value {
     if !x.is_finite() {
         return Value::Null;
     }

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod predict;
+pub mod serve;
 
 use crate::cli::{Cli, ColorChoice, Command};
 use std::io::IsTerminal;
@@ -19,7 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Predict(args) => predict::run(args, cli.color),
         Command::Archive(args) => archive::run(args),
         Command::Store(_) => not_built("store", 5),
-        Command::Serve(_) => not_built("serve", 4),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

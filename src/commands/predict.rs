@@ -2,7 +2,7 @@
 
 use super::{stderr_is_terminal, use_color, SOME_FAILED, SUCCESS};
 use crate::cli::{ColorChoice, PredictArgs};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::Engine;
 use crate::handler_config::OutputKind;
 use crate::inputs::{discover, io_message, Item, Source};
 use crate::model_source::ModelSource;
@@ -22,7 +22,7 @@ use std::time::Instant;
 pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let started = Instant::now();
     let source = ModelSource::open(&args.model, args.config.as_deref())?;
-    let preprocessor = Preprocessor::new(&source.config, args.max_image_pixels);
+    let preprocessor = Preprocessor::new(&source.config, args.engine.max_image_pixels);
 
     let discovered = discover(&args.inputs);
     let found_any = !discovered.items.is_empty();
@@ -39,21 +39,14 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         );
     }
     let pipeline_options = PipelineOptions {
-        batch_size: args.batch_size as usize,
+        batch_size: args.engine.batch_size as usize,
         decode_threads: args
             .decode_threads
             .map_or_else(default_decode_threads, |n| n as usize),
     };
     // Decoding starts now and overlaps loading the model.
     let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(&items), pipeline_options);
-    let options = EngineOptions {
-        device: args.device,
-        threads: args.threads.map(|n| n as usize),
-        max_pixels: args.max_image_pixels,
-        batch_size: args.batch_size as usize,
-        optimize: !args.no_optimize,
-    };
-    let engine = Engine::load(&source, &options)?;
+    let engine = Engine::load(&source, &args.engine.options())?;
 
     let schema = Schema {
         kind: engine.config().output.kind,

@@ -1,0 +1,408 @@
+//! What the server answers: TorchServe 0.12's inference endpoints (`/ping`, `/predictions`), its
+//! read-only management views (`/models`), its Prometheus `/metrics`, and the KServe V2 protocol
+//! (in `kserve`), with TorchServe's status codes and error bodies.
+
+use super::answer;
+use super::auth::{Auth, Endpoint};
+use super::batcher::{Answered, Arrival, Job, Queue, Refused};
+use super::http::{Request, Response};
+use super::metrics::{Metrics, Observation};
+use super::models::ServedModel;
+use super::{kserve, multipart, pyjson};
+use crate::preprocess::Prepared;
+use serde_json::{json, Value};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a request waits for the model before the server gives up on it (TorchServe's
+/// responseTimeout).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct App {
+    pub models: Vec<ServedModel>,
+    pub queue: Arc<Queue>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Auth,
+    pub batch_size: usize,
+    pub max_batch_delay: Duration,
+    pub device: String,
+}
+
+/// TorchServe's error body: pretty JSON with a trailing newline.
+pub fn error(status: u16, kind: &str, message: &str) -> Response {
+    let body = json!({"code": status, "type": kind, "message": message});
+    Response::json(status, format!("{}\n", pyjson::dumps(&body)))
+}
+
+pub fn not_found() -> Response {
+    error(
+        404,
+        "ResourceNotFoundException",
+        "Requested resource is not found, please refer to API document.",
+    )
+}
+
+pub fn method_not_allowed() -> Response {
+    error(
+        405,
+        "MethodNotAllowedException",
+        "Requested method is not allowed, please refer to API document.",
+    )
+}
+
+fn pretty(value: &Value) -> Response {
+    Response::json(200, format!("{}\n", pyjson::dumps(value)))
+}
+
+/// A prediction failed for a reason the client can act on, or did not get an answer.
+pub enum Failure {
+    BadInput(String),
+    QueueFull,
+    ShuttingDown,
+    Internal(String),
+}
+
+impl App {
+    pub fn handle(&self, request: &Request) -> Response {
+        let path = request.path.as_str();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let endpoint = match segments.as_slice() {
+            ["ping"] | ["v2", "health", ..] => Endpoint::Health,
+            ["metrics"] => Endpoint::Metrics,
+            _ => Endpoint::Api,
+        };
+        if !self.auth.allows(endpoint, request.header("authorization")) {
+            let mut response = error(
+                401,
+                "AuthenticationException",
+                "Authentication required: send valid credentials in the Authorization header.",
+            );
+            for scheme in self.auth.schemes() {
+                response = response.with_header("www-authenticate", scheme.to_string());
+            }
+            return response;
+        }
+        let get = request.method == "GET";
+        match segments.as_slice() {
+            // TorchServe answers /ping whatever the method.
+            ["ping"] => pretty(&json!({"status": "Healthy"})),
+            ["predictions", name] | ["predictions", name, _] if !name.is_empty() => {
+                if request.method != "PUT" && request.method != "POST" {
+                    return method_not_allowed();
+                }
+                self.predict(request, name, segments.get(2).copied())
+            }
+            ["models"] if get => self.list_models(request),
+            ["models", name] if get => self.describe(name, None),
+            ["models", name, version] if get => self.describe(name, Some(version)),
+            ["models", ..] => method_not_allowed(),
+            ["metrics"] if get => Response::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(&self.pending_by_name()),
+            ),
+            ["metrics"] => method_not_allowed(),
+            ["v2", ..] => kserve::handle(self, request, &segments[1..]),
+            [""] => method_not_allowed(),
+            _ => not_found(),
+        }
+    }
+
+    /// The model a request names: by name, and version if given (else the first one registered).
+    pub fn find(&self, name: &str, version: Option<&str>) -> Result<usize, Response> {
+        let mut any = false;
+        for (k, m) in self.models.iter().enumerate() {
+            if m.name == name {
+                any = true;
+                if version.is_none_or(|v| v == m.version) {
+                    return Ok(k);
+                }
+            }
+        }
+        Err(if any {
+            error(
+                404,
+                "ModelVersionNotFoundException",
+                &format!(
+                    "Model version: {} does not exist for model: {name}",
+                    version.unwrap_or_default()
+                ),
+            )
+        } else {
+            error(
+                404,
+                "ModelNotFoundException",
+                &format!("Model not found: {name}"),
+            )
+        })
+    }
+
+    fn predict(&self, request: &Request, name: &str, version: Option<&str>) -> Response {
+        let started = Instant::now();
+        let model = match self.find(name, version) {
+            Ok(k) => k,
+            Err(response) => return response,
+        };
+        self.metrics.request(name, version);
+        let shown = format!("{} {}", request.method, request.path);
+        let arrival = self.queue.arrival();
+        let image = match image_bytes(request) {
+            Ok(bytes) => bytes,
+            Err(why) => return error(400, "BadRequestException", &format!("{shown}: {why}")),
+        };
+        let prepared = match self.models[model].preprocessor.prepare(image) {
+            Ok(p) => p,
+            Err(e) => return error(400, "BadRequestException", &format!("{shown}: {e}")),
+        };
+        let answered = match self.infer(model, vec![prepared], arrival) {
+            Ok(mut answers) => answers.remove(0),
+            Err(failure) => return self.failure(&shown, name, failure),
+        };
+        self.metrics.predicted(&Observation {
+            model: name,
+            version,
+            latency: started.elapsed(),
+            queued: answered.queued,
+        });
+        let served = &self.models[model];
+        let details = request
+            .query_param("details")
+            .is_some_and(|v| v != "false" && v != "0");
+        if details {
+            Response::json(200, answer::detailed(&served.schema, &answered.prediction))
+        } else {
+            // TorchServe sends a handler's answer without a Content-Type.
+            Response::new(
+                200,
+                "",
+                answer::torchserve(&served.schema, &answered.prediction),
+            )
+        }
+    }
+
+    pub fn failure(&self, shown: &str, name: &str, failure: Failure) -> Response {
+        match failure {
+            Failure::BadInput(why) => error(400, "BadRequestException", &format!("{shown}: {why}")),
+            Failure::QueueFull => error(
+                503,
+                "ServiceUnavailableException",
+                &format!(
+                    "Model \"{name}\" has too many pending requests ({} queued); retry later",
+                    self.queue.capacity()
+                ),
+            ),
+            Failure::ShuttingDown => error(
+                503,
+                "ServiceUnavailableException",
+                "The server is shutting down",
+            ),
+            Failure::Internal(why) => {
+                error(500, "InternalServerException", &format!("{shown}: {why}"))
+            }
+        }
+    }
+
+    /// Queues preprocessed images for `model` and waits for their answers, in order.
+    /// `arrival` marks the request as on its way to the queue until its jobs are in it.
+    pub fn infer(
+        &self,
+        model: usize,
+        inputs: Vec<Prepared>,
+        arrival: Arrival,
+    ) -> Result<Vec<Answered>, Failure> {
+        let mut replies = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let (reply, answer) = sync_channel(1);
+            let job = Job {
+                model,
+                input,
+                enqueued: Instant::now(),
+                reply,
+            };
+            match self.queue.push(job) {
+                Ok(()) => replies.push(answer),
+                Err(Refused::Full) => return Err(Failure::QueueFull),
+                Err(Refused::Closed) => return Err(Failure::ShuttingDown),
+            }
+        }
+        drop(arrival);
+        let mut answers = Vec::with_capacity(replies.len());
+        for reply in replies {
+            match reply.recv_timeout(RESPONSE_TIMEOUT) {
+                Ok(Ok(answered)) => {
+                    answers.push(answered);
+                }
+                Ok(Err(why)) => return Err(Failure::Internal(why)),
+                Err(_) => {
+                    return Err(Failure::Internal(format!(
+                        "no answer from the model within {} s",
+                        RESPONSE_TIMEOUT.as_secs()
+                    )))
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    fn pending_by_name(&self) -> Vec<(String, usize)> {
+        let mut pending: Vec<(String, usize)> = Vec::new();
+        for (k, m) in self.models.iter().enumerate() {
+            let n = self.queue.pending(k);
+            match pending.iter_mut().find(|(name, _)| *name == m.name) {
+                Some(entry) => entry.1 += n,
+                None => pending.push((m.name.clone(), n)),
+            }
+        }
+        pending
+    }
+
+    /// `GET /models?limit=&next_page_token=`, TorchServe's paging included.
+    fn list_models(&self, request: &Request) -> Response {
+        let number = |name: &str, default: i64| -> Result<i64, Response> {
+            match request.query_param(name) {
+                None | Some("") => Ok(default),
+                Some(v) => v.parse().map_err(|_| {
+                    error(
+                        400,
+                        "BadRequestException",
+                        &format!("Invalid {name}: {v:?} is not an integer"),
+                    )
+                }),
+            }
+        };
+        let (limit, token) = match (number("limit", 100), number("next_page_token", 0)) {
+            (Ok(l), Ok(t)) => (l, t),
+            (Err(e), _) | (_, Err(e)) => return e,
+        };
+        let limit = if (0..=100).contains(&limit) {
+            limit
+        } else {
+            100
+        } as usize;
+        let token = token.max(0) as usize;
+        let mut names: Vec<&ServedModel> = Vec::new();
+        for m in &self.models {
+            if !names.iter().any(|n| n.name == m.name) {
+                names.push(m);
+            }
+        }
+        names.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut last = token + limit;
+        let mut body = serde_json::Map::new();
+        if last > names.len() {
+            last = names.len();
+        } else {
+            body.insert("nextPageToken".into(), json!(last.to_string()));
+        }
+        let page: Vec<Value> = names[token.min(last)..last]
+            .iter()
+            .map(|m| json!({"modelName": m.name, "modelUrl": m.url}))
+            .collect();
+        body.insert("models".into(), Value::Array(page));
+        pretty(&Value::Object(body))
+    }
+
+    /// `GET /models/{name}[/{version}|/all]`: always an array, in TorchServe's shape.
+    fn describe(&self, name: &str, version: Option<&str>) -> Response {
+        let chosen: Vec<usize> = match version {
+            Some("all") => (0..self.models.len())
+                .filter(|&k| self.models[k].name == name)
+                .collect(),
+            _ => match self.find(name, version) {
+                Ok(k) => vec![k],
+                Err(response) => return response,
+            },
+        };
+        if chosen.is_empty() {
+            return error(
+                404,
+                "ModelNotFoundException",
+                &format!("Model not found: {name}"),
+            );
+        }
+        let pid = std::process::id();
+        let memory = resident_bytes();
+        let described: Vec<Value> = chosen
+            .into_iter()
+            .map(|k| {
+                let m = &self.models[k];
+                let pending = self.queue.pending(k);
+                json!({
+                    "modelName": m.name,
+                    "modelVersion": m.version,
+                    "modelUrl": m.url,
+                    "runtime": m.runtime,
+                    "minWorkers": 1,
+                    "maxWorkers": 1,
+                    "batchSize": self.batch_size,
+                    "maxBatchDelay": self.max_batch_delay.as_millis() as u64,
+                    "responseTimeout": RESPONSE_TIMEOUT.as_secs(),
+                    "startupTimeout": 120,
+                    "maxRetryTimeoutInSec": 300,
+                    "clientTimeoutInMills": 0,
+                    "parallelType": "",
+                    "parallelLevel": 0,
+                    "deviceType": self.device,
+                    "continuousBatching": false,
+                    "useJobTicket": false,
+                    "useVenv": false,
+                    "stateful": false,
+                    "sequenceMaxIdleMSec": 0,
+                    "sequenceTimeoutMSec": 0,
+                    "maxNumSequence": 0,
+                    "maxSequenceJobQueueSize": 0,
+                    "loadedAtStartup": true,
+                    "workers": [{
+                        "id": "9000",
+                        "startTime": m.loaded_at,
+                        "status": "READY",
+                        "memoryUsage": memory,
+                        "pid": pid,
+                        "gpu": self.device != "cpu",
+                        "gpuUsage": "N/A"
+                    }],
+                    "jobQueueStatus": {
+                        "remainingCapacity": self.queue.capacity().saturating_sub(pending),
+                        "pendingRequests": pending
+                    }
+                })
+            })
+            .collect();
+        pretty(&Value::Array(described))
+    }
+}
+
+/// The image of a prediction request: a multipart field `data` (or `body`), as TorchServe handlers
+/// read `row.get("data") or row.get("body")`, else the raw body.
+fn image_bytes(request: &Request) -> Result<&[u8], String> {
+    let content_type = request.header("content-type").unwrap_or("");
+    let bytes = match multipart::boundary(content_type) {
+        Some(boundary) => {
+            let parts = multipart::parse(&request.body, &boundary)
+                .map_err(|e| format!("bad multipart form: {e}"))?;
+            let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+            parts
+                .iter()
+                .find(|p| p.name == "data")
+                .or_else(|| parts.iter().find(|p| p.name == "body"))
+                .map(|p| p.data)
+                .ok_or_else(|| {
+                    format!("the form has no field named data or body (fields: {names:?})")
+                })?
+        }
+        None => &request.body,
+    };
+    if bytes.is_empty() {
+        return Err("the request has no image (empty body)".into());
+    }
+    Ok(bytes)
+}
+
+/// This process's resident memory in bytes (0 where /proc is missing).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}

@@ -1,0 +1,244 @@
+//! The bounded request queue and dynamic batching, with TorchServe's `batch_size` and
+//! `max_batch_delay` semantics: the model thread waits for a first job, then collects up to
+//! `batch_size - 1` more jobs for the same model within `max_batch_delay`, and runs them as one
+//! forward pass. It stops waiting early when no other request is being read or decoded, because none
+//! could join the batch: a lone client never pays the delay.
+
+use crate::engine::Engine;
+use crate::postprocess::Prediction;
+use crate::preprocess::Prepared;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request's image, waiting for the model.
+pub struct Job {
+    /// Index of the model in the server's model list.
+    pub model: usize,
+    pub input: Prepared,
+    pub enqueued: Instant,
+    pub reply: SyncSender<Result<Answered, String>>,
+}
+
+/// A prediction and where its time went.
+#[derive(Debug)]
+pub struct Answered {
+    pub prediction: Prediction,
+    /// From entering the queue to the start of its forward pass.
+    pub queued: Duration,
+    /// The forward pass (and postprocessing) of its batch.
+    pub inference: Duration,
+    /// How many requests shared the forward pass.
+    pub batch: usize,
+}
+
+pub struct Queue {
+    state: Mutex<State>,
+    changed: Condvar,
+    capacity: usize,
+    /// Requests being read or decoded that will soon be queued.
+    arriving: AtomicUsize,
+}
+
+struct State {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+/// Why a job was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Full,
+    Closed,
+}
+
+/// Counts a request as arriving until it is queued or dropped.
+pub struct Arrival<'a>(&'a Queue);
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.0.arriving.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_all();
+    }
+}
+
+impl Queue {
+    pub fn new(capacity: usize) -> Queue {
+        Queue {
+            state: Mutex::new(State {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            capacity: capacity.max(1),
+            arriving: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn arrival(&self) -> Arrival<'_> {
+        self.arriving.fetch_add(1, Ordering::SeqCst);
+        Arrival(self)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the queue inconsistent (every change is one
+        // VecDeque call), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn push(&self, job: Job) -> Result<(), Refused> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.jobs.len() >= self.capacity {
+            return Err(Refused::Full);
+        }
+        state.jobs.push_back(job);
+        drop(state);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Jobs waiting for `model`.
+    pub fn pending(&self, model: usize) -> usize {
+        self.lock().jobs.iter().filter(|j| j.model == model).count()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Refuses new jobs; the ones queued are still served.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    /// The next batch: jobs for one model, oldest first; None once closed and empty.
+    pub fn next_batch(&self, batch_size: usize, max_delay: Duration) -> Option<Vec<Job>> {
+        let mut state = self.lock();
+        while state.jobs.is_empty() {
+            if state.closed {
+                return None;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        let model = state.jobs[0].model;
+        let deadline = Instant::now() + max_delay;
+        loop {
+            let ready = state.jobs.iter().filter(|j| j.model == model).count();
+            let now = Instant::now();
+            if ready >= batch_size
+                || now >= deadline
+                || state.closed
+                || self.arriving.load(Ordering::SeqCst) == 0
+            {
+                break;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let mut batch = Vec::with_capacity(batch_size);
+        let mut kept = VecDeque::with_capacity(state.jobs.len());
+        for job in state.jobs.drain(..) {
+            if job.model == model && batch.len() < batch_size {
+                batch.push(job);
+            } else {
+                kept.push_back(job);
+            }
+        }
+        state.jobs = kept;
+        Some(batch)
+    }
+}
+
+/// Serves batches until the queue is closed and empty. Runs on the one thread that owns the models.
+/// `on_batch` hears the size of every batch run.
+pub fn serve(engines: &[Engine], queue: &Queue, max_delay: Duration, on_batch: impl Fn(usize)) {
+    let batch_size = engines.iter().map(Engine::batch_size).min().unwrap_or(1);
+    while let Some(batch) = queue.next_batch(batch_size, max_delay) {
+        let engine = &engines[batch[0].model];
+        let started = Instant::now();
+        let inputs: Vec<&Prepared> = batch.iter().map(|j| &j.input).collect();
+        let outcome = catch_unwind(AssertUnwindSafe(|| engine.infer(&inputs)));
+        let inference = started.elapsed();
+        let n = batch.len();
+        on_batch(n);
+        match outcome {
+            Ok(Ok(predictions)) => {
+                for (job, prediction) in batch.into_iter().zip(predictions) {
+                    // The client may have gone; its answer is dropped.
+                    let _ = job.reply.send(Ok(Answered {
+                        prediction,
+                        queued: started - job.enqueued,
+                        inference,
+                        batch: n,
+                    }));
+                }
+            }
+            Ok(Err(e)) => fail(batch, &format!("the model failed: {e}")),
+            Err(_) => fail(batch, "the model panicked"),
+        }
+    }
+}
+
+fn fail(batch: Vec<Job>, message: &str) {
+    for job in batch {
+        let _ = job.reply.send(Err(message.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::sync_channel;
+
+    fn job(model: usize) -> Job {
+        let (reply, _) = sync_channel(1);
+        Job {
+            model,
+            input: Prepared { data: vec![] },
+            enqueued: Instant::now(),
+            reply,
+        }
+    }
+
+    #[test]
+    fn bounded_and_batched_per_model_in_order() {
+        let queue = Queue::new(4);
+        for m in [0, 1, 0, 0] {
+            queue.push(job(m)).unwrap();
+        }
+        assert_eq!(queue.push(job(0)), Err(Refused::Full));
+        assert_eq!(queue.pending(0), 3);
+        // Nothing is arriving, so no waiting for the delay.
+        let started = Instant::now();
+        let batch = queue.next_batch(2, Duration::from_secs(10)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(batch.iter().map(|j| j.model).collect::<Vec<_>>(), [0, 0]);
+        let batch = queue.next_batch(2, Duration::ZERO).unwrap();
+        assert_eq!(batch.iter().map(|j| j.model).collect::<Vec<_>>(), [1]);
+        queue.close();
+        assert_eq!(queue.push(job(0)), Err(Refused::Closed));
+        assert_eq!(queue.next_batch(2, Duration::ZERO).unwrap().len(), 1);
+        assert!(queue.next_batch(2, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn waits_for_arriving_requests_up_to_the_delay() {
+        let queue = Queue::new(8);
+        queue.push(job(0)).unwrap();
+        let _arriving = queue.arrival();
+        let started = Instant::now();
+        let batch = queue.next_batch(4, Duration::from_millis(50)).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+}

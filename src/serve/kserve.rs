@@ -1,0 +1,282 @@
+//! The KServe V2 / Open Inference Protocol over REST, so scancer runs as a custom runtime behind
+//! KServe or answers any V2 client.
+//!
+//! Inputs: one tensor, either `FP32` of shape `[N, C, H, W]` (already preprocessed, as the model takes
+//! it) or `BYTES` of shape `[N]` whose elements are base64-encoded image files (decoded and
+//! preprocessed exactly as `/predictions` does). Outputs are the postprocessed answers:
+//! `probabilities` (FP32 `[N, classes]`) and `class` (INT64 `[N]`) for classifiers, `mask` (UINT8
+//! `[N, H, W]`) for segmentation, `output` (FP32, the model's shape) for raw models.
+
+use super::app::{App, Failure};
+use super::http::{Request, Response};
+use crate::handler_config::OutputKind;
+use crate::output::number;
+use crate::postprocess::Prediction;
+use crate::preprocess::Prepared;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+fn error(status: u16, message: &str) -> Response {
+    Response::json(status, format!("{}\n", json!({ "error": message })))
+}
+
+fn ok(value: Value) -> Response {
+    Response::json(200, format!("{value}\n"))
+}
+
+/// `segments` follow `/v2`.
+pub fn handle(app: &App, request: &Request, segments: &[&str]) -> Response {
+    let get = request.method == "GET";
+    let post = request.method == "POST";
+    let (model, rest): (Option<(&str, Option<&str>)>, &[&str]) = match segments {
+        ["models", name, "versions", version, rest @ ..] => (Some((name, Some(version))), rest),
+        ["models", name, rest @ ..] => (Some((name, None)), rest),
+        _ => (None, segments),
+    };
+    match (model, rest) {
+        (None, []) if get => ok(json!({
+            "name": "scancer",
+            "version": env!("CARGO_PKG_VERSION"),
+            "extensions": []
+        })),
+        (None, ["health", "live"]) if get => ok(json!({"live": true})),
+        (None, ["health", "ready"]) if get => ok(json!({"ready": true})),
+        (Some((name, version)), tail) => {
+            let k = match app.find(name, version) {
+                Ok(k) => k,
+                Err(_) => {
+                    let shown = version.map_or_else(
+                        || format!("model {name:?}"),
+                        |v| format!("model {name:?} version {v:?}"),
+                    );
+                    return error(404, &format!("{shown} is not served here"));
+                }
+            };
+            match tail {
+                [] if get => metadata(app, k),
+                ["ready"] if get => ok(json!({"name": name, "ready": true})),
+                ["infer"] if post => infer(app, k, request),
+                [] | ["ready"] | ["infer"] => super::app::method_not_allowed(),
+                _ => super::app::not_found(),
+            }
+        }
+        (None, [] | ["health", "live" | "ready"]) => super::app::method_not_allowed(),
+        _ => super::app::not_found(),
+    }
+}
+
+fn outputs(app: &App, k: usize) -> Vec<(&'static str, &'static str, Vec<i64>)> {
+    let m = &app.models[k];
+    let classes = m.schema.classes.len() as i64;
+    let shape: Vec<i64> = m.output_shape.iter().map(|&d| d as i64).collect();
+    match m.kind() {
+        OutputKind::Binary | OutputKind::Multiclass => vec![
+            ("probabilities", "FP32", vec![-1, classes]),
+            ("class", "INT64", vec![-1]),
+        ],
+        OutputKind::Segmentation => {
+            let mut dims = vec![-1];
+            dims.extend_from_slice(&shape[1..]);
+            vec![("mask", "UINT8", dims)]
+        }
+        OutputKind::Raw => {
+            let mut dims = vec![-1];
+            dims.extend_from_slice(&shape);
+            vec![("output", "FP32", dims)]
+        }
+    }
+}
+
+fn metadata(app: &App, k: usize) -> Response {
+    let m = &app.models[k];
+    let [c, h, w] = m.input_shape;
+    let versions: Vec<&str> = app
+        .models
+        .iter()
+        .filter(|o| o.name == m.name)
+        .map(|o| o.version.as_str())
+        .collect();
+    let outputs: Vec<Value> = outputs(app, k)
+        .into_iter()
+        .map(|(name, datatype, shape)| json!({"name": name, "datatype": datatype, "shape": shape}))
+        .collect();
+    ok(json!({
+        "name": m.name,
+        "versions": versions,
+        "platform": "pytorch_torchscript",
+        "inputs": [
+            {"name": "input__0", "datatype": "FP32", "shape": [-1, c, h, w]},
+        ],
+        "outputs": outputs,
+        "parameters": {"labels": m.schema.classes, "kind": m.kind().to_string()}
+    }))
+}
+
+fn infer(app: &App, k: usize, request: &Request) -> Response {
+    let started = Instant::now();
+    let m = &app.models[k];
+    app.metrics.request(&m.name, Some(&m.version));
+    let body: Value = match serde_json::from_slice(&request.body) {
+        Ok(v) => v,
+        Err(e) => return error(400, &format!("the request body is not JSON: {e}")),
+    };
+    let arrival = app.queue.arrival();
+    let inputs = match tensors(app, k, &body) {
+        Ok(inputs) => inputs,
+        Err(why) => return error(400, &why),
+    };
+    let n = inputs.len();
+    let answers = match app.infer(k, inputs, arrival) {
+        Ok(a) => a,
+        Err(Failure::BadInput(why)) => return error(400, &why),
+        Err(Failure::Internal(why)) => return error(500, &why),
+        Err(Failure::QueueFull) => return error(503, "too many pending requests; retry later"),
+        Err(Failure::ShuttingDown) => return error(503, "the server is shutting down"),
+    };
+    for a in &answers {
+        app.metrics.predicted(&super::metrics::Observation {
+            model: &m.name,
+            version: Some(&m.version),
+            latency: started.elapsed(),
+            queued: a.queued,
+        });
+    }
+    let wanted: Option<Vec<&str>> = body["outputs"]
+        .as_array()
+        .map(|o| o.iter().filter_map(|x| x["name"].as_str()).collect());
+    let mut results = Vec::new();
+    for (name, datatype, mut shape) in outputs(app, k) {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&name)) {
+            continue;
+        }
+        shape[0] = n as i64;
+        let data: Vec<Value> = answers
+            .iter()
+            .flat_map(|a| values(name, &a.prediction))
+            .collect();
+        results.push(json!({"name": name, "datatype": datatype, "shape": shape, "data": data}));
+    }
+    if let Some(wanted) = &wanted {
+        if let Some(unknown) = wanted
+            .iter()
+            .find(|w| !results.iter().any(|r| r["name"] == **w))
+        {
+            return error(400, &format!("unknown output {unknown:?}"));
+        }
+    }
+    let mut response = json!({
+        "model_name": m.name,
+        "model_version": m.version,
+        "outputs": results,
+    });
+    if let Some(id) = body.get("id") {
+        response["id"] = id.clone();
+    }
+    ok(response)
+}
+
+fn values(output: &str, prediction: &Prediction) -> Vec<Value> {
+    match (output, prediction) {
+        ("probabilities", Prediction::Class(c)) => {
+            c.probabilities.iter().map(|&p| number(p)).collect()
+        }
+        ("class", Prediction::Class(c)) => vec![json!(c.class)],
+        ("mask", Prediction::Segmentation(s)) => s.mask.iter().map(|&v| json!(v)).collect(),
+        ("output", Prediction::Raw(r)) => r.values.iter().map(|&v| number(v)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The request's one input tensor as preprocessed images.
+fn tensors(app: &App, k: usize, body: &Value) -> Result<Vec<Prepared>, String> {
+    let m = &app.models[k];
+    let inputs = body["inputs"]
+        .as_array()
+        .ok_or("the request has no \"inputs\" array")?;
+    let [input] = inputs.as_slice() else {
+        return Err(format!(
+            "expected exactly one input tensor, got {}",
+            inputs.len()
+        ));
+    };
+    let shape: Vec<usize> = input["shape"]
+        .as_array()
+        .ok_or("the input has no \"shape\"")?
+        .iter()
+        .map(|d| d.as_u64().map(|d| d as usize))
+        .collect::<Option<_>>()
+        .ok_or("the input shape must be non-negative integers")?;
+    let datatype = input["datatype"].as_str().unwrap_or("");
+    let mut flat = Vec::new();
+    flatten(&input["data"], &mut flat)?;
+    let [c, h, w] = m.input_shape;
+    match datatype {
+        "FP32" | "FP64" | "FP16" => {
+            if shape.len() != 4 || shape[1..] != [c, h, w] {
+                return Err(format!(
+                    "input shape {shape:?} does not match the model's [N, {c}, {h}, {w}]"
+                ));
+            }
+            let size = c * h * w;
+            if flat.len() != shape[0] * size {
+                return Err(format!(
+                    "the input has {} values but its shape {shape:?} needs {}",
+                    flat.len(),
+                    shape[0] * size
+                ));
+            }
+            let numbers: Vec<f32> = flat
+                .iter()
+                .map(|v| v.as_f64().map(|x| x as f32).filter(|x| x.is_finite()))
+                .collect::<Option<_>>()
+                .ok_or("the input data must be finite numbers")?;
+            Ok(numbers
+                .chunks_exact(size.max(1))
+                .map(|chunk| Prepared {
+                    data: chunk.to_vec(),
+                })
+                .collect())
+        }
+        "BYTES" => {
+            if shape.len() != 1 || shape[0] != flat.len() {
+                return Err(format!(
+                    "a BYTES input must have shape [N] with N images, got {shape:?} for {} values",
+                    flat.len()
+                ));
+            }
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let text = v.as_str().ok_or("BYTES data must be base64 strings")?;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(text.trim())
+                        .map_err(|e| format!("image {i}: not base64: {e}"))?;
+                    m.preprocessor
+                        .prepare(&bytes)
+                        .map_err(|e| format!("image {i}: {e}"))
+                })
+                .collect()
+        }
+        other => Err(format!(
+            "unsupported datatype {other:?}: send FP32 tensors or BYTES (base64 images)"
+        )),
+    }
+}
+
+/// Row-major values of nested or flat `data`.
+fn flatten<'a>(data: &'a Value, out: &mut Vec<&'a Value>) -> Result<(), String> {
+    match data {
+        Value::Array(items) => {
+            for item in items {
+                flatten(item, out)?;
+            }
+            Ok(())
+        }
+        Value::Null => Err("the input has no \"data\"".into()),
+        v => {
+            out.push(v);
+            Ok(())
+        }
+    }
+}
