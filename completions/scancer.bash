@@ -322,7 +322,7 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__predict)
-            opts="-m -c -f -o -b -q -h -V --model --config --format --output --batch-size --threads --decode-threads --device --no-optimize --shard --mask-dir --max-image-pixels --quiet --color --help --version"
+            opts="-m -c -f -o -b -q -h -V --model --config --format --output --batch-size --threads --device --no-optimize --max-image-pixels --decode-threads --shard --mask-dir --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,12 +372,16 @@ _scancer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --decode-threads)
+                --device)
+                    COMPREPLY=($(compgen -W "cpu cuda auto" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-image-pixels)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --device)
-                    COMPREPLY=($(compgen -W "cpu cuda auto" -- "${cur}"))
+                --decode-threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --shard)
@@ -385,10 +389,6 @@ _scancer() {
                     return 0
                     ;;
                 --mask-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --max-image-pixels)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -404,12 +404,80 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__serve)
-            opts="-h -V --color --help --version"
+            opts="-p -b -q -h -V --host --port --batch-size --threads --device --no-optimize --max-image-pixels --max-batch-delay --job-queue-size --max-request-size --client-timeout --keep-alive-timeout --max-connections --auth-file --token-file --open --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --device)
+                    COMPREPLY=($(compgen -W "cpu cuda auto" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-image-pixels)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-batch-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --job-queue-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-request-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-alive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --open)
+                    COMPREPLY=($(compgen -W "health metrics" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0

@@ -32,7 +32,7 @@ complete -c scancer -n "__fish_scancer_needs_command" -s V -l version -d 'Print 
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
-complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP: TorchServe\'s inference API, KServe V2 and Prometheus metrics'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]' -r -F
@@ -41,15 +41,15 @@ json\t'One JSON array of records'
 jsonl\t'One JSON record per line'
 csv\t'A header, then one row per record'"
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s o -l output -d 'Write the results to FILE (atomically: complete or not at all) instead of standard output' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s b -l batch-size -d 'Images per forward pass. Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l threads -d 'libtorch threads [default: one per physical core]' -r
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l decode-threads -d 'Threads that decode and preprocess images [default: half the cores, at least 1]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l device -d 'Where the model runs' -r -f -a "cpu\t''
 cuda\t''
 auto\t'CUDA when a GPU is visible, else CPU'"
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l max-image-pixels -d 'Refuse images with more pixels than this (decompression-bomb guard)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l decode-threads -d 'Threads that decode and preprocess images [default: half the cores, at least 1]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l shard -d 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l mask-dir -d 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l max-image-pixels -d 'Refuse images with more pixels than this (decompression-bomb guard)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -94,14 +94,34 @@ always\t''
 never\t''"
 complete -c scancer -n "__fish_scancer_using_subcommand store" -s h -l help -d 'Print help'
 complete -c scancer -n "__fish_scancer_using_subcommand store" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l host -d 'Address to listen on; anything but loopback should come with --auth-file or --token-file' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s p -l port -d 'Port to listen on (0: any free port, printed at start-up)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l threads -d 'libtorch threads [default: one per physical core]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l device -d 'Where the model runs' -r -f -a "cpu\t''
+cuda\t''
+auto\t'CUDA when a GPU is visible, else CPU'"
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-image-pixels -d 'Refuse images with more pixels than this (decompression-bomb guard)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-batch-delay -d 'Milliseconds to wait for more requests to fill a batch once one is queued (stops early when no other request is on its way)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l job-queue-size -d 'Requests that may wait for the model; more are answered 503' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-request-size -d 'Largest request body in bytes; larger ones are answered 413 (TorchServe\'s max_request_size)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l client-timeout -d 'Seconds a client may take to send a request once started, or to read its answer (408 after)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l keep-alive-timeout -d 'Seconds an idle keep-alive connection stays open' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-connections -d 'Open connections at most; more are answered 503 and closed' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l auth-file -d 'HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l token-file -d 'Bearer tokens, one per line, or TorchServe\'s key_file.json (also: SCANCER_TOKEN)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l open -d 'Endpoints that need no credentials when authentication is on' -r -f -a "health\t'`/ping` and the KServe `/v2/health/*` probes'
+metrics\t'`/metrics`'"
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s q -l quiet -d 'No access log on standard error'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
-complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "serve" -d 'Serve models over HTTP, compatible with TorchServe clients (not built yet)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "serve" -d 'Serve models over HTTP: TorchServe\'s inference API, KServe V2 and Prometheus metrics'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "inspect" -d 'Print an archive\'s manifest, files and handler configuration'

@@ -112,7 +112,8 @@ impl Connection {
     pub fn next_request(&mut self, stop: &dyn Fn() -> bool) -> Result<Request, ReadError> {
         let idle_until = Instant::now() + self.limits.keep_alive;
         while self.buffer.is_empty() {
-            if stop() {
+            // Bytes already on their way are a request the server has accepted: it is answered.
+            if stop() && !self.bytes_waiting() {
                 return Err(ReadError::Closed);
             }
             let slice = Instant::now() + Duration::from_millis(100);
@@ -178,6 +179,9 @@ impl Connection {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Request::new(&mut headers);
             match parsed.parse(&self.buffer) {
+                Ok(httparse::Status::Complete(length)) if length > MAX_HEAD => {
+                    return Err(ReadError::HeadTooLarge)
+                }
                 Ok(httparse::Status::Complete(length)) => {
                     let head = Head::from(&parsed)?;
                     self.buffer.drain(..length);
@@ -306,12 +310,14 @@ impl Connection {
     /// Writes a whole response; a client that does not read it within the client timeout is dropped.
     pub fn send(&mut self, response: &Response, close: bool) -> io::Result<()> {
         let mut head = format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+            "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
             response.status,
             reason(response.status),
-            response.content_type,
             response.body.len()
         );
+        if !response.content_type.is_empty() {
+            head.push_str(&format!("content-type: {}\r\n", response.content_type));
+        }
         for (name, value) in &response.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -325,9 +331,14 @@ impl Connection {
         self.stream.flush()
     }
 
-    /// Whether bytes of another request are already waiting (so a closing server still answers it).
-    pub fn has_pending(&self) -> bool {
-        !self.buffer.is_empty()
+    /// Whether the socket holds unread bytes (without waiting for any).
+    fn bytes_waiting(&self) -> bool {
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let waiting = matches!(self.stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+        let _ = self.stream.set_nonblocking(false);
+        waiting
     }
 }
 

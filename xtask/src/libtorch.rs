@@ -86,7 +86,7 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
 
 const STAMP: &str = ".scancer-libtorch-complete";
 
-fn cache_dir() -> Result<PathBuf> {
+pub fn cache_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("SCANCER_CACHE_DIR") {
         return Ok(PathBuf::from(dir));
     }

@@ -2,6 +2,7 @@
 //! `cargo xtask test`; both start by making sure a CPU libtorch is available (see `libtorch`).
 
 mod libtorch;
+mod tools;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args...]
 
 tasks:
-  setup            fetch (pip) and unpack the pinned CPU libtorch into the user cache, link .libtorch
+  setup            fetch (pip) and unpack the pinned CPU libtorch into the user cache, link .libtorch;
+                   link .tools/promtool (from PATH, else the Debian package) for the metrics test
   demo             setup, build release, run `scancer predict` on the bundled example patches
   test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`)
   bless            regenerate the checked-in man pages and shell completions
@@ -33,6 +35,7 @@ fn run() -> Result<()> {
     match task.as_str() {
         "setup" => {
             let dir = libtorch::ensure(&root)?;
+            tools::ensure(&root, &tools::PROMTOOL)?;
             println!("{}", dir.display());
             Ok(())
         }
@@ -49,6 +52,7 @@ fn run() -> Result<()> {
         }
         "test" => {
             libtorch::ensure(&root)?;
+            tools::ensure(&root, &tools::PROMTOOL)?;
             let mut cmd = vec!["test", "--workspace"];
             cmd.extend(rest.iter().map(String::as_str));
             cargo(&cmd)
@@ -63,6 +67,7 @@ fn run() -> Result<()> {
         }
         "bench" => {
             libtorch::ensure(&root)?;
+            tools::ensure(&root, &tools::HEY)?;
             cargo(&["build", "--release", "--quiet", "--bin", "scancer"])?;
             cargo(&[
                 "build",

@@ -1,0 +1,782 @@
+//! `scancer serve` over real HTTP on loopback: answers equal `scancer predict`, TorchServe's bodies
+//! and codes, KServe V2, metrics checked by promtool, auth, batching, hostile clients, graceful stop.
+
+mod common;
+
+use base64::Engine as _;
+use common::server::{multipart, read_reply, send, Server};
+use common::{predict, root, MULTICLASS, PCAM, SEGMENTATION};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn patches() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("examples/patches"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                "examples/patches/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn bytes(path: &str) -> Vec<u8> {
+    std::fs::read(root().join(path)).unwrap()
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The predict record without the keys a served answer does not have.
+fn without_path(mut record: Value) -> Value {
+    let map = record.as_object_mut().unwrap();
+    map.shift_remove("path");
+    map.shift_remove("error");
+    record
+}
+
+#[test]
+fn predictions_equal_predict_raw_and_multipart() {
+    let server = Server::start(&[PCAM, MULTICLASS, "-q"]);
+    let images = patches();
+    let expected = predict(PCAM, &images.iter().map(String::as_str).collect::<Vec<_>>());
+    for image in &images {
+        let record = expected.record(image);
+        let data = bytes(image);
+        let raw = server.put("/predictions/pcam-classification", &data);
+        assert_eq!(raw.status, 200, "{}", raw.text());
+        assert_eq!(raw.text(), record["class"].to_string(), "{image}");
+        // TorchServe sends a handler's answer without a Content-Type.
+        assert_eq!(raw.header("content-type"), None);
+
+        let (content_type, form) = multipart("data", &data);
+        let posted = server.request(
+            "POST",
+            "/predictions/pcam-classification/1.0",
+            &[("content-type", &content_type)],
+            &form,
+        );
+        assert_eq!(posted.text(), raw.text());
+
+        let detailed = server.put("/predictions/pcam-classification?details=true", &data);
+        assert_eq!(detailed.header("content-type"), Some("application/json"));
+        assert_eq!(detailed.json(), without_path(record), "{image}");
+    }
+
+    // Multiclass: TorchServe's {label: probability} body, top k in order, float32 values exactly.
+    let tissue = [
+        "testdata/images/tall-130x160.png",
+        "testdata/images/patch.jpg",
+    ];
+    let expected = predict(MULTICLASS, &tissue);
+    for image in tissue {
+        let reply = server.put("/predictions/tissue-multiclass", &bytes(image));
+        let text = reply.text();
+        assert!(
+            text.starts_with("{\n  \"") && text.ends_with("\n}"),
+            "{text}"
+        );
+        let body = reply.json();
+        let want = &expected.record(image)["probabilities"];
+        let got: Vec<(&String, f32)> = body
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k, v.as_f64().unwrap() as f32))
+            .collect();
+        let wanted: Vec<(&String, f32)> = want
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k, v.as_f64().unwrap() as f32))
+            .collect();
+        assert_eq!(got, wanted, "{image}");
+    }
+}
+
+#[test]
+fn segmentation_answers_masks_as_rows() {
+    let server = Server::start(&[SEGMENTATION, "-q"]);
+    let image = "testdata/images/patch.jpg";
+    let expected = predict(SEGMENTATION, &[image]);
+    let body = server
+        .put("/predictions/tissue-segmentation", &bytes(image))
+        .json();
+    let rows = body.as_array().unwrap();
+    let detailed = server
+        .put("/predictions/tissue-segmentation?details=1", &bytes(image))
+        .json();
+    assert_eq!(detailed["mask"], body);
+    assert_eq!(
+        detailed["class_fractions"],
+        expected.record(image)["class_fractions"]
+    );
+    // Fractions follow from the mask.
+    let total = rows
+        .iter()
+        .map(|r| r.as_array().unwrap().len())
+        .sum::<usize>() as f64;
+    let zeros = rows
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .filter(|v| **v == 0)
+        .count() as f64;
+    let first = detailed["class_fractions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!((first - zeros / total).abs() < 1e-6);
+}
+
+#[test]
+fn torchserve_status_codes_and_bodies() {
+    let server = Server::start(&[PCAM, "-q", "--max-request-size", "100000"]);
+    let patch = bytes("examples/patches/patch-00.png");
+
+    let ping = server.get("/ping");
+    assert_eq!(
+        (ping.status, ping.text().as_str()),
+        (200, "{\n  \"status\": \"Healthy\"\n}\n")
+    );
+
+    let unknown = server.put("/predictions/nope", &patch);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.header("connection"), Some("close"));
+    assert_eq!(
+        unknown.text(),
+        "{\n  \"code\": 404,\n  \"type\": \"ModelNotFoundException\",\n  \"message\": \"Model not found: nope\"\n}\n"
+    );
+    let version = server.put("/predictions/pcam-classification/9.9", &patch);
+    assert_eq!(version.status, 404);
+    assert_eq!(
+        version.json()["message"],
+        "Model version: 9.9 does not exist for model: pcam-classification"
+    );
+    assert_eq!(version.json()["type"], "ModelVersionNotFoundException");
+    let path = server.get("/nowhere");
+    assert_eq!(path.status, 404);
+    assert_eq!(
+        path.text(),
+        "{\n  \"code\": 404,\n  \"type\": \"ResourceNotFoundException\",\n  \"message\": \"Requested resource is not found, please refer to API document.\"\n}\n"
+    );
+
+    for (method, path) in [
+        ("GET", "/predictions/pcam-classification"),
+        ("DELETE", "/models/pcam-classification"),
+        ("POST", "/models?url=http://evil/x.mar"),
+        ("POST", "/metrics"),
+        ("GET", "/"),
+    ] {
+        let reply = server.request(method, path, &[], b"");
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.json()["type"], "MethodNotAllowedException");
+    }
+
+    for (body, needle) in [
+        (
+            &b"not an image"[..],
+            "PUT /predictions/pcam-classification: ",
+        ),
+        (&b""[..], "empty body"),
+    ] {
+        let reply = server.put("/predictions/pcam-classification", body);
+        assert_eq!(reply.status, 400, "{}", reply.text());
+        assert!(
+            reply.json()["message"].as_str().unwrap().contains(needle),
+            "{}",
+            reply.text()
+        );
+    }
+    let (content_type, form) = multipart("image", &patch);
+    let reply = server.request(
+        "POST",
+        "/predictions/pcam-classification",
+        &[("content-type", &content_type)],
+        &form,
+    );
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.text().contains("no field named data or body"),
+        "{}",
+        reply.text()
+    );
+
+    // Over --max-request-size: refused from the declared length, before any body byte is read.
+    let mut stream = server.connect();
+    send(
+        &mut stream,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("content-length", "7000000")],
+        b"",
+        false,
+    );
+    let reply = read_reply(&mut stream).unwrap();
+    assert_eq!(reply.status, 413);
+    assert!(reply.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("7000000 bytes"));
+    // ... and a chunked body that grows over it.
+    let mut stream = server.connect();
+    send(
+        &mut stream,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("transfer-encoding", "chunked")],
+        b"",
+        false,
+    );
+    let chunk = vec![b'x'; 60_000];
+    for _ in 0..2 {
+        let _ = stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+        let _ = stream.write_all(&chunk);
+        let _ = stream.write_all(b"\r\n");
+    }
+    assert_eq!(read_reply(&mut stream).unwrap().status, 413);
+
+    // Not HTTP, and a head over the limit.
+    let mut stream = server.connect();
+    stream.write_all(b"\x16\x03\x01 hello\r\n\r\n").unwrap();
+    assert_eq!(read_reply(&mut stream).unwrap().status, 400);
+    let mut stream = server.connect();
+    let huge = "x".repeat(20_000);
+    send(&mut stream, "GET", "/ping", &[("x-big", &huge)], b"", true);
+    assert_eq!(read_reply(&mut stream).unwrap().status, 431);
+}
+
+#[test]
+fn chunked_bodies_expect_continue_and_keep_alive() {
+    let server = Server::start(&[PCAM, "-q"]);
+    let patch = bytes("examples/patches/patch-03.png");
+    let want = server
+        .put("/predictions/pcam-classification", &patch)
+        .text();
+    let mut stream = server.connect();
+    // curl -T sends Expect: 100-continue and waits for it before the body.
+    send(
+        &mut stream,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("transfer-encoding", "chunked"), ("expect", "100-continue")],
+        b"",
+        false,
+    );
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    for piece in patch.chunks(1000) {
+        stream
+            .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .unwrap();
+        stream.write_all(piece).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let reply = read_reply(&mut stream).unwrap();
+    assert_eq!((reply.status, reply.text()), (200, want.clone()));
+    // The same connection serves the next requests.
+    for _ in 0..3 {
+        send(
+            &mut stream,
+            "PUT",
+            "/predictions/pcam-classification",
+            &[],
+            &patch,
+            false,
+        );
+        assert_eq!(read_reply(&mut stream).unwrap().text(), want);
+    }
+}
+
+#[test]
+fn models_are_described_in_torchserve_shapes() {
+    let server = Server::start(&[PCAM, MULTICLASS, "-q", "--batch-size", "4"]);
+    let list = server.get("/models").json();
+    assert_eq!(
+        list,
+        json!({"models": [
+            {"modelName": "pcam-classification", "modelUrl": "pcam-classification.pt"},
+            {"modelName": "tissue-multiclass", "modelUrl": "tissue-multiclass.pt"}
+        ]})
+    );
+    let page = server.get("/models?limit=1").json();
+    assert_eq!(page["nextPageToken"], "1");
+    assert_eq!(page["models"].as_array().unwrap().len(), 1);
+    let rest = server.get("/models?limit=1&next_page_token=1").json();
+    assert_eq!(rest["models"][0]["modelName"], "tissue-multiclass");
+    assert_eq!(server.get("/models?limit=x").status, 400);
+
+    for path in [
+        "/models/pcam-classification",
+        "/models/pcam-classification/1.0",
+        "/models/pcam-classification/all",
+    ] {
+        let described = server.get(path).json();
+        let model = &described[0];
+        assert_eq!(model["modelName"], "pcam-classification", "{path}");
+        assert_eq!(model["modelVersion"], "1.0");
+        assert_eq!(model["batchSize"], 4);
+        assert_eq!(model["workers"][0]["status"], "READY");
+        assert_eq!(model["jobQueueStatus"]["pendingRequests"], 0);
+        assert_eq!(model["jobQueueStatus"]["remainingCapacity"], 100);
+    }
+    assert_eq!(server.get("/models/nope").status, 404);
+    assert_eq!(server.get("/models/pcam-classification/2.0").status, 404);
+}
+
+#[test]
+fn kserve_v2_protocol() {
+    let server = Server::start(&[PCAM, "-q"]);
+    assert_eq!(server.get("/v2/health/live").json(), json!({"live": true}));
+    assert_eq!(
+        server.get("/v2/health/ready").json(),
+        json!({"ready": true})
+    );
+    assert_eq!(server.get("/v2").json()["name"], "scancer");
+    let meta = server.get("/v2/models/pcam-classification").json();
+    assert_eq!(meta["inputs"][0]["shape"], json!([-1, 3, 96, 96]));
+    assert_eq!(meta["outputs"][0]["name"], "probabilities");
+    assert_eq!(
+        server
+            .get("/v2/models/pcam-classification/versions/1.0/ready")
+            .json()["ready"],
+        true
+    );
+    assert_eq!(server.get("/v2/models/nope/ready").status, 404);
+
+    let images = [
+        "examples/patches/patch-01.png",
+        "examples/patches/patch-02.png",
+    ];
+    let expected = predict(PCAM, &images);
+    let encoded: Vec<String> = images
+        .iter()
+        .map(|i| base64::engine::general_purpose::STANDARD.encode(bytes(i)))
+        .collect();
+    let request = json!({"id": "r1", "inputs": [{"name": "input__0", "datatype": "BYTES", "shape": [2], "data": encoded}]});
+    let reply = server.request(
+        "POST",
+        "/v2/models/pcam-classification/infer",
+        &[("content-type", "application/json")],
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answer = reply.json();
+    assert_eq!(answer["id"], "r1");
+    assert_eq!(answer["outputs"][0]["shape"], json!([2, 2]));
+    let probabilities = answer["outputs"][0]["data"].as_array().unwrap();
+    for (k, image) in images.iter().enumerate() {
+        let record = expected.record(image);
+        assert_eq!(
+            probabilities[2 * k + 1],
+            record["probabilities"]["metastatic"]
+        );
+        assert_eq!(answer["outputs"][1]["data"][k], record["class"]);
+    }
+
+    // The same images as FP32 tensors, preprocessed here by the library.
+    let config = scancer::handler_config::HandlerConfig::from_path(
+        &root().join("examples/pcam-classification.toml"),
+    )
+    .unwrap();
+    let pre = scancer::preprocess::Preprocessor::new(&config, 1 << 30);
+    let tensor: Vec<f32> = images
+        .iter()
+        .flat_map(|i| pre.prepare(&bytes(i)).unwrap().data)
+        .collect();
+    let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [2, 3, 96, 96], "data": tensor}],
+                         "outputs": [{"name": "probabilities"}]});
+    let fp32 = server
+        .request(
+            "POST",
+            "/v2/models/pcam-classification/infer",
+            &[],
+            request.to_string().as_bytes(),
+        )
+        .json();
+    assert_eq!(fp32["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(fp32["outputs"][0]["data"], answer["outputs"][0]["data"]);
+
+    for bad in [
+        json!({"inputs": []}),
+        json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0]}]}),
+        json!({"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": ["bm90IGFuIGltYWdl"]}]}),
+    ] {
+        let reply = server.request(
+            "POST",
+            "/v2/models/pcam-classification/infer",
+            &[],
+            bad.to_string().as_bytes(),
+        );
+        assert_eq!(reply.status, 400, "{bad}");
+        assert!(reply.json()["error"].is_string());
+    }
+}
+
+#[test]
+fn a_full_queue_answers_503() {
+    let server = Server::start(&[
+        PCAM,
+        "-q",
+        "--job-queue-size",
+        "2",
+        "--batch-size",
+        "1",
+        "--max-request-size",
+        "100000000",
+    ]);
+    let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [100, 3, 96, 96],
+                                      "data": vec![0.0f32; 100 * 3 * 96 * 96]}]});
+    let reply = server.request(
+        "POST",
+        "/v2/models/pcam-classification/infer",
+        &[],
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    // The server goes on answering.
+    assert_eq!(
+        server
+            .put(
+                "/predictions/pcam-classification",
+                &bytes("examples/patches/patch-00.png")
+            )
+            .status,
+        200
+    );
+}
+
+#[test]
+fn authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "# users\nana:s3cret-pw\n").unwrap();
+    let users = users.to_str().unwrap();
+    let token = "T0ken-xyz-42";
+    let server = Server::start_with(&[PCAM, "--auth-file", users], &[("SCANCER_TOKEN", token)]);
+    let patch = bytes("examples/patches/patch-00.png");
+    let path = "/predictions/pcam-classification";
+
+    let denied = server.put(path, &patch);
+    assert_eq!(denied.status, 401);
+    let challenges: Vec<&str> = denied
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "www-authenticate")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        challenges,
+        ["Basic realm=\"scancer\"", "Bearer realm=\"scancer\""]
+    );
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    for (authorization, status) in [
+        (basic("ana:s3cret-pw"), 200),
+        (basic("ana:s3cret-p"), 401),
+        (basic("bob:s3cret-pw"), 401),
+        (format!("Bearer {token}"), 200),
+        ("Bearer nope".to_string(), 401),
+    ] {
+        let reply = server.request("PUT", path, &[("authorization", &authorization)], &patch);
+        assert_eq!(reply.status, status, "{authorization}");
+    }
+    assert_eq!(server.get("/ping").status, 200);
+    assert_eq!(server.get("/v2/health/ready").status, 200);
+    assert_eq!(server.get("/metrics").status, 401);
+    assert_eq!(server.get("/models").status, 401);
+    assert_eq!(server.get("/nowhere").status, 401);
+    let log = server.log();
+    assert!(!log.contains("s3cret") && !log.contains(token), "{log}");
+
+    let open = Server::start_with(
+        &[PCAM, "-q", "--open", "metrics"],
+        &[("SCANCER_AUTH", "ana:pw")],
+    );
+    assert_eq!(open.get("/metrics").status, 200);
+    assert_eq!(open.get("/ping").status, 401);
+}
+
+#[test]
+fn metrics_pass_promtool() {
+    let promtool = std::env::var("SCANCER_PROMTOOL")
+        .expect("SCANCER_PROMTOOL is set by .cargo/config.toml; run `cargo xtask setup` to link .tools/promtool");
+    let server = Server::start(&[PCAM, "-q"]);
+    let patch = bytes("examples/patches/patch-00.png");
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .put("/predictions/pcam-classification", &patch)
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        server
+            .put("/predictions/pcam-classification/1.0", &patch)
+            .status,
+        200
+    );
+    assert_eq!(server.put("/predictions/nope", &patch).status, 404);
+    let metrics = server.get("/metrics");
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text();
+    assert!(text.contains("ts_inference_requests_total{model_name=\"pcam-classification\",model_version=\"default\","), "{text}");
+    let value = |prefix: &str| metric(&text, prefix);
+    assert_eq!(value("ts_inference_requests_total{model_name=\"pcam-classification\",model_version=\"default\""), 3.0);
+    assert_eq!(
+        value(
+            "ts_inference_requests_total{model_name=\"pcam-classification\",model_version=\"1.0\""
+        ),
+        1.0
+    );
+    assert_eq!(value("Requests2XX"), 4.0);
+    assert_eq!(value("Requests4XX"), 1.0);
+    assert_eq!(value("scancer_inference_latency_seconds_count{model_name=\"pcam-classification\",model_version=\"default\""), 3.0);
+
+    let mut child = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {promtool}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exit 3 means lint findings only; the only ones allowed are about TorchServe's own names, which
+    // scancer keeps so that existing dashboards work.
+    let torchserve_names = [
+        "Requests2XX",
+        "Requests4XX",
+        "Requests5XX",
+        "ts_inference_latency_microseconds",
+        "ts_queue_latency_microseconds",
+    ];
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{complaints}");
+    for line in complaints.lines() {
+        assert!(
+            torchserve_names
+                .iter()
+                .any(|n| line.starts_with(&format!("{n} "))),
+            "promtool: {line}"
+        );
+    }
+}
+
+#[test]
+fn batched_answers_equal_unbatched() {
+    let server = Server::start(&[PCAM, "-q", "--max-batch-delay", "50"]);
+    let images = patches();
+    let one_by_one: Vec<String> = images
+        .iter()
+        .map(|i| {
+            server
+                .put("/predictions/pcam-classification?details=true", &bytes(i))
+                .text()
+        })
+        .collect();
+    let server = std::sync::Arc::new(server);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let server = std::sync::Arc::clone(&server);
+            let images = images.clone();
+            std::thread::spawn(move || {
+                let mut stream = server.connect();
+                (0..images.len())
+                    .map(|k| {
+                        let k = (k + t) % images.len();
+                        send(
+                            &mut stream,
+                            "PUT",
+                            "/predictions/pcam-classification?details=true",
+                            &[],
+                            &bytes(&images[k]),
+                            false,
+                        );
+                        (k, read_reply(&mut stream).unwrap().text())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for thread in threads {
+        for (k, answer) in thread.join().unwrap() {
+            assert_eq!(answer, one_by_one[k], "{}", images[k]);
+        }
+    }
+    let metrics = server.get("/metrics").text();
+    let count = |name: &str| metric(&metrics, name);
+    let (batches, requests) = (
+        count("scancer_batches_total "),
+        count("scancer_batched_requests_total "),
+    );
+    assert_eq!(requests, (images.len() * 9) as f64);
+    assert!(
+        batches < requests,
+        "no request was batched: {batches} batches for {requests} requests"
+    );
+}
+
+#[test]
+fn slow_idle_and_lying_clients_do_not_delay_others() {
+    let server = Server::start(&[PCAM, "-q", "--client-timeout", "2"]);
+    let patch = bytes("examples/patches/patch-00.png");
+    // 100 idle keep-alive connections, each after one answered request.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let mut stream = server.connect();
+        send(&mut stream, "GET", "/ping", &[], b"", false);
+        assert_eq!(read_reply(&mut stream).unwrap().status, 200);
+        idle.push(stream);
+    }
+    // Headers, then nothing.
+    let mut slow = server.connect();
+    send(
+        &mut slow,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("content-length", "20000")],
+        b"",
+        false,
+    );
+    // Half a head.
+    let mut half = server.connect();
+    half.write_all(b"PUT /predictions/pcam-classification HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    // A body far shorter than its Content-Length.
+    let mut liar = server.connect();
+    send(
+        &mut liar,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("content-length", "6000000")],
+        b"0123456789",
+        false,
+    );
+
+    let started = Instant::now();
+    for _ in 0..5 {
+        let reply = server.put("/predictions/pcam-classification", &patch);
+        assert_eq!(reply.status, 200);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "5 requests took {took:?} beside stalled clients"
+    );
+    // The stalled clients get 408 once the client timeout passes, and are closed.
+    for stream in [&mut slow, &mut half, &mut liar] {
+        let reply = read_reply(stream).unwrap();
+        assert_eq!(reply.status, 408);
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+    }
+    drop(idle);
+}
+
+#[test]
+fn graceful_shutdown_answers_every_accepted_request() {
+    let server = Server::start(&[PCAM, "--max-batch-delay", "200"]);
+    let patch = bytes("examples/patches/patch-00.png");
+    let want = server
+        .put("/predictions/pcam-classification", &patch)
+        .text();
+    let mut streams: Vec<_> = (0..8).map(|_| server.connect()).collect();
+    // One answered request each first, so every connection has been accepted by the server.
+    for stream in &mut streams {
+        send(stream, "GET", "/ping", &[], b"", false);
+        assert_eq!(read_reply(stream).unwrap().status, 200);
+    }
+    // Then the predictions, and the signal while they are read, decoded, queued or batched.
+    for stream in &mut streams {
+        send(
+            stream,
+            "PUT",
+            "/predictions/pcam-classification",
+            &[],
+            &patch,
+            false,
+        );
+    }
+    let (code, log) = {
+        let handles: Vec<_> = streams
+            .into_iter()
+            .map(|mut s| {
+                std::thread::spawn(move || {
+                    read_reply(&mut s).map(|r| {
+                        (
+                            r.status,
+                            r.text(),
+                            r.header("connection").map(str::to_string),
+                        )
+                    })
+                })
+            })
+            .collect();
+        let stopped = server.stop();
+        for handle in handles {
+            let (status, text, _) = handle
+                .join()
+                .unwrap()
+                .expect("an answer, not a dropped connection");
+            assert_eq!((status, text), (200, want.clone()));
+        }
+        stopped
+    };
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("scancer: stopped"), "{log}");
+}
+
+#[test]
+fn start_up_errors_are_one_line_and_exit_2() {
+    let out = common::run(common::scancer().args(["serve", "--port", "0", "missing.mar"]));
+    assert_eq!(out.code, 2);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("missing.mar"), "{}", out.stderr);
+
+    let server = Server::start(&[PCAM, "-q"]);
+    let port = server.port.to_string();
+    let out = common::run(common::scancer().args(["serve", "--port", &port, PCAM]));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
+}
