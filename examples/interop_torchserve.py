@@ -4,13 +4,16 @@
 Needs, in the Python that runs it: torch 2.13, torchvision, torchserve==0.12.0,
 torch-model-archiver==0.12.0 and captum (pip), and Java 17. Builds archives with `scancer archive`,
 serves them on a real TorchServe bound to 127.0.0.1 on free ports, sends every test image, and checks
-TorchServe's answers against `scancer predict` for the same images; then feeds torch-model-archiver's
-own archives (testdata/mar) to `scancer predict`. Prints a summary; exits 1 on any mismatch.
+TorchServe's answers against `scancer predict` for the same images; serves the same archives on
+`scancer serve` and sends both servers the same requests, which must get identical status codes and
+bodies on every endpoint they share; then feeds torch-model-archiver's own archives (testdata/mar) to
+`scancer predict`. Prints a summary; exits 1 on any mismatch.
 
     python examples/interop_torchserve.py [--scancer target/release/scancer]
 """
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -37,6 +40,106 @@ def scancer_records(scancer, model, images, *extra):
     return {r["path"]: r for r in map(json.loads, out.stdout.splitlines())}
 
 
+def exchange(port, method, path, body=b"", headers=None):
+    """One request; the status and the body as sent, whatever the status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    answer = (response.status, response.read())
+    connection.close()
+    return answer
+
+
+def metric_values(port):
+    """{(name, model, version): value} of TorchServe's per-model counters."""
+    text = exchange(port, "GET", "/metrics")[1].decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("ts_inference_requests_total{"):
+            labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.index("}")].split(",") if kv)
+            values[(labels["model_name"], labels["model_version"])] = float(line.rsplit(" ", 1)[1])
+    return values
+
+
+def compare_servers(scancer, store, ports):
+    """The same requests to TorchServe and to `scancer serve` on the same archives."""
+    port = free_port()
+    # TorchServe runs the graph as saved, one request per batch: so does scancer here, which makes
+    # even the float bodies of the multiclass model comparable byte for byte.
+    server = subprocess.Popen([scancer, "serve", "--quiet", "--port", str(port), "--no-optimize",
+                               "--batch-size", "1", store / "pcam.mar", store / "tissue.mar"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failures = []
+    counted_before = metric_values(ports["metrics"])
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if exchange(port, "GET", "/ping")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                sys.exit("scancer serve did not start")
+            time.sleep(0.2)
+        png = (ROOT / "examples/patches/patch-00.png").read_bytes()
+        boundary = "interop-boundary"
+        form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"p.png\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+        raw = {"Content-Type": "application/octet-stream"}
+        inference = [("GET", "/ping", b"", {})]
+        for image in sorted((ROOT / "examples/patches").glob("*.png")):
+            inference.append(("PUT", "/predictions/pcam", image.read_bytes(), raw))
+        for image in ["testdata/images/tall-130x160.png", "testdata/images/wide-203x80.png",
+                      "testdata/images/patch.jpg", "examples/patches/patch-05.png"]:
+            inference.append(("PUT", "/predictions/tissue", (ROOT / image).read_bytes(), raw))
+        inference += [
+            ("PUT", "/predictions/pcam/1.0", png, raw),
+            ("POST", "/predictions/pcam", form, {"Content-Type": f"multipart/form-data; boundary={boundary}"}),
+            ("PUT", "/predictions/nope", png, raw),
+            ("PUT", "/predictions/pcam/9.9", png, raw),
+            ("GET", "/nowhere", b"", {}),
+            ("GET", "/", b"", {}),
+        ]
+        management = [
+            ("GET", "/models", b"", {}),
+            ("GET", "/models?limit=1", b"", {}),
+            ("GET", "/models?limit=1&next_page_token=1", b"", {}),
+            ("GET", "/models/nope", b"", {}),
+            ("GET", "/models/pcam/9.9", b"", {}),
+            ("DELETE", "/models/pcam", b"", {}),
+            ("POST", "/models?url=pcam.mar", b"", {}),
+        ]
+        for torchserve_port, requests in ((ports["inference"], inference), (ports["management"], management)):
+            for method, path, body, headers in requests:
+                theirs = exchange(torchserve_port, method, path, body, headers)
+                ours = exchange(port, method, path, body, headers)
+                ok = theirs == ours
+                print(f"{'ok  ' if ok else 'FAIL'} serve {method} {path}: TorchServe {theirs[0]} {theirs[1][:60]!r}"
+                      + ("" if ok else f", scancer {ours[0]} {ours[1][:60]!r}"))
+                if not ok:
+                    failures.append(("serve", method, path))
+        # Descriptions: the same keys in the same order (values such as pids and times differ).
+        theirs = json.loads(exchange(ports["management"], "GET", "/models/pcam")[1])
+        ours = json.loads(exchange(port, "GET", "/models/pcam")[1])
+        same_keys = [list(theirs[0])] == [list(ours[0])] and list(theirs[0]["workers"][0]) == list(ours[0]["workers"][0])
+        print(f"{'ok  ' if same_keys else 'FAIL'} serve GET /models/pcam: the same fields")
+        if not same_keys:
+            failures.append(("serve", "describe"))
+        # Metrics: the same request counts per model and version (scancer counts its own requests).
+        theirs = {k: v - counted_before.get(k, 0.0) for k, v in metric_values(ports["metrics"]).items()}
+        theirs = {k: v for k, v in theirs.items() if v}
+        ours = metric_values(port)
+        ok = theirs == ours
+        print(f"{'ok  ' if ok else 'FAIL'} serve /metrics ts_inference_requests_total: TorchServe {theirs}, scancer {ours}")
+        if not ok:
+            failures.append(("serve", "metrics"))
+    finally:
+        server.terminate()
+        server.wait()
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scancer", default=str(ROOT / "target/release/scancer"))
@@ -59,7 +162,7 @@ def main():
         f"inference_address=http://127.0.0.1:{ports['inference']}\n"
         f"management_address=http://127.0.0.1:{ports['management']}\n"
         f"metrics_address=http://127.0.0.1:{ports['metrics']}\n"
-        "disable_token_authorization=true\ndefault_workers_per_model=1\n"
+        "disable_token_authorization=true\ndefault_workers_per_model=1\nmetrics_mode=prometheus\n"
     )
     env = dict(os.environ, LOG_LOCATION=str(work / "logs"), METRICS_LOCATION=str(work / "logs"))
     subprocess.run(["torchserve", "--start", "--ncs", "--model-store", store, "--ts-config", work / "config.properties",
@@ -109,6 +212,7 @@ def main():
                 print(f"{'ok  ' if ok else 'FAIL'} {name} {image}: {shown}")
                 if not ok:
                     failures.append((name, image))
+        failures += compare_servers(args.scancer, store, ports)
     finally:
         subprocess.run(["torchserve", "--stop"], env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

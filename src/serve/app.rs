@@ -12,7 +12,7 @@ use super::{kserve, multipart, pyjson};
 use crate::preprocess::Prepared;
 use serde_json::{json, Value};
 use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a request waits for the model before the server gives up on it (TorchServe's
@@ -21,6 +21,9 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct App {
     pub models: Vec<ServedModel>,
+    /// Images decoded at once: a few at a time, so that many clients sending large images cannot
+    /// multiply decoded-pixel memory or starve the model thread of cores.
+    pub decoders: Slots,
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub auth: Auth,
@@ -151,10 +154,12 @@ impl App {
             Ok(bytes) => bytes,
             Err(why) => return error(400, "BadRequestException", &format!("{shown}: {why}")),
         };
+        let decoding = self.decoders.acquire();
         let prepared = match self.models[model].preprocessor.prepare(image) {
             Ok(p) => p,
             Err(e) => return error(400, "BadRequestException", &format!("{shown}: {e}")),
         };
+        drop(decoding);
         let answered = match self.infer(model, vec![prepared], arrival) {
             Ok(mut answers) => answers.remove(0),
             Err(failure) => return self.failure(&shown, name, failure),
@@ -370,6 +375,39 @@ impl App {
             })
             .collect();
         pretty(&Value::Array(described))
+    }
+}
+
+/// A counting semaphore.
+pub struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+pub struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    pub fn new(n: usize) -> Slots {
+        Slots {
+            free: Mutex::new(n.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    pub fn acquire(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
     }
 }
 

@@ -252,6 +252,7 @@ fn tensors(app: &App, k: usize, body: &Value) -> Result<Vec<Prepared>, String> {
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(text.trim())
                         .map_err(|e| format!("image {i}: not base64: {e}"))?;
+                    let _decoding = app.decoders.acquire();
                     m.preprocessor
                         .prepare(&bytes)
                         .map_err(|e| format!("image {i}: {e}"))

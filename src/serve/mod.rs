@@ -97,8 +97,10 @@ pub fn run(options: ServeOptions) -> Result<()> {
         crate::model::DeviceChoice::Cpu => "cpu",
         _ => "gpu",
     };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
         models: served,
+        decoders: app::Slots::new(cores),
         queue,
         metrics,
         auth: options.auth,

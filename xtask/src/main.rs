@@ -17,7 +17,9 @@ tasks:
   demo             setup, build release, run `scancer predict` on the bundled example patches
   test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`)
   bless            regenerate the checked-in man pages and shell completions
-  bench [ARGS...]  setup, build release, run bench/run.py ARGS... (needs a PyTorch venv, see BENCHMARKS.md)";
+  bench [ARGS...]  setup, build release, run bench/run.py ARGS... (needs a PyTorch venv, see BENCHMARKS.md)
+  bench serve [ARGS...]
+                   the same, then bench/serve.py ARGS... (scancer serve against TorchServe 0.12)";
 
 fn main() {
     if let Err(err) = run() {
@@ -76,7 +78,15 @@ fn run() -> Result<()> {
                 "--example",
                 "forward_bench",
             ])?;
-            status(Command::new("python3").arg("bench/run.py").args(&rest))
+            // `bench serve ...` runs the serve benchmark; anything else goes to the predict one.
+            match rest.split_first() {
+                Some((first, serve_args)) if first == "serve" => status(
+                    Command::new("python3")
+                        .arg("bench/serve.py")
+                        .args(serve_args),
+                ),
+                _ => status(Command::new("python3").arg("bench/run.py").args(&rest)),
+            }
         }
         "" | "-h" | "--help" | "help" => {
             println!("{USAGE}");
