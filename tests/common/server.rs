@@ -47,7 +47,25 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("scancer"))
+        Server::spawn(
+            Command::new(assert_cmd::cargo::cargo_bin("scancer")),
+            args,
+            env,
+        )
+    }
+
+    /// Starts the server with at most `files` open file descriptors (`ulimit -n`).
+    pub fn start_with_file_limit(args: &[&str], files: u32) -> Server {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(assert_cmd::cargo::cargo_bin("scancer"));
+        Server::spawn(shell, args, &[])
+    }
+
+    fn spawn(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = command
             .current_dir(super::root())
             .args(["serve", "--port", "0"])
             .args(args)
