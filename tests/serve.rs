@@ -189,12 +189,18 @@ fn torchserve_status_codes_and_bodies() {
         assert_eq!(reply.json()["type"], "MethodNotAllowedException");
     }
 
+    let bomb = bytes("testdata/images/bomb-100000x100000.png");
+    let truncated = bytes("testdata/images/truncated.jpg");
+    let small = bytes("testdata/images/small-50x50.png");
     for (body, needle) in [
         (
             &b"not an image"[..],
             "PUT /predictions/pcam-classification: ",
         ),
         (&b""[..], "empty body"),
+        (&bomb[..], "pixels"),
+        (&truncated[..], "PUT /predictions/pcam-classification: "),
+        (&small[..], "50x50"),
     ] {
         let reply = server.put("/predictions/pcam-classification", body);
         assert_eq!(reply.status, 400, "{}", reply.text());
@@ -440,20 +446,59 @@ fn a_full_queue_answers_503() {
         "--job-queue-size",
         "2",
         "--batch-size",
-        "1",
-        "--max-request-size",
-        "100000000",
+        "4",
+        "--max-batch-delay",
+        "20000",
     ]);
-    let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [100, 3, 96, 96],
-                                      "data": vec![0.0f32; 100 * 3 * 96 * 96]}]});
-    let reply = server.request(
-        "POST",
-        "/v2/models/pcam-classification/infer",
-        &[],
-        request.to_string().as_bytes(),
+    let infer = |n: usize| {
+        let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [n, 3, 96, 96],
+                                          "data": vec![0.0f32; n * 3 * 96 * 96]}]});
+        server.request(
+            "POST",
+            "/v2/models/pcam-classification/infer",
+            &[],
+            request.to_string().as_bytes(),
+        )
+    };
+    // More images in one request than the queue holds can never be served.
+    assert_eq!(infer(3).status, 400);
+    let poll = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "never: {what}");
+        }
+    };
+    // A body still on its way holds the batch open (up to the delay)...
+    let mut uploading = server.connect();
+    send(
+        &mut uploading,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("content-length", "20000")],
+        b"0123",
+        false,
     );
-    assert_eq!(reply.status, 503, "{}", reply.text());
-    // The server goes on answering.
+    poll("one request arriving", &|| {
+        metric(&server.get("/metrics").text(), "scancer_arriving_requests ") == 1.0
+    });
+    std::thread::scope(|s| {
+        // ... so two queued images wait for it and fill the queue,
+        let queued = s.spawn(|| infer(2));
+        poll("two requests pending", &|| {
+            server.get("/models/pcam-classification").json()[0]["jobQueueStatus"]["pendingRequests"]
+                == 2
+        });
+        // and one more is refused at once.
+        let refused = server.put(
+            "/predictions/pcam-classification",
+            &bytes("examples/patches/patch-00.png"),
+        );
+        assert_eq!(refused.status, 503, "{}", refused.text());
+        assert_eq!(refused.json()["type"], "ServiceUnavailableException");
+        // The upload gives up: the batch runs.
+        drop(uploading);
+        assert_eq!(queued.join().unwrap().status, 200);
+    });
     assert_eq!(
         server
             .put(
@@ -506,6 +551,14 @@ fn authentication() {
     }
     assert_eq!(server.get("/ping").status, 200);
     assert_eq!(server.get("/v2/health/ready").status, 200);
+    // One access-log line per request: address, request line, status, bytes, time.
+    assert!(
+        server
+            .log()
+            .contains("127.0.0.1 \"PUT /predictions/pcam-classification\" 200 1 B "),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.get("/metrics").status, 401);
     assert_eq!(server.get("/models").status, 401);
     assert_eq!(server.get("/nowhere").status, 401);

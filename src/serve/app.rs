@@ -67,7 +67,16 @@ pub enum Failure {
 }
 
 impl App {
-    pub fn handle(&self, request: &Request) -> Response {
+    /// A request to a prediction endpoint counts as arriving from its head on, so that a batch waits
+    /// (up to the batch delay) for a body still coming over the network.
+    pub fn arrival_for(&self, method: &str, target: &str) -> Option<Arrival> {
+        let path = target.split('?').next().unwrap_or("");
+        let predicts = (path.starts_with("/predictions/") && (method == "PUT" || method == "POST"))
+            || (path.starts_with("/v2/models/") && path.ends_with("/infer") && method == "POST");
+        predicts.then(|| self.queue.arrival())
+    }
+
+    pub fn handle(&self, request: &Request, arrival: Option<Arrival>) -> Response {
         let path = request.path.as_str();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let endpoint = match segments.as_slice() {
@@ -94,7 +103,7 @@ impl App {
                 if request.method != "PUT" && request.method != "POST" {
                     return method_not_allowed();
                 }
-                self.predict(request, name, segments.get(2).copied())
+                self.predict(request, name, segments.get(2).copied(), arrival)
             }
             ["models"] if get => self.list_models(request),
             ["models", name] if get => self.describe(name, None),
@@ -103,10 +112,11 @@ impl App {
             ["metrics"] if get => Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render(&self.pending_by_name()),
+                self.metrics
+                    .render(&self.pending_by_name(), self.queue.arriving()),
             ),
             ["metrics"] => method_not_allowed(),
-            ["v2", ..] => kserve::handle(self, request, &segments[1..]),
+            ["v2", ..] => kserve::handle(self, request, &segments[1..], arrival),
             [""] => method_not_allowed(),
             _ => not_found(),
         }
@@ -141,7 +151,13 @@ impl App {
         })
     }
 
-    fn predict(&self, request: &Request, name: &str, version: Option<&str>) -> Response {
+    fn predict(
+        &self,
+        request: &Request,
+        name: &str,
+        version: Option<&str>,
+        arrival: Option<Arrival>,
+    ) -> Response {
         let started = Instant::now();
         let model = match self.find(name, version) {
             Ok(k) => k,
@@ -149,7 +165,7 @@ impl App {
         };
         self.metrics.request(name, version);
         let shown = format!("{} {}", request.method, request.path);
-        let arrival = self.queue.arrival();
+        let arrival = arrival.unwrap_or_else(|| self.queue.arrival());
         let image = match image_bytes(request) {
             Ok(bytes) => bytes,
             Err(why) => return error(400, "BadRequestException", &format!("{shown}: {why}")),
@@ -216,20 +232,30 @@ impl App {
         inputs: Vec<Prepared>,
         arrival: Arrival,
     ) -> Result<Vec<Answered>, Failure> {
+        if inputs.len() > self.queue.capacity() {
+            return Err(Failure::BadInput(format!(
+                "{} inputs are more than the queue holds ({}, --job-queue-size)",
+                inputs.len(),
+                self.queue.capacity()
+            )));
+        }
         let mut replies = Vec::with_capacity(inputs.len());
+        let mut jobs = Vec::with_capacity(inputs.len());
+        let enqueued = Instant::now();
         for input in inputs {
             let (reply, answer) = sync_channel(1);
-            let job = Job {
+            jobs.push(Job {
                 model,
                 input,
-                enqueued: Instant::now(),
+                enqueued,
                 reply,
-            };
-            match self.queue.push(job) {
-                Ok(()) => replies.push(answer),
-                Err(Refused::Full) => return Err(Failure::QueueFull),
-                Err(Refused::Closed) => return Err(Failure::ShuttingDown),
-            }
+            });
+            replies.push(answer);
+        }
+        match self.queue.push_all(jobs) {
+            Ok(()) => {}
+            Err(Refused::Full) => return Err(Failure::QueueFull),
+            Err(Refused::Closed) => return Err(Failure::ShuttingDown),
         }
         drop(arrival);
         let mut answers = Vec::with_capacity(replies.len());

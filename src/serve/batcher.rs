@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// One request's image, waiting for the model.
@@ -56,9 +56,9 @@ pub enum Refused {
 }
 
 /// Counts a request as arriving until it is queued or dropped.
-pub struct Arrival<'a>(&'a Queue);
+pub struct Arrival(Arc<Queue>);
 
-impl Drop for Arrival<'_> {
+impl Drop for Arrival {
     fn drop(&mut self) {
         self.0.arriving.fetch_sub(1, Ordering::SeqCst);
         self.0.changed.notify_all();
@@ -78,9 +78,9 @@ impl Queue {
         }
     }
 
-    pub fn arrival(&self) -> Arrival<'_> {
+    pub fn arrival(self: &Arc<Queue>) -> Arrival {
         self.arriving.fetch_add(1, Ordering::SeqCst);
-        Arrival(self)
+        Arrival(Arc::clone(self))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -90,14 +90,19 @@ impl Queue {
     }
 
     pub fn push(&self, job: Job) -> Result<(), Refused> {
+        self.push_all(vec![job])
+    }
+
+    /// Queues all the jobs of one request, or none of them: a request is answered whole or refused.
+    pub fn push_all(&self, jobs: Vec<Job>) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
         }
-        if state.jobs.len() >= self.capacity {
+        if state.jobs.len() + jobs.len() > self.capacity {
             return Err(Refused::Full);
         }
-        state.jobs.push_back(job);
+        state.jobs.extend(jobs);
         drop(state);
         self.changed.notify_all();
         Ok(())
@@ -106,6 +111,11 @@ impl Queue {
     /// Jobs waiting for `model`.
     pub fn pending(&self, model: usize) -> usize {
         self.lock().jobs.iter().filter(|j| j.model == model).count()
+    }
+
+    /// Requests being received or decoded for the model.
+    pub fn arriving(&self) -> usize {
+        self.arriving.load(Ordering::SeqCst)
     }
 
     pub fn capacity(&self) -> usize {
@@ -233,7 +243,7 @@ mod tests {
 
     #[test]
     fn waits_for_arriving_requests_up_to_the_delay() {
-        let queue = Queue::new(8);
+        let queue = Arc::new(Queue::new(8));
         queue.push(job(0)).unwrap();
         let _arriving = queue.arrival();
         let started = Instant::now();

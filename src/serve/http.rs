@@ -109,7 +109,12 @@ impl Connection {
 
     /// Waits for the next request on an idle connection. `stop` is asked every slice of the wait; when
     /// it says yes and no byte of a request has come, the connection closes (graceful shutdown).
-    pub fn next_request(&mut self, stop: &dyn Fn() -> bool) -> Result<Request, ReadError> {
+    /// `on_head` hears the method and path as soon as the head is read, before the body.
+    pub fn next_request(
+        &mut self,
+        stop: &dyn Fn() -> bool,
+        on_head: &mut dyn FnMut(&str, &str),
+    ) -> Result<Request, ReadError> {
         let idle_until = Instant::now() + self.limits.keep_alive;
         while self.buffer.is_empty() {
             // Bytes already on their way are a request the server has accepted: it is answered.
@@ -128,6 +133,7 @@ impl Connection {
         // The whole request must come within the client timeout from its first byte.
         let deadline = Instant::now() + self.limits.client_timeout;
         let head = self.read_head(deadline)?;
+        on_head(&head.method, &head.target);
         self.read_body(head, deadline)
     }
 

@@ -8,6 +8,7 @@
 //! `[N, H, W]`) for segmentation, `output` (FP32, the model's shape) for raw models.
 
 use super::app::{App, Failure};
+use super::batcher::Arrival;
 use super::http::{Request, Response};
 use crate::handler_config::OutputKind;
 use crate::output::number;
@@ -26,7 +27,12 @@ fn ok(value: Value) -> Response {
 }
 
 /// `segments` follow `/v2`.
-pub fn handle(app: &App, request: &Request, segments: &[&str]) -> Response {
+pub fn handle(
+    app: &App,
+    request: &Request,
+    segments: &[&str],
+    arrival: Option<Arrival>,
+) -> Response {
     let get = request.method == "GET";
     let post = request.method == "POST";
     let (model, rest): (Option<(&str, Option<&str>)>, &[&str]) = match segments {
@@ -56,7 +62,7 @@ pub fn handle(app: &App, request: &Request, segments: &[&str]) -> Response {
             match tail {
                 [] if get => metadata(app, k),
                 ["ready"] if get => ok(json!({"name": name, "ready": true})),
-                ["infer"] if post => infer(app, k, request),
+                ["infer"] if post => infer(app, k, request, arrival),
                 [] | ["ready"] | ["infer"] => super::app::method_not_allowed(),
                 _ => super::app::not_found(),
             }
@@ -113,7 +119,7 @@ fn metadata(app: &App, k: usize) -> Response {
     }))
 }
 
-fn infer(app: &App, k: usize, request: &Request) -> Response {
+fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Response {
     let started = Instant::now();
     let m = &app.models[k];
     app.metrics.request(&m.name, Some(&m.version));
@@ -121,7 +127,7 @@ fn infer(app: &App, k: usize, request: &Request) -> Response {
         Ok(v) => v,
         Err(e) => return error(400, &format!("the request body is not JSON: {e}")),
     };
-    let arrival = app.queue.arrival();
+    let arrival = arrival.unwrap_or_else(|| app.queue.arrival());
     let inputs = match tensors(app, k, &body) {
         Ok(inputs) => inputs,
         Err(why) => return error(400, &why),

@@ -98,8 +98,9 @@ impl Metrics {
         state.batched += size as u64;
     }
 
-    /// The exposition text. `pending` gives the queued requests of each model name.
-    pub fn render(&self, pending: &[(String, usize)]) -> String {
+    /// The exposition text. `pending` gives the queued requests of each model name, `arriving` the
+    /// prediction requests being received or decoded.
+    pub fn render(&self, pending: &[(String, usize)], arriving: usize) -> String {
         let state = self.lock();
         let host = escape(&self.hostname);
         let mut out = String::new();
@@ -203,6 +204,13 @@ impl Metrics {
                 escape(model)
             );
         }
+        family(
+            &mut out,
+            "scancer_arriving_requests",
+            "gauge",
+            "Prediction requests being received or decoded.",
+        );
+        let _ = writeln!(out, "scancer_arriving_requests {arriving}");
         out
     }
 }
@@ -267,7 +275,7 @@ mod tests {
         });
         m.response(200);
         m.response(404);
-        let text = m.render(&[("pcam".into(), 0)]);
+        let text = m.render(&[("pcam".into(), 0)], 0);
         assert!(text.contains("ts_inference_requests_total{model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",} 1.0\n"));
         assert!(text.contains("ts_inference_requests_total{model_name=\"pcam\",model_version=\"1.0\",hostname=\"vm\",} 1.0\n"));
         assert!(text.contains("ts_inference_latency_microseconds{model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",} 3000.0\n"));

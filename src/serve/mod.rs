@@ -257,7 +257,6 @@ fn accept_loop(
         let app = Arc::clone(app);
         let spawned = std::thread::Builder::new()
             .name("scancer-conn".into())
-            .stack_size(256 * 1024)
             .spawn(move || {
                 let shared = Arc::clone(&slot.0);
                 serve_connection(stream, &app, &shared, limits);
@@ -290,11 +289,14 @@ fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limit
     };
     let peer = connection.peer();
     loop {
-        let request = connection.next_request(&|| shared.stopping());
+        let mut arrival = None;
+        let request = connection.next_request(&|| shared.stopping(), &mut |method, target| {
+            arrival = app.arrival_for(method, target);
+        });
         let started = Instant::now();
         let (response, line, close) = match request {
             Ok(request) => {
-                let response = app.handle(&request);
+                let response = app.handle(&request, arrival.take());
                 let line = format!("{} {}", request.method, request.path);
                 let close = request.close || response.status >= 400 || shared.stopping();
                 (response, line, close)
