@@ -150,6 +150,17 @@ fn torchserve_status_codes_and_bodies() {
     let server = Server::start(&[PCAM, "-q", "--max-request-size", "100000"]);
     let patch = bytes("examples/patches/patch-00.png");
 
+    // HEAD: the head of GET's answer, no body.
+    let mut stream = server.connect();
+    send(&mut stream, "HEAD", "/ping", &[], b"", true);
+    let mut head = String::new();
+    stream.read_to_string(&mut head).unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n")
+            && head.contains("content-length: 26\r\n")
+            && head.ends_with("\r\n\r\n"),
+        "{head:?}"
+    );
     let ping = server.get("/ping");
     assert_eq!(
         (ping.status, ping.text().as_str()),

@@ -313,8 +313,9 @@ impl Connection {
         }
     }
 
-    /// Writes a whole response; a client that does not read it within the client timeout is dropped.
-    pub fn send(&mut self, response: &Response, close: bool) -> io::Result<()> {
+    /// Writes a whole response (without its body for HEAD, whose head still gives the length); a
+    /// client that does not read it within the client timeout is dropped.
+    pub fn send(&mut self, response: &Response, close: bool, with_body: bool) -> io::Result<()> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
             response.status,
@@ -332,7 +333,9 @@ impl Connection {
         }
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(&response.body);
+        if with_body {
+            bytes.extend_from_slice(&response.body);
+        }
         self.stream.write_all(&bytes)?;
         self.stream.flush()
     }

@@ -268,6 +268,45 @@ fn accept_loop(
     }
 }
 
+/// The answer to a request that could not be read.
+fn refusal(e: ReadError, limits: &Limits) -> http::Response {
+    let max = limits.max_body;
+    let (status, kind, message) = match e {
+        ReadError::Timeout => (
+            408,
+            "RequestTimeoutException",
+            format!(
+                "the request did not arrive within {} s",
+                limits.client_timeout.as_secs()
+            ),
+        ),
+        ReadError::HeadTooLarge => (
+            431,
+            "BadRequestException",
+            format!(
+                "the request head is over {} bytes or 64 headers",
+                http::MAX_HEAD
+            ),
+        ),
+        ReadError::BodyTooLarge(Some(n)) => (
+            413,
+            "RequestEntityTooLargeException",
+            format!("the body of {n} bytes is over the limit of {max} bytes (--max-request-size)"),
+        ),
+        ReadError::BodyTooLarge(None) => (
+            413,
+            "RequestEntityTooLargeException",
+            format!("the body is over the limit of {max} bytes (--max-request-size)"),
+        ),
+        ReadError::Unsupported(why) => (501, "BadRequestException", why),
+        ReadError::Malformed(why) => (400, "BadRequestException", why),
+        ReadError::Closed | ReadError::Io(_) => {
+            (400, "BadRequestException", "the connection failed".into())
+        }
+    };
+    error(status, kind, &message)
+}
+
 /// Over the connection limit: a 503 that cannot block, then close.
 fn refuse(mut stream: TcpStream, max: usize) {
     let response = error(
@@ -294,31 +333,18 @@ fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limit
             arrival = app.arrival_for(method, target);
         });
         let started = Instant::now();
-        let (response, line, close) = match request {
+        let (response, line, close, with_body) = match request {
             Ok(request) => {
                 let response = app.handle(&request, arrival.take());
                 let line = format!("{} {}", request.method, request.path);
                 let close = request.close || response.status >= 400 || shared.stopping();
-                (response, line, close)
+                (response, line, close, request.method != "HEAD")
             }
             Err(ReadError::Closed | ReadError::Io(_)) => return,
-            Err(e) => {
-                let (status, kind, message) = match e {
-                    ReadError::Timeout => (408, "RequestTimeoutException", format!("the request did not arrive within {} s", limits.client_timeout.as_secs())),
-                    ReadError::HeadTooLarge => (431, "BadRequestException", format!("the request head is over {} bytes or {} headers", http::MAX_HEAD, 64)),
-                    ReadError::BodyTooLarge(size) => (413, "RequestEntityTooLargeException", match size {
-                        Some(n) => format!("the body of {n} bytes is over the limit of {} bytes (--max-request-size)", limits.max_body),
-                        None => format!("the body is over the limit of {} bytes (--max-request-size)", limits.max_body),
-                    }),
-                    ReadError::Unsupported(why) => (501, "BadRequestException", why),
-                    ReadError::Malformed(why) => (400, "BadRequestException", why),
-                    ReadError::Closed | ReadError::Io(_) => unreachable!(),
-                };
-                (error(status, kind, &message), "-".to_string(), true)
-            }
+            Err(e) => (refusal(e, &limits), "-".to_string(), true, true),
         };
         app.metrics.response(response.status);
-        let sent = connection.send(&response, close);
+        let sent = connection.send(&response, close, with_body);
         if !shared.quiet {
             eprintln!(
                 "scancer: {peer} \"{line}\" {} {} B {:.1} ms{}",
