@@ -28,7 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model locally on image files, directories of images, or standard input')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
-            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (not built yet)')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (Scancer''s model store)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -105,11 +105,164 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;store' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the server''s JSON instead of a table (list: every page merged)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the registered models (following every page)')
+            [CompletionResult]::new('describe', 'describe', [CompletionResultType]::ParameterValue, 'Describe a model: its versions, workers and queue')
+            [CompletionResult]::new('register', 'register', [CompletionResultType]::ParameterValue, 'Register an archive: an http(s) URL the server downloads, or a file in its model store')
+            [CompletionResult]::new('scale', 'scale', [CompletionResultType]::ParameterValue, 'Set a model''s number of workers')
+            [CompletionResult]::new('set-default', 'set-default', [CompletionResultType]::ParameterValue, 'Make a version the one that /predictions/{model} answers with')
+            [CompletionResult]::new('unregister', 'unregister', [CompletionResultType]::ParameterValue, 'Unregister a model version (the default one unless --version)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'scancer;store;list' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the server''s JSON instead of a table (list: every page merged)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'scancer;store;describe' {
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'One version [default: the default version]')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every version')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the server''s JSON instead of a table (list: every page merged)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'scancer;store;register' {
+            [CompletionResult]::new('--model-name', '--model-name', [CompletionResultType]::ParameterName, 'Name to register the model under [default: the archive''s]')
+            [CompletionResult]::new('--handler', '--handler', [CompletionResultType]::ParameterName, 'Handler to use instead of the archive''s')
+            [CompletionResult]::new('--runtime', '--runtime', [CompletionResultType]::ParameterName, 'Runtime to use instead of the archive''s')
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Requests per batch')
+            [CompletionResult]::new('--max-batch-delay', '--max-batch-delay', [CompletionResultType]::ParameterName, 'Milliseconds to wait to fill a batch')
+            [CompletionResult]::new('--initial-workers', '--initial-workers', [CompletionResultType]::ParameterName, 'Workers to start [TorchServe''s default: its default_workers_per_model]')
+            [CompletionResult]::new('--response-timeout', '--response-timeout', [CompletionResultType]::ParameterName, 'Seconds TorchServe waits for one inference')
+            [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait with --wait')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--synchronous', '--synchronous', [CompletionResultType]::ParameterName, 'Let the server answer only once the workers have started')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until the wanted number of workers is READY')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the server''s JSON instead of a table (list: every page merged)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'scancer;store;scale' {
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'The version to scale [default: the default version]')
+            [CompletionResult]::new('--min-workers', '--min-workers', [CompletionResultType]::ParameterName, 'Fewest workers')
+            [CompletionResult]::new('--max-workers', '--max-workers', [CompletionResultType]::ParameterName, 'Most workers')
+            [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait with --wait')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--synchronous', '--synchronous', [CompletionResultType]::ParameterName, 'Let the server answer only once the workers have changed')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until the wanted number of workers is READY')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the server''s JSON instead of a table (list: every page merged)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'scancer;store;set-default' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the server''s JSON instead of a table (list: every page merged)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'scancer;store;unregister' {
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'The version to remove')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the server''s JSON instead of a table (list: every page merged)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'scancer;store;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the registered models (following every page)')
+            [CompletionResult]::new('describe', 'describe', [CompletionResultType]::ParameterValue, 'Describe a model: its versions, workers and queue')
+            [CompletionResult]::new('register', 'register', [CompletionResultType]::ParameterValue, 'Register an archive: an http(s) URL the server downloads, or a file in its model store')
+            [CompletionResult]::new('scale', 'scale', [CompletionResultType]::ParameterValue, 'Set a model''s number of workers')
+            [CompletionResult]::new('set-default', 'set-default', [CompletionResultType]::ParameterValue, 'Make a version the one that /predictions/{model} answers with')
+            [CompletionResult]::new('unregister', 'unregister', [CompletionResultType]::ParameterValue, 'Unregister a model version (the default one unless --version)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'scancer;store;help;list' {
+            break
+        }
+        'scancer;store;help;describe' {
+            break
+        }
+        'scancer;store;help;register' {
+            break
+        }
+        'scancer;store;help;scale' {
+            break
+        }
+        'scancer;store;help;set-default' {
+            break
+        }
+        'scancer;store;help;unregister' {
+            break
+        }
+        'scancer;store;help;help' {
             break
         }
         'scancer;serve' {
@@ -143,7 +296,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
         'scancer;help' {
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model locally on image files, directories of images, or standard input')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
-            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (not built yet)')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (Scancer''s model store)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -159,6 +312,30 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;help;store' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the registered models (following every page)')
+            [CompletionResult]::new('describe', 'describe', [CompletionResultType]::ParameterValue, 'Describe a model: its versions, workers and queue')
+            [CompletionResult]::new('register', 'register', [CompletionResultType]::ParameterValue, 'Register an archive: an http(s) URL the server downloads, or a file in its model store')
+            [CompletionResult]::new('scale', 'scale', [CompletionResultType]::ParameterValue, 'Set a model''s number of workers')
+            [CompletionResult]::new('set-default', 'set-default', [CompletionResultType]::ParameterValue, 'Make a version the one that /predictions/{model} answers with')
+            [CompletionResult]::new('unregister', 'unregister', [CompletionResultType]::ParameterValue, 'Unregister a model version (the default one unless --version)')
+            break
+        }
+        'scancer;help;store;list' {
+            break
+        }
+        'scancer;help;store;describe' {
+            break
+        }
+        'scancer;help;store;register' {
+            break
+        }
+        'scancer;help;store;scale' {
+            break
+        }
+        'scancer;help;store;set-default' {
+            break
+        }
+        'scancer;help;store;unregister' {
             break
         }
         'scancer;help;serve' {

@@ -25,7 +25,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --version 'Print version'
             cand predict 'Run a model locally on image files, directories of images, or standard input'
             cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
-            cand store 'Manage models on a TorchServe management API (not built yet)'
+            cand store 'Manage models on a TorchServe management API (Scancer''s model store)'
             cand serve 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -95,11 +95,150 @@ set edit:completion:arg-completer[scancer] = {|@words|
         &'scancer;archive;help;help'= {
         }
         &'scancer;store'= {
+            cand --url 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]'
+            cand --profile 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]'
+            cand -u 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --user 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --token 'Bearer token [env: SCANCER_TOKEN]'
+            cand --token-file 'A file with the Bearer token, or TorchServe''s key_file.json'
+            cand --timeout 'Seconds to wait for each answer'
             cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --json 'Print the server''s JSON instead of a table (list: every page merged)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the registered models (following every page)'
+            cand describe 'Describe a model: its versions, workers and queue'
+            cand register 'Register an archive: an http(s) URL the server downloads, or a file in its model store'
+            cand scale 'Set a model''s number of workers'
+            cand set-default 'Make a version the one that /predictions/{model} answers with'
+            cand unregister 'Unregister a model version (the default one unless --version)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'scancer;store;list'= {
+            cand --url 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]'
+            cand --profile 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]'
+            cand -u 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --user 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --token 'Bearer token [env: SCANCER_TOKEN]'
+            cand --token-file 'A file with the Bearer token, or TorchServe''s key_file.json'
+            cand --timeout 'Seconds to wait for each answer'
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --json 'Print the server''s JSON instead of a table (list: every page merged)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+        }
+        &'scancer;store;describe'= {
+            cand --version 'One version [default: the default version]'
+            cand --url 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]'
+            cand --profile 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]'
+            cand -u 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --user 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --token 'Bearer token [env: SCANCER_TOKEN]'
+            cand --token-file 'A file with the Bearer token, or TorchServe''s key_file.json'
+            cand --timeout 'Seconds to wait for each answer'
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --all 'Every version'
+            cand --json 'Print the server''s JSON instead of a table (list: every page merged)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'scancer;store;register'= {
+            cand --model-name 'Name to register the model under [default: the archive''s]'
+            cand --handler 'Handler to use instead of the archive''s'
+            cand --runtime 'Runtime to use instead of the archive''s'
+            cand --batch-size 'Requests per batch'
+            cand --max-batch-delay 'Milliseconds to wait to fill a batch'
+            cand --initial-workers 'Workers to start [TorchServe''s default: its default_workers_per_model]'
+            cand --response-timeout 'Seconds TorchServe waits for one inference'
+            cand --wait-timeout 'Seconds to wait with --wait'
+            cand --url 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]'
+            cand --profile 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]'
+            cand -u 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --user 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --token 'Bearer token [env: SCANCER_TOKEN]'
+            cand --token-file 'A file with the Bearer token, or TorchServe''s key_file.json'
+            cand --timeout 'Seconds to wait for each answer'
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --synchronous 'Let the server answer only once the workers have started'
+            cand --wait 'Wait until the wanted number of workers is READY'
+            cand --json 'Print the server''s JSON instead of a table (list: every page merged)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'scancer;store;scale'= {
+            cand --version 'The version to scale [default: the default version]'
+            cand --min-workers 'Fewest workers'
+            cand --max-workers 'Most workers'
+            cand --wait-timeout 'Seconds to wait with --wait'
+            cand --url 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]'
+            cand --profile 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]'
+            cand -u 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --user 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --token 'Bearer token [env: SCANCER_TOKEN]'
+            cand --token-file 'A file with the Bearer token, or TorchServe''s key_file.json'
+            cand --timeout 'Seconds to wait for each answer'
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --synchronous 'Let the server answer only once the workers have changed'
+            cand --wait 'Wait until the wanted number of workers is READY'
+            cand --json 'Print the server''s JSON instead of a table (list: every page merged)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'scancer;store;set-default'= {
+            cand --url 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]'
+            cand --profile 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]'
+            cand -u 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --user 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --token 'Bearer token [env: SCANCER_TOKEN]'
+            cand --token-file 'A file with the Bearer token, or TorchServe''s key_file.json'
+            cand --timeout 'Seconds to wait for each answer'
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --json 'Print the server''s JSON instead of a table (list: every page merged)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'scancer;store;unregister'= {
+            cand --version 'The version to remove'
+            cand --url 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]'
+            cand --profile 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]'
+            cand -u 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --user 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]'
+            cand --token 'Bearer token [env: SCANCER_TOKEN]'
+            cand --token-file 'A file with the Bearer token, or TorchServe''s key_file.json'
+            cand --timeout 'Seconds to wait for each answer'
+            cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
+            cand --json 'Print the server''s JSON instead of a table (list: every page merged)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'scancer;store;help'= {
+            cand list 'List the registered models (following every page)'
+            cand describe 'Describe a model: its versions, workers and queue'
+            cand register 'Register an archive: an http(s) URL the server downloads, or a file in its model store'
+            cand scale 'Set a model''s number of workers'
+            cand set-default 'Make a version the one that /predictions/{model} answers with'
+            cand unregister 'Unregister a model version (the default one unless --version)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'scancer;store;help;list'= {
+        }
+        &'scancer;store;help;describe'= {
+        }
+        &'scancer;store;help;register'= {
+        }
+        &'scancer;store;help;scale'= {
+        }
+        &'scancer;store;help;set-default'= {
+        }
+        &'scancer;store;help;unregister'= {
+        }
+        &'scancer;store;help;help'= {
         }
         &'scancer;serve'= {
             cand --host 'Address to listen on; anything but loopback should come with --auth-file or --token-file'
@@ -131,7 +270,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
         &'scancer;help'= {
             cand predict 'Run a model locally on image files, directories of images, or standard input'
             cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
-            cand store 'Manage models on a TorchServe management API (not built yet)'
+            cand store 'Manage models on a TorchServe management API (Scancer''s model store)'
             cand serve 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -143,6 +282,24 @@ set edit:completion:arg-completer[scancer] = {|@words|
         &'scancer;help;archive;inspect'= {
         }
         &'scancer;help;store'= {
+            cand list 'List the registered models (following every page)'
+            cand describe 'Describe a model: its versions, workers and queue'
+            cand register 'Register an archive: an http(s) URL the server downloads, or a file in its model store'
+            cand scale 'Set a model''s number of workers'
+            cand set-default 'Make a version the one that /predictions/{model} answers with'
+            cand unregister 'Unregister a model version (the default one unless --version)'
+        }
+        &'scancer;help;store;list'= {
+        }
+        &'scancer;help;store;describe'= {
+        }
+        &'scancer;help;store;register'= {
+        }
+        &'scancer;help;store;scale'= {
+        }
+        &'scancer;help;store;set-default'= {
+        }
+        &'scancer;help;store;unregister'= {
         }
         &'scancer;help;serve'= {
         }

@@ -31,7 +31,7 @@ complete -c scancer -n "__fish_scancer_needs_command" -s h -l help -d 'Print hel
 complete -c scancer -n "__fish_scancer_needs_command" -s V -l version -d 'Print version'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
-complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (Scancer\'s model store)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP: TorchServe\'s inference API, KServe V2 and Prometheus metrics'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)' -r -F
@@ -89,11 +89,119 @@ complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Print an archive\'s manifest, files and handler configuration'
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c scancer -n "__fish_scancer_using_subcommand store" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -l url -d 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c scancer -n "__fish_scancer_using_subcommand store" -s h -l help -d 'Print help'
-complete -c scancer -n "__fish_scancer_using_subcommand store" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -l json -d 'Print the server\'s JSON instead of a table (list: every page merged)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -f -a "list" -d 'List the registered models (following every page)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -f -a "describe" -d 'Describe a model: its versions, workers and queue'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -f -a "register" -d 'Register an archive: an http(s) URL the server downloads, or a file in its model store'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -f -a "scale" -d 'Set a model\'s number of workers'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -f -a "set-default" -d 'Make a version the one that /predictions/{model} answers with'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -f -a "unregister" -d 'Unregister a model version (the default one unless --version)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and not __fish_seen_subcommand_from list describe register scale set-default unregister help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -l url -d 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -l json -d 'Print the server\'s JSON instead of a table (list: every page merged)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l version -d 'One version [default: the default version]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l url -d 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l all -d 'Every version'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -l json -d 'Print the server\'s JSON instead of a table (list: every page merged)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from describe" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l model-name -d 'Name to register the model under [default: the archive\'s]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l handler -d 'Handler to use instead of the archive\'s' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l runtime -d 'Runtime to use instead of the archive\'s' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l batch-size -d 'Requests per batch' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l max-batch-delay -d 'Milliseconds to wait to fill a batch' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l initial-workers -d 'Workers to start [TorchServe\'s default: its default_workers_per_model]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l response-timeout -d 'Seconds TorchServe waits for one inference' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l wait-timeout -d 'Seconds to wait with --wait' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l url -d 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l synchronous -d 'Let the server answer only once the workers have started'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l wait -d 'Wait until the wanted number of workers is READY'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -l json -d 'Print the server\'s JSON instead of a table (list: every page merged)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from register" -s V -l version -d 'Print version'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l version -d 'The version to scale [default: the default version]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l min-workers -d 'Fewest workers' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l max-workers -d 'Most workers' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l wait-timeout -d 'Seconds to wait with --wait' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l url -d 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l synchronous -d 'Let the server answer only once the workers have changed'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l wait -d 'Wait until the wanted number of workers is READY'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -l json -d 'Print the server\'s JSON instead of a table (list: every page merged)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from scale" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -l url -d 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -l json -d 'Print the server\'s JSON instead of a table (list: every page merged)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from set-default" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l version -d 'The version to remove' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l url -d 'The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l timeout -d 'Seconds to wait for each answer' -r
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -l json -d 'Print the server\'s JSON instead of a table (list: every page merged)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from unregister" -s h -l help -d 'Print help'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the registered models (following every page)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "describe" -d 'Describe a model: its versions, workers and queue'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "register" -d 'Register an archive: an http(s) URL the server downloads, or a file in its model store'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "scale" -d 'Set a model\'s number of workers'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "set-default" -d 'Make a version the one that /predictions/{model} answers with'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "unregister" -d 'Unregister a model version (the default one unless --version)'
+complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l host -d 'Address to listen on; anything but loopback should come with --auth-file or --token-file' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s p -l port -d 'Port to listen on (0: any free port, printed at start-up)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
@@ -121,7 +229,13 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d '
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "predict" -d 'Run a model locally on image files, directories of images, or standard input'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
-complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "store" -d 'Manage models on a TorchServe management API (not built yet)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "store" -d 'Manage models on a TorchServe management API (Scancer\'s model store)'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "serve" -d 'Serve models over HTTP: TorchServe\'s inference API, KServe V2 and Prometheus metrics'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "inspect" -d 'Print an archive\'s manifest, files and handler configuration'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "list" -d 'List the registered models (following every page)'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "describe" -d 'Describe a model: its versions, workers and queue'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "register" -d 'Register an archive: an http(s) URL the server downloads, or a file in its model store'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "scale" -d 'Set a model\'s number of workers'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "set-default" -d 'Make a version the one that /predictions/{model} answers with'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "unregister" -d 'Unregister a model version (the default one unless --version)'

@@ -6,10 +6,10 @@ use crate::inputs::Shard;
 use crate::model::DeviceChoice;
 use crate::output::Format;
 use crate::preprocess::DEFAULT_MAX_PIXELS;
+use crate::remote::RemoteArgs;
 use crate::serve::auth::OpenEndpoint;
 use crate::serve::models::ModelSpec;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -39,6 +39,27 @@ macro_rules! serve_examples {
   curl -T patch.png http://127.0.0.1:8080/predictions/pcam-classification
   curl -F data=@patch.png 'http://127.0.0.1:8080/predictions/pcam-classification?details=true'
   scancer serve pcam=pcam-classification.pt tissue.mar --port 9000 --auth-file users.txt"
+    };
+}
+
+macro_rules! store_examples {
+    () => {
+        "Examples:
+  scancer store list
+  scancer store --url https://model-store.scancer.org --user ana describe pcam-classification --all
+  scancer store register https://example.org/models/pcam-classification.mar --initial-workers 1 --wait
+  scancer store scale pcam-classification --min-workers 2 --max-workers 2 --wait
+  scancer store set-default pcam-classification 1.1
+  scancer store unregister pcam-classification --version 1.0"
+    };
+}
+
+macro_rules! store_exit_codes {
+    () => {
+        "Exit status:
+  0  done
+  1  the server refused (its error, and the fix where known, are on standard error)
+  2  usage error, bad configuration, or no answer from the server"
     };
 }
 
@@ -86,8 +107,18 @@ pub enum Command {
     Predict(PredictArgs),
     /// Package a model and its handler configuration as a TorchServe .mar archive, or inspect one
     Archive(ArchiveArgs),
-    /// Manage models on a TorchServe management API (not built yet)
-    Store(NotBuilt),
+    /// Manage models on a TorchServe management API (Scancer's model store)
+    #[command(
+        long_about = "Manage models on a TorchServe management API, such as Scancer's model store: \
+            list, describe, register, scale, set-default and unregister, with TorchServe's parameters. \
+            The server is --url, else SCANCER_STORE_URL, else the profile's store_url, else \
+            http://127.0.0.1:8081. Credentials: --user (HTTP Basic, as Scancer's nginx asks), --token or \
+            --token-file (TorchServe's key_file.json: its management key), their environment variables, \
+            or the profile.",
+        after_help = store_examples!(),
+        after_long_help = concat!(store_examples!(), "\n\n", store_exit_codes!())
+    )]
+    Store(StoreArgs),
     /// Serve models over HTTP: TorchServe's inference API, KServe V2 and Prometheus metrics
     #[command(
         long_about = "Serve models over HTTP in one process: TorchServe 0.12's inference API \
@@ -101,11 +132,125 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
-/// Arguments of a subcommand that is not built yet: accepted, then refused with exit status 2.
 #[derive(Debug, Args)]
-pub struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<OsString>,
+pub struct StoreArgs {
+    /// The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]
+    #[arg(long, value_name = "URL", global = true)]
+    pub url: Option<String>,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
+    /// Print the server's JSON instead of a table (list: every page merged)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// List the registered models (following every page)
+    List,
+    /// Describe a model: its versions, workers and queue
+    #[command(disable_version_flag = true)]
+    Describe {
+        /// Model name
+        name: String,
+        /// One version [default: the default version]
+        #[arg(long, conflicts_with = "all")]
+        version: Option<String>,
+        /// Every version
+        #[arg(long)]
+        all: bool,
+    },
+    /// Register an archive: an http(s) URL the server downloads, or a file in its model store
+    Register(RegisterArgs),
+    /// Set a model's number of workers
+    #[command(disable_version_flag = true)]
+    Scale(ScaleArgs),
+    /// Make a version the one that /predictions/{model} answers with
+    #[command(disable_version_flag = true)]
+    SetDefault {
+        /// Model name
+        name: String,
+        /// The version to make the default
+        version: String,
+    },
+    /// Unregister a model version (the default one unless --version)
+    #[command(disable_version_flag = true)]
+    Unregister {
+        /// Model name
+        name: String,
+        /// The version to remove
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait until the wanted number of workers is READY
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Seconds to wait with --wait
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The archive: https://.../pcam-classification.mar, or a .mar file name in the server's store
+    #[arg(value_name = "URL")]
+    pub archive: String,
+    /// Name to register the model under [default: the archive's]
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// Handler to use instead of the archive's
+    #[arg(long)]
+    pub handler: Option<String>,
+    /// Runtime to use instead of the archive's
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Requests per batch
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
+    /// Milliseconds to wait to fill a batch
+    #[arg(long, value_name = "MS")]
+    pub max_batch_delay: Option<u32>,
+    /// Workers to start [TorchServe's default: its default_workers_per_model]
+    #[arg(long, value_name = "N")]
+    pub initial_workers: Option<u32>,
+    /// Let the server answer only once the workers have started
+    #[arg(long)]
+    pub synchronous: bool,
+    /// Seconds TorchServe waits for one inference
+    #[arg(long, value_name = "SECS")]
+    pub response_timeout: Option<u32>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Model name
+    pub name: String,
+    /// The version to scale [default: the default version]
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Fewest workers
+    #[arg(long, value_name = "N")]
+    pub min_workers: Option<u32>,
+    /// Most workers
+    #[arg(long, value_name = "N")]
+    pub max_workers: Option<u32>,
+    /// Let the server answer only once the workers have changed
+    #[arg(long)]
+    pub synchronous: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]

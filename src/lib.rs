@@ -16,5 +16,7 @@ pub mod output;
 pub mod pipeline;
 pub mod postprocess;
 pub mod preprocess;
+pub mod remote;
 pub mod resample;
 pub mod serve;
+pub mod store;

@@ -358,18 +358,6 @@ fn usage_errors_exit_two() {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so() {
-    let out = run(scancer().args(["store", "--model-name", "x", "anything"]));
-    assert_eq!(out.code, 2);
-    assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr.contains("is not built yet") && out.stderr.contains("#5"),
-        "{}",
-        out.stderr
-    );
-}
-
-#[test]
 fn segmentation_mask_names_stay_unique() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod predict;
 pub mod serve;
+pub mod store;
 
 use crate::cli::{Cli, ColorChoice, Command};
 use std::io::IsTerminal;
@@ -19,16 +20,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Predict(args) => predict::run(args, cli.color),
         Command::Archive(args) => archive::run(args),
-        Command::Store(_) => not_built("store", 5),
+        Command::Store(args) => store::run(args),
         Command::Serve(args) => serve::run(args),
     }
-}
-
-fn not_built(name: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    eprintln!(
-        "scancer: `scancer {name}` is not built yet (planned in issue #{issue}); nothing was done"
-    );
-    Ok(ExitCode::from(FATAL))
 }
 
 /// Colour for a stream: `auto` colours a terminal unless NO_COLOR is set to anything non-empty.

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_torchserve;
 pub mod server;
 
 use assert_cmd::Command;

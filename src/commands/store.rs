@@ -1,0 +1,311 @@
+//! `scancer store`: manage models on a TorchServe management API.
+
+use super::{stderr_is_terminal, FATAL, SOME_FAILED, SUCCESS};
+use crate::cli::{StoreArgs, StoreCommand, WaitArgs};
+use crate::remote::{load_profile, Client, Credentials};
+use crate::store::{Register, Store, StoreError};
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8081";
+
+pub fn run(args: StoreArgs) -> Result<ExitCode> {
+    let profile = load_profile(args.remote.profile.as_deref())?;
+    let url = args
+        .url
+        .clone()
+        .or_else(|| {
+            std::env::var("SCANCER_STORE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+        })
+        .or_else(|| profile.store_url.clone())
+        .unwrap_or_else(|| DEFAULT_URL.to_string());
+    let credentials = Credentials::resolve(&args.remote, &profile, "management")?;
+    let store = Store::new(Client::new(
+        &url,
+        credentials,
+        Duration::from_secs(args.remote.timeout),
+    )?);
+    match execute(&store, &args) {
+        Ok(()) => Ok(ExitCode::from(SUCCESS)),
+        Err(StoreError::Refused(line)) => {
+            eprintln!("scancer: error: {line}");
+            Ok(ExitCode::from(SOME_FAILED))
+        }
+        Err(e @ StoreError::Transport(_)) => {
+            eprintln!("scancer: error: {e}");
+            Ok(ExitCode::from(FATAL))
+        }
+    }
+}
+
+fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
+    let json = args.json;
+    match &args.command {
+        StoreCommand::List => {
+            let models = store.list()?;
+            if json {
+                print_json(&serde_json::json!({ "models": models }));
+            } else {
+                let rows: Vec<Vec<String>> = models
+                    .iter()
+                    .map(|m| vec![text(&m["modelName"]), text(&m["modelUrl"])])
+                    .collect();
+                print_table("", &["MODEL", "URL"], &rows);
+                if models.is_empty() {
+                    eprintln!("scancer: no models registered at {}", store.url());
+                }
+            }
+        }
+        StoreCommand::Describe { name, version, all } => {
+            let version = if *all {
+                Some("all")
+            } else {
+                version.as_deref()
+            };
+            let described = store.describe(name, version)?;
+            if json {
+                print_json(&described);
+            } else {
+                print_descriptions(&described);
+            }
+        }
+        StoreCommand::Register(r) => {
+            let register = Register {
+                url: r.archive.clone(),
+                model_name: r.model_name.clone(),
+                handler: r.handler.clone(),
+                runtime: r.runtime.clone(),
+                batch_size: r.batch_size,
+                max_batch_delay: r.max_batch_delay,
+                initial_workers: r.initial_workers,
+                synchronous: r.synchronous,
+                response_timeout: r.response_timeout,
+            };
+            let answer = store.register(&register)?;
+            report(&answer, json);
+            if r.wait.wait {
+                // The name is the archive's, unless given: TorchServe's answer says it.
+                let name = match &r.model_name {
+                    Some(name) => name.clone(),
+                    None => registered_name(&answer).ok_or_else(|| {
+                        StoreError::Refused(
+                            "cannot tell the registered model's name from the answer: pass --model-name to --wait".into(),
+                        )
+                    })?,
+                };
+                wait(
+                    store,
+                    &name,
+                    None,
+                    r.initial_workers.unwrap_or(1) as usize,
+                    &r.wait,
+                )?;
+            }
+        }
+        StoreCommand::Scale(s) => {
+            if s.min_workers.is_none() && s.max_workers.is_none() {
+                return Err(StoreError::Refused(
+                    "scale: give --min-workers and/or --max-workers".into(),
+                ));
+            }
+            let answer = store.scale(
+                &s.name,
+                s.version.as_deref(),
+                s.min_workers,
+                s.max_workers,
+                s.synchronous,
+            )?;
+            report(&answer, json);
+            if s.wait.wait {
+                let wanted = s.min_workers.or(s.max_workers).unwrap_or(1) as usize;
+                wait(store, &s.name, s.version.as_deref(), wanted, &s.wait)?;
+            }
+        }
+        StoreCommand::SetDefault { name, version } => {
+            report(&store.set_default(name, version)?, json)
+        }
+        StoreCommand::Unregister { name, version } => {
+            report(&store.unregister(name, version.as_deref())?, json)
+        }
+    }
+    Ok(())
+}
+
+/// `Model "pcam" Version: 1.0 registered with 1 initial workers` -> `pcam`.
+fn registered_name(answer: &Value) -> Option<String> {
+    let status = answer["status"].as_str()?;
+    let start = status.find("Model \"")? + 7;
+    let end = status[start..].find('"')? + start;
+    Some(status[start..end].to_string())
+}
+
+/// Polls until `wanted` workers are READY, with a spinner on a terminal.
+fn wait(
+    store: &Store,
+    name: &str,
+    version: Option<&str>,
+    wanted: usize,
+    args: &WaitArgs,
+) -> Result<(), StoreError> {
+    let spinner = if stderr_is_terminal() {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+    };
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+    );
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.wait_timeout);
+    loop {
+        let (ready, total) = store.workers(name, version)?;
+        spinner.set_message(format!(
+            "{name}: {ready} of {wanted} workers READY ({total} in all)"
+        ));
+        if ready >= wanted {
+            spinner.finish_and_clear();
+            eprintln!(
+                "scancer: {name}: {ready} worker(s) READY after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            spinner.finish_and_clear();
+            return Err(StoreError::Refused(format!(
+                "{name}: {ready} of {wanted} workers READY after {} s (--wait-timeout); see the server's logs for why the others do not start",
+                args.wait_timeout
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn report(answer: &Value, json: bool) {
+    if json {
+        print_json(answer);
+    } else if let Some(status) = answer["status"].as_str() {
+        println!("{status}");
+    } else {
+        print_json(answer);
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn print_table(indent: &str, header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{indent}{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn print_descriptions(described: &Value) {
+    let versions = described.as_array().cloned().unwrap_or_default();
+    for (k, m) in versions.iter().enumerate() {
+        if k > 0 {
+            println!();
+        }
+        println!("{} {}", text(&m["modelName"]), text(&m["modelVersion"]));
+        let fields = [
+            ("url", text(&m["modelUrl"])),
+            ("runtime", text(&m["runtime"])),
+            (
+                "workers",
+                format!("{} to {}", text(&m["minWorkers"]), text(&m["maxWorkers"])),
+            ),
+            (
+                "batching",
+                format!(
+                    "up to {} within {} ms",
+                    text(&m["batchSize"]),
+                    text(&m["maxBatchDelay"])
+                ),
+            ),
+            (
+                "response timeout",
+                format!("{} s", text(&m["responseTimeout"])),
+            ),
+            (
+                "queue",
+                format!(
+                    "{} pending, {} free",
+                    text(&m["jobQueueStatus"]["pendingRequests"]),
+                    text(&m["jobQueueStatus"]["remainingCapacity"])
+                ),
+            ),
+        ];
+        for (name, value) in fields {
+            println!("  {name:<17} {value}");
+        }
+        let rows: Vec<Vec<String>> = m["workers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|w| {
+                vec![
+                    text(&w["id"]),
+                    text(&w["status"]),
+                    text(&w["pid"]),
+                    mib(&w["memoryUsage"]),
+                    if w["gpu"] == true {
+                        "gpu".into()
+                    } else {
+                        "cpu".into()
+                    },
+                    text(&w["startTime"]),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            println!("  no workers");
+        } else {
+            print_table(
+                "  ",
+                &["WORKER", "STATUS", "PID", "MEMORY", "DEVICE", "STARTED"],
+                &rows,
+            );
+        }
+    }
+}
+
+fn mib(value: &Value) -> String {
+    match value.as_f64() {
+        Some(bytes) => format!("{:.0} MiB", bytes / (1 << 20) as f64),
+        None => text(value),
+    }
+}

@@ -1,0 +1,388 @@
+//! Talking to a remote TorchServe (or `scancer serve`): where it is, the credentials to send, and one
+//! clear line for every way a request can fail, with the fix where it is known. Shared by
+//! `scancer store` (the management API) and `scancer predict --remote` (the inference API).
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where a remote server is and how to authenticate, as the command line gives them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RemoteArgs {
+    /// A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else
+    /// ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub profile: Option<String>,
+
+    /// HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD
+    /// [env: SCANCER_USER, SCANCER_PASSWORD]
+    #[arg(short = 'u', long, value_name = "NAME[:PASSWORD]", global = true)]
+    pub user: Option<String>,
+
+    /// Bearer token [env: SCANCER_TOKEN]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        global = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+
+    /// A file with the Bearer token, or TorchServe's key_file.json
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// Seconds to wait for each answer
+    #[arg(long, default_value_t = 60, value_name = "SECS", global = true)]
+    pub timeout: u64,
+}
+
+/// One profile of the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The management API (`scancer store`).
+    pub store_url: Option<String>,
+    /// The inference API (`scancer predict --remote`).
+    pub api_url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    /// The profile used when none is named.
+    default_profile: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, Profile>,
+}
+
+pub fn config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("scancer/config.toml"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/scancer/config.toml"))
+}
+
+/// The profile named on the command line or in SCANCER_PROFILE, else the file's default one, else
+/// an empty profile.
+pub fn load_profile(name: Option<&str>) -> Result<Profile> {
+    let env_name = std::env::var("SCANCER_PROFILE")
+        .ok()
+        .filter(|n| !n.is_empty());
+    let named = name.map(str::to_string).or(env_name);
+    let Some(path) = config_path().filter(|p| p.is_file()) else {
+        if let Some(named) = named {
+            bail!(
+                "profile {named:?}: there is no configuration file ({})",
+                config_path().map_or("no home directory".into(), |p| p.display().to_string())
+            );
+        }
+        return Ok(Profile::default());
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    let Some(chosen) = named.or(file.default_profile.clone()) else {
+        return Ok(Profile::default());
+    };
+    file.profiles.get(&chosen).cloned().with_context(|| {
+        format!(
+            "{}: no profile {chosen:?} (profiles: {})",
+            path.display(),
+            file.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// The credentials sent with every request. Debug never shows them.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    basic: Option<(String, String)>,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("basic", &self.basic.as_ref().map(|(user, _)| user))
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Command line, then environment, then profile. `key` picks the key of a TorchServe
+    /// key_file.json ("management" or "inference").
+    pub fn resolve(args: &RemoteArgs, profile: &Profile, key: &str) -> Result<Credentials> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let user = args
+            .user
+            .clone()
+            .or_else(|| env("SCANCER_USER"))
+            .or_else(|| profile.user.clone());
+        let basic = match user {
+            None => None,
+            Some(user) => Some(match user.split_once(':') {
+                Some((name, password)) => (name.to_string(), password.to_string()),
+                None => {
+                    let password = env("SCANCER_PASSWORD")
+                        .or_else(|| profile.password.clone())
+                        .map_or_else(|| prompt_password(&user), Ok)?;
+                    (user, password)
+                }
+            }),
+        };
+        let token = match (&args.token, &args.token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(path)) => Some(read_token(path, key)?),
+            (None, None) => match env("SCANCER_TOKEN") {
+                Some(token) => Some(token),
+                None => match (&profile.token, &profile.token_file) {
+                    (Some(token), _) => Some(token.clone()),
+                    (None, Some(path)) => Some(read_token(path, key)?),
+                    (None, None) => None,
+                },
+            },
+        };
+        Ok(Credentials { basic, token })
+    }
+
+    /// The Authorization header, if any. With both, the token goes to TorchServe and Basic
+    /// credentials are dropped: one request carries one Authorization header.
+    pub fn authorization(&self) -> Option<String> {
+        if let Some(token) = &self.token {
+            return Some(format!("Bearer {token}"));
+        }
+        self.basic.as_ref().map(|(user, password)| {
+            let pair = format!("{user}:{password}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        })
+    }
+
+    pub fn has_basic(&self) -> bool {
+        self.basic.is_some()
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+}
+
+fn prompt_password(user: &str) -> Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("--user {user}: no password (give NAME:PASSWORD, or set SCANCER_PASSWORD, or run on a terminal to be asked)");
+    }
+    rpassword::prompt_password(format!("password for {user}: "))
+        .context("cannot read the password from the terminal")
+}
+
+/// A token file: TorchServe's key_file.json (the `key` entry) or the token alone.
+fn read_token(path: &Path, key: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the token file {}", path.display()))?;
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+        return json[key]["key"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("{}: no {key:?} key in this key file", path.display()));
+    }
+    let token = text.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        bail!("{}: expected one token", path.display());
+    }
+    Ok(token.to_string())
+}
+
+/// An HTTP answer, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// TorchServe's error message, or a short excerpt of whatever the body is.
+    pub fn message(&self) -> String {
+        if let Some(message) = self
+            .json()
+            .and_then(|j| j["message"].as_str().map(str::to_string))
+        {
+            return message;
+        }
+        let text = self.text();
+        let text = text.trim();
+        if text.is_empty() {
+            return String::new();
+        }
+        // An HTML error page (nginx): its title says it all.
+        if let Some(start) = text.find("<title>") {
+            if let Some(end) = text[start..].find("</title>") {
+                return text[start + 7..start + end].trim().to_string();
+            }
+        }
+        let mut short: String = text.chars().take(200).collect();
+        if short.len() < text.len() {
+            short.push_str("...");
+        }
+        short.replace('\n', " ")
+    }
+
+    pub fn error_type(&self) -> Option<String> {
+        self.json()
+            .and_then(|j| j["type"].as_str().map(str::to_string))
+    }
+}
+
+/// Why a request got no answer at all.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to {url}: {why}")]
+    Connect { url: String, why: String },
+    #[error("{url}: no answer within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("{url}: {why}")]
+    Other { url: String, why: String },
+}
+
+impl TransportError {
+    /// Worth another try: the server may be starting or overloaded.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Connect { .. } | TransportError::Timeout { .. }
+        )
+    }
+}
+
+/// A server base URL plus credentials.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub base: String,
+    agent: ureq::Agent,
+    credentials: Credentials,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(base: &str, credentials: Credentials, timeout: Duration) -> Result<Client> {
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("{base}: not an http:// or https:// URL");
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .redirects(0)
+            .user_agent(concat!("scancer/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Client {
+            base,
+            agent,
+            credentials,
+            timeout,
+        })
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Sends one request to `base + path`; any HTTP status is an Answer.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&[u8], &str)>,
+    ) -> Result<Answer, TransportError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.agent.request(method, &url);
+        if let Some(authorization) = self.credentials.authorization() {
+            request = request.set("Authorization", &authorization);
+        }
+        let result = match body {
+            Some((bytes, content_type)) => {
+                request.set("Content-Type", content_type).send_bytes(bytes)
+            }
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(ureq::Error::Transport(t)) => return Err(transport(&url, &t, self.timeout)),
+        };
+        let status = response.status();
+        let mut body = Vec::new();
+        response
+            .into_reader()
+            .take(64 << 20)
+            .read_to_end(&mut body)
+            .map_err(|e| TransportError::Other {
+                url: url.clone(),
+                why: format!("the answer broke off: {e}"),
+            })?;
+        Ok(Answer { status, body })
+    }
+}
+
+fn transport(url: &str, t: &ureq::Transport, timeout: Duration) -> TransportError {
+    let text = t.to_string();
+    let io_kind = std::error::Error::source(t)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    if matches!(
+        io_kind,
+        Some(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
+    ) || text.contains("timed out")
+    {
+        return TransportError::Timeout {
+            url: url.to_string(),
+            seconds: timeout.as_secs(),
+        };
+    }
+    match t.kind() {
+        ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns => TransportError::Connect {
+            url: url.to_string(),
+            why: t
+                .message()
+                .map(str::to_string)
+                .or_else(|| std::error::Error::source(t).map(|s| s.to_string()))
+                .unwrap_or(text),
+        },
+        _ => TransportError::Other {
+            url: url.to_string(),
+            why: text,
+        },
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
