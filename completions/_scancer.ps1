@@ -34,8 +34,8 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;predict' {
-            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)')
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with --remote, the model''s name on the server')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with --remote, the model''s name on the server')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Output format')
@@ -50,6 +50,16 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('--decode-threads', '--decode-threads', [CompletionResultType]::ParameterName, 'Threads that decode and preprocess images [default: half the cores, at least 1]')
             [CompletionResult]::new('--shard', '--shard', [CompletionResultType]::ParameterName, 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run')
             [CompletionResult]::new('--mask-dir', '--mask-dir', [CompletionResultType]::ParameterName, 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to URL/predictions/MODEL, where --model is the model''s name [default URL: SCANCER_API_URL, else the profile''s api_url]. --config gives the labels where the server does not')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Requests in flight with --remote')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Requests in flight with --remote')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'With --remote, tries again this many times (waiting 0.2 s, then twice as long each time) when the server answers 503 or cannot be reached')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]')
+            [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token [env: SCANCER_TOKEN]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'A file with the Bearer token, or TorchServe''s key_file.json')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for each answer')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
             [CompletionResult]::new('--no-optimize', '--no-optimize', [CompletionResultType]::ParameterName, 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar and no summary on standard error')

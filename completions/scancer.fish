@@ -34,7 +34,7 @@ complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Packag
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (Scancer\'s model store)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP: TorchServe\'s inference API, KServe V2 and Prometheus metrics'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with --remote, the model\'s name on the server' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for reading on a terminal'
 json\t'One JSON array of records'
@@ -50,6 +50,14 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l max-image-pi
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l decode-threads -d 'Threads that decode and preprocess images [default: half the cores, at least 1]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l shard -d 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l mask-dir -d 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l remote -d 'Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to URL/predictions/MODEL, where --model is the model\'s name [default URL: SCANCER_API_URL, else the profile\'s api_url]. --config gives the labels where the server does not' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s j -l jobs -d 'Requests in flight with --remote' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l retries -d 'With --remote, tries again this many times (waiting 0.2 s, then twice as long each time) when the server answers 503 or cannot be reached' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l profile -d 'A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s u -l user -d 'HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD [env: SCANCER_USER, SCANCER_PASSWORD]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l token -d 'Bearer token [env: SCANCER_TOKEN]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l token-file -d 'A file with the Bearer token, or TorchServe\'s key_file.json' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l timeout -d 'Seconds to wait for each answer' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -28,7 +28,8 @@ macro_rules! predict_examples {
         "Examples:
   scancer predict --model pcam-classification.pt patch.png
   scancer predict -m pcam-classification.pt -c pcam.toml scans/ --format jsonl > results.jsonl
-  scancer predict -m pcam.pt scans/ --shard \"$SLURM_ARRAY_TASK_ID/8\" -f csv -o part.csv"
+  scancer predict -m pcam.pt scans/ --shard \"$SLURM_ARRAY_TASK_ID/8\" -f csv -o part.csv
+  scancer predict --remote https://api.scancer.org --user ana -m pcam-classification scans/"
     };
 }
 
@@ -259,7 +260,8 @@ pub struct PredictArgs {
     #[arg(required = true, value_name = "PATH")]
     pub inputs: Vec<PathBuf>,
 
-    /// TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder)
+    /// TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with
+    /// --remote, the model's name on the server
     #[arg(short, long, value_name = "FILE")]
     pub model: PathBuf,
 
@@ -296,6 +298,24 @@ pub struct PredictArgs {
     /// No progress bar and no summary on standard error
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to
+    /// URL/predictions/MODEL, where --model is the model's name [default URL: SCANCER_API_URL, else
+    /// the profile's api_url]. --config gives the labels where the server does not
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub remote: Option<String>,
+
+    /// Requests in flight with --remote
+    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    pub jobs: u32,
+
+    /// With --remote, tries again this many times (waiting 0.2 s, then twice as long each time) when
+    /// the server answers 503 or cannot be reached
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+
+    #[command(flatten)]
+    pub remote_args: RemoteArgs,
 }
 
 /// How the model runs: shared by every command that runs one, so their results agree.

@@ -135,6 +135,39 @@ fn looks_like_image(path: &Path) -> std::io::Result<bool> {
     Ok(image::guess_format(&head[..n]).is_ok())
 }
 
+/// Standard input, up to `max` bytes.
+pub fn read_stdin(max: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read standard input: {}", io_message(&e)))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("standard input is larger than {max} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// The bytes of an input, up to `max`: its error if it could not be listed or read.
+pub fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, String> {
+    let input = item.as_ref().map_err(|u| u.message.clone())?;
+    match &input.source {
+        Source::Stdin => read_stdin(max),
+        Source::File(path) => {
+            let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
+            let mut bytes = Vec::new();
+            file.take(max + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| io_message(&e))?;
+            if bytes.len() as u64 > max {
+                return Err(format!("larger than {max} bytes"));
+            }
+            Ok(bytes)
+        }
+    }
+}
+
 /// An OS error without Rust's " (os error N)" suffix.
 pub fn io_message(e: &std::io::Error) -> String {
     let text = e.to_string();

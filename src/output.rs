@@ -27,6 +27,16 @@ pub struct Schema {
     pub classes: Vec<String>,
 }
 
+impl Schema {
+    /// The label of class `class`, or its index where there are no labels (as TorchServe prints it).
+    pub fn label(&self, class: usize) -> String {
+        self.classes
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| class.to_string())
+    }
+}
+
 /// One input's result, ready to write.
 #[derive(Debug, Clone, Copy)]
 pub struct Answer<'a> {
@@ -96,16 +106,7 @@ pub fn number(x: f32) -> Value {
 fn labelled(schema: &Schema, values: impl IntoIterator<Item = (usize, f32)>) -> Value {
     let map: Map<String, Value> = values
         .into_iter()
-        .map(|(class, v)| {
-            (
-                schema
-                    .classes
-                    .get(class)
-                    .cloned()
-                    .unwrap_or_else(|| class.to_string()),
-                number(v),
-            )
-        })
+        .map(|(class, v)| (schema.label(class), number(v)))
         .collect();
     Value::Object(map)
 }
@@ -249,7 +250,13 @@ impl RecordWriter for Csv<'_> {
             self.started = true;
         }
         let n = self.schema.classes.len();
-        let f = |x: f32| format!("{x}");
+        let f = |x: f32| {
+            if x.is_nan() {
+                String::new()
+            } else {
+                format!("{x}")
+            }
+        };
         let mut row = vec![answer.path.to_owned()];
         let (prediction, error) = match answer.outcome {
             Outcome::Predicted(p) => (Some(p), String::new()),
@@ -340,17 +347,7 @@ fn percent_list(schema: &Schema, fractions: &[f32]) -> String {
     order.sort_by(|&a, &b| fractions[b].total_cmp(&fractions[a]));
     order
         .iter()
-        .map(|&k| {
-            format!(
-                "{} {:.1}%",
-                schema
-                    .classes
-                    .get(k)
-                    .cloned()
-                    .unwrap_or_else(|| k.to_string()),
-                fractions[k] * 100.0
-            )
-        })
+        .map(|&k| format!("{} {:.1}%", schema.label(k), fractions[k] * 100.0))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -367,6 +364,10 @@ impl RecordWriter for Table<'_> {
         }
         let (a, b) = match answer.outcome {
             Outcome::Failed(message) => (self.paint(RED, "error"), self.paint(RED, message)),
+            // A remote TorchServe answers the class alone: no score to show.
+            Outcome::Predicted(Prediction::Class(c)) if c.score.is_nan() => {
+                (c.label.clone(), "-".to_owned())
+            }
             Outcome::Predicted(Prediction::Class(c)) => {
                 (c.label.clone(), format!("{:.4}", c.score))
             }

@@ -7,10 +7,10 @@
 //! the batch being filled, so every forward pass is full and records still come out in order.
 
 use crate::engine::Engine;
-use crate::inputs::{io_message, Item, Source};
+use crate::inputs::{io_message, read_stdin, Item, Source};
 use crate::postprocess::Prediction;
 use crate::preprocess::{Prepared, Preprocessor};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -136,20 +136,7 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
             let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
             pre.prepare_from(BufReader::new(file))
         }
-        Source::Stdin => {
-            let mut bytes = Vec::new();
-            io::stdin()
-                .lock()
-                .take(MAX_STDIN_BYTES + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| format!("cannot read standard input: {}", io_message(&e)))?;
-            if bytes.len() as u64 > MAX_STDIN_BYTES {
-                return Err(format!(
-                    "standard input is larger than {MAX_STDIN_BYTES} bytes"
-                ));
-            }
-            pre.prepare(&bytes)
-        }
+        Source::Stdin => pre.prepare(&read_stdin(MAX_STDIN_BYTES)?),
     };
     result.map_err(|e| e.to_string())
 }

@@ -1,15 +1,22 @@
-//! `scancer predict`: local inference over files, directories and standard input.
+//! `scancer predict`: inference over files, directories and standard input, locally or with a
+//! remote inference API (`--remote`); both write the same records.
 
 use super::{stderr_is_terminal, use_color, SOME_FAILED, SUCCESS};
 use crate::cli::{ColorChoice, PredictArgs};
 use crate::engine::Engine;
+use crate::handler_config::HandlerConfig;
 use crate::handler_config::OutputKind;
-use crate::inputs::{discover, io_message, Item, Source};
+use crate::inputs::{discover, io_message, read_item, Item, Source};
 use crate::model_source::ModelSource;
 use crate::output::{self, Answer, Format, Schema, TableStyle};
 use crate::pipeline::{self, Outcome, PipelineOptions};
+use crate::postprocess::Postprocessor;
 use crate::postprocess::{Prediction, SegmentationPrediction};
 use crate::preprocess::Preprocessor;
+use crate::remote::predict::{
+    guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
+};
+use crate::remote::{load_profile, Client, Credentials};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
@@ -17,13 +24,15 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Where predictions come from: calls `emit` once per input, in input order.
+type Producer<'a> = Box<
+    dyn FnOnce(&mut dyn FnMut(usize, Outcome) -> io::Result<()>) -> Result<io::Result<()>> + 'a,
+>;
 
 pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let started = Instant::now();
-    let source = ModelSource::open(&args.model, args.config.as_deref())?;
-    let preprocessor = Preprocessor::new(&source.config, args.engine.max_image_pixels);
-
     let discovered = discover(&args.inputs);
     let found_any = !discovered.items.is_empty();
     let items: Arc<[Item]> = match args.shard {
@@ -31,13 +40,32 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         None => discovered.items,
     }
     .into();
-    let quiet = args.quiet;
-    if !quiet && discovered.skipped > 0 {
+    if !args.quiet && discovered.skipped > 0 {
         eprintln!(
             "scancer: skipped {} file(s) in directories that are not images",
             discovered.skipped
         );
     }
+    let code = if args.remote.is_some() {
+        remote(&args, color, &items, started)?
+    } else {
+        local(&args, color, &items, started)?
+    };
+    if !found_any {
+        eprintln!("scancer: no images found in the given paths");
+        return Ok(ExitCode::from(SOME_FAILED));
+    }
+    Ok(code)
+}
+
+fn local(
+    args: &PredictArgs,
+    color: ColorChoice,
+    items: &Arc<[Item]>,
+    started: Instant,
+) -> Result<ExitCode> {
+    let source = ModelSource::open(&args.model, args.config.as_deref())?;
+    let preprocessor = Preprocessor::new(&source.config, args.engine.max_image_pixels);
     let pipeline_options = PipelineOptions {
         batch_size: args.engine.batch_size as usize,
         decode_threads: args
@@ -45,13 +73,112 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
             .map_or_else(default_decode_threads, |n| n as usize),
     };
     // Decoding starts now and overlaps loading the model.
-    let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(&items), pipeline_options);
+    let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), pipeline_options);
     let engine = Engine::load(&source, &args.engine.options())?;
-
     let schema = Schema {
         kind: engine.config().output.kind,
         classes: engine.class_labels(),
     };
+    let produce: Producer = Box::new(move |emit| Ok(decoding.finish(&engine, emit)));
+    write_results(args, color, items, schema, started, produce)
+}
+
+fn remote(
+    args: &PredictArgs,
+    color: ColorChoice,
+    items: &Arc<[Item]>,
+    started: Instant,
+) -> Result<ExitCode> {
+    let profile = load_profile(args.remote_args.profile.as_deref())?;
+    let url = args
+        .remote
+        .clone()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            std::env::var("SCANCER_API_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+        })
+        .or_else(|| profile.api_url.clone())
+        .context(
+            "--remote: no URL (give --remote URL, or set SCANCER_API_URL or a profile's api_url)",
+        )?;
+    let credentials = Credentials::resolve(&args.remote_args, &profile, "inference")?;
+    let model = RemoteModel {
+        client: Client::new(
+            &url,
+            credentials,
+            Duration::from_secs(args.remote_args.timeout),
+        )?,
+        name: args.model.to_string_lossy().into_owned(),
+        retries: args.retries,
+    };
+    // The labels and kind: the configuration given, else what scancer serve says, else what the
+    // first answer implies.
+    let known = match &args.config {
+        Some(path) => {
+            let config = HandlerConfig::from_path(path)?;
+            let post = Postprocessor::new(&config);
+            let classes = match config.output.kind {
+                OutputKind::Binary => vec![post.label(0), post.label(1)],
+                _ => config.output.labels.clone().unwrap_or_default(),
+            };
+            Some(Schema {
+                kind: config.output.kind,
+                classes,
+            })
+        }
+        None => model.metadata_schema(),
+    };
+    // The first input goes alone: a wrong URL, model or credentials stops the run before any record.
+    let mut first = None;
+    let mut from = 0;
+    if let Some(item) = items.first() {
+        from = 1;
+        first = Some(match read_item(item, MAX_UPLOAD) {
+            Err(why) => (Outcome::Failed(why), None),
+            Ok(bytes) => match model.predict(&bytes) {
+                Ok(answer) => (Outcome::Failed(String::new()), Some(answer)),
+                Err(Ok(why)) => (Outcome::Failed(why), None),
+                Err(Err(fatal)) => anyhow::bail!(fatal),
+            },
+        });
+    }
+    let schema = known.unwrap_or_else(|| match &first {
+        Some((_, Some(answer))) => guess_schema(answer),
+        _ => Schema {
+            kind: OutputKind::Binary,
+            classes: vec!["0".into(), "1".into()],
+        },
+    });
+    let first = first.map(|(failed, answer)| match answer {
+        Some(answer) => remote_outcome(&answer, &schema),
+        None => failed,
+    });
+    let jobs = args.jobs as usize;
+    let schema_for_run = schema.clone();
+    let produce: Producer = Box::new(move |emit| {
+        if let Some(outcome) = first {
+            if let Err(e) = emit(0, outcome) {
+                return Ok(Err(e));
+            }
+        }
+        predict_remote(&model, &schema_for_run, items, from, jobs, emit)
+            .map_err(anyhow::Error::from)
+    });
+    write_results(args, color, items, schema, started, produce)
+}
+
+/// Writes every record as it is produced, then the summary; the exit status.
+fn write_results(
+    args: &PredictArgs,
+    color: ColorChoice,
+    items: &Arc<[Item]>,
+    schema: Schema,
+    started: Instant,
+    produce: Producer,
+) -> Result<ExitCode> {
+    let quiet = args.quiet;
     let mut destination = Destination::open(args.output.as_deref())?;
     let style = TableStyle {
         color: args.format == Format::Table
@@ -63,27 +190,33 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
             .max()
             .unwrap_or(0),
     };
-    let mut masks = MaskWriter::new(mask_dir(&args), schema.kind == OutputKind::Segmentation);
+    let mut masks = MaskWriter::new(mask_dir(args), schema.kind == OutputKind::Segmentation);
     let progress = progress_bar(items.len(), quiet);
     let mut failed = 0usize;
     let result = {
         let mut writer = output::writer(args.format, schema, destination.writer(), style);
-        decoding
-            .finish(&engine, |i, outcome| {
-                let path = display(&items[i]);
-                let (outcome, mask_file) = masks.write(&items[i], outcome);
-                if matches!(outcome, Outcome::Failed(_)) {
-                    failed += 1;
-                }
-                progress.inc(1);
-                let answer = Answer {
-                    path,
-                    outcome: &outcome,
-                    mask_file: mask_file.as_deref(),
-                };
-                progress.suspend(|| writer.write(&answer))
-            })
-            .and_then(|()| writer.finish())
+        let mut emit = |i: usize, outcome: Outcome| {
+            let path = display(&items[i]);
+            let (outcome, mask_file) = masks.write(&items[i], outcome);
+            if matches!(outcome, Outcome::Failed(_)) {
+                failed += 1;
+            }
+            progress.inc(1);
+            let answer = Answer {
+                path,
+                outcome: &outcome,
+                mask_file: mask_file.as_deref(),
+            };
+            progress.suspend(|| writer.write(&answer))
+        };
+        let produced = produce(&mut emit);
+        match produced {
+            Ok(written) => written.and_then(|()| writer.finish()),
+            Err(fatal) => {
+                progress.finish_and_clear();
+                return Err(fatal);
+            }
+        }
     };
     progress.finish_and_clear();
     match result {
@@ -100,10 +233,6 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
             "scancer: {total} input(s): {} predicted, {failed} failed in {seconds:.2} s",
             total - failed
         );
-    }
-    if !found_any {
-        eprintln!("scancer: no images found in the given paths");
-        return Ok(ExitCode::from(SOME_FAILED));
     }
     Ok(ExitCode::from(if failed > 0 {
         SOME_FAILED

@@ -19,7 +19,7 @@ pub fn torchserve(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
             let map: Map<String, Value> = c
                 .ranked
                 .iter()
-                .map(|&k| (label(schema, k), exact(c.probabilities[k])))
+                .map(|&k| (schema.label(k), exact(c.probabilities[k])))
                 .collect();
             Value::Object(map)
         }
@@ -64,14 +64,6 @@ pub fn detailed(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
     let mut body = record.to_string().into_bytes();
     body.push(b'\n');
     body
-}
-
-fn label(schema: &Schema, class: usize) -> String {
-    schema
-        .classes
-        .get(class)
-        .cloned()
-        .unwrap_or_else(|| class.to_string())
 }
 
 /// The float32 value exactly, as PyTorch's `tolist()` hands it to Python.

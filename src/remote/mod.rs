@@ -2,6 +2,8 @@
 //! clear line for every way a request can fail, with the fix where it is known. Shared by
 //! `scancer store` (the management API) and `scancer predict --remote` (the inference API).
 
+pub mod predict;
+
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -291,6 +293,8 @@ impl Client {
         }
         let agent = ureq::AgentBuilder::new()
             .timeout(timeout)
+            // Concurrent requests (predict --jobs) each keep their connection alive.
+            .max_idle_connections_per_host(64)
             .redirects(0)
             .user_agent(concat!("scancer/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -361,10 +365,12 @@ fn transport(url: &str, t: &ureq::Transport, timeout: Duration) -> TransportErro
     match t.kind() {
         ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns => TransportError::Connect {
             url: url.to_string(),
-            why: t
-                .message()
-                .map(str::to_string)
-                .or_else(|| std::error::Error::source(t).map(|s| s.to_string()))
+            why: std::error::Error::source(t)
+                .map(|s| match s.downcast_ref::<std::io::Error>() {
+                    Some(io) => crate::inputs::io_message(io).to_lowercase(),
+                    None => s.to_string(),
+                })
+                .or_else(|| t.message().map(str::to_string))
                 .unwrap_or(text),
         },
         _ => TransportError::Other {
