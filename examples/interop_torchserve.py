@@ -140,6 +140,77 @@ def compare_servers(scancer, store, ports):
     return failures
 
 
+def store_checks(scancer, store, work):
+    """`scancer store` and `predict --remote` driving a real TorchServe with the model API on, token
+    auth off and then on."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from record_torchserve_fixtures import TorchServe
+
+    failures = []
+    subprocess.run([scancer, "archive", "--model-name", "pcam", "--version", "2.0", "--serialized-file",
+                    ROOT / "examples/pcam-classification.pt", "--config", ROOT / "examples/pcam-classification.toml",
+                    "--export-path", work, "-f"], check=True, capture_output=True)
+    shutil.move(work / "pcam.mar", store / "pcam-2.0.mar")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCANCER_")}
+    images = sorted(str(p) for p in (ROOT / "examples/patches").glob("*.png"))
+    local = scancer_records(scancer, str(ROOT / "examples/pcam-classification.pt"), images)
+
+    def check(name, command, want_code=0, needle="", token_file=None):
+        full = [scancer, *command[:1], *command[1:]]
+        if token_file:
+            full[2:2] = ["--token-file", str(token_file)]
+        out = subprocess.run(full, capture_output=True, text=True, env=env)
+        ok = out.returncode == want_code and needle in out.stdout + out.stderr
+        print(f"{'ok  ' if ok else 'FAIL'} store {name}: exit {out.returncode}"
+              + ("" if ok else f"\n{out.stdout}{out.stderr}"))
+        if not ok:
+            failures.append(("store", name))
+        return out
+
+    for token_auth in (False, True):
+        ts = TorchServe(work, store, model_api=True, token_auth=token_auth)
+        label = "token auth on" if token_auth else "token auth off"
+        keys = ts.work / "key_file.json" if token_auth else None
+        management = f"http://127.0.0.1:{ts.ports['management']}"
+        inference = f"http://127.0.0.1:{ts.ports['inference']}"
+        s = ["store", "--url", management]
+        try:
+            if token_auth:
+                check(f"{label}: list without a token", [*s, "list"], 1, "pass --token")
+            check(f"{label}: register --wait", [*s, "register", "pcam.mar", "--initial-workers", "1", "--wait"],
+                  0, "registered", keys)
+            check(f"{label}: scale --wait", [*s, "scale", "pcam", "--min-workers", "2", "--max-workers", "2",
+                                               "--wait"], 0, "2 worker(s) READY", keys)
+            out = check(f"{label}: describe", [*s, "describe", "pcam", "--json"], 0, '"modelVersion": "1.0"', keys)
+            try:
+                ready = sum(w["status"] == "READY" for w in json.loads(out.stdout)[0]["workers"])
+            except ValueError:
+                ready = 0
+            if ready != 2:
+                failures.append(("store", f"{label}: {ready} READY workers after scale --wait"))
+            check(f"{label}: register version 2.0", [*s, "register", "pcam-2.0.mar", "--initial-workers", "1",
+                                                      "--synchronous"], 0, "Version: 2.0", keys)
+            check(f"{label}: set-default", [*s, "set-default", "pcam", "2.0"], 0, "to \"2.0\"", keys)
+            check(f"{label}: describe the default", [*s, "describe", "pcam"], 0, "pcam 2.0", keys)
+            check(f"{label}: unregister 1.0", [*s, "unregister", "pcam", "--version", "1.0"], 0, "unregistered",
+                  keys)
+            check(f"{label}: list", [*s, "list"], 0, "pcam-2.0.mar", keys)
+            remote = ["predict", "--remote", inference, "-m", "pcam", "-f", "jsonl", "-q"]
+            if token_auth:
+                check(f"{label}: predict --remote without a token", [*remote, *images], 2, "inference token")
+                remote[2:2] = ["--token-file", str(keys)]
+            out = check(f"{label}: predict --remote", [*remote, *images], 0)
+            records = [json.loads(line) for line in out.stdout.splitlines()]
+            same = [r["class"] for r in records] == [local[i]["class"] for i in images]
+            print(f"{'ok  ' if same else 'FAIL'} store {label}: remote classes equal local ones ({len(records)} images)")
+            if not same:
+                failures.append(("store", f"{label}: remote classes"))
+            check(f"{label}: unregister", [*s, "unregister", "pcam"], 0, "unregistered", keys)
+        finally:
+            ts.stop()
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scancer", default=str(ROOT / "target/release/scancer"))
@@ -227,6 +298,7 @@ def main():
             print(f"{'ok  ' if ok else 'FAIL'} torch-model-archiver {archive} {image}")
             if not ok:
                 failures.append((archive, image))
+    failures += store_checks(args.scancer, store, work)
     shutil.rmtree(work, ignore_errors=True)
     print(f"interop: {len(failures)} mismatch(es)")
     return 1 if failures else 0
