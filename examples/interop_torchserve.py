@@ -178,7 +178,7 @@ def store_checks(scancer, store, work):
             if token_auth:
                 check(f"{label}: list without a token", [*s, "list"], 1, "pass --token")
             check(f"{label}: register --wait", [*s, "register", "pcam.mar", "--initial-workers", "1", "--wait"],
-                  0, "registered", keys)
+                  0, "pcam: 1 worker(s) READY", keys)
             check(f"{label}: scale --wait", [*s, "scale", "pcam", "--min-workers", "2", "--max-workers", "2",
                                                "--wait"], 0, "2 worker(s) READY", keys)
             out = check(f"{label}: describe", [*s, "describe", "pcam", "--json"], 0, '"modelVersion": "1.0"', keys)
@@ -198,7 +198,7 @@ def store_checks(scancer, store, work):
             remote = ["predict", "--remote", inference, "-m", "pcam", "-f", "jsonl", "-q"]
             if token_auth:
                 check(f"{label}: predict --remote without a token", [*remote, *images], 2, "inference token")
-                remote[2:2] = ["--token-file", str(keys)]
+                remote += ["--token-file", str(keys)]
             out = check(f"{label}: predict --remote", [*remote, *images], 0)
             records = [json.loads(line) for line in out.stdout.splitlines()]
             same = [r["class"] for r in records] == [local[i]["class"] for i in images]

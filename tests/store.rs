@@ -391,3 +391,87 @@ fn profiles_and_unreachable_servers() {
         out.stderr
     );
 }
+
+#[test]
+fn wait_finds_an_asynchronously_registered_model_by_its_url() {
+    // TorchServe answers an asynchronous register with 202 "Processing worker updates..." (recorded
+    // for scale; the same answer), which names no model: its URL in the listing does.
+    let server = FakeTorchServe::start(
+        &[
+            (
+                "POST",
+                "/models?url=tissue.mar&initial_workers=2&synchronous=false",
+                &["scale-async"],
+            ),
+            ("GET", "/models?limit=100", &["list"]),
+            (
+                "GET",
+                "/models/tissue",
+                &["describe-scaling", "describe-scaled-async"],
+            ),
+        ],
+        None,
+    );
+    let out = store(
+        &server,
+        &["register", "tissue.mar", "--initial-workers", "2", "--wait"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "Processing worker updates...\n");
+    assert!(
+        out.stderr.contains("tissue: 2 worker(s) READY"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn wrong_tokens_slow_servers_and_workers_that_never_start() {
+    let server = FakeTorchServe::start(
+        &[
+            ("GET", "/models?limit=100", &["token-wrong"]),
+            (
+                "PUT",
+                "/models/tissue?min_worker=2&synchronous=false",
+                &["scale-async"],
+            ),
+            ("GET", "/models/tissue", &["describe-scaling"]),
+        ],
+        None,
+    );
+    let out = store(&server, &["--token", "tok-3f9a", "list"]);
+    refused(&out, "(the token is wrong or expired");
+    assert!(!out.stderr.contains("tok-3f9a"), "{}", out.stderr);
+    let out = store(
+        &server,
+        &[
+            "scale",
+            "tissue",
+            "--min-workers",
+            "2",
+            "--wait",
+            "--wait-timeout",
+            "1",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("tissue: 1 of 2 workers READY after 1 s (--wait-timeout)"),
+        "{}",
+        out.stderr
+    );
+
+    // A server that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let out = run(scancer().args(["store", "--url", &url, "--timeout", "1", "list"]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{url}/models?limit=100: no answer within 1 s")),
+        "{}",
+        out.stderr
+    );
+    drop(silent);
+}

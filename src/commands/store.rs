@@ -92,11 +92,22 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
                 // The name is the archive's, unless given: TorchServe's answer says it.
                 let name = match &r.model_name {
                     Some(name) => name.clone(),
-                    None => registered_name(&answer).ok_or_else(|| {
-                        StoreError::Refused(
-                            "cannot tell the registered model's name from the answer: pass --model-name to --wait".into(),
-                        )
-                    })?,
+                    None => match registered_name(&answer) {
+                        Some(name) => name,
+                        // An asynchronous answer names no model: the listing shows which
+                        // model came from this URL.
+                        None => store
+                            .list()?
+                            .iter()
+                            .find(|m| m["modelUrl"] == r.archive.as_str())
+                            .and_then(|m| m["modelName"].as_str().map(str::to_string))
+                            .ok_or_else(|| {
+                                StoreError::Refused(format!(
+                                    "{}: no registered model has this URL; pass --model-name to --wait",
+                                    r.archive
+                                ))
+                            })?,
+                    },
                 };
                 wait(
                     store,
