@@ -5,7 +5,7 @@ mod common;
 
 use common::fake_torchserve::FakeTorchServe;
 use common::server::Server;
-use common::{predict, run, scancer, Run, PCAM};
+use common::{predict, run, scancer, Run, MULTICLASS, PCAM, SEGMENTATION};
 
 fn remote(url: &str, args: &[&str]) -> Run {
     run(scancer()
@@ -228,5 +228,46 @@ fn inference_tokens_are_sent() {
     assert_eq!(
         server.seen()[0].authorization.as_deref(),
         Some("Bearer <redacted>")
+    );
+}
+
+#[test]
+fn multiclass_and_segmentation_records_and_masks_match_local_ones() {
+    let server = Server::start(&[MULTICLASS, SEGMENTATION, "-q"]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let images = [
+        "testdata/images/patch.jpg",
+        "testdata/images/tall-130x160.png",
+    ];
+    let local = predict(MULTICLASS, &images);
+    let mut args = vec!["-m", "tissue-multiclass", "-f", "jsonl", "-q"];
+    args.extend(images);
+    assert_eq!(remote(&url, &args).stdout, local.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (here, there) = (dir.path().join("local"), dir.path().join("remote"));
+    let local = predict(
+        SEGMENTATION,
+        &[images[0], "--mask-dir", here.to_str().unwrap()],
+    );
+    let remote = remote(
+        &url,
+        &[
+            "-m",
+            "tissue-segmentation",
+            "-f",
+            "jsonl",
+            "-q",
+            "--mask-dir",
+            there.to_str().unwrap(),
+            images[0],
+        ],
+    );
+    assert_eq!(remote.code, 0, "{}", remote.stderr);
+    let strip = |s: &str, dir: &std::path::Path| s.replace(dir.to_str().unwrap(), "MASKS");
+    assert_eq!(strip(&remote.stdout, &there), strip(&local.stdout, &here));
+    assert_eq!(
+        std::fs::read(there.join("patch.mask.png")).unwrap(),
+        std::fs::read(here.join("patch.mask.png")).unwrap()
     );
 }
