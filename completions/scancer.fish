@@ -50,6 +50,12 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l max-image-pi
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l decode-threads -d 'Threads that decode and preprocess images [default: half the cores, at least 1]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l shard -d 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l mask-dir -d 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l stride -d 'Pixels between windows of a slide [default: the window size]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tissue-threshold -d 'Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tiles -d 'Write one row per window of every slide (path, x, y, width, height, tissue, saturation, probability, label): JSON Lines for a .jsonl file, else CSV' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap -d 'Write each slide\'s heatmap (matplotlib\'s plasma colours) as a PNG: this file for one input, else <DIR>/<slide name>-heatmap.png' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap-size -d 'Largest side of a heatmap in pixels' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l smooth -d 'Gaussian smoothing of the heatmap, sigma in slide pixels' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l remote -d 'Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to URL/predictions/MODEL, where --model is the model\'s name [default URL: SCANCER_API_URL, else the profile\'s api_url]. --config gives the labels where the server does not' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s j -l jobs -d 'Requests in flight with --remote' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l retries -d 'With --remote, tries again this many times (waiting 0.2 s, then twice as long each time) when the server answers 503 or cannot be reached' -r
@@ -63,6 +69,9 @@ always\t''
 never\t''"
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s q -l quiet -d 'No progress bar and no summary on standard error'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tile -d 'Cut images larger than the model\'s input into windows (whole slides), as a handler configuration with `patch = true` does; each slide gets one record (its most suspicious window, plus a summary)'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l all-tiles -d 'Run every window of a slide, background included'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l overlay -d 'Blend the heatmap over a downscaled copy of the slide'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s V -l version -d 'Print version'
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l model-name -d 'Model name (^[A-Za-z0-9][A-Za-z0-9_\\-.]*$); the archive is <export path>/<name>.mar' -r

@@ -299,6 +299,46 @@ pub struct PredictArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Cut images larger than the model's input into windows (whole slides), as a handler
+    /// configuration with `patch = true` does; each slide gets one record (its most suspicious
+    /// window, plus a summary)
+    #[arg(long)]
+    pub tile: bool,
+
+    /// Pixels between windows of a slide [default: the window size]
+    #[arg(long, value_name = "PIXELS")]
+    pub stride: Option<usize>,
+
+    /// Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs
+    #[arg(long, default_value_t = 0.075, value_name = "S")]
+    pub tissue_threshold: f64,
+
+    /// Run every window of a slide, background included
+    #[arg(long)]
+    pub all_tiles: bool,
+
+    /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
+    /// probability, label): JSON Lines for a .jsonl file, else CSV
+    #[arg(long, value_name = "FILE")]
+    pub tiles: Option<PathBuf>,
+
+    /// Write each slide's heatmap (matplotlib's plasma colours) as a PNG: this file for one input,
+    /// else <DIR>/<slide name>-heatmap.png
+    #[arg(long, value_name = "PATH")]
+    pub heatmap: Option<PathBuf>,
+
+    /// Largest side of a heatmap in pixels
+    #[arg(long, default_value_t = 2048, value_name = "PIXELS")]
+    pub heatmap_size: usize,
+
+    /// Gaussian smoothing of the heatmap, sigma in slide pixels
+    #[arg(long, default_value_t = 0.0, value_name = "SIGMA")]
+    pub smooth: f32,
+
+    /// Blend the heatmap over a downscaled copy of the slide
+    #[arg(long)]
+    pub overlay: bool,
+
     /// Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to
     /// URL/predictions/MODEL, where --model is the model's name [default URL: SCANCER_API_URL, else
     /// the profile's api_url]. --config gives the labels where the server does not

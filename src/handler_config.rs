@@ -48,6 +48,10 @@ pub struct InputConfig {
     /// With `resize = "shorter-side-crop"`: the shorter side after resizing (torchvision's
     /// `Resize(n)`); default: the larger of height and width.
     pub resize_shorter_side: Option<u32>,
+    /// A patch model: `scancer predict` cuts images larger than the input into windows (a whole
+    /// slide) instead of refusing or resizing them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub patch: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]

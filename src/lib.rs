@@ -19,4 +19,5 @@ pub mod preprocess;
 pub mod remote;
 pub mod resample;
 pub mod serve;
+pub mod slide;
 pub mod store;

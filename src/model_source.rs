@@ -131,6 +131,7 @@ fn image_classifier(archive: &Archive) -> Result<HandlerConfig> {
             std: Some(vec![0.229, 0.224, 0.225]),
             resize: ResizePolicy::ShorterSideCrop,
             resize_shorter_side: Some(256),
+            patch: false,
         },
         output: OutputConfig {
             kind: OutputKind::Multiclass,

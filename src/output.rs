@@ -44,6 +44,8 @@ pub struct Answer<'a> {
     pub outcome: &'a Outcome,
     /// Where a segmentation mask was written.
     pub mask_file: Option<&'a str>,
+    /// For a whole slide: its summary (the prediction is its most suspicious window's).
+    pub slide: Option<&'a crate::slide::Summary>,
 }
 
 pub trait RecordWriter {
@@ -58,11 +60,13 @@ pub struct TableStyle {
     pub path_width: usize,
 }
 
+/// `slides`: records carry a slide summary (null for inputs that were not tiled).
 pub fn writer<'w>(
     format: Format,
     schema: Schema,
     out: Box<dyn Write + 'w>,
     style: TableStyle,
+    slides: bool,
 ) -> Box<dyn RecordWriter + 'w> {
     match format {
         Format::Table => Box::new(Table {
@@ -76,20 +80,36 @@ pub fn writer<'w>(
             out,
             count: 0,
             array: true,
+            slides,
         }),
         Format::Jsonl => Box::new(Json {
             schema,
             out,
             count: 0,
             array: false,
+            slides,
         }),
         Format::Csv => Box::new(Csv {
             out: csv::Writer::from_writer(out),
             schema,
             started: false,
+            slides,
         }),
     }
 }
+
+/// Summary columns of slide records, in order.
+const SLIDE_COLUMNS: [&str; 9] = [
+    "width",
+    "height",
+    "tiles",
+    "tissue_tiles",
+    "positive_tiles",
+    "max_probability",
+    "mean_probability",
+    "positive_fraction",
+    "heatmap",
+];
 
 /// f32 values are written with their shortest exact decimal form (0.72174323, not 0.7217432260513306).
 pub fn number(x: f32) -> Value {
@@ -185,11 +205,21 @@ struct Json<'w> {
     out: Box<dyn Write + 'w>,
     count: usize,
     array: bool,
+    slides: bool,
 }
 
 impl RecordWriter for Json<'_> {
     fn write(&mut self, answer: &Answer) -> io::Result<()> {
-        let line = record(&self.schema, answer).to_string();
+        let mut value = record(&self.schema, answer);
+        if self.slides {
+            if let Value::Object(map) = &mut value {
+                let error = map.shift_remove("error").unwrap_or(Value::Null);
+                let slide = answer.slide.map_or(Value::Null, |s| s.to_json());
+                map.insert("slide".into(), slide);
+                map.insert("error".into(), error);
+            }
+        }
+        let line = value.to_string();
         if self.array {
             self.out
                 .write_all(if self.count == 0 { b"[\n  " } else { b",\n  " })?;
@@ -214,6 +244,7 @@ struct Csv<'w> {
     out: csv::Writer<Box<dyn Write + 'w>>,
     schema: Schema,
     started: bool,
+    slides: bool,
 }
 
 fn csv_error(e: csv::Error) -> io::Error {
@@ -237,6 +268,9 @@ impl Csv<'_> {
                 h.extend(classes.map(|c| format!("fraction:{c}")));
             }
             OutputKind::Raw => h.extend(["shape", "output"].map(String::from)),
+        }
+        if self.slides {
+            h.extend(SLIDE_COLUMNS.map(String::from));
         }
         h.push("error".into());
         h
@@ -286,6 +320,22 @@ impl RecordWriter for Csv<'_> {
                 row.push(r.values.iter().map(|&v| f(v)).collect::<Vec<_>>().join(" "));
             }
             (OutputKind::Raw, _) => row.extend([String::new(), String::new()]),
+        }
+        if self.slides {
+            match answer.slide {
+                Some(s) => row.extend([
+                    s.width.to_string(),
+                    s.height.to_string(),
+                    s.tiles.to_string(),
+                    s.tissue_tiles.to_string(),
+                    s.positive_tiles.to_string(),
+                    f(s.max_probability),
+                    f(s.mean_probability),
+                    f(s.positive_fraction),
+                    s.heatmap.clone().unwrap_or_default(),
+                ]),
+                None => row.extend(vec![String::new(); SLIDE_COLUMNS.len()]),
+            }
         }
         row.push(error);
         self.out.write_record(&row).map_err(csv_error)
@@ -385,6 +435,15 @@ impl RecordWriter for Table<'_> {
                 )
             }
         };
+        let b = match answer.slide {
+            Some(s) => format!(
+                "{b}  ({} of {} tissue tiles positive, {} background)",
+                s.positive_tiles,
+                s.tissue_tiles,
+                s.tiles - s.tissue_tiles
+            ),
+            None => b,
+        };
         // Pad by visible width: colour codes do not take space on screen.
         let a_pad = lw.saturating_sub(match answer.outcome {
             Outcome::Failed(_) => 5,
@@ -438,12 +497,14 @@ mod tests {
                     color: false,
                     path_width: 5,
                 },
+                false,
             );
             for (path, outcome) in answers {
                 w.write(&Answer {
                     path,
                     outcome,
                     mask_file: None,
+                    slide: None,
                 })
                 .unwrap();
             }

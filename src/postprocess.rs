@@ -165,7 +165,7 @@ impl Postprocessor {
         })
     }
 
-    fn binary(&self, p: f32) -> ClassPrediction {
+    pub fn binary(&self, p: f32) -> ClassPrediction {
         let class = usize::from(p > self.threshold);
         ClassPrediction {
             class,

@@ -6,7 +6,7 @@ use crate::cli::{ColorChoice, PredictArgs};
 use crate::engine::Engine;
 use crate::handler_config::HandlerConfig;
 use crate::handler_config::OutputKind;
-use crate::inputs::{discover, io_message, read_item, Item, Source};
+use crate::inputs::{discover, io_message, read_item, Input, Item, Source};
 use crate::model_source::ModelSource;
 use crate::output::{self, Answer, Format, Schema, TableStyle};
 use crate::pipeline::{self, Outcome, PipelineOptions};
@@ -17,6 +17,9 @@ use crate::remote::predict::{
     guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
 };
 use crate::remote::{load_profile, Client, Credentials};
+use crate::slide::heatmap::HeatmapOptions;
+use crate::slide::tiles::TileWriter;
+use crate::slide::{Slide, SlideOptions, Summary};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
@@ -27,9 +30,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where predictions come from: calls `emit` once per input, in input order.
-type Producer<'a> = Box<
-    dyn FnOnce(&mut dyn FnMut(usize, Outcome) -> io::Result<()>) -> Result<io::Result<()>> + 'a,
->;
+type Producer<'a> = Box<dyn FnOnce(&mut Emit) -> Result<io::Result<()>> + 'a>;
+
+/// Takes one input's outcome, and its slide summary when it was tiled.
+type Emit<'e> = dyn FnMut(usize, Outcome, Option<Summary>) -> io::Result<()> + 'e;
 
 pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let started = Instant::now();
@@ -65,6 +69,14 @@ fn local(
     started: Instant,
 ) -> Result<ExitCode> {
     let source = ModelSource::open(&args.model, args.config.as_deref())?;
+    if args.tile || source.config.input.patch {
+        let engine = Engine::load(&source, &args.engine.options())?;
+        let schema = Schema {
+            kind: engine.config().output.kind,
+            classes: engine.class_labels(),
+        };
+        return slides(args, color, items, started, engine, schema);
+    }
     let preprocessor = Preprocessor::new(&source.config, args.engine.max_image_pixels);
     let pipeline_options = PipelineOptions {
         batch_size: args.engine.batch_size as usize,
@@ -79,8 +91,9 @@ fn local(
         kind: engine.config().output.kind,
         classes: engine.class_labels(),
     };
-    let produce: Producer = Box::new(move |emit| Ok(decoding.finish(&engine, emit)));
-    write_results(args, color, items, schema, started, produce)
+    let produce: Producer =
+        Box::new(move |emit| Ok(decoding.finish(&engine, |i, o| emit(i, o, None))));
+    write_results(args, color, items, schema, started, produce, false)
 }
 
 fn remote(
@@ -159,14 +172,110 @@ fn remote(
     let schema_for_run = schema.clone();
     let produce: Producer = Box::new(move |emit| {
         if let Some(outcome) = first {
-            if let Err(e) = emit(0, outcome) {
+            if let Err(e) = emit(0, outcome, None) {
                 return Ok(Err(e));
             }
         }
-        predict_remote(&model, &schema_for_run, items, from, jobs, emit)
-            .map_err(anyhow::Error::from)
+        predict_remote(&model, &schema_for_run, items, from, jobs, |i, o| {
+            emit(i, o, None)
+        })
+        .map_err(anyhow::Error::from)
     });
-    write_results(args, color, items, schema, started, produce)
+    write_results(args, color, items, schema, started, produce, false)
+}
+
+/// Whole slides: every input is cut into windows when larger than the model's input.
+fn slides(
+    args: &PredictArgs,
+    color: ColorChoice,
+    items: &Arc<[Item]>,
+    started: Instant,
+    engine: Engine,
+    schema: Schema,
+) -> Result<ExitCode> {
+    let options = SlideOptions {
+        stride: args.stride,
+        tissue_threshold: args.tissue_threshold,
+        all_tiles: args.all_tiles,
+        thumbnail_side: if args.heatmap.is_some() && args.overlay {
+            args.heatmap_size
+        } else {
+            0
+        },
+    };
+    let heatmap = HeatmapOptions {
+        max_side: args.heatmap_size,
+        smooth: args.smooth,
+        overlay: args.overlay,
+    };
+    let mut tiles = match &args.tiles {
+        Some(path) => Some(
+            TileWriter::create(path)
+                .with_context(|| format!("{}: cannot create", path.display()))?,
+        ),
+        None => None,
+    };
+    let heatmaps = args.heatmap.clone();
+    let many = items.len() > 1;
+    let labels = [schema.label(0), schema.label(1)];
+    let (quiet, max_pixels) = (args.quiet, args.engine.max_image_pixels);
+    let mut names = HashSet::new();
+    let produce: Producer = Box::new(move |emit| {
+        for (i, item) in items.iter().enumerate() {
+            let target = heatmaps.as_ref().map(|h| {
+                if many {
+                    // Unique names: slide.png and slide.tif get slide-heatmap.png and
+                    // slide-2-heatmap.png.
+                    let stem = stem(item);
+                    let mut name = format!("{stem}-heatmap.png");
+                    let mut n = 1;
+                    while !names.insert(name.clone()) {
+                        n += 1;
+                        name = format!("{stem}-{n}-heatmap.png");
+                    }
+                    h.join(name)
+                } else {
+                    h.clone()
+                }
+            });
+            let slide = Slide {
+                engine: &engine,
+                options: &options,
+                heatmap: target.as_deref().map(|t| (t, &heatmap)),
+                max_pixels,
+                quiet,
+            };
+            let (outcome, summary, result) = slide.predict(item);
+            if let (Some(writer), Some(result)) = (&mut tiles, &result) {
+                let shown = display(item);
+                let labels = [labels[0].as_str(), labels[1].as_str()];
+                if let Err(e) = writer.write(shown, result, labels) {
+                    return Ok(Err(e));
+                }
+            }
+            if let Err(e) = emit(i, outcome, summary) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(match &mut tiles {
+            Some(writer) => writer.finish(),
+            None => Ok(()),
+        })
+    });
+    write_results(args, color, items, schema, started, produce, true)
+}
+
+/// An input's file stem, for naming its heatmap.
+fn stem(item: &Item) -> String {
+    match item {
+        Ok(Input {
+            source: Source::File(p),
+            ..
+        }) => p
+            .file_stem()
+            .map_or_else(|| "slide".into(), |s| s.to_string_lossy().into_owned()),
+        _ => "stdin".into(),
+    }
 }
 
 /// Writes every record as it is produced, then the summary; the exit status.
@@ -177,6 +286,7 @@ fn write_results(
     schema: Schema,
     started: Instant,
     produce: Producer,
+    slides: bool,
 ) -> Result<ExitCode> {
     let quiet = args.quiet;
     let mut destination = Destination::open(args.output.as_deref())?;
@@ -191,11 +301,12 @@ fn write_results(
             .unwrap_or(0),
     };
     let mut masks = MaskWriter::new(mask_dir(args), schema.kind == OutputKind::Segmentation);
-    let progress = progress_bar(items.len(), quiet);
+    // Slides show a bar of their own windows instead.
+    let progress = progress_bar(items.len(), quiet || slides);
     let mut failed = 0usize;
     let result = {
-        let mut writer = output::writer(args.format, schema, destination.writer(), style);
-        let mut emit = |i: usize, outcome: Outcome| {
+        let mut writer = output::writer(args.format, schema, destination.writer(), style, slides);
+        let mut emit = |i: usize, outcome: Outcome, slide: Option<Summary>| {
             let path = display(&items[i]);
             let (outcome, mask_file) = masks.write(&items[i], outcome);
             if matches!(outcome, Outcome::Failed(_)) {
@@ -206,6 +317,7 @@ fn write_results(
                 path,
                 outcome: &outcome,
                 mask_file: mask_file.as_deref(),
+                slide: slide.as_ref(),
             };
             progress.suspend(|| writer.write(&answer))
         };

@@ -44,6 +44,7 @@ pub fn detailed(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
             path: "",
             outcome: &outcome,
             mask_file: None,
+            slide: None,
         },
     );
     if let Value::Object(map) = &mut record {

@@ -1,0 +1,437 @@
+//! Whole slides: an image larger than a patch model's input is cut into windows of the input size
+//! (stride configurable, right and bottom edges padded with white), background windows are skipped by
+//! the notebook's saturation test, and the tissue windows go through the same engine as single
+//! patches, in batches. The slide is read in bands of rows (`rows`), so memory follows the slide's
+//! width, not its area.
+
+pub mod heatmap;
+pub mod plasma;
+pub mod rows;
+pub mod tiles;
+pub mod tissue;
+
+use crate::engine::Engine;
+use crate::handler_config::OutputKind;
+use crate::inputs::{read_stdin, Item, Source};
+use crate::pipeline::Outcome;
+use crate::postprocess::Prediction;
+use crate::preprocess::{convert, Prepared};
+use image::{DynamicImage, RgbImage};
+use rows::Rows;
+
+#[derive(Debug, Clone)]
+pub struct SlideOptions {
+    /// Pixels between window origins [default: the window size].
+    pub stride: Option<usize>,
+    /// Mean saturation above which a window is tissue.
+    pub tissue_threshold: f64,
+    /// Run every window, background included.
+    pub all_tiles: bool,
+    /// Largest side of the thumbnail kept for heatmap overlays (0: none).
+    pub thumbnail_side: usize,
+}
+
+/// One window of the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+    /// Mean saturation of the 1/16 samples in the window.
+    pub saturation: f32,
+    pub tissue: bool,
+    /// The model's probability of the positive class; 0 for background windows not run.
+    pub probability: f32,
+}
+
+/// Everything predicted for a slide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlideResult {
+    pub width: usize,
+    pub height: usize,
+    pub stride: usize,
+    pub window: (usize, usize),
+    /// Windows across and down.
+    pub grid: (usize, usize),
+    /// In raster order.
+    pub tiles: Vec<Tile>,
+    pub threshold: f32,
+    /// A downscaled copy of the slide for overlays, and its scale (slide pixels per pixel).
+    pub thumbnail: Option<(RgbImage, usize)>,
+}
+
+impl SlideResult {
+    pub fn tissue_tiles(&self) -> usize {
+        self.tiles.iter().filter(|t| t.tissue).count()
+    }
+
+    pub fn positive_tiles(&self) -> usize {
+        self.tiles
+            .iter()
+            .filter(|t| t.tissue && t.probability > self.threshold)
+            .count()
+    }
+
+    pub fn max_probability(&self) -> f32 {
+        self.tiles
+            .iter()
+            .filter(|t| t.tissue)
+            .map(|t| t.probability)
+            .fold(0.0, f32::max)
+    }
+
+    /// Mean over tissue windows (0 without tissue).
+    pub fn mean_probability(&self) -> f32 {
+        let tissue: Vec<f32> = self
+            .tiles
+            .iter()
+            .filter(|t| t.tissue)
+            .map(|t| t.probability)
+            .collect();
+        if tissue.is_empty() {
+            return 0.0;
+        }
+        (tissue.iter().map(|&p| f64::from(p)).sum::<f64>() / tissue.len() as f64) as f32
+    }
+
+    /// Positive windows over tissue windows (0 without tissue).
+    pub fn positive_fraction(&self) -> f32 {
+        let tissue = self.tissue_tiles();
+        if tissue == 0 {
+            0.0
+        } else {
+            self.positive_tiles() as f32 / tissue as f32
+        }
+    }
+}
+
+/// What a slide's record says beyond its most suspicious window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub width: usize,
+    pub height: usize,
+    pub tiles: usize,
+    pub tissue_tiles: usize,
+    pub positive_tiles: usize,
+    pub max_probability: f32,
+    pub mean_probability: f32,
+    /// Positive windows over tissue windows.
+    pub positive_fraction: f32,
+    /// Where the heatmap was written.
+    pub heatmap: Option<String>,
+}
+
+impl Summary {
+    pub fn new(result: &SlideResult, heatmap: Option<String>) -> Summary {
+        Summary {
+            width: result.width,
+            height: result.height,
+            tiles: result.tiles.len(),
+            tissue_tiles: result.tissue_tiles(),
+            positive_tiles: result.positive_tiles(),
+            max_probability: result.max_probability(),
+            mean_probability: result.mean_probability(),
+            positive_fraction: result.positive_fraction(),
+            heatmap,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        use crate::output::number;
+        serde_json::json!({
+            "width": self.width,
+            "height": self.height,
+            "tiles": self.tiles,
+            "tissue_tiles": self.tissue_tiles,
+            "positive_tiles": self.positive_tiles,
+            "max_probability": number(self.max_probability),
+            "mean_probability": number(self.mean_probability),
+            "positive_fraction": number(self.positive_fraction),
+            "heatmap": self.heatmap,
+        })
+    }
+}
+
+/// Predicting one input of a run in slide mode.
+pub struct Slide<'a> {
+    pub engine: &'a Engine,
+    pub options: &'a SlideOptions,
+    /// Where to write the heatmap, and how.
+    pub heatmap: Option<(&'a std::path::Path, &'a heatmap::HeatmapOptions)>,
+    pub max_pixels: u64,
+    pub quiet: bool,
+}
+
+impl Slide<'_> {
+    /// One input: a slide when larger than the window (its most suspicious window's prediction and
+    /// a summary), else a single patch exactly as plain predict answers it.
+    pub fn predict(&self, item: &Item) -> (Outcome, Option<Summary>, Option<SlideResult>) {
+        match self.try_predict(item) {
+            Ok(done) => done,
+            Err(why) => (Outcome::Failed(why), None, None),
+        }
+    }
+
+    fn try_predict(
+        &self,
+        item: &Item,
+    ) -> Result<(Outcome, Option<Summary>, Option<SlideResult>), String> {
+        let input = item.as_ref().map_err(|u| u.message.clone())?;
+        let reading = match &input.source {
+            Source::File(path) => rows::open(path, self.max_pixels)?,
+            Source::Stdin => rows::from_bytes(&read_stdin(1 << 30)?, self.max_pixels)?,
+        };
+        let pre = self.engine.preprocessor();
+        let [_, wh, ww] = pre.input_shape();
+        let (mut rows, format) = match reading {
+            rows::Reading::Streamed(rows) => (rows, None),
+            rows::Reading::Whole(rows, format) => (rows, Some(format)),
+        };
+        let (width, height) = rows.size();
+        if width <= ww && height <= wh {
+            // A patch: plain predict's path, resize policy included.
+            let mut band = vec![0u8; width * height * 3];
+            rows.read(0, height, &mut band)?;
+            let image = RgbImage::from_raw(width as u32, height as u32, band)
+                .ok_or("the image has no pixels")?;
+            let pixels = convert(
+                DynamicImage::ImageRgb8(image),
+                self.engine.config().input.color,
+            );
+            let prepared = pre.normalize(&pre.fit(pixels).map_err(|e| e.to_string())?);
+            let mut answers = self.engine.infer(&[&prepared]).map_err(|e| e.to_string())?;
+            return Ok((Outcome::Predicted(answers.remove(0)), None, None));
+        }
+        if let (Some(format), false) = (format, self.quiet) {
+            eprintln!(
+                "scancer: note: {}: {format} cannot be read in strips; the whole {width}x{height} image was decoded",
+                input.display
+            );
+        }
+        let bar = progress(&input.display, self.quiet);
+        let result = predict(
+            self.engine,
+            rows.as_mut(),
+            self.options,
+            &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        );
+        bar.finish_and_clear();
+        let result = result?;
+        let heatmap = match self.heatmap {
+            Some((path, options)) => {
+                let image = heatmap::render(&result, options);
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        format!(
+                            "cannot create {}: {}",
+                            dir.display(),
+                            crate::inputs::io_message(&e)
+                        )
+                    })?;
+                }
+                image
+                    .save_with_format(path, image::ImageFormat::Png)
+                    .map_err(|e| format!("cannot write the heatmap {}: {e}", path.display()))?;
+                Some(path.display().to_string())
+            }
+            None => None,
+        };
+        let most = self.engine.postprocessor().binary(result.max_probability());
+        let summary = Summary::new(&result, heatmap);
+        Ok((
+            Outcome::Predicted(Prediction::Class(most)),
+            Some(summary),
+            Some(result),
+        ))
+    }
+}
+
+fn progress(name: &str, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} {pos}/{len} windows [{wide_bar}] {per_sec} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(name.to_string());
+    bar
+}
+
+/// Window origins along one side: from 0 every `stride`, until a window reaches the far edge.
+pub fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
+    let count = if length <= window {
+        1
+    } else {
+        (length - window).div_ceil(stride) + 1
+    };
+    (0..count).map(|k| k * stride).collect()
+}
+
+/// Predicts every window of a slide. `progress` hears (windows done, windows in all).
+pub fn predict(
+    engine: &Engine,
+    rows: &mut dyn Rows,
+    options: &SlideOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SlideResult, String> {
+    let config = engine.config();
+    if config.output.kind != OutputKind::Binary {
+        return Err(format!(
+            "slides need a binary patch classifier (kind = \"binary\"); this model's kind is \"{}\"",
+            config.output.kind
+        ));
+    }
+    let pre = engine.preprocessor();
+    let [_, wh, ww] = pre.input_shape();
+    let stride = options.stride.unwrap_or(ww.min(wh));
+    if stride == 0 || stride > ww.min(wh) {
+        return Err(format!(
+            "--stride {stride} must be between 1 and the window size ({})",
+            ww.min(wh)
+        ));
+    }
+    let (width, height) = rows.size();
+    let xs = origins(width, ww, stride);
+    let ys = origins(height, wh, stride);
+    let total = xs.len() * ys.len();
+    let mut thumbnail = (options.thumbnail_side > 0).then(|| {
+        let scale = width.max(height).div_ceil(options.thumbnail_side).max(1);
+        (
+            RgbImage::from_pixel(
+                width.div_ceil(scale) as u32,
+                height.div_ceil(scale) as u32,
+                image::Rgb([255, 255, 255]),
+            ),
+            scale,
+        )
+    });
+    let mut tiles = Vec::with_capacity(total);
+    let mut band = vec![0u8; width * wh * 3];
+    let mut pending: Vec<(usize, Prepared)> = Vec::new();
+    let mut done = 0;
+    for &y in &ys {
+        rows.read(y, wh, &mut band)?;
+        if let Some((thumb, scale)) = &mut thumbnail {
+            sample_thumbnail(thumb, *scale, &band, width, y, wh);
+        }
+        for &x in &xs {
+            let saturation = tissue::mean_saturation(&band, width, x, y, ww, wh);
+            let is_tissue = options.all_tiles || f64::from(saturation) > options.tissue_threshold;
+            if is_tissue {
+                let tile = window(&band, width, x, ww, wh);
+                let pixels = convert(DynamicImage::ImageRgb8(tile), config.input.color);
+                pending.push((tiles.len(), pre.normalize(&pixels)));
+            } else {
+                done += 1;
+            }
+            tiles.push(Tile {
+                x,
+                y,
+                width: ww,
+                height: wh,
+                saturation,
+                tissue: is_tissue,
+                probability: 0.0,
+            });
+            if pending.len() == engine.batch_size() {
+                done += run(engine, &mut pending, &mut tiles)?;
+            }
+        }
+        progress(done, total);
+    }
+    done += run(engine, &mut pending, &mut tiles)?;
+    progress(done, total);
+    Ok(SlideResult {
+        width,
+        height,
+        stride,
+        window: (ww, wh),
+        grid: (xs.len(), ys.len()),
+        tiles,
+        threshold: config.threshold(),
+        thumbnail,
+    })
+}
+
+/// Runs the pending windows; returns how many.
+fn run(
+    engine: &Engine,
+    pending: &mut Vec<(usize, Prepared)>,
+    tiles: &mut [Tile],
+) -> Result<usize, String> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let inputs: Vec<&Prepared> = pending.iter().map(|(_, p)| p).collect();
+    let predictions = engine.infer(&inputs).map_err(|e| e.to_string())?;
+    for ((k, _), prediction) in pending.iter().zip(predictions) {
+        if let Prediction::Class(c) = prediction {
+            tiles[*k].probability = c.probabilities[1];
+        }
+    }
+    let n = pending.len();
+    pending.clear();
+    Ok(n)
+}
+
+/// The window at `x` of a band, white beyond the right edge.
+fn window(band: &[u8], width: usize, x: usize, ww: usize, wh: usize) -> RgbImage {
+    let mut tile = RgbImage::from_pixel(ww as u32, wh as u32, image::Rgb([255, 255, 255]));
+    let inside = width.saturating_sub(x).min(ww);
+    for row in 0..wh {
+        let from = (row * width + x) * 3;
+        let to = row * ww * 3;
+        tile.as_mut()[to..to + inside * 3].copy_from_slice(&band[from..from + inside * 3]);
+    }
+    tile
+}
+
+/// Nearest-pixel samples of the band's rows into the thumbnail.
+fn sample_thumbnail(
+    thumb: &mut RgbImage,
+    scale: usize,
+    band: &[u8],
+    width: usize,
+    y: usize,
+    rows: usize,
+) {
+    for ty in 0..thumb.height() as usize {
+        let sy = ty * scale + scale / 2;
+        if sy < y || sy >= y + rows {
+            continue;
+        }
+        let row = &band[(sy - y) * width * 3..];
+        for tx in 0..thumb.width() as usize {
+            let sx = (tx * scale + scale / 2).min(width - 1);
+            thumb.put_pixel(
+                tx as u32,
+                ty as u32,
+                image::Rgb([row[sx * 3], row[sx * 3 + 1], row[sx * 3 + 2]]),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_origins_cover_the_slide() {
+        assert_eq!(origins(96, 96, 96), [0]);
+        assert_eq!(origins(50, 96, 96), [0]);
+        assert_eq!(origins(97, 96, 96), [0, 96]);
+        assert_eq!(origins(300, 96, 96), [0, 96, 192, 288]);
+        assert_eq!(origins(300, 96, 48), [0, 48, 96, 144, 192, 240]);
+    }
+}

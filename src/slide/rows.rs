@@ -1,0 +1,374 @@
+//! Reading a slide as bands of RGB rows, top to bottom, without holding the whole image where the
+//! format allows: PNG row by row, TIFF (striped or tiled, BigTIFF included) chunk row by chunk row.
+//! Other formats are decoded whole (the caller is told, so that it can say so).
+//! Every conversion to RGB is `preprocess::convert`'s, so a tile's pixels are those of the same tile
+//! saved as its own file.
+
+use crate::handler_config::Color;
+use crate::preprocess::convert;
+use image::{DynamicImage, ImageBuffer};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Rows of a slide as 8-bit RGB.
+pub trait Rows {
+    /// Width and height in pixels.
+    fn size(&self) -> (usize, usize);
+    /// Fills `out` (width * rows * 3 bytes) with rows `y..y + rows`; rows below the image are white.
+    /// Calls come with `y` never decreasing.
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String>;
+}
+
+/// How a slide is read.
+pub enum Reading {
+    Streamed(Box<dyn Rows>),
+    /// The format cannot be read in strips: the whole image was decoded (its format named).
+    Whole(Box<dyn Rows>, &'static str),
+}
+
+pub fn open(path: &Path, max_pixels: u64) -> Result<Reading, String> {
+    let mut file = File::open(path).map_err(|e| crate::inputs::io_message(&e))?;
+    let mut magic = [0u8; 8];
+    let n = file
+        .read(&mut magic)
+        .map_err(|e| crate::inputs::io_message(&e))?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let magic = &magic[..n];
+    if magic.starts_with(b"\x89PNG") {
+        return Ok(Reading::Streamed(Box::new(PngRows::new(file)?)));
+    }
+    if magic.starts_with(b"II*\0")
+        || magic.starts_with(b"MM\0*")
+        || magic.starts_with(b"II+\0")
+        || magic.starts_with(b"MM\0+")
+    {
+        return Ok(Reading::Streamed(Box::new(TiffRows::new(file)?)));
+    }
+    let reader = image::ImageReader::new(BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let format = reader.format().map_or("this format", format_name);
+    whole(reader.into_inner(), max_pixels, format)
+}
+
+/// Decodes the whole image (with the decoder's pixel limit) and serves its rows from memory.
+fn whole<R: std::io::BufRead + Seek>(
+    reader: R,
+    max_pixels: u64,
+    format: &'static str,
+) -> Result<Reading, String> {
+    let image = crate::preprocess::decode(reader, max_pixels).map_err(|e| e.to_string())?;
+    let pixels = convert(image, Color::Rgb);
+    Ok(Reading::Whole(
+        Box::new(Whole {
+            width: pixels.width,
+            height: pixels.height,
+            data: pixels.data,
+        }),
+        format,
+    ))
+}
+
+/// An image already in memory (standard input): decoded whole.
+pub fn from_bytes(bytes: &[u8], max_pixels: u64) -> Result<Reading, String> {
+    whole(std::io::Cursor::new(bytes), max_pixels, "standard input")
+}
+
+fn format_name(format: image::ImageFormat) -> &'static str {
+    match format {
+        image::ImageFormat::Jpeg => "JPEG",
+        image::ImageFormat::WebP => "WebP",
+        image::ImageFormat::Bmp => "BMP",
+        image::ImageFormat::Gif => "GIF",
+        _ => "this format",
+    }
+}
+
+/// A band of rows holds the full width: bound it (a 1,048,576-pixel-wide band of 96 rows is 300 MB).
+fn check_width(width: usize) -> Result<(), String> {
+    if width > 1 << 20 {
+        return Err(format!(
+            "the slide is {width} pixels wide; scancer reads slides up to 1048576 pixels wide"
+        ));
+    }
+    Ok(())
+}
+
+/// White rows below the image, and a copy of the rows that exist.
+fn copy_rows(band: &[u8], band_y: usize, width: usize, y: usize, rows: usize, out: &mut [u8]) {
+    let stride = width * 3;
+    out.fill(255);
+    let band_rows = band.len() / stride.max(1);
+    for r in 0..rows {
+        let source = y + r;
+        if source >= band_y && source < band_y + band_rows {
+            let from = (source - band_y) * stride;
+            out[r * stride..(r + 1) * stride].copy_from_slice(&band[from..from + stride]);
+        }
+    }
+}
+
+struct Whole {
+    width: usize,
+    height: usize,
+    data: Vec<u8>,
+}
+
+impl Rows for Whole {
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+        copy_rows(&self.data, 0, self.width, y, rows, out);
+        Ok(())
+    }
+}
+
+/// Converts `rows` decoded rows of any PNG/TIFF sample layout to RGB8, as `preprocess::convert`.
+fn to_rgb(
+    width: usize,
+    rows: usize,
+    channels: usize,
+    sixteen: bool,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let (w, h) = (width as u32, rows as u32);
+    let bad = || "the decoded rows do not match the image size".to_string();
+    let image = if sixteen {
+        let samples: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+            .collect();
+        match channels {
+            1 => DynamicImage::ImageLuma16(ImageBuffer::from_raw(w, h, samples).ok_or_else(bad)?),
+            2 => DynamicImage::ImageLumaA16(ImageBuffer::from_raw(w, h, samples).ok_or_else(bad)?),
+            3 => DynamicImage::ImageRgb16(ImageBuffer::from_raw(w, h, samples).ok_or_else(bad)?),
+            _ => DynamicImage::ImageRgba16(ImageBuffer::from_raw(w, h, samples).ok_or_else(bad)?),
+        }
+    } else {
+        match channels {
+            1 => DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, bytes).ok_or_else(bad)?),
+            2 => DynamicImage::ImageLumaA8(ImageBuffer::from_raw(w, h, bytes).ok_or_else(bad)?),
+            3 => DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, bytes).ok_or_else(bad)?),
+            _ => DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, bytes).ok_or_else(bad)?),
+        }
+    };
+    Ok(convert(image, Color::Rgb).data)
+}
+
+struct PngRows {
+    reader: png::Reader<BufReader<File>>,
+    width: usize,
+    height: usize,
+    channels: usize,
+    sixteen: bool,
+    /// Decoded RGB rows `band_y..`.
+    band: Vec<u8>,
+    band_y: usize,
+    /// Rows decoded so far.
+    next: usize,
+}
+
+impl PngRows {
+    fn new(file: File) -> Result<PngRows, String> {
+        let mut decoder = png::Decoder::new(BufReader::new(file));
+        // Palettes and low bit depths become 8-bit samples; tRNS becomes alpha (dropped later).
+        decoder.set_transformations(png::Transformations::EXPAND);
+        decoder.set_ignore_text_chunk(true);
+        let reader = decoder
+            .read_info()
+            .map_err(|e| format!("cannot read PNG: {e}"))?;
+        let info = reader.info();
+        if info.interlaced {
+            return Err(
+                "interlaced PNG cannot be read in strips; save the slide without interlacing"
+                    .into(),
+            );
+        }
+        let (color, depth) = reader.output_color_type();
+        let channels = match color {
+            png::ColorType::Grayscale => 1,
+            png::ColorType::GrayscaleAlpha => 2,
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            png::ColorType::Indexed => return Err("PNG palette not expanded".into()),
+        };
+        let (width, height) = (info.width as usize, info.height as usize);
+        check_width(width)?;
+        Ok(PngRows {
+            width,
+            height,
+            channels,
+            sixteen: depth == png::BitDepth::Sixteen,
+            reader,
+            band: Vec::new(),
+            band_y: 0,
+            next: 0,
+        })
+    }
+}
+
+impl Rows for PngRows {
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+        let stride = self.width * 3;
+        // Forget rows above the band asked for.
+        if y > self.band_y {
+            let drop = (y - self.band_y).min(self.band.len() / stride.max(1));
+            self.band.drain(..drop * stride);
+            self.band_y += drop;
+        }
+        let want = (y + rows).min(self.height);
+        let mut raw = Vec::new();
+        let mut decoded = 0;
+        while self.next < want {
+            let row = self
+                .reader
+                .next_row()
+                .map_err(|e| format!("cannot read PNG row {}: {e}", self.next))?
+                .ok_or_else(|| format!("the PNG ends at row {} of {}", self.next, self.height))?;
+            raw.extend_from_slice(row.data());
+            self.next += 1;
+            decoded += 1;
+        }
+        if decoded > 0 {
+            let rgb = to_rgb(self.width, decoded, self.channels, self.sixteen, raw)?;
+            self.band.extend_from_slice(&rgb);
+        }
+        copy_rows(&self.band, self.band_y, self.width, y, rows, out);
+        Ok(())
+    }
+}
+
+struct TiffRows {
+    decoder: tiff::decoder::Decoder<BufReader<File>>,
+    width: usize,
+    height: usize,
+    chunk_width: usize,
+    chunk_height: usize,
+    chunks_across: usize,
+    /// The decoded chunk row `cached_row` (full width), as RGB.
+    cached: Vec<u8>,
+    cached_row: Option<usize>,
+}
+
+impl TiffRows {
+    fn new(file: File) -> Result<TiffRows, String> {
+        let mut decoder = tiff::decoder::Decoder::new(BufReader::new(file))
+            .map_err(|e| format!("cannot read TIFF: {e}"))?
+            .with_limits(tiff::decoder::Limits::unlimited());
+        let (w, h) = decoder
+            .dimensions()
+            .map_err(|e| format!("cannot read TIFF: {e}"))?;
+        let (cw, ch) = decoder.chunk_dimensions();
+        let tiled = matches!(decoder.get_chunk_type(), tiff::decoder::ChunkType::Tile);
+        let (width, height) = (w as usize, h as usize);
+        check_width(width)?;
+        let chunk_width = if tiled { cw as usize } else { width };
+        Ok(TiffRows {
+            chunks_across: if tiled {
+                width.div_ceil(chunk_width.max(1))
+            } else {
+                1
+            },
+            decoder,
+            width,
+            height,
+            chunk_width,
+            chunk_height: (ch as usize).max(1),
+            cached: Vec::new(),
+            cached_row: None,
+        })
+    }
+
+    fn layout(&mut self) -> Result<(usize, bool), String> {
+        let colour = self.decoder.colortype().map_err(|e| e.to_string())?;
+        use tiff::ColorType as C;
+        Ok(match colour {
+            C::Gray(8) => (1, false),
+            C::Gray(16) => (1, true),
+            C::GrayA(8) => (2, false),
+            C::GrayA(16) => (2, true),
+            C::RGB(8) => (3, false),
+            C::RGB(16) => (3, true),
+            C::RGBA(8) => (4, false),
+            C::RGBA(16) => (4, true),
+            other => return Err(format!("TIFF colour type {other:?} is not supported")),
+        })
+    }
+
+    /// Decodes chunk row `r` (all chunks across) into `cached` as RGB rows.
+    fn load(&mut self, r: usize) -> Result<(), String> {
+        let (channels, sixteen) = self.layout()?;
+        let rows = self.chunk_height.min(self.height - r * self.chunk_height);
+        let mut band = vec![255u8; self.width * rows * 3];
+        for c in 0..self.chunks_across {
+            let index = (r * self.chunks_across + c) as u32;
+            let data = self
+                .decoder
+                .read_chunk(index)
+                .map_err(|e| format!("cannot read TIFF chunk {index}: {e}"))?;
+            let (dw, dh) = self.decoder.chunk_data_dimensions(index);
+            let (dw, dh) = (dw as usize, dh as usize);
+            let bytes = match data {
+                tiff::decoder::DecodingResult::U8(v) => v,
+                tiff::decoder::DecodingResult::U16(v) => {
+                    v.iter().flat_map(|s| s.to_ne_bytes()).collect()
+                }
+                _ => return Err("TIFF sample format is not 8 or 16-bit unsigned".into()),
+            };
+            // Edge tiles come either cut to the image or padded to the full tile size.
+            let per = channels * if sixteen { 2 } else { 1 };
+            let stored_width = if bytes.len() == dw * dh * per {
+                dw
+            } else {
+                self.chunk_width
+            };
+            let stored_rows = bytes.len() / (stored_width * per).max(1);
+            if stored_width < dw || stored_rows < dh.min(rows) {
+                return Err(format!(
+                    "TIFF chunk {index} holds fewer pixels than its size says"
+                ));
+            }
+            let rgb = to_rgb(stored_width, stored_rows, channels, sixteen, bytes)?;
+            let x0 = c * self.chunk_width;
+            for row in 0..dh.min(rows) {
+                let from = row * stored_width * 3;
+                let to = (row * self.width + x0) * 3;
+                band[to..to + dw * 3].copy_from_slice(&rgb[from..from + dw * 3]);
+            }
+        }
+        self.cached = band;
+        self.cached_row = Some(r);
+        Ok(())
+    }
+}
+
+impl Rows for TiffRows {
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+        let stride = self.width * 3;
+        out.fill(255);
+        for r in 0..rows {
+            let source = y + r;
+            if source >= self.height {
+                break;
+            }
+            let chunk_row = source / self.chunk_height;
+            if self.cached_row != Some(chunk_row) {
+                self.load(chunk_row)?;
+            }
+            let from = (source - chunk_row * self.chunk_height) * stride;
+            out[r * stride..(r + 1) * stride].copy_from_slice(&self.cached[from..from + stride]);
+        }
+        Ok(())
+    }
+}
