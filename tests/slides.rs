@@ -286,3 +286,47 @@ fn plasma_is_matplotlibs() {
         );
     }
 }
+
+#[test]
+fn a_real_tissue_section() {
+    // scikit-image's ihc.png, fetched by `cargo xtask setup` (see .cargo/config.toml).
+    let ihc = std::env::var("SCANCER_IHC").expect(
+        "SCANCER_IHC is set by .cargo/config.toml; run `cargo xtask setup` to fetch ihc.png",
+    );
+    assert!(
+        std::path::Path::new(&ihc).is_file(),
+        "{ihc} is missing: run `cargo xtask setup`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tiles = dir.path().join("tiles.jsonl");
+    let map = dir.path().join("ihc-heatmap.png");
+    let out = slide(&[
+        "-f",
+        "jsonl",
+        "--tiles",
+        tiles.to_str().unwrap(),
+        "--heatmap",
+        map.to_str().unwrap(),
+        "--overlay",
+        &ihc,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    // 512 x 512: 6 x 6 windows; the section is stained tissue nearly everywhere, with some glass.
+    assert_eq!(record["slide"]["tiles"], 36);
+    let tissue = record["slide"]["tissue_tiles"].as_u64().unwrap();
+    assert!((18..36).contains(&tissue), "{tissue} tissue windows");
+    // The most suspicious window is the record's prediction.
+    let rows: Vec<Value> = std::fs::read_to_string(&tiles)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let max = rows
+        .iter()
+        .map(|t| t["probability"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(record["slide"]["max_probability"].as_f64().unwrap(), max);
+    let heatmap = image::open(&map).unwrap();
+    assert_eq!((heatmap.width(), heatmap.height()), (512, 512));
+}

@@ -14,6 +14,7 @@ usage: cargo xtask <task> [args...]
 tasks:
   setup            fetch (pip) and unpack the pinned CPU libtorch into the user cache, link .libtorch;
                    link .tools/promtool (from PATH, else the Debian package) for the metrics test
+                   and .tools/ihc.png (from the scikit-image wheel) for the slide tests
   demo             setup, build release, run `scancer predict` on the bundled example patches
   test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`)
   bless            regenerate the checked-in man pages and shell completions
@@ -38,6 +39,7 @@ fn run() -> Result<()> {
         "setup" => {
             let dir = libtorch::ensure(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
+            tools::ensure_ihc(&root)?;
             println!("{}", dir.display());
             Ok(())
         }
@@ -55,6 +57,7 @@ fn run() -> Result<()> {
         "test" => {
             libtorch::ensure(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
+            tools::ensure_ihc(&root)?;
             let mut cmd = vec!["test", "--workspace"];
             cmd.extend(rest.iter().map(String::as_str));
             cargo(&cmd)

@@ -120,3 +120,61 @@ fn fetch(tool: &Tool, work: &Path, destination: &Path) -> Result<()> {
     fs::rename(&staged, destination)?;
     Ok(())
 }
+
+/// scikit-image's `ihc.png` (an immunohistochemistry section), the real tissue image of the slide
+/// tests: taken from the pinned scikit-image wheel on PyPI (checked by sha256), cached, and linked
+/// as `.tools/ihc.png`.
+pub fn ensure_ihc(root: &Path) -> Result<PathBuf> {
+    const WHEEL: &str =
+        "scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
+    const SHA256: &str = "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641";
+    let cached = crate::libtorch::cache_dir()?.join("data/ihc.png");
+    if !cached.is_file() {
+        let dir = cached.parent().context("cache path has no parent")?;
+        fs::create_dir_all(dir)?;
+        let work = dir.join(format!("download.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&work);
+        fs::create_dir_all(&work)?;
+        eprintln!("xtask: fetching ihc.png from the scikit-image 0.25.2 wheel (PyPI)");
+        let python = std::env::var("SCANCER_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let ok = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+            ])
+            .args(["--python-version", "3.11", "--implementation", "cp"])
+            .args(["--platform", "manylinux2014_x86_64", "--dest"])
+            .arg(&work)
+            .arg("scikit-image==0.25.2")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        let wheel = work.join(WHEEL);
+        if !ok || !wheel.is_file() {
+            let _ = fs::remove_dir_all(&work);
+            bail!("cannot download {WHEEL} with pip");
+        }
+        let digest = crate::libtorch::sha256(&wheel)?;
+        if digest != SHA256 {
+            let _ = fs::remove_dir_all(&work);
+            bail!("{WHEEL}: sha256 {digest} does not match the pinned {SHA256}");
+        }
+        let mut archive = zip::ZipArchive::new(fs::File::open(&wheel)?)?;
+        let mut member = archive.by_name("skimage/data/ihc.png")?;
+        let staged = dir.join(format!("ihc.png.{}.partial", std::process::id()));
+        std::io::copy(&mut member, &mut fs::File::create(&staged)?)?;
+        fs::rename(&staged, &cached)?;
+        let _ = fs::remove_dir_all(&work);
+    }
+    let link = root.join(".tools/ihc.png");
+    if fs::read_link(&link).ok().as_deref() != Some(cached.as_path()) {
+        fs::create_dir_all(root.join(".tools"))?;
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&cached, &link)?;
+    }
+    Ok(link)
+}
