@@ -147,7 +147,9 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn download(into: &Path) -> Result<()> {
+/// `python -m pip download` of CPython 3.11 binary wheels into `into`, without dependencies; the
+/// caller adds platforms and requirements. `SCANCER_PYTHON` picks the Python.
+pub fn pip_download(into: &Path) -> (String, Command) {
     let python = std::env::var("SCANCER_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let mut cmd = Command::new(&python);
     cmd.args([
@@ -159,8 +161,15 @@ fn download(into: &Path) -> Result<()> {
         "--only-binary=:all:",
     ])
     .args(["--python-version", "3.11", "--implementation", "cp"])
+    .arg("--dest")
+    .arg(into);
+    (python, cmd)
+}
+
+fn download(into: &Path) -> Result<()> {
+    let (python, mut cmd) = pip_download(into);
     // The wheels' own platform tags: manylinux_2_28 (torch), _2_25 (cupti), 2014 = _2_17 (cudart).
-    .args([
+    cmd.args([
         "--platform",
         "manylinux_2_28_x86_64",
         "--platform",
@@ -172,8 +181,6 @@ fn download(into: &Path) -> Result<()> {
         "--platform",
         "manylinux2014_x86_64",
     ])
-    .arg("--dest")
-    .arg(into)
     .args(WHEELS.iter().map(|w| w.requirement));
     let st = cmd.status().with_context(|| {
         format!("cannot run `{python} -m pip` (Python 3 with pip is required to fetch libtorch)")

@@ -136,20 +136,9 @@ pub fn ensure_ihc(root: &Path) -> Result<PathBuf> {
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(&work)?;
         eprintln!("xtask: fetching ihc.png from the scikit-image 0.25.2 wheel (PyPI)");
-        let python = std::env::var("SCANCER_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let ok = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-            ])
-            .args(["--python-version", "3.11", "--implementation", "cp"])
-            .args(["--platform", "manylinux2014_x86_64", "--dest"])
-            .arg(&work)
-            .arg("scikit-image==0.25.2")
+        let (_, mut pip) = crate::libtorch::pip_download(&work);
+        let ok = pip
+            .args(["--platform", "manylinux2014_x86_64", "scikit-image==0.25.2"])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
