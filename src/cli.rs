@@ -317,6 +317,11 @@ pub struct PredictArgs {
     #[arg(long)]
     pub all_tiles: bool,
 
+    /// Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of
+    /// a 40x scan); needs the `openslide` feature
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub level: u32,
+
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
     /// probability, label): JSON Lines for a .jsonl file, else CSV
     #[arg(long, value_name = "FILE")]

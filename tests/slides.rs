@@ -330,3 +330,62 @@ fn a_real_tissue_section() {
     let heatmap = image::open(&map).unwrap();
     assert_eq!((heatmap.width(), heatmap.height()), (512, 512));
 }
+
+/// A generic tiled-TIFF pyramid (levels 400x300 and 200x150, from tissue.png) named .svs, so that it
+/// takes the path an Aperio SVS takes.
+const PYRAMID: &str = "testdata/pyramid/tissue.svs";
+
+#[cfg(not(feature = "openslide"))]
+#[test]
+fn pyramidal_formats_name_the_openslide_feature() {
+    let out = slide(&[PYRAMID]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("SVS slides are read through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`"), "{}", out.stdout);
+    let out = slide(&["--level", "1", SLIDES[0]]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("--level 1 reads a pyramid through OpenSlide"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[cfg(feature = "openslide")]
+#[test]
+fn pyramids_through_openslide() {
+    let lib = std::env::var("SCANCER_OPENSLIDE").unwrap_or_default();
+    assert!(
+        std::path::Path::new(&lib).is_file(),
+        "SCANCER_OPENSLIDE={lib:?}: run `cargo xtask setup`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Level 0 through OpenSlide: the windows of the PNG the pyramid was made from.
+    let (from_png, from_openslide) = (dir.path().join("png.csv"), dir.path().join("svs.csv"));
+    assert_eq!(
+        slide(&["--tiles", from_png.to_str().unwrap(), SLIDES[0]]).code,
+        0
+    );
+    let out = slide(&["--tiles", from_openslide.to_str().unwrap(), PYRAMID]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(tile_rows(&from_openslide), tile_rows(&from_png));
+    // Level 1: half the size.
+    let out = slide(&["-f", "jsonl", "--level", "1", PYRAMID]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        (
+            record["slide"]["width"].as_u64(),
+            record["slide"]["height"].as_u64()
+        ),
+        (Some(200), Some(150))
+    );
+    assert_eq!(record["slide"]["tiles"], 6);
+    let out = slide(&["-f", "jsonl", "--level", "5", PYRAMID]);
+    assert!(
+        out.stdout
+            .contains("--level 5: the slide has levels 0 to 1"),
+        "{}",
+        out.stdout
+    );
+}

@@ -243,6 +243,7 @@ fn slides(
                 options: &options,
                 heatmap: target.as_deref().map(|t| (t, &heatmap)),
                 max_pixels,
+                level: args.level,
                 quiet,
             };
             let (outcome, summary, result) = slide.predict(item);

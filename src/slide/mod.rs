@@ -5,6 +5,8 @@
 //! width, not its area.
 
 pub mod heatmap;
+#[cfg(feature = "openslide")]
+pub mod openslide;
 pub mod plasma;
 pub mod rows;
 pub mod tiles;
@@ -160,6 +162,8 @@ pub struct Slide<'a> {
     /// Where to write the heatmap, and how.
     pub heatmap: Option<(&'a std::path::Path, &'a heatmap::HeatmapOptions)>,
     pub max_pixels: u64,
+    /// Pyramid level (0: full resolution).
+    pub level: u32,
     pub quiet: bool,
 }
 
@@ -179,7 +183,7 @@ impl Slide<'_> {
     ) -> Result<(Outcome, Option<Summary>, Option<SlideResult>), String> {
         let input = item.as_ref().map_err(|u| u.message.clone())?;
         let reading = match &input.source {
-            Source::File(path) => rows::open(path, self.max_pixels)?,
+            Source::File(path) => rows::open(path, self.max_pixels, self.level)?,
             Source::Stdin => rows::from_bytes(&read_stdin(1 << 30)?, self.max_pixels)?,
         };
         let pre = self.engine.preprocessor();

@@ -27,7 +27,46 @@ pub enum Reading {
     Whole(Box<dyn Rows>, &'static str),
 }
 
-pub fn open(path: &Path, max_pixels: u64) -> Result<Reading, String> {
+/// Formats only OpenSlide reads, by extension.
+const VENDOR_EXTENSIONS: [&str; 8] = ["svs", "ndpi", "mrxs", "vms", "vmu", "scn", "bif", "svslide"];
+
+fn vendor_extension(path: &Path) -> Option<String> {
+    let extension = path.extension()?.to_string_lossy().to_lowercase();
+    VENDOR_EXTENSIONS
+        .contains(&extension.as_str())
+        .then(|| extension.to_uppercase())
+}
+
+/// Opens a slide at pyramid `level` (0: full resolution).
+pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String> {
+    let vendor = vendor_extension(path);
+    #[cfg(feature = "openslide")]
+    {
+        let tiff_or_vendor = vendor.is_some()
+            || path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
+        let pyramid =
+            tiff_or_vendor && super::openslide::vendor(path).is_some_and(|v| v != "generic-tiff");
+        if level > 0 || vendor.is_some() || pyramid {
+            return Ok(Reading::Streamed(Box::new(
+                super::openslide::OpenSlideRows::open(path, level)?,
+            )));
+        }
+    }
+    #[cfg(not(feature = "openslide"))]
+    {
+        if let Some(kind) = vendor {
+            return Err(format!(
+                "{kind} slides are read through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide` (and install libopenslide0)"
+            ));
+        }
+        if level > 0 {
+            return Err(format!(
+                "--level {level} reads a pyramid through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`"
+            ));
+        }
+    }
     let mut file = File::open(path).map_err(|e| crate::inputs::io_message(&e))?;
     let mut magic = [0u8; 8];
     let n = file

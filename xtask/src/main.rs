@@ -14,9 +14,11 @@ usage: cargo xtask <task> [args...]
 tasks:
   setup            fetch (pip) and unpack the pinned CPU libtorch into the user cache, link .libtorch;
                    link .tools/promtool (from PATH, else the Debian package) for the metrics test
-                   and .tools/ihc.png (from the scikit-image wheel) for the slide tests
+                   .tools/ihc.png (from the scikit-image wheel) for the slide tests and
+                   .tools/libopenslide.so.1 (from the openslide-bin wheel) for the openslide ones
   demo             setup, build release, run `scancer predict` on the bundled example patches
-  test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`)
+  test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`), then the
+                   slide tests with the openslide feature
   bless            regenerate the checked-in man pages and shell completions
   bench [ARGS...]  setup, build release, run bench/run.py ARGS... (needs a PyTorch venv, see BENCHMARKS.md)
   bench serve [ARGS...]
@@ -40,6 +42,7 @@ fn run() -> Result<()> {
             let dir = libtorch::ensure(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure_ihc(&root)?;
+            tools::ensure_openslide(&root)?;
             println!("{}", dir.display());
             Ok(())
         }
@@ -58,7 +61,20 @@ fn run() -> Result<()> {
             libtorch::ensure(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure_ihc(&root)?;
+            tools::ensure_openslide(&root)?;
             let mut cmd = vec!["test", "--workspace"];
+            cmd.extend(rest.iter().map(String::as_str));
+            cargo(&cmd)?;
+            // The slide tests again with the `openslide` feature (OpenSlide from .tools/).
+            let mut cmd = vec![
+                "test",
+                "-p",
+                "scancer",
+                "--features",
+                "openslide",
+                "--test",
+                "slides",
+            ];
             cmd.extend(rest.iter().map(String::as_str));
             cargo(&cmd)
         }

