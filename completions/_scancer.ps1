@@ -52,6 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('--mask-dir', '--mask-dir', [CompletionResultType]::ParameterName, 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]')
             [CompletionResult]::new('--stride', '--stride', [CompletionResultType]::ParameterName, 'Pixels between windows of a slide [default: the window size]')
             [CompletionResult]::new('--tissue-threshold', '--tissue-threshold', [CompletionResultType]::ParameterName, 'Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs')
+            [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of a 40x scan); needs the `openslide` feature')
             [CompletionResult]::new('--tiles', '--tiles', [CompletionResultType]::ParameterName, 'Write one row per window of every slide (path, x, y, width, height, tissue, saturation, probability, label): JSON Lines for a .jsonl file, else CSV')
             [CompletionResult]::new('--heatmap', '--heatmap', [CompletionResultType]::ParameterName, 'Write each slide''s heatmap (matplotlib''s plasma colours) as a PNG: this file for one input, else <DIR>/<slide name>-heatmap.png')
             [CompletionResult]::new('--heatmap-size', '--heatmap-size', [CompletionResultType]::ParameterName, 'Largest side of a heatmap in pixels')

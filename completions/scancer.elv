@@ -48,6 +48,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --mask-dir 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]'
             cand --stride 'Pixels between windows of a slide [default: the window size]'
             cand --tissue-threshold 'Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs'
+            cand --level 'Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of a 40x scan); needs the `openslide` feature'
             cand --tiles 'Write one row per window of every slide (path, x, y, width, height, tissue, saturation, probability, label): JSON Lines for a .jsonl file, else CSV'
             cand --heatmap 'Write each slide''s heatmap (matplotlib''s plasma colours) as a PNG: this file for one input, else <DIR>/<slide name>-heatmap.png'
             cand --heatmap-size 'Largest side of a heatmap in pixels'

@@ -52,6 +52,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l shard -d 'Pr
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l mask-dir -d 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l stride -d 'Pixels between windows of a slide [default: the window size]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tissue-threshold -d 'Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l level -d 'Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of a 40x scan); needs the `openslide` feature' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tiles -d 'Write one row per window of every slide (path, x, y, width, height, tissue, saturation, probability, label): JSON Lines for a .jsonl file, else CSV' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap -d 'Write each slide\'s heatmap (matplotlib\'s plasma colours) as a PNG: this file for one input, else <DIR>/<slide name>-heatmap.png' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap-size -d 'Largest side of a heatmap in pixels' -r
