@@ -26,7 +26,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model locally on image files, directories of images, or standard input')
+            [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
             [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (Scancer''s model store)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics')
@@ -314,7 +314,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;help' {
-            [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model locally on image files, directories of images, or standard input')
+            [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
             [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (Scancer''s model store)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics')

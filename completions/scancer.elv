@@ -23,7 +23,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand predict 'Run a model locally on image files, directories of images, or standard input'
+            cand predict 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)'
             cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
             cand store 'Manage models on a TorchServe management API (Scancer''s model store)'
             cand serve 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics'
@@ -288,7 +288,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --version 'Print version'
         }
         &'scancer;help'= {
-            cand predict 'Run a model locally on image files, directories of images, or standard input'
+            cand predict 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)'
             cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
             cand store 'Manage models on a TorchServe management API (Scancer''s model store)'
             cand serve 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics'

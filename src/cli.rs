@@ -96,9 +96,11 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a model locally on image files, directories of images, or standard input
+    /// Run a model on image files, directories of images, or standard input: locally, on whole
+    /// slides (--tile), or with a remote inference API (--remote)
     #[command(
-        long_about = "Run a model locally on image files, directories of images, or standard input.\n\n\
+        long_about = "Run a model on image files, directories of images, or standard input: locally, \
+            on whole slides (--tile), or with a remote inference API (--remote).\n\n\
             Directories are searched recursively for images (PNG, JPEG, TIFF, BMP, WebP, GIF: by \
             extension, or by content for files without one) in sorted order. Every input gets exactly \
             one record, with its result or its error, in input order; a bad input never stops the run.",
@@ -302,64 +304,64 @@ pub struct PredictArgs {
     /// Cut images larger than the model's input into windows (whole slides), as a handler
     /// configuration with `patch = true` does; each slide gets one record (its most suspicious
     /// window, plus a summary)
-    #[arg(long)]
+    #[arg(help_heading = "Whole slides", long)]
     pub tile: bool,
 
     /// Pixels between windows of a slide [default: the window size]
-    #[arg(long, value_name = "PIXELS")]
+    #[arg(help_heading = "Whole slides", long, value_name = "PIXELS")]
     pub stride: Option<usize>,
 
     /// Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs
-    #[arg(long, default_value_t = 0.075, value_name = "S")]
+    #[arg(help_heading = "Whole slides", long, default_value_t = 0.075, value_name = "S")]
     pub tissue_threshold: f64,
 
     /// Run every window of a slide, background included
-    #[arg(long)]
+    #[arg(help_heading = "Whole slides", long)]
     pub all_tiles: bool,
 
     /// Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of
     /// a 40x scan); needs the `openslide` feature
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(help_heading = "Whole slides", long, default_value_t = 0, value_name = "N")]
     pub level: u32,
 
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
     /// probability, label): JSON Lines for a .jsonl file, else CSV
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Whole slides", long, value_name = "FILE")]
     pub tiles: Option<PathBuf>,
 
     /// Write each slide's heatmap (matplotlib's plasma colours) as a PNG: this file for one input,
     /// else <DIR>/<slide name>-heatmap.png
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
     pub heatmap: Option<PathBuf>,
 
     /// Largest side of a heatmap in pixels
-    #[arg(long, default_value_t = 2048, value_name = "PIXELS")]
+    #[arg(help_heading = "Whole slides", long, default_value_t = 2048, value_name = "PIXELS")]
     pub heatmap_size: usize,
 
     /// Gaussian smoothing of the heatmap, sigma in slide pixels
-    #[arg(long, default_value_t = 0.0, value_name = "SIGMA")]
+    #[arg(help_heading = "Whole slides", long, default_value_t = 0.0, value_name = "SIGMA")]
     pub smooth: f32,
 
     /// Blend the heatmap over a downscaled copy of the slide
-    #[arg(long)]
+    #[arg(help_heading = "Whole slides", long)]
     pub overlay: bool,
 
     /// Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to
     /// URL/predictions/MODEL, where --model is the model's name [default URL: SCANCER_API_URL, else
     /// the profile's api_url]. --config gives the labels where the server does not
-    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    #[arg(help_heading = "Remote", long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     pub remote: Option<String>,
 
     /// Requests in flight with --remote
-    #[arg(short, long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    #[arg(help_heading = "Remote", short, long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
     pub jobs: u32,
 
     /// With --remote, tries again this many times (waiting 0.2 s, then twice as long each time) when
     /// the server answers 503 or cannot be reached
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(help_heading = "Remote", long, default_value_t = 3, value_name = "N")]
     pub retries: u32,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Remote")]
     pub remote_args: RemoteArgs,
 }
 
