@@ -312,7 +312,12 @@ pub struct PredictArgs {
     pub stride: Option<usize>,
 
     /// Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs
-    #[arg(help_heading = "Whole slides", long, default_value_t = 0.075, value_name = "S")]
+    #[arg(
+        help_heading = "Whole slides",
+        long,
+        default_value_t = 0.075,
+        value_name = "S"
+    )]
     pub tissue_threshold: f64,
 
     /// Run every window of a slide, background included
@@ -321,7 +326,12 @@ pub struct PredictArgs {
 
     /// Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of
     /// a 40x scan); needs the `openslide` feature
-    #[arg(help_heading = "Whole slides", long, default_value_t = 0, value_name = "N")]
+    #[arg(
+        help_heading = "Whole slides",
+        long,
+        default_value_t = 0,
+        value_name = "N"
+    )]
     pub level: u32,
 
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
@@ -335,11 +345,21 @@ pub struct PredictArgs {
     pub heatmap: Option<PathBuf>,
 
     /// Largest side of a heatmap in pixels
-    #[arg(help_heading = "Whole slides", long, default_value_t = 2048, value_name = "PIXELS")]
+    #[arg(
+        help_heading = "Whole slides",
+        long,
+        default_value_t = 2048,
+        value_name = "PIXELS"
+    )]
     pub heatmap_size: usize,
 
     /// Gaussian smoothing of the heatmap, sigma in slide pixels
-    #[arg(help_heading = "Whole slides", long, default_value_t = 0.0, value_name = "SIGMA")]
+    #[arg(
+        help_heading = "Whole slides",
+        long,
+        default_value_t = 0.0,
+        value_name = "SIGMA"
+    )]
     pub smooth: f32,
 
     /// Blend the heatmap over a downscaled copy of the slide

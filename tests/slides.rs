@@ -335,6 +335,9 @@ fn a_real_tissue_section() {
 /// takes the path an Aperio SVS takes.
 const PYRAMID: &str = "testdata/pyramid/tissue.svs";
 
+/// tissue.png as a JPEG-compressed tiled TIFF (RGB), which only OpenSlide decodes here.
+const JPEG_TIFF: &str = "testdata/pyramid/tissue-jpeg.tif";
+
 #[cfg(not(feature = "openslide"))]
 #[test]
 fn pyramidal_formats_name_the_openslide_feature() {
@@ -381,6 +384,11 @@ fn pyramids_through_openslide() {
         (Some(200), Some(150))
     );
     assert_eq!(record["slide"]["tiles"], 6);
+    // JPEG tiles: lossy, but the same tissue.
+    let out = slide(&["-f", "jsonl", JPEG_TIFF]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(record["slide"]["tissue_tiles"], 5);
     let out = slide(&["-f", "jsonl", "--level", "5", PYRAMID]);
     assert!(
         out.stdout

@@ -27,6 +27,8 @@ pub enum Reading {
     Whole(Box<dyn Rows>, &'static str),
 }
 
+const JPEG_TIFF: &str = "JPEG-compressed TIFF";
+
 /// Formats only OpenSlide reads, by extension.
 const VENDOR_EXTENSIONS: [&str; 8] = ["svs", "ndpi", "mrxs", "vms", "vmu", "scn", "bif", "svslide"];
 
@@ -82,7 +84,18 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
         || magic.starts_with(b"II+\0")
         || magic.starts_with(b"MM\0+")
     {
-        return Ok(Reading::Streamed(Box::new(TiffRows::new(file)?)));
+        return match TiffRows::new(file) {
+            Ok(rows) => Ok(Reading::Streamed(Box::new(rows))),
+            #[cfg(feature = "openslide")]
+            Err(e) if e == JPEG_TIFF => Ok(Reading::Streamed(Box::new(
+                super::openslide::OpenSlideRows::open(path, level)?,
+            ))),
+            #[cfg(not(feature = "openslide"))]
+            Err(e) if e == JPEG_TIFF => Err(format!(
+                "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`"
+            )),
+            Err(e) => Err(e),
+        };
     }
     let reader = image::ImageReader::new(BufReader::new(file))
         .with_guessed_format()
@@ -308,6 +321,14 @@ impl TiffRows {
         let tiled = matches!(decoder.get_chunk_type(), tiff::decoder::ChunkType::Tile);
         let (width, height) = (w as usize, h as usize);
         check_width(width)?;
+        // Compression 7 is JPEG (6 the old-style JPEG): the tiff crate hands back YCbCr samples
+        // without converting them, so those files are OpenSlide's.
+        if matches!(
+            decoder.get_tag_u32(tiff::tags::Tag::Compression),
+            Ok(6) | Ok(7)
+        ) {
+            return Err(JPEG_TIFF.into());
+        }
         let chunk_width = if tiled { cw as usize } else { width };
         Ok(TiffRows {
             chunks_across: if tiled {
