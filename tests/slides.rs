@@ -352,6 +352,15 @@ fn pyramidal_formats_name_the_openslide_feature() {
         "{}",
         out.stdout
     );
+    let out = slide(&[JPEG_TIFF]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains(
+            "JPEG-compressed TIFF is read through OpenSlide, which this build leaves out"
+        ),
+        "{}",
+        out.stdout
+    );
 }
 
 #[cfg(feature = "openslide")]
