@@ -78,6 +78,14 @@ impl Engine {
         Ok(engine)
     }
 
+    /// What records of this model hold: its output kind and class labels.
+    pub fn schema(&self) -> crate::output::Schema {
+        crate::output::Schema {
+            kind: self.config.output.kind,
+            classes: self.class_labels(),
+        }
+    }
+
     /// Labels of every class the model answers with, in class order (empty for raw outputs).
     pub fn class_labels(&self) -> Vec<String> {
         (0..self.classes).map(|k| self.post.label(k)).collect()

@@ -136,11 +136,7 @@ impl Store {
 
     /// `GET /models/{name}[/{version}|/all]`: an array of descriptions.
     pub fn describe(&self, name: &str, version: Option<&str>) -> Result<Value, StoreError> {
-        let path = match version {
-            Some(v) => format!("/models/{}/{}", encode(name), encode(v)),
-            None => format!("/models/{}", encode(name)),
-        };
-        self.json("GET", &path)
+        self.json("GET", &model_path(name, version))
     }
 
     pub fn register(&self, r: &Register) -> Result<Value, StoreError> {

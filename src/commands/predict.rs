@@ -71,10 +71,7 @@ fn local(
     let source = ModelSource::open(&args.model, args.config.as_deref())?;
     if args.tile || source.config.input.patch {
         let engine = Engine::load(&source, &args.engine.options())?;
-        let schema = Schema {
-            kind: engine.config().output.kind,
-            classes: engine.class_labels(),
-        };
+        let schema = engine.schema();
         return slides(args, color, items, started, engine, schema);
     }
     let preprocessor = Preprocessor::new(&source.config, args.engine.max_image_pixels);
@@ -87,10 +84,7 @@ fn local(
     // Decoding starts now and overlaps loading the model.
     let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), pipeline_options);
     let engine = Engine::load(&source, &args.engine.options())?;
-    let schema = Schema {
-        kind: engine.config().output.kind,
-        classes: engine.class_labels(),
-    };
+    let schema = engine.schema();
     let produce: Producer =
         Box::new(move |emit| Ok(decoding.finish(&engine, |i, o| emit(i, o, None))));
     write_results(args, color, items, schema, started, produce, false)

@@ -20,7 +20,7 @@ use crate::engine::EngineOptions;
 use anyhow::{anyhow, Context, Result};
 use app::{error, App};
 use http::{Connection, Limits, ReadError};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -248,7 +248,7 @@ fn accept_loop(
             let mut n = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
             if *n >= max_connections {
                 drop(n);
-                refuse(stream, max_connections);
+                refuse(stream, max_connections, limits);
                 continue;
             }
             *n += 1;
@@ -308,18 +308,21 @@ fn refusal(e: ReadError, limits: &Limits) -> http::Response {
 }
 
 /// Over the connection limit: a 503 that cannot block, then close.
-fn refuse(mut stream: TcpStream, max: usize) {
+fn refuse(stream: TcpStream, max: usize, limits: Limits) {
     let response = error(
         503,
         "ServiceUnavailableException",
         &format!("The server has {max} open connections, its limit; retry later"),
     );
-    let _ = stream.set_nonblocking(true);
-    let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        response.body.len()
-    );
-    let _ = stream.write_all(&[head.as_bytes(), &response.body].concat());
+    // A fresh socket's send buffer takes the answer at once; the short timeout is for the
+    // impossible case, so that the accept loop never waits on a client.
+    let limits = Limits {
+        client_timeout: Duration::from_millis(100),
+        ..limits
+    };
+    if let Ok(mut connection) = Connection::new(stream, limits) {
+        let _ = connection.send(&response, true, true);
+    }
 }
 
 fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limits) {

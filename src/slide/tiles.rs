@@ -4,23 +4,36 @@ use super::SlideResult;
 use crate::output::number;
 use std::io::{self, Write};
 
-pub struct TileWriter {
-    out: Box<dyn Write>,
-    jsonl: bool,
-    started: bool,
+const HEADER: [&str; 9] = [
+    "path",
+    "x",
+    "y",
+    "width",
+    "height",
+    "tissue",
+    "saturation",
+    "probability",
+    "label",
+];
+
+pub enum TileWriter {
+    Csv(Box<csv::Writer<io::BufWriter<std::fs::File>>>),
+    Jsonl(io::BufWriter<std::fs::File>),
 }
 
 impl TileWriter {
-    /// JSON Lines for `.jsonl`/`.json` files, CSV otherwise.
+    /// JSON Lines for `.jsonl`/`.json` files, CSV (header first) otherwise.
     pub fn create(path: &std::path::Path) -> io::Result<TileWriter> {
+        let out = io::BufWriter::new(std::fs::File::create(path)?);
         let jsonl = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"));
-        Ok(TileWriter {
-            out: Box::new(io::BufWriter::new(std::fs::File::create(path)?)),
-            jsonl,
-            started: false,
-        })
+        if jsonl {
+            return Ok(TileWriter::Jsonl(out));
+        }
+        let mut csv = csv::Writer::from_writer(out);
+        csv.write_record(HEADER).map_err(io::Error::other)?;
+        Ok(TileWriter::Csv(Box::new(csv)))
     }
 
     pub fn write(
@@ -29,46 +42,42 @@ impl TileWriter {
         result: &SlideResult,
         labels: [&str; 2],
     ) -> io::Result<()> {
-        if !self.jsonl && !self.started {
-            writeln!(
-                self.out,
-                "path,x,y,width,height,tissue,saturation,probability,label"
-            )?;
-        }
-        self.started = true;
         for t in &result.tiles {
-            let label = if t.tissue {
-                labels[usize::from(t.probability > result.threshold)]
-            } else {
-                ""
-            };
-            if self.jsonl {
-                let row = serde_json::json!({
-                    "path": slide, "x": t.x, "y": t.y, "width": t.width, "height": t.height,
-                    "tissue": t.tissue, "saturation": number(t.saturation),
-                    "probability": number(t.probability),
-                    "label": if t.tissue { serde_json::Value::from(label) } else { serde_json::Value::Null },
-                });
-                writeln!(self.out, "{row}")?;
-            } else {
-                let quoted = format!("\"{}\"", slide.replace('"', "\"\""));
-                writeln!(
-                    self.out,
-                    "{quoted},{},{},{},{},{},{},{},{label}",
-                    t.x, t.y, t.width, t.height, t.tissue, t.saturation, t.probability
-                )?;
+            // Background windows were not run: no label.
+            let label = t
+                .tissue
+                .then(|| labels[usize::from(t.probability > result.threshold)]);
+            match self {
+                TileWriter::Jsonl(out) => {
+                    let row = serde_json::json!({
+                        "path": slide, "x": t.x, "y": t.y, "width": t.width, "height": t.height,
+                        "tissue": t.tissue, "saturation": number(t.saturation),
+                        "probability": number(t.probability), "label": label,
+                    });
+                    writeln!(out, "{row}")?;
+                }
+                TileWriter::Csv(out) => out
+                    .write_record([
+                        slide.to_string(),
+                        t.x.to_string(),
+                        t.y.to_string(),
+                        t.width.to_string(),
+                        t.height.to_string(),
+                        t.tissue.to_string(),
+                        t.saturation.to_string(),
+                        t.probability.to_string(),
+                        label.unwrap_or_default().to_string(),
+                    ])
+                    .map_err(io::Error::other)?,
             }
         }
         Ok(())
     }
 
     pub fn finish(&mut self) -> io::Result<()> {
-        if !self.jsonl && !self.started {
-            writeln!(
-                self.out,
-                "path,x,y,width,height,tissue,saturation,probability,label"
-            )?;
+        match self {
+            TileWriter::Jsonl(out) => out.flush(),
+            TileWriter::Csv(out) => out.flush(),
         }
-        self.out.flush()
     }
 }
