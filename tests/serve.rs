@@ -881,3 +881,36 @@ fn running_out_of_file_descriptors_does_not_stop_the_server() {
         assert!(Instant::now() < deadline, "the server stopped answering");
     }
 }
+
+#[test]
+fn connections_over_the_limit_get_503_and_the_server_goes_on() {
+    let server = Server::start(&[PCAM, "-q", "--max-connections", "2"]);
+    let mut held: Vec<_> = (0..2).map(|_| server.connect()).collect();
+    for stream in &mut held {
+        send(stream, "GET", "/ping", &[], b"", false);
+        assert_eq!(read_reply(stream).unwrap().status, 200);
+    }
+    let mut third = server.connect();
+    let reply = read_reply(&mut third).unwrap();
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 open connections, its limit"),
+        "{}",
+        reply.text()
+    );
+    // A slot frees when a client leaves.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut stream = server.connect();
+        send(&mut stream, "GET", "/ping", &[], b"", true);
+        if read_reply(&mut stream).is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no slot freed");
+    }
+}
