@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod fuzzing;
 pub mod handler_config;
 pub mod inputs;
 pub mod jpeg;

@@ -1,7 +1,7 @@
 //! A client for TorchServe's management API (Scancer's model store): every endpoint, pagination
 //! followed, and each refusal turned into one line with the fix where it is known.
 
-use crate::remote::{encode, Answer, Client, TransportError};
+use crate::remote::{encode, Answer, Client, Exchange, TransportError};
 use serde_json::Value;
 use std::path::Path;
 
@@ -39,17 +39,17 @@ pub struct Register {
     pub response_timeout: Option<u32>,
 }
 
-pub struct Store {
-    client: Client,
+pub struct Store<E: Exchange = Client> {
+    client: E,
 }
 
-impl Store {
-    pub fn new(client: Client) -> Store {
+impl<E: Exchange> Store<E> {
+    pub fn new(client: E) -> Store<E> {
         Store { client }
     }
 
     pub fn url(&self) -> &str {
-        &self.client.base
+        self.client.base()
     }
 
     fn call(&self, method: &str, path: &str) -> Result<Answer, StoreError> {
@@ -66,7 +66,7 @@ impl Store {
         answer.json().ok_or_else(|| {
             StoreError::Refused(format!(
                 "{method} {}{path}: the answer is not JSON: {}",
-                self.client.base,
+                self.client.base(),
                 answer.message()
             ))
         })
@@ -78,7 +78,8 @@ impl Store {
         let kind = answer.error_type();
         let mut line = format!(
             "{method} {}{path}: HTTP {}",
-            self.client.base, answer.status
+            self.client.base(),
+            answer.status
         );
         if let Some(kind) = &kind {
             line.push_str(&format!(" {kind}"));

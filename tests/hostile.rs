@@ -355,6 +355,8 @@ fn hostile_http_requests() {
         ("Content-Length and chunked", format!("PUT /predictions/pcam-classification HTTP/1.1\r\n{ok}content-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
         ("unsupported transfer encoding", format!("PUT /predictions/pcam-classification HTTP/1.1\r\n{ok}transfer-encoding: gzip\r\n\r\n"), 501),
         ("bad chunk size", format!("PUT /predictions/pcam-classification HTTP/1.1\r\n{ok}transfer-encoding: chunked\r\n\r\nzz\r\n"), 400),
+        // A size that overflows when added to the body read so far.
+        ("chunk size near 2^64", format!("PUT /predictions/pcam-classification HTTP/1.1\r\n{ok}transfer-encoding: chunked\r\n\r\n5\r\nhello\r\nffffffffffffffff\r\n"), 413),
         ("missing Content-Length", format!("PUT /predictions/pcam-classification HTTP/1.1\r\n{ok}\r\n"), 400),
         ("body over the limit", format!("PUT /predictions/pcam-classification HTTP/1.1\r\n{ok}content-length: 99999999999\r\n\r\n"), 413),
         ("lying Content-Length", format!("PUT /predictions/pcam-classification HTTP/1.1\r\n{ok}content-length: 100\r\n\r\nshort"), 408),

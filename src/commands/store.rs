@@ -55,7 +55,7 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
                     .iter()
                     .map(|m| vec![text(&m["modelName"]), text(&m["modelUrl"])])
                     .collect();
-                print_table("", &["MODEL", "URL"], &rows);
+                print!("{}", table("", &["MODEL", "URL"], &rows));
                 if models.is_empty() {
                     eprintln!("scancer: no models registered at {}", store.url());
                 }
@@ -71,7 +71,7 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
             if json {
                 print_json(&described);
             } else {
-                print_descriptions(&described);
+                print!("{}", descriptions(&described));
             }
         }
         StoreCommand::Register(r) => {
@@ -148,7 +148,7 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
 }
 
 /// `Model "pcam" Version: 1.0 registered with 1 initial workers` -> `pcam`.
-fn registered_name(answer: &Value) -> Option<String> {
+pub fn registered_name(answer: &Value) -> Option<String> {
     let status = answer["status"].as_str()?;
     let start = status.find("Model \"")? + 7;
     let end = status[start..].find('"')? + start;
@@ -223,34 +223,44 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn print_table(indent: &str, header: &[&str], rows: &[Vec<String>]) {
+/// Columns padded to their widest cell, one line per row.
+fn table(indent: &str, header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{indent}{}", padded.join("  ").trim_end());
+        format!("{indent}{}\n", padded.join("  ").trim_end())
     };
-    line(header.iter().map(|h| h.to_string()).collect());
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = line(&header);
     for row in rows {
-        line(row.clone());
+        out.push_str(&line(row));
     }
+    out
 }
 
-fn print_descriptions(described: &Value) {
+/// `store describe` without `--json`: each version's settings and a table of its workers, from
+/// whatever JSON the server sent (missing fields show as `-`).
+pub fn descriptions(described: &Value) -> String {
+    let mut out = String::new();
     let versions = described.as_array().cloned().unwrap_or_default();
     for (k, m) in versions.iter().enumerate() {
         if k > 0 {
-            println!();
+            out.push('\n');
         }
-        println!("{} {}", text(&m["modelName"]), text(&m["modelVersion"]));
+        out.push_str(&format!(
+            "{} {}\n",
+            text(&m["modelName"]),
+            text(&m["modelVersion"])
+        ));
         let fields = [
             ("url", text(&m["modelUrl"])),
             ("runtime", text(&m["runtime"])),
@@ -280,7 +290,7 @@ fn print_descriptions(described: &Value) {
             ),
         ];
         for (name, value) in fields {
-            println!("  {name:<17} {value}");
+            out.push_str(&format!("  {name:<17} {value}\n"));
         }
         let rows: Vec<Vec<String>> = m["workers"]
             .as_array()
@@ -303,15 +313,16 @@ fn print_descriptions(described: &Value) {
             })
             .collect();
         if rows.is_empty() {
-            println!("  no workers");
+            out.push_str("  no workers\n");
         } else {
-            print_table(
+            out.push_str(&table(
                 "  ",
                 &["WORKER", "STATUS", "PID", "MEMORY", "DEVICE", "STARTED"],
                 &rows,
-            );
+            ));
         }
     }
+    out
 }
 
 fn mib(value: &Value) -> String {

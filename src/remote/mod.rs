@@ -276,6 +276,21 @@ impl TransportError {
     }
 }
 
+/// Where requests go: a server over HTTP (`Client`), or scripted answers in memory (the store fuzz
+/// target, which must reach every parsing path without a network).
+pub trait Exchange {
+    /// The server's base URL, as shown in messages.
+    fn base(&self) -> &str;
+    fn credentials(&self) -> &Credentials;
+    /// Sends one request to `base + path`; any HTTP status is an Answer.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&[u8], &str)>,
+    ) -> Result<Answer, TransportError>;
+}
+
 /// A server base URL plus credentials.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -305,13 +320,18 @@ impl Client {
             timeout,
         })
     }
+}
 
-    pub fn credentials(&self) -> &Credentials {
+impl Exchange for Client {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn credentials(&self) -> &Credentials {
         &self.credentials
     }
 
-    /// Sends one request to `base + path`; any HTTP status is an Answer.
-    pub fn send(
+    fn send(
         &self,
         method: &str,
         path: &str,

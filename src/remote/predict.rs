@@ -6,7 +6,7 @@
 //! writes. TorchServe ignores that parameter and answers its handler's body (`0`/`1`, `{label: p}`,
 //! rows...): those become records with what the body holds (no score for a bare class).
 
-use super::{Answer, Client, TransportError};
+use super::{Answer, Client, Exchange, TransportError};
 use crate::handler_config::OutputKind;
 use crate::inputs::{read_item, Item};
 use crate::output::Schema;
@@ -201,33 +201,36 @@ fn probabilities(
 }
 
 fn prediction(value: &Value, schema: &Schema) -> Result<Prediction, String> {
+    // Fields are read through `value[..]`, which gives Null for a missing one: a server's answer
+    // decides which fields exist, and a missing one must be an error, not a panic.
     match (schema.kind, value) {
         // scancer serve's detailed records.
         (OutputKind::Binary | OutputKind::Multiclass, Value::Object(map))
             if map.contains_key("class") =>
         {
-            let class = map["class"]
-                .as_u64()
-                .ok_or("the answer's class is not a number")? as usize;
             let (probabilities, ranked) = probabilities(
                 schema,
-                map["probabilities"]
+                value["probabilities"]
                     .as_object()
                     .ok_or("the answer has no probabilities")?,
             )?;
+            let class = value["class"]
+                .as_u64()
+                .ok_or("the answer's class is not a number")?;
+            let class = known_class(class, probabilities.len())?;
             Ok(Prediction::Class(ClassPrediction {
                 class,
-                label: map["label"]
+                label: value["label"]
                     .as_str()
                     .map_or_else(|| schema.label(class), str::to_string),
-                score: map["score"].as_f64().unwrap_or(f64::NAN) as f32,
+                score: value["score"].as_f64().unwrap_or(f64::NAN) as f32,
                 probabilities,
                 ranked,
             }))
         }
-        (OutputKind::Segmentation, Value::Object(map)) => {
-            let mask = rows(&map["mask"])?;
-            let fractions = map["class_fractions"]
+        (OutputKind::Segmentation, Value::Object(_)) => {
+            let mask = rows(&value["mask"])?;
+            let fractions = value["class_fractions"]
                 .as_object()
                 .ok_or("the answer has no class_fractions")?
                 .values()
@@ -239,7 +242,7 @@ fn prediction(value: &Value, schema: &Schema) -> Result<Prediction, String> {
             }))
         }
         (OutputKind::Raw, Value::Object(map)) if map.contains_key("output") => {
-            let shape = map["shape"]
+            let shape = value["shape"]
                 .as_array()
                 .map(|s| {
                     s.iter()
@@ -247,7 +250,7 @@ fn prediction(value: &Value, schema: &Schema) -> Result<Prediction, String> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let values = map["output"]
+            let values = value["output"]
                 .as_array()
                 .ok_or("the answer's output is not a list")?
                 .iter()
@@ -257,8 +260,11 @@ fn prediction(value: &Value, schema: &Schema) -> Result<Prediction, String> {
         }
         // TorchServe's handler bodies.
         (OutputKind::Binary | OutputKind::Multiclass, Value::Number(n)) => {
-            let class = n.as_u64().ok_or("the answer is not a class index")? as usize;
             let classes = schema.classes.len().max(2);
+            let class = known_class(
+                n.as_u64().ok_or("the answer is not a class index")?,
+                classes,
+            )?;
             let mut ranked = vec![class];
             ranked.extend((0..classes).filter(|&k| k != class));
             Ok(Prediction::Class(ClassPrediction {
@@ -313,6 +319,16 @@ fn prediction(value: &Value, schema: &Schema) -> Result<Prediction, String> {
             value.to_string().chars().take(120).collect::<String>()
         )),
     }
+}
+
+/// A class index the answer gave, if the model has that class.
+fn known_class(class: u64, classes: usize) -> Result<usize, String> {
+    usize::try_from(class)
+        .ok()
+        .filter(|&k| k < classes)
+        .ok_or_else(|| {
+            format!("the server answered class {class}, but the model has {classes} classes")
+        })
 }
 
 fn flatten(value: &Value, out: &mut Vec<f32>) {

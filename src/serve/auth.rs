@@ -33,6 +33,15 @@ pub enum Endpoint {
 }
 
 impl Auth {
+    /// Credentials given directly: `name:password` pairs and Bearer tokens.
+    pub fn new(basic: &[&str], tokens: &[&str], open: Vec<OpenEndpoint>) -> Auth {
+        Auth {
+            basic: basic.iter().map(|b| b.as_bytes().to_vec()).collect(),
+            tokens: tokens.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            open,
+        }
+    }
+
     /// Reads credentials: `auth_file` holds `name:password` lines, `token_file` holds Bearer tokens
     /// (one per line, or TorchServe's key_file.json, whose inference key is used); the environment
     /// variables SCANCER_AUTH (`name:password`) and SCANCER_TOKEN add one of each.

@@ -77,9 +77,45 @@ pub enum ReadError {
     Io(io::Error),
 }
 
+/// What a connection reads from and writes to: a TCP socket, or bytes in memory (fuzzing).
+pub trait Transport: Read + Write {
+    /// Bounds the next reads; a read that waits longer fails with `WouldBlock` or `TimedOut`.
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+    /// Whether unread bytes are waiting (without waiting for any).
+    fn bytes_waiting(&mut self) -> bool;
+    /// The client's address, for the access log.
+    fn peer(&self) -> String;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, Some(timeout))
+    }
+
+    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.set_nodelay(true)?;
+        TcpStream::set_write_timeout(self, Some(timeout))
+    }
+
+    fn bytes_waiting(&mut self) -> bool {
+        if self.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let waiting = matches!(self.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+        let _ = self.set_nonblocking(false);
+        waiting
+    }
+
+    fn peer(&self) -> String {
+        self.peer_addr()
+            .map_or_else(|_| "-".into(), |a| a.ip().to_string())
+    }
+}
+
 /// A client connection: the socket plus bytes read past the previous request (pipelining).
-pub struct Connection {
-    stream: TcpStream,
+pub struct Connection<S: Transport = TcpStream> {
+    stream: S,
     buffer: Vec<u8>,
     limits: Limits,
 }
@@ -90,10 +126,9 @@ enum Filled {
     Eof,
 }
 
-impl Connection {
-    pub fn new(stream: TcpStream, limits: Limits) -> io::Result<Connection> {
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(limits.client_timeout))?;
+impl<S: Transport> Connection<S> {
+    pub fn new(mut stream: S, limits: Limits) -> io::Result<Connection<S>> {
+        stream.set_write_timeout(limits.client_timeout)?;
         Ok(Connection {
             stream,
             buffer: Vec::with_capacity(4096),
@@ -102,9 +137,11 @@ impl Connection {
     }
 
     pub fn peer(&self) -> String {
-        self.stream
-            .peer_addr()
-            .map_or_else(|_| "-".into(), |a| a.ip().to_string())
+        self.stream.peer()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Waits for the next request on an idle connection. `stop` is asked every slice of the wait; when
@@ -118,7 +155,7 @@ impl Connection {
         let idle_until = Instant::now() + self.limits.keep_alive;
         while self.buffer.is_empty() {
             // Bytes already on their way are a request the server has accepted: it is answered.
-            if stop() && !self.bytes_waiting() {
+            if stop() && !self.stream.bytes_waiting() {
                 return Err(ReadError::Closed);
             }
             let slice = Instant::now() + Duration::from_millis(100);
@@ -143,9 +180,7 @@ impl Connection {
         if left.is_zero() {
             return Err(ReadError::Timeout);
         }
-        self.stream
-            .set_read_timeout(Some(left))
-            .map_err(ReadError::Io)?;
+        self.stream.set_read_timeout(left).map_err(ReadError::Io)?;
         let mut chunk = [0u8; 16 * 1024];
         loop {
             return match self.stream.read(&mut chunk) {
@@ -281,7 +316,8 @@ impl Connection {
                 while !self.read_line(deadline)?.is_empty() {}
                 return Ok(body);
             }
-            if body.len() + size > self.limits.max_body {
+            // Subtracted, not added: a chunk size near usize::MAX must not overflow.
+            if size > self.limits.max_body - body.len() {
                 return Err(ReadError::BodyTooLarge(None));
             }
             self.fill_to(size + 2, deadline)?;
@@ -338,16 +374,6 @@ impl Connection {
         }
         self.stream.write_all(&bytes)?;
         self.stream.flush()
-    }
-
-    /// Whether the socket holds unread bytes (without waiting for any).
-    fn bytes_waiting(&self) -> bool {
-        if self.stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let waiting = matches!(self.stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
-        let _ = self.stream.set_nonblocking(false);
-        waiting
     }
 }
 

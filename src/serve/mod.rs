@@ -326,13 +326,24 @@ fn refuse(stream: TcpStream, max: usize, limits: Limits) {
 }
 
 fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limits) {
-    let Ok(mut connection) = Connection::new(stream, limits) else {
-        return;
-    };
+    if let Ok(connection) = Connection::new(stream, limits) {
+        converse(connection, app, &|| shared.stopping(), shared.quiet);
+    }
+}
+
+/// Answers a connection's requests in turn until it closes, `stopping` says so, or an answer says to
+/// close. Public so that the HTTP fuzz target drives exactly this loop over bytes in memory.
+pub fn converse<S: http::Transport>(
+    mut connection: Connection<S>,
+    app: &App,
+    stopping: &dyn Fn() -> bool,
+    quiet: bool,
+) {
+    let limits = connection.limits();
     let peer = connection.peer();
     loop {
         let mut arrival = None;
-        let request = connection.next_request(&|| shared.stopping(), &mut |method, target| {
+        let request = connection.next_request(stopping, &mut |method, target| {
             arrival = app.arrival_for(method, target);
         });
         let started = Instant::now();
@@ -340,7 +351,7 @@ fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limit
             Ok(request) => {
                 let response = app.handle(&request, arrival.take());
                 let line = format!("{} {}", request.method, request.path);
-                let close = request.close || response.status >= 400 || shared.stopping();
+                let close = request.close || response.status >= 400 || stopping();
                 (response, line, close, request.method != "HEAD")
             }
             Err(ReadError::Closed | ReadError::Io(_)) => return,
@@ -348,7 +359,7 @@ fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limit
         };
         app.metrics.response(response.status);
         let sent = connection.send(&response, close, with_body);
-        if !shared.quiet {
+        if !quiet {
             eprintln!(
                 "scancer: {peer} \"{line}\" {} {} B {:.1} ms{}",
                 response.status,

@@ -1,0 +1,404 @@
+//! The fuzz targets' entry points (`fuzz/`), shared with the test that replays every input they
+//! found (`tests/fuzz_regressions.rs`), so that a regression input drives exactly the code it broke.
+//!
+//! Each entry point takes arbitrary bytes and must return without panicking, hanging or allocating
+//! without bound; where a result can be checked, it is (with `assert!`, which the fuzzer reports).
+
+use crate::handler_config::{HandlerConfig, OutputKind};
+use crate::mar::manifest::Manifest;
+use crate::mar::read::{Archive, Limits};
+use crate::model_source::ModelSource;
+use crate::output::{self, Format, Schema, TableStyle};
+use crate::pipeline::Outcome;
+use crate::postprocess::{Postprocessor, Prediction, RawPrediction};
+use crate::preprocess::{Preprocessor, DEFAULT_MAX_PIXELS};
+use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, TransportError};
+use crate::serve::app::{App, Slots};
+use crate::serve::auth::{Auth, OpenEndpoint};
+use crate::serve::batcher::{Answered, Queue};
+use crate::serve::http::{self, Connection, Transport};
+use crate::serve::metrics::Metrics;
+use crate::serve::models::ServedModel;
+use crate::store::{Register, Store};
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The configurations the image and HTTP targets use: one per resize policy and colour.
+const CONFIGS: [&str; 3] = [
+    // pcam-classification: 96x96 RGB patches, refused at any other size.
+    r#"
+[input]
+height = 96
+width = 96
+mean = [0.5, 0.5, 0.5]
+std = [0.5, 0.5, 0.5]
+resize = "reject"
+[output]
+kind = "binary"
+labels = ["normal", "metastatic"]
+"#,
+    r#"
+[input]
+height = 64
+width = 64
+mean = [0.485, 0.456, 0.406]
+std = [0.229, 0.224, 0.225]
+resize = "shorter-side-crop"
+resize_shorter_side = 72
+[output]
+kind = "multiclass"
+labels = ["adipose", "stroma", "tumour", "lymphocytes"]
+top_k = 3
+"#,
+    r#"
+[input]
+height = 32
+width = 32
+color = "grayscale"
+mean = [0.5]
+std = [0.25]
+resize = "stretch"
+[output]
+kind = "raw"
+"#,
+];
+
+fn config(k: usize) -> HandlerConfig {
+    HandlerConfig::from_toml(CONFIGS[k % CONFIGS.len()]).expect("the fuzz configurations are valid")
+}
+
+/// A scratch folder for the archive target, on tmpfs where there is one.
+fn scratch() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("scancer-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        dir
+    })
+}
+
+/// The .mar / .tar.gz reader and the manifest parser: the bytes as an archive file, opened the way
+/// `predict` and `serve` open a model (manifest, handler configuration, model extracted), and every
+/// member read back within its limit.
+pub fn archive(data: &[u8]) {
+    let _ = Manifest::parse(data);
+    let path = scratch().join(format!("model-{:?}.mar", std::thread::current().id()));
+    std::fs::write(&path, data).expect("the scratch file is writable");
+    // Small limits, so that a bomb is refused in the fuzzer's memory and time.
+    let limits = Limits {
+        max_total_bytes: 32 << 20,
+        max_ratio: 200,
+    };
+    if let Ok(archive) = Archive::open(&path, limits) {
+        for name in archive.files.keys() {
+            let _ = archive.copy_to(name, &mut io::sink(), 16 << 20);
+        }
+        let _ = ModelSource::open(&path, None);
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The handler configuration parser; a configuration it accepts must build both processors.
+pub fn handler_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(config) = HandlerConfig::from_toml(text) {
+        let pre = Preprocessor::new(&config, DEFAULT_MAX_PIXELS);
+        let [c, h, w] = pre.input_shape();
+        assert_eq!(c, config.input.color.channels());
+        assert!(h > 0 && w > 0);
+        let post = Postprocessor::new(&config);
+        let _ = post.label(usize::MAX);
+        let _ = (
+            config.threshold(),
+            config.top_k(),
+            config.mean(),
+            config.std(),
+        );
+        let _ = config.resize_shorter_side();
+    }
+}
+
+/// Image decoding and preprocessing under the default decoder limits; the first byte picks the
+/// configuration. A prepared image must have the model's shape and only finite values.
+pub fn image(data: &[u8]) {
+    let Some((&pick, bytes)) = data.split_first() else {
+        return;
+    };
+    let pre = Preprocessor::new(&config(pick as usize), DEFAULT_MAX_PIXELS);
+    if let Ok(prepared) = pre.prepare(bytes) {
+        let [c, h, w] = pre.input_shape();
+        assert_eq!(prepared.data.len(), c * h * w);
+        assert!(prepared.data.iter().all(|v| v.is_finite()));
+    }
+}
+
+/// Bytes in memory as a client connection: reads take the input, writes collect the answers.
+struct Replay<'a> {
+    input: &'a [u8],
+    output: Vec<u8>,
+}
+
+impl Transport for &mut Replay<'_> {
+    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn set_write_timeout(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn bytes_waiting(&mut self) -> bool {
+        !self.input.is_empty()
+    }
+
+    fn peer(&self) -> String {
+        "fuzz".into()
+    }
+}
+
+// The connection borrows the replay, so that its answers can be read once the connection is done.
+impl Read for &mut Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for &mut Replay<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The token and `name:password` the HTTP target's server accepts.
+pub const FUZZ_TOKEN: &str = "fuzz-token";
+pub const FUZZ_BASIC: &str = "pathologist:slides";
+
+/// A server with two models (pcam, a binary classifier, in versions 1.0 and 2.0, and a raw-output
+/// model) and authentication, whose model thread answers without a network: pcam's probability is
+/// the mean of the prepared input through a sigmoid, the raw model's output is that mean.
+fn app() -> &'static App {
+    static APP: OnceLock<App> = OnceLock::new();
+    APP.get_or_init(|| {
+        let served = |name: &str, version: &str, k: usize| {
+            let config = config(k);
+            let pre = Preprocessor::new(&config, DEFAULT_MAX_PIXELS);
+            let kind = config.output.kind;
+            ServedModel {
+                name: name.into(),
+                version: version.into(),
+                url: format!("{name}.mar"),
+                runtime: "python".into(),
+                input_shape: pre.input_shape(),
+                preprocessor: pre,
+                schema: Schema {
+                    kind,
+                    classes: config.output.labels.clone().unwrap_or_default(),
+                },
+                output_shape: vec![1],
+                loaded_at: "2026-11-27T00:00:00.000Z".into(),
+            }
+        };
+        let models = vec![
+            served("pcam", "1.0", 0),
+            served("pcam", "2.0", 0),
+            served("raw", "1.0", 2),
+        ];
+        let queue = Arc::new(Queue::new(8));
+        let model_queue = Arc::clone(&queue);
+        let kinds: Vec<OutputKind> = models.iter().map(|m| m.schema.kind).collect();
+        let post = Postprocessor::new(&config(0));
+        std::thread::spawn(move || {
+            while let Some(jobs) = model_queue.next_batch(8, Duration::ZERO) {
+                let n = jobs.len();
+                for job in jobs {
+                    let data = &job.input.data;
+                    let mean = data.iter().sum::<f32>() / data.len().max(1) as f32;
+                    let prediction = match kinds[job.model] {
+                        OutputKind::Raw => Prediction::Raw(RawPrediction {
+                            shape: vec![1],
+                            values: vec![mean],
+                        }),
+                        _ => Prediction::Class(post.binary(1.0 / (1.0 + (-mean).exp()))),
+                    };
+                    let _ = job.reply.send(Ok(Answered {
+                        prediction,
+                        queued: Duration::ZERO,
+                        inference: Duration::ZERO,
+                        batch: n,
+                    }));
+                }
+            }
+        });
+        App {
+            models,
+            decoders: Slots::new(2),
+            queue,
+            metrics: Arc::new(Metrics::new("fuzz".into())),
+            auth: Auth::new(&[FUZZ_BASIC], &[FUZZ_TOKEN], vec![OpenEndpoint::Health]),
+            batch_size: 8,
+            max_batch_delay: Duration::ZERO,
+            device: "cpu".into(),
+        }
+    })
+}
+
+/// `serve`'s HTTP handling: the bytes as everything a client sends on one connection, answered by
+/// the server's own connection loop. Whatever came in, the server must answer with HTTP or close, and
+/// never with a 500 (the models here cannot fail).
+pub fn serve_http(data: &[u8]) {
+    let app = app();
+    let limits = http::Limits {
+        max_body: 64 << 10,
+        client_timeout: Duration::from_secs(5),
+        keep_alive: Duration::from_secs(5),
+    };
+    let mut replay = Replay {
+        input: data,
+        output: Vec::new(),
+    };
+    let connection = Connection::new(&mut replay, limits).expect("memory never fails");
+    crate::serve::converse(connection, app, &|| false, true);
+    let out = &replay.output;
+    if !out.is_empty() {
+        assert!(out.starts_with(b"HTTP/1.1 "), "not an HTTP answer");
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        let parsed = response.parse(out);
+        assert!(
+            matches!(parsed, Ok(httparse::Status::Complete(_))),
+            "a malformed answer head"
+        );
+        assert_ne!(
+            response.code,
+            Some(500),
+            "a 500 from a model that cannot fail"
+        );
+    }
+}
+
+/// Answers a store fuzz input scripts: each piece is one HTTP answer (first byte: the status, the
+/// rest: the body); when they run out, the server is gone.
+struct Script<'a> {
+    answers: Vec<&'a [u8]>,
+    next: Cell<usize>,
+    credentials: Credentials,
+}
+
+impl Exchange for Script<'_> {
+    fn base(&self) -> &str {
+        "http://127.0.0.1:8081"
+    }
+
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn send(
+        &self,
+        _method: &str,
+        path: &str,
+        _body: Option<(&[u8], &str)>,
+    ) -> Result<Answer, TransportError> {
+        const STATUSES: [u16; 12] = [200, 200, 200, 200, 201, 202, 400, 401, 404, 405, 500, 503];
+        let k = self.next.get();
+        self.next.set(k + 1);
+        match self.answers.get(k) {
+            Some(piece) => {
+                let (status, body) = match piece.split_first() {
+                    Some((&s, body)) => (STATUSES[s as usize % STATUSES.len()], body.to_vec()),
+                    None => (200, Vec::new()),
+                };
+                Ok(Answer { status, body })
+            }
+            None => Err(TransportError::Connect {
+                url: format!("{}{path}", self.base()),
+                why: "the script ended".into(),
+            }),
+        }
+    }
+}
+
+/// The parsing of TorchServe's answers in `store` (paging, descriptions, workers, registrations and
+/// every error shape) and in `predict --remote` (schemas and predictions guessed from answers). Pieces
+/// of the input are separated by 0xFF, which UTF-8 text never contains.
+pub fn store_answers(data: &[u8]) {
+    let answers: Vec<&[u8]> = data.split(|&b| b == 0xFF).collect();
+    let schema = |kind, classes: &[&str]| Schema {
+        kind,
+        classes: classes.iter().map(|c| c.to_string()).collect(),
+    };
+    // What the server's metadata may have said, whatever the answer is.
+    let schemas = [
+        schema(OutputKind::Binary, &["normal", "metastatic"]),
+        schema(OutputKind::Multiclass, &["adipose", "stroma", "tumour"]),
+        schema(OutputKind::Segmentation, &["background", "tumour"]),
+        schema(OutputKind::Raw, &[]),
+    ];
+    for piece in &answers {
+        let answer = Answer {
+            status: 200,
+            body: piece.to_vec(),
+        };
+        let guessed = remote_predict::guess_schema(&answer);
+        for schema in std::iter::once(&guessed).chain(&schemas) {
+            let outcome = remote_predict::outcome(&answer, schema);
+            write_all_formats(schema, &outcome);
+        }
+        let _ = (answer.message(), answer.error_type());
+    }
+    let store = Store::new(Script {
+        answers,
+        next: Cell::new(0),
+        credentials: Credentials::default(),
+    });
+    let _ = store.list();
+    if let Ok(described) = store.describe("pcam", None) {
+        let _ = crate::commands::store::descriptions(&described);
+    }
+    let _ = store.workers("pcam", Some("1.0"));
+    if let Ok(registered) = store.register(&Register {
+        url: "pcam.mar".into(),
+        ..Register::default()
+    }) {
+        let _ = crate::commands::store::registered_name(&registered);
+    }
+    let _ = store.scale("pcam", None, Some(1), Some(2), false);
+    let _ = store.set_default("pcam", "1.0");
+    let _ = store.unregister("pcam", Some("1.0"));
+}
+
+/// Writes one result as every output format would, as `predict` does with a remote answer.
+fn write_all_formats(schema: &Schema, outcome: &Outcome) {
+    for format in [Format::Table, Format::Json, Format::Jsonl, Format::Csv] {
+        let mut writer = output::writer(
+            format,
+            schema.clone(),
+            Box::new(io::sink()),
+            TableStyle::default(),
+            false,
+        );
+        let answer = output::Answer {
+            path: "patch.png",
+            outcome,
+            mask_file: None,
+            slide: None,
+        };
+        writer.write(&answer).expect("a sink takes everything");
+        writer.finish().expect("a sink takes everything");
+    }
+}
