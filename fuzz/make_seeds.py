@@ -7,7 +7,6 @@ import base64
 import gzip
 import io
 import json
-import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -46,17 +45,18 @@ def zipped(members, method=zipfile.ZIP_DEFLATED):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", method) as z:
         for name, data in members.items():
-            z.writestr(name, data)
+            z.writestr(zipfile.ZipInfo(name, date_time=(2026, 11, 27, 0, 0, 0)), data)
     return out.getvalue()
 
 
 def tgz(members, top="pcam"):
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as t:
-        for name, data in members.items():
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w") as t:
+            for name, data in members.items():
+                info = tarfile.TarInfo(f"{top}/{name}")
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
     return out.getvalue()
 
 
@@ -110,6 +110,7 @@ def images():
         "image.webp": (1, encoded(rgb, "WEBP", lossless=True)),
         "lossy.webp": (2, encoded(rgb, "WEBP", quality=50)),
         "image.gif": (1, encoded(rgb, "GIF")),
+        "segmentation.png": (3, encoded(rgb, "PNG")),
     }
     for name, (pick, data) in cases.items():
         write("image", name, bytes([pick]) + data)
@@ -142,7 +143,7 @@ def requests(png):
         "ping": req("GET", "/ping"),
         "models": req("GET", "/models?limit=1&next_page_token=1", basic),
         "describe-all": req("GET", "/models/pcam/all", bearer),
-        "metrics-head": req("HEAD", "/metrics", basic),
+        "ping-head": req("HEAD", "/ping"),
         "predict-raw": req("PUT", "/predictions/pcam", bearer, png),
         "predict-version-details": req("POST", "/predictions/pcam/2.0?details=true", basic, png),
         "predict-multipart": req("POST", "/predictions/pcam", basic, form,
@@ -154,6 +155,13 @@ def requests(png):
         "kserve-infer-bytes": req("POST", "/v2/models/pcam/versions/1.0/infer", basic, infer_bytes),
         "kserve-metadata": req("GET", "/v2/models/pcam", basic) + req("GET", "/v2/health/ready"),
         "pipelined": req("GET", "/ping") + req("GET", "/models", basic) + req("GET", "/v2", bearer),
+        "metrics": req("GET", "/metrics", basic),
+        "predict-multiclass": req("PUT", "/predictions/tissue", bearer, png),
+        "predict-segmentation": req("PUT", "/predictions/mask", bearer, png)
+        + req("POST", "/predictions/mask?details=1", basic, png),
+        "kserve-infer-mask": req("POST", "/v2/models/mask/infer", bearer, json.dumps(
+            {"inputs": [{"name": "x", "shape": [1, 1, 16, 16], "datatype": "FP32",
+                         "data": [k / 256 for k in range(256)]}]}).encode()),
         "unauthorized": req("GET", "/models", "Basic bm9ib2R5Om5vdGhpbmc="),
         "http10": b"GET /ping HTTP/1.0\r\n\r\n",
     }

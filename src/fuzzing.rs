@@ -10,7 +10,7 @@ use crate::mar::read::{Archive, Limits};
 use crate::model_source::ModelSource;
 use crate::output::{self, Format, Schema, TableStyle};
 use crate::pipeline::Outcome;
-use crate::postprocess::{Postprocessor, Prediction, RawPrediction};
+use crate::postprocess::Postprocessor;
 use crate::preprocess::{Preprocessor, DEFAULT_MAX_PIXELS};
 use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, TransportError};
 use crate::serve::app::{App, Slots};
@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// The configurations the image and HTTP targets use: one per resize policy and colour.
-const CONFIGS: [&str; 3] = [
+/// The configurations the image and HTTP targets use: every resize policy, colour and output kind.
+const CONFIGS: [&str; 4] = [
     // pcam-classification: 96x96 RGB patches, refused at any other size.
     r#"
 [input]
@@ -63,6 +63,16 @@ std = [0.25]
 resize = "stretch"
 [output]
 kind = "raw"
+"#,
+    r#"
+[input]
+height = 16
+width = 16
+color = "grayscale"
+resize = "stretch"
+[output]
+kind = "segmentation"
+labels = ["background", "tissue", "tumour"]
 "#,
 ];
 
@@ -188,17 +198,32 @@ impl Write for &mut Replay<'_> {
 pub const FUZZ_TOKEN: &str = "fuzz-token";
 pub const FUZZ_BASIC: &str = "pathologist:slides";
 
-/// A server with two models (pcam, a binary classifier, in versions 1.0 and 2.0, and a raw-output
-/// model) and authentication, whose model thread answers without a network: pcam's probability is
-/// the mean of the prepared input through a sigmoid, the raw model's output is that mean.
+/// A server with a model of every output kind (pcam, binary, in versions 1.0 and 2.0; tissue,
+/// multiclass; mask, segmentation; raw) and authentication. Its model thread needs no model: it makes
+/// each output tensor from the prepared input (so answers vary with the image) and runs it through
+/// the real postprocessing.
 fn app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
     APP.get_or_init(|| {
-        let served = |name: &str, version: &str, k: usize| {
+        let specs = [
+            ("pcam", "1.0", 0),
+            ("pcam", "2.0", 0),
+            ("tissue", "1.0", 1),
+            ("raw", "1.0", 2),
+            ("mask", "1.0", 3),
+        ];
+        let mut models = Vec::new();
+        let mut postprocessors = Vec::new();
+        for (name, version, k) in specs {
             let config = config(k);
             let pre = Preprocessor::new(&config, DEFAULT_MAX_PIXELS);
-            let kind = config.output.kind;
-            ServedModel {
+            let [_, h, w] = pre.input_shape();
+            let output_shape = match config.output.kind {
+                OutputKind::Binary | OutputKind::Raw => vec![1],
+                OutputKind::Multiclass => vec![4],
+                OutputKind::Segmentation => vec![3, h, w],
+            };
+            models.push(ServedModel {
                 name: name.into(),
                 version: version.into(),
                 url: format!("{name}.mar"),
@@ -206,41 +231,32 @@ fn app() -> &'static App {
                 input_shape: pre.input_shape(),
                 preprocessor: pre,
                 schema: Schema {
-                    kind,
+                    kind: config.output.kind,
                     classes: config.output.labels.clone().unwrap_or_default(),
                 },
-                output_shape: vec![1],
+                output_shape,
                 loaded_at: "2026-11-27T00:00:00.000Z".into(),
-            }
-        };
-        let models = vec![
-            served("pcam", "1.0", 0),
-            served("pcam", "2.0", 0),
-            served("raw", "1.0", 2),
-        ];
+            });
+            postprocessors.push((Postprocessor::new(&config), h, w));
+        }
         let queue = Arc::new(Queue::new(8));
         let model_queue = Arc::clone(&queue);
-        let kinds: Vec<OutputKind> = models.iter().map(|m| m.schema.kind).collect();
-        let post = Postprocessor::new(&config(0));
         std::thread::spawn(move || {
             while let Some(jobs) = model_queue.next_batch(8, Duration::ZERO) {
                 let n = jobs.len();
                 for job in jobs {
-                    let data = &job.input.data;
-                    let mean = data.iter().sum::<f32>() / data.len().max(1) as f32;
-                    let prediction = match kinds[job.model] {
-                        OutputKind::Raw => Prediction::Raw(RawPrediction {
-                            shape: vec![1],
-                            values: vec![mean],
-                        }),
-                        _ => Prediction::Class(post.binary(1.0 / (1.0 + (-mean).exp()))),
-                    };
-                    let _ = job.reply.send(Ok(Answered {
-                        prediction,
-                        queued: Duration::ZERO,
-                        inference: Duration::ZERO,
-                        batch: n,
-                    }));
+                    let (post, h, w) = &postprocessors[job.model];
+                    let output = fake_output(post.kind(), &job.input.data, *h, *w);
+                    let answer =
+                        post.predictions(&output, 1)
+                            .map_err(|e| e.to_string())
+                            .map(|mut p| Answered {
+                                prediction: p.remove(0),
+                                queued: Duration::ZERO,
+                                inference: Duration::ZERO,
+                                batch: n,
+                            });
+                    let _ = job.reply.send(answer);
                 }
             }
         });
@@ -257,10 +273,32 @@ fn app() -> &'static App {
     })
 }
 
+/// A model output of the right shape for one image, made from its prepared input.
+fn fake_output(kind: OutputKind, input: &[f32], h: usize, w: usize) -> tch::Tensor {
+    let at = |k: usize| input.get(k * input.len() / 4).copied().unwrap_or(0.0);
+    let mean = input.iter().sum::<f32>() / input.len().max(1) as f32;
+    match kind {
+        OutputKind::Binary | OutputKind::Raw => tch::Tensor::from_slice(&[mean]).reshape([1, 1]),
+        OutputKind::Multiclass => {
+            tch::Tensor::from_slice(&[at(0), at(1), at(2), at(3)]).reshape([1, 4])
+        }
+        OutputKind::Segmentation => {
+            // Three class scores per pixel of the (grayscale) input.
+            let x = tch::Tensor::from_slice(&input[..h * w]).reshape([1, 1, h as i64, w as i64]);
+            tch::Tensor::cat(&[&x, &(-&x), &(&x * &x - 1.0)], 1)
+        }
+    }
+}
+
 /// `serve`'s HTTP handling: the bytes as everything a client sends on one connection, answered by
 /// the server's own connection loop. Whatever came in, the server must answer with HTTP or close, and
 /// never with a 500 (the models here cannot fail).
 pub fn serve_http(data: &[u8]) {
+    serve_http_answers(data);
+}
+
+/// What `serve_http` answered, for the regression test to check that the seeds reach the models.
+pub fn serve_http_answers(data: &[u8]) -> Vec<u8> {
     let app = app();
     let limits = http::Limits {
         max_body: 64 << 10,
@@ -289,6 +327,7 @@ pub fn serve_http(data: &[u8]) {
             "a 500 from a model that cannot fail"
         );
     }
+    replay.output
 }
 
 /// Answers a store fuzz input scripts: each piece is one HTTP answer (first byte: the status, the
@@ -355,7 +394,8 @@ pub fn store_answers(data: &[u8]) {
             body: piece.to_vec(),
         };
         let guessed = remote_predict::guess_schema(&answer);
-        for schema in std::iter::once(&guessed).chain(&schemas) {
+        // The piece's length picks one of the fixed schemas, so the fuzzer can steer it.
+        for schema in [&guessed, &schemas[piece.len() % schemas.len()]] {
             let outcome = remote_predict::outcome(&answer, schema);
             write_all_formats(schema, &outcome);
         }
@@ -382,9 +422,10 @@ pub fn store_answers(data: &[u8]) {
     let _ = store.unregister("pcam", Some("1.0"));
 }
 
-/// Writes one result as every output format would, as `predict` does with a remote answer.
+/// Writes one result in each output format, as `predict` does with a remote answer.
 fn write_all_formats(schema: &Schema, outcome: &Outcome) {
-    for format in [Format::Table, Format::Json, Format::Jsonl, Format::Csv] {
+    // Jsonl is Json's code without the array brackets: left out for speed.
+    for format in [Format::Table, Format::Json, Format::Csv] {
         let mut writer = output::writer(
             format,
             schema.clone(),

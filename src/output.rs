@@ -277,6 +277,13 @@ impl Csv<'_> {
     }
 }
 
+/// One value per class column of the header: a remote server's answer may name more or fewer
+/// classes than its metadata did, and a CSV row must still have the header's columns (empty where
+/// the answer gave no value).
+fn per_class(values: &[f32], n: usize) -> impl Iterator<Item = f32> + '_ {
+    (0..n).map(|k| values.get(k).copied().unwrap_or(f32::NAN))
+}
+
 impl RecordWriter for Csv<'_> {
     fn write(&mut self, answer: &Answer) -> io::Result<()> {
         if !self.started {
@@ -299,14 +306,14 @@ impl RecordWriter for Csv<'_> {
         match (self.schema.kind, prediction) {
             (OutputKind::Binary | OutputKind::Multiclass, Some(Prediction::Class(c))) => {
                 row.extend([c.label.clone(), c.class.to_string(), f(c.score)]);
-                row.extend(c.probabilities.iter().map(|&p| f(p)));
+                row.extend(per_class(&c.probabilities, n).map(f));
             }
             (OutputKind::Binary | OutputKind::Multiclass, _) => {
                 row.extend(vec![String::new(); 3 + n])
             }
             (OutputKind::Segmentation, Some(Prediction::Segmentation(s))) => {
                 row.push(answer.mask_file.unwrap_or_default().to_owned());
-                row.extend(s.fractions.iter().map(|&x| f(x)));
+                row.extend(per_class(&s.fractions, n).map(f));
             }
             (OutputKind::Segmentation, _) => row.extend(vec![String::new(); 1 + n]),
             (OutputKind::Raw, Some(Prediction::Raw(r))) => {

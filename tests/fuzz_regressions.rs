@@ -50,6 +50,32 @@ fn serve_http_inputs() {
     replay("serve_http", scancer::fuzzing::serve_http);
 }
 
+/// The seeds reach what they were written for: every request of a valid seed is answered 200 (the
+/// 100 Continue of the chunked seed aside), so the target fuzzes the models' answers, not only errors.
+#[test]
+fn serve_http_seeds_are_answered() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/serve_http");
+    for entry in std::fs::read_dir(seeds).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let requests = std::fs::read(&path).unwrap();
+        let answers = scancer::fuzzing::serve_http_answers(&requests);
+        let text = String::from_utf8_lossy(&answers);
+        let statuses: Vec<&str> = text
+            .match_indices("HTTP/1.1 ")
+            .map(|(k, _)| &text[k + 9..k + 12])
+            .filter(|s| *s != "100")
+            .collect();
+        let sent = requests.windows(8).filter(|w| w == b" HTTP/1.").count();
+        let want = if name == "unauthorized" { "401" } else { "200" };
+        assert_eq!(statuses.len(), sent, "{name}: {text}");
+        assert!(
+            statuses.iter().all(|s| *s == want),
+            "{name}: {statuses:?}\n{text}"
+        );
+    }
+}
+
 #[test]
 fn store_answers_inputs() {
     replay("store_answers", scancer::fuzzing::store_answers);
