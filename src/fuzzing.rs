@@ -80,19 +80,17 @@ fn config(k: usize) -> HandlerConfig {
     HandlerConfig::from_toml(CONFIGS[k % CONFIGS.len()]).expect("the fuzz configurations are valid")
 }
 
-/// A scratch folder for the archive target, on tmpfs where there is one.
-fn scratch() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!("scancer-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a scratch folder");
-        dir
-    })
+/// Where the archive target writes its one file (removed after each input): tmpfs where there is
+/// one.
+fn scratch() -> PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let thread = format!("{:?}", std::thread::current().id());
+    let thread: String = thread.chars().filter(char::is_ascii_digit).collect();
+    base.join(format!("scancer-fuzz-{}-{thread}.mar", std::process::id()))
 }
 
 /// The .mar / .tar.gz reader and the manifest parser: the bytes as an archive file, opened the way
@@ -100,7 +98,7 @@ fn scratch() -> &'static PathBuf {
 /// member read back within its limit.
 pub fn archive(data: &[u8]) {
     let _ = Manifest::parse(data);
-    let path = scratch().join(format!("model-{:?}.mar", std::thread::current().id()));
+    let path = scratch();
     std::fs::write(&path, data).expect("the scratch file is writable");
     // Small limits, so that a bomb is refused in the fuzzer's memory and time.
     let limits = Limits {
