@@ -161,7 +161,7 @@ impl Transport for &mut Replay<'_> {
         Ok(())
     }
 
-    fn set_write_timeout(&mut self, _: Duration) -> io::Result<()> {
+    fn configure(&mut self, _: Duration) -> io::Result<()> {
         Ok(())
     }
 

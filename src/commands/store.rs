@@ -7,6 +7,7 @@ use crate::store::{Register, Store, StoreError};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -256,11 +257,12 @@ pub fn descriptions(described: &Value) -> String {
         if k > 0 {
             out.push('\n');
         }
-        out.push_str(&format!(
-            "{} {}\n",
+        let _ = writeln!(
+            out,
+            "{} {}",
             text(&m["modelName"]),
             text(&m["modelVersion"])
-        ));
+        );
         let fields = [
             ("url", text(&m["modelUrl"])),
             ("runtime", text(&m["runtime"])),
@@ -290,7 +292,7 @@ pub fn descriptions(described: &Value) -> String {
             ),
         ];
         for (name, value) in fields {
-            out.push_str(&format!("  {name:<17} {value}\n"));
+            let _ = writeln!(out, "  {name:<17} {value}");
         }
         let rows: Vec<Vec<String>> = m["workers"]
             .as_array()

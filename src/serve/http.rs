@@ -81,7 +81,8 @@ pub enum ReadError {
 pub trait Transport: Read + Write {
     /// Bounds the next reads; a read that waits longer fails with `WouldBlock` or `TimedOut`.
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
-    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+    /// Readies a fresh connection: answers go out at once, and a write waits `write_timeout` at most.
+    fn configure(&mut self, write_timeout: Duration) -> io::Result<()>;
     /// Whether unread bytes are waiting (without waiting for any).
     fn bytes_waiting(&mut self) -> bool;
     /// The client's address, for the access log.
@@ -93,9 +94,9 @@ impl Transport for TcpStream {
         TcpStream::set_read_timeout(self, Some(timeout))
     }
 
-    fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+    fn configure(&mut self, write_timeout: Duration) -> io::Result<()> {
         self.set_nodelay(true)?;
-        TcpStream::set_write_timeout(self, Some(timeout))
+        TcpStream::set_write_timeout(self, Some(write_timeout))
     }
 
     fn bytes_waiting(&mut self) -> bool {
@@ -128,7 +129,7 @@ enum Filled {
 
 impl<S: Transport> Connection<S> {
     pub fn new(mut stream: S, limits: Limits) -> io::Result<Connection<S>> {
-        stream.set_write_timeout(limits.client_timeout)?;
+        stream.configure(limits.client_timeout)?;
         Ok(Connection {
             stream,
             buffer: Vec::with_capacity(4096),
