@@ -18,8 +18,10 @@ macro_rules! exit_codes {
     () => {
         "Exit status:
   0  every input got a result
-  1  some inputs failed (each has a record with its error; the others have results)
-  2  usage error, or the model or its configuration is unusable (nothing was predicted)"
+  1  some inputs failed (each has a record with its error; the others have results), or a
+     slide held no tissue
+  2  usage error, or the model or its configuration is unusable (nothing was predicted)
+  130, 143  interrupted by SIGINT or SIGTERM (finished records are kept for --resume)"
     };
 }
 
@@ -276,9 +278,16 @@ pub struct PredictArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Write the results to FILE (atomically: complete or not at all) instead of standard output
+    /// Write the results to FILE instead of standard output: through FILE.partial, record by
+    /// record, renamed to FILE when complete (devices and FIFOs are written in place)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Go on from an interrupted run of the same command: the inputs already recorded in
+    /// --output's FILE.partial (or FILE) are skipped and the rest appended, so the output equals one
+    /// uninterrupted run (formats json, jsonl, csv)
+    #[arg(long)]
+    pub resume: bool,
 
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -288,7 +297,8 @@ pub struct PredictArgs {
     pub decode_threads: Option<u32>,
 
     /// Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays;
-    /// the outputs of shards 0 to N-1 concatenated equal one unsharded run
+    /// the outputs of shards 0 to N-1 concatenated equal one unsharded run in every format (only
+    /// shard 0 writes the CSV or table header; JSON's brackets come from the first and last)
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
 
@@ -320,7 +330,7 @@ pub struct PredictArgs {
     )]
     pub tissue_threshold: f64,
 
-    /// Run every window of a slide, background included
+    /// Run every window of a slide, background included (the result still counts only tissue)
     #[arg(help_heading = "Whole slides", long)]
     pub all_tiles: bool,
 
@@ -335,23 +345,25 @@ pub struct PredictArgs {
     pub level: u32,
 
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
-    /// probability, label): JSON Lines for a .jsonl file, else CSV
+    /// probability, label; windows that were not run have no probability): JSON Lines for a .jsonl
+    /// file, else CSV
     #[arg(help_heading = "Whole slides", long, value_name = "FILE")]
     pub tiles: Option<PathBuf>,
 
-    /// Write each slide's heatmap (matplotlib's plasma colours) as a PNG: this file for one input,
-    /// else <DIR>/<slide name>-heatmap.png
+    /// Write each slide's heatmap as a PNG (tissue in matplotlib's plasma colours, not-tissue grey,
+    /// a colour bar): FILE.png for one input, else DIR/<the input's path>.heatmap.png
     #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
     pub heatmap: Option<PathBuf>,
 
-    /// Largest side of a heatmap in pixels
+    /// Largest side of a heatmap in pixels (16 to 16384)
     #[arg(
         help_heading = "Whole slides",
         long,
         default_value_t = 2048,
+        value_parser = clap::value_parser!(u32).range(16..=16384),
         value_name = "PIXELS"
     )]
-    pub heatmap_size: usize,
+    pub heatmap_size: u32,
 
     /// Gaussian smoothing of the heatmap, sigma in slide pixels
     #[arg(

@@ -430,6 +430,7 @@ fn write_all_formats(schema: &Schema, outcome: &Outcome) {
             Box::new(io::sink()),
             TableStyle::default(),
             false,
+            output::Piece::WHOLE,
         );
         let answer = output::Answer {
             path: "patch.png",

@@ -79,6 +79,10 @@ fn walk(dir: &Path, found: &mut Discovered) {
     for entry in WalkDir::new(dir).follow_links(true).sort_by_file_name() {
         match entry {
             Ok(entry) if entry.file_type().is_dir() => {}
+            // macOS resource forks (`._scan.png` beside `scan.png` on shared drives) are not images.
+            Ok(entry) if entry.file_name().to_string_lossy().starts_with("._") => {
+                found.skipped += 1
+            }
             Ok(entry) => match looks_like_image(entry.path()) {
                 Ok(true) => found.items.push(Ok(file(entry.path()))),
                 Ok(false) => found.skipped += 1,
@@ -186,13 +190,18 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// This shard's slice of `len` inputs.
+    pub fn range(&self, len: usize) -> std::ops::Range<usize> {
+        len * self.index / self.count..len * (self.index + 1) / self.count
+    }
+
     pub fn select<T>(&self, items: Vec<T>) -> Vec<T> {
-        let len = items.len();
-        let (start, end) = (
-            len * self.index / self.count,
-            len * (self.index + 1) / self.count,
-        );
-        items.into_iter().skip(start).take(end - start).collect()
+        let range = self.range(items.len());
+        items
+            .into_iter()
+            .skip(range.start)
+            .take(range.len())
+            .collect()
     }
 }
 

@@ -3,10 +3,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
-        let decoding = std::thread::current()
-            .name()
-            .is_some_and(|n| n.starts_with(scancer::pipeline::DECODE_THREAD));
-        if !decoding {
+        if !scancer::pipeline::panic_is_caught() {
             let message = info
                 .to_string()
                 .split_whitespace()

@@ -60,55 +60,97 @@ pub struct TableStyle {
     pub path_width: usize,
 }
 
-/// `slides`: records carry a slide summary (null for inputs that were not tiled).
+/// Where a run's records sit in the whole output. A shard of a job array, or a run resumed after an
+/// interruption, writes a piece; the pieces concatenated equal one whole run's output, in every
+/// format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// Records of the whole output before this piece's first one.
+    pub before: usize,
+    /// Whether this piece writes the header (CSV, table).
+    pub opens: bool,
+    /// Whether it ends the output (JSON's closing bracket).
+    pub closes: bool,
+}
+
+impl Piece {
+    pub const WHOLE: Piece = Piece {
+        before: 0,
+        opens: true,
+        closes: true,
+    };
+}
+
+/// `slides`: records carry a slide summary (null for inputs that were not tiled). Every record is
+/// flushed as it is written, so that a killed run keeps what finished.
 pub fn writer<'w>(
     format: Format,
     schema: Schema,
     out: Box<dyn Write + 'w>,
     style: TableStyle,
     slides: bool,
+    piece: Piece,
 ) -> Box<dyn RecordWriter + 'w> {
     match format {
         Format::Table => Box::new(Table {
             schema,
             out,
             style,
-            started: false,
+            started: !piece.opens,
         }),
-        Format::Json => Box::new(Json {
+        Format::Json | Format::Jsonl => Box::new(Json {
             schema,
             out,
-            count: 0,
-            array: true,
-            slides,
-        }),
-        Format::Jsonl => Box::new(Json {
-            schema,
-            out,
-            count: 0,
-            array: false,
+            count: piece.before,
+            array: format == Format::Json,
+            closes: piece.closes,
             slides,
         }),
         Format::Csv => Box::new(Csv {
             out: csv::Writer::from_writer(out),
             schema,
-            started: false,
+            started: !piece.opens,
             slides,
         }),
     }
 }
 
+/// The CSV header a run writes (with its line end).
+pub fn csv_header(schema: &Schema, slides: bool) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    {
+        let mut w = writer(
+            Format::Csv,
+            schema.clone(),
+            Box::new(&mut bytes),
+            TableStyle::default(),
+            slides,
+            Piece {
+                before: 0,
+                opens: true,
+                closes: false,
+            },
+        );
+        // Writing to memory cannot fail.
+        let _ = w.finish();
+    }
+    bytes
+}
+
 /// Summary columns of slide records, in order.
-const SLIDE_COLUMNS: [&str; 9] = [
+const SLIDE_COLUMNS: [&str; 12] = [
     "width",
     "height",
     "tiles",
     "tissue_tiles",
+    "tissue_fraction",
     "positive_tiles",
     "max_probability",
     "mean_probability",
     "positive_fraction",
     "heatmap",
+    "heatmap_downsample",
+    "warning",
 ];
 
 /// f32 values are written with their shortest exact decimal form (0.72174323, not 0.7217432260513306).
@@ -203,8 +245,10 @@ pub fn record(schema: &Schema, answer: &Answer) -> Value {
 struct Json<'w> {
     schema: Schema,
     out: Box<dyn Write + 'w>,
+    /// Records of the whole output written so far (earlier pieces included).
     count: usize,
     array: bool,
+    closes: bool,
     slides: bool,
 }
 
@@ -228,11 +272,11 @@ impl RecordWriter for Json<'_> {
             writeln!(self.out, "{line}")?;
         }
         self.count += 1;
-        Ok(())
+        self.out.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        if self.array {
+        if self.array && self.closes {
             self.out
                 .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
         }
@@ -329,23 +373,29 @@ impl RecordWriter for Csv<'_> {
             (OutputKind::Raw, _) => row.extend([String::new(), String::new()]),
         }
         if self.slides {
+            let g = |x: Option<f32>| x.map_or_else(String::new, f);
             match answer.slide {
                 Some(s) => row.extend([
                     s.width.to_string(),
                     s.height.to_string(),
                     s.tiles.to_string(),
                     s.tissue_tiles.to_string(),
+                    f(s.tissue_fraction),
                     s.positive_tiles.to_string(),
-                    f(s.max_probability),
-                    f(s.mean_probability),
-                    f(s.positive_fraction),
+                    g(s.max_probability),
+                    g(s.mean_probability),
+                    g(s.positive_fraction),
                     s.heatmap.clone().unwrap_or_default(),
+                    s.heatmap_downsample
+                        .map_or_else(String::new, |d| d.to_string()),
+                    s.warning.clone().unwrap_or_default(),
                 ]),
                 None => row.extend(vec![String::new(); SLIDE_COLUMNS.len()]),
             }
         }
         row.push(error);
-        self.out.write_record(&row).map_err(csv_error)
+        self.out.write_record(&row).map_err(csv_error)?;
+        self.out.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -442,14 +492,18 @@ impl RecordWriter for Table<'_> {
                 )
             }
         };
-        let b = match answer.slide {
-            Some(s) => format!(
-                "{b}  ({} of {} tissue tiles positive, {} background)",
+        let b = match (answer.slide, answer.outcome) {
+            (Some(s), Outcome::Predicted(_)) => format!(
+                "{b}  ({} of {} tissue windows positive, {} background; tissue {:.1}%){}",
                 s.positive_tiles,
                 s.tissue_tiles,
-                s.tiles - s.tissue_tiles
+                s.tiles - s.tissue_tiles,
+                s.tissue_fraction * 100.0,
+                s.warning
+                    .as_ref()
+                    .map_or_else(String::new, |w| format!("  warning: {w}"))
             ),
-            None => b,
+            _ => b,
         };
         // Pad by visible width: colour codes do not take space on screen.
         let a_pad = lw.saturating_sub(match answer.outcome {
@@ -463,7 +517,8 @@ impl RecordWriter for Table<'_> {
             answer.path,
             " ".repeat(path_pad),
             " ".repeat(a_pad)
-        )
+        )?;
+        self.out.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -505,6 +560,7 @@ mod tests {
                     path_width: 5,
                 },
                 false,
+                Piece::WHOLE,
             );
             for (path, outcome) in answers {
                 w.write(&Answer {

@@ -9,7 +9,7 @@
 use crate::engine::Engine;
 use crate::inputs::{io_message, read_stdin, Item, Source};
 use crate::postprocess::Prediction;
-use crate::preprocess::{Prepared, Preprocessor};
+use crate::preprocess::{InputError, Prepared, Preprocessor};
 use std::io::{self, BufReader};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -57,6 +57,31 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
+thread_local! {
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a panic on this thread becomes an input's error record (the panic hook stays quiet).
+pub fn panic_is_caught() -> bool {
+    CATCHING.with(std::cell::Cell::get)
+        || std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with(DECODE_THREAD))
+}
+
+/// Runs a decoder over one input: a decoder bug costs that input, not the run.
+pub fn decoding<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    let was = CATCHING.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    result.unwrap_or_else(|payload| {
+        Err(format!(
+            "the image decoder crashed on this file ({})",
+            panic_text(&*payload)
+        ))
+    })
+}
+
 /// Decoding under way on worker threads, waiting for a model. Starting it before the model loads
 /// overlaps the model's start-up with the first batches' decoding.
 pub struct Decoding {
@@ -77,15 +102,7 @@ pub fn start(pre: Arc<Preprocessor>, items: Arc<[Item]>, options: PipelineOption
                 .name(format!("{DECODE_THREAD}{w}"))
                 .spawn(move || {
                     for item in items.iter().skip(w).step_by(workers) {
-                        // A decoder bug must cost one input, not the run.
-                        let prepared =
-                            std::panic::catch_unwind(AssertUnwindSafe(|| prepare(&pre, item)))
-                                .unwrap_or_else(|payload| {
-                                    Err(format!(
-                                        "the image decoder crashed on this file ({})",
-                                        panic_text(&*payload)
-                                    ))
-                                });
+                        let prepared = decoding(|| prepare(&pre, item));
                         // A send error means the model thread stopped early: nothing left to do.
                         if tx.send(prepared).is_err() {
                             return;
@@ -133,12 +150,24 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
     let input = item.as_ref().map_err(|u| u.message.clone())?;
     let result = match &input.source {
         Source::File(path) => {
+            if let Some(kind) = crate::slide::rows::vendor_format(path) {
+                return Err(format!(
+                    "{kind} is a whole-slide format: predict it with --tile, through OpenSlide ({})",
+                    crate::slide::rows::OPENSLIDE_NOTE
+                ));
+            }
             let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
             pre.prepare_from(BufReader::new(file))
         }
         Source::Stdin => pre.prepare(&read_stdin(MAX_STDIN_BYTES)?),
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| match e {
+        // Larger than a patch: most likely a slide or a scan region.
+        InputError::WrongSize { .. } | InputError::TooLarge { .. } => {
+            format!("{e}; to cut a whole slide into windows of the model's input, add --tile")
+        }
+        e => e.to_string(),
+    })
 }
 
 /// Runs the prepared inputs of `pending` as one batch and emits every pending outcome in order.

@@ -6,9 +6,10 @@ use crate::cli::{ColorChoice, PredictArgs};
 use crate::engine::Engine;
 use crate::handler_config::HandlerConfig;
 use crate::handler_config::OutputKind;
-use crate::inputs::{discover, io_message, read_item, Input, Item, Source};
+use crate::inputs::{discover, io_message, read_item, Item, Source};
 use crate::model_source::ModelSource;
-use crate::output::{self, Answer, Format, Schema, TableStyle};
+use crate::output::{self, Answer, Format, Piece, Schema, TableStyle};
+use crate::output_file::{partial_of, write_file, OutputFile, Target};
 use crate::pipeline::{self, Outcome, PipelineOptions};
 use crate::postprocess::Postprocessor;
 use crate::postprocess::{Prediction, SegmentationPrediction};
@@ -17,8 +18,9 @@ use crate::remote::predict::{
     guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
 };
 use crate::remote::{load_profile, Client, Credentials};
+use crate::resume::{self, Recorded};
 use crate::slide::heatmap::HeatmapOptions;
-use crate::slide::tiles::TileWriter;
+use crate::slide::tiles::{self, TileWriter};
 use crate::slide::{Slide, SlideOptions, Summary};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -39,21 +41,51 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     let started = Instant::now();
     let discovered = discover(&args.inputs);
     let found_any = !discovered.items.is_empty();
-    let items: Arc<[Item]> = match args.shard {
-        Some(shard) => shard.select(discovered.items),
-        None => discovered.items,
-    }
-    .into();
     if !args.quiet && discovered.skipped > 0 {
         eprintln!(
             "scancer: skipped {} file(s) in directories that are not images",
             discovered.skipped
         );
     }
+    let all = discovered.items;
+    // Heatmap names come from every input, so that shards of one job array agree on them.
+    let heatmaps = heatmap_targets(&args, &all)?;
+    let range = args.shard.map_or(0..all.len(), |s| s.range(all.len()));
+    let mut piece = Piece {
+        before: range.start,
+        opens: args.shard.is_none_or(|s| s.index == 0),
+        closes: args.shard.is_none_or(|s| s.index + 1 == s.count),
+    };
+    let shard: Vec<Item> = all[range.clone()].to_vec();
+    let heatmaps: Vec<Option<PathBuf>> =
+        heatmaps.map_or_else(|| vec![None; shard.len()], |names| names[range].to_vec());
+    let resumed = Resumed::load(&args, &shard, piece.opens)?;
+    if let Some(r) = &resumed {
+        piece.before += r.recorded.records;
+        piece.opens &= !r.recorded.opened;
+        if !args.quiet && r.recorded.records > 0 {
+            eprintln!(
+                "scancer: resuming: {} of {} input(s) already recorded in {}",
+                r.recorded.records,
+                shard.len(),
+                r.from.display()
+            );
+        }
+    }
+    let skip = resumed.as_ref().map_or(0, |r| r.recorded.records);
+    let items: Arc<[Item]> = shard[skip..].to_vec().into();
+    let run = Run {
+        args: &args,
+        color,
+        started,
+        piece,
+        resumed,
+        heatmaps: heatmaps[skip..].to_vec(),
+    };
     let code = if args.remote.is_some() {
-        remote(&args, color, &items, started)?
+        remote(&run, &items)?
     } else {
-        local(&args, color, &items, started)?
+        local(&run, &items)?
     };
     if !found_any {
         eprintln!("scancer: no images found in the given paths");
@@ -62,17 +94,185 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn local(
-    args: &PredictArgs,
+/// One `predict` run's settings, resolved before any work.
+struct Run<'a> {
+    args: &'a PredictArgs,
     color: ColorChoice,
-    items: &Arc<[Item]>,
     started: Instant,
-) -> Result<ExitCode> {
+    /// Where this run's records sit in the whole output (shards, resumed runs).
+    piece: Piece,
+    /// What an interrupted run already wrote.
+    resumed: Option<Resumed>,
+    /// Each remaining input's heatmap file.
+    heatmaps: Vec<Option<PathBuf>>,
+}
+
+/// `--resume`: the records an earlier run of the same command left in the output.
+struct Resumed {
+    /// The file they were read from (the `.partial`, or a finished output).
+    from: PathBuf,
+    bytes: Vec<u8>,
+    recorded: Recorded,
+    /// The `--tiles` bytes of the finished slides.
+    tiles: Vec<u8>,
+}
+
+impl Resumed {
+    /// Checks `--output`, `--tiles` and `--resume` together; reads what an earlier run left.
+    fn load(args: &PredictArgs, items: &[Item], opens: bool) -> Result<Option<Resumed>> {
+        if let Some(path) = &args.tiles {
+            tiles::is_csv(path).map_err(anyhow::Error::msg)?;
+        }
+        let outputs = [args.output.as_deref(), args.tiles.as_deref()];
+        if !args.resume {
+            // Never start over on top of an interrupted run's records.
+            for path in outputs.into_iter().flatten() {
+                if let Some(partial) = Target::of(path).ok().and_then(|t| t.partial()) {
+                    if partial.exists() {
+                        anyhow::bail!(
+                            "{} holds the records of an interrupted run: add --resume to go on from them, or delete it to start again",
+                            partial.display()
+                        );
+                    }
+                }
+            }
+            return Ok(None);
+        }
+        let Some(output) = &args.output else {
+            anyhow::bail!("--resume needs --output FILE (the file an interrupted run was writing)");
+        };
+        if args.format == Format::Table {
+            anyhow::bail!(
+                "--resume needs --format json, jsonl or csv (a table cannot be read back)"
+            );
+        }
+        let target = Target::of(output).with_context(|| format!("{}", output.display()))?;
+        let Some(partial) = target.partial() else {
+            anyhow::bail!(
+                "--resume: {} is not a regular file, so nothing can be resumed from it",
+                output.display()
+            );
+        };
+        let from = match &target {
+            _ if partial.exists() => partial,
+            Target::Regular { path, .. } => path.clone(),
+            Target::Special(path) => path.clone(),
+        };
+        let bytes = match std::fs::read(&from) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", from.display())),
+        };
+        let paths: Vec<&str> = items.iter().map(display).collect();
+        let csv_header = args.format == Format::Csv && opens;
+        let recorded = resume::recorded(args.format, &bytes, &paths, csv_header)
+            .map_err(|why| anyhow::anyhow!("--resume: {}: {why}", from.display()))?;
+        let tiles = match &args.tiles {
+            Some(path) => {
+                let partial = partial_of(path);
+                let from = if partial.exists() {
+                    partial
+                } else {
+                    path.clone()
+                };
+                match std::fs::read(&from) {
+                    Ok(bytes) => {
+                        let csv = tiles::is_csv(path).map_err(anyhow::Error::msg)?;
+                        let done: HashSet<&str> =
+                            paths[..recorded.records].iter().copied().collect();
+                        let keep = resume::tiles_kept(&bytes, csv, &done);
+                        bytes[..keep].to_vec()
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("{}: cannot read", from.display()))
+                    }
+                }
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(Resumed {
+            from,
+            bytes,
+            recorded,
+            tiles,
+        }))
+    }
+}
+
+/// Each input's heatmap file: `--heatmap FILE.png` for a single input, else
+/// `DIR/<the input's path>.heatmap.png`, mirroring the path as given so that no two inputs of a
+/// job array, whichever shard runs them, share a name.
+fn heatmap_targets(args: &PredictArgs, all: &[Item]) -> Result<Option<Vec<Option<PathBuf>>>> {
+    let Some(heatmap) = &args.heatmap else {
+        return Ok(None);
+    };
+    let folder = heatmap.is_dir()
+        || heatmap.as_os_str().to_string_lossy().ends_with('/')
+        || !heatmap
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !folder {
+        if all.len() > 1 {
+            anyhow::bail!(
+                "--heatmap {} names one PNG file, but there are {} inputs: give a folder (--heatmap maps/) for one heatmap per slide",
+                heatmap.display(),
+                all.len()
+            );
+        }
+        return Ok(Some(vec![Some(heatmap.clone()); all.len()]));
+    }
+    let mut seen: std::collections::HashMap<PathBuf, &str> = std::collections::HashMap::new();
+    let mut names = Vec::with_capacity(all.len());
+    for item in all {
+        let name = match item {
+            Ok(input) => {
+                let mut rel = match &input.source {
+                    Source::File(path) => mirrored(path),
+                    Source::Stdin => PathBuf::from("stdin"),
+                }
+                .into_os_string();
+                rel.push(".heatmap.png");
+                let name = heatmap.join(rel);
+                if let Some(other) = seen.insert(name.clone(), &input.display) {
+                    anyhow::bail!(
+                        "--heatmap: the heatmaps of {other} and {} would both be {}: give each slide once, by paths that differ",
+                        input.display,
+                        name.display()
+                    );
+                }
+                Some(name)
+            }
+            Err(_) => None,
+        };
+        names.push(name);
+    }
+    Ok(Some(names))
+}
+
+/// A path as given, made relative: `/data/a/x.svs` -> `data/a/x.svs`, `../x.svs` -> `__/x.svs`.
+fn mirrored(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut rel = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(name) => rel.push(name),
+            Component::ParentDir => rel.push("__"),
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+        }
+    }
+    rel
+}
+
+fn local(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
+    let args = run.args;
     let source = ModelSource::open(&args.model, args.config.as_deref())?;
     if args.tile || source.config.input.patch {
+        // Usage errors, before any slide is read or any output touched.
+        crate::slide::check(&source.config, args.stride).map_err(anyhow::Error::msg)?;
         let engine = Engine::load(&source, &args.engine.options())?;
         let schema = engine.schema();
-        return slides(args, color, items, started, engine, schema);
+        return slides(run, items, engine, schema);
     }
     let preprocessor = Preprocessor::new(&source.config, args.engine.max_image_pixels);
     let pipeline_options = PipelineOptions {
@@ -87,15 +287,11 @@ fn local(
     let schema = engine.schema();
     let produce: Producer =
         Box::new(move |emit| Ok(decoding.finish(&engine, |i, o| emit(i, o, None))));
-    write_results(args, color, items, schema, started, produce, false)
+    write_results(run, items, schema, produce, None)
 }
 
-fn remote(
-    args: &PredictArgs,
-    color: ColorChoice,
-    items: &Arc<[Item]>,
-    started: Instant,
-) -> Result<ExitCode> {
+fn remote(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
+    let args = run.args;
     let profile = load_profile(args.remote_args.profile.as_deref())?;
     let url = args
         .remote
@@ -175,120 +371,103 @@ fn remote(
         })
         .map_err(anyhow::Error::from)
     });
-    write_results(args, color, items, schema, started, produce, false)
+    write_results(run, items, schema, produce, None)
 }
 
 /// Whole slides: every input is cut into windows when larger than the model's input.
-fn slides(
-    args: &PredictArgs,
-    color: ColorChoice,
-    items: &Arc<[Item]>,
-    started: Instant,
-    engine: Engine,
-    schema: Schema,
-) -> Result<ExitCode> {
+fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Result<ExitCode> {
+    let args = run.args;
     let options = SlideOptions {
         stride: args.stride,
         tissue_threshold: args.tissue_threshold,
         all_tiles: args.all_tiles,
         thumbnail_side: if args.heatmap.is_some() && args.overlay {
-            args.heatmap_size
+            args.heatmap_size as usize
         } else {
             0
         },
     };
     let heatmap = HeatmapOptions {
-        max_side: args.heatmap_size,
+        max_side: args.heatmap_size as usize,
         smooth: args.smooth,
         overlay: args.overlay,
     };
-    let mut tiles = match &args.tiles {
-        Some(path) => Some(
-            TileWriter::create(path)
-                .with_context(|| format!("{}: cannot create", path.display()))?,
-        ),
+    let tiles = match &args.tiles {
+        Some(path) => {
+            let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
+            Some(
+                TileWriter::create(path, kept)
+                    .with_context(|| format!("{}: cannot create", path.display()))?,
+            )
+        }
         None => None,
     };
-    let heatmaps = args.heatmap.clone();
-    let many = items.len() > 1;
     let labels = [schema.label(0), schema.label(1)];
     let (quiet, max_pixels) = (args.quiet, args.engine.max_image_pixels);
-    let mut names = HashSet::new();
+    let heatmaps = &run.heatmaps;
     let produce: Producer = Box::new(move |emit| {
+        let mut tiles = tiles;
         for (i, item) in items.iter().enumerate() {
-            let target = heatmaps.as_ref().map(|h| {
-                if many {
-                    // Unique names: slide.png and slide.tif get slide-heatmap.png and
-                    // slide-2-heatmap.png.
-                    let stem = stem(item);
-                    let mut name = format!("{stem}-heatmap.png");
-                    let mut n = 1;
-                    while !names.insert(name.clone()) {
-                        n += 1;
-                        name = format!("{stem}-{n}-heatmap.png");
-                    }
-                    h.join(name)
-                } else {
-                    h.clone()
-                }
-            });
             let slide = Slide {
                 engine: &engine,
                 options: &options,
-                heatmap: target.as_deref().map(|t| (t, &heatmap)),
+                heatmap: heatmaps[i].as_deref().map(|t| (t, &heatmap)),
                 max_pixels,
                 level: args.level,
                 quiet,
             };
-            let (outcome, summary, result) = slide.predict(item);
-            if let (Some(writer), Some(result)) = (&mut tiles, &result) {
-                let shown = display(item);
+            let predicted = slide.predict(item);
+            if let (Some(writer), Some(result)) = (&mut tiles, &predicted.result) {
                 let labels = [labels[0].as_str(), labels[1].as_str()];
-                if let Err(e) = writer.write(shown, result, labels) {
+                if let Err(e) = writer.write(display(item), result, labels) {
                     return Ok(Err(e));
                 }
             }
-            if let Err(e) = emit(i, outcome, summary) {
+            if let Err(e) = emit(i, predicted.outcome, predicted.summary) {
                 return Ok(Err(e));
             }
         }
-        Ok(match &mut tiles {
+        Ok(match tiles {
             Some(writer) => writer.finish(),
             None => Ok(()),
         })
     });
-    write_results(args, color, items, schema, started, produce, true)
+    write_results(run, items, schema, produce, Some(()))
 }
 
-/// An input's file stem, for naming its heatmap.
-fn stem(item: &Item) -> String {
-    match item {
-        Ok(Input {
-            source: Source::File(p),
-            ..
-        }) => p
-            .file_stem()
-            .map_or_else(|| "slide".into(), |s| s.to_string_lossy().into_owned()),
-        _ => "stdin".into(),
-    }
-}
-
-/// Writes every record as it is produced, then the summary; the exit status.
+/// Writes every record as it is produced, then the summary; the exit status. `slides`: records
+/// carry slide summaries.
 fn write_results(
-    args: &PredictArgs,
-    color: ColorChoice,
+    run: &Run,
     items: &Arc<[Item]>,
     schema: Schema,
-    started: Instant,
     produce: Producer,
-    slides: bool,
+    slides: Option<()>,
 ) -> Result<ExitCode> {
+    let args = run.args;
+    let slides = slides.is_some();
     let quiet = args.quiet;
-    let mut destination = Destination::open(args.output.as_deref())?;
+    let kept: &[u8] = match &run.resumed {
+        Some(r) => {
+            if r.recorded.opened && args.format == Format::Csv {
+                let header = output::csv_header(&schema, slides);
+                if !r.bytes.starts_with(&header) {
+                    anyhow::bail!(
+                        "--resume: {}: its CSV header is not the one this command writes: it was written by another command or model",
+                        r.from.display()
+                    );
+                }
+            }
+            &r.bytes[..r.recorded.keep]
+        }
+        None => &[],
+    };
+    let mut destination = Destination::open(args.output.as_deref(), kept)?;
+    let interrupt = destination.partial().and_then(watch_interrupts);
     let style = TableStyle {
         color: args.format == Format::Table
             && args.output.is_none()
-            && use_color(color, io::stdout().is_terminal()),
+            && use_color(run.color, io::stdout().is_terminal()),
         path_width: items
             .iter()
             .map(|i| display(i).chars().count())
@@ -298,9 +477,17 @@ fn write_results(
     let mut masks = MaskWriter::new(mask_dir(args), schema.kind == OutputKind::Segmentation);
     // Slides show a bar of their own windows instead.
     let progress = progress_bar(items.len(), quiet || slides);
-    let mut failed = 0usize;
+    let mut failed = run.resumed.as_ref().map_or(0, |r| r.recorded.failed);
+    let mut written = 0usize;
     let result = {
-        let mut writer = output::writer(args.format, schema, destination.writer(), style, slides);
+        let mut writer = output::writer(
+            args.format,
+            schema,
+            destination.writer(),
+            style,
+            slides,
+            run.piece,
+        );
         let mut emit = |i: usize, outcome: Outcome, slide: Option<Summary>| {
             let path = display(&items[i]);
             let (outcome, mask_file) = masks.write(&items[i], outcome);
@@ -314,28 +501,37 @@ fn write_results(
                 mask_file: mask_file.as_deref(),
                 slide: slide.as_ref(),
             };
+            written += 1;
             progress.suspend(|| writer.write(&answer))
         };
         let produced = produce(&mut emit);
         match produced {
             Ok(written) => written.and_then(|()| writer.finish()),
-            Err(fatal) => {
-                progress.finish_and_clear();
-                return Err(fatal);
-            }
+            Err(fatal) => Err(io::Error::other(Fatal(fatal))),
         }
     };
     progress.finish_and_clear();
+    if let Some(handle) = interrupt {
+        handle.close();
+    }
     match result {
         Ok(()) => destination.commit()?,
         // The reader went away (`| head`): stop quietly, as other Unix tools do.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::from(SUCCESS)),
-        Err(e) => return Err(e).context(format!("cannot write results to {}", destination.name())),
+        Err(e) => {
+            let e = match e.into_inner().map(|inner| inner.downcast::<Fatal>()) {
+                Some(Ok(fatal)) => fatal.0,
+                Some(Err(inner)) => anyhow::Error::from(io::Error::other(inner))
+                    .context(format!("cannot write results to {}", destination.name())),
+                None => anyhow::anyhow!("cannot write results to {}", destination.name()),
+            };
+            return Err(destination.abandon(e, written));
+        }
     }
 
-    let total = items.len();
+    let total = items.len() + run.resumed.as_ref().map_or(0, |r| r.recorded.records);
     if !quiet && (failed > 0 || stderr_is_terminal()) {
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = run.started.elapsed().as_secs_f64();
         eprintln!(
             "scancer: {total} input(s): {} predicted, {failed} failed in {seconds:.2} s",
             total - failed
@@ -346,6 +542,39 @@ fn write_results(
     } else {
         SUCCESS
     }))
+}
+
+/// A fatal error from the producer, carried through the writer's io::Result.
+#[derive(Debug)]
+struct Fatal(anyhow::Error);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Fatal {}
+
+/// On SIGINT or SIGTERM while an output is being written: says where the finished records are and
+/// how to go on, then exits 130 or 143 (128 + the signal), as a shell reports a killed command.
+fn watch_interrupts(partial: PathBuf) -> Option<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).ok()?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("scancer-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                eprintln!(
+                    "scancer: interrupted: the finished records are in {}; run the same command with --resume to go on",
+                    partial.display()
+                );
+                std::process::exit(128 + signal);
+            }
+        })
+        .ok()?;
+    Some(handle)
 }
 
 fn display(item: &Item) -> &str {
@@ -394,41 +623,40 @@ fn mask_dir(args: &PredictArgs) -> PathBuf {
     }
 }
 
-/// Standard output, or a temporary file beside `--output` that replaces it only when complete.
+/// Standard output, or `--output` written through its `.partial` (see `output_file`).
 enum Destination {
     Stdout,
-    File {
-        temp: tempfile::NamedTempFile,
-        path: PathBuf,
-    },
+    File { file: OutputFile, path: PathBuf },
 }
 
 impl Destination {
-    fn open(path: Option<&Path>) -> Result<Destination> {
+    /// Opens `--output`, starting with the bytes `kept` of an interrupted run.
+    fn open(path: Option<&Path>, kept: &[u8]) -> Result<Destination> {
         let Some(path) = path else {
             return Ok(Destination::Stdout);
         };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".scancer-")
-            .tempfile_in(dir)
+        let mut file = OutputFile::create(path)
             .with_context(|| format!("{}: cannot create the output file", path.display()))?;
+        file.write_all(kept)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
         Ok(Destination::File {
-            temp,
+            file,
             path: path.to_path_buf(),
         })
     }
 
+    fn partial(&self) -> Option<PathBuf> {
+        match self {
+            Destination::File { file, .. } => file.target().partial(),
+            Destination::Stdout => None,
+        }
+    }
+
     fn writer(&mut self) -> Box<dyn Write + '_> {
         match self {
-            // A terminal gets each line as it is written (stdout is line-buffered), so that records
-            // and the progress bar take turns; pipes and files get large buffered writes.
-            Destination::Stdout if io::stdout().is_terminal() => Box::new(io::stdout().lock()),
+            // Records are flushed one by one: a killed run keeps every finished one.
             Destination::Stdout => Box::new(io::BufWriter::new(io::stdout().lock())),
-            Destination::File { temp, .. } => Box::new(io::BufWriter::new(temp.as_file_mut())),
+            Destination::File { file, .. } => Box::new(io::BufWriter::new(file)),
         }
     }
 
@@ -439,12 +667,26 @@ impl Destination {
         }
     }
 
+    /// A run that stops on a fatal error: a `.partial` without records goes (the output is left as
+    /// it was); one with records stays, for --resume, and the error says so.
+    fn abandon(self, error: anyhow::Error, written: usize) -> anyhow::Error {
+        let Some(partial) = self.partial() else {
+            return error;
+        };
+        let kept = std::fs::metadata(&partial).map_or(0, |m| m.len());
+        if written == 0 && kept == 0 {
+            let _ = std::fs::remove_file(&partial);
+            return error;
+        }
+        error.context(format!(
+            "the finished records are in {}: fix the problem and run the same command with --resume",
+            partial.display()
+        ))
+    }
+
     fn commit(self) -> Result<()> {
-        if let Destination::File { temp, path } = self {
-            temp.as_file()
-                .sync_all()
-                .with_context(|| format!("{}: cannot write", path.display()))?;
-            temp.persist(&path)
+        if let Destination::File { file, path } = self {
+            file.commit()
                 .with_context(|| format!("{}: cannot write", path.display()))?;
         }
         Ok(())
@@ -506,12 +748,11 @@ impl MaskWriter {
 }
 
 fn save_mask(path: &Path, seg: &SegmentationPrediction) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io_message(&e))?;
-    }
     let image = image::GrayImage::from_raw(seg.width as u32, seg.height as u32, seg.mask.clone())
         .ok_or("mask size does not match its pixels")?;
+    let mut png = Vec::new();
     image
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| e.to_string())
+        .write_to(&mut io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    write_file(path, &png).map_err(|e| io_message(&e))
 }

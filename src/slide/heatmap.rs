@@ -1,20 +1,30 @@
-//! The tumour map a person looks at: each window's probability painted over the pixels it covers
-//! (where windows overlap, the later one, as the notebook fills them), optionally smoothed with a
-//! Gaussian, coloured with matplotlib's `plasma`, optionally blended over the slide. Drawn at a
-//! reduced scale so that any slide gives an image that opens anywhere.
+//! The tumour map a person looks at: each tissue window's probability painted over the pixels it
+//! covers (where windows overlap, the later one, as the notebook fills them), optionally smoothed
+//! with a Gaussian over tissue only, coloured with matplotlib's `plasma`. Glass and every other
+//! window that is not tissue is neutral grey, never a colour of the scale, so that "no tissue" cannot
+//! be read as "confidently benign"; `--overlay` tints the tissue and leaves the rest of the slide as
+//! it is. Below the map: a colour bar with the probability scale, the threshold and the grey "no
+//! tissue" swatch. The PNG's text chunks record the slide's size and the downsample factor. Drawn
+//! at a reduced scale so that any slide gives an image that opens anywhere.
 
 use super::{plasma, SlideResult};
 use image::RgbImage;
 
 #[derive(Debug, Clone, Copy)]
 pub struct HeatmapOptions {
-    /// Largest side of the heatmap in pixels.
+    /// Largest side of the map in pixels.
     pub max_side: usize,
     /// Gaussian sigma in slide pixels (0: no smoothing).
     pub smooth: f32,
-    /// Blend over the slide (half and half) instead of the map alone.
+    /// Blend over the slide (half and half, tissue only) instead of the map alone.
     pub overlay: bool,
 }
+
+/// The colour of what was not analysed as tissue.
+pub const NO_TISSUE: [u8; 3] = [128, 128, 128];
+/// The legend's height and the smallest width that holds it.
+const LEGEND_HEIGHT: usize = 40;
+const LEGEND_WIDTH: usize = 240;
 
 /// Slide pixels per heatmap pixel.
 pub fn scale(result: &SlideResult, max_side: usize) -> usize {
@@ -25,11 +35,12 @@ pub fn scale(result: &SlideResult, max_side: usize) -> usize {
         .max(1)
 }
 
-/// The probability map at heatmap scale, row-major, `(width, height, values)`.
+/// The probability map at heatmap scale, row-major, `(width, height, values)`: NaN where the
+/// window is not tissue.
 pub fn probability_map(result: &SlideResult, scale: usize) -> (usize, usize, Vec<f32>) {
     let (w, h) = (result.width.div_ceil(scale), result.height.div_ceil(scale));
     let (nx, ny) = result.grid;
-    let mut map = vec![0f32; w * h];
+    let mut map = vec![f32::NAN; w * h];
     for j in 0..h {
         // The slide point at the centre of this heatmap pixel; the last window over it wins.
         let cy = j * scale + scale / 2;
@@ -37,10 +48,36 @@ pub fn probability_map(result: &SlideResult, scale: usize) -> (usize, usize, Vec
         for i in 0..w {
             let cx = i * scale + scale / 2;
             let kx = (cx / result.stride).min(nx - 1);
-            map[j * w + i] = result.tiles[ky * nx + kx].probability;
+            let tile = &result.tiles[ky * nx + kx];
+            if tile.tissue {
+                map[j * w + i] = tile.probability.unwrap_or(f32::NAN);
+            }
         }
     }
     (w, h, map)
+}
+
+/// Smooths the tissue values only (a normalised convolution: glass neither lowers nor spreads a
+/// probability); NaN stays NaN.
+pub fn smooth_tissue(map: &mut [f32], w: usize, h: usize, sigma: f32) {
+    if sigma <= 0.0 {
+        return;
+    }
+    let mut weight: Vec<f32> = map
+        .iter()
+        .map(|v| f32::from(u8::from(!v.is_nan())))
+        .collect();
+    let mut values: Vec<f32> = map
+        .iter()
+        .map(|v| if v.is_nan() { 0.0 } else { *v })
+        .collect();
+    gaussian(&mut values, w, h, sigma);
+    gaussian(&mut weight, w, h, sigma);
+    for k in 0..map.len() {
+        if !map[k].is_nan() && weight[k] > 0.0 {
+            map[k] = (values[k] / weight[k]).clamp(0.0, 1.0);
+        }
+    }
 }
 
 /// A Gaussian filter like scipy.ndimage.gaussian_filter (reflect at the edges, radius 4 sigma).
@@ -93,26 +130,166 @@ pub fn gaussian(map: &mut [f32], w: usize, h: usize, sigma: f32) {
     }
 }
 
-pub fn render(result: &SlideResult, options: &HeatmapOptions) -> RgbImage {
+/// The heatmap as a PNG with its legend and text chunks, and its downsample factor.
+pub fn png(result: &SlideResult, options: &HeatmapOptions) -> (Vec<u8>, usize) {
+    let (image, scale, map_size) = render(result, options);
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, image.width(), image.height());
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let texts = [
+        ("Software", format!("scancer {}", env!("CARGO_PKG_VERSION"))),
+        ("scancer:slide-size", format!("{}x{}", result.width, result.height)),
+        ("scancer:downsample", scale.to_string()),
+        ("scancer:map-size", format!("{}x{}", map_size.0, map_size.1)),
+        ("scancer:threshold", result.threshold.to_string()),
+        (
+            "Description",
+            format!(
+                "Probability of the positive class per tissue window (matplotlib plasma, 0 to 1; threshold {}), {} slide pixels per pixel; grey: not tissue, not analysed.{}",
+                result.threshold,
+                scale,
+                if options.overlay { " Tissue tinted over the slide." } else { "" }
+            ),
+        ),
+    ];
+    // Writing PNG to memory cannot fail but for an invalid keyword, and these are valid.
+    for (keyword, text) in texts {
+        encoder
+            .add_text_chunk(keyword.to_owned(), text)
+            .expect("valid PNG text keyword");
+    }
+    let mut writer = encoder.write_header().expect("PNG header to memory");
+    writer
+        .write_image_data(image.as_raw())
+        .expect("PNG data to memory");
+    writer.finish().expect("PNG end to memory");
+    (bytes, scale)
+}
+
+/// The heatmap image, its downsample factor, and the size of the map at its top left (the legend
+/// is below).
+pub fn render(result: &SlideResult, options: &HeatmapOptions) -> (RgbImage, usize, (usize, usize)) {
     let scale = match (&result.thumbnail, options.overlay) {
         (Some((_, s)), true) => *s,
         _ => scale(result, options.max_side),
     };
     let (w, h, mut map) = probability_map(result, scale);
-    gaussian(&mut map, w, h, options.smooth / scale as f32);
-    let mut image = RgbImage::new(w as u32, h as u32);
-    for (k, pixel) in image.pixels_mut().enumerate() {
-        let c = plasma::colour(map[k]);
-        pixel.0 = match (&result.thumbnail, options.overlay) {
-            (Some((thumb, _)), true) => {
-                let s = thumb.get_pixel((k % w) as u32, (k / w) as u32).0;
-                // Half and half, rounded.
+    smooth_tissue(&mut map, w, h, options.smooth / scale as f32);
+    let width = w.max(LEGEND_WIDTH);
+    let mut image = RgbImage::from_pixel(
+        width as u32,
+        (h + LEGEND_HEIGHT) as u32,
+        image::Rgb([255, 255, 255]),
+    );
+    for (k, &p) in map.iter().enumerate() {
+        let (x, y) = ((k % w) as u32, (k / w) as u32);
+        let slide = match (&result.thumbnail, options.overlay) {
+            (Some((thumb, _)), true) => Some(thumb.get_pixel(x, y).0),
+            _ => None,
+        };
+        let colour = match (p.is_nan(), slide) {
+            (true, Some(s)) => s,
+            (true, None) => NO_TISSUE,
+            // Half and half, rounded.
+            (false, Some(s)) => {
+                let c = plasma::colour(p);
                 [0, 1, 2].map(|i| (u16::from(c[i]) + u16::from(s[i])).div_ceil(2) as u8)
             }
-            _ => c,
+            (false, None) => plasma::colour(p),
         };
+        image.put_pixel(x, y, image::Rgb(colour));
     }
-    image
+    legend(&mut image, h, result.threshold);
+    (image, scale, (w, h))
+}
+
+/// The colour bar (0 to 1, the threshold marked) and the "no tissue" swatch, in the band below the
+/// map starting at row `top`.
+fn legend(image: &mut RgbImage, top: usize, threshold: f32) {
+    let width = image.width() as usize;
+    let (bar_left, bar_top, bar_height) = (8, top + 6, 12);
+    let swatch_text = "NO TISSUE";
+    let text_width = glyphs::width(swatch_text);
+    let bar_right = width - 8 - text_width - 6 - 12 - 16;
+    let span = (bar_right - bar_left) as f32;
+    let black = image::Rgb([0, 0, 0]);
+    for x in bar_left..bar_right {
+        let c = plasma::colour((x - bar_left) as f32 / (span - 1.0).max(1.0));
+        for y in bar_top..bar_top + bar_height {
+            image.put_pixel(x as u32, y as u32, image::Rgb(c));
+        }
+    }
+    // The threshold: a black tick across the bar and above it.
+    let tx = bar_left + (threshold.clamp(0.0, 1.0) * (span - 1.0)).round() as usize;
+    for y in bar_top - 4..bar_top + bar_height {
+        image.put_pixel(tx as u32, y as u32, black);
+    }
+    let labels_top = bar_top + bar_height + 4;
+    for (value, text) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] {
+        let centre = bar_left + (value * (span - 1.0)) as usize;
+        let left = centre
+            .saturating_sub(glyphs::width(text) / 2)
+            .clamp(bar_left, bar_right - glyphs::width(text));
+        glyphs::draw(image, text, left, labels_top, black);
+    }
+    let swatch_left = bar_right + 16;
+    for x in swatch_left..swatch_left + 12 {
+        for y in bar_top..bar_top + bar_height {
+            image.put_pixel(x as u32, y as u32, image::Rgb(NO_TISSUE));
+        }
+    }
+    glyphs::draw(image, swatch_text, swatch_left + 18, bar_top + 1, black);
+}
+
+/// A 3x5 pixel font, drawn at twice its size, for the legend's few labels.
+mod glyphs {
+    use image::{Rgb, RgbImage};
+
+    const SCALE: usize = 2;
+    const ADVANCE: usize = 4 * SCALE;
+
+    fn glyph(c: char) -> [u8; 5] {
+        match c {
+            '0' => [0b111, 0b101, 0b101, 0b101, 0b111],
+            '1' => [0b010, 0b110, 0b010, 0b010, 0b111],
+            '5' => [0b111, 0b100, 0b111, 0b001, 0b111],
+            '.' => [0b000, 0b000, 0b000, 0b000, 0b010],
+            'N' => [0b101, 0b111, 0b111, 0b111, 0b101],
+            'O' => [0b111, 0b101, 0b101, 0b101, 0b111],
+            'T' => [0b111, 0b010, 0b010, 0b010, 0b010],
+            'I' => [0b111, 0b010, 0b010, 0b010, 0b111],
+            'S' => [0b111, 0b100, 0b111, 0b001, 0b111],
+            'U' => [0b101, 0b101, 0b101, 0b101, 0b111],
+            'E' => [0b111, 0b100, 0b110, 0b100, 0b111],
+            _ => [0; 5],
+        }
+    }
+
+    pub fn width(text: &str) -> usize {
+        text.chars().count() * ADVANCE - SCALE
+    }
+
+    pub fn draw(image: &mut RgbImage, text: &str, left: usize, top: usize, colour: Rgb<u8>) {
+        for (k, c) in text.chars().enumerate() {
+            for (row, bits) in glyph(c).iter().enumerate() {
+                for col in 0..3 {
+                    if bits & (0b100 >> col) == 0 {
+                        continue;
+                    }
+                    for dy in 0..SCALE {
+                        for dx in 0..SCALE {
+                            let x = left + k * ADVANCE + col * SCALE + dx;
+                            let y = top + row * SCALE + dy;
+                            if x < image.width() as usize && y < image.height() as usize {
+                                image.put_pixel(x as u32, y as u32, colour);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

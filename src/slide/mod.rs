@@ -27,11 +27,18 @@ pub struct SlideOptions {
     pub stride: Option<usize>,
     /// Mean saturation above which a window is tissue.
     pub tissue_threshold: f64,
-    /// Run every window, background included.
+    /// Run every window, background included (tissue is still only what the test says).
     pub all_tiles: bool,
     /// Largest side of the thumbnail kept for heatmap overlays (0: none).
     pub thumbnail_side: usize,
 }
+
+/// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
+pub const MAX_WINDOWS: usize = 1 << 24;
+
+/// Below this fraction of tissue windows a slide's result gets a warning: a blank, faded or
+/// wrong-level scan, or a threshold that does not suit the stain.
+pub const LOW_TISSUE: f32 = 0.01;
 
 /// One window of the grid.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,11 +47,12 @@ pub struct Tile {
     pub y: usize,
     pub width: usize,
     pub height: usize,
-    /// Mean saturation of the 1/16 samples in the window.
+    /// Mean saturation of the 1/16 samples of the slide's own pixels in the window.
     pub saturation: f32,
+    /// What the tissue test says (also with --all-tiles).
     pub tissue: bool,
-    /// The model's probability of the positive class; 0 for background windows not run.
-    pub probability: f32,
+    /// The model's probability of the positive class; none for windows that were not run.
+    pub probability: Option<f32>,
 }
 
 /// Everything predicted for a slide.
@@ -59,52 +67,77 @@ pub struct SlideResult {
     /// In raster order.
     pub tiles: Vec<Tile>,
     pub threshold: f32,
+    pub tissue_threshold: f64,
     /// A downscaled copy of the slide for overlays, and its scale (slide pixels per pixel).
     pub thumbnail: Option<(RgbImage, usize)>,
 }
 
 impl SlideResult {
+    /// The probabilities of tissue windows: the only ones a slide's result is made of.
+    fn tissue_probabilities(&self) -> impl Iterator<Item = f32> + '_ {
+        self.tiles
+            .iter()
+            .filter(|t| t.tissue)
+            .filter_map(|t| t.probability)
+    }
+
     pub fn tissue_tiles(&self) -> usize {
         self.tiles.iter().filter(|t| t.tissue).count()
     }
 
     pub fn positive_tiles(&self) -> usize {
-        self.tiles
-            .iter()
-            .filter(|t| t.tissue && t.probability > self.threshold)
+        self.tissue_probabilities()
+            .filter(|&p| p > self.threshold)
             .count()
     }
 
-    pub fn max_probability(&self) -> f32 {
-        self.tiles
-            .iter()
-            .filter(|t| t.tissue)
-            .map(|t| t.probability)
-            .fold(0.0, f32::max)
+    /// The most suspicious tissue window's probability (none without tissue).
+    pub fn max_probability(&self) -> Option<f32> {
+        self.tissue_probabilities().reduce(f32::max)
     }
 
-    /// Mean over tissue windows (0 without tissue).
-    pub fn mean_probability(&self) -> f32 {
-        let tissue: Vec<f32> = self
-            .tiles
-            .iter()
-            .filter(|t| t.tissue)
-            .map(|t| t.probability)
-            .collect();
-        if tissue.is_empty() {
-            return 0.0;
-        }
-        (tissue.iter().map(|&p| f64::from(p)).sum::<f64>() / tissue.len() as f64) as f32
+    /// Mean over tissue windows (none without tissue).
+    pub fn mean_probability(&self) -> Option<f32> {
+        let (sum, n) = self
+            .tissue_probabilities()
+            .fold((0.0f64, 0usize), |(s, n), p| (s + f64::from(p), n + 1));
+        (n > 0).then(|| (sum / n as f64) as f32)
     }
 
-    /// Positive windows over tissue windows (0 without tissue).
-    pub fn positive_fraction(&self) -> f32 {
+    /// Positive windows over tissue windows (none without tissue).
+    pub fn positive_fraction(&self) -> Option<f32> {
         let tissue = self.tissue_tiles();
-        if tissue == 0 {
-            0.0
-        } else {
-            self.positive_tiles() as f32 / tissue as f32
-        }
+        (tissue > 0).then(|| self.positive_tiles() as f32 / tissue as f32)
+    }
+
+    /// Tissue windows over all windows.
+    pub fn tissue_fraction(&self) -> f32 {
+        self.tissue_tiles() as f32 / self.tiles.len().max(1) as f32
+    }
+
+    /// Why this slide's result cannot be trusted as a negative, if it cannot: no tissue at all.
+    pub fn no_tissue(&self) -> Option<String> {
+        (self.tissue_tiles() == 0).then(|| {
+            let most = self.tiles.iter().map(|t| t.saturation).fold(0.0, f32::max);
+            format!(
+                "no tissue found: {} windows, all below the tissue threshold {} (highest mean saturation {most:.4}); a blank, faded or wrong-level scan has no result (check the slide, --level or --tissue-threshold)",
+                self.tiles.len(),
+                self.tissue_threshold,
+            )
+        })
+    }
+
+    /// A warning for implausibly little tissue.
+    pub fn warning(&self) -> Option<String> {
+        let fraction = self.tissue_fraction();
+        (self.tissue_tiles() > 0 && fraction < LOW_TISSUE).then(|| {
+            format!(
+                "only {:.2}% of the windows are tissue ({} of {}): check that the scan is not blank, faded or at the wrong level",
+                fraction * 100.0,
+                self.tissue_tiles(),
+                self.tiles.len()
+            )
+        })
     }
 }
 
@@ -115,42 +148,56 @@ pub struct Summary {
     pub height: usize,
     pub tiles: usize,
     pub tissue_tiles: usize,
+    /// Tissue windows over all windows.
+    pub tissue_fraction: f32,
     pub positive_tiles: usize,
-    pub max_probability: f32,
-    pub mean_probability: f32,
+    pub max_probability: Option<f32>,
+    pub mean_probability: Option<f32>,
     /// Positive windows over tissue windows.
-    pub positive_fraction: f32,
+    pub positive_fraction: Option<f32>,
     /// Where the heatmap was written.
     pub heatmap: Option<String>,
+    /// Slide pixels per heatmap pixel.
+    pub heatmap_downsample: Option<usize>,
+    /// Implausibly little tissue.
+    pub warning: Option<String>,
 }
 
 impl Summary {
-    pub fn new(result: &SlideResult, heatmap: Option<String>) -> Summary {
+    pub fn new(result: &SlideResult, heatmap: Option<(String, usize)>) -> Summary {
+        let (heatmap, heatmap_downsample) = heatmap.unzip();
         Summary {
             width: result.width,
             height: result.height,
             tiles: result.tiles.len(),
             tissue_tiles: result.tissue_tiles(),
+            tissue_fraction: result.tissue_fraction(),
             positive_tiles: result.positive_tiles(),
             max_probability: result.max_probability(),
             mean_probability: result.mean_probability(),
             positive_fraction: result.positive_fraction(),
             heatmap,
+            heatmap_downsample,
+            warning: result.warning(),
         }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
         use crate::output::number;
+        let n = |x: Option<f32>| x.map_or(serde_json::Value::Null, number);
         serde_json::json!({
             "width": self.width,
             "height": self.height,
             "tiles": self.tiles,
             "tissue_tiles": self.tissue_tiles,
+            "tissue_fraction": number(self.tissue_fraction),
             "positive_tiles": self.positive_tiles,
-            "max_probability": number(self.max_probability),
-            "mean_probability": number(self.mean_probability),
-            "positive_fraction": number(self.positive_fraction),
+            "max_probability": n(self.max_probability),
+            "mean_probability": n(self.mean_probability),
+            "positive_fraction": n(self.positive_fraction),
             "heatmap": self.heatmap,
+            "heatmap_downsample": self.heatmap_downsample,
+            "warning": self.warning,
         })
     }
 }
@@ -167,24 +214,34 @@ pub struct Slide<'a> {
     pub quiet: bool,
 }
 
+/// One input's answer in slide mode.
+pub struct Predicted {
+    pub outcome: Outcome,
+    /// For a slide (also one without tissue): its summary.
+    pub summary: Option<Summary>,
+    pub result: Option<SlideResult>,
+}
+
 impl Slide<'_> {
     /// One input: a slide when larger than the window (its most suspicious window's prediction and
-    /// a summary), else a single patch exactly as plain predict answers it.
-    pub fn predict(&self, item: &Item) -> (Outcome, Option<Summary>, Option<SlideResult>) {
-        match self.try_predict(item) {
+    /// a summary, or an error record with the summary when it holds no tissue), else a single patch
+    /// exactly as plain predict answers it. A decoder that panics costs this input only.
+    pub fn predict(&self, item: &Item) -> Predicted {
+        match crate::pipeline::decoding(|| self.try_predict(item)) {
             Ok(done) => done,
-            Err(why) => (Outcome::Failed(why), None, None),
+            Err(why) => Predicted {
+                outcome: Outcome::Failed(why),
+                summary: None,
+                result: None,
+            },
         }
     }
 
-    fn try_predict(
-        &self,
-        item: &Item,
-    ) -> Result<(Outcome, Option<Summary>, Option<SlideResult>), String> {
+    fn try_predict(&self, item: &Item) -> Result<Predicted, String> {
         let input = item.as_ref().map_err(|u| u.message.clone())?;
         let reading = match &input.source {
             Source::File(path) => rows::open(path, self.max_pixels, self.level)?,
-            Source::Stdin => rows::from_bytes(&read_stdin(1 << 30)?, self.max_pixels)?,
+            Source::Stdin => rows::from_bytes(read_stdin(1 << 30)?, self.max_pixels)?,
         };
         let pre = self.engine.preprocessor();
         let [_, wh, ww] = pre.input_shape();
@@ -205,7 +262,11 @@ impl Slide<'_> {
             );
             let prepared = pre.normalize(&pre.fit(pixels).map_err(|e| e.to_string())?);
             let mut answers = self.engine.infer(&[&prepared]).map_err(|e| e.to_string())?;
-            return Ok((Outcome::Predicted(answers.remove(0)), None, None));
+            return Ok(Predicted {
+                outcome: Outcome::Predicted(answers.remove(0)),
+                summary: None,
+                result: None,
+            });
         }
         if let (Some(format), false) = (format, self.quiet) {
             eprintln!(
@@ -225,32 +286,39 @@ impl Slide<'_> {
         );
         bar.finish_and_clear();
         let result = result?;
+        if let Some(why) = result.no_tissue() {
+            return Ok(Predicted {
+                outcome: Outcome::Failed(why),
+                summary: Some(Summary::new(&result, None)),
+                result: Some(result),
+            });
+        }
+        if let (Some(warning), false) = (result.warning(), self.quiet) {
+            eprintln!("scancer: warning: {}: {warning}", input.display);
+        }
         let heatmap = match self.heatmap {
             Some((path, options)) => {
-                let image = heatmap::render(&result, options);
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        format!(
-                            "cannot create {}: {}",
-                            dir.display(),
-                            crate::inputs::io_message(&e)
-                        )
-                    })?;
-                }
-                image
-                    .save_with_format(path, image::ImageFormat::Png)
-                    .map_err(|e| format!("cannot write the heatmap {}: {e}", path.display()))?;
-                Some(path.display().to_string())
+                let (png, downsample) = heatmap::png(&result, options);
+                crate::output_file::write_file(path, &png).map_err(|e| {
+                    format!(
+                        "cannot write the heatmap {}: {}",
+                        path.display(),
+                        crate::inputs::io_message(&e)
+                    )
+                })?;
+                Some((path.display().to_string(), downsample))
             }
             None => None,
         };
-        let most = self.engine.postprocessor().binary(result.max_probability());
-        let summary = Summary::new(&result, heatmap);
-        Ok((
-            Outcome::Predicted(Prediction::Class(most)),
-            Some(summary),
-            Some(result),
-        ))
+        let most = self
+            .engine
+            .postprocessor()
+            .binary(result.max_probability().unwrap_or(0.0));
+        Ok(Predicted {
+            outcome: Outcome::Predicted(Prediction::Class(most)),
+            summary: Some(Summary::new(&result, heatmap)),
+            result: Some(result),
+        })
     }
 }
 
@@ -281,6 +349,32 @@ pub fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
     (0..count).map(|k| k * stride).collect()
 }
 
+/// Checks a slide run's settings against the model before any slide is read: these are usage
+/// errors, not one slide's.
+pub fn check(
+    engine_config: &crate::handler_config::HandlerConfig,
+    stride: Option<usize>,
+) -> Result<usize, String> {
+    if engine_config.output.kind != OutputKind::Binary {
+        return Err(format!(
+            "slides need a binary patch classifier (kind = \"binary\"); this model's kind is \"{}\"",
+            engine_config.output.kind
+        ));
+    }
+    let (ww, wh) = (
+        engine_config.input.width as usize,
+        engine_config.input.height as usize,
+    );
+    let window = ww.min(wh);
+    let stride = stride.unwrap_or(window);
+    if stride == 0 || stride > window {
+        return Err(format!(
+            "--stride {stride} must be between 1 and the window size ({window})"
+        ));
+    }
+    Ok(stride)
+}
+
 /// Predicts every window of a slide. `progress` hears (windows done, windows in all).
 pub fn predict(
     engine: &Engine,
@@ -289,25 +383,25 @@ pub fn predict(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SlideResult, String> {
     let config = engine.config();
-    if config.output.kind != OutputKind::Binary {
-        return Err(format!(
-            "slides need a binary patch classifier (kind = \"binary\"); this model's kind is \"{}\"",
-            config.output.kind
-        ));
-    }
+    let stride = check(config, options.stride)?;
     let pre = engine.preprocessor();
     let [_, wh, ww] = pre.input_shape();
-    let stride = options.stride.unwrap_or(ww.min(wh));
-    if stride == 0 || stride > ww.min(wh) {
-        return Err(format!(
-            "--stride {stride} must be between 1 and the window size ({})",
-            ww.min(wh)
-        ));
-    }
     let (width, height) = rows.size();
+    rows::check_size(width, height)?;
     let xs = origins(width, ww, stride);
     let ys = origins(height, wh, stride);
-    let total = xs.len() * ys.len();
+    let total = xs.len().saturating_mul(ys.len());
+    if total > MAX_WINDOWS {
+        return Err(format!(
+            "the slide's {width}x{height} pixels make {total} windows at stride {stride}; scancer predicts up to {MAX_WINDOWS} windows a slide (use a larger --stride or --level)"
+        ));
+    }
+    if width.saturating_mul(wh).saturating_mul(3) > rows::MAX_BAND_BYTES {
+        return Err(format!(
+            "a band of {width}x{wh} pixels is over {} MiB",
+            rows::MAX_BAND_BYTES >> 20
+        ));
+    }
     let mut thumbnail = (options.thumbnail_side > 0).then(|| {
         let scale = width.max(height).div_ceil(options.thumbnail_side).max(1);
         (
@@ -329,9 +423,9 @@ pub fn predict(
             sample_thumbnail(thumb, *scale, &band, width, y, wh);
         }
         for &x in &xs {
-            let saturation = tissue::mean_saturation(&band, width, x, y, ww, wh);
-            let is_tissue = options.all_tiles || f64::from(saturation) > options.tissue_threshold;
-            if is_tissue {
+            let saturation = tissue::mean_saturation(&band, width, height, x, y, ww, wh);
+            let is_tissue = f64::from(saturation) > options.tissue_threshold;
+            if is_tissue || options.all_tiles {
                 let tile = window(&band, width, x, ww, wh);
                 let pixels = convert(DynamicImage::ImageRgb8(tile), config.input.color);
                 pending.push((tiles.len(), pre.normalize(&pixels)));
@@ -345,7 +439,7 @@ pub fn predict(
                 height: wh,
                 saturation,
                 tissue: is_tissue,
-                probability: 0.0,
+                probability: None,
             });
             if pending.len() == engine.batch_size() {
                 done += run(engine, &mut pending, &mut tiles)?;
@@ -363,6 +457,7 @@ pub fn predict(
         grid: (xs.len(), ys.len()),
         tiles,
         threshold: config.threshold(),
+        tissue_threshold: options.tissue_threshold,
         thumbnail,
     })
 }
@@ -380,7 +475,7 @@ fn run(
     let predictions = engine.infer(&inputs).map_err(|e| e.to_string())?;
     for ((k, _), prediction) in pending.iter().zip(predictions) {
         if let Prediction::Class(c) = prediction {
-            tiles[*k].probability = c.probabilities[1];
+            tiles[*k].probability = Some(c.probabilities[1]);
         }
     }
     let n = pending.len();
@@ -393,6 +488,7 @@ fn window(band: &[u8], width: usize, x: usize, ww: usize, wh: usize) -> RgbImage
     let mut tile = RgbImage::from_pixel(ww as u32, wh as u32, image::Rgb([255, 255, 255]));
     let inside = width.saturating_sub(x).min(ww);
     for row in 0..wh {
+        // Rows below the slide are already white in the band.
         let from = (row * width + x) * 3;
         let to = row * ww * 3;
         tile.as_mut()[to..to + inside * 3].copy_from_slice(&band[from..from + inside * 3]);

@@ -113,6 +113,7 @@ impl OpenSlideRows {
             rows.width = w.max(0) as usize;
             rows.height = h.max(0) as usize;
             rows.check()?;
+            super::rows::check_size(rows.width, rows.height)?;
             Ok(rows)
         }
     }

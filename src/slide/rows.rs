@@ -8,7 +8,7 @@ use crate::handler_config::Color;
 use crate::preprocess::convert;
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
 /// Rows of a slide as 8-bit RGB.
@@ -32,16 +32,58 @@ const JPEG_TIFF: &str = "JPEG-compressed TIFF";
 /// Formats only OpenSlide reads, by extension.
 const VENDOR_EXTENSIONS: [&str; 8] = ["svs", "ndpi", "mrxs", "vms", "vmu", "scn", "bif", "svslide"];
 
-fn vendor_extension(path: &Path) -> Option<String> {
+/// The vendor format of a slide only OpenSlide reads (`SVS`, `NDPI`...), by extension.
+pub fn vendor_format(path: &Path) -> Option<String> {
     let extension = path.extension()?.to_string_lossy().to_lowercase();
     VENDOR_EXTENSIONS
         .contains(&extension.as_str())
         .then(|| extension.to_uppercase())
 }
 
+/// How to get OpenSlide in this build.
+#[cfg(feature = "openslide")]
+pub const OPENSLIDE_NOTE: &str = "this build has it; install libopenslide0";
+#[cfg(not(feature = "openslide"))]
+pub const OPENSLIDE_NOTE: &str =
+    "build scancer with `cargo build --release --features openslide` and install libopenslide0";
+
+/// The longest side of a slide that scancer reads (the largest scanners' slides are ~200,000).
+pub const MAX_SIDE: usize = 1 << 20;
+/// The most bytes one decoded TIFF strip or tile may take.
+pub const MAX_CHUNK_BYTES: usize = 256 << 20;
+/// The most bytes of one band of full-width rows held at once.
+pub const MAX_BAND_BYTES: usize = 1 << 30;
+
+/// Refuses a declared size before anything is allocated for it.
+pub fn check_size(width: usize, height: usize) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!(
+            "the slide declares {width}x{height} pixels: no pixels"
+        ));
+    }
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!(
+            "the slide declares {width}x{height} pixels; scancer reads slides up to {MAX_SIDE} pixels a side"
+        ));
+    }
+    Ok(())
+}
+
+fn check_band(width: usize, rows: usize, what: &str) -> Result<(), String> {
+    let bytes = width.saturating_mul(rows).saturating_mul(3);
+    if bytes > MAX_BAND_BYTES {
+        return Err(format!(
+            "{what} of {width}x{rows} pixels would take {} MiB; scancer holds at most {} MiB of rows at once",
+            bytes >> 20,
+            MAX_BAND_BYTES >> 20
+        ));
+    }
+    Ok(())
+}
+
 /// Opens a slide at pyramid `level` (0: full resolution).
 pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String> {
-    let vendor = vendor_extension(path);
+    let vendor = vendor_format(path);
     #[cfg(feature = "openslide")]
     {
         let tiff_or_vendor = vendor.is_some()
@@ -60,7 +102,7 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
     {
         if let Some(kind) = vendor {
             return Err(format!(
-                "{kind} slides are read through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide` (and install libopenslide0)"
+                "{kind} slides are read through OpenSlide, which this build leaves out: {OPENSLIDE_NOTE}"
             ));
         }
         if level > 0 {
@@ -69,35 +111,43 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
             ));
         }
     }
-    let mut file = File::open(path).map_err(|e| crate::inputs::io_message(&e))?;
-    let mut magic = [0u8; 8];
-    let n = file
-        .read(&mut magic)
+    let file = File::open(path).map_err(|e| crate::inputs::io_message(&e))?;
+    match sniff(BufReader::new(file), max_pixels) {
+        #[cfg(feature = "openslide")]
+        Err(e) if e == JPEG_TIFF => Ok(Reading::Streamed(Box::new(
+            super::openslide::OpenSlideRows::open(path, level)?,
+        ))),
+        #[cfg(not(feature = "openslide"))]
+        Err(e) if e == JPEG_TIFF => Err(format!(
+            "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: {OPENSLIDE_NOTE}"
+        )),
+        other => other,
+    }
+}
+
+/// A slide's rows from any reader, by its first bytes: PNG and TIFF streamed, others whole.
+pub fn sniff<R: BufRead + Seek + 'static>(
+    mut reader: R,
+    max_pixels: u64,
+) -> Result<Reading, String> {
+    let magic = reader
+        .fill_buf()
         .map_err(|e| crate::inputs::io_message(&e))?;
-    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-    let magic = &magic[..n];
+    let magic = &magic[..magic.len().min(8)];
+    if magic.is_empty() {
+        return Err("empty file".into());
+    }
     if magic.starts_with(b"\x89PNG") {
-        return Ok(Reading::Streamed(Box::new(PngRows::new(file)?)));
+        return Ok(Reading::Streamed(Box::new(PngRows::new(reader)?)));
     }
     if magic.starts_with(b"II*\0")
         || magic.starts_with(b"MM\0*")
         || magic.starts_with(b"II+\0")
         || magic.starts_with(b"MM\0+")
     {
-        return match TiffRows::new(file) {
-            Ok(rows) => Ok(Reading::Streamed(Box::new(rows))),
-            #[cfg(feature = "openslide")]
-            Err(e) if e == JPEG_TIFF => Ok(Reading::Streamed(Box::new(
-                super::openslide::OpenSlideRows::open(path, level)?,
-            ))),
-            #[cfg(not(feature = "openslide"))]
-            Err(e) if e == JPEG_TIFF => Err(format!(
-                "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`"
-            )),
-            Err(e) => Err(e),
-        };
+        return Ok(Reading::Streamed(Box::new(TiffRows::new(reader)?)));
     }
-    let reader = image::ImageReader::new(BufReader::new(file))
+    let reader = image::ImageReader::new(reader)
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     let format = reader.format().map_or("this format", format_name);
@@ -122,9 +172,9 @@ fn whole<R: std::io::BufRead + Seek>(
     ))
 }
 
-/// An image already in memory (standard input): decoded whole.
-pub fn from_bytes(bytes: &[u8], max_pixels: u64) -> Result<Reading, String> {
-    whole(std::io::Cursor::new(bytes), max_pixels, "standard input")
+/// An image already in memory (standard input).
+pub fn from_bytes(bytes: Vec<u8>, max_pixels: u64) -> Result<Reading, String> {
+    sniff(std::io::Cursor::new(bytes), max_pixels)
 }
 
 fn format_name(format: image::ImageFormat) -> &'static str {
@@ -135,16 +185,6 @@ fn format_name(format: image::ImageFormat) -> &'static str {
         image::ImageFormat::Gif => "GIF",
         _ => "this format",
     }
-}
-
-/// A band of rows holds the full width: bound it (a 1,048,576-pixel-wide band of 96 rows is 300 MB).
-fn check_width(width: usize) -> Result<(), String> {
-    if width > 1 << 20 {
-        return Err(format!(
-            "the slide is {width} pixels wide; scancer reads slides up to 1048576 pixels wide"
-        ));
-    }
-    Ok(())
 }
 
 /// White rows below the image, and a copy of the rows that exist.
@@ -210,8 +250,8 @@ fn to_rgb(
     Ok(convert(image, Color::Rgb).data)
 }
 
-struct PngRows {
-    reader: png::Reader<BufReader<File>>,
+struct PngRows<R: BufRead + Seek> {
+    reader: png::Reader<R>,
     width: usize,
     height: usize,
     channels: usize,
@@ -223,9 +263,9 @@ struct PngRows {
     next: usize,
 }
 
-impl PngRows {
-    fn new(file: File) -> Result<PngRows, String> {
-        let mut decoder = png::Decoder::new(BufReader::new(file));
+impl<R: BufRead + Seek> PngRows<R> {
+    fn new(reader: R) -> Result<Self, String> {
+        let mut decoder = png::Decoder::new(reader);
         // Palettes and low bit depths become 8-bit samples; tRNS becomes alpha (dropped later).
         decoder.set_transformations(png::Transformations::EXPAND);
         decoder.set_ignore_text_chunk(true);
@@ -248,7 +288,7 @@ impl PngRows {
             png::ColorType::Indexed => return Err("PNG palette not expanded".into()),
         };
         let (width, height) = (info.width as usize, info.height as usize);
-        check_width(width)?;
+        check_size(width, height)?;
         Ok(PngRows {
             width,
             height,
@@ -262,7 +302,7 @@ impl PngRows {
     }
 }
 
-impl Rows for PngRows {
+impl<R: BufRead + Seek> Rows for PngRows<R> {
     fn size(&self) -> (usize, usize) {
         (self.width, self.height)
     }
@@ -297,8 +337,8 @@ impl Rows for PngRows {
     }
 }
 
-struct TiffRows {
-    decoder: tiff::decoder::Decoder<BufReader<File>>,
+struct TiffRows<R: Read + Seek> {
+    decoder: tiff::decoder::Decoder<R>,
     width: usize,
     height: usize,
     chunk_width: usize,
@@ -309,18 +349,35 @@ struct TiffRows {
     cached_row: Option<usize>,
 }
 
-impl TiffRows {
-    fn new(file: File) -> Result<TiffRows, String> {
-        let mut decoder = tiff::decoder::Decoder::new(BufReader::new(file))
+impl<R: Read + Seek> TiffRows<R> {
+    fn new(file: R) -> Result<Self, String> {
+        let mut limits = tiff::decoder::Limits::default();
+        limits.decoding_buffer_size = MAX_CHUNK_BYTES;
+        // Offsets and byte counts of every strip or tile: 8 bytes each in a BigTIFF.
+        limits.ifd_value_size = 64 << 20;
+        let mut decoder = tiff::decoder::Decoder::new(file)
             .map_err(|e| format!("cannot read TIFF: {e}"))?
-            .with_limits(tiff::decoder::Limits::unlimited());
+            .with_limits(limits);
         let (w, h) = decoder
             .dimensions()
             .map_err(|e| format!("cannot read TIFF: {e}"))?;
         let (cw, ch) = decoder.chunk_dimensions();
         let tiled = matches!(decoder.get_chunk_type(), tiff::decoder::ChunkType::Tile);
         let (width, height) = (w as usize, h as usize);
-        check_width(width)?;
+        check_size(width, height)?;
+        let (cw, ch) = (cw as usize, (ch as usize).max(1));
+        // 16-bit RGBA: 8 bytes a pixel.
+        if cw.saturating_mul(ch).saturating_mul(8) > MAX_CHUNK_BYTES && cw.saturating_mul(ch) > 0 {
+            let kind = if tiled { "tile" } else { "strip" };
+            return Err(format!(
+                "the TIFF declares {cw}x{ch}-pixel {kind}s; scancer reads {kind}s of up to {} MiB decoded",
+                MAX_CHUNK_BYTES >> 20
+            ));
+        }
+        if tiled && (cw == 0 || cw > MAX_SIDE || ch > MAX_SIDE) {
+            return Err(format!("the TIFF declares {cw}x{ch}-pixel tiles"));
+        }
+        check_band(width, ch.min(height), "a row of TIFF chunks")?;
         // Compression 7 is JPEG (6 the old-style JPEG): the tiff crate hands back YCbCr samples
         // without converting them, so those files are OpenSlide's.
         if matches!(
@@ -329,7 +386,7 @@ impl TiffRows {
         ) {
             return Err(JPEG_TIFF.into());
         }
-        let chunk_width = if tiled { cw as usize } else { width };
+        let chunk_width = if tiled { cw } else { width };
         Ok(TiffRows {
             chunks_across: if tiled {
                 width.div_ceil(chunk_width.max(1))
@@ -340,7 +397,7 @@ impl TiffRows {
             width,
             height,
             chunk_width,
-            chunk_height: (ch as usize).max(1),
+            chunk_height: ch,
             cached: Vec::new(),
             cached_row: None,
         })
@@ -409,7 +466,7 @@ impl TiffRows {
     }
 }
 
-impl Rows for TiffRows {
+impl<R: Read + Seek> Rows for TiffRows<R> {
     fn size(&self) -> (usize, usize) {
         (self.width, self.height)
     }

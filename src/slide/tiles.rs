@@ -1,8 +1,11 @@
-//! `--tiles FILE`: one row per window of every slide, as CSV or JSON Lines.
+//! `--tiles FILE`: one row per window of every slide, as CSV or JSON Lines, written through a
+//! `.partial` file like `--output`.
 
 use super::SlideResult;
 use crate::output::number;
+use crate::output_file::OutputFile;
 use std::io::{self, Write};
+use std::path::Path;
 
 const HEADER: [&str; 9] = [
     "path",
@@ -17,25 +20,45 @@ const HEADER: [&str; 9] = [
 ];
 
 pub enum TileWriter {
-    Csv(Box<csv::Writer<io::BufWriter<std::fs::File>>>),
-    Jsonl(io::BufWriter<std::fs::File>),
+    Csv(Box<csv::Writer<OutputFile>>),
+    Jsonl(io::BufWriter<OutputFile>),
+}
+
+/// Whether `path` gets CSV (else JSON Lines); a `.json` file is refused, since rows are written as
+/// they come and JSON Lines is not one JSON document.
+pub fn is_csv(path: &Path) -> Result<bool, String> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("jsonl") | Some("ndjson") => Ok(false),
+        Some("json") => Err(format!(
+            "--tiles {}: rows are written as JSON Lines, one window a line, which is not one JSON document: name the file .jsonl (or .csv for CSV)",
+            path.display()
+        )),
+        _ => Ok(true),
+    }
 }
 
 impl TileWriter {
-    /// JSON Lines for `.jsonl`/`.json` files, CSV (header first) otherwise.
-    pub fn create(path: &std::path::Path) -> io::Result<TileWriter> {
-        let out = io::BufWriter::new(std::fs::File::create(path)?);
-        let jsonl = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"));
-        if jsonl {
-            return Ok(TileWriter::Jsonl(out));
+    /// Starts `path` (through its `.partial`) with the bytes `kept` from an interrupted run; a CSV
+    /// file starts with its header.
+    pub fn create(path: &Path, kept: &[u8]) -> io::Result<TileWriter> {
+        let csv = is_csv(path).map_err(io::Error::other)?;
+        let mut out = OutputFile::create(path)?;
+        out.write_all(kept)?;
+        if !csv {
+            return Ok(TileWriter::Jsonl(io::BufWriter::new(out)));
         }
         let mut csv = csv::Writer::from_writer(out);
-        csv.write_record(HEADER).map_err(io::Error::other)?;
+        if kept.is_empty() {
+            csv.write_record(HEADER).map_err(io::Error::other)?;
+        }
         Ok(TileWriter::Csv(Box::new(csv)))
     }
 
+    /// Every window of a slide; background windows that were not run have no probability and no
+    /// label.
     pub fn write(
         &mut self,
         slide: &str,
@@ -43,16 +66,16 @@ impl TileWriter {
         labels: [&str; 2],
     ) -> io::Result<()> {
         for t in &result.tiles {
-            // Background windows were not run: no label.
             let label = t
-                .tissue
-                .then(|| labels[usize::from(t.probability > result.threshold)]);
+                .probability
+                .map(|p| labels[usize::from(p > result.threshold)]);
             match self {
                 TileWriter::Jsonl(out) => {
                     let row = serde_json::json!({
                         "path": slide, "x": t.x, "y": t.y, "width": t.width, "height": t.height,
                         "tissue": t.tissue, "saturation": number(t.saturation),
-                        "probability": number(t.probability), "label": label,
+                        "probability": t.probability.map_or(serde_json::Value::Null, number),
+                        "label": label,
                     });
                     writeln!(out, "{row}")?;
                 }
@@ -65,19 +88,27 @@ impl TileWriter {
                         t.height.to_string(),
                         t.tissue.to_string(),
                         t.saturation.to_string(),
-                        t.probability.to_string(),
+                        t.probability.map_or_else(String::new, |p| p.to_string()),
                         label.unwrap_or_default().to_string(),
                     ])
                     .map_err(io::Error::other)?,
             }
         }
-        Ok(())
-    }
-
-    pub fn finish(&mut self) -> io::Result<()> {
+        // A slide's rows reach the file before its record: --resume finds them.
         match self {
             TileWriter::Jsonl(out) => out.flush(),
             TileWriter::Csv(out) => out.flush(),
         }
+    }
+
+    /// Makes the file appear complete.
+    pub fn finish(self) -> io::Result<()> {
+        let file = match self {
+            TileWriter::Jsonl(out) => out.into_inner().map_err(|e| e.into_error())?,
+            TileWriter::Csv(out) => out
+                .into_inner()
+                .map_err(|e| io::Error::other(e.to_string()))?,
+        };
+        file.commit()
     }
 }

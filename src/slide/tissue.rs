@@ -16,23 +16,31 @@ pub fn saturation(r: u8, g: u8, b: u8) -> f32 {
 }
 
 /// Mean saturation of the samples (multiples of STEP in slide coordinates) inside the window at
-/// (`x`, `y`) of size `ww` x `wh`. `band` holds the slide's rows `y..y + wh` (rows below the slide
-/// already white); columns right of the slide count as white. A window too small to hold a sample
-/// uses its centre pixel.
-pub fn mean_saturation(band: &[u8], width: usize, x: usize, y: usize, ww: usize, wh: usize) -> f32 {
+/// (`x`, `y`) of size `ww` x `wh`. `band` holds the slide's rows `y..y + wh` of a `width` x `height`
+/// slide. Only the slide's own pixels count: an edge window mostly made of white padding is judged
+/// by the tissue it really holds. A window too small to hold a sample uses the centre of its real
+/// part.
+#[allow(clippy::too_many_arguments)]
+pub fn mean_saturation(
+    band: &[u8],
+    width: usize,
+    height: usize,
+    x: usize,
+    y: usize,
+    ww: usize,
+    wh: usize,
+) -> f32 {
     let pixel = |sx: usize, sy: usize| -> f32 {
-        if sx >= width {
-            return 0.0;
-        }
         let at = ((sy - y) * width + sx) * 3;
         saturation(band[at], band[at + 1], band[at + 2])
     };
+    let (x_end, y_end) = ((x + ww).min(width), (y + wh).min(height));
     let first = |start: usize| start.div_ceil(STEP) * STEP;
     let (mut sum, mut count) = (0.0f64, 0usize);
     let mut sy = first(y);
-    while sy < y + wh {
+    while sy < y_end {
         let mut sx = first(x);
-        while sx < x + ww {
+        while sx < x_end {
             sum += f64::from(pixel(sx, sy));
             count += 1;
             sx += STEP;
@@ -40,7 +48,7 @@ pub fn mean_saturation(band: &[u8], width: usize, x: usize, y: usize, ww: usize,
         sy += STEP;
     }
     if count == 0 {
-        return pixel(x + ww / 2, y + wh / 2);
+        return pixel((x + x_end) / 2, (y + y_end) / 2);
     }
     (sum / count as f64) as f32
 }
@@ -65,8 +73,9 @@ mod tests {
         let at = (16 * width + 16) * 3;
         band[at..at + 3].copy_from_slice(&[255, 0, 0]);
         // Samples (0,0), (16,0), (0,16), (16,16): one of four is saturated.
-        assert_eq!(mean_saturation(&band, width, 0, 0, 32, 32), 0.25);
-        // Beyond the right edge counts as white: the window [16, 48) has samples at 16 and 32.
-        assert_eq!(mean_saturation(&band, width, 16, 0, 32, 32), 0.25);
+        assert_eq!(mean_saturation(&band, width, 32, 0, 0, 32, 32), 0.25);
+        // Padding beyond the right edge does not count: the window [16, 48) has its one real
+        // column of samples at 16, and one of its two samples is saturated.
+        assert_eq!(mean_saturation(&band, width, 32, 16, 0, 32, 32), 0.5);
     }
 }
