@@ -40,7 +40,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -s f -l format 
 json\t'One JSON array of records'
 jsonl\t'One JSON record per line'
 csv\t'A header, then one row per record'"
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s o -l output -d 'Write the results to FILE (atomically: complete or not at all) instead of standard output' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s o -l output -d 'Write the results to FILE instead of standard output: through FILE.partial, record by record, renamed to FILE when complete (devices and FIFOs are written in place)' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l threads -d 'libtorch threads [default: one per physical core]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l device -d 'Where the model runs' -r -f -a "cpu\t''
@@ -48,14 +48,14 @@ cuda\t''
 auto\t'CUDA when a GPU is visible, else CPU'"
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l max-image-pixels -d 'Refuse images with more pixels than this (decompression-bomb guard)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l decode-threads -d 'Threads that decode and preprocess images [default: half the cores, at least 1]' -r
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l shard -d 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l shard -d 'Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays; the outputs of shards 0 to N-1 concatenated equal one unsharded run in every format (only shard 0 writes the CSV or table header; JSON\'s brackets come from the first and last)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l mask-dir -d 'Where segmentation masks are written [default: <output stem>-masks next to --output, else ./scancer-masks]' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l stride -d 'Pixels between windows of a slide [default: the window size]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tissue-threshold -d 'Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l level -d 'Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of a 40x scan); needs the `openslide` feature' -r
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tiles -d 'Write one row per window of every slide (path, x, y, width, height, tissue, saturation, probability, label): JSON Lines for a .jsonl file, else CSV' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap -d 'Write each slide\'s heatmap (matplotlib\'s plasma colours) as a PNG: this file for one input, else <DIR>/<slide name>-heatmap.png' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap-size -d 'Largest side of a heatmap in pixels' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tiles -d 'Write one row per window of every slide (path, x, y, width, height, tissue, saturation, probability, label; windows that were not run have no probability): JSON Lines for a .jsonl file, else CSV' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap -d 'Write each slide\'s heatmap as a PNG (tissue in matplotlib\'s plasma colours, not-tissue grey, a colour bar): FILE.png for one input, else DIR/<the input\'s path>.heatmap.png' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap-size -d 'Largest side of a heatmap in pixels (16 to 16384)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l smooth -d 'Gaussian smoothing of the heatmap, sigma in slide pixels' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l remote -d 'Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to URL/predictions/MODEL, where --model is the model\'s name [default URL: SCANCER_API_URL, else the profile\'s api_url]. --config gives the labels where the server does not' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s j -l jobs -d 'Requests in flight with --remote' -r
@@ -68,10 +68,11 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l timeout -d '
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l resume -d 'Go on from an interrupted run of the same command: the inputs already recorded in --output\'s FILE.partial (or FILE) are skipped and the rest appended, so the output equals one uninterrupted run (formats json, jsonl, csv)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s q -l quiet -d 'No progress bar and no summary on standard error'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tile -d 'Cut images larger than the model\'s input into windows (whole slides), as a handler configuration with `patch = true` does; each slide gets one record (its most suspicious window, plus a summary)'
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l all-tiles -d 'Run every window of a slide, background included'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l all-tiles -d 'Run every window of a slide, background included (the result still counts only tissue)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l overlay -d 'Blend the heatmap over a downscaled copy of the slide'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s V -l version -d 'Print version'

@@ -522,6 +522,13 @@ impl RecordWriter for Table<'_> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        if !self.started {
+            // An empty first shard still heads the whole table.
+            let (a, b) = self.columns();
+            let (pw, lw) = (self.style.path_width.max(4), self.label_width());
+            let header = format!("{:<pw$}  {a:<lw$}  {b}", "PATH");
+            writeln!(self.out, "{}", self.paint(BOLD, header.trim_end()))?;
+        }
         self.out.flush()
     }
 }

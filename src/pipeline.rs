@@ -206,3 +206,20 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoder_panic_is_that_inputs_error() {
+        let caught: Result<(), String> = decoding(|| panic!("index out of bounds"));
+        let message = caught.unwrap_err();
+        assert!(
+            message.starts_with("the image decoder crashed on this file (index out of bounds"),
+            "{message}"
+        );
+        assert!(!panic_is_caught(), "only while decoding");
+        assert_eq!(decoding(|| Ok(7)), Ok(7));
+    }
+}

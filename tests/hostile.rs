@@ -392,3 +392,160 @@ fn hostile_http_requests() {
     assert_eq!(reply.status, 200);
     assert!(!server.log().contains("panicked"));
 }
+
+/// A little-endian TIFF of 8-bit RGB declaring `width` x `height` pixels in tiles (or strips, when
+/// `tile` is None, of `rows` rows) that hold no data.
+fn tiff_header(width: u32, height: u32, tile: Option<(u32, u32)>, rows: u32) -> Vec<u8> {
+    let mut entries: Vec<(u16, u16, u32, u32)> = vec![
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 3, 0), // BitsPerSample 8,8,8 at the data offset, patched below
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (277, 3, 1, 3),
+        (284, 3, 1, 1),
+    ];
+    match tile {
+        Some((tw, th)) => entries.extend([
+            (322, 4, 1, tw),
+            (323, 4, 1, th),
+            (324, 4, 1, 0),
+            (325, 4, 1, 16),
+        ]),
+        None => entries.extend([(273, 4, 1, 0), (278, 4, 1, rows), (279, 4, 1, 16)]),
+    }
+    entries.sort();
+    let ifd_len = 2 + entries.len() * 12 + 4;
+    let data = 8 + ifd_len as u32;
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, kind, count, value) in entries {
+        let value = if tag == 258 { data } else { value };
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+        if kind == 3 && count == 1 {
+            out.extend_from_slice(&(value as u16).to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+        } else {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for _ in 0..3 {
+        out.extend_from_slice(&8u16.to_le_bytes());
+    }
+    out.extend_from_slice(&[0u8; 16]);
+    out
+}
+
+/// A PNG whose header declares `width` x `height` pixels, followed by a little of nothing.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        c.extend_from_slice(&crc.sum().to_be_bytes());
+        c
+    };
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &ihdr));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&[0u8; 4096]).unwrap();
+    out.extend(chunk(b"IDAT", &z.finish().unwrap()));
+    out
+}
+
+#[test]
+fn hostile_slides_cost_one_record_each_and_never_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = [
+        "testdata/slides/tissue.png",
+        "testdata/slides/tissue-tiled.tif",
+    ];
+    std::fs::copy(root().join(good[0]), d.join("a-good.png")).unwrap();
+    std::fs::copy(root().join(good[1]), d.join("z-good.tif")).unwrap();
+    let tiled = std::fs::read(root().join(good[1])).unwrap();
+    let png = std::fs::read(root().join(good[0])).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("b-png-1e6x2e9.png", png_header(1_000_000, 2_000_000_000), "the slide declares 1000000x2000000000 pixels; scancer reads slides up to 1048576 pixels a side"),
+        ("c-tile-100000.tif", tiff_header(100_000, 100_000, Some((100_000, 100_000)), 0), "the TIFF declares 100000x100000-pixel tiles; scancer reads tiles of up to 512 MiB decoded"),
+        ("d-tile-30000.tif", tiff_header(30_000, 30_000, Some((30_000, 30_000)), 0), "the TIFF declares 30000x30000-pixel tiles"),
+        ("e-one-strip.tif", tiff_header(40_000, 40_000, None, 40_000), "the TIFF declares 40000x40000-pixel strips"),
+        ("f-wide.tif", tiff_header(2_000_000, 100, None, 1), "cannot read TIFF"),
+        ("g-truncated.tif", tiled[..tiled.len() / 2].to_vec(), "cannot read TIFF"),
+        ("h-truncated.png", png[..png.len() / 2].to_vec(), "PNG"),
+        ("i-zero.tif", tiff_header(0, 0, Some((16, 16)), 0), "TIFF"),
+        ("j-garbage.png", b"\x89PNG\r\n\x1a\ngarbage".to_vec(), "cannot read PNG"),
+        ("k-blank.png", blank_png(), "no tissue found"),
+    ];
+    for (name, bytes, _) in &cases {
+        std::fs::write(d.join(name), bytes).unwrap();
+    }
+    let out_file = d.join("out.jsonl");
+    let tiles = d.join("tiles.csv");
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "--tile", "-q", "-f", "jsonl", "-o"])
+        .arg(&out_file)
+        .arg("--tiles")
+        .arg(&tiles)
+        .arg(d));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("panicked") && !out.stderr.contains("internal error"),
+        "{}",
+        out.stderr
+    );
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), cases.len() + 2, "every path once: {text}");
+    for (name, _, needle) in &cases {
+        let shown = d.join(name).to_string_lossy().into_owned();
+        let record = records
+            .iter()
+            .find(|r| r["path"] == shown.as_str())
+            .unwrap();
+        let error = record["error"].as_str().unwrap_or_default();
+        assert!(error.contains(needle), "{name}: {error:?} lacks {needle:?}");
+        assert!(record["label"].is_null(), "{name}");
+    }
+    // Good slides' results are those of each alone, and their windows all reach --tiles.
+    for (copy, original) in [("a-good.png", good[0]), ("z-good.tif", good[1])] {
+        let shown = d.join(copy).to_string_lossy().into_owned();
+        let record = records
+            .iter()
+            .find(|r| r["path"] == shown.as_str())
+            .unwrap();
+        let alone = common::predict(PCAM, &["--tile", original]);
+        assert_eq!(
+            record["probabilities"],
+            alone.records()[0]["probabilities"],
+            "{copy}"
+        );
+        let rows = std::fs::read_to_string(&tiles)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(&shown))
+            .count();
+        assert_eq!(rows, 20, "{copy}");
+    }
+}
+
+fn blank_png() -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(300, 300, image::Rgb([255, 255, 255]))
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .unwrap();
+    bytes.into_inner()
+}

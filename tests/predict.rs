@@ -204,28 +204,26 @@ fn json_csv_and_atomic_output_files() {
 
 #[test]
 fn shards_concatenate_to_the_whole_run() {
-    let csv = |extra: &[&str]| {
-        run(scancer()
-            .args(["predict", "-m", PCAM, "-q", "-f", "csv"])
-            .args(extra)
-            .args(["examples/patches", "testdata/images"]))
-    };
-    let whole = csv(&[]);
-    let mut joined = String::new();
-    for k in 0..3 {
-        let part = csv(&["--shard", &format!("{k}/3")]);
-        let mut lines = part.stdout.lines();
-        let header = lines.next().unwrap();
-        if k == 0 {
-            joined.push_str(header);
-            joined.push('\n');
+    // Every format: shard 0 writes the header, the first and last shards JSON's brackets.
+    for format in ["csv", "jsonl", "json", "table"] {
+        let part = |extra: &[&str]| {
+            run(scancer()
+                .args(["predict", "-m", PCAM, "-q", "-f", format])
+                .args(extra)
+                .args(["examples/patches", "testdata/images"]))
+        };
+        let whole = part(&[]);
+        for n in [2, 3, 40] {
+            let joined: String = (0..n)
+                .map(|k| part(&["--shard", &format!("{k}/{n}")]).stdout)
+                .collect();
+            assert_eq!(joined, whole.stdout, "{format}, {n} shards");
         }
-        for l in lines {
-            joined.push_str(l);
-            joined.push('\n');
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(&whole.stdout).unwrap();
+            assert!(v.as_array().unwrap().len() > 30);
         }
     }
-    assert_eq!(joined, whole.stdout);
     let bad = run(scancer().args(["predict", "-m", PCAM, "--shard", "3/3", "examples/patches"]));
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("K must be below N"), "{}", bad.stderr);
@@ -447,4 +445,243 @@ fn unwritable_output_is_a_fatal_error() {
         "examples/patches",
     ]));
     assert_fatal(&out, "no/such/dir/out.json: cannot create the output file");
+}
+
+#[test]
+fn outputs_never_clobber_devices_links_or_modes() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let one = "examples/patches/patch-00.png";
+    // A character device is written in place, never replaced by a regular file.
+    let out = run(scancer().args(["predict", "-m", PCAM, "-f", "csv", "-o", "/dev/null", one]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        null.file_type().is_char_device(),
+        "/dev/null is still a device"
+    );
+    assert!(!std::path::Path::new("/dev/null.partial").exists());
+    // So is a FIFO: its reader gets the records.
+    let fifo = dir.path().join("results.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "jsonl", "-o"])
+        .arg(&fifo)
+        .arg(one));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(reader.join().unwrap().contains("patch-00.png"));
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // A symbolic link is written through, and the file it points at keeps its mode.
+    let real = dir.path().join("real.jsonl");
+    std::fs::write(&real, "old").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink("real.jsonl", &link).unwrap();
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "jsonl", "-o"])
+        .arg(&link)
+        .arg(one));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .contains("patch-00.png"));
+    assert_eq!(
+        std::fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    // A new file honours the umask, so colleagues can read it.
+    for (umask, mode) in [("022", 0o644), ("027", 0o640)] {
+        let new = dir.path().join(format!("new-{umask}.jsonl"));
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" predict -q -m {PCAM} -f jsonl -o \"$1\" {one}"
+            ))
+            .arg(env!("CARGO_BIN_EXE_scancer"))
+            .arg(&new)
+            .current_dir(common::root())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            std::fs::metadata(&new).unwrap().permissions().mode() & 0o777,
+            mode
+        );
+    }
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains(".partial")));
+}
+
+#[test]
+fn hints_point_at_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 2,000 x 2,000 scan region without --tile.
+    let big = dir.path().join("region.png");
+    image::RgbImage::from_pixel(2000, 2000, image::Rgb([200, 120, 160]))
+        .save(&big)
+        .unwrap();
+    // Vendor slide formats, whatever their bytes.
+    let svs = dir.path().join("case.svs");
+    std::fs::write(&svs, b"II*\0not really").unwrap();
+    let ndpi = dir.path().join("case.ndpi");
+    std::fs::write(&ndpi, b"II*\0not really").unwrap();
+    // macOS resource forks beside the images are skipped, not errors.
+    std::fs::copy(
+        common::root().join("examples/patches/patch-00.png"),
+        dir.path().join("patch.png"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("._patch.png"),
+        b"\0\x05\x16\x07 resource fork",
+    )
+    .unwrap();
+    let out = predict(PCAM, &[dir.path().to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.records().len(), 4, "{}", out.stdout);
+    let region = out.record(big.to_str().unwrap());
+    let message = region["error"].as_str().unwrap();
+    assert!(
+        message.contains("image is 2000x2000 but the model takes 96x96"),
+        "{message}"
+    );
+    assert!(message.contains("add --tile"), "{message}");
+    for (path, kind) in [(&svs, "SVS"), (&ndpi, "NDPI")] {
+        let message = out.record(path.to_str().unwrap())["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.starts_with(&format!(
+                "{kind} is a whole-slide format: predict it with --tile, through OpenSlide"
+            )),
+            "{message}"
+        );
+        assert!(message.contains("openslide"), "{message}");
+    }
+    assert!(out.record(dir.path().join("patch.png").to_str().unwrap())["error"].is_null());
+}
+
+#[test]
+fn a_fatal_error_keeps_finished_records_and_says_how_to_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("r.jsonl");
+    let partial = dir.path().join("r.jsonl.partial");
+    // An interrupted run's leftovers are never overwritten by a fresh run.
+    std::fs::write(
+        &partial,
+        "{\"path\":\"examples/patches/patch-00.png\",\"error\":null}\n",
+    )
+    .unwrap();
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "jsonl", "-o"])
+        .arg(&out_file)
+        .arg("examples/patches"));
+    common::assert_fatal(
+        &out,
+        "r.jsonl.partial holds the records of an interrupted run: add --resume",
+    );
+    // --resume checks that they are this run's records.
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "jsonl", "--resume", "-o"])
+        .arg(&out_file)
+        .arg("testdata/images"));
+    common::assert_fatal(&out, "it was written for other inputs");
+    // The same inputs: the recorded one is skipped, the rest appended; the result equals a fresh run.
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "-f", "jsonl", "--resume", "-o"])
+        .arg(&out_file)
+        .arg("examples/patches"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("resuming: 1 of 12 input(s) already recorded"),
+        "{}",
+        out.stderr
+    );
+    let resumed = std::fs::read_to_string(&out_file).unwrap();
+    assert!(!partial.exists());
+    let fresh = predict(PCAM, &["examples/patches"]);
+    let (a, b): (Vec<&str>, Vec<&str>) =
+        (resumed.lines().collect(), fresh.stdout.lines().collect());
+    assert_eq!(a.len(), 12);
+    assert_eq!(a[1..], b[1..]);
+    // --resume needs a file to resume.
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        PCAM,
+        "--resume",
+        "-f",
+        "jsonl",
+        "examples/patches",
+    ]));
+    common::assert_fatal(&out, "--resume needs --output FILE");
+}
+
+/// Runs `scancer ARGS` with standard output a socket whose reader has already gone (EPIPE, as a
+/// pipe to `head` that has exited).
+fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(reader);
+    let writer = std::os::fd::OwnedFd::from(writer);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
+        .current_dir(common::root())
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_any_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mar = dir.path().join("pcam.mar");
+    let made = run(scancer().args([
+        "archive",
+        "--model-name",
+        "pcam",
+        "--version",
+        "1.0",
+        "--serialized-file",
+        PCAM,
+        "--config",
+        "examples/pcam-classification.toml",
+        "--export-path",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    for args in [
+        vec!["archive", "inspect", mar.to_str().unwrap()],
+        vec!["predict", "-m", PCAM, "examples/patches"],
+        vec!["predict", "-m", PCAM, "-f", "csv", "examples/patches"],
+        vec!["--help"],
+    ] {
+        let (code, stderr) = with_closed_stdout(&args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("internal error") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

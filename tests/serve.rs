@@ -914,3 +914,14 @@ fn connections_over_the_limit_get_503_and_the_server_goes_on() {
         assert!(Instant::now() < deadline, "no slot freed");
     }
 }
+
+#[test]
+fn the_device_reported_is_the_one_used() {
+    // This libtorch has no CUDA: `--device auto` runs on the CPU and says so.
+    for device in ["auto", "cpu"] {
+        let server = Server::start(&[PCAM, "-q", "--device", device]);
+        let described = server.get("/models/pcam-classification").json();
+        let worker = &described[0]["workers"][0];
+        assert_eq!(worker["gpu"], false, "--device {device}: {worker}");
+    }
+}

@@ -57,8 +57,9 @@ fn grid_padding_and_tissue_decisions() {
         origins[..6],
         [(0, 0), (96, 0), (192, 0), (288, 0), (384, 0), (0, 96)]
     );
-    // Tissue as generated: two windows of the first region, three touched by the second (the faint
-    // corner stays background, and one window sees too little of the second region).
+    // Tissue as generated: two windows of the first region, four touched by the second (the faint
+    // corner stays background). The bottom-right corner window is 16 x 12 real pixels and 80 x 84 of
+    // padding: judged on its real pixels, it is tissue.
     let tissue: Vec<(usize, usize)> = rows
         .iter()
         .zip(&origins)
@@ -67,18 +68,43 @@ fn grid_padding_and_tissue_decisions() {
         .collect();
     assert_eq!(
         tissue,
-        [(96, 96), (192, 96), (288, 192), (384, 192), (288, 288)]
+        [
+            (96, 96),
+            (192, 96),
+            (288, 192),
+            (384, 192),
+            (288, 288),
+            (384, 288)
+        ]
     );
-    assert_eq!(record["slide"]["tissue_tiles"], 5);
-    // Background windows are not run.
+    assert_eq!(record["slide"]["tissue_tiles"], 6);
+    assert_eq!(record["slide"]["tissue_fraction"], 0.3);
+    // Background windows are not run: no probability, no label (not "probability 0").
     for r in rows.iter().filter(|r| r[4] == "false") {
-        assert_eq!(r[6], "0");
+        assert_eq!(r[6], "");
         assert_eq!(r[7], "");
     }
-    // Every window, with --all-tiles.
-    let all = slide(&["-f", "jsonl", "--all-tiles", SLIDES[0]]);
-    let record: Value = serde_json::from_str(all.stdout.trim()).unwrap();
-    assert_eq!(record["slide"]["tissue_tiles"], 20);
+    // Every window with --all-tiles: glass is still not tissue, and the summary counts tissue only.
+    let all_tiles = dir.path().join("all.csv");
+    let all = slide(&[
+        "-f",
+        "jsonl",
+        "--all-tiles",
+        "--tiles",
+        all_tiles.to_str().unwrap(),
+        SLIDES[0],
+    ]);
+    let all_record: Value = serde_json::from_str(all.stdout.trim()).unwrap();
+    assert_eq!(all_record["slide"], record["slide"]);
+    assert_eq!(all_record["probabilities"], record["probabilities"]);
+    let all_rows = tile_rows(&all_tiles);
+    for (a, r) in all_rows.iter().zip(&rows) {
+        assert_eq!(a[4], r[4], "the tissue flag is the tissue test's");
+        assert!(!a[6].is_empty(), "every window ran");
+        if r[4] == "true" {
+            assert_eq!(a[6], r[6]);
+        }
+    }
 }
 
 #[test]
@@ -117,7 +143,7 @@ fn a_windows_probability_equals_predict_on_that_window_alone() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 5);
+    assert_eq!(checked, 6);
 }
 
 #[test]
@@ -149,14 +175,6 @@ fn streamed_png_tiled_striped_and_bigtiff_agree() {
         "{}",
         jpeg.stderr
     );
-    let bad = slide(&["--stride", "200", SLIDES[0]]);
-    assert_eq!(bad.code, 1);
-    assert!(
-        bad.stdout
-            .contains("--stride 200 must be between 1 and the window size (96)"),
-        "{}",
-        bad.stdout
-    );
 }
 
 #[test]
@@ -175,10 +193,12 @@ fn heatmaps_in_plasma_colours_and_directories_of_slides() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let image = image::open(&map).unwrap().to_rgb8();
-    // 400 x 300 at 4 slide pixels per heatmap pixel.
-    assert_eq!(image.dimensions(), (100, 75));
-    // Background is plasma(0); a tissue window's pixels are plasma(its probability).
-    assert_eq!(image.get_pixel(5, 5).0, [12, 7, 134]);
+    // 400 x 300 at 4 slide pixels per heatmap pixel: a 100 x 75 map, and the legend below it (at
+    // least 240 wide).
+    assert_eq!(image.dimensions(), (240, 75 + 40));
+    // Glass is grey, not plasma(0), the colour of a confidently benign window; a tissue window's
+    // pixels are plasma(its probability).
+    assert_eq!(image.get_pixel(5, 5).0, [128, 128, 128]);
     let first_tissue: Value = std::fs::read_to_string(&tiles)
         .unwrap()
         .lines()
@@ -209,10 +229,10 @@ fn heatmaps_in_plasma_colours_and_directories_of_slides() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let blended = image::open(&smooth).unwrap().to_rgb8();
-    assert_eq!(blended.dimensions(), (100, 75));
+    assert_eq!(blended.dimensions(), (240, 75 + 40));
     assert_ne!(blended, image);
 
-    // Several slides: one record each, heatmaps named after the slides in the folder.
+    // Several slides: one record each, heatmaps mirroring the slides' paths in the folder.
     let maps = dir.path().join("maps");
     let out = slide(&[
         "-f",
@@ -223,7 +243,7 @@ fn heatmaps_in_plasma_colours_and_directories_of_slides() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.lines().count(), 5);
-    let mut names: Vec<String> = std::fs::read_dir(&maps)
+    let mut names: Vec<String> = std::fs::read_dir(maps.join("testdata/slides"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -231,13 +251,18 @@ fn heatmaps_in_plasma_colours_and_directories_of_slides() {
     assert_eq!(
         names,
         [
-            "tissue-2-heatmap.png",
-            "tissue-bigtiff-heatmap.png",
-            "tissue-heatmap.png",
-            "tissue-strips-heatmap.png",
-            "tissue-tiled-heatmap.png"
+            "tissue-bigtiff.tif.heatmap.png",
+            "tissue-strips.tif.heatmap.png",
+            "tissue-tiled.tif.heatmap.png",
+            "tissue.jpg.heatmap.png",
+            "tissue.png.heatmap.png",
         ]
     );
+    for record in out.records() {
+        let file = record["slide"]["heatmap"].as_str().unwrap();
+        let shown = record["path"].as_str().unwrap();
+        assert!(file.ends_with(&format!("{shown}.heatmap.png")), "{file}");
+    }
 }
 
 #[test]
@@ -324,11 +349,11 @@ fn a_real_tissue_section() {
         .collect();
     let max = rows
         .iter()
-        .map(|t| t["probability"].as_f64().unwrap())
+        .filter_map(|t| t["probability"].as_f64())
         .fold(0.0, f64::max);
     assert_eq!(record["slide"]["max_probability"].as_f64().unwrap(), max);
     let heatmap = image::open(&map).unwrap();
-    assert_eq!((heatmap.width(), heatmap.height()), (512, 512));
+    assert_eq!((heatmap.width(), heatmap.height()), (512, 512 + 40));
 }
 
 /// A generic tiled-TIFF pyramid (levels 400x300 and 200x150, from tissue.png) named .svs, so that it
@@ -397,7 +422,7 @@ fn pyramids_through_openslide() {
     let out = slide(&["-f", "jsonl", JPEG_TIFF]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
-    assert_eq!(record["slide"]["tissue_tiles"], 5);
+    assert_eq!(record["slide"]["tissue_tiles"], 6);
     let out = slide(&["-f", "jsonl", "--level", "5", PYRAMID]);
     assert!(
         out.stdout
@@ -405,4 +430,458 @@ fn pyramids_through_openslide() {
         "{}",
         out.stdout
     );
+}
+
+/// A PNG slide: white, with `paint` colouring some pixels.
+fn png_slide(path: &std::path::Path, w: u32, h: u32, paint: impl Fn(u32, u32) -> Option<[u8; 3]>) {
+    let image = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb(paint(x, y).unwrap_or([255, 255, 255]))
+    });
+    image.save(path).unwrap();
+}
+
+#[test]
+fn a_slide_without_tissue_has_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let blank = dir.path().join("blank.png");
+    png_slide(&blank, 500, 400, |_, _| None);
+    // Under-stained: saturation 0.03, below the tissue threshold everywhere.
+    let faint = dir.path().join("faint.png");
+    png_slide(&faint, 500, 400, |_, _| Some([250, 245, 243]));
+    let (blank, faint) = (blank.to_str().unwrap(), faint.to_str().unwrap());
+    let out = slide(&["-f", "jsonl", blank, SLIDES[0], faint]);
+    assert_eq!(out.code, 1, "a slide without tissue counts as failed");
+    for path in [blank, faint] {
+        let record = out.record(path);
+        assert!(
+            record["label"].is_null() && record["score"].is_null(),
+            "{record}"
+        );
+        assert!(record["probabilities"].is_null());
+        let error = record["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("no tissue found: 30 windows, all below the tissue threshold 0.075"),
+            "{error}"
+        );
+        assert_eq!(record["slide"]["tissue_tiles"], 0);
+        assert_eq!(record["slide"]["tissue_fraction"], 0.0);
+        assert!(record["slide"]["max_probability"].is_null());
+        assert!(record["slide"]["positive_fraction"].is_null());
+    }
+    let alone = slide(&["-f", "jsonl", SLIDES[0]]);
+    assert_eq!(out.record(SLIDES[0]), alone.records()[0]);
+    // The table never shows a label for it.
+    let table = slide(&[blank]);
+    assert_eq!(table.code, 1);
+    let row = table.stdout.lines().nth(1).unwrap();
+    assert!(
+        row.contains("error") && row.contains("no tissue found"),
+        "{row}"
+    );
+    assert!(!row.contains("normal"), "{row}");
+}
+
+#[test]
+fn implausibly_little_tissue_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = image::open(root().join(SLIDES[0])).unwrap().to_rgb8();
+    let sparse = dir.path().join("sparse.png");
+    // 2016 x 2016 of glass (441 windows) with one window of tissue.
+    png_slide(&sparse, 2016, 2016, |x, y| {
+        (x < 96 && y < 96).then(|| source.get_pixel(96 + x, 96 + y).0)
+    });
+    let out = run(scancer()
+        .args(["predict", "-m", PCAM, "--tile", "-f", "jsonl"])
+        .arg(&sparse));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(record["slide"]["tissue_tiles"], 1);
+    let warning = record["slide"]["warning"].as_str().unwrap();
+    assert!(
+        warning.starts_with("only 0.23% of the windows are tissue (1 of 441)"),
+        "{warning}"
+    );
+    assert!(
+        out.stderr.contains("warning:") && out.stderr.contains(warning),
+        "{}",
+        out.stderr
+    );
+    // A normal slide has none.
+    let normal = slide(&["-f", "jsonl", SLIDES[0]]);
+    assert!(normal.records()[0]["slide"]["warning"].is_null());
+}
+
+#[test]
+fn edge_windows_are_judged_on_their_real_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = dir.path().join("edge.png");
+    // 200 x 96: glass, then 8 columns of tissue (saturation 0.3) at the right edge. The third
+    // window is 8 real columns and 88 of padding.
+    png_slide(&edge, 200, 96, |x, _| (x >= 192).then_some([200, 140, 170]));
+    let tiles = dir.path().join("edge.csv");
+    let out = slide(&[
+        "-f",
+        "jsonl",
+        "--tiles",
+        tiles.to_str().unwrap(),
+        edge.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let rows = tile_rows(&tiles);
+    let flags: Vec<&str> = rows.iter().map(|r| r[4].as_str()).collect();
+    assert_eq!(flags, ["false", "false", "true"]);
+    assert_eq!(rows[2][5], "0.3");
+}
+
+/// The text chunks of a PNG.
+fn png_texts(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let reader = decoder.read_info().unwrap();
+    reader
+        .info()
+        .uncompressed_latin1_text
+        .iter()
+        .map(|t| (t.keyword.clone(), t.text.clone()))
+        .collect()
+}
+
+#[test]
+fn heatmaps_grey_glass_carry_a_colour_bar_and_their_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("map.png");
+    let out = slide(&[
+        "-f",
+        "jsonl",
+        "--heatmap",
+        map.to_str().unwrap(),
+        "--heatmap-size",
+        "100",
+        SLIDES[0],
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record = &out.records()[0];
+    assert_eq!(record["slide"]["heatmap_downsample"], 4);
+    let texts = png_texts(&map);
+    assert_eq!(texts["scancer:slide-size"], "400x300");
+    assert_eq!(texts["scancer:downsample"], "4");
+    assert_eq!(texts["scancer:map-size"], "100x75");
+    assert!(texts["Software"].starts_with("scancer "));
+    assert!(texts["Description"].contains("grey: not tissue"));
+    let image = image::open(&map).unwrap().to_rgb8();
+    // The colour bar below the map: plasma(0) at its left end, plasma(1) at its right end, then
+    // the grey swatch.
+    let bar_y = 75 + 6 + 6;
+    assert_eq!(
+        image.get_pixel(8, bar_y).0,
+        scancer::slide::plasma::colour(0.0)
+    );
+    let row: Vec<[u8; 3]> = (0..image.width())
+        .map(|x| image.get_pixel(x, bar_y).0)
+        .collect();
+    let last_bar = row
+        .iter()
+        .rposition(|c| *c == scancer::slide::plasma::colour(1.0))
+        .expect("plasma(1) on the bar");
+    assert!(
+        row[last_bar..].contains(&[128, 128, 128]),
+        "a grey swatch right of the bar"
+    );
+    // No pixel of the map is plasma(0): glass is grey, and the model's probabilities are not 0.
+    for y in 0..75 {
+        for x in 0..100 {
+            assert_ne!(image.get_pixel(x, y).0, scancer::slide::plasma::colour(0.0));
+        }
+    }
+
+    // --overlay tints tissue only: glass keeps the slide's own pixels.
+    let overlay = dir.path().join("overlay.png");
+    let out = slide(&[
+        "--heatmap",
+        overlay.to_str().unwrap(),
+        "--heatmap-size",
+        "100",
+        "--overlay",
+        SLIDES[0],
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tinted = image::open(&overlay).unwrap().to_rgb8();
+    let source = image::open(root().join(SLIDES[0])).unwrap().to_rgb8();
+    // (5, 5) is glass (window 0,0); (30, 30) lies in the tissue window at (96, 96).
+    assert_eq!(tinted.get_pixel(5, 5), source.get_pixel(22, 22));
+    assert_ne!(tinted.get_pixel(30, 30), source.get_pixel(122, 122));
+}
+
+#[test]
+fn heatmap_names_never_collide_across_a_job_array() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in ["caseA", "caseC"] {
+        std::fs::create_dir_all(dir.path().join("coll").join(case)).unwrap();
+        std::fs::copy(
+            root().join(SLIDES[0]),
+            dir.path().join("coll").join(case).join("slide.png"),
+        )
+        .unwrap();
+    }
+    let model = root().join(PCAM);
+    let shard = |k: &str| {
+        run(scancer()
+            .current_dir(dir.path())
+            .args(["predict", "--tile", "-q", "-f", "jsonl", "-m"])
+            .arg(&model)
+            .args(["--heatmap", "maps", "--shard", k, "coll"]))
+    };
+    let (a, c) = (shard("0/2"), shard("1/2"));
+    assert_eq!((a.code, c.code), (0, 0), "{} {}", a.stderr, c.stderr);
+    let (a, c) = (&a.records()[0], &c.records()[0]);
+    assert_eq!(a["path"], "coll/caseA/slide.png");
+    assert_eq!(
+        a["slide"]["heatmap"],
+        "maps/coll/caseA/slide.png.heatmap.png"
+    );
+    assert_eq!(
+        c["slide"]["heatmap"],
+        "maps/coll/caseC/slide.png.heatmap.png"
+    );
+    for record in [a, c] {
+        assert!(dir
+            .path()
+            .join(record["slide"]["heatmap"].as_str().unwrap())
+            .is_file());
+    }
+    // A folder for a single input.
+    std::fs::create_dir(dir.path().join("one")).unwrap();
+    let out = run(scancer()
+        .current_dir(dir.path())
+        .args(["predict", "--tile", "-q", "-m"])
+        .arg(&model)
+        .args(["--heatmap", "one/", "coll/caseA/slide.png"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(dir
+        .path()
+        .join("one/coll/caseA/slide.png.heatmap.png")
+        .is_file());
+    // One file for several inputs is a usage error, before any work.
+    let out = run(scancer()
+        .current_dir(dir.path())
+        .args(["predict", "--tile", "-q", "-m"])
+        .arg(&model)
+        .args(["--heatmap", "out.png", "coll"]));
+    common::assert_fatal(
+        &out,
+        "--heatmap out.png names one PNG file, but there are 2 inputs",
+    );
+    assert!(!dir.path().join("out.png").exists());
+}
+
+#[test]
+fn slide_usage_errors_exit_two_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    std::fs::write(&output, "previous").unwrap();
+    let o = output.to_str().unwrap();
+    let cases: [(&str, Vec<&str>, &str); 8] = [
+        (
+            PCAM,
+            vec!["--stride", "0"],
+            "--stride 0 must be between 1 and the window size (96)",
+        ),
+        (
+            PCAM,
+            vec!["--stride", "97"],
+            "--stride 97 must be between 1 and the window size (96)",
+        ),
+        (
+            common::MULTICLASS,
+            vec![],
+            "slides need a binary patch classifier",
+        ),
+        (
+            common::SEGMENTATION,
+            vec![],
+            "slides need a binary patch classifier",
+        ),
+        (PCAM, vec!["--tiles", "tiles.json"], "name the file .jsonl"),
+        (PCAM, vec!["--heatmap-size", "0"], "0 is not in 16..=16384"),
+        (
+            PCAM,
+            vec!["--heatmap-size", "30000"],
+            "30000 is not in 16..=16384",
+        ),
+        (
+            PCAM,
+            vec!["--resume", "-f", "table"],
+            "--resume needs --format json, jsonl or csv",
+        ),
+    ];
+    for (model, extra, needle) in cases {
+        let out = run(scancer()
+            .args(["predict", "--tile", "-m", model, "-o", o])
+            .args(&extra)
+            .args([SLIDES[0], SLIDES[1]]));
+        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+        assert!(out.stderr.contains(needle), "{extra:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"));
+        assert_eq!(
+            std::fs::read_to_string(&output).unwrap(),
+            "previous",
+            "{extra:?}"
+        );
+        assert!(!dir.path().join("out.jsonl.partial").exists());
+    }
+}
+
+/// Runs `scancer predict` on five slides in `cwd`, killing it with `signal` once `partial` holds a
+/// finished record (None: runs to the end). Returns the exit code and standard error.
+fn interrupted(cwd: &std::path::Path, args: &[&str], signal: Option<&str>) -> (i32, String) {
+    use std::process::Stdio;
+    let bin = env!("CARGO_BIN_EXE_scancer");
+    let mut child = std::process::Command::new(bin)
+        .current_dir(cwd)
+        .arg("predict")
+        .arg("-m")
+        .arg(root().join(PCAM))
+        .args([
+            "--tile",
+            "--stride",
+            "16",
+            "--tiles",
+            "tiles.csv",
+            "--heatmap",
+            "maps/",
+        ])
+        .args(args)
+        .arg("slides")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(signal) = signal {
+        let partial = cwd.join(format!("{}.partial", args[args.len() - 1]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let text = std::fs::read_to_string(&partial).unwrap_or_default();
+            // One finished record: a line (JSON Lines, CSV after its header) or an array element.
+            if text.matches('\n').count() >= 2 || (text.starts_with("[\n") && text.contains("},")) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no record within 120 s"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "finished before the first record was seen"
+            );
+            std::thread::yield_now();
+        }
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap());
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Every file under `dir`, relative, with its bytes.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (rel, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn resume_after_sigkill_or_sigterm_equals_an_uninterrupted_run() {
+    let make = || {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("slides")).unwrap();
+        for k in 0..5 {
+            std::fs::copy(
+                root().join(SLIDES[k % 4]),
+                dir.path().join("slides").join(format!(
+                    "s{k}-{}",
+                    SLIDES[k % 4].rsplit('/').next().unwrap()
+                )),
+            )
+            .unwrap();
+        }
+        // One slide that fails: its error record is kept and counted on resume.
+        std::fs::write(dir.path().join("slides/s5-empty.png"), b"").unwrap();
+        dir
+    };
+    for (format, file, signal, code) in [
+        ("jsonl", "out.jsonl", "-KILL", 137),
+        ("csv", "out.csv", "-TERM", 143),
+        ("json", "out.json", "-INT", 130),
+    ] {
+        let whole = make();
+        let args = ["-f", format, "-o", file];
+        let (c, stderr) = interrupted(whole.path(), &args, None);
+        assert_eq!(c, 1, "{stderr}");
+        let cut = make();
+        let (c, stderr) = interrupted(cut.path(), &args, Some(signal));
+        assert_eq!(c, code, "{format}: {stderr}");
+        if signal != "-KILL" {
+            assert!(
+                stderr.contains(&format!("interrupted: the finished records are in {file}.partial; run the same command with --resume")),
+                "{stderr}"
+            );
+        }
+        assert!(cut.path().join(format!("{file}.partial")).exists());
+        assert!(
+            !cut.path().join(file).exists(),
+            "no output before it is complete"
+        );
+        // Without --resume the records are not thrown away.
+        let (c, stderr) = interrupted(cut.path(), &args, None);
+        assert_eq!(c, 2);
+        assert!(
+            stderr.contains("holds the records of an interrupted run: add --resume"),
+            "{stderr}"
+        );
+        let resume = ["-f", format, "--resume", "-o", file];
+        let (c, stderr) = interrupted(cut.path(), &resume, None);
+        assert_eq!(
+            c, 1,
+            "{format}: the resumed run counts the failed slide: {stderr}"
+        );
+        let resumed: usize = stderr
+            .split("resuming: ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("says what it resumes: {stderr}"));
+        assert!((1..6).contains(&resumed), "{resumed}");
+        let (a, b) = (files(whole.path()), files(cut.path()));
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{format}: {stderr}"
+        );
+        for (name, bytes) in &a {
+            assert!(bytes == &b[name], "{format}: {name} differs after --resume");
+        }
+        // Resuming a finished output changes nothing.
+        let (c, _) = interrupted(cut.path(), &resume, None);
+        assert_eq!(c, 1);
+        assert_eq!(files(cut.path()), a);
+    }
 }

@@ -475,3 +475,40 @@ fn wrong_tokens_slow_servers_and_workers_that_never_start() {
     );
     drop(silent);
 }
+
+#[test]
+fn a_closed_stdout_ends_store_quietly() {
+    for args in [
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["describe", "pcam"],
+    ] {
+        let server = FakeTorchServe::start(
+            &[
+                ("GET", "/models?limit=100", &["list-page-1"]),
+                (
+                    "GET",
+                    "/models?limit=100&next_page_token=1",
+                    &["list-empty"],
+                ),
+                ("GET", "/models/pcam", &["describe"]),
+            ],
+            None,
+        );
+        let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(reader);
+        let writer = std::os::fd::OwnedFd::from(writer);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
+            .args(["store", "--url", &server.url])
+            .args(&args)
+            .env_remove("SCANCER_TOKEN")
+            .env_remove("SCANCER_USER")
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    }
+}

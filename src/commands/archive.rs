@@ -136,7 +136,7 @@ fn create(args: ArchiveArgs) -> Result<ExitCode> {
         entries.len() + 1,
         started.elapsed().as_secs_f64()
     );
-    println!("{}", target.display());
+    outln!("{}", target.display());
     Ok(ExitCode::from(SUCCESS))
 }
 
@@ -165,23 +165,23 @@ fn timestamps(reproducible: bool) -> Result<(String, zip::DateTime, u64)> {
 
 fn inspect(args: &InspectArgs) -> Result<ExitCode> {
     let archive = Archive::open(&args.archive, Limits::default())?;
-    println!("{}", archive.manifest.to_json());
-    println!();
-    println!("{:>12}  FILE", "BYTES");
+    outln!("{}", archive.manifest.to_json());
+    outln!();
+    outln!("{:>12}  FILE", "BYTES");
     for (name, size) in &archive.files {
-        println!("{size:>12}  {name}");
+        outln!("{size:>12}  {name}");
     }
-    println!();
+    outln!();
     if archive.files.contains_key(ARCHIVED_CONFIG) {
         let text = String::from_utf8_lossy(&archive.read(ARCHIVED_CONFIG, 1 << 20)?).into_owned();
-        println!(
+        outln!(
             "handler configuration ({ARCHIVED_CONFIG}):\n{}",
             text.trim_end()
         );
     } else if archive.manifest.model.handler == "image_classifier" {
-        println!("handler configuration: TorchServe's built-in image_classifier (Resize 256, CenterCrop 224, ImageNet normalisation, top 5)");
+        outln!("handler configuration: TorchServe's built-in image_classifier (Resize 256, CenterCrop 224, ImageNet normalisation, top 5)");
     } else {
-        println!(
+        outln!(
             "handler configuration: none; {:?} is custom Python code, so `scancer predict` needs --config",
             archive.manifest.model.handler
         );
@@ -199,7 +199,7 @@ fn inspect(args: &InspectArgs) -> Result<ExitCode> {
         let engine = Engine::load(&source, &options)?;
         let loaded = started.elapsed();
         let (input, output, forward) = engine.probe()?;
-        println!(
+        outln!(
             "\nverified: loaded in {:.0} ms; forward on {input:?} -> output {output:?} in {:.1} ms",
             loaded.as_secs_f64() * 1e3,
             forward.as_secs_f64() * 1e3

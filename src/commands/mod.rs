@@ -1,10 +1,5 @@
 //! One module per subcommand; each takes its parsed arguments and returns the exit status.
 
-pub mod archive;
-pub mod predict;
-pub mod serve;
-pub mod store;
-
 use crate::cli::{Cli, ColorChoice, Command};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -36,6 +31,40 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
+/// Writes command output (not records: those have their writers) to standard output, the one
+/// place it is written. A closed standard output (`| head -1`) ends the command quietly with exit
+/// 0, as ripgrep does; any other write error is fatal.
+pub fn print(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(SUCCESS));
+        }
+        eprintln!(
+            "scancer: error: cannot write to standard output: {}",
+            crate::inputs::io_message(&e)
+        );
+        std::process::exit(i32::from(FATAL));
+    }
+}
+
+/// `print!` through `commands::print`.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::commands::print(format_args!($($arg)*)) };
+}
+
+/// `println!` through `commands::print`.
+macro_rules! outln {
+    () => { $crate::commands::print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::commands::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
+
+pub mod archive;
+pub mod predict;
+pub mod serve;
+pub mod store;

@@ -73,6 +73,12 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         }
     }
     let skip = resumed.as_ref().map_or(0, |r| r.recorded.records);
+    // The table's path column fits every input, so that shards' tables line up when joined.
+    let path_width = all
+        .iter()
+        .map(|i| display(i).chars().count())
+        .max()
+        .unwrap_or(0);
     let items: Arc<[Item]> = shard[skip..].to_vec().into();
     let run = Run {
         args: &args,
@@ -81,6 +87,7 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         piece,
         resumed,
         heatmaps: heatmaps[skip..].to_vec(),
+        path_width,
     };
     let code = if args.remote.is_some() {
         remote(&run, &items)?
@@ -105,6 +112,8 @@ struct Run<'a> {
     resumed: Option<Resumed>,
     /// Each remaining input's heatmap file.
     heatmaps: Vec<Option<PathBuf>>,
+    /// The longest input path of the whole run.
+    path_width: usize,
 }
 
 /// `--resume`: the records an earlier run of the same command left in the output.
@@ -468,11 +477,7 @@ fn write_results(
         color: args.format == Format::Table
             && args.output.is_none()
             && use_color(run.color, io::stdout().is_terminal()),
-        path_width: items
-            .iter()
-            .map(|i| display(i).chars().count())
-            .max()
-            .unwrap_or(0),
+        path_width: run.path_width,
     };
     let mut masks = MaskWriter::new(mask_dir(args), schema.kind == OutputKind::Segmentation);
     // Slides show a bar of their own windows instead.
@@ -557,7 +562,8 @@ impl std::fmt::Display for Fatal {
 impl std::error::Error for Fatal {}
 
 /// On SIGINT or SIGTERM while an output is being written: says where the finished records are and
-/// how to go on, then exits 130 or 143 (128 + the signal), as a shell reports a killed command.
+/// how to go on, then dies of the signal as it would have (a shell reports 130 or 143). Exiting
+/// normally from this thread would run libtorch's static destructors under the model thread.
 fn watch_interrupts(partial: PathBuf) -> Option<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).ok()?;
@@ -570,7 +576,8 @@ fn watch_interrupts(partial: PathBuf) -> Option<signal_hook::iterator::Handle> {
                     "scancer: interrupted: the finished records are in {}; run the same command with --resume to go on",
                     partial.display()
                 );
-                std::process::exit(128 + signal);
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::abort();
             }
         })
         .ok()?;

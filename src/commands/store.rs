@@ -56,7 +56,7 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
                     .iter()
                     .map(|m| vec![text(&m["modelName"]), text(&m["modelUrl"])])
                     .collect();
-                print!("{}", table("", &["MODEL", "URL"], &rows));
+                out!("{}", table("", &["MODEL", "URL"], &rows));
                 if models.is_empty() {
                     eprintln!("scancer: no models registered at {}", store.url());
                 }
@@ -72,7 +72,7 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
             if json {
                 print_json(&described);
             } else {
-                print!("{}", descriptions(&described));
+                out!("{}", descriptions(&described));
             }
         }
         StoreCommand::Register(r) => {
@@ -203,14 +203,14 @@ fn report(answer: &Value, json: bool) {
     if json {
         print_json(answer);
     } else if let Some(status) = answer["status"].as_str() {
-        println!("{status}");
+        outln!("{status}");
     } else {
         print_json(answer);
     }
 }
 
 fn print_json(value: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );

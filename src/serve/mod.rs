@@ -82,21 +82,19 @@ pub fn run(options: ServeOptions) -> Result<()> {
         .name("scancer-model".into())
         .spawn(move || match models::load(&opened, &engine_options) {
             Ok((engines, served)) => {
-                let _ = loaded_tx.send(Ok(served));
+                // The device the models really run on: `--device auto` on a CPU-only host is cpu.
+                let gpu = engines.iter().any(|e| e.device() != tch::Device::Cpu);
+                let _ = loaded_tx.send(Ok((served, gpu)));
                 batcher::serve(&engines, &model_queue, delay, |n| model_metrics.batch(n));
             }
             Err(e) => {
                 let _ = loaded_tx.send(Err(e));
             }
         })?;
-    let served = loaded_rx
+    let (served, gpu) = loaded_rx
         .recv()
         .map_err(|_| anyhow!("the model thread stopped while loading"))??;
-
-    let device = match options.engine.device {
-        crate::model::DeviceChoice::Cpu => "cpu",
-        _ => "gpu",
-    };
+    let device = if gpu { "gpu" } else { "cpu" };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
         models: served,

@@ -50,7 +50,7 @@ pub const OPENSLIDE_NOTE: &str =
 /// The longest side of a slide that scancer reads (the largest scanners' slides are ~200,000).
 pub const MAX_SIDE: usize = 1 << 20;
 /// The most bytes one decoded TIFF strip or tile may take.
-pub const MAX_CHUNK_BYTES: usize = 256 << 20;
+pub const MAX_CHUNK_BYTES: usize = 512 << 20;
 /// The most bytes of one band of full-width rows held at once.
 pub const MAX_BAND_BYTES: usize = 1 << 30;
 
@@ -337,6 +337,25 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
     }
 }
 
+/// Channels and whether samples are 16-bit, for the sample layouts slides use.
+fn layout<R: Read + Seek>(
+    decoder: &mut tiff::decoder::Decoder<R>,
+) -> Result<(usize, bool), String> {
+    let colour = decoder.colortype().map_err(|e| e.to_string())?;
+    use tiff::ColorType as C;
+    Ok(match colour {
+        C::Gray(8) => (1, false),
+        C::Gray(16) => (1, true),
+        C::GrayA(8) => (2, false),
+        C::GrayA(16) => (2, true),
+        C::RGB(8) => (3, false),
+        C::RGB(16) => (3, true),
+        C::RGBA(8) => (4, false),
+        C::RGBA(16) => (4, true),
+        other => return Err(format!("TIFF colour type {other:?} is not supported")),
+    })
+}
+
 struct TiffRows<R: Read + Seek> {
     decoder: tiff::decoder::Decoder<R>,
     width: usize,
@@ -353,6 +372,7 @@ impl<R: Read + Seek> TiffRows<R> {
     fn new(file: R) -> Result<Self, String> {
         let mut limits = tiff::decoder::Limits::default();
         limits.decoding_buffer_size = MAX_CHUNK_BYTES;
+        limits.intermediate_buffer_size = MAX_CHUNK_BYTES;
         // Offsets and byte counts of every strip or tile: 8 bytes each in a BigTIFF.
         limits.ifd_value_size = 64 << 20;
         let mut decoder = tiff::decoder::Decoder::new(file)
@@ -365,9 +385,18 @@ impl<R: Read + Seek> TiffRows<R> {
         let tiled = matches!(decoder.get_chunk_type(), tiff::decoder::ChunkType::Tile);
         let (width, height) = (w as usize, h as usize);
         check_size(width, height)?;
+        // Compression 7 is JPEG (6 the old-style JPEG): the tiff crate hands back YCbCr samples
+        // without converting them, so those files are OpenSlide's.
+        if matches!(
+            decoder.get_tag_u32(tiff::tags::Tag::Compression),
+            Ok(6) | Ok(7)
+        ) {
+            return Err(JPEG_TIFF.into());
+        }
         let (cw, ch) = (cw as usize, (ch as usize).max(1));
-        // 16-bit RGBA: 8 bytes a pixel.
-        if cw.saturating_mul(ch).saturating_mul(8) > MAX_CHUNK_BYTES && cw.saturating_mul(ch) > 0 {
+        let (channels, sixteen) = layout(&mut decoder)?;
+        let per_pixel = channels * if sixteen { 2 } else { 1 };
+        if cw.saturating_mul(ch).saturating_mul(per_pixel) > MAX_CHUNK_BYTES {
             let kind = if tiled { "tile" } else { "strip" };
             return Err(format!(
                 "the TIFF declares {cw}x{ch}-pixel {kind}s; scancer reads {kind}s of up to {} MiB decoded",
@@ -378,14 +407,6 @@ impl<R: Read + Seek> TiffRows<R> {
             return Err(format!("the TIFF declares {cw}x{ch}-pixel tiles"));
         }
         check_band(width, ch.min(height), "a row of TIFF chunks")?;
-        // Compression 7 is JPEG (6 the old-style JPEG): the tiff crate hands back YCbCr samples
-        // without converting them, so those files are OpenSlide's.
-        if matches!(
-            decoder.get_tag_u32(tiff::tags::Tag::Compression),
-            Ok(6) | Ok(7)
-        ) {
-            return Err(JPEG_TIFF.into());
-        }
         let chunk_width = if tiled { cw } else { width };
         Ok(TiffRows {
             chunks_across: if tiled {
@@ -404,19 +425,7 @@ impl<R: Read + Seek> TiffRows<R> {
     }
 
     fn layout(&mut self) -> Result<(usize, bool), String> {
-        let colour = self.decoder.colortype().map_err(|e| e.to_string())?;
-        use tiff::ColorType as C;
-        Ok(match colour {
-            C::Gray(8) => (1, false),
-            C::Gray(16) => (1, true),
-            C::GrayA(8) => (2, false),
-            C::GrayA(16) => (2, true),
-            C::RGB(8) => (3, false),
-            C::RGB(16) => (3, true),
-            C::RGBA(8) => (4, false),
-            C::RGBA(16) => (4, true),
-            other => return Err(format!("TIFF colour type {other:?} is not supported")),
-        })
+        layout(&mut self.decoder)
     }
 
     /// Decodes chunk row `r` (all chunks across) into `cached` as RGB rows.
