@@ -182,7 +182,17 @@ def answers():
         write("store_answers", f"fixtures-{k // 4:02}", data)
 
 
+def slides():
+    # The slide readers' own test slides (PNG, striped, tiled and BigTIFF) and patches in the other
+    # PNG and TIFF sample layouts, as they are.
+    for name in ["tissue.png", "tissue-strips.tif", "tissue-tiled.tif", "tissue-bigtiff.tif"]:
+        write("slide", name, (ROOT / "testdata" / "slides" / name).read_bytes())
+    for name in ["patch-rgb16.png", "patch-palette.png", "patch-gray-alpha.png", "patch-rgba.png", "patch.tif"]:
+        write("slide", name, (ROOT / "testdata" / "images" / name).read_bytes())
+
+
 if __name__ == "__main__":
+    slides()
     archives()
     configs()
     answers()

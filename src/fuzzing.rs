@@ -150,6 +150,39 @@ pub fn image(data: &[u8]) {
     }
 }
 
+/// A slide's bytes through the readers `predict --tile` streams (PNG rows, TIFF strips and tiles,
+/// BigTIFF), every band of 96 rows read top to bottom, as the window grid reads them; the tissue
+/// test runs on every window. Declared sizes are refused before allocation; slides over 4
+/// megapixels are opened but not read through, so that a run stays fast.
+pub fn slide(data: &[u8]) {
+    let Ok(reading) = crate::slide::rows::from_bytes(data.to_vec(), DEFAULT_MAX_PIXELS) else {
+        return;
+    };
+    let mut rows = match reading {
+        crate::slide::rows::Reading::Streamed(rows) | crate::slide::rows::Reading::Whole(rows, _) => {
+            rows
+        }
+    };
+    let (width, height) = rows.size();
+    assert!(width > 0 && height > 0 && width <= crate::slide::rows::MAX_SIDE);
+    if width.saturating_mul(height) > 1 << 22 {
+        return;
+    }
+    const BAND: usize = 96;
+    let mut band = vec![0u8; width * BAND * 3];
+    let mut y = 0;
+    while y < height {
+        if rows.read(y, BAND, &mut band).is_err() {
+            return;
+        }
+        for x in (0..width).step_by(BAND) {
+            let s = crate::slide::tissue::mean_saturation(&band, width, height, x, y, BAND, BAND);
+            assert!((0.0..=1.0).contains(&s), "saturation {s}");
+        }
+        y += BAND;
+    }
+}
+
 /// Bytes in memory as a client connection: reads take the input, writes collect the answers.
 struct Replay<'a> {
     input: &'a [u8],

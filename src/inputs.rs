@@ -14,6 +14,24 @@ const IMAGE_EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "jpe", "jfif", "tif", "tiff", "bmp", "webp", "gif",
 ];
 
+/// Formats only OpenSlide reads, by extension.
+const VENDOR_EXTENSIONS: [&str; 8] = ["svs", "ndpi", "mrxs", "vms", "vmu", "scn", "bif", "svslide"];
+
+/// The vendor format of a slide only OpenSlide reads (`SVS`, `NDPI`...), by extension.
+pub fn vendor_format(path: &Path) -> Option<String> {
+    let extension = path.extension()?.to_string_lossy().to_lowercase();
+    VENDOR_EXTENSIONS
+        .contains(&extension.as_str())
+        .then(|| extension.to_uppercase())
+}
+
+/// How to get OpenSlide in this build.
+#[cfg(feature = "openslide")]
+pub const OPENSLIDE_NOTE: &str = "this build has it; install libopenslide0";
+#[cfg(not(feature = "openslide"))]
+pub const OPENSLIDE_NOTE: &str =
+    "build scancer with `cargo build --release --features openslide` and install libopenslide0";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     File(PathBuf),

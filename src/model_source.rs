@@ -6,7 +6,7 @@ use crate::handler_config::{
     Color, HandlerConfig, InputConfig, OutputConfig, OutputKind, ResizePolicy,
 };
 use crate::mar::manifest::Manifest;
-use crate::mar::read::{Archive, Limits};
+use crate::mar::read::{Archive, ArchiveError, Limits};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ pub struct ModelSource {
     /// The archive's manifest (None for a bare TorchScript file).
     pub manifest: Option<Manifest>,
     /// Keeps an unpacked archive member alive until the model is loaded.
-    _unpacked: Option<tempfile::NamedTempFile>,
+    _unpacked: Option<Unpacked>,
 }
 
 impl ModelSource {
@@ -43,6 +43,31 @@ impl ModelSource {
             _unpacked: None,
         })
     }
+}
+
+/// An archive's model, unpacked for libtorch, which loads from a path.
+enum Unpacked {
+    /// A file without a name (Linux: O_TMPFILE), loaded through /proc/self/fd: nothing is left
+    /// behind even when the process is killed while loading.
+    #[cfg(target_os = "linux")]
+    Anonymous(#[allow(dead_code)] std::fs::File),
+    /// A named temporary file, removed when dropped.
+    #[cfg(not(target_os = "linux"))]
+    Named(#[allow(dead_code)] tempfile::NamedTempFile),
+}
+
+#[cfg(target_os = "linux")]
+fn unpack(archive: &Archive, member: &str) -> Result<(PathBuf, Unpacked), ArchiveError> {
+    use std::os::fd::AsRawFd;
+    let file = archive.extract_anonymous(member)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    Ok((path, Unpacked::Anonymous(file)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unpack(archive: &Archive, member: &str) -> Result<(PathBuf, Unpacked), ArchiveError> {
+    let temp = archive.extract_temp(member)?;
+    Ok((temp.path().to_path_buf(), Unpacked::Named(temp)))
 }
 
 /// `.mar`, `.tar.gz`/`.tgz`, or a folder with `MAR-INF/MANIFEST.json`.
@@ -98,11 +123,10 @@ fn from_archive(path: &Path, explicit_config: Option<&Path>) -> Result<ModelSour
             model.handler
         );
     };
-    let unpacked = archive
-        .extract_temp(&serialized)
+    let (path, unpacked) = unpack(&archive, &serialized)
         .with_context(|| format!("{shown}: cannot unpack {serialized}"))?;
     Ok(ModelSource {
-        path: unpacked.path().to_path_buf(),
+        path,
         name: format!("{shown} ({serialized})"),
         config,
         manifest: Some(archive.manifest.clone()),

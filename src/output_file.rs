@@ -111,6 +111,12 @@ impl OutputFile {
     /// Flushes to disk and, for a regular target, renames the `.partial` over it with the mode of
     /// the file it replaces.
     pub fn commit(self) -> io::Result<()> {
+        self.finish(true)
+    }
+
+    /// `durable`: on disk before the rename, so that even a power cut leaves the old file or the
+    /// whole new one (a run's results; heatmaps and masks, one per input, skip the fsync).
+    fn finish(self, durable: bool) -> io::Result<()> {
         let Target::Regular { path, mode } = &self.target else {
             return Ok(());
         };
@@ -118,7 +124,9 @@ impl OutputFile {
             self.file
                 .set_permissions(std::fs::Permissions::from_mode(*mode))?;
         }
-        self.file.sync_all()?;
+        if durable {
+            self.file.sync_all()?;
+        }
         std::fs::rename(partial_of(path), path)
     }
 }
@@ -140,7 +148,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     let mut out = OutputFile::create(path)?;
     out.write_all(bytes)?;
-    out.commit()
+    out.finish(false)
 }
 
 #[cfg(test)]

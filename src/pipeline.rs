@@ -150,10 +150,10 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
     let input = item.as_ref().map_err(|u| u.message.clone())?;
     let result = match &input.source {
         Source::File(path) => {
-            if let Some(kind) = crate::slide::rows::vendor_format(path) {
+            if let Some(kind) = crate::inputs::vendor_format(path) {
                 return Err(format!(
                     "{kind} is a whole-slide format: predict it with --tile, through OpenSlide ({})",
-                    crate::slide::rows::OPENSLIDE_NOTE
+                    crate::inputs::OPENSLIDE_NOTE
                 ));
             }
             let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;

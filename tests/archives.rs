@@ -376,3 +376,19 @@ fn torch_model_archiver_command_lines_keep_working() {
         "the same answers as torch-model-archiver's archive"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_archive_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(archive(dir.path(), PCAM_ARGS).code, 0);
+    let mar = dir.path().join("pcam-classification.mar");
+    let (code, stderr) = with_closed_stdout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
+            .current_dir(root())
+            .arg("archive")
+            .arg("inspect")
+            .arg(&mar),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("internal error") && !stderr.contains("panicked"), "{stderr}");
+}

@@ -46,6 +46,11 @@ fn image_inputs() {
 }
 
 #[test]
+fn slide_inputs() {
+    replay("slide", scancer::fuzzing::slide);
+}
+
+#[test]
 fn serve_http_inputs() {
     replay("serve_http", scancer::fuzzing::serve_http);
 }

@@ -495,20 +495,15 @@ fn a_closed_stdout_ends_store_quietly() {
             ],
             None,
         );
-        let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
-        drop(reader);
-        let writer = std::os::fd::OwnedFd::from(writer);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
-            .args(["store", "--url", &server.url])
-            .args(&args)
-            .env_remove("SCANCER_TOKEN")
-            .env_remove("SCANCER_USER")
-            .env("XDG_CONFIG_HOME", "/nonexistent")
-            .stdout(writer)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        let (code, stderr) = common::with_closed_stdout(
+            std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
+                .args(["store", "--url", &server.url])
+                .args(&args)
+                .env_remove("SCANCER_TOKEN")
+                .env_remove("SCANCER_USER")
+                .env("XDG_CONFIG_HOME", "/nonexistent"),
+        );
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
     }
 }

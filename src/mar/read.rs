@@ -250,6 +250,17 @@ impl Archive {
         Ok(copied)
     }
 
+    /// Unpacks one member into a file without a name (removed by the system when closed, or when
+    /// the process dies).
+    pub fn extract_anonymous(&self, name: &str) -> Result<std::fs::File, ArchiveError> {
+        let mut file = tempfile::tempfile().map_err(|source| ArchiveError::Io {
+            path: "temporary file".into(),
+            source,
+        })?;
+        self.copy_to(name, &mut file, u64::MAX)?;
+        Ok(file)
+    }
+
     /// Unpacks one member into a temporary file (removed when dropped), for loaders that need a path.
     pub fn extract_temp(&self, name: &str) -> Result<tempfile::NamedTempFile, ArchiveError> {
         let suffix = Path::new(name)

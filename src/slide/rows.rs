@@ -5,6 +5,7 @@
 //! saved as its own file.
 
 use crate::handler_config::Color;
+use crate::inputs::OPENSLIDE_NOTE;
 use crate::preprocess::convert;
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
@@ -28,24 +29,6 @@ pub enum Reading {
 }
 
 const JPEG_TIFF: &str = "JPEG-compressed TIFF";
-
-/// Formats only OpenSlide reads, by extension.
-const VENDOR_EXTENSIONS: [&str; 8] = ["svs", "ndpi", "mrxs", "vms", "vmu", "scn", "bif", "svslide"];
-
-/// The vendor format of a slide only OpenSlide reads (`SVS`, `NDPI`...), by extension.
-pub fn vendor_format(path: &Path) -> Option<String> {
-    let extension = path.extension()?.to_string_lossy().to_lowercase();
-    VENDOR_EXTENSIONS
-        .contains(&extension.as_str())
-        .then(|| extension.to_uppercase())
-}
-
-/// How to get OpenSlide in this build.
-#[cfg(feature = "openslide")]
-pub const OPENSLIDE_NOTE: &str = "this build has it; install libopenslide0";
-#[cfg(not(feature = "openslide"))]
-pub const OPENSLIDE_NOTE: &str =
-    "build scancer with `cargo build --release --features openslide` and install libopenslide0";
 
 /// The longest side of a slide that scancer reads (the largest scanners' slides are ~200,000).
 pub const MAX_SIDE: usize = 1 << 20;
@@ -83,7 +66,7 @@ fn check_band(width: usize, rows: usize, what: &str) -> Result<(), String> {
 
 /// Opens a slide at pyramid `level` (0: full resolution).
 pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String> {
-    let vendor = vendor_format(path);
+    let vendor = crate::inputs::vendor_format(path);
     #[cfg(feature = "openslide")]
     {
         let tiff_or_vendor = vendor.is_some()

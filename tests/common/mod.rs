@@ -108,3 +108,16 @@ pub fn copy_to(dir: &Path, rel: &str, name: &str) -> PathBuf {
     std::fs::copy(root().join(rel), &to).unwrap();
     to
 }
+
+/// Runs `cmd` with standard output a socket whose reader has already gone (EPIPE, as a pipe to
+/// `head` that has exited): its exit code and standard error.
+pub fn with_closed_stdout(cmd: &mut std::process::Command) -> (Option<i32>, String) {
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(reader);
+    let out = cmd
+        .stdout(std::os::fd::OwnedFd::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
