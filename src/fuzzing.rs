@@ -159,9 +159,8 @@ pub fn slide(data: &[u8]) {
         return;
     };
     let mut rows = match reading {
-        crate::slide::rows::Reading::Streamed(rows) | crate::slide::rows::Reading::Whole(rows, _) => {
-            rows
-        }
+        crate::slide::rows::Reading::Streamed(rows)
+        | crate::slide::rows::Reading::Whole(rows, _) => rows,
     };
     let (width, height) = rows.size();
     assert!(width > 0 && height > 0 && width <= crate::slide::rows::MAX_SIDE);

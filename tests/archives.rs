@@ -390,5 +390,8 @@ fn a_closed_stdout_ends_archive_quietly() {
             .arg(&mar),
     );
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(!stderr.contains("internal error") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !stderr.contains("internal error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }

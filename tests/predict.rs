@@ -641,11 +641,11 @@ fn a_closed_stdout_ends_predict_quietly() {
         vec!["predict", "-m", PCAM, "-f", "csv", "examples/patches"],
         vec!["--help"],
     ] {
-        let (code, stderr) = common::with_closed_stdout(std::process::Command::new(
-            env!("CARGO_BIN_EXE_scancer"),
-        )
-        .current_dir(common::root())
-        .args(&args));
+        let (code, stderr) = common::with_closed_stdout(
+            std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
+                .current_dir(common::root())
+                .args(&args),
+        );
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
     }

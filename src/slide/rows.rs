@@ -5,7 +5,6 @@
 //! saved as its own file.
 
 use crate::handler_config::Color;
-use crate::inputs::OPENSLIDE_NOTE;
 use crate::preprocess::convert;
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
@@ -85,7 +84,8 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
     {
         if let Some(kind) = vendor {
             return Err(format!(
-                "{kind} slides are read through OpenSlide, which this build leaves out: {OPENSLIDE_NOTE}"
+                "{kind} slides are read through OpenSlide, which this build leaves out: {}",
+                crate::inputs::OPENSLIDE_NOTE
             ));
         }
         if level > 0 {
@@ -102,7 +102,8 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
         ))),
         #[cfg(not(feature = "openslide"))]
         Err(e) if e == JPEG_TIFF => Err(format!(
-            "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: {OPENSLIDE_NOTE}"
+            "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: {}",
+            crate::inputs::OPENSLIDE_NOTE
         )),
         other => other,
     }

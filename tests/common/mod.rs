@@ -119,5 +119,8 @@ pub fn with_closed_stdout(cmd: &mut std::process::Command) -> (Option<i32>, Stri
         .stderr(std::process::Stdio::piped())
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
