@@ -761,8 +761,9 @@ fn interrupted(cwd: &std::path::Path, args: &[&str], signal: Option<&str>) -> (i
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             let text = std::fs::read_to_string(&partial).unwrap_or_default();
-            // One finished record: a line (JSON Lines, CSV after its header) or an array element.
-            if text.matches('\n').count() >= 2 || (text.starts_with("[\n") && text.contains("},")) {
+            // One finished record: a line (JSON Lines, CSV after its header), or in a JSON array the
+            // separator that follows a record.
+            if text.matches('\n').count() >= 2 || text.contains("},\n") {
                 break;
             }
             assert!(
