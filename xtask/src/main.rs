@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask <task>`. The two README commands are `cargo xtask demo` and
 //! `cargo xtask test`; both start by making sure a CPU libtorch is available (see `libtorch`).
 
+mod audit;
 mod libtorch;
 mod tools;
 
@@ -20,6 +21,8 @@ tasks:
   test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`), then the
                    slide tests with the openslide feature
   bless            regenerate the checked-in man pages and shell completions
+  audit            cargo-audit against ../shared/advisory-db (installs cargo-audit once), and check
+                   that no locked dependency needs a newer Rust than the declared rust-version
   bench [ARGS...]  setup, build release, run bench/run.py ARGS... (needs a PyTorch venv, see BENCHMARKS.md)
   bench serve [ARGS...]
                    the same, then bench/serve.py ARGS... (scancer serve against TorchServe 0.12)";
@@ -78,6 +81,7 @@ fn run() -> Result<()> {
             cmd.extend(rest.iter().map(String::as_str));
             cargo(&cmd)
         }
+        "audit" => audit::run(&root),
         "bless" => {
             libtorch::ensure(&root)?;
             status(
