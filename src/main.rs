@@ -15,6 +15,15 @@ fn main() -> ExitCode {
     let cli = scancer::cli::Cli::parse();
     match scancer::commands::run(cli) {
         Ok(code) => code,
+        // A reader that went away (`| head`) ends any command quietly, as ripgrep does.
+        Err(err)
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(scancer::commands::SUCCESS)
+        }
         Err(err) => {
             // One line, whatever the chain of causes: scripts grep for it, people read it.
             let message = format!("{err:#}")
