@@ -1,5 +1,6 @@
 //! Result records and the formats they are written in: a table for people, JSON, JSON Lines and CSV
-//! for scripts. Every format writes records as they come, one per input, in input order.
+//! for scripts. Every format writes and flushes records as they come, one per input, in input order,
+//! and writes a `Piece` of the whole output: shards and resumed runs concatenate to one run's bytes.
 
 use crate::handler_config::OutputKind;
 use crate::pipeline::Outcome;

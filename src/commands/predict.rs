@@ -1,5 +1,6 @@
 //! `scancer predict`: inference over files, directories and standard input, locally or with a
-//! remote inference API (`--remote`); both write the same records.
+//! remote inference API (`--remote`); both write the same records. Settles, before any work, where
+//! this run's records sit in the whole output (`--shard`, `--resume`) and where each heatmap goes.
 
 use super::{stderr_is_terminal, use_color, SOME_FAILED, SUCCESS};
 use crate::cli::{ColorChoice, PredictArgs};

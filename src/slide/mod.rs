@@ -2,7 +2,9 @@
 //! (stride configurable, right and bottom edges padded with white), background windows are skipped by
 //! the notebook's saturation test, and the tissue windows go through the same engine as single
 //! patches, in batches. The slide is read in bands of rows (`rows`), so memory follows the slide's
-//! width, not its area.
+//! width, not its area, and every size it declares is checked before allocation. A slide's result
+//! counts tissue windows only: one without tissue has no result (an error record that says why), and
+//! one with implausibly little gets a warning.
 
 pub mod heatmap;
 #[cfg(feature = "openslide")]

@@ -1,6 +1,8 @@
 //! Reading a slide as bands of RGB rows, top to bottom, without holding the whole image where the
 //! format allows: PNG row by row, TIFF (striped or tiled, BigTIFF included) chunk row by chunk row.
-//! Other formats are decoded whole (the caller is told, so that it can say so).
+//! Other formats are decoded whole (the caller is told, so that it can say so). Every size a file
+//! declares (image, strip, tile, band) is checked against the limits here before anything is
+//! allocated for it.
 //! Every conversion to RGB is `preprocess::convert`'s, so a tile's pixels are those of the same tile
 //! saved as its own file.
 

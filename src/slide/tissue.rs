@@ -1,6 +1,7 @@
 //! Tissue or background, as Scancer's slide notebook decides it: the HSV saturation of every 16th
 //! pixel in both directions (a 1/16 downsample), averaged over a window; a window is tissue when the
-//! mean is above a threshold (0.075 by default). White glass and padding have saturation 0.
+//! mean is above a threshold (0.075 by default). White glass has saturation 0; padding beyond the
+//! slide's edge is not sampled.
 
 /// The sampling step of the downsample.
 pub const STEP: usize = 16;
