@@ -146,7 +146,7 @@ pub fn png(result: &SlideResult, options: &HeatmapOptions) -> (Vec<u8>, usize) {
         (
             "Description",
             format!(
-                "Probability of the positive class per tissue window (matplotlib plasma, 0 to 1; threshold {}), {} slide pixels per pixel; grey: not tissue, not analysed.{}",
+                "Probability of the positive class per tissue window (matplotlib plasma, 0 to 1; threshold {}), downsample {} (slide pixels per heatmap pixel); grey: not tissue, not analysed.{}",
                 result.threshold,
                 scale,
                 if options.overlay { " Tissue tinted over the slide." } else { "" }
@@ -242,44 +242,49 @@ fn legend(image: &mut RgbImage, top: usize, threshold: f32) {
     glyphs::draw(image, swatch_text, swatch_left + 18, bar_top + 1, black);
 }
 
-/// A 3x5 pixel font, drawn at twice its size, for the legend's few labels.
+/// A small pixel font (3 or 4 columns, 5 rows), drawn at twice its size, for the legend's labels.
 mod glyphs {
     use image::{Rgb, RgbImage};
 
     const SCALE: usize = 2;
-    const ADVANCE: usize = 4 * SCALE;
 
-    fn glyph(c: char) -> [u8; 5] {
+    /// Columns, and the rows' bits (the leftmost column is the highest of `columns` bits).
+    fn glyph(c: char) -> (usize, [u8; 5]) {
         match c {
-            '0' => [0b111, 0b101, 0b101, 0b101, 0b111],
-            '1' => [0b010, 0b110, 0b010, 0b010, 0b111],
-            '5' => [0b111, 0b100, 0b111, 0b001, 0b111],
-            '.' => [0b000, 0b000, 0b000, 0b000, 0b010],
-            'N' => [0b101, 0b111, 0b111, 0b111, 0b101],
-            'O' => [0b111, 0b101, 0b101, 0b101, 0b111],
-            'T' => [0b111, 0b010, 0b010, 0b010, 0b010],
-            'I' => [0b111, 0b010, 0b010, 0b010, 0b111],
-            'S' => [0b111, 0b100, 0b111, 0b001, 0b111],
-            'U' => [0b101, 0b101, 0b101, 0b101, 0b111],
-            'E' => [0b111, 0b100, 0b110, 0b100, 0b111],
-            _ => [0; 5],
+            '0' => (3, [0b111, 0b101, 0b101, 0b101, 0b111]),
+            '1' => (3, [0b010, 0b110, 0b010, 0b010, 0b111]),
+            '5' => (3, [0b111, 0b100, 0b111, 0b001, 0b111]),
+            '.' => (1, [0b0, 0b0, 0b0, 0b0, 0b1]),
+            ' ' => (2, [0; 5]),
+            'N' => (4, [0b1001, 0b1101, 0b1011, 0b1001, 0b1001]),
+            'O' => (4, [0b0110, 0b1001, 0b1001, 0b1001, 0b0110]),
+            'T' => (3, [0b111, 0b010, 0b010, 0b010, 0b010]),
+            'I' => (3, [0b111, 0b010, 0b010, 0b010, 0b111]),
+            'S' => (3, [0b111, 0b100, 0b111, 0b001, 0b111]),
+            'U' => (3, [0b101, 0b101, 0b101, 0b101, 0b111]),
+            'E' => (3, [0b111, 0b100, 0b110, 0b100, 0b111]),
+            _ => (3, [0; 5]),
         }
     }
 
+    /// Pixels across `text`, one column of space between letters.
     pub fn width(text: &str) -> usize {
-        text.chars().count() * ADVANCE - SCALE
+        let columns: usize = text.chars().map(|c| glyph(c).0 + 1).sum();
+        columns.saturating_sub(1) * SCALE
     }
 
     pub fn draw(image: &mut RgbImage, text: &str, left: usize, top: usize, colour: Rgb<u8>) {
-        for (k, c) in text.chars().enumerate() {
-            for (row, bits) in glyph(c).iter().enumerate() {
-                for col in 0..3 {
-                    if bits & (0b100 >> col) == 0 {
+        let mut x0 = left;
+        for c in text.chars() {
+            let (columns, rows) = glyph(c);
+            for (row, bits) in rows.iter().enumerate() {
+                for col in 0..columns {
+                    if bits & (1 << (columns - 1 - col)) == 0 {
                         continue;
                     }
                     for dy in 0..SCALE {
                         for dx in 0..SCALE {
-                            let x = left + k * ADVANCE + col * SCALE + dx;
+                            let x = x0 + col * SCALE + dx;
                             let y = top + row * SCALE + dy;
                             if x < image.width() as usize && y < image.height() as usize {
                                 image.put_pixel(x as u32, y as u32, colour);
@@ -288,6 +293,7 @@ mod glyphs {
                     }
                 }
             }
+            x0 += (columns + 1) * SCALE;
         }
     }
 }
