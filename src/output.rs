@@ -435,6 +435,18 @@ impl Table<'_> {
         }
     }
 
+    /// The header line, once (never in a piece that does not open the table).
+    fn head(&mut self) -> io::Result<()> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        let (a, b) = self.columns();
+        let (pw, lw) = (self.style.path_width.max(4), self.label_width());
+        let header = format!("{:<pw$}  {a:<lw$}  {b}", "PATH");
+        writeln!(self.out, "{}", self.paint(BOLD, header.trim_end()))
+    }
+
     fn label_width(&self) -> usize {
         match self.schema.kind {
             OutputKind::Binary | OutputKind::Multiclass => self
@@ -462,14 +474,9 @@ fn percent_list(schema: &Schema, fractions: &[f32]) -> String {
 
 impl RecordWriter for Table<'_> {
     fn write(&mut self, answer: &Answer) -> io::Result<()> {
+        self.head()?;
         let pw = self.style.path_width.max(4);
         let lw = self.label_width();
-        if !self.started {
-            let (a, b) = self.columns();
-            let header = format!("{:<pw$}  {a:<lw$}  {b}", "PATH");
-            writeln!(self.out, "{}", self.paint(BOLD, header.trim_end()))?;
-            self.started = true;
-        }
         let (a, b) = match answer.outcome {
             Outcome::Failed(message) => (self.paint(RED, "error"), self.paint(RED, message)),
             // A remote TorchServe answers the class alone: no score to show.
@@ -523,13 +530,8 @@ impl RecordWriter for Table<'_> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        if !self.started {
-            // An empty first shard still heads the whole table.
-            let (a, b) = self.columns();
-            let (pw, lw) = (self.style.path_width.max(4), self.label_width());
-            let header = format!("{:<pw$}  {a:<lw$}  {b}", "PATH");
-            writeln!(self.out, "{}", self.paint(BOLD, header.trim_end()))?;
-        }
+        // An empty first shard still heads the whole table.
+        self.head()?;
         self.out.flush()
     }
 }

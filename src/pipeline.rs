@@ -45,8 +45,8 @@ where
     start(Arc::new(engine.preprocessor().clone()), items, options).finish(engine, emit)
 }
 
-/// Decode threads are named with this prefix; the panic hook (main.rs) stays quiet for them, since
-/// their panics become that input's error record.
+/// Decode threads are named with this prefix (their decoders run under `decoding`, so a panic is
+/// that input's error record and the panic hook stays quiet).
 pub const DECODE_THREAD: &str = "scancer-decode-";
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -64,9 +64,6 @@ thread_local! {
 /// Whether a panic on this thread becomes an input's error record (the panic hook stays quiet).
 pub fn panic_is_caught() -> bool {
     CATCHING.with(std::cell::Cell::get)
-        || std::thread::current()
-            .name()
-            .is_some_and(|n| n.starts_with(DECODE_THREAD))
 }
 
 /// Runs a decoder over one input: a decoder bug costs that input, not the run.

@@ -104,46 +104,23 @@ pub fn recorded(
             }
         }
         Format::Csv => {
-            let mut body = bytes;
-            let mut offset = 0;
+            let mut rows = complete_rows(bytes);
             let mut columns = None;
             if csv_header {
-                let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+                let Some((header, end)) = rows.next() else {
                     // Not even the header was finished.
                     return Ok(done);
                 };
-                offset = end + 1;
-                body = &bytes[offset..];
+                columns = Some(header.len());
                 done.opened = true;
-                done.keep = offset;
-                columns = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(&bytes[..offset])
-                    .records()
-                    .next()
-                    .and_then(Result::ok)
-                    .map(|r| r.len());
+                done.keep = end;
             }
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(body);
-            let mut record = csv::StringRecord::new();
-            while let Ok(true) = reader.read_record(&mut record) {
-                let end = reader.position().byte() as usize;
-                if end == 0 || body.get(end - 1) != Some(&b'\n') {
-                    break;
-                }
+            for (record, end) in rows {
                 if columns.is_some_and(|n| n != record.len()) {
                     break;
                 }
                 let failed = record.iter().next_back().is_some_and(|e| !e.is_empty());
-                matched(
-                    &mut done,
-                    record.get(0).unwrap_or_default(),
-                    failed,
-                    offset + end,
-                )?;
+                matched(&mut done, record.get(0).unwrap_or_default(), failed, end)?;
             }
         }
     }
@@ -155,21 +132,11 @@ pub fn recorded(
 pub fn tiles_kept(bytes: &[u8], csv: bool, done: &HashSet<&str>) -> usize {
     let mut keep = 0;
     if csv {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(bytes);
-        let mut record = csv::StringRecord::new();
-        let mut first = true;
-        while let Ok(true) = reader.read_record(&mut record) {
-            let end = reader.position().byte() as usize;
-            if end == 0 || bytes.get(end - 1) != Some(&b'\n') {
+        // The header, then rows while they belong to finished slides.
+        for (k, (record, end)) in complete_rows(bytes).enumerate() {
+            if k > 0 && !done.contains(record.get(0).unwrap_or_default()) {
                 break;
             }
-            if !first && !done.contains(record.get(0).unwrap_or_default()) {
-                break;
-            }
-            first = false;
             keep = end;
         }
         return keep;
@@ -190,6 +157,25 @@ pub fn tiles_kept(bytes: &[u8], csv: bool, done: &HashSet<&str>) -> usize {
         keep = at;
     }
     keep
+}
+
+/// The complete CSV rows of `bytes` (each ends with its line end), with the offset just past each;
+/// an interrupted last row ends the list.
+fn complete_rows(bytes: &[u8]) -> impl Iterator<Item = (csv::StringRecord, usize)> + '_ {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    std::iter::from_fn(move || {
+        let mut record = csv::StringRecord::new();
+        match reader.read_record(&mut record) {
+            Ok(true) => {
+                let end = reader.position().byte() as usize;
+                (end > 0 && bytes.get(end - 1) == Some(&b'\n')).then_some((record, end))
+            }
+            _ => None,
+        }
+    })
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

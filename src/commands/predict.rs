@@ -156,48 +156,18 @@ impl Resumed {
                 "--resume needs --format json, jsonl or csv (a table cannot be read back)"
             );
         }
-        let target = Target::of(output).with_context(|| format!("{}", output.display()))?;
-        let Some(partial) = target.partial() else {
-            anyhow::bail!(
-                "--resume: {} is not a regular file, so nothing can be resumed from it",
-                output.display()
-            );
-        };
-        let from = match &target {
-            _ if partial.exists() => partial,
-            Target::Regular { path, .. } => path.clone(),
-            Target::Special(path) => path.clone(),
-        };
-        let bytes = match std::fs::read(&from) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", from.display())),
-        };
+        let (from, bytes) = left_behind(output)?;
         let paths: Vec<&str> = items.iter().map(display).collect();
         let csv_header = args.format == Format::Csv && opens;
         let recorded = resume::recorded(args.format, &bytes, &paths, csv_header)
             .map_err(|why| anyhow::anyhow!("--resume: {}: {why}", from.display()))?;
         let tiles = match &args.tiles {
             Some(path) => {
-                let partial = partial_of(path);
-                let from = if partial.exists() {
-                    partial
-                } else {
-                    path.clone()
-                };
-                match std::fs::read(&from) {
-                    Ok(bytes) => {
-                        let csv = tiles::is_csv(path).map_err(anyhow::Error::msg)?;
-                        let done: HashSet<&str> =
-                            paths[..recorded.records].iter().copied().collect();
-                        let keep = resume::tiles_kept(&bytes, csv, &done);
-                        bytes[..keep].to_vec()
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("{}: cannot read", from.display()))
-                    }
-                }
+                let csv = tiles::is_csv(path).map_err(anyhow::Error::msg)?;
+                let (_, bytes) = left_behind(path)?;
+                let done: HashSet<&str> = paths[..recorded.records].iter().copied().collect();
+                let keep = resume::tiles_kept(&bytes, csv, &done);
+                bytes[..keep].to_vec()
             }
             None => Vec::new(),
         };
@@ -207,6 +177,24 @@ impl Resumed {
             recorded,
             tiles,
         }))
+    }
+}
+
+/// What an interrupted run left for `path`: its `.partial`, else a finished file, else nothing.
+fn left_behind(path: &Path) -> Result<(PathBuf, Vec<u8>)> {
+    let target = Target::of(path).with_context(|| format!("{}", path.display()))?;
+    let Target::Regular { path: file, .. } = target else {
+        anyhow::bail!(
+            "--resume: {} is not a regular file, so nothing can be resumed from it",
+            path.display()
+        );
+    };
+    let partial = partial_of(&file);
+    let from = if partial.exists() { partial } else { file };
+    match std::fs::read(&from) {
+        Ok(bytes) => Ok((from, bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((from, Vec::new())),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot read", from.display())),
     }
 }
 
@@ -297,7 +285,7 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
     let schema = engine.schema();
     let produce: Producer =
         Box::new(move |emit| Ok(decoding.finish(&engine, |i, o| emit(i, o, None))));
-    write_results(run, items, schema, produce, None)
+    write_results(run, items, schema, produce, false)
 }
 
 fn remote(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
@@ -381,7 +369,7 @@ fn remote(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
         })
         .map_err(anyhow::Error::from)
     });
-    write_results(run, items, schema, produce, None)
+    write_results(run, items, schema, produce, false)
 }
 
 /// Whole slides: every input is cut into windows when larger than the model's input.
@@ -442,7 +430,7 @@ fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Res
             None => Ok(()),
         })
     });
-    write_results(run, items, schema, produce, Some(()))
+    write_results(run, items, schema, produce, true)
 }
 
 /// Writes every record as it is produced, then the summary; the exit status. `slides`: records
@@ -452,10 +440,9 @@ fn write_results(
     items: &Arc<[Item]>,
     schema: Schema,
     produce: Producer,
-    slides: Option<()>,
+    slides: bool,
 ) -> Result<ExitCode> {
     let args = run.args;
-    let slides = slides.is_some();
     let quiet = args.quiet;
     let kept: &[u8] = match &run.resumed {
         Some(r) => {
@@ -510,27 +497,23 @@ fn write_results(
             written += 1;
             progress.suspend(|| writer.write(&answer))
         };
-        let produced = produce(&mut emit);
-        match produced {
-            Ok(written) => written.and_then(|()| writer.finish()),
-            Err(fatal) => Err(io::Error::other(Fatal(fatal))),
-        }
+        produce(&mut emit).map(|written| written.and_then(|()| writer.finish()))
     };
     progress.finish_and_clear();
     if let Some(handle) = interrupt {
         handle.close();
     }
-    match result {
+    let written_out = match result {
+        Ok(written_out) => written_out,
+        Err(fatal) => return Err(destination.abandon(fatal, written)),
+    };
+    match written_out {
         Ok(()) => destination.commit()?,
         // The reader went away (`| head`): stop quietly, as other Unix tools do.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::from(SUCCESS)),
         Err(e) => {
-            let e = match e.into_inner().map(|inner| inner.downcast::<Fatal>()) {
-                Some(Ok(fatal)) => fatal.0,
-                Some(Err(inner)) => anyhow::Error::from(io::Error::other(inner))
-                    .context(format!("cannot write results to {}", destination.name())),
-                None => anyhow::anyhow!("cannot write results to {}", destination.name()),
-            };
+            let e = anyhow::Error::from(e)
+                .context(format!("cannot write results to {}", destination.name()));
             return Err(destination.abandon(e, written));
         }
     }
@@ -549,18 +532,6 @@ fn write_results(
         SUCCESS
     }))
 }
-
-/// A fatal error from the producer, carried through the writer's io::Result.
-#[derive(Debug)]
-struct Fatal(anyhow::Error);
-
-impl std::fmt::Display for Fatal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
-    }
-}
-
-impl std::error::Error for Fatal {}
 
 /// On SIGINT or SIGTERM while an output is being written: says where the finished records are and
 /// how to go on, then dies of the signal as it would have (a shell reports 130 or 143). Exiting

@@ -410,13 +410,9 @@ impl<R: Read + Seek> TiffRows<R> {
         })
     }
 
-    fn layout(&mut self) -> Result<(usize, bool), String> {
-        layout(&mut self.decoder)
-    }
-
     /// Decodes chunk row `r` (all chunks across) into `cached` as RGB rows.
     fn load(&mut self, r: usize) -> Result<(), String> {
-        let (channels, sixteen) = self.layout()?;
+        let (channels, sixteen) = layout(&mut self.decoder)?;
         let rows = self.chunk_height.min(self.height - r * self.chunk_height);
         let mut band = vec![255u8; self.width * rows * 3];
         for c in 0..self.chunks_across {
