@@ -3,7 +3,7 @@
 //!
 //! usage: forward_bench MODEL BATCH_SIZE IMAGES [optimized|plain]   (prints images/s as JSON)
 
-use scancer::model::{set_threads, DeviceChoice, Model};
+use scancer::engine::model::{set_threads, DeviceChoice, Model};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     let batch: usize = args[2].parse()?;
     let images: usize = args[3].parse()?;
     let optimize = args.get(4).is_none_or(|m| m == "optimized");
-    set_threads(None);
+    set_threads(None)?;
     let model = Model::load(args[1].as_ref(), &args[1], DeviceChoice::Cpu, optimize)?;
     let shape = [batch, 3, 96, 96];
     // Pre-made inputs in [-1, 1], like normalised patches.
@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
         .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
         .collect();
     let passes = images.div_ceil(batch);
-    tch::no_grad(|| -> anyhow::Result<()> {
+    {
         for _ in 0..3 {
             let _ = model.forward(&input, shape)?;
         }
@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..passes {
             // Reading the output back is part of every real forward.
             let out = model.forward(&input, shape)?;
-            scancer::model::to_host_f32(&out)?;
+            out.to_vec().map_err(anyhow::Error::msg)?;
         }
         let seconds = start.elapsed().as_secs_f64();
         let rate = (passes * batch) as f64 / seconds;
@@ -40,5 +40,5 @@ fn main() -> anyhow::Result<()> {
             passes * batch
         );
         Ok(())
-    })
+    }
 }

@@ -1,11 +1,11 @@
 //! The command line, defined once: `--help`, the man pages in `man/` and the shell completions in
 //! `completions/` are all generated from these types.
 
+use crate::engine::decode::DEFAULT_MAX_PIXELS;
+use crate::engine::model::DeviceChoice;
 use crate::engine::EngineOptions;
 use crate::inputs::Shard;
-use crate::model::DeviceChoice;
 use crate::output::Format;
-use crate::preprocess::DEFAULT_MAX_PIXELS;
 use crate::remote::RemoteArgs;
 use crate::serve::auth::OpenEndpoint;
 use crate::serve::models::ModelSpec;

@@ -4,14 +4,15 @@
 //! Each entry point takes arbitrary bytes and must return without panicking, hanging or allocating
 //! without bound; where a result can be checked, it is (with `assert!`, which the fuzzer reports).
 
-use crate::handler_config::{HandlerConfig, OutputKind};
+use crate::engine::decode::DEFAULT_MAX_PIXELS;
+use crate::engine::handler_config::{HandlerConfig, OutputKind};
+use crate::engine::model_source::ModelSource;
+use crate::engine::postprocess::{segmentation, Postprocessor, Prediction, RawPrediction};
+use crate::engine::preprocess::Preprocessor;
 use crate::mar::manifest::Manifest;
 use crate::mar::read::{Archive, Limits};
-use crate::model_source::ModelSource;
 use crate::output::{self, Format, Schema, TableStyle};
 use crate::pipeline::Outcome;
-use crate::postprocess::Postprocessor;
-use crate::preprocess::{Preprocessor, DEFAULT_MAX_PIXELS};
 use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, TransportError};
 use crate::serve::app::{App, Slots};
 use crate::serve::auth::{Auth, OpenEndpoint};
@@ -276,16 +277,12 @@ fn app() -> &'static App {
                 let n = jobs.len();
                 for job in jobs {
                     let (post, h, w) = &postprocessors[job.model];
-                    let output = fake_output(post.kind(), &job.input.data, *h, *w);
-                    let answer =
-                        post.predictions(&output, 1)
-                            .map_err(|e| e.to_string())
-                            .map(|mut p| Answered {
-                                prediction: p.remove(0),
-                                queued: Duration::ZERO,
-                                inference: Duration::ZERO,
-                                batch: n,
-                            });
+                    let answer = Ok(Answered {
+                        prediction: fake_prediction(post, &job.input.data, *h, *w),
+                        queued: Duration::ZERO,
+                        inference: Duration::ZERO,
+                        batch: n,
+                    });
                     let _ = job.reply.send(answer);
                 }
             }
@@ -303,19 +300,36 @@ fn app() -> &'static App {
     })
 }
 
-/// A model output of the right shape for one image, made from its prepared input.
-fn fake_output(kind: OutputKind, input: &[f32], h: usize, w: usize) -> tch::Tensor {
+/// A prediction for one image, made from its prepared input by the real postprocessing's
+/// interpretation of probabilities (the activations, which run in libtorch, are computed here, so
+/// that fuzzing needs no libtorch).
+fn fake_prediction(post: &Postprocessor, input: &[f32], h: usize, w: usize) -> Prediction {
     let at = |k: usize| input.get(k * input.len() / 4).copied().unwrap_or(0.0);
     let mean = input.iter().sum::<f32>() / input.len().max(1) as f32;
-    match kind {
-        OutputKind::Binary | OutputKind::Raw => tch::Tensor::from_slice(&[mean]).reshape([1, 1]),
+    match post.kind() {
+        OutputKind::Binary => Prediction::Class(post.binary(1.0 / (1.0 + (-mean).exp()))),
+        OutputKind::Raw => Prediction::Raw(RawPrediction {
+            shape: vec![1],
+            values: vec![mean],
+        }),
         OutputKind::Multiclass => {
-            tch::Tensor::from_slice(&[at(0), at(1), at(2), at(3)]).reshape([1, 4])
+            let logits = [at(0), at(1), at(2), at(3)];
+            let top = logits.iter().copied().fold(f32::MIN, f32::max);
+            let exp: Vec<f32> = logits.iter().map(|l| (l - top).exp()).collect();
+            let sum: f32 = exp.iter().sum();
+            Prediction::Class(post.multiclass(&exp.iter().map(|e| e / sum).collect::<Vec<_>>()))
         }
         OutputKind::Segmentation => {
-            // Three class scores per pixel of the (grayscale) input.
-            let x = tch::Tensor::from_slice(&input[..h * w]).reshape([1, 1, h as i64, w as i64]);
-            tch::Tensor::cat(&[&x, &(-&x), &(&x * &x - 1.0)], 1)
+            // Three class scores per pixel of the (grayscale) input: x, -x, x^2 - 1.
+            let mask: Vec<f32> = input[..h * w]
+                .iter()
+                .map(|&x| {
+                    let scores = [x, -x, x * x - 1.0];
+                    let best = (0..3).fold(0, |b, k| if scores[k] > scores[b] { k } else { b });
+                    best as f32
+                })
+                .collect();
+            Prediction::Segmentation(segmentation(&mask, 3, w, h))
         }
     }
 }

@@ -2,9 +2,9 @@
 //! for scripts. Every format writes and flushes records as they come, one per input, in input order,
 //! and writes a `Piece` of the whole output: shards and resumed runs concatenate to one run's bytes.
 
-use crate::handler_config::OutputKind;
+use crate::engine::handler_config::OutputKind;
+use crate::engine::postprocess::Prediction;
 use crate::pipeline::Outcome;
-use crate::postprocess::Prediction;
 use serde_json::{json, Map, Value};
 use std::io::{self, Write};
 
@@ -539,7 +539,7 @@ impl RecordWriter for Table<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::postprocess::ClassPrediction;
+    use crate::engine::postprocess::ClassPrediction;
 
     fn binary_schema() -> Schema {
         Schema {

@@ -6,10 +6,11 @@
 //! memory is bounded by the channel capacity. Inputs that fail before the model wait in line with
 //! the batch being filled, so every forward pass is full and records still come out in order.
 
+use crate::engine::decode::InputError;
+use crate::engine::postprocess::Prediction;
+use crate::engine::preprocess::{Prepared, Preprocessor};
 use crate::engine::Engine;
 use crate::inputs::{io_message, read_stdin, Item, Source};
-use crate::postprocess::Prediction;
-use crate::preprocess::{InputError, Prepared, Preprocessor};
 use std::io::{self, BufReader};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver};

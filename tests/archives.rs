@@ -65,7 +65,7 @@ fn pcam_archive(dir: &Path, with_config: bool) -> PathBuf {
     let mut list = entries.into_vec();
     if with_config {
         list.push(scancer::mar::entries::Entry {
-            name: scancer::model_source::ARCHIVED_CONFIG.into(),
+            name: scancer::engine::model_source::ARCHIVED_CONFIG.into(),
             source: root().join("examples/pcam-classification.toml"),
         });
     }

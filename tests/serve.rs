@@ -411,11 +411,11 @@ fn kserve_v2_protocol() {
     }
 
     // The same images as FP32 tensors, preprocessed here by the library.
-    let config = scancer::handler_config::HandlerConfig::from_path(
+    let config = scancer::engine::handler_config::HandlerConfig::from_path(
         &root().join("examples/pcam-classification.toml"),
     )
     .unwrap();
-    let pre = scancer::preprocess::Preprocessor::new(&config, 1 << 30);
+    let pre = scancer::engine::preprocess::Preprocessor::new(&config, 1 << 30);
     let tensor: Vec<f32> = images
         .iter()
         .flat_map(|i| pre.prepare(&bytes(i)).unwrap().data)

@@ -2,15 +2,15 @@
 
 use super::SUCCESS;
 use crate::cli::{ArchiveArgs, ArchiveCommand, InspectArgs};
+use crate::engine::decode::DEFAULT_MAX_PIXELS;
+use crate::engine::handler_config::HandlerConfig;
+use crate::engine::model::DeviceChoice;
+use crate::engine::model_source::{ModelSource, ARCHIVED_CONFIG};
 use crate::engine::{Engine, EngineOptions};
-use crate::handler_config::HandlerConfig;
 use crate::mar::entries::Entries;
 use crate::mar::manifest::{validate_model_name, Manifest, ModelSection, ARCHIVER_VERSION};
 use crate::mar::read::{Archive, Limits};
 use crate::mar::write::{self, Compression};
-use crate::model::DeviceChoice;
-use crate::model_source::{ModelSource, ARCHIVED_CONFIG};
-use crate::preprocess::DEFAULT_MAX_PIXELS;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;

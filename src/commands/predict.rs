@@ -4,17 +4,17 @@
 
 use super::{stderr_is_terminal, use_color, SOME_FAILED, SUCCESS};
 use crate::cli::{ColorChoice, PredictArgs};
+use crate::engine::handler_config::HandlerConfig;
+use crate::engine::handler_config::OutputKind;
+use crate::engine::model_source::ModelSource;
+use crate::engine::postprocess::Postprocessor;
+use crate::engine::postprocess::{Prediction, SegmentationPrediction};
+use crate::engine::preprocess::Preprocessor;
 use crate::engine::Engine;
-use crate::handler_config::HandlerConfig;
-use crate::handler_config::OutputKind;
 use crate::inputs::{discover, io_message, read_item, Item, Source};
-use crate::model_source::ModelSource;
 use crate::output::{self, Answer, Format, Piece, Schema, TableStyle};
 use crate::output_file::{partial_of, write_file, OutputFile, Target};
 use crate::pipeline::{self, Outcome, PipelineOptions};
-use crate::postprocess::Postprocessor;
-use crate::postprocess::{Prediction, SegmentationPrediction};
-use crate::preprocess::Preprocessor;
 use crate::remote::predict::{
     guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
 };

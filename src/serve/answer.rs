@@ -2,10 +2,10 @@
 //! existing clients parse), or, on request, the same JSON record as `scancer predict -f json`.
 
 use super::pyjson;
-use crate::handler_config::OutputKind;
+use crate::engine::handler_config::OutputKind;
+use crate::engine::postprocess::Prediction;
 use crate::output::{self, Answer, Schema};
 use crate::pipeline::Outcome;
-use crate::postprocess::Prediction;
 use serde_json::{json, Map, Value};
 
 /// TorchServe's body: what scancer's generated handler (or the built-in image_classifier) returns for
@@ -91,7 +91,7 @@ fn nest(shape: &[usize], values: &[f32]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::postprocess::{ClassPrediction, RawPrediction};
+    use crate::engine::postprocess::{ClassPrediction, RawPrediction};
 
     #[test]
     fn torchserve_bodies() {

@@ -9,7 +9,7 @@ use super::http::{Request, Response};
 use super::metrics::{Metrics, Observation};
 use super::models::ServedModel;
 use super::{kserve, multipart, pyjson};
-use crate::preprocess::Prepared;
+use crate::engine::preprocess::Prepared;
 use serde_json::{json, Value};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex};

@@ -16,7 +16,7 @@ pub mod models;
 pub mod multipart;
 pub mod pyjson;
 
-use crate::engine::EngineOptions;
+use crate::engine::{Engine, EngineOptions};
 use anyhow::{anyhow, Context, Result};
 use app::{error, App};
 use http::{Connection, Limits, ReadError};
@@ -83,7 +83,7 @@ pub fn run(options: ServeOptions) -> Result<()> {
         .spawn(move || match models::load(&opened, &engine_options) {
             Ok((engines, served)) => {
                 // The device the models really run on: `--device auto` on a CPU-only host is cpu.
-                let gpu = engines.iter().any(|e| e.device() != tch::Device::Cpu);
+                let gpu = engines.iter().any(Engine::on_cuda);
                 let _ = loaded_tx.send(Ok((served, gpu)));
                 batcher::serve(&engines, &model_queue, delay, |n| model_metrics.batch(n));
             }

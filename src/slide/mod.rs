@@ -14,12 +14,12 @@ pub mod rows;
 pub mod tiles;
 pub mod tissue;
 
+use crate::engine::handler_config::OutputKind;
+use crate::engine::postprocess::Prediction;
+use crate::engine::preprocess::{convert, Prepared};
 use crate::engine::Engine;
-use crate::handler_config::OutputKind;
 use crate::inputs::{read_stdin, Item, Source};
 use crate::pipeline::Outcome;
-use crate::postprocess::Prediction;
-use crate::preprocess::{convert, Prepared};
 use image::{DynamicImage, RgbImage};
 use rows::Rows;
 
@@ -354,7 +354,7 @@ pub fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
 /// Checks a slide run's settings against the model before any slide is read: these are usage
 /// errors, not one slide's.
 pub fn check(
-    engine_config: &crate::handler_config::HandlerConfig,
+    engine_config: &crate::engine::handler_config::HandlerConfig,
     stride: Option<usize>,
 ) -> Result<usize, String> {
     if engine_config.output.kind != OutputKind::Binary {

@@ -6,8 +6,8 @@
 //! Every conversion to RGB is `preprocess::convert`'s, so a tile's pixels are those of the same tile
 //! saved as its own file.
 
-use crate::handler_config::Color;
-use crate::preprocess::convert;
+use crate::engine::handler_config::Color;
+use crate::engine::preprocess::convert;
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};
@@ -146,7 +146,7 @@ fn whole<R: std::io::BufRead + Seek>(
     max_pixels: u64,
     format: &'static str,
 ) -> Result<Reading, String> {
-    let image = crate::preprocess::decode(reader, max_pixels).map_err(|e| e.to_string())?;
+    let image = crate::engine::decode::decode(reader, max_pixels).map_err(|e| e.to_string())?;
     let pixels = convert(image, Color::Rgb);
     Ok(Reading::Whole(
         Box::new(Whole {

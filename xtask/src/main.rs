@@ -51,7 +51,8 @@ fn run() -> Result<()> {
         }
         "demo" => {
             libtorch::ensure(&root)?;
-            cargo(&["build", "--release", "--quiet", "--bin", "scancer"])?;
+            // The default members: scancer and the libtorch engine it opens.
+            cargo(&["build", "--release", "--quiet"])?;
             let bin = root.join("target/release/scancer");
             status(Command::new(bin).args([
                 "predict",
@@ -93,7 +94,8 @@ fn run() -> Result<()> {
         "bench" => {
             libtorch::ensure(&root)?;
             tools::ensure(&root, &tools::HEY)?;
-            cargo(&["build", "--release", "--quiet", "--bin", "scancer"])?;
+            // The default members: scancer and the libtorch engine it opens.
+            cargo(&["build", "--release", "--quiet"])?;
             cargo(&[
                 "build",
                 "--release",

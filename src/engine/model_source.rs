@@ -2,7 +2,7 @@
 //! (or `--config`), or a TorchServe archive (`.mar`, `.tar.gz` or an unpacked folder) that carries a
 //! scancer configuration or names TorchServe's built-in `image_classifier` handler.
 
-use crate::handler_config::{
+use crate::engine::handler_config::{
     Color, HandlerConfig, InputConfig, OutputConfig, OutputKind, ResizePolicy,
 };
 use crate::mar::manifest::Manifest;

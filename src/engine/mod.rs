@@ -1,12 +1,23 @@
-//! The one inference path: model + preprocessing + postprocessing, shared by every command that
-//! answers for an image, so a result can never differ between them.
+//! The engine: the one inference path (decode + preprocess + model + postprocess, configured by the
+//! handler configuration), shared by every command that answers for an image, so a result can never
+//! differ between them. Only model commands load it: libtorch itself is opened at run time, the first
+//! time a model is loaded (`torch`).
 
-use crate::handler_config::HandlerConfig;
-use crate::model::{set_threads, DeviceChoice, Model, ModelError};
-use crate::model_source::ModelSource;
-use crate::postprocess::{Postprocessor, Prediction};
-use crate::preprocess::{Prepared, Preprocessor};
+pub mod decode;
+pub mod handler_config;
+pub mod model;
+pub mod model_source;
+pub mod postprocess;
+pub mod preprocess;
+pub mod resample;
+mod torch;
+
 use anyhow::{anyhow, Result};
+use handler_config::HandlerConfig;
+use model::{set_threads, DeviceChoice, Model, ModelError};
+use model_source::ModelSource;
+use postprocess::{Postprocessor, Prediction};
+use preprocess::{Prepared, Preprocessor};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -38,11 +49,13 @@ impl Engine {
     /// pay libtorch's warm-up).
     pub fn load(source: &ModelSource, options: &EngineOptions) -> Result<Engine> {
         let config = source.config.clone();
-        set_threads(options.threads);
+        set_threads(options.threads).map_err(ModelError::from)?;
         if options.optimize {
             // The frozen graph is already optimised; the profiling executor would only spend its
             // first calls (about 50 ms) profiling it again.
-            tch::jit::set_profiling_mode(false);
+            torch::torch()
+                .map_err(ModelError::from)?
+                .set_profiling_mode(false);
         }
         let model = Model::load(&source.path, &source.name, options.device, options.optimize)?;
         if let Some(why) = model.optimize_error() {
@@ -103,8 +116,9 @@ impl Engine {
         &self.post
     }
 
-    pub fn device(&self) -> tch::Device {
-        self.model.device()
+    /// Whether the model runs on a CUDA device.
+    pub fn on_cuda(&self) -> bool {
+        self.model.on_cuda()
     }
 
     /// One forward pass on a zero input: the input and output shapes and the time it took.
@@ -113,8 +127,7 @@ impl Engine {
         let shape = [self.batch_size, c, h, w];
         let zeros = vec![0f32; shape.iter().product()];
         let started = std::time::Instant::now();
-        let output = tch::no_grad(|| self.model.forward(&zeros, shape))?;
-        let out_shape = output.size().iter().map(|&d| d as usize).collect();
+        let out_shape = self.model.forward(&zeros, shape)?.dims();
         Ok((shape.to_vec(), out_shape, started.elapsed()))
     }
 
@@ -135,10 +148,9 @@ impl Engine {
             }
             // Padding rows are zeros; their outputs are dropped below.
             batch[chunk.len() * size..].fill(0.0);
-            let mut answers = tch::no_grad(|| {
-                let output = self.model.forward(&batch, [self.batch_size, c, h, w])?;
-                self.post.predictions(&output, self.batch_size)
-            })?;
+            // The engine runs the forward under InferenceMode: no graph is recorded.
+            let output = self.model.forward(&batch, [self.batch_size, c, h, w])?;
+            let mut answers = self.post.predictions(&output, self.batch_size)?;
             answers.truncate(chunk.len());
             predictions.extend(answers);
         }

@@ -3,7 +3,7 @@
 //! integer IDCT, fancy chroma upsampling and YCbCr conversion give the same pixels, so a JPEG patch
 //! gets the same answer as in PyTorch. Pure-Rust decoders round differently, by a level or two.
 
-use crate::preprocess::{check_size, InputError};
+use super::{check_size, InputError};
 use image::{DynamicImage, GrayImage, RgbImage};
 use mozjpeg::{ColorSpaceExt, Decompress};
 use mozjpeg_sys::{

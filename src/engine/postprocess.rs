@@ -2,9 +2,9 @@
 //! says. Activations (sigmoid, softmax, argmax) run in libtorch, so probabilities are computed by the
 //! same kernels as in PyTorch.
 
-use crate::handler_config::{HandlerConfig, OutputKind};
-use crate::model::{forward_error, to_host_f32, ModelError};
-use tch::{Kind, Tensor};
+use super::handler_config::{HandlerConfig, OutputKind};
+use super::model::ModelError;
+use super::torch::{Op, Tensor};
 
 /// The answer for one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,39 +118,40 @@ impl Postprocessor {
 
     /// Turns the raw output of a batch of `n` images into `n` predictions.
     pub fn predictions(&self, output: &Tensor, n: usize) -> Result<Vec<Prediction>, ModelError> {
-        let shape: Vec<usize> = output.size().iter().map(|&d| d as usize).collect();
+        let shape = output.dims();
         self.check_shape(&shape, n)
             .map_err(ModelError::OutputShape)?;
+        let host = |op: Option<Op>| {
+            match op {
+                Some(op) => output.apply(op).and_then(|t| t.to_vec()),
+                None => output.to_vec(),
+            }
+            .map_err(ModelError::Forward)
+        };
         Ok(match self.kind {
-            OutputKind::Binary => {
-                let p = to_host_f32(&output.f_sigmoid().map_err(forward_error)?)?;
-                p.into_iter()
-                    .map(|p| Prediction::Class(self.binary(p)))
-                    .collect()
-            }
-            OutputKind::Multiclass => {
-                let p = to_host_f32(&output.f_softmax(1, Kind::Float).map_err(forward_error)?)?;
-                p.chunks_exact(shape[1])
-                    .map(|p| Prediction::Class(self.multiclass(p)))
-                    .collect()
-            }
+            OutputKind::Binary => host(Some(Op::Sigmoid))?
+                .into_iter()
+                .map(|p| Prediction::Class(self.binary(p)))
+                .collect(),
+            OutputKind::Multiclass => host(Some(Op::Softmax))?
+                .chunks_exact(shape[1])
+                .map(|p| Prediction::Class(self.multiclass(p)))
+                .collect(),
             OutputKind::Segmentation => {
                 let (classes, height, width) = (shape[1], shape[2], shape[3]);
-                let mask = if classes == 1 {
-                    output
-                        .f_sigmoid()
-                        .and_then(|p| p.f_gt(self.threshold as f64))
+                let mask = host(Some(if classes == 1 {
+                    Op::SigmoidAbove(self.threshold)
                 } else {
-                    output.f_argmax(1, false)
-                };
-                let mask = to_host_f32(&mask.map_err(forward_error)?)?;
-                let classes = classes.max(2);
+                    Op::Argmax
+                }))?;
                 mask.chunks_exact(height * width)
-                    .map(|m| Prediction::Segmentation(segmentation(m, classes, width, height)))
+                    .map(|m| {
+                        Prediction::Segmentation(segmentation(m, classes.max(2), width, height))
+                    })
                     .collect()
             }
             OutputKind::Raw => {
-                let values = to_host_f32(output)?;
+                let values = host(None)?;
                 let per = values.len() / n.max(1);
                 values
                     .chunks_exact(per.max(1))
@@ -176,7 +177,7 @@ impl Postprocessor {
         }
     }
 
-    fn multiclass(&self, p: &[f32]) -> ClassPrediction {
+    pub fn multiclass(&self, p: &[f32]) -> ClassPrediction {
         let mut ranked: Vec<usize> = (0..p.len()).collect();
         // Stable: equal probabilities keep class order, like torch.topk on CPU.
         ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
@@ -192,7 +193,7 @@ impl Postprocessor {
     }
 }
 
-fn segmentation(
+pub(crate) fn segmentation(
     mask: &[f32],
     classes: usize,
     width: usize,

@@ -1,5 +1,5 @@
 //! Compiles the TorchScript shim (csrc/model.cpp) against the libtorch that torch-sys linked, and sets
-//! an rpath to it, so `scancer` runs without LD_LIBRARY_PATH.
+//! an rpath to it, so the engine opens without LD_LIBRARY_PATH.
 
 use std::path::{Path, PathBuf};
 

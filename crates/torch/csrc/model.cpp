@@ -1,4 +1,4 @@
-// A TorchScript module for inference, for src/model.rs. tch 0.26 does not expose
+// A TorchScript module for inference, for src/lib.rs. tch 0.26 does not expose
 // torch::jit::optimize_for_inference (freezing, conv/batch-norm folding, oneDNN prepacking) nor
 // c10::InferenceMode, which together make CPU inference several times faster; this small shim does.
 // Tensors cross the boundary as tch does it: pointers to heap-allocated at::Tensor.
@@ -66,8 +66,6 @@ void* scancer_model_forward(void* model, void* input, char** error) {
     return nullptr;
   }
 }
-
-int scancer_model_on_cuda(void* model) { return static_cast<Model*>(model)->device.is_cuda() ? 1 : 0; }
 
 void scancer_model_free(void* model) { delete static_cast<Model*>(model); }
 

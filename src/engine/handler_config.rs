@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(c.input.resize, ResizePolicy::Reject);
         assert_eq!(c.threshold(), 0.5);
         assert_eq!(
-            crate::postprocess::Postprocessor::new(&c).label(1),
+            crate::engine::postprocess::Postprocessor::new(&c).label(1),
             "metastatic"
         );
     }
@@ -316,7 +316,7 @@ mod tests {
         let c =
             HandlerConfig::from_toml(&PCAM.replace("labels = [\"normal\", \"metastatic\"]", ""))
                 .unwrap();
-        let post = crate::postprocess::Postprocessor::new(&c);
+        let post = crate::engine::postprocess::Postprocessor::new(&c);
         assert_eq!(post.label(0), "0");
         assert_eq!(post.label(1), "1");
     }

@@ -1,0 +1,93 @@
+//! The C ABI between `scancer` and its libtorch engine, `libscancer_torch.so` (crates/torch).
+//!
+//! scancer opens the engine at run time, only when a command runs a model, so that every other
+//! command starts without libtorch's 100 MB and 0.3 s. The engine exports one function, [`ENTRY`],
+//! that returns a static table of function pointers ([`Api`]); both sides compile this one
+//! definition, and [`ABI_VERSION`] guards against an engine built from other sources.
+//!
+//! Tensors cross as opaque handles that the engine owns: made from, and read back as, a shape and a
+//! buffer of `f32`. Errors are NUL-terminated messages that the caller frees with
+//! `message_free`. No Rust type and no panic crosses the boundary.
+
+use std::ffi::{c_char, c_int, c_void};
+
+/// Bumped whenever [`Api`] or the meaning of a call changes.
+pub const ABI_VERSION: u32 = 1;
+
+/// The engine's file name, as built by cargo on Linux.
+pub const LIBRARY: &str = "libscancer_torch.so";
+
+/// The one exported symbol: `extern "C" fn() -> *const Api`.
+pub const ENTRY: &[u8] = b"scancer_torch_api\0";
+
+/// An error message allocated by the engine (null for none).
+pub type Message = *mut c_char;
+
+/// An operation on a tensor, run by libtorch's own kernels so that probabilities are bit-identical
+/// to PyTorch's.
+pub mod op {
+    use std::ffi::c_int;
+    pub const SIGMOID: c_int = 0;
+    /// Softmax over dimension 1, in float32.
+    pub const SOFTMAX: c_int = 1;
+    /// Argmax over dimension 1 (the dimension is dropped).
+    pub const ARGMAX: c_int = 2;
+    /// `sigmoid(x) > arg`, as 0/1.
+    pub const SIGMOID_ABOVE: c_int = 3;
+}
+
+/// The engine's functions. Every call catches C++ exceptions and Rust panics; a call that fails
+/// returns null (or non-zero) and sets `*error`.
+#[repr(C)]
+pub struct Api {
+    pub abi_version: u32,
+    /// Whether libtorch sees a CUDA device (1) or not (0).
+    pub cuda_available: unsafe extern "C" fn() -> c_int,
+    /// libtorch's intra-op thread count (at least 1).
+    pub set_threads: unsafe extern "C" fn(threads: c_int),
+    /// TorchScript's profiling executor on (1) or off (0).
+    pub set_profiling_mode: unsafe extern "C" fn(on: c_int),
+    /// Loads a TorchScript file onto the CPU (`device < 0`) or CUDA device `device`, in eval mode;
+    /// with `optimize`, frozen and optimised for inference. `*optimize_error` is set when only the
+    /// optimisation failed (the plain module is returned).
+    pub model_load: unsafe extern "C" fn(
+        path: *const c_char,
+        device: c_int,
+        optimize: c_int,
+        error: *mut Message,
+        optimize_error: *mut Message,
+    ) -> *mut c_void,
+    /// Runs the model on a contiguous `f32` input of shape `dims[..ndim]`; returns the output
+    /// tensor (float32, on the CPU).
+    pub model_forward: unsafe extern "C" fn(
+        model: *mut c_void,
+        data: *const f32,
+        dims: *const i64,
+        ndim: usize,
+        error: *mut Message,
+    ) -> *mut c_void,
+    pub model_free: unsafe extern "C" fn(model: *mut c_void),
+    /// Writes up to `capacity` dimensions into `dims`; returns the tensor's dimension count.
+    pub tensor_dims:
+        unsafe extern "C" fn(tensor: *const c_void, dims: *mut i64, capacity: usize) -> usize,
+    /// A new tensor: one of [`op`] applied to `tensor`, with `arg` where the operation takes one.
+    pub tensor_apply: unsafe extern "C" fn(
+        tensor: *const c_void,
+        op: c_int,
+        arg: f32,
+        error: *mut Message,
+    ) -> *mut c_void,
+    /// Copies the tensor as contiguous `f32` into `out`, which holds exactly `len` values (the
+    /// tensor's element count). Returns 0, or non-zero with `*error` set.
+    pub tensor_read: unsafe extern "C" fn(
+        tensor: *const c_void,
+        out: *mut f32,
+        len: usize,
+        error: *mut Message,
+    ) -> c_int,
+    pub tensor_free: unsafe extern "C" fn(tensor: *mut c_void),
+    pub message_free: unsafe extern "C" fn(message: Message),
+}
+
+/// The signature of [`ENTRY`].
+pub type Entry = unsafe extern "C" fn() -> *const Api;

@@ -1,0 +1,305 @@
+//! libtorch, opened at run time: finds the engine library (`libscancer_torch.so`, built from
+//! crates/torch beside the scancer binary), checks its ABI, and wraps its C functions in safe types.
+//! Only commands that run a model come here, so every other command starts without libtorch.
+
+use scancer_torch_abi::{op, Api, Entry, Message, ABI_VERSION, ENTRY, LIBRARY};
+use std::ffi::{c_int, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The environment variable that names the engine library explicitly.
+pub(crate) const ENGINE_VAR: &str = "SCANCER_TORCH";
+
+/// The engine could not be opened; the message says where it looked and what failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(String);
+
+pub(crate) struct Torch {
+    api: &'static Api,
+}
+
+/// The engine, opened once per process (and never closed: libtorch cannot be unloaded).
+pub(crate) fn torch() -> Result<&'static Torch, Unavailable> {
+    static TORCH: OnceLock<Result<Torch, Unavailable>> = OnceLock::new();
+    TORCH.get_or_init(open).as_ref().map_err(Clone::clone)
+}
+
+/// Where the engine is looked for: `$SCANCER_TORCH` alone when set; else beside the executable
+/// (`cargo build`'s target folder, a release archive), in `deps/` (where `cargo test` leaves it)
+/// and in `../lib/scancer/` (an installed prefix).
+fn candidates() -> Vec<PathBuf> {
+    if let Some(explicit) = std::env::var_os(ENGINE_VAR) {
+        return vec![PathBuf::from(explicit)];
+    }
+    let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    else {
+        return Vec::new();
+    };
+    let prefix = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
+    vec![
+        dir.join(LIBRARY),
+        dir.join("deps").join(LIBRARY),
+        prefix.join("lib/scancer").join(LIBRARY),
+    ]
+}
+
+fn open() -> Result<Torch, Unavailable> {
+    let candidates = candidates();
+    let Some(path) = candidates.iter().find(|p| p.exists()) else {
+        let mut looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        if std::env::var_os(ENGINE_VAR).is_some() {
+            looked[0] = format!("{ENGINE_VAR}={}", looked[0]);
+        }
+        return Err(Unavailable(format!(
+            "this command runs a model, and the model engine {LIBRARY} is not installed (looked for {}); \
+             `cargo build --release` at the workspace root builds it beside scancer, or set {ENGINE_VAR} to its path",
+            looked.join(", ")
+        )));
+    };
+    let fail = |what: String| {
+        Unavailable(format!(
+            "cannot open the model engine {}: {what}",
+            path.display()
+        ))
+    };
+    // SAFETY: the engine's initialisers are libtorch's; it is opened once and never closed.
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
+        fail(format!(
+            "{e} (it needs the libtorch it was built against, found through its rpath or LD_LIBRARY_PATH)"
+        ))
+    })?;
+    // SAFETY: ENTRY has the signature `Entry` in every engine built from crates/torch.
+    let entry = unsafe { library.get::<Entry>(ENTRY) }
+        .map_err(|e| fail(format!("not a scancer engine ({e})")))?;
+    // SAFETY: the entry returns a pointer to a static table that lives as long as the library,
+    // which is never unloaded (leaked below).
+    let api: &'static Api = unsafe { &*entry() };
+    if api.abi_version != ABI_VERSION {
+        return Err(fail(format!(
+            "it speaks engine ABI {}, this scancer speaks {ABI_VERSION}: rebuild both from the same sources",
+            api.abi_version
+        )));
+    }
+    std::mem::forget(library);
+    Ok(Torch { api })
+}
+
+/// Takes ownership of an engine message; its first meaningful line (libtorch appends a C++
+/// backtrace).
+fn take_message(api: &Api, message: Message) -> Option<String> {
+    if message.is_null() {
+        return None;
+    }
+    // SAFETY: the engine returns NUL-terminated strings, freed here exactly once.
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { (api.message_free)(message) };
+    Some(first_line(&text))
+}
+
+fn error_of(api: &Api, message: Message) -> String {
+    take_message(api, message).unwrap_or_else(|| "unknown libtorch error".into())
+}
+
+fn first_line(text: &str) -> String {
+    let text = text.strip_prefix("Internal torch error: ").unwrap_or(text);
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("Exception raised from"))
+        .unwrap_or("unknown libtorch error")
+        .to_owned()
+}
+
+fn dims_i64(dims: &[usize]) -> Vec<i64> {
+    dims.iter().map(|&d| d as i64).collect()
+}
+
+impl Torch {
+    pub(crate) fn cuda_available(&self) -> bool {
+        // SAFETY: a plain call into the engine.
+        unsafe { (self.api.cuda_available)() != 0 }
+    }
+
+    pub(crate) fn set_threads(&self, threads: usize) {
+        let threads = c_int::try_from(threads.max(1)).unwrap_or(c_int::MAX);
+        // SAFETY: a plain call into the engine.
+        unsafe { (self.api.set_threads)(threads) }
+    }
+
+    pub(crate) fn set_profiling_mode(&self, on: bool) {
+        // SAFETY: a plain call into the engine.
+        unsafe { (self.api.set_profiling_mode)(c_int::from(on)) }
+    }
+
+    /// Loads a TorchScript file onto the CPU or a CUDA device (see `Api::model_load`). Returns the
+    /// module, and why optimisation was skipped if it was.
+    pub(crate) fn load(
+        &'static self,
+        path: &Path,
+        cuda: Option<usize>,
+        optimize: bool,
+    ) -> Result<(Module, Option<String>), String> {
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| "path contains a NUL byte".to_owned())?;
+        let device = cuda.map_or(-1, |i| c_int::try_from(i).unwrap_or(c_int::MAX));
+        let (mut error, mut optimize_error) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: a valid C string and out-pointers.
+        let handle = unsafe {
+            (self.api.model_load)(
+                c_path.as_ptr(),
+                device,
+                c_int::from(optimize),
+                &mut error,
+                &mut optimize_error,
+            )
+        };
+        let optimize_error = take_message(self.api, optimize_error);
+        if handle.is_null() {
+            return Err(error_of(self.api, error));
+        }
+        Ok((
+            Module {
+                handle,
+                api: self.api,
+            },
+            optimize_error,
+        ))
+    }
+}
+
+/// A loaded TorchScript module.
+pub(crate) struct Module {
+    handle: *mut c_void,
+    api: &'static Api,
+}
+
+// SAFETY: a libtorch module may be used from any thread; `Module` is not `Sync`, so never from two
+// at once.
+unsafe impl Send for Module {}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from model_load and is freed once.
+        unsafe { (self.api.model_free)(self.handle) }
+    }
+}
+
+impl Module {
+    /// Runs the module on `data`, a contiguous `f32` tensor of shape `dims`.
+    pub(crate) fn forward(&self, data: &[f32], dims: &[usize]) -> Result<Tensor, String> {
+        if dims.iter().product::<usize>() != data.len() {
+            return Err(format!(
+                "{} values do not make a {dims:?} tensor",
+                data.len()
+            ));
+        }
+        let dims = dims_i64(dims);
+        let mut error = std::ptr::null_mut();
+        // SAFETY: `data` holds the product of `dims` values; both outlive the call.
+        let handle = unsafe {
+            (self.api.model_forward)(
+                self.handle,
+                data.as_ptr(),
+                dims.as_ptr(),
+                dims.len(),
+                &mut error,
+            )
+        };
+        Tensor::made(self.api, handle, error)
+    }
+}
+
+/// An operation that post-processing runs in libtorch, for bit-parity with PyTorch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op {
+    Sigmoid,
+    /// Softmax over the class dimension (1), in float32.
+    Softmax,
+    /// Argmax over the class dimension (1).
+    Argmax,
+    /// `sigmoid(x) > threshold`, as 0/1.
+    SigmoidAbove(f32),
+}
+
+/// A tensor owned by the engine.
+pub struct Tensor {
+    handle: *mut c_void,
+    api: &'static Api,
+}
+
+// SAFETY: libtorch tensors may move between threads.
+unsafe impl Send for Tensor {}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from the engine and is freed once.
+        unsafe { (self.api.tensor_free)(self.handle) }
+    }
+}
+
+impl Tensor {
+    fn made(api: &'static Api, handle: *mut c_void, error: Message) -> Result<Tensor, String> {
+        if handle.is_null() {
+            return Err(error_of(api, error));
+        }
+        Ok(Tensor { handle, api })
+    }
+
+    pub fn dims(&self) -> Vec<usize> {
+        let mut dims = [0i64; 8];
+        // SAFETY: `dims` holds 8 values; the engine writes at most that many.
+        let n = unsafe { (self.api.tensor_dims)(self.handle, dims.as_mut_ptr(), dims.len()) };
+        if n > dims.len() {
+            let mut all = vec![0i64; n];
+            // SAFETY: as above, with room for all `n`.
+            unsafe { (self.api.tensor_dims)(self.handle, all.as_mut_ptr(), n) };
+            return all.into_iter().map(|d| d.max(0) as usize).collect();
+        }
+        dims[..n].iter().map(|&d| d.max(0) as usize).collect()
+    }
+
+    pub(crate) fn apply(&self, operation: Op) -> Result<Tensor, String> {
+        let (code, arg) = match operation {
+            Op::Sigmoid => (op::SIGMOID, 0.0),
+            Op::Softmax => (op::SOFTMAX, 0.0),
+            Op::Argmax => (op::ARGMAX, 0.0),
+            Op::SigmoidAbove(threshold) => (op::SIGMOID_ABOVE, threshold),
+        };
+        let mut error = std::ptr::null_mut();
+        // SAFETY: a tensor of this engine and a valid out-pointer.
+        let handle = unsafe { (self.api.tensor_apply)(self.handle, code, arg, &mut error) };
+        Tensor::made(self.api, handle, error)
+    }
+
+    /// The values, contiguous, as `f32` in host memory.
+    pub fn to_vec(&self) -> Result<Vec<f32>, String> {
+        let len = self.dims().iter().product();
+        let mut values = vec![0f32; len];
+        let mut error = std::ptr::null_mut();
+        // SAFETY: `values` holds exactly `len` values, the tensor's element count.
+        let failed =
+            unsafe { (self.api.tensor_read)(self.handle, values.as_mut_ptr(), len, &mut error) };
+        if failed != 0 {
+            return Err(error_of(self.api, error));
+        }
+        Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_keep_their_first_meaningful_line() {
+        assert_eq!(
+            first_line("Internal torch error: shape mismatch\nException raised from x at y\n"),
+            "shape mismatch"
+        );
+        assert_eq!(first_line("\n\n"), "unknown libtorch error");
+    }
+}
