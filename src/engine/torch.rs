@@ -67,8 +67,12 @@ fn open() -> Result<Torch, Unavailable> {
     };
     // SAFETY: the engine's initialisers are libtorch's; it is opened once and never closed.
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
+        let looked = match runpath(path) {
+            Some(dirs) => format!("in {dirs} (its rpath) and LD_LIBRARY_PATH"),
+            None => "through LD_LIBRARY_PATH".into(),
+        };
         fail(format!(
-            "{e} (it needs the libtorch it was built against, found through its rpath or LD_LIBRARY_PATH)"
+            "{e}; the engine looks for the libtorch it was built against {looked}"
         ))
     })?;
     // SAFETY: ENTRY has the signature `Entry` in every engine built from crates/torch.
@@ -85,6 +89,60 @@ fn open() -> Result<Torch, Unavailable> {
     }
     std::mem::forget(library);
     Ok(Torch { api })
+}
+
+/// The library search path (DT_RUNPATH, else DT_RPATH) of a 64-bit little-endian ELF file, read
+/// from its section headers, to say where a missing libtorch was looked for.
+fn runpath(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut read_at = |offset: u64, len: usize| -> Option<Vec<u8>> {
+        let mut buf = vec![0; len];
+        file.seek(SeekFrom::Start(offset)).ok()?;
+        file.read_exact(&mut buf).ok()?;
+        Some(buf)
+    };
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let header = read_at(0, 64)?;
+    if &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return None;
+    }
+    let (sections, entry, count) = (
+        u64_at(&header, 0x28),
+        usize::from(u16::from_le_bytes([header[0x3a], header[0x3b]])),
+        usize::from(u16::from_le_bytes([header[0x3c], header[0x3d]])),
+    );
+    if entry < 64 || count > 4096 {
+        return None;
+    }
+    let table = read_at(sections, entry * count)?;
+    let section = |k: usize| &table[k * entry..k * entry + 64];
+    // SHT_DYNAMIC; its sh_link names the string table.
+    let dynamic = (0..count).map(section).find(|s| u32_at(s, 4) == 6)?;
+    let strings = section(
+        usize::try_from(u32_at(dynamic, 0x28))
+            .ok()
+            .filter(|&k| k < count)?,
+    );
+    let (offset, size) = (u64_at(dynamic, 0x18), u64_at(dynamic, 0x20));
+    let entries = read_at(offset, usize::try_from(size).ok().filter(|&s| s < 1 << 20)?)?;
+    let (mut runpath, mut rpath) = (None, None);
+    for e in entries.chunks_exact(16) {
+        match u64_at(e, 0) {
+            29 => runpath = Some(u64_at(e, 8)),
+            15 => rpath = Some(u64_at(e, 8)),
+            _ => {}
+        }
+    }
+    let start = runpath.or(rpath)?;
+    let left = u64_at(strings, 0x20).checked_sub(start)?;
+    let text = read_at(
+        u64_at(strings, 0x18).checked_add(start)?,
+        usize::try_from(left.min(4096)).ok()?,
+    )?;
+    let end = text.iter().position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&text[..end]).into_owned())
 }
 
 /// Takes ownership of an engine message; its first meaningful line (libtorch appends a C++
@@ -301,5 +359,16 @@ mod tests {
             "shape mismatch"
         );
         assert_eq!(first_line("\n\n"), "unknown libtorch error");
+    }
+
+    #[test]
+    fn runpath_reads_elf_files_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("not-elf.so");
+        std::fs::write(&text, b"\x7fELF but not really").unwrap();
+        assert_eq!(runpath(&text), None);
+        assert_eq!(runpath(&dir.path().join("missing.so")), None);
+        // This test binary is ELF; whatever its search path, reading it must not fail or panic.
+        let _ = runpath(&std::env::current_exe().unwrap());
     }
 }
