@@ -5,14 +5,16 @@
 //! without bound; where a result can be checked, it is (with `assert!`, which the fuzzer reports).
 
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
-use crate::engine::handler_config::{HandlerConfig, OutputKind};
+use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model_source::ModelSource;
-use crate::engine::postprocess::{segmentation, Postprocessor, Prediction, RawPrediction};
+use crate::engine::postprocess::{segmentation, Postprocessor};
 use crate::engine::preprocess::Preprocessor;
 use crate::mar::manifest::Manifest;
 use crate::mar::read::{Archive, Limits};
-use crate::output::{self, Format, Schema, TableStyle};
-use crate::pipeline::Outcome;
+use crate::records::Outcome;
+use crate::records::OutputKind;
+use crate::records::{self, Format, Schema, TableStyle};
+use crate::records::{Prediction, RawPrediction};
 use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, TransportError};
 use crate::serve::app::{App, Slots};
 use crate::serve::auth::{Auth, OpenEndpoint};
@@ -470,15 +472,15 @@ pub fn store_answers(data: &[u8]) {
 fn write_all_formats(schema: &Schema, outcome: &Outcome) {
     // Jsonl is Json's code without the array brackets: left out for speed.
     for format in [Format::Table, Format::Json, Format::Csv] {
-        let mut writer = output::writer(
+        let mut writer = records::writer(
             format,
             schema.clone(),
             Box::new(io::sink()),
             TableStyle::default(),
             false,
-            output::Piece::WHOLE,
+            records::Piece::WHOLE,
         );
-        let answer = output::Answer {
+        let answer = records::Answer {
             path: "patch.png",
             outcome,
             mask_file: None,

@@ -7,10 +7,10 @@
 //! the batch being filled, so every forward pass is full and records still come out in order.
 
 use crate::engine::decode::InputError;
-use crate::engine::postprocess::Prediction;
 use crate::engine::preprocess::{Prepared, Preprocessor};
 use crate::engine::Engine;
 use crate::inputs::{io_message, read_stdin, Item, Source};
+use crate::records::Outcome;
 use std::io::{self, BufReader};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -23,13 +23,6 @@ const MAX_STDIN_BYTES: u64 = 1 << 30;
 pub struct PipelineOptions {
     pub batch_size: usize,
     pub decode_threads: usize,
-}
-
-/// The result for one input.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Predicted(Prediction),
-    Failed(String),
 }
 
 /// Runs every item through the engine and calls `emit(index, outcome)` once per item, in order.

@@ -3,7 +3,7 @@
 //! complete record that matches are kept, and the run goes on from the next input, so that the
 //! finished output equals one uninterrupted run byte for byte.
 
-use crate::output::Format;
+use crate::records::Format;
 use serde_json::Value;
 use std::collections::HashSet;
 

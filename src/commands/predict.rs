@@ -3,26 +3,27 @@
 //! this run's records sit in the whole output (`--shard`, `--resume`) and where each heatmap goes.
 
 use super::{stderr_is_terminal, use_color, SOME_FAILED, SUCCESS};
-use crate::cli::{ColorChoice, PredictArgs};
+use crate::cli::{self, Api, ColorChoice, PredictArgs};
 use crate::engine::handler_config::HandlerConfig;
-use crate::engine::handler_config::OutputKind;
 use crate::engine::model_source::ModelSource;
 use crate::engine::postprocess::Postprocessor;
-use crate::engine::postprocess::{Prediction, SegmentationPrediction};
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::Engine;
 use crate::inputs::{discover, io_message, read_item, Item, Source};
-use crate::output::{self, Answer, Format, Piece, Schema, TableStyle};
 use crate::output_file::{partial_of, write_file, OutputFile, Target};
-use crate::pipeline::{self, Outcome, PipelineOptions};
+use crate::pipeline::{self, PipelineOptions};
+use crate::records::Outcome;
+use crate::records::OutputKind;
+use crate::records::Summary;
+use crate::records::{self, Answer, Format, Piece, Schema, TableStyle};
+use crate::records::{Prediction, SegmentationPrediction};
 use crate::remote::predict::{
     guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
 };
-use crate::remote::{load_profile, Client, Credentials};
 use crate::resume::{self, Recorded};
 use crate::slide::heatmap::HeatmapOptions;
 use crate::slide::tiles::{self, TileWriter};
-use crate::slide::{Slide, SlideOptions, Summary};
+use crate::slide::{Slide, SlideOptions};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
@@ -30,7 +31,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Where predictions come from: calls `emit` once per input, in input order.
 type Producer<'a> = Box<dyn FnOnce(&mut Emit) -> Result<io::Result<()>> + 'a>;
@@ -290,27 +291,8 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
 
 fn remote(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
     let args = run.args;
-    let profile = load_profile(args.remote_args.profile.as_deref())?;
-    let url = args
-        .remote
-        .clone()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            std::env::var("SCANCER_API_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-        })
-        .or_else(|| profile.api_url.clone())
-        .context(
-            "--remote: no URL (give --remote URL, or set SCANCER_API_URL or a profile's api_url)",
-        )?;
-    let credentials = Credentials::resolve(&args.remote_args, &profile, "inference")?;
     let model = RemoteModel {
-        client: Client::new(
-            &url,
-            credentials,
-            Duration::from_secs(args.remote_args.timeout),
-        )?,
+        client: cli::client(&args.remote_args, args.remote.clone(), Api::Inference)?,
         name: args.model.to_string_lossy().into_owned(),
         retries: args.retries,
     };
@@ -447,7 +429,7 @@ fn write_results(
     let kept: &[u8] = match &run.resumed {
         Some(r) => {
             if r.recorded.opened && args.format == Format::Csv {
-                let header = output::csv_header(&schema, slides);
+                let header = records::csv_header(&schema, slides);
                 if !r.bytes.starts_with(&header) {
                     anyhow::bail!(
                         "--resume: {}: its CSV header is not the one this command writes: it was written by another command or model",
@@ -473,7 +455,7 @@ fn write_results(
     let mut failed = run.resumed.as_ref().map_or(0, |r| r.recorded.failed);
     let mut written = 0usize;
     let result = {
-        let mut writer = output::writer(
+        let mut writer = records::writer(
             args.format,
             schema,
             destination.writer(),

@@ -1,8 +1,7 @@
 //! `scancer store`: manage models on a TorchServe management API.
 
 use super::{stderr_is_terminal, FATAL, SOME_FAILED, SUCCESS};
-use crate::cli::{StoreArgs, StoreCommand, WaitArgs};
-use crate::remote::{load_profile, Client, Credentials};
+use crate::cli::{self, Api, StoreArgs, StoreCommand, WaitArgs};
 use crate::store::{Register, Store, StoreError};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,25 +10,11 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8081";
-
 pub fn run(args: StoreArgs) -> Result<ExitCode> {
-    let profile = load_profile(args.remote.profile.as_deref())?;
-    let url = args
-        .url
-        .clone()
-        .or_else(|| {
-            std::env::var("SCANCER_STORE_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-        })
-        .or_else(|| profile.store_url.clone())
-        .unwrap_or_else(|| DEFAULT_URL.to_string());
-    let credentials = Credentials::resolve(&args.remote, &profile, "management")?;
-    let store = Store::new(Client::new(
-        &url,
-        credentials,
-        Duration::from_secs(args.remote.timeout),
+    let store = Store::new(cli::client(
+        &args.remote,
+        args.url.clone(),
+        Api::Management,
     )?);
     match execute(&store, &args) {
         Ok(()) => Ok(ExitCode::from(SUCCESS)),

@@ -19,8 +19,8 @@
 //! # top_k = 5                   # multiclass
 //! ```
 
+pub use crate::records::OutputKind;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::Path;
 
 /// The largest side scancer accepts for a model input; larger configs are typos, not models.
@@ -93,30 +93,6 @@ pub struct OutputConfig {
     pub labels: Option<Vec<String>>,
     /// Multiclass: how many classes to report, most probable first (TorchServe reports 5).
     pub top_k: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutputKind {
-    /// One logit per image -> sigmoid -> threshold.
-    Binary,
-    /// N logits per image -> softmax -> top-k.
-    Multiclass,
-    /// Per-pixel logits [N, C, H, W] -> class mask.
-    Segmentation,
-    /// The output tensor as numbers.
-    Raw,
-}
-
-impl fmt::Display for OutputKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OutputKind::Binary => "binary",
-            OutputKind::Multiclass => "multiclass",
-            OutputKind::Segmentation => "segmentation",
-            OutputKind::Raw => "raw",
-        })
-    }
 }
 
 /// A configuration that could not be read or does not make sense; the message is one line.

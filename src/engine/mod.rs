@@ -12,11 +12,12 @@ pub mod preprocess;
 pub mod resample;
 mod torch;
 
+use crate::records::Prediction;
 use anyhow::{anyhow, Result};
 use handler_config::HandlerConfig;
 use model::{set_threads, DeviceChoice, Model, ModelError};
 use model_source::ModelSource;
-use postprocess::{Postprocessor, Prediction};
+use postprocess::Postprocessor;
 use preprocess::{Prepared, Preprocessor};
 
 #[derive(Debug, Clone)]
@@ -92,8 +93,8 @@ impl Engine {
     }
 
     /// What records of this model hold: its output kind and class labels.
-    pub fn schema(&self) -> crate::output::Schema {
-        crate::output::Schema {
+    pub fn schema(&self) -> crate::records::Schema {
+        crate::records::Schema {
             kind: self.config.output.kind,
             classes: self.class_labels(),
         }

@@ -5,7 +5,7 @@ use super::torch::{torch, Module, Tensor, Unavailable};
 use std::path::Path;
 
 /// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
     Cpu,
     Cuda,

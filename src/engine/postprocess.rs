@@ -2,48 +2,12 @@
 //! says. Activations (sigmoid, softmax, argmax) run in libtorch, so probabilities are computed by the
 //! same kernels as in PyTorch.
 
-use super::handler_config::{HandlerConfig, OutputKind};
+use super::handler_config::HandlerConfig;
 use super::model::ModelError;
 use super::torch::{Op, Tensor};
-
-/// The answer for one image.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Prediction {
-    Class(ClassPrediction),
-    Segmentation(SegmentationPrediction),
-    Raw(RawPrediction),
-}
-
-/// Binary or multiclass: the predicted class and the probabilities behind it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClassPrediction {
-    pub class: usize,
-    pub label: String,
-    /// Probability of the predicted class.
-    pub score: f32,
-    /// Probability of every class, in class order.
-    pub probabilities: Vec<f32>,
-    /// Classes to report, most probable first: both for binary, the top k for multiclass.
-    pub ranked: Vec<usize>,
-}
-
-/// A per-pixel class mask at the model's output resolution.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SegmentationPrediction {
-    pub width: usize,
-    pub height: usize,
-    /// Class index per pixel, row-major.
-    pub mask: Vec<u8>,
-    /// Fraction of the pixels in each class, in class order.
-    pub fractions: Vec<f32>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawPrediction {
-    /// The per-image output shape (without the batch dimension).
-    pub shape: Vec<usize>,
-    pub values: Vec<f32>,
-}
+use crate::records::{
+    ClassPrediction, OutputKind, Prediction, RawPrediction, SegmentationPrediction,
+};
 
 #[derive(Debug, Clone)]
 pub struct Postprocessor {

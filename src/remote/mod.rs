@@ -12,37 +12,6 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where a remote server is and how to authenticate, as the command line gives them.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct RemoteArgs {
-    /// A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else
-    /// ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]
-    #[arg(long, value_name = "NAME", global = true)]
-    pub profile: Option<String>,
-
-    /// HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD
-    /// [env: SCANCER_USER, SCANCER_PASSWORD]
-    #[arg(short = 'u', long, value_name = "NAME[:PASSWORD]", global = true)]
-    pub user: Option<String>,
-
-    /// Bearer token [env: SCANCER_TOKEN]
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        global = true,
-        conflicts_with = "token_file"
-    )]
-    pub token: Option<String>,
-
-    /// A file with the Bearer token, or TorchServe's key_file.json
-    #[arg(long, value_name = "FILE", global = true)]
-    pub token_file: Option<PathBuf>,
-
-    /// Seconds to wait for each answer
-    #[arg(long, default_value_t = 60, value_name = "SECS", global = true)]
-    pub timeout: u64,
-}
-
 /// One profile of the configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,40 +91,9 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Command line, then environment, then profile. `key` picks the key of a TorchServe
-    /// key_file.json ("management" or "inference").
-    pub fn resolve(args: &RemoteArgs, profile: &Profile, key: &str) -> Result<Credentials> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let user = args
-            .user
-            .clone()
-            .or_else(|| env("SCANCER_USER"))
-            .or_else(|| profile.user.clone());
-        let basic = match user {
-            None => None,
-            Some(user) => Some(match user.split_once(':') {
-                Some((name, password)) => (name.to_string(), password.to_string()),
-                None => {
-                    let password = env("SCANCER_PASSWORD")
-                        .or_else(|| profile.password.clone())
-                        .map_or_else(|| prompt_password(&user), Ok)?;
-                    (user, password)
-                }
-            }),
-        };
-        let token = match (&args.token, &args.token_file) {
-            (Some(token), _) => Some(token.clone()),
-            (None, Some(path)) => Some(read_token(path, key)?),
-            (None, None) => match env("SCANCER_TOKEN") {
-                Some(token) => Some(token),
-                None => match (&profile.token, &profile.token_file) {
-                    (Some(token), _) => Some(token.clone()),
-                    (None, Some(path)) => Some(read_token(path, key)?),
-                    (None, None) => None,
-                },
-            },
-        };
-        Ok(Credentials { basic, token })
+    /// HTTP Basic credentials and a Bearer token (see `authorization` for which is sent).
+    pub fn new(basic: Option<(String, String)>, token: Option<String>) -> Credentials {
+        Credentials { basic, token }
     }
 
     /// The Authorization header, if any. With both, the token goes to TorchServe and Basic
@@ -182,7 +120,7 @@ impl Credentials {
     }
 }
 
-fn prompt_password(user: &str) -> Result<String> {
+pub fn prompt_password(user: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!("--user {user}: no password (give NAME:PASSWORD, or set SCANCER_PASSWORD, or run on a terminal to be asked)");
     }
@@ -191,7 +129,7 @@ fn prompt_password(user: &str) -> Result<String> {
 }
 
 /// A token file: TorchServe's key_file.json (the `key` entry) or the token alone.
-fn read_token(path: &Path, key: &str) -> Result<String> {
+pub fn read_token(path: &Path, key: &str) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the token file {}", path.display()))?;
     if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {

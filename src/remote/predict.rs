@@ -7,13 +7,11 @@
 //! rows...): those become records with what the body holds (no score for a bare class).
 
 use super::{Answer, Client, Exchange, TransportError};
-use crate::engine::handler_config::OutputKind;
-use crate::engine::postprocess::{
-    ClassPrediction, Prediction, RawPrediction, SegmentationPrediction,
-};
 use crate::inputs::{read_item, Item};
-use crate::output::Schema;
-use crate::pipeline::Outcome;
+use crate::records::Outcome;
+use crate::records::OutputKind;
+use crate::records::Schema;
+use crate::records::{ClassPrediction, Prediction, RawPrediction, SegmentationPrediction};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

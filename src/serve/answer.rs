@@ -2,10 +2,10 @@
 //! existing clients parse), or, on request, the same JSON record as `scancer predict -f json`.
 
 use super::pyjson;
-use crate::engine::handler_config::OutputKind;
-use crate::engine::postprocess::Prediction;
-use crate::output::{self, Answer, Schema};
-use crate::pipeline::Outcome;
+use crate::records::Outcome;
+use crate::records::OutputKind;
+use crate::records::Prediction;
+use crate::records::{self, Answer, Schema};
 use serde_json::{json, Map, Value};
 
 /// TorchServe's body: what scancer's generated handler (or the built-in image_classifier) returns for
@@ -38,7 +38,7 @@ pub fn torchserve(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
 /// segmentation mask comes inline as rows of class indices.
 pub fn detailed(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
     let outcome = Outcome::Predicted(prediction.clone());
-    let mut record = output::record(
+    let mut record = records::record(
         schema,
         &Answer {
             path: "",
@@ -91,7 +91,7 @@ fn nest(shape: &[usize], values: &[f32]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::postprocess::{ClassPrediction, RawPrediction};
+    use crate::records::{ClassPrediction, RawPrediction};
 
     #[test]
     fn torchserve_bodies() {

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use std::path::Path;
 
 /// Endpoint groups that can be opened to clients without credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenEndpoint {
     /// `/ping` and the KServe `/v2/health/*` probes
     Health,

@@ -4,9 +4,9 @@
 //! forward pass. It stops waiting early when no other request is being read or decoded, because none
 //! could join the batch: a lone client never pays the delay.
 
-use crate::engine::postprocess::Prediction;
 use crate::engine::preprocess::Prepared;
 use crate::engine::Engine;
+use crate::records::Prediction;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,10 +10,10 @@
 use super::app::{App, Failure};
 use super::batcher::Arrival;
 use super::http::{Request, Response};
-use crate::engine::handler_config::OutputKind;
-use crate::engine::postprocess::Prediction;
 use crate::engine::preprocess::Prepared;
-use crate::output::number;
+use crate::records::number;
+use crate::records::OutputKind;
+use crate::records::Prediction;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::time::Instant;

@@ -1,11 +1,11 @@
 //! The models a server answers for: their names and versions as TorchServe would register them, and
 //! what clients need to know about their inputs and outputs.
 
-use crate::engine::handler_config::OutputKind;
 use crate::engine::model_source::ModelSource;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::{Engine, EngineOptions};
-use crate::output::Schema;
+use crate::records::OutputKind;
+use crate::records::Schema;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 

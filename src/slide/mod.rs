@@ -14,12 +14,12 @@ pub mod rows;
 pub mod tiles;
 pub mod tissue;
 
-use crate::engine::handler_config::OutputKind;
-use crate::engine::postprocess::Prediction;
 use crate::engine::preprocess::{convert, Prepared};
 use crate::engine::Engine;
 use crate::inputs::{read_stdin, Item, Source};
-use crate::pipeline::Outcome;
+use crate::records::OutputKind;
+use crate::records::Prediction;
+use crate::records::{Outcome, Summary};
 use image::{DynamicImage, RgbImage};
 use rows::Rows;
 
@@ -143,28 +143,6 @@ impl SlideResult {
     }
 }
 
-/// What a slide's record says beyond its most suspicious window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    pub width: usize,
-    pub height: usize,
-    pub tiles: usize,
-    pub tissue_tiles: usize,
-    /// Tissue windows over all windows.
-    pub tissue_fraction: f32,
-    pub positive_tiles: usize,
-    pub max_probability: Option<f32>,
-    pub mean_probability: Option<f32>,
-    /// Positive windows over tissue windows.
-    pub positive_fraction: Option<f32>,
-    /// Where the heatmap was written.
-    pub heatmap: Option<String>,
-    /// Slide pixels per heatmap pixel.
-    pub heatmap_downsample: Option<usize>,
-    /// Implausibly little tissue.
-    pub warning: Option<String>,
-}
-
 impl Summary {
     pub fn new(result: &SlideResult, heatmap: Option<(String, usize)>) -> Summary {
         let (heatmap, heatmap_downsample) = heatmap.unzip();
@@ -182,25 +160,6 @@ impl Summary {
             heatmap_downsample,
             warning: result.warning(),
         }
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        use crate::output::number;
-        let n = |x: Option<f32>| x.map_or(serde_json::Value::Null, number);
-        serde_json::json!({
-            "width": self.width,
-            "height": self.height,
-            "tiles": self.tiles,
-            "tissue_tiles": self.tissue_tiles,
-            "tissue_fraction": number(self.tissue_fraction),
-            "positive_tiles": self.positive_tiles,
-            "max_probability": n(self.max_probability),
-            "mean_probability": n(self.mean_probability),
-            "positive_fraction": n(self.positive_fraction),
-            "heatmap": self.heatmap,
-            "heatmap_downsample": self.heatmap_downsample,
-            "warning": self.warning,
-        })
     }
 }
 

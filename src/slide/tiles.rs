@@ -2,8 +2,8 @@
 //! `.partial` file like `--output`.
 
 use super::SlideResult;
-use crate::output::number;
 use crate::output_file::OutputFile;
+use crate::records::number;
 use std::io::{self, Write};
 use std::path::Path;
 

@@ -46,7 +46,32 @@ static API: Api = Api {
 /// The engine's one exported symbol (`scancer_torch_abi::ENTRY`).
 #[no_mangle]
 pub extern "C" fn scancer_torch_api() -> *const Api {
+    static TUNED: std::sync::Once = std::sync::Once::new();
+    TUNED.call_once(keep_activation_memory);
     &API
+}
+
+extern "C" {
+    /// glibc's allocator settings (every libtorch wheel is built for glibc).
+    fn mallopt(param: c_int, value: c_int) -> c_int;
+}
+
+/// libtorch allocates every activation afresh on each forward (c10's CPU allocator keeps no
+/// cache). With glibc's defaults, the heap of a model thread's arena can be deleted when a batch
+/// frees its activations and mapped anew for the next, so each forward faults all its activation
+/// pages in again: `serve` ran 2.5x slower that way (BENCHMARKS.md, issue 13). Keeping blocks of
+/// up to 32 MiB (a batch's activations) on the heap, and the heaps themselves, makes the fast case
+/// the rule; the cost is up to 128 MiB of freed memory kept for reuse instead of handed back.
+fn keep_activation_memory() {
+    const M_TRIM_THRESHOLD: c_int = -1;
+    const M_TOP_PAD: c_int = -2;
+    const M_MMAP_THRESHOLD: c_int = -3;
+    // SAFETY: mallopt only changes thresholds; it is called once, before any model is loaded.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 128 << 20);
+        mallopt(M_TOP_PAD, 64 << 20);
+    }
 }
 
 /// A message for the caller, who frees it with `message_free`.

@@ -1,12 +1,16 @@
 //! The command line, defined once: `--help`, the man pages in `man/` and the shell completions in
 //! `completions/` are all generated from these types.
 
+mod resolve;
+mod values;
+
+pub(crate) use resolve::{client, Api};
+
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::model::DeviceChoice;
 use crate::engine::EngineOptions;
 use crate::inputs::Shard;
-use crate::output::Format;
-use crate::remote::RemoteArgs;
+use crate::records::Format;
 use crate::serve::auth::OpenEndpoint;
 use crate::serve::models::ModelSpec;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -595,4 +599,35 @@ pub struct InspectArgs {
     /// Also load the model and run one forward pass on an input of the configured shape
     #[arg(long)]
     pub verify: bool,
+}
+
+/// Where a remote server is and how to authenticate, as the command line gives them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RemoteArgs {
+    /// A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else
+    /// ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub profile: Option<String>,
+
+    /// HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD
+    /// [env: SCANCER_USER, SCANCER_PASSWORD]
+    #[arg(short = 'u', long, value_name = "NAME[:PASSWORD]", global = true)]
+    pub user: Option<String>,
+
+    /// Bearer token [env: SCANCER_TOKEN]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        global = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+
+    /// A file with the Bearer token, or TorchServe's key_file.json
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// Seconds to wait for each answer
+    #[arg(long, default_value_t = 60, value_name = "SECS", global = true)]
+    pub timeout: u64,
 }
