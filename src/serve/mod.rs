@@ -10,7 +10,6 @@ pub mod app;
 pub mod auth;
 pub mod batcher;
 pub mod http;
-pub mod kserve;
 pub mod metrics;
 pub mod models;
 pub mod multipart;

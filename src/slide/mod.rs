@@ -7,8 +7,6 @@
 //! one with implausibly little gets a warning.
 
 pub mod heatmap;
-#[cfg(feature = "openslide")]
-pub mod openslide;
 pub mod plasma;
 pub mod rows;
 pub mod tiles;

@@ -6,6 +6,9 @@
 //! Every conversion to RGB is `preprocess::convert`'s, so a tile's pixels are those of the same tile
 //! saved as its own file.
 
+#[cfg(feature = "openslide")]
+mod openslide;
+
 use crate::engine::handler_config::Color;
 use crate::engine::preprocess::convert;
 use image::{DynamicImage, ImageBuffer};
@@ -75,11 +78,11 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
         let pyramid =
-            tiff_or_vendor && super::openslide::vendor(path).is_some_and(|v| v != "generic-tiff");
+            tiff_or_vendor && openslide::vendor(path).is_some_and(|v| v != "generic-tiff");
         if level > 0 || vendor.is_some() || pyramid {
-            return Ok(Reading::Streamed(Box::new(
-                super::openslide::OpenSlideRows::open(path, level)?,
-            )));
+            return Ok(Reading::Streamed(Box::new(openslide::OpenSlideRows::open(
+                path, level,
+            )?)));
         }
     }
     #[cfg(not(feature = "openslide"))]
@@ -100,7 +103,7 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
     match sniff(BufReader::new(file), max_pixels) {
         #[cfg(feature = "openslide")]
         Err(e) if e == JPEG_TIFF => Ok(Reading::Streamed(Box::new(
-            super::openslide::OpenSlideRows::open(path, level)?,
+            openslide::OpenSlideRows::open(path, level)?,
         ))),
         #[cfg(not(feature = "openslide"))]
         Err(e) if e == JPEG_TIFF => Err(format!(

@@ -2,13 +2,15 @@
 //! read-only management views (`/models`), its Prometheus `/metrics`, and the KServe V2 protocol
 //! (in `kserve`), with TorchServe's status codes and error bodies.
 
+mod kserve;
+
 use super::answer;
 use super::auth::{Auth, Endpoint};
 use super::batcher::{Answered, Arrival, Job, Queue, Refused};
 use super::http::{Request, Response};
 use super::metrics::{Metrics, Observation};
 use super::models::ServedModel;
-use super::{kserve, multipart, pyjson};
+use super::{multipart, pyjson};
 use crate::engine::preprocess::Prepared;
 use serde_json::{json, Value};
 use std::sync::mpsc::sync_channel;

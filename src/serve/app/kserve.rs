@@ -7,13 +7,13 @@
 //! `probabilities` (FP32 `[N, classes]`) and `class` (INT64 `[N]`) for classifiers, `mask` (UINT8
 //! `[N, H, W]`) for segmentation, `output` (FP32, the model's shape) for raw models.
 
-use super::app::{App, Failure};
-use super::batcher::Arrival;
-use super::http::{Request, Response};
+use super::{App, Failure};
 use crate::engine::preprocess::Prepared;
 use crate::records::number;
 use crate::records::OutputKind;
 use crate::records::Prediction;
+use crate::serve::batcher::Arrival;
+use crate::serve::http::{Request, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -63,12 +63,12 @@ pub fn handle(
                 [] if get => metadata(app, k),
                 ["ready"] if get => ok(json!({"name": name, "ready": true})),
                 ["infer"] if post => infer(app, k, request, arrival),
-                [] | ["ready"] | ["infer"] => super::app::method_not_allowed(),
-                _ => super::app::not_found(),
+                [] | ["ready"] | ["infer"] => super::method_not_allowed(),
+                _ => super::not_found(),
             }
         }
-        (None, [] | ["health", "live" | "ready"]) => super::app::method_not_allowed(),
-        _ => super::app::not_found(),
+        (None, [] | ["health", "live" | "ready"]) => super::method_not_allowed(),
+        _ => super::not_found(),
     }
 }
 
@@ -141,7 +141,7 @@ fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Re
         Err(Failure::ShuttingDown) => return error(503, "the server is shutting down"),
     };
     for a in &answers {
-        app.metrics.predicted(&super::metrics::Observation {
+        app.metrics.predicted(&crate::serve::metrics::Observation {
             model: &m.name,
             version: Some(&m.version),
             latency: started.elapsed(),

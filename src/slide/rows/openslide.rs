@@ -3,7 +3,7 @@
 //! the system's libopenslide.so.1 or .so.0 (Debian: libopenslide0 / libopenslide-dev). Bands are read
 //! with `openslide_read_region` at the chosen level and composited over white, as slides are.
 
-use super::rows::Rows;
+use super::Rows;
 use libloading::{Library, Symbol};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
@@ -113,7 +113,7 @@ impl OpenSlideRows {
             rows.width = w.max(0) as usize;
             rows.height = h.max(0) as usize;
             rows.check()?;
-            super::rows::check_size(rows.width, rows.height)?;
+            super::check_size(rows.width, rows.height)?;
             Ok(rows)
         }
     }
