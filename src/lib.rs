@@ -3,9 +3,12 @@
 //! The engine (`engine`: `model` + `preprocess` + `postprocess`, configured by `handler_config`) is
 //! shared by every command; `commands` holds the thin command-line front ends.
 
+mod messages;
+
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod exit;
 pub mod fuzzing;
 pub mod inputs;
 pub mod mar;

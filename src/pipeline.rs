@@ -174,18 +174,10 @@ where
         .iter()
         .filter_map(|(_, p)| p.as_ref().ok())
         .collect();
-    let mut predictions = match engine.infer(&images) {
-        Ok(predictions) => predictions.into_iter().map(Outcome::Predicted).collect(),
-        // Find out which input fails rather than blaming the whole batch.
-        Err(_) => images
-            .iter()
-            .map(|p| match engine.infer(&[p]) {
-                Ok(mut one) => Outcome::Predicted(one.remove(0)),
-                Err(e) => Outcome::Failed(e.to_string()),
-            })
-            .collect::<Vec<_>>(),
-    }
-    .into_iter();
+    let mut predictions = engine
+        .infer_each(&images)
+        .into_iter()
+        .map(|answer| answer.map_or_else(Outcome::Failed, Outcome::Predicted));
     for (i, prepared) in pending.drain(..) {
         let outcome = match prepared {
             Ok(_) => predictions

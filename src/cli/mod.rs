@@ -9,6 +9,7 @@ pub(crate) use resolve::{client, Api};
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::model::DeviceChoice;
 use crate::engine::EngineOptions;
+use crate::exit::{self, Table};
 use crate::inputs::Shard;
 use crate::records::Format;
 use crate::serve::auth::OpenEndpoint;
@@ -16,18 +17,6 @@ use crate::serve::models::ModelSpec;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
 use std::path::PathBuf;
-
-/// The exit status table, shared by `scancer --help`, `scancer predict --help` and the man pages.
-macro_rules! exit_codes {
-    () => {
-        "Exit status:
-  0  every input got a result
-  1  some inputs failed (each has a record with its error; the others have results), or a
-     slide held no tissue
-  2  usage error, or the model or its configuration is unusable (nothing was predicted)
-  130, 143  interrupted by SIGINT or SIGTERM (finished records are kept for --resume)"
-    };
-}
 
 macro_rules! predict_examples {
     () => {
@@ -61,17 +50,6 @@ macro_rules! store_examples {
     };
 }
 
-macro_rules! store_exit_codes {
-    () => {
-        "Exit status:
-  0  done
-  1  the server refused (its error, and the fix where known, are on standard error)
-  2  usage error, bad configuration, or no answer from the server"
-    };
-}
-
-pub const EXIT_CODES: &str = exit_codes!();
-
 #[derive(Debug, Parser)]
 #[command(
     name = "scancer",
@@ -80,7 +58,7 @@ pub const EXIT_CODES: &str = exit_codes!();
     long_about = "Run, package, manage and serve Scancer's breast-cancer detection models.\n\n\
         Models are TorchScript files with a small TOML handler configuration that describes their \
         preprocessing and output, the same models that Scancer's TorchServe deployment serves.",
-    after_long_help = EXIT_CODES,
+    after_long_help = exit::table(Table::Models),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -111,7 +89,7 @@ pub enum Command {
             extension, or by content for files without one) in sorted order. Every input gets exactly \
             one record, with its result or its error, in input order; a bad input never stops the run.",
         after_help = predict_examples!(),
-        after_long_help = concat!(predict_examples!(), "\n\n", exit_codes!())
+        after_long_help = format!("{}\n\n{}", predict_examples!(), exit::table(Table::Models))
     )]
     Predict(PredictArgs),
     /// Package a model and its handler configuration as a TorchServe .mar archive, or inspect one
@@ -125,7 +103,7 @@ pub enum Command {
             --token-file (TorchServe's key_file.json: its management key), their environment variables, \
             or the profile.",
         after_help = store_examples!(),
-        after_long_help = concat!(store_examples!(), "\n\n", store_exit_codes!())
+        after_long_help = format!("{}\n\n{}", store_examples!(), exit::table(Table::Store))
     )]
     Store(StoreArgs),
     /// Serve models over HTTP: TorchServe's inference API, KServe V2 and Prometheus metrics

@@ -1,19 +1,18 @@
 //! `scancer archive`: write TorchServe model archives, and `scancer archive inspect`.
 
-use super::SUCCESS;
 use crate::cli::{ArchiveArgs, ArchiveCommand, InspectArgs};
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model::DeviceChoice;
 use crate::engine::model_source::{ModelSource, ARCHIVED_CONFIG};
 use crate::engine::{Engine, EngineOptions};
+use crate::exit::Exit;
 use crate::mar::entries::Entries;
 use crate::mar::manifest::{validate_model_name, Manifest, ModelSection, ARCHIVER_VERSION};
 use crate::mar::read::{Archive, Limits};
 use crate::mar::write::{self, Compression};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Instant;
 
 /// The handler written into archives built from a scancer configuration.
@@ -22,7 +21,7 @@ const GENERATED_HANDLER_SOURCE: &str = include_str!("../mar/scancer_handler.py")
 /// The configuration as JSON, for the generated handler (Python before 3.11 reads no TOML).
 const ARCHIVED_CONFIG_JSON: &str = "scancer-handler.json";
 
-pub fn run(args: ArchiveArgs) -> Result<ExitCode> {
+pub fn run(args: ArchiveArgs) -> Result<Exit> {
     match args.command {
         Some(ArchiveCommand::Inspect(inspect_args)) => inspect(&inspect_args),
         None => create(args),
@@ -35,7 +34,7 @@ fn basename(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn create(args: ArchiveArgs) -> Result<ExitCode> {
+fn create(args: ArchiveArgs) -> Result<Exit> {
     let name = args.model_name.expect("clap requires --model-name");
     let version = args.version.expect("clap requires --version");
     validate_model_name(&name)?;
@@ -131,13 +130,13 @@ fn create(args: ArchiveArgs) -> Result<ExitCode> {
             target
         }
     };
-    eprintln!(
-        "scancer: archived {} file(s) in {:.2} s",
+    crate::messages::note!(
+        "archived {} file(s) in {:.2} s",
         entries.len() + 1,
         started.elapsed().as_secs_f64()
     );
     outln!("{}", target.display());
-    Ok(ExitCode::from(SUCCESS))
+    Ok(Exit::Success)
 }
 
 /// `createdOn`, the zip timestamp and the tar timestamp: now, or fixed for reproducible archives
@@ -163,7 +162,7 @@ fn timestamps(reproducible: bool) -> Result<(String, zip::DateTime, u64)> {
     Ok((created, dos, epoch.max(0) as u64))
 }
 
-fn inspect(args: &InspectArgs) -> Result<ExitCode> {
+fn inspect(args: &InspectArgs) -> Result<Exit> {
     let archive = Archive::open(&args.archive, Limits::default())?;
     outln!("{}", archive.manifest.to_json());
     outln!();
@@ -205,5 +204,5 @@ fn inspect(args: &InspectArgs) -> Result<ExitCode> {
             forward.as_secs_f64() * 1e3
         );
     }
-    Ok(ExitCode::from(SUCCESS))
+    Ok(Exit::Success)
 }

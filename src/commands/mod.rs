@@ -1,17 +1,42 @@
-//! One module per subcommand; each takes its parsed arguments and returns the exit status.
+//! One module per subcommand; each takes its parsed arguments and returns how it ended (`Exit`).
+//! `main` is the one place where an error becomes a message and an exit status.
 
 use crate::cli::{Cli, ColorChoice, Command};
+use crate::exit::Exit;
+use crate::messages::error;
+use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// Exit status: every input got a result.
-pub const SUCCESS: u8 = 0;
-/// Exit status: some inputs failed; each has a record with its error.
-pub const SOME_FAILED: u8 = 1;
-/// Exit status: usage error, or the model or configuration could not be used.
-pub const FATAL: u8 = 2;
+/// The whole program: parse the command line, run the command, and turn its end into an exit
+/// status. An error is one line on standard error and exit 2; a reader that went away (`| head`),
+/// anywhere in an error's chain of causes, ends the command quietly with 0, as ripgrep does.
+pub fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        // The last resort: no path of user input should reach a panic.
+        if !crate::pipeline::panic_is_caught() {
+            error!("internal error (a bug, please report it): {info}");
+        }
+    }));
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(exit) => exit.into(),
+        Err(err)
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Exit::Success.into()
+        }
+        Err(err) => {
+            error!("{err:#}");
+            Exit::Fatal.into()
+        }
+    }
+}
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Predict(args) => predict::run(args, cli.color),
         Command::Archive(args) => archive::run(args),
@@ -39,13 +64,13 @@ pub fn print(text: std::fmt::Arguments) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(i32::from(SUCCESS));
+            std::process::exit(i32::from(Exit::Success.code()));
         }
-        eprintln!(
-            "scancer: error: cannot write to standard output: {}",
+        error!(
+            "cannot write to standard output: {}",
             crate::inputs::io_message(&e)
         );
-        std::process::exit(i32::from(FATAL));
+        std::process::exit(i32::from(Exit::Fatal.code()));
     }
 }
 

@@ -2,13 +2,14 @@
 //! remote inference API (`--remote`); both write the same records. Settles, before any work, where
 //! this run's records sit in the whole output (`--shard`, `--resume`) and where each heatmap goes.
 
-use super::{stderr_is_terminal, use_color, SOME_FAILED, SUCCESS};
+use super::{stderr_is_terminal, use_color};
 use crate::cli::{self, Api, ColorChoice, PredictArgs};
 use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model_source::ModelSource;
 use crate::engine::postprocess::Postprocessor;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::Engine;
+use crate::exit::Exit;
 use crate::inputs::{discover, io_message, read_item, Item, Source};
 use crate::output_file::{partial_of, write_file, OutputFile, Target};
 use crate::pipeline::{self, PipelineOptions};
@@ -29,7 +30,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,13 +39,13 @@ type Producer<'a> = Box<dyn FnOnce(&mut Emit) -> Result<io::Result<()>> + 'a>;
 /// Takes one input's outcome, and its slide summary when it was tiled.
 type Emit<'e> = dyn FnMut(usize, Outcome, Option<Summary>) -> io::Result<()> + 'e;
 
-pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
+pub fn run(args: PredictArgs, color: ColorChoice) -> Result<Exit> {
     let started = Instant::now();
     let discovered = discover(&args.inputs);
     let found_any = !discovered.items.is_empty();
     if !args.quiet && discovered.skipped > 0 {
-        eprintln!(
-            "scancer: skipped {} file(s) in directories that are not images",
+        crate::messages::note!(
+            "skipped {} file(s) in directories that are not images",
             discovered.skipped
         );
     }
@@ -66,8 +66,8 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         piece.before += r.recorded.records;
         piece.opens &= !r.recorded.opened;
         if !args.quiet && r.recorded.records > 0 {
-            eprintln!(
-                "scancer: resuming: {} of {} input(s) already recorded in {}",
+            crate::messages::note!(
+                "resuming: {} of {} input(s) already recorded in {}",
                 r.recorded.records,
                 shard.len(),
                 r.from.display()
@@ -97,8 +97,8 @@ pub fn run(args: PredictArgs, color: ColorChoice) -> Result<ExitCode> {
         local(&run, &items)?
     };
     if !found_any {
-        eprintln!("scancer: no images found in the given paths");
-        return Ok(ExitCode::from(SOME_FAILED));
+        crate::messages::note!("no images found in the given paths");
+        return Ok(Exit::SomeFailed);
     }
     Ok(code)
 }
@@ -263,7 +263,7 @@ fn mirrored(path: &Path) -> PathBuf {
     rel
 }
 
-fn local(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
+fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let args = run.args;
     let source = ModelSource::open(&args.model, args.config.as_deref())?;
     if args.tile || source.config.input.patch {
@@ -289,7 +289,7 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
     write_results(run, items, schema, produce, false)
 }
 
-fn remote(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
+fn remote(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let args = run.args;
     let model = RemoteModel {
         client: cli::client(&args.remote_args, args.remote.clone(), Api::Inference)?,
@@ -355,7 +355,7 @@ fn remote(run: &Run, items: &Arc<[Item]>) -> Result<ExitCode> {
 }
 
 /// Whole slides: every input is cut into windows when larger than the model's input.
-fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Result<ExitCode> {
+fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Result<Exit> {
     let args = run.args;
     let options = SlideOptions {
         stride: args.stride,
@@ -423,7 +423,7 @@ fn write_results(
     schema: Schema,
     produce: Producer,
     slides: bool,
-) -> Result<ExitCode> {
+) -> Result<Exit> {
     let args = run.args;
     let quiet = args.quiet;
     let kept: &[u8] = match &run.resumed {
@@ -492,7 +492,7 @@ fn write_results(
     match written_out {
         Ok(()) => destination.commit()?,
         // The reader went away (`| head`): stop quietly, as other Unix tools do.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::from(SUCCESS)),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Exit::Success),
         Err(e) => {
             let e = anyhow::Error::from(e)
                 .context(format!("cannot write results to {}", destination.name()));
@@ -503,16 +503,16 @@ fn write_results(
     let total = items.len() + run.resumed.as_ref().map_or(0, |r| r.recorded.records);
     if !quiet && (failed > 0 || stderr_is_terminal()) {
         let seconds = run.started.elapsed().as_secs_f64();
-        eprintln!(
-            "scancer: {total} input(s): {} predicted, {failed} failed in {seconds:.2} s",
+        crate::messages::note!(
+            "{total} input(s): {} predicted, {failed} failed in {seconds:.2} s",
             total - failed
         );
     }
-    Ok(ExitCode::from(if failed > 0 {
-        SOME_FAILED
+    Ok(if failed > 0 {
+        Exit::SomeFailed
     } else {
-        SUCCESS
-    }))
+        Exit::Success
+    })
 }
 
 /// On SIGINT or SIGTERM while an output is being written: says where the finished records are and
@@ -526,8 +526,8 @@ fn watch_interrupts(partial: PathBuf) -> Option<signal_hook::iterator::Handle> {
         .name("scancer-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                eprintln!(
-                    "scancer: interrupted: the finished records are in {}; run the same command with --resume to go on",
+                crate::messages::note!(
+"interrupted: the finished records are in {}; run the same command with --resume to go on",
                     partial.display()
                 );
                 let _ = signal_hook::low_level::emulate_default_handler(signal);

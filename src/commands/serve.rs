@@ -1,16 +1,15 @@
 //! `scancer serve`: the command-line front of `crate::serve`.
 
-use super::SUCCESS;
 use crate::cli::ServeArgs;
+use crate::exit::Exit;
 use crate::serve::auth::Auth;
 use crate::serve::http::Limits;
 use crate::serve::{self, ServeOptions};
 use anyhow::Result;
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::time::Duration;
 
-pub fn run(args: ServeArgs) -> Result<ExitCode> {
+pub fn run(args: ServeArgs) -> Result<Exit> {
     let auth = Auth::load(
         args.auth_file.as_deref(),
         args.token_file.as_deref(),
@@ -31,5 +30,5 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         auth,
         quiet: args.quiet,
     })?;
-    Ok(ExitCode::from(SUCCESS))
+    Ok(Exit::Success)
 }

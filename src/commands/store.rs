@@ -1,30 +1,30 @@
 //! `scancer store`: manage models on a TorchServe management API.
 
-use super::{stderr_is_terminal, FATAL, SOME_FAILED, SUCCESS};
+use super::stderr_is_terminal;
 use crate::cli::{self, Api, StoreArgs, StoreCommand, WaitArgs};
+use crate::exit::Exit;
 use crate::store::{Register, Store, StoreError};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use std::fmt::Write as _;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-pub fn run(args: StoreArgs) -> Result<ExitCode> {
+pub fn run(args: StoreArgs) -> Result<Exit> {
     let store = Store::new(cli::client(
         &args.remote,
         args.url.clone(),
         Api::Management,
     )?);
     match execute(&store, &args) {
-        Ok(()) => Ok(ExitCode::from(SUCCESS)),
+        Ok(()) => Ok(Exit::Success),
         Err(StoreError::Refused(line)) => {
-            eprintln!("scancer: error: {line}");
-            Ok(ExitCode::from(SOME_FAILED))
+            crate::messages::error!("{line}");
+            Ok(Exit::SomeFailed)
         }
         Err(e @ StoreError::Transport(_)) => {
-            eprintln!("scancer: error: {e}");
-            Ok(ExitCode::from(FATAL))
+            crate::messages::error!("{e}");
+            Ok(Exit::Fatal)
         }
     }
 }
@@ -43,7 +43,7 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
                     .collect();
                 out!("{}", table("", &["MODEL", "URL"], &rows));
                 if models.is_empty() {
-                    eprintln!("scancer: no models registered at {}", store.url());
+                    crate::messages::note!("no models registered at {}", store.url());
                 }
             }
         }
@@ -167,8 +167,8 @@ fn wait(
         ));
         if ready >= wanted {
             spinner.finish_and_clear();
-            eprintln!(
-                "scancer: {name}: {ready} worker(s) READY after {:.1} s",
+            crate::messages::note!(
+                "{name}: {ready} worker(s) READY after {:.1} s",
                 started.elapsed().as_secs_f64()
             );
             return Ok(());

@@ -60,8 +60,8 @@ impl Engine {
         }
         let model = Model::load(&source.path, &source.name, options.device, options.optimize)?;
         if let Some(why) = model.optimize_error() {
-            eprintln!(
-                "scancer: warning: {}: cannot optimise the model for inference ({why}); running it as it is",
+            crate::messages::warning!(
+                "{}: cannot optimise the model for inference ({why}); running it as it is",
                 source.name
             );
         }
@@ -136,9 +136,28 @@ impl Engine {
         self.batch_size
     }
 
+    /// Runs preprocessed images through the model, `batch_size` at a time, with the one policy for
+    /// a failed batch that predict, slides and serve share: a forward pass that fails (or panics) is
+    /// run again image by image, so that one bad input costs only its own answer. Every forward has
+    /// the same shape, so the images that pass alone get exactly the answer a normal run gives; an
+    /// image that fails alone gets its error. (A slide needs every tissue window, so there an
+    /// image's error is the slide's.)
+    pub fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
+        answer_each(images, self.batch_size, |batch| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.infer(batch)))
+                .unwrap_or_else(|_| {
+                    Err(ModelError::Forward(
+                        "the model panicked (a bug, please report it)".into(),
+                    ))
+                })
+                .map_err(|e| e.to_string())
+        })
+    }
+
     /// Runs preprocessed images through the model, `batch_size` at a time: one prediction per image,
-    /// in order.
-    pub fn infer(&self, images: &[&Prepared]) -> Result<Vec<Prediction>, ModelError> {
+    /// in order. The first failed forward fails the call (see `infer_each` for the policy callers
+    /// use).
+    fn infer(&self, images: &[&Prepared]) -> Result<Vec<Prediction>, ModelError> {
         let [c, h, w] = self.pre.input_shape();
         let size = c * h * w;
         let mut predictions = Vec::with_capacity(images.len());
@@ -156,5 +175,61 @@ impl Engine {
             predictions.extend(answers);
         }
         Ok(predictions)
+    }
+}
+
+/// The failed-batch policy of `Engine::infer_each`, apart from the model: `run` answers a batch of
+/// at most `batch` items; a batch it fails is run again item by item.
+fn answer_each<I: Copy, P>(
+    items: &[I],
+    batch: usize,
+    run: impl Fn(&[I]) -> Result<Vec<P>, String>,
+) -> Vec<Result<P, String>> {
+    let mut answers = Vec::with_capacity(items.len());
+    for chunk in items.chunks(batch.max(1)) {
+        match run(chunk) {
+            Ok(predictions) => answers.extend(predictions.into_iter().map(Ok)),
+            Err(_) if chunk.len() > 1 => answers.extend(
+                chunk
+                    .iter()
+                    .map(|&item| run(&[item]).map(|mut one| one.remove(0))),
+            ),
+            Err(e) => answers.push(Err(e)),
+        }
+    }
+    answers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_each;
+
+    #[test]
+    fn a_failed_batch_costs_only_the_items_that_fail_alone() {
+        // A "model" that fails any batch holding a negative number, and counts its calls.
+        let calls = std::cell::Cell::new(0);
+        let run = |batch: &[i32]| {
+            calls.set(calls.get() + 1);
+            match batch.iter().find(|&&x| x < 0) {
+                Some(bad) => Err(format!("cannot take {bad}")),
+                None => Ok(batch.iter().map(|x| x * 10).collect()),
+            }
+        };
+        let answers = answer_each(&[1, 2, -3, 4, 5, 6], 3, run);
+        assert_eq!(
+            answers,
+            [
+                Ok(10),
+                Ok(20),
+                Err("cannot take -3".into()),
+                Ok(40),
+                Ok(50),
+                Ok(60)
+            ]
+        );
+        // The failed batch of three again alone (3), the good batch once (1), the first try (1).
+        assert_eq!(calls.get(), 5);
+        assert_eq!(answer_each(&[-1], 4, run), [Err("cannot take -1".into())]);
+        assert!(answer_each(&[] as &[i32], 4, run).is_empty());
     }
 }

@@ -167,8 +167,8 @@ fn read_secret(path: &Path) -> Result<String> {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
-                eprintln!(
-                    "scancer: warning: {} is readable by other users; `chmod 600` it",
+                crate::messages::warning!(
+                    "{} is readable by other users; `chmod 600` it",
                     path.display()
                 );
             }

@@ -8,7 +8,6 @@ use crate::engine::preprocess::Prepared;
 use crate::engine::Engine;
 use crate::records::Prediction;
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
@@ -177,31 +176,23 @@ pub fn serve(engines: &[Engine], queue: &Queue, max_delay: Duration, on_batch: i
         let engine = &engines[batch[0].model];
         let started = Instant::now();
         let inputs: Vec<&Prepared> = batch.iter().map(|j| &j.input).collect();
-        let outcome = catch_unwind(AssertUnwindSafe(|| engine.infer(&inputs)));
+        let answers = engine.infer_each(&inputs);
         let inference = started.elapsed();
         let n = batch.len();
         on_batch(n);
-        match outcome {
-            Ok(Ok(predictions)) => {
-                for (job, prediction) in batch.into_iter().zip(predictions) {
-                    // The client may have gone; its answer is dropped.
-                    let _ = job.reply.send(Ok(Answered {
+        for (job, answer) in batch.into_iter().zip(answers) {
+            // The client may have gone; its answer is dropped.
+            let _ = job.reply.send(
+                answer
+                    .map(|prediction| Answered {
                         prediction,
                         queued: started - job.enqueued,
                         inference,
                         batch: n,
-                    }));
-                }
-            }
-            Ok(Err(e)) => fail(batch, &format!("the model failed: {e}")),
-            Err(_) => fail(batch, "the model panicked"),
+                    })
+                    .map_err(|e| format!("the model failed: {e}")),
+            );
         }
-    }
-}
-
-fn fail(batch: Vec<Job>, message: &str) {
-    for job in batch {
-        let _ = job.reply.send(Err(message.to_string()));
     }
 }
 

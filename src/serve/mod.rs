@@ -134,7 +134,7 @@ pub fn run(options: ServeOptions) -> Result<()> {
     model_thread
         .join()
         .map_err(|_| anyhow!("the model thread panicked"))?;
-    eprintln!("scancer: stopped");
+    crate::messages::note!("stopped");
     Ok(())
 }
 
@@ -146,23 +146,23 @@ fn announce(app: &App, address: SocketAddr, engine: &EngineOptions) {
         } else {
             format!(" [{}]", m.schema.classes.join(", "))
         };
-        eprintln!(
-            "scancer: model {} version {} ({}): input {c}x{h}x{w}, output {}{labels}",
+        crate::messages::note!(
+            "model {} version {} ({}): input {c}x{h}x{w}, output {}{labels}",
             m.name,
             m.version,
             m.url,
             m.kind()
         );
     }
-    eprintln!(
-        "scancer: batches of up to {} within {} ms, queue of {}",
+    crate::messages::note!(
+        "batches of up to {} within {} ms, queue of {}",
         engine.batch_size,
         app.max_batch_delay.as_millis(),
         app.queue.capacity()
     );
     if !address.ip().is_loopback() && !app.auth.enabled() {
-        eprintln!(
-            "scancer: WARNING: listening on {address} WITHOUT AUTHENTICATION: anyone who can reach \
+        crate::messages::note!(
+            "WARNING: listening on {address} WITHOUT AUTHENTICATION: anyone who can reach \
              this machine can use the models; pass --auth-file or --token-file"
         );
     }
@@ -170,10 +170,10 @@ fn announce(app: &App, address: SocketAddr, engine: &EngineOptions) {
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
         SocketAddr::V4(a) => a.ip().to_string(),
     };
-    eprintln!("scancer: listening on http://{host}:{}", address.port());
+    crate::messages::note!("listening on http://{host}:{}", address.port());
     if let Some(m) = app.models.first() {
-        eprintln!(
-            "scancer: try: curl -T patch.png http://{host}:{}/predictions/{}",
+        crate::messages::note!(
+            "try: curl -T patch.png http://{host}:{}/predictions/{}",
             address.port(),
             m.name
         );
@@ -190,10 +190,12 @@ fn watch_signals(shared: Arc<Shared>, address: SocketAddr) -> Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 if shared.stopping.swap(true, Ordering::SeqCst) {
-                    eprintln!("scancer: second signal: exiting now");
+                    crate::messages::note!("second signal: exiting now");
                     std::process::exit(128 + signal);
                 }
-                eprintln!("scancer: stopping: answering the requests already received (signal again to exit now)");
+                crate::messages::note!(
+                    "stopping: answering the requests already received (signal again to exit now)"
+                );
                 // Wake the accept loop with a connection of our own.
                 let wake = match address {
                     SocketAddr::V4(a) if a.ip().is_unspecified() => {
@@ -231,7 +233,7 @@ fn accept_loop(
                 if last_error
                     .is_none_or(|(kind, at)| kind != e.kind() || now - at > Duration::from_secs(1))
                 {
-                    eprintln!("scancer: cannot accept a connection: {e}");
+                    crate::messages::note!("cannot accept a connection: {e}");
                     last_error = Some((e.kind(), now));
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -260,7 +262,7 @@ fn accept_loop(
                 drop(slot);
             });
         if let Err(e) = spawned {
-            eprintln!("scancer: cannot start a connection thread: {e}");
+            crate::messages::note!("cannot start a connection thread: {e}");
         }
     }
 }
@@ -357,8 +359,8 @@ pub fn converse<S: http::Transport>(
         app.metrics.response(response.status);
         let sent = connection.send(&response, close, with_body);
         if !quiet {
-            eprintln!(
-                "scancer: {peer} \"{line}\" {} {} B {:.1} ms{}",
+            crate::messages::note!(
+                "{peer} \"{line}\" {} {} B {:.1} ms{}",
                 response.status,
                 response.body.len(),
                 started.elapsed().as_secs_f64() * 1e3,

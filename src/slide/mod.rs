@@ -220,16 +220,16 @@ impl Slide<'_> {
                 self.engine.config().input.color,
             );
             let prepared = pre.normalize(&pre.fit(pixels).map_err(|e| e.to_string())?);
-            let mut answers = self.engine.infer(&[&prepared]).map_err(|e| e.to_string())?;
+            let answer = self.engine.infer_each(&[&prepared]).remove(0)?;
             return Ok(Predicted {
-                outcome: Outcome::Predicted(answers.remove(0)),
+                outcome: Outcome::Predicted(answer),
                 summary: None,
                 result: None,
             });
         }
         if let (Some(format), false) = (format, self.quiet) {
-            eprintln!(
-                "scancer: note: {}: {format} cannot be read in strips; the whole {width}x{height} image was decoded",
+            crate::messages::note!(
+"note: {}: {format} cannot be read in strips; the whole {width}x{height} image was decoded",
                 input.display
             );
         }
@@ -253,7 +253,7 @@ impl Slide<'_> {
             });
         }
         if let (Some(warning), false) = (result.warning(), self.quiet) {
-            eprintln!("scancer: warning: {}: {warning}", input.display);
+            crate::messages::warning!("{}: {warning}", input.display);
         }
         let heatmap = match self.heatmap {
             Some((path, options)) => {
@@ -431,7 +431,10 @@ fn run(
         return Ok(0);
     }
     let inputs: Vec<&Prepared> = pending.iter().map(|(_, p)| p).collect();
-    let predictions = engine.infer(&inputs).map_err(|e| e.to_string())?;
+    let predictions = engine
+        .infer_each(&inputs)
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()?;
     for ((k, _), prediction) in pending.iter().zip(predictions) {
         if let Prediction::Class(c) = prediction {
             tiles[*k].probability = Some(c.probabilities[1]);
