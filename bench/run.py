@@ -20,8 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 SCANCER = ROOT / "target" / "release" / "scancer"
 FORWARD = ROOT / "target" / "release" / "examples" / "forward_bench"
-# The example runs from target/release/examples/: name the engine beside the scancer binary.
-os.environ.setdefault("SCANCER_TORCH", str(ROOT / "target" / "release" / "libscancer_torch.so"))
 
 
 def timed(cmd):

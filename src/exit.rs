@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Every input got a result; the server was stopped; the store did what was asked.
     Success,
     /// Some inputs failed, each with its own error record (the others have results); or the
@@ -18,7 +18,7 @@ pub enum Exit {
 
 /// Which commands a table describes: the model commands (and `scancer` itself), or `store`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
+pub(crate) enum Table {
     Models,
     Store,
 }
@@ -26,7 +26,7 @@ pub enum Table {
 impl Exit {
     const ALL: [Exit; 3] = [Exit::Success, Exit::SomeFailed, Exit::Fatal];
 
-    pub const fn code(self) -> u8 {
+    pub(crate) const fn code(self) -> u8 {
         match self {
             Exit::Success => 0,
             Exit::SomeFailed => 1,
@@ -65,7 +65,7 @@ impl From<Exit> for ExitCode {
 const WIDTH: usize = 100;
 
 /// The "Exit status:" table for `table`'s commands.
-pub fn table(table: Table) -> String {
+pub(crate) fn table(table: Table) -> String {
     let mut rows: Vec<(String, &str)> = Exit::ALL
         .iter()
         .map(|e| (e.code().to_string(), e.meaning(table)))

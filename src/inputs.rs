@@ -18,7 +18,7 @@ const IMAGE_EXTENSIONS: &[&str] = &[
 const VENDOR_EXTENSIONS: [&str; 8] = ["svs", "ndpi", "mrxs", "vms", "vmu", "scn", "bif", "svslide"];
 
 /// The vendor format of a slide only OpenSlide reads (`SVS`, `NDPI`...), by extension.
-pub fn vendor_format(path: &Path) -> Option<String> {
+pub(crate) fn vendor_format(path: &Path) -> Option<String> {
     let extension = path.extension()?.to_string_lossy().to_lowercase();
     VENDOR_EXTENSIONS
         .contains(&extension.as_str())
@@ -27,41 +27,41 @@ pub fn vendor_format(path: &Path) -> Option<String> {
 
 /// How to get OpenSlide in this build.
 #[cfg(feature = "openslide")]
-pub const OPENSLIDE_NOTE: &str = "this build has it; install libopenslide0";
+pub(crate) const OPENSLIDE_NOTE: &str = "this build has it; install libopenslide0";
 #[cfg(not(feature = "openslide"))]
-pub const OPENSLIDE_NOTE: &str =
+pub(crate) const OPENSLIDE_NOTE: &str =
     "build scancer with `cargo build --release --features openslide` and install libopenslide0";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     File(PathBuf),
     Stdin,
 }
 
 /// One input as shown in results (`display`) and where its bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Input {
-    pub display: String,
-    pub source: Source,
+pub(crate) struct Input {
+    pub(crate) display: String,
+    pub(crate) source: Source,
 }
 
 /// An input that could not even be listed or opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unlisted {
-    pub display: String,
-    pub message: String,
+pub(crate) struct Unlisted {
+    pub(crate) display: String,
+    pub(crate) message: String,
 }
 
-pub type Item = Result<Input, Unlisted>;
+pub(crate) type Item = Result<Input, Unlisted>;
 
 #[derive(Debug, Default)]
-pub struct Discovered {
-    pub items: Vec<Item>,
+pub(crate) struct Discovered {
+    pub(crate) items: Vec<Item>,
     /// Files inside directories that are not images (not predicted, not reported one by one).
-    pub skipped: usize,
+    pub(crate) skipped: usize,
 }
 
-pub fn discover(paths: &[PathBuf]) -> Discovered {
+pub(crate) fn discover(paths: &[PathBuf]) -> Discovered {
     let mut found = Discovered::default();
     let mut stdin_taken = false;
     for path in paths {
@@ -158,7 +158,7 @@ fn looks_like_image(path: &Path) -> std::io::Result<bool> {
 }
 
 /// Standard input, up to `max` bytes.
-pub fn read_stdin(max: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_stdin(max: u64) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()
@@ -172,7 +172,7 @@ pub fn read_stdin(max: u64) -> Result<Vec<u8>, String> {
 }
 
 /// The bytes of an input, up to `max`: its error if it could not be listed or read.
-pub fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, String> {
     let input = item.as_ref().map_err(|u| u.message.clone())?;
     match &input.source {
         Source::Stdin => read_stdin(max),
@@ -191,7 +191,7 @@ pub fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, String> {
 }
 
 /// An OS error without Rust's " (os error N)" suffix.
-pub fn io_message(e: &std::io::Error) -> String {
+pub(crate) fn io_message(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(i) => text[..i].to_owned(),
@@ -202,18 +202,19 @@ pub fn io_message(e: &std::io::Error) -> String {
 /// `--shard K/N`: the K-th (from 0) of N contiguous, near-equal slices of the inputs, so that the
 /// outputs of shards 0..N concatenated equal the output of one unsharded run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
+pub(crate) struct Shard {
+    pub(crate) index: usize,
+    pub(crate) count: usize,
 }
 
 impl Shard {
     /// This shard's slice of `len` inputs.
-    pub fn range(&self, len: usize) -> std::ops::Range<usize> {
+    pub(crate) fn range(&self, len: usize) -> std::ops::Range<usize> {
         len * self.index / self.count..len * (self.index + 1) / self.count
     }
 
-    pub fn select<T>(&self, items: Vec<T>) -> Vec<T> {
+    #[cfg(test)]
+    pub(crate) fn select<T>(&self, items: Vec<T>) -> Vec<T> {
         let range = self.range(items.len());
         items
             .into_iter()

@@ -1,22 +1,30 @@
 //! scancer: run, package, manage and serve Scancer's breast-cancer detection models.
 //!
-//! The engine (`engine`: `model` + `preprocess` + `postprocess`, configured by `handler_config`) is
-//! shared by every command; `commands` holds the thin command-line front ends.
+//! The library is the binary's body. Its public surface is only what the binary, the help
+//! generator and the fuzz targets need: `main`, the command line (`Cli`, from which the man pages
+//! and completions are generated), and, with the `fuzzing` feature, the fuzz targets' entry points.
+//!
+//! Layers, bottom to top (README.md, "Developing", has the map): `records` and the small shared
+//! modules; `engine` (only model commands load it, and it opens libtorch at run time); `pipeline`,
+//! `slide`, `serve`, `remote` and `store`; `cli` and `commands` on top.
 
-mod messages;
-
-pub mod cli;
-pub mod commands;
-pub mod engine;
-pub mod exit;
+mod cli;
+mod commands;
+mod engine;
+mod exit;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub mod inputs;
-pub mod mar;
-pub mod output_file;
-pub mod pipeline;
-pub mod records;
-pub mod remote;
-pub mod resume;
-pub mod serve;
-pub mod slide;
-pub mod store;
+mod inputs;
+mod mar;
+mod messages;
+mod output_file;
+mod pipeline;
+mod records;
+mod remote;
+mod resume;
+mod serve;
+mod slide;
+mod store;
+
+pub use cli::Cli;
+pub use commands::main;

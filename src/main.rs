@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    scancer::commands::main()
+    scancer::main()
 }

@@ -13,11 +13,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The suffix of a file being written.
-pub const PARTIAL: &str = ".partial";
+pub(crate) const PARTIAL: &str = ".partial";
 
 /// Where a path's bytes really go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// A device, FIFO or socket: written in place.
     Special(PathBuf),
     /// A regular file, existing (with its mode) or not.
@@ -26,7 +26,7 @@ pub enum Target {
 
 impl Target {
     /// Resolves `path`, following symbolic links (a dangling one names the file to create).
-    pub fn of(path: &Path) -> io::Result<Target> {
+    pub(crate) fn of(path: &Path) -> io::Result<Target> {
         let path = follow_links(path)?;
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => Err(io::Error::new(
@@ -46,7 +46,7 @@ impl Target {
     }
 
     /// The `.partial` file of a regular target.
-    pub fn partial(&self) -> Option<PathBuf> {
+    pub(crate) fn partial(&self) -> Option<PathBuf> {
         match self {
             Target::Regular { path, .. } => Some(partial_of(path)),
             Target::Special(_) => None,
@@ -54,7 +54,7 @@ impl Target {
     }
 }
 
-pub fn partial_of(path: &Path) -> PathBuf {
+pub(crate) fn partial_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(PARTIAL);
     PathBuf::from(name)
@@ -79,19 +79,19 @@ fn follow_links(path: &Path) -> io::Result<PathBuf> {
 
 /// A file being written; `commit` makes it appear at its target.
 #[derive(Debug)]
-pub struct OutputFile {
+pub(crate) struct OutputFile {
     file: File,
     target: Target,
 }
 
 impl OutputFile {
     /// Starts writing `path` afresh (a regular target's `.partial` is truncated).
-    pub fn create(path: &Path) -> io::Result<OutputFile> {
+    pub(crate) fn create(path: &Path) -> io::Result<OutputFile> {
         Self::open(Target::of(path)?)
     }
 
     /// Starts writing `target`.
-    pub fn open(target: Target) -> io::Result<OutputFile> {
+    pub(crate) fn open(target: Target) -> io::Result<OutputFile> {
         let file = match &target {
             Target::Special(path) => OpenOptions::new().write(true).open(path)?,
             Target::Regular { path, .. } => OpenOptions::new()
@@ -104,13 +104,13 @@ impl OutputFile {
         Ok(OutputFile { file, target })
     }
 
-    pub fn target(&self) -> &Target {
+    pub(crate) fn target(&self) -> &Target {
         &self.target
     }
 
     /// Flushes to disk and, for a regular target, renames the `.partial` over it with the mode of
     /// the file it replaces.
-    pub fn commit(self) -> io::Result<()> {
+    pub(crate) fn commit(self) -> io::Result<()> {
         self.finish(true)
     }
 
@@ -142,7 +142,7 @@ impl Write for OutputFile {
 }
 
 /// Writes a whole file atomically (heatmaps, masks); creates its folder.
-pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -20,28 +20,14 @@ use std::sync::Arc;
 const MAX_STDIN_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Copy)]
-pub struct PipelineOptions {
-    pub batch_size: usize,
-    pub decode_threads: usize,
-}
-
-/// Runs every item through the engine and calls `emit(index, outcome)` once per item, in order.
-/// An error from `emit` (say, a closed stdout) stops the run and is returned.
-pub fn run<E>(
-    engine: &Engine,
-    items: Arc<[Item]>,
-    options: PipelineOptions,
-    emit: E,
-) -> io::Result<()>
-where
-    E: FnMut(usize, Outcome) -> io::Result<()>,
-{
-    start(Arc::new(engine.preprocessor().clone()), items, options).finish(engine, emit)
+pub(crate) struct PipelineOptions {
+    pub(crate) batch_size: usize,
+    pub(crate) decode_threads: usize,
 }
 
 /// Decode threads are named with this prefix (their decoders run under `decoding`, so a panic is
 /// that input's error record and the panic hook stays quiet).
-pub const DECODE_THREAD: &str = "scancer-decode-";
+pub(crate) const DECODE_THREAD: &str = "scancer-decode-";
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -56,12 +42,12 @@ thread_local! {
 }
 
 /// Whether a panic on this thread becomes an input's error record (the panic hook stays quiet).
-pub fn panic_is_caught() -> bool {
+pub(crate) fn panic_is_caught() -> bool {
     CATCHING.with(std::cell::Cell::get)
 }
 
 /// Runs a decoder over one input: a decoder bug costs that input, not the run.
-pub fn decoding<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+pub(crate) fn decoding<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     let was = CATCHING.with(|c| c.replace(true));
     let result = std::panic::catch_unwind(AssertUnwindSafe(f));
     CATCHING.with(|c| c.set(was));
@@ -75,14 +61,18 @@ pub fn decoding<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
 
 /// Decoding under way on worker threads, waiting for a model. Starting it before the model loads
 /// overlaps the model's start-up with the first batches' decoding.
-pub struct Decoding {
+pub(crate) struct Decoding {
     receivers: Vec<Receiver<Result<Prepared, String>>>,
     len: usize,
     batch_size: usize,
 }
 
 /// Starts the decode workers. Dropping the result stops them.
-pub fn start(pre: Arc<Preprocessor>, items: Arc<[Item]>, options: PipelineOptions) -> Decoding {
+pub(crate) fn start(
+    pre: Arc<Preprocessor>,
+    items: Arc<[Item]>,
+    options: PipelineOptions,
+) -> Decoding {
     let workers = options.decode_threads.clamp(1, items.len().max(1));
     let batch_size = options.batch_size.max(1);
     let receivers = (0..workers)
@@ -114,7 +104,7 @@ pub fn start(pre: Arc<Preprocessor>, items: Arc<[Item]>, options: PipelineOption
 impl Decoding {
     /// Runs the decoded inputs through `engine`, calling `emit(index, outcome)` once per input, in
     /// order.
-    pub fn finish<E>(self, engine: &Engine, mut emit: E) -> io::Result<()>
+    pub(crate) fn finish<E>(self, engine: &Engine, mut emit: E) -> io::Result<()>
     where
         E: FnMut(usize, Outcome) -> io::Result<()>,
     {

@@ -9,20 +9,20 @@ use std::collections::HashSet;
 
 /// What an earlier run left.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Inputs already recorded: the first `records` of this run's inputs.
-    pub records: usize,
+    pub(crate) records: usize,
     /// How many of them are error records.
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// The bytes to keep (everything after is an incomplete record, or a closing bracket).
-    pub keep: usize,
+    pub(crate) keep: usize,
     /// Whether the kept bytes hold the header (CSV) or the opening bracket (JSON).
-    pub opened: bool,
+    pub(crate) opened: bool,
 }
 
 /// Reads `bytes` (written by `format`) against the inputs' paths, in order. `csv_header`: the piece
 /// starts with a CSV header line (checked against the model's by the caller, `Recorded::opened`).
-pub fn recorded(
+pub(crate) fn recorded(
     format: Format,
     bytes: &[u8],
     paths: &[&str],
@@ -129,7 +129,7 @@ pub fn recorded(
 
 /// The bytes of a `--tiles` file to keep: its header and the rows of slides in `done`, up to the
 /// first row of any other slide (the one that was interrupted).
-pub fn tiles_kept(bytes: &[u8], csv: bool, done: &HashSet<&str>) -> usize {
+pub(crate) fn tiles_kept(bytes: &[u8], csv: bool, done: &HashSet<&str>) -> usize {
     let mut keep = 0;
     if csv {
         // The header, then rows while they belong to finished slides.

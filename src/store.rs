@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Why an operation did not happen.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// No answer (connection, timeout): the message names the URL.
     #[error("{0}{hint}", hint = connect_hint(.0))]
     Transport(#[from] TransportError),
@@ -27,28 +27,28 @@ fn connect_hint(e: &TransportError) -> &'static str {
 
 /// `POST /models` parameters (TorchServe's names).
 #[derive(Debug, Clone, Default)]
-pub struct Register {
-    pub url: String,
-    pub model_name: Option<String>,
-    pub handler: Option<String>,
-    pub runtime: Option<String>,
-    pub batch_size: Option<u32>,
-    pub max_batch_delay: Option<u32>,
-    pub initial_workers: Option<u32>,
-    pub synchronous: bool,
-    pub response_timeout: Option<u32>,
+pub(crate) struct Register {
+    pub(crate) url: String,
+    pub(crate) model_name: Option<String>,
+    pub(crate) handler: Option<String>,
+    pub(crate) runtime: Option<String>,
+    pub(crate) batch_size: Option<u32>,
+    pub(crate) max_batch_delay: Option<u32>,
+    pub(crate) initial_workers: Option<u32>,
+    pub(crate) synchronous: bool,
+    pub(crate) response_timeout: Option<u32>,
 }
 
-pub struct Store<E: Exchange = Client> {
+pub(crate) struct Store<E: Exchange = Client> {
     client: E,
 }
 
 impl<E: Exchange> Store<E> {
-    pub fn new(client: E) -> Store<E> {
+    pub(crate) fn new(client: E) -> Store<E> {
         Store { client }
     }
 
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         self.client.base()
     }
 
@@ -112,7 +112,7 @@ impl<E: Exchange> Store<E> {
     }
 
     /// Every registered model, following `nextPageToken` through all pages.
-    pub fn list(&self) -> Result<Vec<Value>, StoreError> {
+    pub(crate) fn list(&self) -> Result<Vec<Value>, StoreError> {
         let mut models = Vec::new();
         let mut token: Option<String> = None;
         // Bounded: a server repeating its token must not loop forever.
@@ -136,11 +136,11 @@ impl<E: Exchange> Store<E> {
     }
 
     /// `GET /models/{name}[/{version}|/all]`: an array of descriptions.
-    pub fn describe(&self, name: &str, version: Option<&str>) -> Result<Value, StoreError> {
+    pub(crate) fn describe(&self, name: &str, version: Option<&str>) -> Result<Value, StoreError> {
         self.json("GET", &model_path(name, version))
     }
 
-    pub fn register(&self, r: &Register) -> Result<Value, StoreError> {
+    pub(crate) fn register(&self, r: &Register) -> Result<Value, StoreError> {
         if !r.url.contains("://") && (r.url.contains('/') || r.url.contains('\\')) {
             return Err(StoreError::Refused(format!(
                 "{}: a path on this machine; TorchServe needs a URL it can download (http(s)://...) or the file name of an archive in its own model store (copy the .mar there and pass its name)",
@@ -178,7 +178,7 @@ impl<E: Exchange> Store<E> {
         })
     }
 
-    pub fn scale(
+    pub(crate) fn scale(
         &self,
         name: &str,
         version: Option<&str>,
@@ -200,19 +200,27 @@ impl<E: Exchange> Store<E> {
         self.json("PUT", &path)
     }
 
-    pub fn set_default(&self, name: &str, version: &str) -> Result<Value, StoreError> {
+    pub(crate) fn set_default(&self, name: &str, version: &str) -> Result<Value, StoreError> {
         self.json(
             "PUT",
             &format!("{}/set-default", model_path(name, Some(version))),
         )
     }
 
-    pub fn unregister(&self, name: &str, version: Option<&str>) -> Result<Value, StoreError> {
+    pub(crate) fn unregister(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Value, StoreError> {
         self.json("DELETE", &model_path(name, version))
     }
 
     /// READY workers and all workers of a model version (the default one without a version).
-    pub fn workers(&self, name: &str, version: Option<&str>) -> Result<(usize, usize), StoreError> {
+    pub(crate) fn workers(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(usize, usize), StoreError> {
         let described = self.describe(name, version)?;
         let workers = described[0]["workers"]
             .as_array()

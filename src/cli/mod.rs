@@ -65,21 +65,21 @@ macro_rules! store_examples {
 pub struct Cli {
     /// When to colour the output: auto colours terminals unless NO_COLOR is set
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
-    pub color: ColorChoice,
+    pub(crate) color: ColorChoice,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a model on image files, directories of images, or standard input: locally, on whole
     /// slides (--tile), or with a remote inference API (--remote)
     #[command(
@@ -120,24 +120,24 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// The management API [default: http://127.0.0.1:8081] [env: SCANCER_STORE_URL]
     #[arg(long, value_name = "URL", global = true)]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 
     #[command(flatten)]
-    pub remote: RemoteArgs,
+    pub(crate) remote: RemoteArgs,
 
     /// Print the server's JSON instead of a table (list: every page merged)
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     #[command(subcommand)]
-    pub command: StoreCommand,
+    pub(crate) command: StoreCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum StoreCommand {
+pub(crate) enum StoreCommand {
     /// List the registered models (following every page)
     List,
     /// Describe a model: its versions, workers and queue
@@ -177,131 +177,131 @@ pub enum StoreCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct WaitArgs {
+pub(crate) struct WaitArgs {
     /// Wait until the wanted number of workers is READY
     #[arg(long)]
-    pub wait: bool,
+    pub(crate) wait: bool,
 
     /// Seconds to wait with --wait
     #[arg(long, default_value_t = 300, value_name = "SECS")]
-    pub wait_timeout: u64,
+    pub(crate) wait_timeout: u64,
 }
 
 #[derive(Debug, Args)]
-pub struct RegisterArgs {
+pub(crate) struct RegisterArgs {
     /// The archive: https://.../pcam-classification.mar, or a .mar file name in the server's store
     #[arg(value_name = "URL")]
-    pub archive: String,
+    pub(crate) archive: String,
     /// Name to register the model under [default: the archive's]
     #[arg(long)]
-    pub model_name: Option<String>,
+    pub(crate) model_name: Option<String>,
     /// Handler to use instead of the archive's
     #[arg(long)]
-    pub handler: Option<String>,
+    pub(crate) handler: Option<String>,
     /// Runtime to use instead of the archive's
     #[arg(long)]
-    pub runtime: Option<String>,
+    pub(crate) runtime: Option<String>,
     /// Requests per batch
     #[arg(long, value_name = "N")]
-    pub batch_size: Option<u32>,
+    pub(crate) batch_size: Option<u32>,
     /// Milliseconds to wait to fill a batch
     #[arg(long, value_name = "MS")]
-    pub max_batch_delay: Option<u32>,
+    pub(crate) max_batch_delay: Option<u32>,
     /// Workers to start [TorchServe's default: its default_workers_per_model]
     #[arg(long, value_name = "N")]
-    pub initial_workers: Option<u32>,
+    pub(crate) initial_workers: Option<u32>,
     /// Let the server answer only once the workers have started
     #[arg(long)]
-    pub synchronous: bool,
+    pub(crate) synchronous: bool,
     /// Seconds TorchServe waits for one inference
     #[arg(long, value_name = "SECS")]
-    pub response_timeout: Option<u32>,
+    pub(crate) response_timeout: Option<u32>,
     #[command(flatten)]
-    pub wait: WaitArgs,
+    pub(crate) wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct ScaleArgs {
+pub(crate) struct ScaleArgs {
     /// Model name
-    pub name: String,
+    pub(crate) name: String,
     /// The version to scale [default: the default version]
     #[arg(long)]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Fewest workers
     #[arg(long, value_name = "N")]
-    pub min_workers: Option<u32>,
+    pub(crate) min_workers: Option<u32>,
     /// Most workers
     #[arg(long, value_name = "N")]
-    pub max_workers: Option<u32>,
+    pub(crate) max_workers: Option<u32>,
     /// Let the server answer only once the workers have changed
     #[arg(long)]
-    pub synchronous: bool,
+    pub(crate) synchronous: bool,
     #[command(flatten)]
-    pub wait: WaitArgs,
+    pub(crate) wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct PredictArgs {
+pub(crate) struct PredictArgs {
     /// Image files, directories to search, or - for one image on standard input
     #[arg(required = true, value_name = "PATH")]
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
 
     /// TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with
     /// --remote, the model's name on the server
     #[arg(short, long, value_name = "FILE")]
-    pub model: PathBuf,
+    pub(crate) model: PathBuf,
 
     /// Handler configuration (TOML) [default: the model's path with the extension .toml; for an
     /// archive, the configuration it carries or the one of its built-in image_classifier handler]
     #[arg(short, long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Output format
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    pub(crate) format: Format,
 
     /// Write the results to FILE instead of standard output: through FILE.partial, record by
     /// record, renamed to FILE when complete (devices and FIFOs are written in place)
     #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 
     /// Go on from an interrupted run of the same command: the inputs already recorded in
     /// --output's FILE.partial (or FILE) are skipped and the rest appended, so the output equals one
     /// uninterrupted run (formats json, jsonl, csv)
     #[arg(long)]
-    pub resume: bool,
+    pub(crate) resume: bool,
 
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub(crate) engine: EngineArgs,
 
     /// Threads that decode and preprocess images [default: half the cores, at least 1]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
-    pub decode_threads: Option<u32>,
+    pub(crate) decode_threads: Option<u32>,
 
     /// Predict only the K-th of N equal contiguous slices of the inputs (K from 0), for job arrays;
     /// the outputs of shards 0 to N-1 concatenated equal one unsharded run in every format (only
     /// shard 0 writes the CSV or table header; JSON's brackets come from the first and last)
     #[arg(long, value_name = "K/N")]
-    pub shard: Option<Shard>,
+    pub(crate) shard: Option<Shard>,
 
     /// Where segmentation masks are written [default: <output stem>-masks next to --output, else
     /// ./scancer-masks]
     #[arg(long, value_name = "DIR")]
-    pub mask_dir: Option<PathBuf>,
+    pub(crate) mask_dir: Option<PathBuf>,
 
     /// No progress bar and no summary on standard error
     #[arg(short, long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Cut images larger than the model's input into windows (whole slides), as a handler
     /// configuration with `patch = true` does; each slide gets one record (its most suspicious
     /// window, plus a summary)
     #[arg(help_heading = "Whole slides", long)]
-    pub tile: bool,
+    pub(crate) tile: bool,
 
     /// Pixels between windows of a slide [default: the window size]
     #[arg(help_heading = "Whole slides", long, value_name = "PIXELS")]
-    pub stride: Option<usize>,
+    pub(crate) stride: Option<usize>,
 
     /// Mean saturation (HSV, of a 1/16 downsample) above which a window is tissue and runs
     #[arg(
@@ -310,11 +310,11 @@ pub struct PredictArgs {
         default_value_t = 0.075,
         value_name = "S"
     )]
-    pub tissue_threshold: f64,
+    pub(crate) tissue_threshold: f64,
 
     /// Run every window of a slide, background included (the result still counts only tissue)
     #[arg(help_heading = "Whole slides", long)]
-    pub all_tiles: bool,
+    pub(crate) all_tiles: bool,
 
     /// Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of
     /// a 40x scan); needs the `openslide` feature
@@ -324,18 +324,18 @@ pub struct PredictArgs {
         default_value_t = 0,
         value_name = "N"
     )]
-    pub level: u32,
+    pub(crate) level: u32,
 
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
     /// probability, label; windows that were not run have no probability): JSON Lines for a .jsonl
     /// file, else CSV
     #[arg(help_heading = "Whole slides", long, value_name = "FILE")]
-    pub tiles: Option<PathBuf>,
+    pub(crate) tiles: Option<PathBuf>,
 
     /// Write each slide's heatmap as a PNG (tissue in matplotlib's plasma colours, not-tissue grey,
     /// a colour bar): FILE.png for one input, else DIR/<the input's path>.heatmap.png
     #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
-    pub heatmap: Option<PathBuf>,
+    pub(crate) heatmap: Option<PathBuf>,
 
     /// Largest side of a heatmap in pixels (16 to 16384)
     #[arg(
@@ -345,7 +345,7 @@ pub struct PredictArgs {
         value_parser = clap::value_parser!(u32).range(16..=16384),
         value_name = "PIXELS"
     )]
-    pub heatmap_size: u32,
+    pub(crate) heatmap_size: u32,
 
     /// Gaussian smoothing of the heatmap, sigma in slide pixels
     #[arg(
@@ -354,60 +354,60 @@ pub struct PredictArgs {
         default_value_t = 0.0,
         value_name = "SIGMA"
     )]
-    pub smooth: f32,
+    pub(crate) smooth: f32,
 
     /// Blend the heatmap over a downscaled copy of the slide
     #[arg(help_heading = "Whole slides", long)]
-    pub overlay: bool,
+    pub(crate) overlay: bool,
 
     /// Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to
     /// URL/predictions/MODEL, where --model is the model's name [default URL: SCANCER_API_URL, else
     /// the profile's api_url]. --config gives the labels where the server does not
     #[arg(help_heading = "Remote", long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
-    pub remote: Option<String>,
+    pub(crate) remote: Option<String>,
 
     /// Requests in flight with --remote
     #[arg(help_heading = "Remote", short, long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
-    pub jobs: u32,
+    pub(crate) jobs: u32,
 
     /// With --remote, tries again this many times (waiting 0.2 s, then twice as long each time) when
     /// the server answers 503 or cannot be reached
     #[arg(help_heading = "Remote", long, default_value_t = 3, value_name = "N")]
-    pub retries: u32,
+    pub(crate) retries: u32,
 
     #[command(flatten, next_help_heading = "Remote")]
-    pub remote_args: RemoteArgs,
+    pub(crate) remote_args: RemoteArgs,
 }
 
 /// How the model runs: shared by every command that runs one, so their results agree.
 #[derive(Debug, Args)]
-pub struct EngineArgs {
+pub(crate) struct EngineArgs {
     /// Images per forward pass (serve: the most requests batched together). Every pass has this
     /// shape (a partial batch is padded), so a result is bit-identical whatever the image's
     /// neighbours; other batch sizes may differ in the last digits
     #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
-    pub batch_size: u32,
+    pub(crate) batch_size: u32,
 
     /// libtorch threads [default: one per physical core]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
-    pub threads: Option<u32>,
+    pub(crate) threads: Option<u32>,
 
     /// Where the model runs
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
-    pub device: DeviceChoice,
+    pub(crate) device: DeviceChoice,
 
     /// Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for
     /// inference (several times faster on CPU; results agree within a few 1e-6)
     #[arg(long)]
-    pub no_optimize: bool,
+    pub(crate) no_optimize: bool,
 
     /// Refuse images with more pixels than this (decompression-bomb guard)
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
-    pub max_image_pixels: u64,
+    pub(crate) max_image_pixels: u64,
 }
 
 impl EngineArgs {
-    pub fn options(&self) -> EngineOptions {
+    pub(crate) fn options(&self) -> EngineOptions {
         EngineOptions {
             device: self.device,
             threads: self.threads.map(|n| n as usize),
@@ -419,55 +419,55 @@ impl EngineArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Models to serve: TorchServe archives (.mar, .tar.gz, folders) or TorchScript files with their
     /// .toml beside them; NAME=MODEL serves one under another name
     #[arg(required = true, value_name = "[NAME=]MODEL")]
-    pub models: Vec<ModelSpec>,
+    pub(crate) models: Vec<ModelSpec>,
 
     /// Address to listen on; anything but loopback should come with --auth-file or --token-file
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
-    pub host: IpAddr,
+    pub(crate) host: IpAddr,
 
     /// Port to listen on (0: any free port, printed at start-up)
     #[arg(short, long, default_value_t = 8080)]
-    pub port: u16,
+    pub(crate) port: u16,
 
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub(crate) engine: EngineArgs,
 
     /// Milliseconds to wait for more requests to fill a batch once one is queued (stops early when
     /// no other request is on its way)
     #[arg(long, default_value_t = 5, value_name = "MS")]
-    pub max_batch_delay: u64,
+    pub(crate) max_batch_delay: u64,
 
     /// Requests that may wait for the model; more are answered 503
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-    pub job_queue_size: u32,
+    pub(crate) job_queue_size: u32,
 
     /// Largest request body in bytes; larger ones are answered 413 (TorchServe's max_request_size)
     #[arg(long, default_value_t = 6_553_500, value_name = "BYTES")]
-    pub max_request_size: usize,
+    pub(crate) max_request_size: usize,
 
     /// Seconds a client may take to send a request once started, or to read its answer (408 after)
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
-    pub client_timeout: u64,
+    pub(crate) client_timeout: u64,
 
     /// Seconds an idle keep-alive connection stays open
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
-    pub keep_alive_timeout: u64,
+    pub(crate) keep_alive_timeout: u64,
 
     /// Open connections at most; more are answered 503 and closed
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
 
     /// HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)
     #[arg(long, value_name = "FILE")]
-    pub auth_file: Option<PathBuf>,
+    pub(crate) auth_file: Option<PathBuf>,
 
     /// Bearer tokens, one per line, or TorchServe's key_file.json (also: SCANCER_TOKEN)
     #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
 
     /// Endpoints that need no credentials when authentication is on
     #[arg(
@@ -477,11 +477,11 @@ pub struct ServeArgs {
         default_value = "health",
         value_name = "LIST"
     )]
-    pub open: Vec<OpenEndpoint>,
+    pub(crate) open: Vec<OpenEndpoint>,
 
     /// No access log on standard error
     #[arg(short, long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -498,99 +498,99 @@ pub struct ServeArgs {
         --serialized-file pcam-classification.pt --config pcam.toml\n  \
         scancer archive inspect pcam-classification.mar --verify"
 )]
-pub struct ArchiveArgs {
+pub(crate) struct ArchiveArgs {
     #[command(subcommand)]
-    pub command: Option<ArchiveCommand>,
+    pub(crate) command: Option<ArchiveCommand>,
 
     /// Model name (^[A-Za-z0-9][A-Za-z0-9_\-.]*$); the archive is <export path>/<name>.mar
     #[arg(long, required = true)]
-    pub model_name: Option<String>,
+    pub(crate) model_name: Option<String>,
 
     /// Model version
     #[arg(short = 'v', long, required = true)]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 
     /// The TorchScript model (.pt)
     #[arg(long, value_name = "FILE")]
-    pub serialized_file: Option<PathBuf>,
+    pub(crate) serialized_file: Option<PathBuf>,
 
     /// TorchServe handler: a built-in name (image_classifier, ...) or a Python file [default with
     /// --config: a generated handler that applies the configuration]
     #[arg(long)]
-    pub handler: Option<String>,
+    pub(crate) handler: Option<String>,
 
     /// scancer handler configuration (TOML), carried in the archive as scancer-handler.toml
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Python model file (eager-mode models; scancer itself runs TorchScript only)
     #[arg(long, value_name = "FILE")]
-    pub model_file: Option<PathBuf>,
+    pub(crate) model_file: Option<PathBuf>,
 
     /// Comma-separated files, folders (their contents go to the archive root) and glob patterns
     #[arg(long, value_name = "LIST")]
-    pub extra_files: Option<String>,
+    pub(crate) extra_files: Option<String>,
 
     /// Runtime named in the manifest
     #[arg(long, default_value = "python", value_parser = ["python", "python3", "LSP"])]
-    pub runtime: String,
+    pub(crate) runtime: String,
 
     /// Folder to write the archive into
     #[arg(long, default_value = ".", value_name = "DIR")]
-    pub export_path: PathBuf,
+    pub(crate) export_path: PathBuf,
 
     /// default: a deflated .mar (models stored); zip-store: nothing compressed; tgz: <name>.tar.gz;
     /// no-archive: a folder <name>/
     #[arg(long, default_value = "default", value_parser = ["default", "zip-store", "tgz", "no-archive"])]
-    pub archive_format: String,
+    pub(crate) archive_format: String,
 
     /// Overwrite an existing archive
     #[arg(short, long)]
-    pub force: bool,
+    pub(crate) force: bool,
 
     /// Python requirements file for TorchServe
     #[arg(short = 'r', long, value_name = "FILE")]
-    pub requirements_file: Option<PathBuf>,
+    pub(crate) requirements_file: Option<PathBuf>,
 
     /// TorchServe model configuration (YAML: minWorkers, batchSize, ...)
     #[arg(short = 'c', long, value_name = "FILE")]
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 
     /// Fixed timestamps (SOURCE_DATE_EPOCH, else 1980-01-01) so that the same inputs give the same
     /// bytes, for CI artefacts
     #[arg(long)]
-    pub reproducible: bool,
+    pub(crate) reproducible: bool,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ArchiveCommand {
+pub(crate) enum ArchiveCommand {
     /// Print an archive's manifest, files and handler configuration
     Inspect(InspectArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// The archive (.mar, .tar.gz or folder)
     #[arg(value_name = "ARCHIVE")]
-    pub archive: PathBuf,
+    pub(crate) archive: PathBuf,
 
     /// Also load the model and run one forward pass on an input of the configured shape
     #[arg(long)]
-    pub verify: bool,
+    pub(crate) verify: bool,
 }
 
 /// Where a remote server is and how to authenticate, as the command line gives them.
 #[derive(Debug, Clone, Default, Args)]
-pub struct RemoteArgs {
+pub(crate) struct RemoteArgs {
     /// A profile of the configuration file ($XDG_CONFIG_HOME/scancer/config.toml, else
     /// ~/.config/scancer/config.toml) [env: SCANCER_PROFILE]
     #[arg(long, value_name = "NAME", global = true)]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
 
     /// HTTP Basic credentials: NAME prompts for the password without echo, or NAME:PASSWORD
     /// [env: SCANCER_USER, SCANCER_PASSWORD]
     #[arg(short = 'u', long, value_name = "NAME[:PASSWORD]", global = true)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
 
     /// Bearer token [env: SCANCER_TOKEN]
     #[arg(
@@ -599,13 +599,13 @@ pub struct RemoteArgs {
         global = true,
         conflicts_with = "token_file"
     )]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
 
     /// A file with the Bearer token, or TorchServe's key_file.json
     #[arg(long, value_name = "FILE", global = true)]
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
 
     /// Seconds to wait for each answer
     #[arg(long, default_value_t = 60, value_name = "SECS", global = true)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
 }

@@ -21,7 +21,7 @@ const GENERATED_HANDLER_SOURCE: &str = include_str!("../mar/scancer_handler.py")
 /// The configuration as JSON, for the generated handler (Python before 3.11 reads no TOML).
 const ARCHIVED_CONFIG_JSON: &str = "scancer-handler.json";
 
-pub fn run(args: ArchiveArgs) -> Result<Exit> {
+pub(crate) fn run(args: ArchiveArgs) -> Result<Exit> {
     match args.command {
         Some(ArchiveCommand::Inspect(inspect_args)) => inspect(&inspect_args),
         None => create(args),

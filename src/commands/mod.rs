@@ -46,7 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
 }
 
 /// Colour for a stream: `auto` colours a terminal unless NO_COLOR is set to anything non-empty.
-pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+pub(crate) fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -59,7 +59,7 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
 /// Writes command output (not records: those have their writers) to standard output, the one
 /// place it is written. A closed standard output (`| head -1`) ends the command quietly with exit
 /// 0, as ripgrep does; any other write error is fatal.
-pub fn print(text: std::fmt::Arguments) {
+pub(crate) fn print(text: std::fmt::Arguments) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
@@ -85,11 +85,11 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::commands::print(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-pub fn stderr_is_terminal() -> bool {
+pub(crate) fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-pub mod archive;
-pub mod predict;
-pub mod serve;
-pub mod store;
+pub(crate) mod archive;
+pub(crate) mod predict;
+pub(crate) mod serve;
+pub(crate) mod store;

@@ -39,7 +39,7 @@ type Producer<'a> = Box<dyn FnOnce(&mut Emit) -> Result<io::Result<()>> + 'a>;
 /// Takes one input's outcome, and its slide summary when it was tiled.
 type Emit<'e> = dyn FnMut(usize, Outcome, Option<Summary>) -> io::Result<()> + 'e;
 
-pub fn run(args: PredictArgs, color: ColorChoice) -> Result<Exit> {
+pub(crate) fn run(args: PredictArgs, color: ColorChoice) -> Result<Exit> {
     let started = Instant::now();
     let discovered = discover(&args.inputs);
     let found_any = !discovered.items.is_empty();

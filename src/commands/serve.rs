@@ -9,7 +9,7 @@ use anyhow::Result;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub fn run(args: ServeArgs) -> Result<Exit> {
+pub(crate) fn run(args: ServeArgs) -> Result<Exit> {
     let auth = Auth::load(
         args.auth_file.as_deref(),
         args.token_file.as_deref(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-pub fn run(args: StoreArgs) -> Result<Exit> {
+pub(crate) fn run(args: StoreArgs) -> Result<Exit> {
     let store = Store::new(cli::client(
         &args.remote,
         args.url.clone(),
@@ -134,7 +134,7 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
 }
 
 /// `Model "pcam" Version: 1.0 registered with 1 initial workers` -> `pcam`.
-pub fn registered_name(answer: &Value) -> Option<String> {
+pub(crate) fn registered_name(answer: &Value) -> Option<String> {
     let status = answer["status"].as_str()?;
     let start = status.find("Model \"")? + 7;
     let end = status[start..].find('"')? + start;
@@ -235,7 +235,7 @@ fn table(indent: &str, header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// `store describe` without `--json`: each version's settings and a table of its workers, from
 /// whatever JSON the server sent (missing fields show as `-`).
-pub fn descriptions(described: &Value) -> String {
+pub(crate) fn descriptions(described: &Value) -> String {
     let mut out = String::new();
     let versions = described.as_array().cloned().unwrap_or_default();
     for (k, m) in versions.iter().enumerate() {

@@ -19,7 +19,7 @@
 //! # top_k = 5                   # multiclass
 //! ```
 
-pub use crate::records::OutputKind;
+pub(crate) use crate::records::OutputKind;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -28,42 +28,42 @@ const MAX_INPUT_SIDE: u32 = 16_384;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct HandlerConfig {
-    pub input: InputConfig,
-    pub output: OutputConfig,
+pub(crate) struct HandlerConfig {
+    pub(crate) input: InputConfig,
+    pub(crate) output: OutputConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct InputConfig {
-    pub height: u32,
-    pub width: u32,
+pub(crate) struct InputConfig {
+    pub(crate) height: u32,
+    pub(crate) width: u32,
     #[serde(default)]
-    pub color: Color,
+    pub(crate) color: Color,
     /// Per-channel mean and std of `Normalize`; default: no normalisation (0 and 1).
-    pub mean: Option<Vec<f32>>,
-    pub std: Option<Vec<f32>>,
+    pub(crate) mean: Option<Vec<f32>>,
+    pub(crate) std: Option<Vec<f32>>,
     #[serde(default)]
-    pub resize: ResizePolicy,
+    pub(crate) resize: ResizePolicy,
     /// With `resize = "shorter-side-crop"`: the shorter side after resizing (torchvision's
     /// `Resize(n)`); default: the larger of height and width.
-    pub resize_shorter_side: Option<u32>,
+    pub(crate) resize_shorter_side: Option<u32>,
     /// A patch model: `scancer predict` cuts images larger than the input into windows (a whole
     /// slide) instead of refusing or resizing them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub patch: bool,
+    pub(crate) patch: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Color {
+pub(crate) enum Color {
     #[default]
     Rgb,
     Grayscale,
 }
 
 impl Color {
-    pub fn channels(self) -> usize {
+    pub(crate) fn channels(self) -> usize {
         match self {
             Color::Rgb => 3,
             Color::Grayscale => 1,
@@ -74,7 +74,7 @@ impl Color {
 /// What to do with an image whose size differs from the model input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ResizePolicy {
+pub(crate) enum ResizePolicy {
     /// An error record for that image.
     #[default]
     Reject,
@@ -86,22 +86,22 @@ pub enum ResizePolicy {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputConfig {
-    pub kind: OutputKind,
+pub(crate) struct OutputConfig {
+    pub(crate) kind: OutputKind,
     /// Probability above which a binary output is class 1.
-    pub threshold: Option<f32>,
-    pub labels: Option<Vec<String>>,
+    pub(crate) threshold: Option<f32>,
+    pub(crate) labels: Option<Vec<String>>,
     /// Multiclass: how many classes to report, most probable first (TorchServe reports 5).
-    pub top_k: Option<usize>,
+    pub(crate) top_k: Option<usize>,
 }
 
 /// A configuration that could not be read or does not make sense; the message is one line.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(String);
+pub(crate) struct ConfigError(String);
 
 impl HandlerConfig {
-    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn from_path(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!(
                 "{}: cannot read handler configuration: {e}",
@@ -111,36 +111,36 @@ impl HandlerConfig {
         Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let config: HandlerConfig =
             toml::from_str(text).map_err(|e| ConfigError(toml_error(text, &e)))?;
         config.validate()?;
         Ok(config)
     }
 
-    pub fn threshold(&self) -> f32 {
+    pub(crate) fn threshold(&self) -> f32 {
         self.output.threshold.unwrap_or(0.5)
     }
 
-    pub fn top_k(&self) -> usize {
+    pub(crate) fn top_k(&self) -> usize {
         self.output.top_k.unwrap_or(5)
     }
 
-    pub fn mean(&self) -> Vec<f32> {
+    pub(crate) fn mean(&self) -> Vec<f32> {
         self.input
             .mean
             .clone()
             .unwrap_or_else(|| vec![0.0; self.input.color.channels()])
     }
 
-    pub fn std(&self) -> Vec<f32> {
+    pub(crate) fn std(&self) -> Vec<f32> {
         self.input
             .std
             .clone()
             .unwrap_or_else(|| vec![1.0; self.input.color.channels()])
     }
 
-    pub fn resize_shorter_side(&self) -> u32 {
+    pub(crate) fn resize_shorter_side(&self) -> u32 {
         self.input
             .resize_shorter_side
             .unwrap_or(self.input.height.max(self.input.width))

@@ -3,13 +3,13 @@
 //! differ between them. Only model commands load it: libtorch itself is opened at run time, the first
 //! time a model is loaded (`torch`).
 
-pub mod decode;
-pub mod handler_config;
-pub mod model;
-pub mod model_source;
-pub mod postprocess;
-pub mod preprocess;
-pub mod resample;
+pub(crate) mod decode;
+pub(crate) mod handler_config;
+pub(crate) mod model;
+pub(crate) mod model_source;
+pub(crate) mod postprocess;
+pub(crate) mod preprocess;
+pub(crate) mod resample;
 mod torch;
 
 use crate::records::Prediction;
@@ -21,21 +21,21 @@ use postprocess::Postprocessor;
 use preprocess::{Prepared, Preprocessor};
 
 #[derive(Debug, Clone)]
-pub struct EngineOptions {
-    pub device: DeviceChoice,
+pub(crate) struct EngineOptions {
+    pub(crate) device: DeviceChoice,
     /// libtorch intra-op threads; `None` = physical cores.
-    pub threads: Option<usize>,
-    pub max_pixels: u64,
+    pub(crate) threads: Option<usize>,
+    pub(crate) max_pixels: u64,
     /// Images per forward pass. Every forward runs at exactly this batch shape (a partial batch is
     /// padded with zeros), because libtorch picks kernels by shape: at a fixed shape an image's result
     /// is bit-identical whatever its position, its neighbours or the thread count, so one patch
     /// predicted alone answers exactly as in a directory scan, in `serve`, or in a slide.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Freeze and optimise the TorchScript graph for inference (see `Model::load`).
-    pub optimize: bool,
+    pub(crate) optimize: bool,
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     model: Model,
     pre: Preprocessor,
     post: Postprocessor,
@@ -48,7 +48,7 @@ impl Engine {
     /// Loads the model and checks it against the configuration with one forward on a zero input, so
     /// that a mismatch is one clear error before any image is read (and the first real batch does not
     /// pay libtorch's warm-up).
-    pub fn load(source: &ModelSource, options: &EngineOptions) -> Result<Engine> {
+    pub(crate) fn load(source: &ModelSource, options: &EngineOptions) -> Result<Engine> {
         let config = source.config.clone();
         set_threads(options.threads).map_err(ModelError::from)?;
         if options.optimize {
@@ -93,7 +93,7 @@ impl Engine {
     }
 
     /// What records of this model hold: its output kind and class labels.
-    pub fn schema(&self) -> crate::records::Schema {
+    pub(crate) fn schema(&self) -> crate::records::Schema {
         crate::records::Schema {
             kind: self.config.output.kind,
             classes: self.class_labels(),
@@ -101,29 +101,31 @@ impl Engine {
     }
 
     /// Labels of every class the model answers with, in class order (empty for raw outputs).
-    pub fn class_labels(&self) -> Vec<String> {
+    pub(crate) fn class_labels(&self) -> Vec<String> {
         (0..self.classes).map(|k| self.post.label(k)).collect()
     }
 
-    pub fn config(&self) -> &HandlerConfig {
+    pub(crate) fn config(&self) -> &HandlerConfig {
         &self.config
     }
 
-    pub fn preprocessor(&self) -> &Preprocessor {
+    pub(crate) fn preprocessor(&self) -> &Preprocessor {
         &self.pre
     }
 
-    pub fn postprocessor(&self) -> &Postprocessor {
+    pub(crate) fn postprocessor(&self) -> &Postprocessor {
         &self.post
     }
 
     /// Whether the model runs on a CUDA device.
-    pub fn on_cuda(&self) -> bool {
+    pub(crate) fn on_cuda(&self) -> bool {
         self.model.on_cuda()
     }
 
     /// One forward pass on a zero input: the input and output shapes and the time it took.
-    pub fn probe(&self) -> Result<(Vec<usize>, Vec<usize>, std::time::Duration), ModelError> {
+    pub(crate) fn probe(
+        &self,
+    ) -> Result<(Vec<usize>, Vec<usize>, std::time::Duration), ModelError> {
         let [c, h, w] = self.pre.input_shape();
         let shape = [self.batch_size, c, h, w];
         let zeros = vec![0f32; shape.iter().product()];
@@ -132,7 +134,7 @@ impl Engine {
         Ok((shape.to_vec(), out_shape, started.elapsed()))
     }
 
-    pub fn batch_size(&self) -> usize {
+    pub(crate) fn batch_size(&self) -> usize {
         self.batch_size
     }
 
@@ -142,7 +144,7 @@ impl Engine {
     /// the same shape, so the images that pass alone get exactly the answer a normal run gives; an
     /// image that fails alone gets its error. (A slide needs every tissue window, so there an
     /// image's error is the slide's.)
-    pub fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
+    pub(crate) fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
         answer_each(images, self.batch_size, |batch| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.infer(batch)))
                 .unwrap_or_else(|_| {

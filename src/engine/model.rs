@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceChoice {
+pub(crate) enum DeviceChoice {
     Cpu,
     Cuda,
     /// CUDA when a GPU is visible, else CPU.
@@ -14,7 +14,7 @@ pub enum DeviceChoice {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ModelError {
+pub(crate) enum ModelError {
     #[error("{path}: cannot load TorchScript model: {detail}")]
     Load { path: String, detail: String },
     #[error("CUDA was requested but is not available (no GPU is visible, or this libtorch was built without CUDA)")]
@@ -27,7 +27,7 @@ pub enum ModelError {
     Unavailable(#[from] Unavailable),
 }
 
-pub struct Model {
+pub(crate) struct Model {
     module: Module,
     on_cuda: bool,
     /// Why `optimize` was asked for but not done (the plain module runs instead).
@@ -39,7 +39,7 @@ impl Model {
     /// (batch-norm folded into convolutions, oneDNN prepacked weights): several times faster on
     /// CPU, with results within a few 1e-6 of the plain module (see BENCHMARKS.md).
     /// `name` is how messages name the model (an archive member is loaded from a temporary file).
-    pub fn load(
+    pub(crate) fn load(
         path: &Path,
         name: &str,
         device: DeviceChoice,
@@ -67,17 +67,17 @@ impl Model {
     }
 
     /// Whether the model runs on a CUDA device.
-    pub fn on_cuda(&self) -> bool {
+    pub(crate) fn on_cuda(&self) -> bool {
         self.on_cuda
     }
 
-    pub fn optimize_error(&self) -> Option<&str> {
+    pub(crate) fn optimize_error(&self) -> Option<&str> {
         self.optimize_error.as_deref()
     }
 
     /// Runs one batch `[N, C, H, W]` of `f32` (CHW per image, concatenated); the output is float32
     /// on the CPU.
-    pub fn forward(&self, batch: &[f32], shape: [usize; 4]) -> Result<Tensor, ModelError> {
+    pub(crate) fn forward(&self, batch: &[f32], shape: [usize; 4]) -> Result<Tensor, ModelError> {
         self.module
             .forward(batch, &shape)
             .map_err(ModelError::Forward)
@@ -85,13 +85,13 @@ impl Model {
 }
 
 /// Sets libtorch's intra-op thread count; `None` keeps one thread per physical core.
-pub fn set_threads(threads: Option<usize>) -> Result<(), Unavailable> {
+pub(crate) fn set_threads(threads: Option<usize>) -> Result<(), Unavailable> {
     torch()?.set_threads(threads.unwrap_or_else(physical_cores));
     Ok(())
 }
 
 /// Physical cores available to this process (PyTorch's default), bounded by the CPU quota.
-pub fn physical_cores() -> usize {
+pub(crate) fn physical_cores() -> usize {
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let physical = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

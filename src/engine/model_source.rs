@@ -11,23 +11,23 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// The name of scancer's handler configuration inside an archive.
-pub const ARCHIVED_CONFIG: &str = "scancer-handler.toml";
+pub(crate) const ARCHIVED_CONFIG: &str = "scancer-handler.toml";
 
 /// A model file ready to load, and its configuration.
-pub struct ModelSource {
+pub(crate) struct ModelSource {
     /// The file to load (inside a temporary file for archives).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// How to name the model in messages.
-    pub name: String,
-    pub config: HandlerConfig,
+    pub(crate) name: String,
+    pub(crate) config: HandlerConfig,
     /// The archive's manifest (None for a bare TorchScript file).
-    pub manifest: Option<Manifest>,
+    pub(crate) manifest: Option<Manifest>,
     /// Keeps an unpacked archive member alive until the model is loaded.
     _unpacked: Option<Unpacked>,
 }
 
 impl ModelSource {
-    pub fn open(model: &Path, explicit_config: Option<&Path>) -> Result<ModelSource> {
+    pub(crate) fn open(model: &Path, explicit_config: Option<&Path>) -> Result<ModelSource> {
         if is_archive(model) {
             return from_archive(model, explicit_config);
         }

@@ -10,7 +10,7 @@ use crate::records::{
 };
 
 #[derive(Debug, Clone)]
-pub struct Postprocessor {
+pub(crate) struct Postprocessor {
     kind: OutputKind,
     threshold: f32,
     top_k: usize,
@@ -18,7 +18,7 @@ pub struct Postprocessor {
 }
 
 impl Postprocessor {
-    pub fn new(config: &HandlerConfig) -> Self {
+    pub(crate) fn new(config: &HandlerConfig) -> Self {
         Postprocessor {
             kind: config.output.kind,
             threshold: config.threshold(),
@@ -27,12 +27,8 @@ impl Postprocessor {
         }
     }
 
-    pub fn kind(&self) -> OutputKind {
-        self.kind
-    }
-
     /// The label of class `class`: its name, or the index itself as TorchServe prints it.
-    pub fn label(&self, class: usize) -> String {
+    pub(crate) fn label(&self, class: usize) -> String {
         match &self.labels {
             Some(labels) if class < labels.len() => labels[class].clone(),
             _ => class.to_string(),
@@ -41,7 +37,7 @@ impl Postprocessor {
 
     /// Checks that an output of `shape` fits the configured kind for a batch of `n`; the message
     /// names the shape and what was expected.
-    pub fn check_shape(&self, shape: &[usize], n: usize) -> Result<(), String> {
+    pub(crate) fn check_shape(&self, shape: &[usize], n: usize) -> Result<(), String> {
         let shown = format!("{shape:?}").replace(']', "").replace('[', "");
         let labels = self.labels.as_ref().map(Vec::len);
         let fail = |expect: &str| {
@@ -81,7 +77,11 @@ impl Postprocessor {
     }
 
     /// Turns the raw output of a batch of `n` images into `n` predictions.
-    pub fn predictions(&self, output: &Tensor, n: usize) -> Result<Vec<Prediction>, ModelError> {
+    pub(crate) fn predictions(
+        &self,
+        output: &Tensor,
+        n: usize,
+    ) -> Result<Vec<Prediction>, ModelError> {
         let shape = output.dims();
         self.check_shape(&shape, n)
             .map_err(ModelError::OutputShape)?;
@@ -130,7 +130,7 @@ impl Postprocessor {
         })
     }
 
-    pub fn binary(&self, p: f32) -> ClassPrediction {
+    pub(crate) fn binary(&self, p: f32) -> ClassPrediction {
         let class = usize::from(p > self.threshold);
         ClassPrediction {
             class,
@@ -141,7 +141,7 @@ impl Postprocessor {
         }
     }
 
-    pub fn multiclass(&self, p: &[f32]) -> ClassPrediction {
+    pub(crate) fn multiclass(&self, p: &[f32]) -> ClassPrediction {
         let mut ranked: Vec<usize> = (0..p.len()).collect();
         // Stable: equal probabilities keep class order, like torch.topk on CPU.
         ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));

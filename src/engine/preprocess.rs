@@ -14,21 +14,21 @@ use std::io::{BufRead, Cursor, Seek};
 
 /// One preprocessed image: `channels * height * width` floats in CHW order.
 #[derive(Debug, Clone)]
-pub struct Prepared {
-    pub data: Vec<f32>,
+pub(crate) struct Prepared {
+    pub(crate) data: Vec<f32>,
 }
 
 /// An 8-bit interleaved image with the model's channel count (3 = RGB, 1 = L).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pixels {
-    pub width: usize,
-    pub height: usize,
-    pub channels: usize,
-    pub data: Vec<u8>,
+pub(crate) struct Pixels {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) channels: usize,
+    pub(crate) data: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Preprocessor {
+pub(crate) struct Preprocessor {
     color: Color,
     height: usize,
     width: usize,
@@ -40,7 +40,7 @@ pub struct Preprocessor {
 }
 
 impl Preprocessor {
-    pub fn new(config: &HandlerConfig, max_pixels: u64) -> Self {
+    pub(crate) fn new(config: &HandlerConfig, max_pixels: u64) -> Self {
         Preprocessor {
             color: config.input.color,
             height: config.input.height as usize,
@@ -54,23 +54,26 @@ impl Preprocessor {
     }
 
     /// Model input shape without the batch dimension: [channels, height, width].
-    pub fn input_shape(&self) -> [usize; 3] {
+    pub(crate) fn input_shape(&self) -> [usize; 3] {
         [self.color.channels(), self.height, self.width]
     }
 
-    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, InputError> {
+    pub(crate) fn prepare(&self, bytes: &[u8]) -> Result<Prepared, InputError> {
         self.prepare_from(Cursor::new(bytes))
     }
 
     /// Like `prepare`, reading the encoded image from a file or stream without loading it whole.
-    pub fn prepare_from<R: BufRead + Seek>(&self, reader: R) -> Result<Prepared, InputError> {
+    pub(crate) fn prepare_from<R: BufRead + Seek>(
+        &self,
+        reader: R,
+    ) -> Result<Prepared, InputError> {
         let image = decode(reader, self.max_pixels)?;
         let pixels = self.fit(convert(image, self.color))?;
         Ok(self.normalize(&pixels))
     }
 
     /// Applies the resize policy: the result is exactly the model's height x width.
-    pub fn fit(&self, pixels: Pixels) -> Result<Pixels, InputError> {
+    pub(crate) fn fit(&self, pixels: Pixels) -> Result<Pixels, InputError> {
         let (w, h) = (pixels.width, pixels.height);
         if (w, h) == (self.width, self.height) {
             return Ok(pixels);
@@ -95,7 +98,7 @@ impl Preprocessor {
     }
 
     /// `ToTensor()` then `Normalize(mean, std)`, in float32 and in torchvision's order of operations.
-    pub fn normalize(&self, pixels: &Pixels) -> Prepared {
+    pub(crate) fn normalize(&self, pixels: &Pixels) -> Prepared {
         let plane = pixels.width * pixels.height;
         let mut data = vec![0f32; plane * pixels.channels];
         for c in 0..pixels.channels {
@@ -114,7 +117,7 @@ impl Preprocessor {
 
 /// Converts to 8-bit RGB or L the way Pillow's `convert("RGB")` / `convert("L")` does, except that
 /// 16-bit samples are scaled to 8 bits (Pillow clips them, turning most 16-bit images white).
-pub fn convert(image: DynamicImage, color: Color) -> Pixels {
+pub(crate) fn convert(image: DynamicImage, color: Color) -> Pixels {
     let (width, height) = (image.width() as usize, image.height() as usize);
     let data = match (color, &image) {
         (Color::Grayscale, DynamicImage::ImageLuma8(_)) => image.into_luma8().into_raw(),
@@ -181,7 +184,7 @@ fn resize(p: &Pixels, width: usize, height: usize) -> Pixels {
 }
 
 /// torchvision `Resize(n)`: the shorter side becomes n, the longer `int(n * long / short)`.
-pub fn shorter_side_size(w: usize, h: usize, n: usize) -> (usize, usize) {
+pub(crate) fn shorter_side_size(w: usize, h: usize, n: usize) -> (usize, usize) {
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
     let new_long = ((n * long) as f64 / short as f64) as usize;
     if w <= h {
@@ -193,7 +196,7 @@ pub fn shorter_side_size(w: usize, h: usize, n: usize) -> (usize, usize) {
 
 /// torchvision `CenterCrop((height, width))`: zero padding where the crop is larger, then a crop whose
 /// offsets Python rounds half to even.
-pub fn center_crop(p: &Pixels, width: usize, height: usize) -> Pixels {
+pub(crate) fn center_crop(p: &Pixels, width: usize, height: usize) -> Pixels {
     let (pad_left, pad_top) = (
         width.saturating_sub(p.width) / 2,
         height.saturating_sub(p.height) / 2,

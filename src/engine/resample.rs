@@ -75,7 +75,7 @@ fn clip8(acc: i64) -> u8 {
 }
 
 /// Resizes an interleaved 8-bit image of `channels` channels from `w` x `h` to `out_w` x `out_h`.
-pub fn resize_bilinear(
+pub(crate) fn resize_bilinear(
     src: &[u8],
     w: usize,
     h: usize,

@@ -13,7 +13,7 @@ pub(crate) const ENGINE_VAR: &str = "SCANCER_TORCH";
 /// The engine could not be opened; the message says where it looked and what failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
-pub struct Unavailable(String);
+pub(crate) struct Unavailable(String);
 
 pub(crate) struct Torch {
     api: &'static Api,
@@ -284,7 +284,7 @@ pub(crate) enum Op {
 }
 
 /// A tensor owned by the engine.
-pub struct Tensor {
+pub(crate) struct Tensor {
     handle: *mut c_void,
     api: &'static Api,
 }
@@ -307,7 +307,7 @@ impl Tensor {
         Ok(Tensor { handle, api })
     }
 
-    pub fn dims(&self) -> Vec<usize> {
+    pub(crate) fn dims(&self) -> Vec<usize> {
         let mut dims = [0i64; 8];
         // SAFETY: `dims` holds 8 values; the engine writes at most that many.
         let n = unsafe { (self.api.tensor_dims)(self.handle, dims.as_mut_ptr(), dims.len()) };
@@ -334,7 +334,7 @@ impl Tensor {
     }
 
     /// The values, contiguous, as `f32` in host memory.
-    pub fn to_vec(&self) -> Result<Vec<f32>, String> {
+    pub(crate) fn to_vec(&self) -> Result<Vec<f32>, String> {
         let len = self.dims().iter().product();
         let mut values = vec![0f32; len];
         let mut error = std::ptr::null_mut();

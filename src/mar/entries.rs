@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Handlers TorchServe ships; an archive names them and carries no file for them.
-pub const BUILT_IN_HANDLERS: &[&str] = &[
+pub(crate) const BUILT_IN_HANDLERS: &[&str] = &[
     "base_handler",
     "text_classifier",
     "image_classifier",
@@ -22,13 +22,13 @@ const UNWANTED_DIRS: &[&str] = &["__MACOSX", "__pycache__"];
 
 /// A file to archive: its name inside the archive (`/`-separated, relative) and where it is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub name: String,
-    pub source: PathBuf,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) source: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EntryError {
+pub(crate) enum EntryError {
     #[error("{0}: no such file")]
     Missing(String),
     #[error("{0}: not a file or folder")]
@@ -48,7 +48,7 @@ pub enum EntryError {
 /// The archive's files, by name; a later file of the same name replaces an earlier one, as
 /// torch-model-archiver's copies into one folder do.
 #[derive(Debug, Default)]
-pub struct Entries {
+pub(crate) struct Entries {
     files: BTreeMap<String, (usize, PathBuf)>,
     /// Top-level folders added from extra-file folders, with the folder they came from.
     folders: BTreeMap<String, String>,
@@ -58,7 +58,7 @@ pub struct Entries {
 impl Entries {
     /// A named file (serialized file, model file, handler, requirements, config): stored under its
     /// base name.
-    pub fn add_file(&mut self, path: &Path) -> Result<(), EntryError> {
+    pub(crate) fn add_file(&mut self, path: &Path) -> Result<(), EntryError> {
         let shown = path.display().to_string();
         if !path.is_file() {
             return Err(if path.exists() {
@@ -77,7 +77,7 @@ impl Entries {
 
     /// The handler: built-in names add nothing; a module name without `.py` means `name.py` (and
     /// `module:function` means `module.py`).
-    pub fn add_handler(&mut self, handler: &str) -> Result<(), EntryError> {
+    pub(crate) fn add_handler(&mut self, handler: &str) -> Result<(), EntryError> {
         if BUILT_IN_HANDLERS.contains(&handler) {
             return Ok(());
         }
@@ -91,7 +91,7 @@ impl Entries {
 
     /// `--extra-files`: a comma-separated list of files, folders and glob patterns. A folder's
     /// contents go to the archive root (its own name is dropped); its sub-folders keep their trees.
-    pub fn add_extra_files(&mut self, list: &str) -> Result<(), EntryError> {
+    pub(crate) fn add_extra_files(&mut self, list: &str) -> Result<(), EntryError> {
         for item in list.split(',').filter(|s| !s.trim().is_empty()) {
             let pattern = item.trim();
             let wildcard = pattern.contains('*')
@@ -158,7 +158,7 @@ impl Entries {
     }
 
     /// The entries in the order they were first given (a replaced file keeps its new place).
-    pub fn into_vec(self) -> Vec<Entry> {
+    pub(crate) fn into_vec(self) -> Vec<Entry> {
         let mut entries: Vec<(usize, Entry)> = self
             .files
             .into_iter()

@@ -5,35 +5,35 @@
 use serde::{Deserialize, Serialize};
 
 /// The archiver version scancer writes into manifests: the format it reproduces.
-pub const ARCHIVER_VERSION: &str = "0.12.0";
+pub(crate) const ARCHIVER_VERSION: &str = "0.12.0";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// Local time of archiving, `%d/%m/%Y %H:%M:%S`.
-    pub created_on: String,
-    pub runtime: String,
-    pub model: ModelSection,
-    pub archiver_version: String,
+    pub(crate) created_on: String,
+    pub(crate) runtime: String,
+    pub(crate) model: ModelSection,
+    pub(crate) archiver_version: String,
 }
 
 /// The `model` object; optional keys appear only when set, in torch-model-archiver's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ModelSection {
-    pub model_name: String,
+pub(crate) struct ModelSection {
+    pub(crate) model_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serialized_file: Option<String>,
-    pub handler: String,
+    pub(crate) serialized_file: Option<String>,
+    pub(crate) handler: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_file: Option<String>,
+    pub(crate) model_file: Option<String>,
     /// TorchServe defaults a missing version to "1.0".
     #[serde(default = "default_version")]
-    pub model_version: String,
+    pub(crate) model_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requirements_file: Option<String>,
+    pub(crate) requirements_file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_file: Option<String>,
+    pub(crate) config_file: Option<String>,
 }
 
 fn default_version() -> String {
@@ -41,7 +41,7 @@ fn default_version() -> String {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ManifestError {
+pub(crate) enum ManifestError {
     #[error("MAR-INF/MANIFEST.json is not a valid manifest: {0}")]
     Malformed(String),
     #[error("model name {0:?} is not allowed: it must match ^[A-Za-z0-9][A-Za-z0-9_\\-.]*$ (as in torch-model-archiver)")]
@@ -50,12 +50,12 @@ pub enum ManifestError {
 
 impl Manifest {
     /// The manifest as torch-model-archiver 0.12 writes it.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let pretty = serde_json::to_string_pretty(self).expect("a manifest always serialises");
         ascii_only(&pretty)
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
         validate_model_name(&manifest.model.model_name)?;
@@ -64,7 +64,7 @@ impl Manifest {
 }
 
 /// torch-model-archiver's rule for model names: `^[A-Za-z0-9][A-Za-z0-9_\-.]*$`.
-pub fn validate_model_name(name: &str) -> Result<(), ManifestError> {
+pub(crate) fn validate_model_name(name: &str) -> Result<(), ManifestError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
@@ -92,7 +92,14 @@ fn ascii_only(json: &str) -> String {
 }
 
 /// `createdOn`: torch-model-archiver's `%d/%m/%Y %H:%M:%S`.
-pub fn created_on(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> String {
+pub(crate) fn created_on(
+    year: i32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+) -> String {
     format!("{day:02}/{month:02}/{year:04} {hour:02}:{minute:02}:{second:02}")
 }
 

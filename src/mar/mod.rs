@@ -3,7 +3,7 @@
 //! and (untrusting) reading. `scancer_handler.py` is the TorchServe handler that archives built from
 //! a scancer configuration carry.
 
-pub mod entries;
-pub mod manifest;
-pub mod read;
-pub mod write;
+pub(crate) mod entries;
+pub(crate) mod manifest;
+pub(crate) mod read;
+pub(crate) mod write;

@@ -16,9 +16,9 @@ use std::path::{Component, Path, PathBuf};
 /// Limits against decompression bombs: the total unpacked size, and (for zips, whose headers
 /// declare it) the expansion ratio of any one entry.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_total_bytes: u64,
-    pub max_ratio: u64,
+pub(crate) struct Limits {
+    pub(crate) max_total_bytes: u64,
+    pub(crate) max_ratio: u64,
 }
 
 /// Entries smaller than this are not held to the expansion ratio.
@@ -35,7 +35,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
+pub(crate) enum ArchiveError {
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("{path}: not a model archive: {detail}")]
@@ -63,7 +63,7 @@ pub enum ArchiveError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     Zip,
     Tgz,
     Folder,
@@ -71,12 +71,12 @@ pub enum Layout {
 
 /// An opened, checked archive: its manifest and the names and sizes of its files.
 #[derive(Debug)]
-pub struct Archive {
+pub(crate) struct Archive {
     path: PathBuf,
     layout: Layout,
-    pub manifest: Manifest,
+    pub(crate) manifest: Manifest,
     /// Name -> unpacked size.
-    pub files: BTreeMap<String, u64>,
+    pub(crate) files: BTreeMap<String, u64>,
     limits: Limits,
 }
 
@@ -106,7 +106,7 @@ fn safe_name(name: &str) -> Result<String, &'static str> {
 }
 
 impl Archive {
-    pub fn open(path: &Path, limits: Limits) -> Result<Archive, ArchiveError> {
+    pub(crate) fn open(path: &Path, limits: Limits) -> Result<Archive, ArchiveError> {
         let meta = std::fs::symlink_metadata(path).map_err(|source| ArchiveError::Io {
             path: shown(path),
             source,
@@ -177,23 +177,24 @@ impl Archive {
         Ok(archive)
     }
 
-    pub fn layout(&self) -> Layout {
+    #[cfg(test)]
+    pub(crate) fn layout(&self) -> Layout {
         self.layout
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Reads one member whole, refusing more than `max_bytes` (whatever its header says).
-    pub fn read(&self, name: &str, max_bytes: u64) -> Result<Vec<u8>, ArchiveError> {
+    pub(crate) fn read(&self, name: &str, max_bytes: u64) -> Result<Vec<u8>, ArchiveError> {
         let mut out = Vec::new();
         self.copy_to(name, &mut out, max_bytes)?;
         Ok(out)
     }
 
     /// Streams one member into `sink`, refusing more than `max_bytes`.
-    pub fn copy_to(
+    pub(crate) fn copy_to(
         &self,
         name: &str,
         sink: &mut dyn io::Write,
@@ -252,7 +253,7 @@ impl Archive {
 
     /// Unpacks one member into a file without a name (removed by the system when closed, or when
     /// the process dies).
-    pub fn extract_anonymous(&self, name: &str) -> Result<std::fs::File, ArchiveError> {
+    pub(crate) fn extract_anonymous(&self, name: &str) -> Result<std::fs::File, ArchiveError> {
         let mut file = tempfile::tempfile().map_err(|source| ArchiveError::Io {
             path: "temporary file".into(),
             source,
@@ -262,7 +263,8 @@ impl Archive {
     }
 
     /// Unpacks one member into a temporary file (removed when dropped), for loaders that need a path.
-    pub fn extract_temp(&self, name: &str) -> Result<tempfile::NamedTempFile, ArchiveError> {
+    #[cfg(any(test, not(target_os = "linux")))]
+    pub(crate) fn extract_temp(&self, name: &str) -> Result<tempfile::NamedTempFile, ArchiveError> {
         let suffix = Path::new(name)
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()))

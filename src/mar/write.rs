@@ -13,13 +13,13 @@ use std::path::Path;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-pub const MANIFEST_PATH: &str = "MAR-INF/MANIFEST.json";
+pub(crate) const MANIFEST_PATH: &str = "MAR-INF/MANIFEST.json";
 
 /// Bytes read per step while streaming a file into the archive.
 const CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     /// Deflate, except files that are zips already (a TorchScript `.pt` is one, of mostly
     /// incompressible tensors): those are stored. TorchServe reads both.
     Auto,
@@ -28,7 +28,7 @@ pub enum Compression {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     #[error("{0} already exists: pass -f/--force to overwrite it")]
     Exists(String),
     #[error("{path}: {source}")]
@@ -49,7 +49,7 @@ fn io_error(path: &Path) -> impl Fn(io::Error) -> WriteError + '_ {
 
 /// Writes `entries` and `manifest` as a zip archive at `target`. `modified` is every entry's
 /// timestamp (fixed for reproducible archives).
-pub fn write_zip(
+pub(crate) fn write_zip(
     entries: &[Entry],
     manifest: &Manifest,
     target: &Path,
@@ -112,7 +112,7 @@ pub fn write_zip(
 }
 
 /// Writes a `tgz` archive: `<name>/<member>` for every file, then `<name>/MAR-INF/MANIFEST.json`.
-pub fn write_tgz(
+pub(crate) fn write_tgz(
     entries: &[Entry],
     manifest: &Manifest,
     target: &Path,
@@ -157,7 +157,7 @@ pub fn write_tgz(
 }
 
 /// Writes the `no-archive` layout: the folder `target` with the files and `MAR-INF/MANIFEST.json`.
-pub fn write_folder(
+pub(crate) fn write_folder(
     entries: &[Entry],
     manifest: &Manifest,
     target: &Path,
@@ -240,12 +240,12 @@ fn is_zip<R: Read + Seek>(reader: &mut R) -> io::Result<bool> {
 }
 
 /// `createdOn` and the entries' timestamp for now, in local time, as torch-model-archiver writes them.
-pub fn now() -> (String, DateTime) {
+pub(crate) fn now() -> (String, DateTime) {
     stamps(chrono::Local::now())
 }
 
 /// `createdOn` (`%d/%m/%Y %H:%M:%S`) and the zip timestamp of one instant.
-pub fn stamps<Tz: chrono::TimeZone>(t: chrono::DateTime<Tz>) -> (String, DateTime) {
+pub(crate) fn stamps<Tz: chrono::TimeZone>(t: chrono::DateTime<Tz>) -> (String, DateTime) {
     use chrono::{Datelike, Timelike};
     let created = super::manifest::created_on(
         t.year(),

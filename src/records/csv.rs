@@ -8,7 +8,7 @@ use super::{
 use std::io::{self, Write};
 
 /// The CSV header a run writes (with its line end).
-pub fn csv_header(schema: &Schema, slides: bool) -> Vec<u8> {
+pub(crate) fn csv_header(schema: &Schema, slides: bool) -> Vec<u8> {
     let mut bytes = Vec::new();
     {
         let mut w = writer(

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use std::io::{self, Write};
 
 /// f32 values are written with their shortest exact decimal form (0.72174323, not 0.7217432260513306).
-pub fn number(x: f32) -> Value {
+pub(crate) fn number(x: f32) -> Value {
     if !x.is_finite() {
         return Value::Null;
     }
@@ -26,7 +26,7 @@ fn labelled(schema: &Schema, values: impl IntoIterator<Item = (usize, f32)>) -> 
 
 /// The JSON record of one answer. Keys depend on the output kind and are the same for every record of
 /// a run; an error record has `null` where a prediction would be.
-pub fn record(schema: &Schema, answer: &Answer) -> Value {
+pub(crate) fn record(schema: &Schema, answer: &Answer) -> Value {
     let error = match answer.outcome {
         Outcome::Failed(message) => Value::String(message.clone()),
         Outcome::Predicted(_) => Value::Null,

@@ -10,18 +10,18 @@ mod prediction;
 mod summary;
 mod table;
 
-pub use self::csv::csv_header;
-pub use json::{number, record};
-pub use prediction::{
+pub(crate) use self::csv::csv_header;
+pub(crate) use json::{number, record};
+pub(crate) use prediction::{
     ClassPrediction, OutputKind, Prediction, RawPrediction, SegmentationPrediction,
 };
 use std::io::{self, Write};
-pub use summary::Summary;
-pub use table::TableStyle;
+pub(crate) use summary::Summary;
+pub(crate) use table::TableStyle;
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Aligned columns for reading on a terminal.
     Table,
     /// One JSON array of records.
@@ -34,15 +34,15 @@ pub enum Format {
 
 /// What the writers know about the model's answers before the first record.
 #[derive(Debug, Clone)]
-pub struct Schema {
-    pub kind: OutputKind,
+pub(crate) struct Schema {
+    pub(crate) kind: OutputKind,
     /// The label of every class, in class order (empty for raw outputs).
-    pub classes: Vec<String>,
+    pub(crate) classes: Vec<String>,
 }
 
 impl Schema {
     /// The label of class `class`, or its index where there are no labels (as TorchServe prints it).
-    pub fn label(&self, class: usize) -> String {
+    pub(crate) fn label(&self, class: usize) -> String {
         self.classes
             .get(class)
             .cloned()
@@ -52,23 +52,23 @@ impl Schema {
 
 /// One input's result, ready to write.
 #[derive(Debug, Clone, Copy)]
-pub struct Answer<'a> {
-    pub path: &'a str,
-    pub outcome: &'a Outcome,
+pub(crate) struct Answer<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) outcome: &'a Outcome,
     /// Where a segmentation mask was written.
-    pub mask_file: Option<&'a str>,
+    pub(crate) mask_file: Option<&'a str>,
     /// For a whole slide: its summary (the prediction is its most suspicious window's).
-    pub slide: Option<&'a Summary>,
+    pub(crate) slide: Option<&'a Summary>,
 }
 
 /// The result for one input: a prediction, or why there is none.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Predicted(Prediction),
     Failed(String),
 }
 
-pub trait RecordWriter {
+pub(crate) trait RecordWriter {
     fn write(&mut self, answer: &Answer) -> io::Result<()>;
     fn finish(&mut self) -> io::Result<()>;
 }
@@ -77,17 +77,18 @@ pub trait RecordWriter {
 /// interruption, writes a piece; the pieces concatenated equal one whole run's output, in every
 /// format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Piece {
+pub(crate) struct Piece {
     /// Records of the whole output before this piece's first one.
-    pub before: usize,
+    pub(crate) before: usize,
     /// Whether this piece writes the header (CSV, table).
-    pub opens: bool,
+    pub(crate) opens: bool,
     /// Whether it ends the output (JSON's closing bracket).
-    pub closes: bool,
+    pub(crate) closes: bool,
 }
 
 impl Piece {
-    pub const WHOLE: Piece = Piece {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) const WHOLE: Piece = Piece {
         before: 0,
         opens: true,
         closes: true,
@@ -96,7 +97,7 @@ impl Piece {
 
 /// `slides`: records carry a slide summary (null for inputs that were not tiled). Every record is
 /// flushed as it is written, so that a killed run keeps what finished.
-pub fn writer<'w>(
+pub(crate) fn writer<'w>(
     format: Format,
     schema: Schema,
     out: Box<dyn Write + 'w>,

@@ -7,7 +7,7 @@ use std::fmt;
 /// The kind of answer a model gives (the handler configuration's `output.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum OutputKind {
+pub(crate) enum OutputKind {
     /// One logit per image -> sigmoid -> threshold.
     Binary,
     /// N logits per image -> softmax -> top-k.
@@ -31,7 +31,7 @@ impl fmt::Display for OutputKind {
 
 /// The answer for one image.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Prediction {
+pub(crate) enum Prediction {
     Class(ClassPrediction),
     Segmentation(SegmentationPrediction),
     Raw(RawPrediction),
@@ -39,31 +39,31 @@ pub enum Prediction {
 
 /// Binary or multiclass: the predicted class and the probabilities behind it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClassPrediction {
-    pub class: usize,
-    pub label: String,
+pub(crate) struct ClassPrediction {
+    pub(crate) class: usize,
+    pub(crate) label: String,
     /// Probability of the predicted class.
-    pub score: f32,
+    pub(crate) score: f32,
     /// Probability of every class, in class order.
-    pub probabilities: Vec<f32>,
+    pub(crate) probabilities: Vec<f32>,
     /// Classes to report, most probable first: both for binary, the top k for multiclass.
-    pub ranked: Vec<usize>,
+    pub(crate) ranked: Vec<usize>,
 }
 
 /// A per-pixel class mask at the model's output resolution.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SegmentationPrediction {
-    pub width: usize,
-    pub height: usize,
+pub(crate) struct SegmentationPrediction {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
     /// Class index per pixel, row-major.
-    pub mask: Vec<u8>,
+    pub(crate) mask: Vec<u8>,
     /// Fraction of the pixels in each class, in class order.
-    pub fractions: Vec<f32>,
+    pub(crate) fractions: Vec<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct RawPrediction {
+pub(crate) struct RawPrediction {
     /// The per-image output shape (without the batch dimension).
-    pub shape: Vec<usize>,
-    pub values: Vec<f32>,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) values: Vec<f32>,
 }

@@ -4,28 +4,28 @@ use super::json::number;
 
 /// What a slide's record says beyond its most suspicious window.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    pub width: usize,
-    pub height: usize,
-    pub tiles: usize,
-    pub tissue_tiles: usize,
+pub(crate) struct Summary {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) tiles: usize,
+    pub(crate) tissue_tiles: usize,
     /// Tissue windows over all windows.
-    pub tissue_fraction: f32,
-    pub positive_tiles: usize,
-    pub max_probability: Option<f32>,
-    pub mean_probability: Option<f32>,
+    pub(crate) tissue_fraction: f32,
+    pub(crate) positive_tiles: usize,
+    pub(crate) max_probability: Option<f32>,
+    pub(crate) mean_probability: Option<f32>,
     /// Positive windows over tissue windows.
-    pub positive_fraction: Option<f32>,
+    pub(crate) positive_fraction: Option<f32>,
     /// Where the heatmap was written.
-    pub heatmap: Option<String>,
+    pub(crate) heatmap: Option<String>,
     /// Slide pixels per heatmap pixel.
-    pub heatmap_downsample: Option<usize>,
+    pub(crate) heatmap_downsample: Option<usize>,
     /// Implausibly little tissue.
-    pub warning: Option<String>,
+    pub(crate) warning: Option<String>,
 }
 
 impl Summary {
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let n = |x: Option<f32>| x.map_or(serde_json::Value::Null, number);
         serde_json::json!({
             "width": self.width,

@@ -4,10 +4,10 @@ use super::{Answer, Outcome, OutputKind, Prediction, RecordWriter, Schema};
 use std::io::{self, Write};
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TableStyle {
-    pub color: bool,
+pub(crate) struct TableStyle {
+    pub(crate) color: bool,
     /// Width of the path column (the longest path of the run).
-    pub path_width: usize,
+    pub(crate) path_width: usize,
 }
 
 pub(super) struct Table<'w> {

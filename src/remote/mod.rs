@@ -2,7 +2,7 @@
 //! clear line for every way a request can fail, with the fix where it is known. Shared by
 //! `scancer store` (the management API) and `scancer predict --remote` (the inference API).
 
-pub mod predict;
+pub(crate) mod predict;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -15,15 +15,15 @@ use std::time::Duration;
 /// One profile of the configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// The management API (`scancer store`).
-    pub store_url: Option<String>,
+    pub(crate) store_url: Option<String>,
     /// The inference API (`scancer predict --remote`).
-    pub api_url: Option<String>,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub token: Option<String>,
-    pub token_file: Option<PathBuf>,
+    pub(crate) api_url: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,7 +35,7 @@ struct ConfigFile {
     profiles: BTreeMap<String, Profile>,
 }
 
-pub fn config_path() -> Option<PathBuf> {
+pub(crate) fn config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("scancer/config.toml"));
     }
@@ -44,7 +44,7 @@ pub fn config_path() -> Option<PathBuf> {
 
 /// The profile named on the command line or in SCANCER_PROFILE, else the file's default one, else
 /// an empty profile.
-pub fn load_profile(name: Option<&str>) -> Result<Profile> {
+pub(crate) fn load_profile(name: Option<&str>) -> Result<Profile> {
     let env_name = std::env::var("SCANCER_PROFILE")
         .ok()
         .filter(|n| !n.is_empty());
@@ -76,7 +76,7 @@ pub fn load_profile(name: Option<&str>) -> Result<Profile> {
 
 /// The credentials sent with every request. Debug never shows them.
 #[derive(Clone, Default)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     basic: Option<(String, String)>,
     token: Option<String>,
 }
@@ -92,13 +92,13 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     /// HTTP Basic credentials and a Bearer token (see `authorization` for which is sent).
-    pub fn new(basic: Option<(String, String)>, token: Option<String>) -> Credentials {
+    pub(crate) fn new(basic: Option<(String, String)>, token: Option<String>) -> Credentials {
         Credentials { basic, token }
     }
 
     /// The Authorization header, if any. With both, the token goes to TorchServe and Basic
     /// credentials are dropped: one request carries one Authorization header.
-    pub fn authorization(&self) -> Option<String> {
+    pub(crate) fn authorization(&self) -> Option<String> {
         if let Some(token) = &self.token {
             return Some(format!("Bearer {token}"));
         }
@@ -111,16 +111,16 @@ impl Credentials {
         })
     }
 
-    pub fn has_basic(&self) -> bool {
+    pub(crate) fn has_basic(&self) -> bool {
         self.basic.is_some()
     }
 
-    pub fn has_token(&self) -> bool {
+    pub(crate) fn has_token(&self) -> bool {
         self.token.is_some()
     }
 }
 
-pub fn prompt_password(user: &str) -> Result<String> {
+pub(crate) fn prompt_password(user: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!("--user {user}: no password (give NAME:PASSWORD, or set SCANCER_PASSWORD, or run on a terminal to be asked)");
     }
@@ -129,7 +129,7 @@ pub fn prompt_password(user: &str) -> Result<String> {
 }
 
 /// A token file: TorchServe's key_file.json (the `key` entry) or the token alone.
-pub fn read_token(path: &Path, key: &str) -> Result<String> {
+pub(crate) fn read_token(path: &Path, key: &str) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the token file {}", path.display()))?;
     if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
@@ -147,22 +147,22 @@ pub fn read_token(path: &Path, key: &str) -> Result<String> {
 
 /// An HTTP answer, whatever its status.
 #[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn json(&self) -> Option<serde_json::Value> {
+    pub(crate) fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
     }
 
     /// TorchServe's error message, or a short excerpt of whatever the body is.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         if let Some(message) = self
             .json()
             .and_then(|j| j["message"].as_str().map(str::to_string))
@@ -187,7 +187,7 @@ impl Answer {
         short.replace('\n', " ")
     }
 
-    pub fn error_type(&self) -> Option<String> {
+    pub(crate) fn error_type(&self) -> Option<String> {
         self.json()
             .and_then(|j| j["type"].as_str().map(str::to_string))
     }
@@ -195,7 +195,7 @@ impl Answer {
 
 /// Why a request got no answer at all.
 #[derive(Debug, thiserror::Error)]
-pub enum TransportError {
+pub(crate) enum TransportError {
     #[error("cannot connect to {url}: {why}")]
     Connect { url: String, why: String },
     #[error("{url}: no answer within {seconds} s")]
@@ -206,7 +206,7 @@ pub enum TransportError {
 
 impl TransportError {
     /// Worth another try: the server may be starting or overloaded.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             TransportError::Connect { .. } | TransportError::Timeout { .. }
@@ -216,7 +216,7 @@ impl TransportError {
 
 /// Where requests go: a server over HTTP (`Client`), or scripted answers in memory (the store fuzz
 /// target, which must reach every parsing path without a network).
-pub trait Exchange {
+pub(crate) trait Exchange {
     /// The server's base URL, as shown in messages.
     fn base(&self) -> &str;
     fn credentials(&self) -> &Credentials;
@@ -231,15 +231,15 @@ pub trait Exchange {
 
 /// A server base URL plus credentials.
 #[derive(Debug, Clone)]
-pub struct Client {
-    pub base: String,
+pub(crate) struct Client {
+    pub(crate) base: String,
     agent: ureq::Agent,
     credentials: Credentials,
     timeout: Duration,
 }
 
 impl Client {
-    pub fn new(base: &str, credentials: Credentials, timeout: Duration) -> Result<Client> {
+    pub(crate) fn new(base: &str, credentials: Credentials, timeout: Duration) -> Result<Client> {
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("{base}: not an http:// or https:// URL");
@@ -339,7 +339,7 @@ fn transport(url: &str, t: &ureq::Transport, timeout: Duration) -> TransportErro
 }
 
 /// Percent-encodes a query parameter value.
-pub fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     let mut out = String::new();
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -20,18 +20,18 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Scancer's public API takes bodies up to 400 MB (nginx client_max_body_size 400M).
-pub const MAX_UPLOAD: u64 = 400 << 20;
+pub(crate) const MAX_UPLOAD: u64 = 400 << 20;
 
-pub struct RemoteModel {
-    pub client: Client,
-    pub name: String,
-    pub retries: u32,
+pub(crate) struct RemoteModel {
+    pub(crate) client: Client,
+    pub(crate) name: String,
+    pub(crate) retries: u32,
 }
 
 /// An answer that makes every other request pointless (wrong model, credentials): the run stops.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Fatal(pub String);
+pub(crate) struct Fatal(pub String);
 
 impl RemoteModel {
     fn path(&self) -> String {
@@ -39,7 +39,7 @@ impl RemoteModel {
     }
 
     /// What scancer serve says of the model (kind and labels), if it is a scancer serve.
-    pub fn metadata_schema(&self) -> Option<Schema> {
+    pub(crate) fn metadata_schema(&self) -> Option<Schema> {
         let answer = self
             .client
             .send(
@@ -59,7 +59,7 @@ impl RemoteModel {
     }
 
     /// Sends one image, retrying transient failures; the outcome for the image, or a reason to stop.
-    pub fn predict(&self, bytes: &[u8]) -> Result<Answer, Result<String, Fatal>> {
+    pub(crate) fn predict(&self, bytes: &[u8]) -> Result<Answer, Result<String, Fatal>> {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
@@ -124,7 +124,7 @@ impl RemoteModel {
 }
 
 /// The record of a successful answer.
-pub fn outcome(answer: &Answer, schema: &Schema) -> Outcome {
+pub(crate) fn outcome(answer: &Answer, schema: &Schema) -> Outcome {
     match answer.json() {
         Some(value) => match prediction(&value, schema) {
             Ok(p) => Outcome::Predicted(p),
@@ -138,7 +138,7 @@ pub fn outcome(answer: &Answer, schema: &Schema) -> Outcome {
 }
 
 /// The schema a TorchServe body implies, when the server does not say.
-pub fn guess_schema(answer: &Answer) -> Schema {
+pub(crate) fn guess_schema(answer: &Answer) -> Schema {
     match answer.json() {
         Some(Value::Object(map)) if map.contains_key("class_fractions") => Schema {
             kind: OutputKind::Segmentation,
@@ -366,7 +366,7 @@ fn rows(value: &Value) -> Result<SegmentationPrediction, String> {
 
 /// Predicts `items[from..]` with `jobs` requests in flight and calls `emit` in input order. Results
 /// wait in a window of at most `4 * jobs` for the slowest request ahead of them.
-pub fn run<E>(
+pub(crate) fn run<E>(
     model: &RemoteModel,
     schema: &Schema,
     items: &[Item],

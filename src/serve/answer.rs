@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 /// one request, written as TorchServe writes it (`json.dumps(answer, indent=2)`, no newline).
 /// binary -> `0` or `1`; multiclass -> `{label: probability}` for the top k; segmentation -> the class
 /// mask as rows; raw -> the output tensor as nested lists.
-pub fn torchserve(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
+pub(crate) fn torchserve(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
     let value = match prediction {
         Prediction::Class(c) if schema.kind == OutputKind::Binary => json!(c.class),
         Prediction::Class(c) => {
@@ -36,7 +36,7 @@ pub fn torchserve(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
 
 /// The record `scancer predict -f json` writes for the image, without its path and error; a
 /// segmentation mask comes inline as rows of class indices.
-pub fn detailed(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
+pub(crate) fn detailed(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
     let outcome = Outcome::Predicted(prediction.clone());
     let mut record = records::record(
         schema,

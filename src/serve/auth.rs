@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Endpoint groups that can be opened to clients without credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenEndpoint {
+pub(crate) enum OpenEndpoint {
     /// `/ping` and the KServe `/v2/health/*` probes
     Health,
     /// `/metrics`
@@ -16,7 +16,7 @@ pub enum OpenEndpoint {
 }
 
 #[derive(Debug, Default)]
-pub struct Auth {
+pub(crate) struct Auth {
     /// `name:password` pairs, as sent in a Basic header once decoded.
     basic: Vec<Vec<u8>>,
     tokens: Vec<Vec<u8>>,
@@ -25,7 +25,7 @@ pub struct Auth {
 
 /// Where an authenticated request may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     Health,
     Metrics,
     /// Predictions, model descriptions, inference.
@@ -34,7 +34,8 @@ pub enum Endpoint {
 
 impl Auth {
     /// Credentials given directly: `name:password` pairs and Bearer tokens.
-    pub fn new(basic: &[&str], tokens: &[&str], open: Vec<OpenEndpoint>) -> Auth {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn new(basic: &[&str], tokens: &[&str], open: Vec<OpenEndpoint>) -> Auth {
         Auth {
             basic: basic.iter().map(|b| b.as_bytes().to_vec()).collect(),
             tokens: tokens.iter().map(|t| t.as_bytes().to_vec()).collect(),
@@ -45,7 +46,7 @@ impl Auth {
     /// Reads credentials: `auth_file` holds `name:password` lines, `token_file` holds Bearer tokens
     /// (one per line, or TorchServe's key_file.json, whose inference key is used); the environment
     /// variables SCANCER_AUTH (`name:password`) and SCANCER_TOKEN add one of each.
-    pub fn load(
+    pub(crate) fn load(
         auth_file: Option<&Path>,
         token_file: Option<&Path>,
         open: Vec<OpenEndpoint>,
@@ -95,11 +96,11 @@ impl Auth {
         Ok(auth)
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.basic.is_empty() || !self.tokens.is_empty()
     }
 
-    pub fn schemes(&self) -> Vec<&'static str> {
+    pub(crate) fn schemes(&self) -> Vec<&'static str> {
         let mut schemes = Vec::new();
         if !self.basic.is_empty() {
             schemes.push("Basic realm=\"scancer\"");
@@ -111,7 +112,7 @@ impl Auth {
     }
 
     /// Whether a request with this Authorization header may reach `endpoint`.
-    pub fn allows(&self, endpoint: Endpoint, authorization: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, endpoint: Endpoint, authorization: Option<&str>) -> bool {
         if !self.enabled() {
             return true;
         }

@@ -14,27 +14,23 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// One request's image, waiting for the model.
-pub struct Job {
+pub(crate) struct Job {
     /// Index of the model in the server's model list.
-    pub model: usize,
-    pub input: Prepared,
-    pub enqueued: Instant,
-    pub reply: SyncSender<Result<Answered, String>>,
+    pub(crate) model: usize,
+    pub(crate) input: Prepared,
+    pub(crate) enqueued: Instant,
+    pub(crate) reply: SyncSender<Result<Answered, String>>,
 }
 
 /// A prediction and where its time went.
 #[derive(Debug)]
-pub struct Answered {
-    pub prediction: Prediction,
+pub(crate) struct Answered {
+    pub(crate) prediction: Prediction,
     /// From entering the queue to the start of its forward pass.
-    pub queued: Duration,
-    /// The forward pass (and postprocessing) of its batch.
-    pub inference: Duration,
-    /// How many requests shared the forward pass.
-    pub batch: usize,
+    pub(crate) queued: Duration,
 }
 
-pub struct Queue {
+pub(crate) struct Queue {
     state: Mutex<State>,
     changed: Condvar,
     capacity: usize,
@@ -49,13 +45,13 @@ struct State {
 
 /// Why a job was not queued.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     Full,
     Closed,
 }
 
 /// Counts a request as arriving until it is queued or dropped.
-pub struct Arrival(Arc<Queue>);
+pub(crate) struct Arrival(Arc<Queue>);
 
 impl Drop for Arrival {
     fn drop(&mut self) {
@@ -65,7 +61,7 @@ impl Drop for Arrival {
 }
 
 impl Queue {
-    pub fn new(capacity: usize) -> Queue {
+    pub(crate) fn new(capacity: usize) -> Queue {
         Queue {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
@@ -77,7 +73,7 @@ impl Queue {
         }
     }
 
-    pub fn arrival(self: &Arc<Queue>) -> Arrival {
+    pub(crate) fn arrival(self: &Arc<Queue>) -> Arrival {
         self.arriving.fetch_add(1, Ordering::SeqCst);
         Arrival(Arc::clone(self))
     }
@@ -88,12 +84,13 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn push(&self, job: Job) -> Result<(), Refused> {
+    #[cfg(test)]
+    pub(crate) fn push(&self, job: Job) -> Result<(), Refused> {
         self.push_all(vec![job])
     }
 
     /// Queues all the jobs of one request, or none of them: a request is answered whole or refused.
-    pub fn push_all(&self, jobs: Vec<Job>) -> Result<(), Refused> {
+    pub(crate) fn push_all(&self, jobs: Vec<Job>) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -108,27 +105,27 @@ impl Queue {
     }
 
     /// Jobs waiting for `model`.
-    pub fn pending(&self, model: usize) -> usize {
+    pub(crate) fn pending(&self, model: usize) -> usize {
         self.lock().jobs.iter().filter(|j| j.model == model).count()
     }
 
     /// Requests being received or decoded for the model.
-    pub fn arriving(&self) -> usize {
+    pub(crate) fn arriving(&self) -> usize {
         self.arriving.load(Ordering::SeqCst)
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Refuses new jobs; the ones queued are still served.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
     }
 
     /// The next batch: jobs for one model, oldest first; None once closed and empty.
-    pub fn next_batch(&self, batch_size: usize, max_delay: Duration) -> Option<Vec<Job>> {
+    pub(crate) fn next_batch(&self, batch_size: usize, max_delay: Duration) -> Option<Vec<Job>> {
         let mut state = self.lock();
         while state.jobs.is_empty() {
             if state.closed {
@@ -170,14 +167,18 @@ impl Queue {
 
 /// Serves batches until the queue is closed and empty. Runs on the one thread that owns the models.
 /// `on_batch` hears the size of every batch run.
-pub fn serve(engines: &[Engine], queue: &Queue, max_delay: Duration, on_batch: impl Fn(usize)) {
+pub(crate) fn serve(
+    engines: &[Engine],
+    queue: &Queue,
+    max_delay: Duration,
+    on_batch: impl Fn(usize),
+) {
     let batch_size = engines.iter().map(Engine::batch_size).min().unwrap_or(1);
     while let Some(batch) = queue.next_batch(batch_size, max_delay) {
         let engine = &engines[batch[0].model];
         let started = Instant::now();
         let inputs: Vec<&Prepared> = batch.iter().map(|j| &j.input).collect();
         let answers = engine.infer_each(&inputs);
-        let inference = started.elapsed();
         let n = batch.len();
         on_batch(n);
         for (job, answer) in batch.into_iter().zip(answers) {
@@ -187,8 +188,6 @@ pub fn serve(engines: &[Engine], queue: &Queue, max_delay: Duration, on_batch: i
                     .map(|prediction| Answered {
                         prediction,
                         queued: started - job.enqueued,
-                        inference,
-                        batch: n,
                     })
                     .map_err(|e| format!("the model failed: {e}")),
             );

@@ -12,34 +12,34 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// The largest request head (request line and headers) accepted.
-pub const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest body accepted (TorchServe's max_request_size).
-    pub max_body: usize,
+    pub(crate) max_body: usize,
     /// How long a client may take to send one request once it has started, and to read the answer.
-    pub client_timeout: Duration,
+    pub(crate) client_timeout: Duration,
     /// How long an idle keep-alive connection is kept open.
-    pub keep_alive: Duration,
+    pub(crate) keep_alive: Duration,
 }
 
 #[derive(Debug)]
-pub struct Request {
-    pub method: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
     /// The path without the query string.
-    pub path: String,
-    pub query: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
     /// Header names in lower case, in the order sent.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
     /// `HTTP/1.0`, or `Connection: close` was sent.
-    pub close: bool,
+    pub(crate) close: bool,
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -47,7 +47,7 @@ impl Request {
     }
 
     /// The value of a query parameter (`limit` in `?limit=10`), if present (`""` for `?details`).
-    pub fn query_param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query_param(&self, name: &str) -> Option<&str> {
         self.query
             .split('&')
             .filter_map(|kv| {
@@ -60,7 +60,7 @@ impl Request {
 
 /// Why no request could be read; the server answers the ones with a status, then closes.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The client closed the connection or stayed idle: close quietly.
     Closed,
     /// The client was too slow (408).
@@ -74,11 +74,11 @@ pub enum ReadError {
     /// Transfer-Encoding other than chunked (501).
     Unsupported(String),
     /// Reading failed; nothing can be answered.
-    Io(io::Error),
+    Io,
 }
 
 /// What a connection reads from and writes to: a TCP socket, or bytes in memory (fuzzing).
-pub trait Transport: Read + Write {
+pub(crate) trait Transport: Read + Write {
     /// Bounds the next reads; a read that waits longer fails with `WouldBlock` or `TimedOut`.
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()>;
     /// Readies a fresh connection: answers go out at once, and a write waits `write_timeout` at most.
@@ -115,7 +115,7 @@ impl Transport for TcpStream {
 }
 
 /// A client connection: the socket plus bytes read past the previous request (pipelining).
-pub struct Connection<S: Transport = TcpStream> {
+pub(crate) struct Connection<S: Transport = TcpStream> {
     stream: S,
     buffer: Vec<u8>,
     limits: Limits,
@@ -128,7 +128,7 @@ enum Filled {
 }
 
 impl<S: Transport> Connection<S> {
-    pub fn new(mut stream: S, limits: Limits) -> io::Result<Connection<S>> {
+    pub(crate) fn new(mut stream: S, limits: Limits) -> io::Result<Connection<S>> {
         stream.configure(limits.client_timeout)?;
         Ok(Connection {
             stream,
@@ -137,18 +137,18 @@ impl<S: Transport> Connection<S> {
         })
     }
 
-    pub fn peer(&self) -> String {
+    pub(crate) fn peer(&self) -> String {
         self.stream.peer()
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
 
     /// Waits for the next request on an idle connection. `stop` is asked every slice of the wait; when
     /// it says yes and no byte of a request has come, the connection closes (graceful shutdown).
     /// `on_head` hears the method and path as soon as the head is read, before the body.
-    pub fn next_request(
+    pub(crate) fn next_request(
         &mut self,
         stop: &dyn Fn() -> bool,
         on_head: &mut dyn FnMut(&str, &str),
@@ -181,7 +181,9 @@ impl<S: Transport> Connection<S> {
         if left.is_zero() {
             return Err(ReadError::Timeout);
         }
-        self.stream.set_read_timeout(left).map_err(ReadError::Io)?;
+        self.stream
+            .set_read_timeout(left)
+            .map_err(|_| ReadError::Io)?;
         let mut chunk = [0u8; 16 * 1024];
         loop {
             return match self.stream.read(&mut chunk) {
@@ -199,7 +201,7 @@ impl<S: Transport> Connection<S> {
                 {
                     Err(ReadError::Timeout)
                 }
-                Err(e) => Err(ReadError::Io(e)),
+                Err(_) => Err(ReadError::Io),
             };
         }
     }
@@ -292,7 +294,7 @@ impl<S: Transport> Connection<S> {
         {
             self.stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .map_err(ReadError::Io)?;
+                .map_err(|_| ReadError::Io)?;
         }
         let body = if chunked {
             self.read_chunked(deadline)?
@@ -352,7 +354,12 @@ impl<S: Transport> Connection<S> {
 
     /// Writes a whole response (without its body for HEAD, whose head still gives the length); a
     /// client that does not read it within the client timeout is dropped.
-    pub fn send(&mut self, response: &Response, close: bool, with_body: bool) -> io::Result<()> {
+    pub(crate) fn send(
+        &mut self,
+        response: &Response,
+        close: bool,
+        with_body: bool,
+    ) -> io::Result<()> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
             response.status,
@@ -434,18 +441,21 @@ impl Head {
 }
 
 #[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
-pub const JSON: &str = "application/json";
-pub const TEXT: &str = "text/plain; charset=utf-8";
+pub(crate) const JSON: &str = "application/json";
 
 impl Response {
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn new(
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Vec<u8>>,
+    ) -> Response {
         Response {
             status,
             content_type,
@@ -454,17 +464,17 @@ impl Response {
         }
     }
 
-    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
         Response::new(status, JSON, body)
     }
 
-    pub fn with_header(mut self, name: &'static str, value: String) -> Response {
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Response {
         self.headers.push((name, value));
         self
     }
 }
 
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",

@@ -36,23 +36,23 @@ struct State {
 }
 
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     hostname: String,
     state: Mutex<State>,
 }
 
 /// What one answered prediction adds to the metrics.
-pub struct Observation<'a> {
-    pub model: &'a str,
+pub(crate) struct Observation<'a> {
+    pub(crate) model: &'a str,
     /// The version the request named, or None.
-    pub version: Option<&'a str>,
+    pub(crate) version: Option<&'a str>,
     /// From the request being read to its answer being ready.
-    pub latency: Duration,
-    pub queued: Duration,
+    pub(crate) latency: Duration,
+    pub(crate) queued: Duration,
 }
 
 impl Metrics {
-    pub fn new(hostname: String) -> Metrics {
+    pub(crate) fn new(hostname: String) -> Metrics {
         Metrics {
             hostname,
             state: Mutex::new(State::default()),
@@ -64,7 +64,7 @@ impl Metrics {
     }
 
     /// Counts a response by status class, as TorchServe's Requests2XX/4XX/5XX do.
-    pub fn response(&self, status: u16) {
+    pub(crate) fn response(&self, status: u16) {
         let class = match status {
             200..=399 => 0,
             400..=499 => 1,
@@ -74,12 +74,12 @@ impl Metrics {
     }
 
     /// Counts a request routed to a model (answered or not), as ts_inference_requests_total does.
-    pub fn request(&self, model: &str, version: Option<&str>) {
+    pub(crate) fn request(&self, model: &str, version: Option<&str>) {
         let mut state = self.lock();
         series(&mut state, model, version).requests += 1;
     }
 
-    pub fn predicted(&self, o: &Observation) {
+    pub(crate) fn predicted(&self, o: &Observation) {
         let mut state = self.lock();
         let s = series(&mut state, o.model, o.version);
         let seconds = o.latency.as_secs_f64();
@@ -92,7 +92,7 @@ impl Metrics {
         }
     }
 
-    pub fn batch(&self, size: usize) {
+    pub(crate) fn batch(&self, size: usize) {
         let mut state = self.lock();
         state.batches += 1;
         state.batched += size as u64;
@@ -100,7 +100,7 @@ impl Metrics {
 
     /// The exposition text. `pending` gives the queued requests of each model name, `arriving` the
     /// prediction requests being received or decoded.
-    pub fn render(&self, pending: &[(String, usize)], arriving: usize) -> String {
+    pub(crate) fn render(&self, pending: &[(String, usize)], arriving: usize) -> String {
         let state = self.lock();
         let host = escape(&self.hostname);
         let mut out = String::new();
@@ -249,7 +249,7 @@ fn escape(value: &str) -> String {
 }
 
 /// The host name for the `hostname` labels, as TorchServe reports it.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

@@ -5,15 +5,15 @@
 //! runs dynamically batched forward passes (`batcher`). A slow or idle client only ever holds its own
 //! connection thread.
 
-pub mod answer;
-pub mod app;
-pub mod auth;
-pub mod batcher;
-pub mod http;
-pub mod metrics;
-pub mod models;
-pub mod multipart;
-pub mod pyjson;
+pub(crate) mod answer;
+pub(crate) mod app;
+pub(crate) mod auth;
+pub(crate) mod batcher;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod models;
+pub(crate) mod multipart;
+pub(crate) mod pyjson;
 
 use crate::engine::{Engine, EngineOptions};
 use anyhow::{anyhow, Context, Result};
@@ -25,16 +25,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct ServeOptions {
-    pub models: Vec<models::ModelSpec>,
-    pub address: SocketAddr,
-    pub engine: EngineOptions,
-    pub max_batch_delay: Duration,
-    pub job_queue_size: usize,
-    pub limits: Limits,
-    pub max_connections: usize,
-    pub auth: auth::Auth,
-    pub quiet: bool,
+pub(crate) struct ServeOptions {
+    pub(crate) models: Vec<models::ModelSpec>,
+    pub(crate) address: SocketAddr,
+    pub(crate) engine: EngineOptions,
+    pub(crate) max_batch_delay: Duration,
+    pub(crate) job_queue_size: usize,
+    pub(crate) limits: Limits,
+    pub(crate) max_connections: usize,
+    pub(crate) auth: auth::Auth,
+    pub(crate) quiet: bool,
 }
 
 /// State the accept loop, the connections and the signal handler share.
@@ -64,7 +64,7 @@ impl Drop for ConnectionSlot {
 
 /// Serves until SIGINT or SIGTERM, then stops accepting, answers every request already received, and
 /// returns.
-pub fn run(options: ServeOptions) -> Result<()> {
+pub(crate) fn run(options: ServeOptions) -> Result<()> {
     let listener = TcpListener::bind(options.address)
         .with_context(|| format!("cannot listen on {}", options.address))?;
     let address = listener.local_addr()?;
@@ -299,7 +299,7 @@ fn refusal(e: ReadError, limits: &Limits) -> http::Response {
         ),
         ReadError::Unsupported(why) => (501, "BadRequestException", why),
         ReadError::Malformed(why) => (400, "BadRequestException", why),
-        ReadError::Closed | ReadError::Io(_) => {
+        ReadError::Closed | ReadError::Io => {
             (400, "BadRequestException", "the connection failed".into())
         }
     };
@@ -332,7 +332,7 @@ fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limit
 
 /// Answers a connection's requests in turn until it closes, `stopping` says so, or an answer says to
 /// close. Public so that the HTTP fuzz target drives exactly this loop over bytes in memory.
-pub fn converse<S: http::Transport>(
+pub(crate) fn converse<S: http::Transport>(
     mut connection: Connection<S>,
     app: &App,
     stopping: &dyn Fn() -> bool,
@@ -353,7 +353,7 @@ pub fn converse<S: http::Transport>(
                 let close = request.close || response.status >= 400 || stopping();
                 (response, line, close, request.method != "HEAD")
             }
-            Err(ReadError::Closed | ReadError::Io(_)) => return,
+            Err(ReadError::Closed | ReadError::Io) => return,
             Err(e) => (refusal(e, &limits), "-".to_string(), true, true),
         };
         app.metrics.response(response.status);

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 /// A model as named on the command line: `[NAME=]PATH`.
 #[derive(Debug, Clone)]
-pub struct ModelSpec {
-    pub name: Option<String>,
-    pub path: PathBuf,
+pub(crate) struct ModelSpec {
+    pub(crate) name: Option<String>,
+    pub(crate) path: PathBuf,
 }
 
 impl std::str::FromStr for ModelSpec {
@@ -36,39 +36,39 @@ impl std::str::FromStr for ModelSpec {
     }
 }
 
-pub struct ServedModel {
-    pub name: String,
-    pub version: String,
+pub(crate) struct ServedModel {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// The file it came from, as TorchServe's modelUrl.
-    pub url: String,
-    pub runtime: String,
-    pub preprocessor: Preprocessor,
-    pub schema: Schema,
-    pub input_shape: [usize; 3],
+    pub(crate) url: String,
+    pub(crate) runtime: String,
+    pub(crate) preprocessor: Preprocessor,
+    pub(crate) schema: Schema,
+    pub(crate) input_shape: [usize; 3],
     /// The model's output for one image (without the batch dimension).
-    pub output_shape: Vec<usize>,
+    pub(crate) output_shape: Vec<usize>,
     /// When it was loaded (ISO 8601, UTC), as TorchServe's worker startTime.
-    pub loaded_at: String,
+    pub(crate) loaded_at: String,
 }
 
 impl ServedModel {
-    pub fn kind(&self) -> OutputKind {
+    pub(crate) fn kind(&self) -> OutputKind {
         self.schema.kind
     }
 }
 
 /// A model whose files are open, not yet loaded.
-pub struct Opened {
-    pub source: ModelSource,
-    pub name: String,
-    pub version: String,
-    pub url: String,
-    pub runtime: String,
+pub(crate) struct Opened {
+    pub(crate) source: ModelSource,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) url: String,
+    pub(crate) runtime: String,
 }
 
 /// Opens every model's files (on the calling thread, so that a bad path fails before anything
 /// starts); names and versions come from the archive manifests, else the file name and "1.0".
-pub fn open(specs: &[ModelSpec]) -> Result<Vec<Opened>> {
+pub(crate) fn open(specs: &[ModelSpec]) -> Result<Vec<Opened>> {
     let mut opened = Vec::new();
     for spec in specs {
         let source = ModelSource::open(&spec.path, None)?;
@@ -114,7 +114,10 @@ fn stem(path: &Path) -> String {
 }
 
 /// Loads the engines (on the model thread) and describes each model.
-pub fn load(opened: &[Opened], options: &EngineOptions) -> Result<(Vec<Engine>, Vec<ServedModel>)> {
+pub(crate) fn load(
+    opened: &[Opened],
+    options: &EngineOptions,
+) -> Result<(Vec<Engine>, Vec<ServedModel>)> {
     let mut engines = Vec::new();
     let mut served = Vec::new();
     let loaded_at = chrono::Utc::now()

@@ -3,13 +3,13 @@
 
 /// One form field: its name and its bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Part<'a> {
-    pub name: String,
-    pub data: &'a [u8],
+pub(crate) struct Part<'a> {
+    pub(crate) name: String,
+    pub(crate) data: &'a [u8],
 }
 
 /// The boundary of a `multipart/form-data` Content-Type, or None for any other type.
-pub fn boundary(content_type: &str) -> Option<String> {
+pub(crate) fn boundary(content_type: &str) -> Option<String> {
     let mut params = content_type.split(';');
     let mime = params.next()?.trim();
     if !mime.eq_ignore_ascii_case("multipart/form-data") {
@@ -24,7 +24,7 @@ pub fn boundary(content_type: &str) -> Option<String> {
 }
 
 /// Splits a body into its fields. Errors say what is wrong with the form.
-pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, String> {
+pub(crate) fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, String> {
     if boundary.is_empty() || boundary.len() > 200 {
         return Err("the multipart boundary is empty or too long".into());
     }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// A float as Python's `repr` writes it: the shortest digits that read back to the same double,
 /// positional for exponents -4..16, scientific otherwise.
-pub fn float_repr(x: f64) -> String {
+pub(crate) fn float_repr(x: f64) -> String {
     if x.is_nan() {
         return "NaN".into();
     }
@@ -45,7 +45,7 @@ pub fn float_repr(x: f64) -> String {
 }
 
 /// `json.dumps(value, indent=2)`.
-pub fn dumps(value: &Value) -> String {
+pub(crate) fn dumps(value: &Value) -> String {
     let mut out = String::new();
     write(value, 0, &mut out);
     out

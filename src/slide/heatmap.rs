@@ -11,23 +11,23 @@ use super::{plasma, SlideResult};
 use image::RgbImage;
 
 #[derive(Debug, Clone, Copy)]
-pub struct HeatmapOptions {
+pub(crate) struct HeatmapOptions {
     /// Largest side of the map in pixels.
-    pub max_side: usize,
+    pub(crate) max_side: usize,
     /// Gaussian sigma in slide pixels (0: no smoothing).
-    pub smooth: f32,
+    pub(crate) smooth: f32,
     /// Blend over the slide (half and half, tissue only) instead of the map alone.
-    pub overlay: bool,
+    pub(crate) overlay: bool,
 }
 
 /// The colour of what was not analysed as tissue.
-pub const NO_TISSUE: [u8; 3] = [128, 128, 128];
+pub(crate) const NO_TISSUE: [u8; 3] = [128, 128, 128];
 /// The legend's height and the smallest width that holds it.
 const LEGEND_HEIGHT: usize = 40;
 const LEGEND_WIDTH: usize = 240;
 
 /// Slide pixels per heatmap pixel.
-pub fn scale(result: &SlideResult, max_side: usize) -> usize {
+pub(crate) fn scale(result: &SlideResult, max_side: usize) -> usize {
     result
         .width
         .max(result.height)
@@ -37,7 +37,7 @@ pub fn scale(result: &SlideResult, max_side: usize) -> usize {
 
 /// The probability map at heatmap scale, row-major, `(width, height, values)`: NaN where the
 /// window is not tissue.
-pub fn probability_map(result: &SlideResult, scale: usize) -> (usize, usize, Vec<f32>) {
+pub(crate) fn probability_map(result: &SlideResult, scale: usize) -> (usize, usize, Vec<f32>) {
     let (w, h) = (result.width.div_ceil(scale), result.height.div_ceil(scale));
     let (nx, ny) = result.grid;
     let mut map = vec![f32::NAN; w * h];
@@ -59,7 +59,7 @@ pub fn probability_map(result: &SlideResult, scale: usize) -> (usize, usize, Vec
 
 /// Smooths the tissue values only (a normalised convolution: glass neither lowers nor spreads a
 /// probability); NaN stays NaN.
-pub fn smooth_tissue(map: &mut [f32], w: usize, h: usize, sigma: f32) {
+pub(crate) fn smooth_tissue(map: &mut [f32], w: usize, h: usize, sigma: f32) {
     if sigma <= 0.0 {
         return;
     }
@@ -81,7 +81,7 @@ pub fn smooth_tissue(map: &mut [f32], w: usize, h: usize, sigma: f32) {
 }
 
 /// A Gaussian filter like scipy.ndimage.gaussian_filter (reflect at the edges, radius 4 sigma).
-pub fn gaussian(map: &mut [f32], w: usize, h: usize, sigma: f32) {
+pub(crate) fn gaussian(map: &mut [f32], w: usize, h: usize, sigma: f32) {
     if sigma <= 0.0 || w == 0 || h == 0 {
         return;
     }
@@ -131,7 +131,7 @@ pub fn gaussian(map: &mut [f32], w: usize, h: usize, sigma: f32) {
 }
 
 /// The heatmap as a PNG with its legend and text chunks, and its downsample factor.
-pub fn png(result: &SlideResult, options: &HeatmapOptions) -> (Vec<u8>, usize) {
+pub(crate) fn png(result: &SlideResult, options: &HeatmapOptions) -> (Vec<u8>, usize) {
     let (image, scale, map_size) = render(result, options);
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, image.width(), image.height());
@@ -169,7 +169,10 @@ pub fn png(result: &SlideResult, options: &HeatmapOptions) -> (Vec<u8>, usize) {
 
 /// The heatmap image, its downsample factor, and the size of the map at its top left (the legend
 /// is below).
-pub fn render(result: &SlideResult, options: &HeatmapOptions) -> (RgbImage, usize, (usize, usize)) {
+pub(crate) fn render(
+    result: &SlideResult,
+    options: &HeatmapOptions,
+) -> (RgbImage, usize, (usize, usize)) {
     let scale = match (&result.thumbnail, options.overlay) {
         (Some((_, s)), true) => *s,
         _ => scale(result, options.max_side),
@@ -268,12 +271,12 @@ mod glyphs {
     }
 
     /// Pixels across `text`, one column of space between letters.
-    pub fn width(text: &str) -> usize {
+    pub(crate) fn width(text: &str) -> usize {
         let columns: usize = text.chars().map(|c| glyph(c).0 + 1).sum();
         columns.saturating_sub(1) * SCALE
     }
 
-    pub fn draw(image: &mut RgbImage, text: &str, left: usize, top: usize, colour: Rgb<u8>) {
+    pub(crate) fn draw(image: &mut RgbImage, text: &str, left: usize, top: usize, colour: Rgb<u8>) {
         let mut x0 = left;
         for c in text.chars() {
             let (columns, rows) = glyph(c);

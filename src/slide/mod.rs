@@ -6,11 +6,11 @@
 //! counts tissue windows only: one without tissue has no result (an error record that says why), and
 //! one with implausibly little gets a warning.
 
-pub mod heatmap;
-pub mod plasma;
-pub mod rows;
-pub mod tiles;
-pub mod tissue;
+pub(crate) mod heatmap;
+pub(crate) mod plasma;
+pub(crate) mod rows;
+pub(crate) mod tiles;
+pub(crate) mod tissue;
 
 use crate::engine::preprocess::{convert, Prepared};
 use crate::engine::Engine;
@@ -22,54 +22,54 @@ use image::{DynamicImage, RgbImage};
 use rows::Rows;
 
 #[derive(Debug, Clone)]
-pub struct SlideOptions {
+pub(crate) struct SlideOptions {
     /// Pixels between window origins [default: the window size].
-    pub stride: Option<usize>,
+    pub(crate) stride: Option<usize>,
     /// Mean saturation above which a window is tissue.
-    pub tissue_threshold: f64,
+    pub(crate) tissue_threshold: f64,
     /// Run every window, background included (tissue is still only what the test says).
-    pub all_tiles: bool,
+    pub(crate) all_tiles: bool,
     /// Largest side of the thumbnail kept for heatmap overlays (0: none).
-    pub thumbnail_side: usize,
+    pub(crate) thumbnail_side: usize,
 }
 
 /// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
-pub const MAX_WINDOWS: usize = 1 << 24;
+pub(crate) const MAX_WINDOWS: usize = 1 << 24;
 
 /// Below this fraction of tissue windows a slide's result gets a warning: a blank, faded or
 /// wrong-level scan, or a threshold that does not suit the stain.
-pub const LOW_TISSUE: f32 = 0.01;
+pub(crate) const LOW_TISSUE: f32 = 0.01;
 
 /// One window of the grid.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tile {
-    pub x: usize,
-    pub y: usize,
-    pub width: usize,
-    pub height: usize,
+pub(crate) struct Tile {
+    pub(crate) x: usize,
+    pub(crate) y: usize,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
     /// Mean saturation of the 1/16 samples of the slide's own pixels in the window.
-    pub saturation: f32,
+    pub(crate) saturation: f32,
     /// What the tissue test says (also with --all-tiles).
-    pub tissue: bool,
+    pub(crate) tissue: bool,
     /// The model's probability of the positive class; none for windows that were not run.
-    pub probability: Option<f32>,
+    pub(crate) probability: Option<f32>,
 }
 
 /// Everything predicted for a slide.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SlideResult {
-    pub width: usize,
-    pub height: usize,
-    pub stride: usize,
-    pub window: (usize, usize),
+pub(crate) struct SlideResult {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) stride: usize,
+    pub(crate) window: (usize, usize),
     /// Windows across and down.
-    pub grid: (usize, usize),
+    pub(crate) grid: (usize, usize),
     /// In raster order.
-    pub tiles: Vec<Tile>,
-    pub threshold: f32,
-    pub tissue_threshold: f64,
+    pub(crate) tiles: Vec<Tile>,
+    pub(crate) threshold: f32,
+    pub(crate) tissue_threshold: f64,
     /// A downscaled copy of the slide for overlays, and its scale (slide pixels per pixel).
-    pub thumbnail: Option<(RgbImage, usize)>,
+    pub(crate) thumbnail: Option<(RgbImage, usize)>,
 }
 
 impl SlideResult {
@@ -81,23 +81,23 @@ impl SlideResult {
             .filter_map(|t| t.probability)
     }
 
-    pub fn tissue_tiles(&self) -> usize {
+    pub(crate) fn tissue_tiles(&self) -> usize {
         self.tiles.iter().filter(|t| t.tissue).count()
     }
 
-    pub fn positive_tiles(&self) -> usize {
+    pub(crate) fn positive_tiles(&self) -> usize {
         self.tissue_probabilities()
             .filter(|&p| p > self.threshold)
             .count()
     }
 
     /// The most suspicious tissue window's probability (none without tissue).
-    pub fn max_probability(&self) -> Option<f32> {
+    pub(crate) fn max_probability(&self) -> Option<f32> {
         self.tissue_probabilities().reduce(f32::max)
     }
 
     /// Mean over tissue windows (none without tissue).
-    pub fn mean_probability(&self) -> Option<f32> {
+    pub(crate) fn mean_probability(&self) -> Option<f32> {
         let (sum, n) = self
             .tissue_probabilities()
             .fold((0.0f64, 0usize), |(s, n), p| (s + f64::from(p), n + 1));
@@ -105,18 +105,18 @@ impl SlideResult {
     }
 
     /// Positive windows over tissue windows (none without tissue).
-    pub fn positive_fraction(&self) -> Option<f32> {
+    pub(crate) fn positive_fraction(&self) -> Option<f32> {
         let tissue = self.tissue_tiles();
         (tissue > 0).then(|| self.positive_tiles() as f32 / tissue as f32)
     }
 
     /// Tissue windows over all windows.
-    pub fn tissue_fraction(&self) -> f32 {
+    pub(crate) fn tissue_fraction(&self) -> f32 {
         self.tissue_tiles() as f32 / self.tiles.len().max(1) as f32
     }
 
     /// Why this slide's result cannot be trusted as a negative, if it cannot: no tissue at all.
-    pub fn no_tissue(&self) -> Option<String> {
+    pub(crate) fn no_tissue(&self) -> Option<String> {
         (self.tissue_tiles() == 0).then(|| {
             let most = self.tiles.iter().map(|t| t.saturation).fold(0.0, f32::max);
             format!(
@@ -128,7 +128,7 @@ impl SlideResult {
     }
 
     /// A warning for implausibly little tissue.
-    pub fn warning(&self) -> Option<String> {
+    pub(crate) fn warning(&self) -> Option<String> {
         let fraction = self.tissue_fraction();
         (self.tissue_tiles() > 0 && fraction < LOW_TISSUE).then(|| {
             format!(
@@ -142,7 +142,7 @@ impl SlideResult {
 }
 
 impl Summary {
-    pub fn new(result: &SlideResult, heatmap: Option<(String, usize)>) -> Summary {
+    pub(crate) fn new(result: &SlideResult, heatmap: Option<(String, usize)>) -> Summary {
         let (heatmap, heatmap_downsample) = heatmap.unzip();
         Summary {
             width: result.width,
@@ -162,30 +162,30 @@ impl Summary {
 }
 
 /// Predicting one input of a run in slide mode.
-pub struct Slide<'a> {
-    pub engine: &'a Engine,
-    pub options: &'a SlideOptions,
+pub(crate) struct Slide<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) options: &'a SlideOptions,
     /// Where to write the heatmap, and how.
-    pub heatmap: Option<(&'a std::path::Path, &'a heatmap::HeatmapOptions)>,
-    pub max_pixels: u64,
+    pub(crate) heatmap: Option<(&'a std::path::Path, &'a heatmap::HeatmapOptions)>,
+    pub(crate) max_pixels: u64,
     /// Pyramid level (0: full resolution).
-    pub level: u32,
-    pub quiet: bool,
+    pub(crate) level: u32,
+    pub(crate) quiet: bool,
 }
 
 /// One input's answer in slide mode.
-pub struct Predicted {
-    pub outcome: Outcome,
+pub(crate) struct Predicted {
+    pub(crate) outcome: Outcome,
     /// For a slide (also one without tissue): its summary.
-    pub summary: Option<Summary>,
-    pub result: Option<SlideResult>,
+    pub(crate) summary: Option<Summary>,
+    pub(crate) result: Option<SlideResult>,
 }
 
 impl Slide<'_> {
     /// One input: a slide when larger than the window (its most suspicious window's prediction and
     /// a summary, or an error record with the summary when it holds no tissue), else a single patch
     /// exactly as plain predict answers it. A decoder that panics costs this input only.
-    pub fn predict(&self, item: &Item) -> Predicted {
+    pub(crate) fn predict(&self, item: &Item) -> Predicted {
         match crate::pipeline::decoding(|| self.try_predict(item)) {
             Ok(done) => done,
             Err(why) => Predicted {
@@ -299,7 +299,7 @@ fn progress(name: &str, quiet: bool) -> indicatif::ProgressBar {
 }
 
 /// Window origins along one side: from 0 every `stride`, until a window reaches the far edge.
-pub fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
+pub(crate) fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
     let count = if length <= window {
         1
     } else {
@@ -310,7 +310,7 @@ pub fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
 
 /// Checks a slide run's settings against the model before any slide is read: these are usage
 /// errors, not one slide's.
-pub fn check(
+pub(crate) fn check(
     engine_config: &crate::engine::handler_config::HandlerConfig,
     stride: Option<usize>,
 ) -> Result<usize, String> {
@@ -335,7 +335,7 @@ pub fn check(
 }
 
 /// Predicts every window of a slide. `progress` hears (windows done, windows in all).
-pub fn predict(
+pub(crate) fn predict(
     engine: &Engine,
     rows: &mut dyn Rows,
     options: &SlideOptions,

@@ -4,7 +4,7 @@
 //! for the tests.
 
 /// The colour of a value in [0, 1] (values outside are clamped, NaN is the lowest colour).
-pub fn colour(x: f32) -> [u8; 3] {
+pub(crate) fn colour(x: f32) -> [u8; 3] {
     let x = if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
     TABLE[((x * 256.0) as usize).min(255)]
 }
@@ -267,3 +267,30 @@ const TABLE: [[u8; 3]; 256] = [
     [240, 246, 35],
     [239, 248, 33],
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plasma_is_matplotlibs() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/plasma-matplotlib.json"),
+        )
+        .unwrap();
+        let table: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let values = table["values"].as_array().unwrap();
+        let rgb = table["rgb"].as_array().unwrap();
+        assert!(values.len() > 100);
+        for (x, want) in values.iter().zip(rgb) {
+            let want: Vec<u8> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u8)
+                .collect();
+            assert_eq!(colour(x.as_f64().unwrap() as f32).to_vec(), want, "{x}");
+        }
+    }
+}

@@ -19,14 +19,14 @@ const HEADER: [&str; 9] = [
     "label",
 ];
 
-pub enum TileWriter {
+pub(crate) enum TileWriter {
     Csv(Box<csv::Writer<OutputFile>>),
     Jsonl(io::BufWriter<OutputFile>),
 }
 
 /// Whether `path` gets CSV (else JSON Lines); a `.json` file is refused, since rows are written as
 /// they come and JSON Lines is not one JSON document.
-pub fn is_csv(path: &Path) -> Result<bool, String> {
+pub(crate) fn is_csv(path: &Path) -> Result<bool, String> {
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -43,7 +43,7 @@ pub fn is_csv(path: &Path) -> Result<bool, String> {
 impl TileWriter {
     /// Starts `path` (through its `.partial`) with the bytes `kept` from an interrupted run; a CSV
     /// file starts with its header.
-    pub fn create(path: &Path, kept: &[u8]) -> io::Result<TileWriter> {
+    pub(crate) fn create(path: &Path, kept: &[u8]) -> io::Result<TileWriter> {
         let csv = is_csv(path).map_err(io::Error::other)?;
         let mut out = OutputFile::create(path)?;
         out.write_all(kept)?;
@@ -59,7 +59,7 @@ impl TileWriter {
 
     /// Every window of a slide; background windows that were not run have no probability and no
     /// label.
-    pub fn write(
+    pub(crate) fn write(
         &mut self,
         slide: &str,
         result: &SlideResult,
@@ -102,7 +102,7 @@ impl TileWriter {
     }
 
     /// Makes the file appear complete.
-    pub fn finish(self) -> io::Result<()> {
+    pub(crate) fn finish(self) -> io::Result<()> {
         let file = match self {
             TileWriter::Jsonl(out) => out.into_inner().map_err(|e| e.into_error())?,
             TileWriter::Csv(out) => out

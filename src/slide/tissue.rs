@@ -4,10 +4,10 @@
 //! slide's edge is not sampled.
 
 /// The sampling step of the downsample.
-pub const STEP: usize = 16;
+pub(crate) const STEP: usize = 16;
 
 /// HSV saturation of one RGB pixel, in [0, 1]: (max - min) / max, 0 for black.
-pub fn saturation(r: u8, g: u8, b: u8) -> f32 {
+pub(crate) fn saturation(r: u8, g: u8, b: u8) -> f32 {
     let max = r.max(g).max(b);
     if max == 0 {
         return 0.0;
@@ -22,7 +22,7 @@ pub fn saturation(r: u8, g: u8, b: u8) -> f32 {
 /// by the tissue it really holds. A window too small to hold a sample uses the centre of its real
 /// part.
 #[allow(clippy::too_many_arguments)]
-pub fn mean_saturation(
+pub(crate) fn mean_saturation(
     band: &[u8],
     width: usize,
     height: usize,

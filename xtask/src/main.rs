@@ -77,7 +77,8 @@ fn run() -> Result<()> {
                 "--features",
                 "openslide",
                 "--test",
-                "slides",
+                "integration",
+                "slides::",
             ];
             cmd.extend(rest.iter().map(String::as_str));
             cargo(&cmd)
@@ -87,7 +88,7 @@ fn run() -> Result<()> {
             libtorch::ensure(&root)?;
             status(
                 Command::new(cargo_bin())
-                    .args(["test", "--quiet", "--test", "assets"])
+                    .args(["test", "--quiet", "--test", "integration", "assets::"])
                     .env("SCANCER_BLESS", "1"),
             )
         }
@@ -100,6 +101,8 @@ fn run() -> Result<()> {
                 "build",
                 "--release",
                 "--quiet",
+                "-p",
+                "scancer-torch",
                 "--example",
                 "forward_bench",
             ])?;

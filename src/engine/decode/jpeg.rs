@@ -76,7 +76,7 @@ fn pillow_cmyk_to_rgb(cmyk: &[[u8; 4]]) -> Vec<u8> {
 
 /// Decodes a JPEG to 8-bit RGB or grayscale as Pillow would, refusing images over `max_pixels`
 /// before decompressing them.
-pub fn decode<R: BufRead>(reader: R, max_pixels: u64) -> Result<DynamicImage, InputError> {
+pub(crate) fn decode<R: BufRead>(reader: R, max_pixels: u64) -> Result<DynamicImage, InputError> {
     let fail = |detail: String| InputError::Decode {
         format: "JPEG".into(),
         detail,

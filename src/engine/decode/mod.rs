@@ -2,17 +2,17 @@
 //! header when it is over the pixel limit, before anything is allocated. JPEG goes through libjpeg
 //! (`jpeg`), as Pillow's does, so decoded pixels equal Pillow's.
 
-pub mod jpeg;
+pub(crate) mod jpeg;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use std::io::{BufRead, Seek};
 
 /// Pillow's decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`): larger images are refused.
-pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
+pub(crate) const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
 
 /// Why one input could not become a model input. Each is reported for that input alone.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum InputError {
+pub(crate) enum InputError {
     #[error("empty file")]
     Empty,
     #[error("not a supported image (PNG, JPEG, TIFF, BMP, WebP or GIF)")]
@@ -38,7 +38,7 @@ pub enum InputError {
 }
 
 /// Decodes any supported format, refusing images over `max_pixels` before allocating them.
-pub fn decode<R: BufRead + Seek>(
+pub(crate) fn decode<R: BufRead + Seek>(
     mut reader: R,
     max_pixels: u64,
 ) -> Result<DynamicImage, InputError> {
@@ -71,7 +71,7 @@ pub fn decode<R: BufRead + Seek>(
 }
 
 /// Refuses images without pixels, or with more than `max_pixels`, from their header.
-pub fn check_size(
+pub(crate) fn check_size(
     format: &str,
     width: u32,
     height: u32,

@@ -27,7 +27,7 @@ fn ok(value: Value) -> Response {
 }
 
 /// `segments` follow `/v2`.
-pub fn handle(
+pub(crate) fn handle(
     app: &App,
     request: &Request,
     segments: &[&str],

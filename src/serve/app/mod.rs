@@ -19,28 +19,28 @@ use std::time::{Duration, Instant};
 
 /// How long a request waits for the model before the server gives up on it (TorchServe's
 /// responseTimeout).
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub struct App {
-    pub models: Vec<ServedModel>,
+pub(crate) struct App {
+    pub(crate) models: Vec<ServedModel>,
     /// Images decoded at once: a few at a time, so that many clients sending large images cannot
     /// multiply decoded-pixel memory or starve the model thread of cores.
-    pub decoders: Slots,
-    pub queue: Arc<Queue>,
-    pub metrics: Arc<Metrics>,
-    pub auth: Auth,
-    pub batch_size: usize,
-    pub max_batch_delay: Duration,
-    pub device: String,
+    pub(crate) decoders: Slots,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) auth: Auth,
+    pub(crate) batch_size: usize,
+    pub(crate) max_batch_delay: Duration,
+    pub(crate) device: String,
 }
 
 /// TorchServe's error body: pretty JSON with a trailing newline.
-pub fn error(status: u16, kind: &str, message: &str) -> Response {
+pub(crate) fn error(status: u16, kind: &str, message: &str) -> Response {
     let body = json!({"code": status, "type": kind, "message": message});
     Response::json(status, format!("{}\n", pyjson::dumps(&body)))
 }
 
-pub fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     error(
         404,
         "ResourceNotFoundException",
@@ -48,7 +48,7 @@ pub fn not_found() -> Response {
     )
 }
 
-pub fn method_not_allowed() -> Response {
+pub(crate) fn method_not_allowed() -> Response {
     error(
         405,
         "MethodNotAllowedException",
@@ -61,7 +61,7 @@ fn pretty(value: &Value) -> Response {
 }
 
 /// A prediction failed for a reason the client can act on, or did not get an answer.
-pub enum Failure {
+pub(crate) enum Failure {
     BadInput(String),
     QueueFull,
     ShuttingDown,
@@ -71,14 +71,14 @@ pub enum Failure {
 impl App {
     /// A request to a prediction endpoint counts as arriving from its head on, so that a batch waits
     /// (up to the batch delay) for a body still coming over the network.
-    pub fn arrival_for(&self, method: &str, target: &str) -> Option<Arrival> {
+    pub(crate) fn arrival_for(&self, method: &str, target: &str) -> Option<Arrival> {
         let path = target.split('?').next().unwrap_or("");
         let predicts = (path.starts_with("/predictions/") && (method == "PUT" || method == "POST"))
             || (path.starts_with("/v2/models/") && path.ends_with("/infer") && method == "POST");
         predicts.then(|| self.queue.arrival())
     }
 
-    pub fn handle(&self, request: &Request, arrival: Option<Arrival>) -> Response {
+    pub(crate) fn handle(&self, request: &Request, arrival: Option<Arrival>) -> Response {
         let path = request.path.as_str();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let endpoint = match segments.as_slice() {
@@ -125,7 +125,7 @@ impl App {
     }
 
     /// The model a request names: by name, and version if given (else the first one registered).
-    pub fn find(&self, name: &str, version: Option<&str>) -> Result<usize, Response> {
+    pub(crate) fn find(&self, name: &str, version: Option<&str>) -> Result<usize, Response> {
         let mut any = false;
         for (k, m) in self.models.iter().enumerate() {
             if m.name == name {
@@ -204,7 +204,7 @@ impl App {
         }
     }
 
-    pub fn failure(&self, shown: &str, name: &str, failure: Failure) -> Response {
+    pub(crate) fn failure(&self, shown: &str, name: &str, failure: Failure) -> Response {
         match failure {
             Failure::BadInput(why) => error(400, "BadRequestException", &format!("{shown}: {why}")),
             Failure::QueueFull => error(
@@ -228,7 +228,7 @@ impl App {
 
     /// Queues preprocessed images for `model` and waits for their answers, in order.
     /// `arrival` marks the request as on its way to the queue until its jobs are in it.
-    pub fn infer(
+    pub(crate) fn infer(
         &self,
         model: usize,
         inputs: Vec<Prepared>,
@@ -407,22 +407,22 @@ impl App {
 }
 
 /// A counting semaphore.
-pub struct Slots {
+pub(crate) struct Slots {
     free: Mutex<usize>,
     freed: Condvar,
 }
 
-pub struct Slot<'a>(&'a Slots);
+pub(crate) struct Slot<'a>(&'a Slots);
 
 impl Slots {
-    pub fn new(n: usize) -> Slots {
+    pub(crate) fn new(n: usize) -> Slots {
         Slots {
             free: Mutex::new(n.max(1)),
             freed: Condvar::new(),
         }
     }
 
-    pub fn acquire(&self) -> Slot<'_> {
+    pub(crate) fn acquire(&self) -> Slot<'_> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
             free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
@@ -466,7 +466,7 @@ fn image_bytes(request: &Request) -> Result<&[u8], String> {
 }
 
 /// This process's resident memory in bytes (0 where /proc is missing).
-pub fn resident_bytes() -> u64 {
+pub(crate) fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())

@@ -1,6 +1,7 @@
 //! Reading a slide as bands of RGB rows, top to bottom, without holding the whole image where the
 //! format allows: PNG row by row, TIFF (striped or tiled, BigTIFF included) chunk row by chunk row.
-//! Other formats are decoded whole (the caller is told, so that it can say so). Every size a file
+//! Other formats are decoded whole (the caller is told, so that it can say so); pyramids (SVS, NDPI,
+//! MRXS, a level of a pyramidal TIFF) are read through OpenSlide (`openslide`, the `openslide` feature). Every size a file
 //! declares (image, strip, tile, band) is checked against the limits here before anything is
 //! allocated for it.
 //! Every conversion to RGB is `preprocess::convert`'s, so a tile's pixels are those of the same tile
@@ -17,7 +18,7 @@ use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
 /// Rows of a slide as 8-bit RGB.
-pub trait Rows {
+pub(crate) trait Rows {
     /// Width and height in pixels.
     fn size(&self) -> (usize, usize);
     /// Fills `out` (width * rows * 3 bytes) with rows `y..y + rows`; rows below the image are white.
@@ -26,7 +27,7 @@ pub trait Rows {
 }
 
 /// How a slide is read.
-pub enum Reading {
+pub(crate) enum Reading {
     Streamed(Box<dyn Rows>),
     /// The format cannot be read in strips: the whole image was decoded (its format named).
     Whole(Box<dyn Rows>, &'static str),
@@ -35,14 +36,14 @@ pub enum Reading {
 const JPEG_TIFF: &str = "JPEG-compressed TIFF";
 
 /// The longest side of a slide that scancer reads (the largest scanners' slides are ~200,000).
-pub const MAX_SIDE: usize = 1 << 20;
+pub(crate) const MAX_SIDE: usize = 1 << 20;
 /// The most bytes one decoded TIFF strip or tile may take.
-pub const MAX_CHUNK_BYTES: usize = 512 << 20;
+pub(crate) const MAX_CHUNK_BYTES: usize = 512 << 20;
 /// The most bytes of one band of full-width rows held at once.
-pub const MAX_BAND_BYTES: usize = 1 << 30;
+pub(crate) const MAX_BAND_BYTES: usize = 1 << 30;
 
 /// Refuses a declared size before anything is allocated for it.
-pub fn check_size(width: usize, height: usize) -> Result<(), String> {
+pub(crate) fn check_size(width: usize, height: usize) -> Result<(), String> {
     if width == 0 || height == 0 {
         return Err(format!(
             "the slide declares {width}x{height} pixels: no pixels"
@@ -69,7 +70,7 @@ fn check_band(width: usize, rows: usize, what: &str) -> Result<(), String> {
 }
 
 /// Opens a slide at pyramid `level` (0: full resolution).
-pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String> {
+pub(crate) fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String> {
     let vendor = crate::inputs::vendor_format(path);
     #[cfg(feature = "openslide")]
     {
@@ -115,7 +116,7 @@ pub fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String>
 }
 
 /// A slide's rows from any reader, by its first bytes: PNG and TIFF streamed, others whole.
-pub fn sniff<R: BufRead + Seek + 'static>(
+pub(crate) fn sniff<R: BufRead + Seek + 'static>(
     mut reader: R,
     max_pixels: u64,
 ) -> Result<Reading, String> {
@@ -162,7 +163,7 @@ fn whole<R: std::io::BufRead + Seek>(
 }
 
 /// An image already in memory (standard input).
-pub fn from_bytes(bytes: Vec<u8>, max_pixels: u64) -> Result<Reading, String> {
+pub(crate) fn from_bytes(bytes: Vec<u8>, max_pixels: u64) -> Result<Reading, String> {
     sniff(std::io::Cursor::new(bytes), max_pixels)
 }
 

@@ -42,7 +42,7 @@ fn library() -> Result<Library, String> {
 }
 
 /// The vendor OpenSlide recognises in a file ("aperio", "hamamatsu", "generic-tiff"...), if any.
-pub fn vendor(path: &Path) -> Option<String> {
+pub(crate) fn vendor(path: &Path) -> Option<String> {
     let lib = library().ok()?;
     let name = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: the symbol has this signature in every OpenSlide since 3.4; the string it returns is
@@ -54,7 +54,7 @@ pub fn vendor(path: &Path) -> Option<String> {
     }
 }
 
-pub struct OpenSlideRows {
+pub(crate) struct OpenSlideRows {
     lib: Library,
     handle: *mut c_void,
     level: i32,
@@ -65,7 +65,7 @@ pub struct OpenSlideRows {
 }
 
 impl OpenSlideRows {
-    pub fn open(path: &Path, level: u32) -> Result<OpenSlideRows, String> {
+    pub(crate) fn open(path: &Path, level: u32) -> Result<OpenSlideRows, String> {
         let lib = library()?;
         let name = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| "the path holds a NUL byte".to_string())?;

@@ -1,6 +1,5 @@
-//! Helpers shared by the integration tests: run the real binary, parse its records.
-
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: run the real binary, parse its records, find the
+//! optional tools that `cargo xtask setup` fetches.
 
 pub mod fake_torchserve;
 pub mod server;
@@ -123,4 +122,26 @@ pub fn with_closed_stdout(cmd: &mut std::process::Command) -> (Option<i32>, Stri
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// An optional tool or file that `cargo xtask setup` fetches and `.cargo/config.toml` names in
+/// `var`. When it is missing the test says so and is skipped (`None`), straight to the terminal, past
+/// the harness's capture; where SCANCER_NO_SKIP is set (CI sets it), a missing tool fails the test
+/// instead, so that CI never passes on skipped tests.
+pub fn fetched(var: &str, test: &str) -> Option<PathBuf> {
+    use std::io::Write;
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| !p.as_os_str().is_empty() && p.exists());
+    if path.is_none() {
+        let why = format!(
+            "{test}: {var} does not name an existing file ({:?}); run `cargo xtask setup`",
+            std::env::var_os(var).unwrap_or_default()
+        );
+        if std::env::var_os("SCANCER_NO_SKIP").is_some_and(|v| !v.is_empty()) {
+            panic!("{why} (SCANCER_NO_SKIP is set: nothing may be skipped)");
+        }
+        let _ = writeln!(std::io::stderr(), "SKIPPED {why}");
+    }
+    path
 }

@@ -1,9 +1,7 @@
 //! scancer against PyTorch: the reference outputs in testdata/reference.json were computed by
 //! examples/export_test_models.py with Pillow, torchvision transforms and the same TorchScript files.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 
 /// For inputs that need no resizing: the bound; observed differences are about 2e-6, from
 /// libtorch choosing other convolution kernels for other batch sizes.

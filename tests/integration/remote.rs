@@ -1,11 +1,9 @@
 //! `scancer predict --remote`: against `scancer serve` (the same table as local predict) and against
 //! recorded TorchServe 0.12 answers (bodies, errors, retries, credentials).
 
-mod common;
-
-use common::fake_torchserve::FakeTorchServe;
-use common::server::Server;
-use common::{predict, run, scancer, Run, MULTICLASS, PCAM, SEGMENTATION};
+use crate::util::fake_torchserve::FakeTorchServe;
+use crate::util::server::Server;
+use crate::util::{predict, run, scancer, Run, MULTICLASS, PCAM, SEGMENTATION};
 
 fn remote(url: &str, args: &[&str]) -> Run {
     run(scancer()
@@ -212,7 +210,7 @@ fn inference_tokens_are_sent() {
         &[("PUT", "/predictions/pcam?details=true", &["token-predict"])],
         None,
     );
-    let key_file = common::root().join("testdata/torchserve/key_file.json");
+    let key_file = crate::util::root().join("testdata/torchserve/key_file.json");
     let out = remote(
         &server.url,
         &[

@@ -1,11 +1,9 @@
 //! `scancer serve` over real HTTP on loopback: answers equal `scancer predict`, TorchServe's bodies
 //! and codes, KServe V2, metrics checked by promtool, auth, batching, hostile clients, graceful stop.
 
-mod common;
-
+use crate::util::server::{multipart, read_reply, send, Server};
+use crate::util::{predict, root, MULTICLASS, PCAM, SEGMENTATION};
 use base64::Engine as _;
-use common::server::{multipart, read_reply, send, Server};
-use common::{predict, root, MULTICLASS, PCAM, SEGMENTATION};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -410,15 +408,20 @@ fn kserve_v2_protocol() {
         assert_eq!(answer["outputs"][1]["data"][k], record["class"]);
     }
 
-    // The same images as FP32 tensors, preprocessed here by the library.
-    let config = scancer::engine::handler_config::HandlerConfig::from_path(
-        &root().join("examples/pcam-classification.toml"),
-    )
-    .unwrap();
-    let pre = scancer::engine::preprocess::Preprocessor::new(&config, 1 << 30);
+    // The same images as FP32 tensors, preprocessed here as the example configuration says:
+    // ToTensor() then Normalize(0.5, 0.5), in CHW order, in float32 as torchvision computes it.
     let tensor: Vec<f32> = images
         .iter()
-        .flat_map(|i| pre.prepare(&bytes(i)).unwrap().data)
+        .flat_map(|i| {
+            let rgb = image::open(root().join(i)).unwrap().to_rgb8();
+            (0..3)
+                .flat_map(|c| {
+                    rgb.pixels()
+                        .map(move |p| (p.0[c] as f32 / 255.0 - 0.5) / 0.5)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
         .collect();
     let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [2, 3, 96, 96], "data": tensor}],
                          "outputs": [{"name": "probabilities"}]});
@@ -586,8 +589,9 @@ fn authentication() {
 
 #[test]
 fn metrics_pass_promtool() {
-    let promtool = std::env::var("SCANCER_PROMTOOL")
-        .expect("SCANCER_PROMTOOL is set by .cargo/config.toml; run `cargo xtask setup` to link .tools/promtool");
+    let Some(promtool) = crate::util::fetched("SCANCER_PROMTOOL", "metrics_pass_promtool") else {
+        return;
+    };
     let server = Server::start(&[PCAM, "-q"]);
     let patch = bytes("examples/patches/patch-00.png");
     for _ in 0..3 {
@@ -630,7 +634,7 @@ fn metrics_pass_promtool() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {promtool}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool.display()));
     child
         .stdin
         .take()
@@ -829,14 +833,15 @@ fn graceful_shutdown_answers_every_accepted_request() {
 
 #[test]
 fn start_up_errors_are_one_line_and_exit_2() {
-    let out = common::run(common::scancer().args(["serve", "--port", "0", "missing.mar"]));
+    let out =
+        crate::util::run(crate::util::scancer().args(["serve", "--port", "0", "missing.mar"]));
     assert_eq!(out.code, 2);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("missing.mar"), "{}", out.stderr);
 
     let server = Server::start(&[PCAM, "-q"]);
     let port = server.port.to_string();
-    let out = common::run(common::scancer().args(["serve", "--port", &port, PCAM]));
+    let out = crate::util::run(crate::util::scancer().args(["serve", "--port", &port, PCAM]));
     assert_eq!(out.code, 2);
     assert!(
         out.stderr

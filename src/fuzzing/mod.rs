@@ -4,6 +4,9 @@
 //! Each entry point takes arbitrary bytes and must return without panicking, hanging or allocating
 //! without bound; where a result can be checked, it is (with `assert!`, which the fuzzer reports).
 
+#[cfg(test)]
+mod regressions;
+
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model_source::ModelSource;
@@ -228,8 +231,8 @@ impl Write for &mut Replay<'_> {
 }
 
 /// The token and `name:password` the HTTP target's server accepts.
-pub const FUZZ_TOKEN: &str = "fuzz-token";
-pub const FUZZ_BASIC: &str = "pathologist:slides";
+pub(crate) const FUZZ_TOKEN: &str = "fuzz-token";
+pub(crate) const FUZZ_BASIC: &str = "pathologist:slides";
 
 /// A server with a model of every output kind (pcam, binary, in versions 1.0 and 2.0; tissue,
 /// multiclass; mask, segmentation; raw) and authentication. Its model thread needs no model: it makes
@@ -270,20 +273,17 @@ fn app() -> &'static App {
                 output_shape,
                 loaded_at: "2026-11-27T00:00:00.000Z".into(),
             });
-            postprocessors.push((Postprocessor::new(&config), h, w));
+            postprocessors.push((Postprocessor::new(&config), config.output.kind, h, w));
         }
         let queue = Arc::new(Queue::new(8));
         let model_queue = Arc::clone(&queue);
         std::thread::spawn(move || {
             while let Some(jobs) = model_queue.next_batch(8, Duration::ZERO) {
-                let n = jobs.len();
                 for job in jobs {
-                    let (post, h, w) = &postprocessors[job.model];
+                    let (post, kind, h, w) = &postprocessors[job.model];
                     let answer = Ok(Answered {
-                        prediction: fake_prediction(post, &job.input.data, *h, *w),
+                        prediction: fake_prediction(post, *kind, &job.input.data, *h, *w),
                         queued: Duration::ZERO,
-                        inference: Duration::ZERO,
-                        batch: n,
                     });
                     let _ = job.reply.send(answer);
                 }
@@ -305,10 +305,16 @@ fn app() -> &'static App {
 /// A prediction for one image, made from its prepared input by the real postprocessing's
 /// interpretation of probabilities (the activations, which run in libtorch, are computed here, so
 /// that fuzzing needs no libtorch).
-fn fake_prediction(post: &Postprocessor, input: &[f32], h: usize, w: usize) -> Prediction {
+fn fake_prediction(
+    post: &Postprocessor,
+    kind: OutputKind,
+    input: &[f32],
+    h: usize,
+    w: usize,
+) -> Prediction {
     let at = |k: usize| input.get(k * input.len() / 4).copied().unwrap_or(0.0);
     let mean = input.iter().sum::<f32>() / input.len().max(1) as f32;
-    match post.kind() {
+    match kind {
         OutputKind::Binary => Prediction::Class(post.binary(1.0 / (1.0 + (-mean).exp()))),
         OutputKind::Raw => Prediction::Raw(RawPrediction {
             shape: vec![1],

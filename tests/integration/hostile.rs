@@ -1,10 +1,8 @@
 //! The hostile-input corpus: named cases across commands, each with its exact exit code, a clear
 //! message, nothing on stdout a script could take for a result, and no panic.
 
-mod common;
-
-use common::server::{read_reply, Server};
-use common::{assert_fatal, root, run, scancer, PCAM};
+use crate::util::server::{read_reply, Server};
+use crate::util::{assert_fatal, root, run, scancer, PCAM};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -138,7 +136,7 @@ fn a_directory_of_hostile_files_gets_one_record_each() {
                 assert!(record["error"].is_null(), "{shown}: {}", record["error"]);
                 // The same answer as the file alone.
                 if let Source::Fixture(f) = source {
-                    let alone = common::predict(PCAM, &[f]);
+                    let alone = crate::util::predict(PCAM, &[f]);
                     assert_eq!(
                         alone.records()[0]["probabilities"],
                         record["probabilities"],
@@ -527,7 +525,7 @@ fn hostile_slides_cost_one_record_each_and_never_the_batch() {
             .iter()
             .find(|r| r["path"] == shown.as_str())
             .unwrap();
-        let alone = common::predict(PCAM, &["--tile", original]);
+        let alone = crate::util::predict(PCAM, &["--tile", original]);
         assert_eq!(
             record["probabilities"],
             alone.records()[0]["probabilities"],

@@ -1,8 +1,6 @@
 //! `scancer predict` as users and scripts meet it: inputs, formats, errors and exit codes.
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -87,7 +85,7 @@ fn every_input_gets_exactly_one_record_in_order() {
         run.stderr
     );
     let loud =
-        common::run(scancer().args(["predict", "-m", PCAM, "-f", "jsonl", "testdata/images"]));
+        crate::util::run(scancer().args(["predict", "-m", PCAM, "-f", "jsonl", "testdata/images"]));
     assert_eq!(loud.code, 1);
     assert!(
         loud.stderr.contains("failed"),
@@ -511,7 +509,7 @@ fn outputs_never_clobber_devices_links_or_modes() {
             ))
             .arg(env!("CARGO_BIN_EXE_scancer"))
             .arg(&new)
-            .current_dir(common::root())
+            .current_dir(crate::util::root())
             .status()
             .unwrap();
         assert!(status.success());
@@ -542,7 +540,7 @@ fn hints_point_at_the_fix() {
     std::fs::write(&ndpi, b"II*\0not really").unwrap();
     // macOS resource forks beside the images are skipped, not errors.
     std::fs::copy(
-        common::root().join("examples/patches/patch-00.png"),
+        crate::util::root().join("examples/patches/patch-00.png"),
         dir.path().join("patch.png"),
     )
     .unwrap();
@@ -592,7 +590,7 @@ fn a_fatal_error_keeps_finished_records_and_says_how_to_go_on() {
         .args(["predict", "-m", PCAM, "-f", "jsonl", "-o"])
         .arg(&out_file)
         .arg("examples/patches"));
-    common::assert_fatal(
+    crate::util::assert_fatal(
         &out,
         "r.jsonl.partial holds the records of an interrupted run: add --resume",
     );
@@ -601,7 +599,7 @@ fn a_fatal_error_keeps_finished_records_and_says_how_to_go_on() {
         .args(["predict", "-m", PCAM, "-f", "jsonl", "--resume", "-o"])
         .arg(&out_file)
         .arg("testdata/images"));
-    common::assert_fatal(&out, "it was written for other inputs");
+    crate::util::assert_fatal(&out, "it was written for other inputs");
     // The same inputs: the recorded one is skipped, the rest appended; the result equals a fresh run.
     let out = run(scancer()
         .args(["predict", "-m", PCAM, "-f", "jsonl", "--resume", "-o"])
@@ -631,7 +629,7 @@ fn a_fatal_error_keeps_finished_records_and_says_how_to_go_on() {
         "jsonl",
         "examples/patches",
     ]));
-    common::assert_fatal(&out, "--resume needs --output FILE");
+    crate::util::assert_fatal(&out, "--resume needs --output FILE");
 }
 
 #[test]
@@ -641,9 +639,9 @@ fn a_closed_stdout_ends_predict_quietly() {
         vec!["predict", "-m", PCAM, "-f", "csv", "examples/patches"],
         vec!["--help"],
     ] {
-        let (code, stderr) = common::with_closed_stdout(
+        let (code, stderr) = crate::util::with_closed_stdout(
             std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
-                .current_dir(common::root())
+                .current_dir(crate::util::root())
                 .args(&args),
         );
         assert_eq!(code, Some(0), "{args:?}: {stderr}");

@@ -1,10 +1,8 @@
 //! `scancer store` against an in-process server that answers with a real TorchServe 0.12's recorded
 //! bodies and codes.
 
-mod common;
-
-use common::fake_torchserve::{fixtures, FakeTorchServe};
-use common::{run, scancer, Run};
+use crate::util::fake_torchserve::{fixtures, FakeTorchServe};
+use crate::util::{run, scancer, Run};
 use serde_json::Value;
 
 fn store(server: &FakeTorchServe, args: &[&str]) -> Run {
@@ -330,7 +328,7 @@ fn basic_auth_and_tokens() {
     assert!(out.stderr.contains("no password"), "{}", out.stderr);
 
     let tokens = FakeTorchServe::start(&[("GET", "/models?limit=100", &["token-list"])], None);
-    let key_file = common::root().join("testdata/torchserve/key_file.json");
+    let key_file = crate::util::root().join("testdata/torchserve/key_file.json");
     let out = store(
         &tokens,
         &["--token-file", key_file.to_str().unwrap(), "list"],
@@ -495,7 +493,7 @@ fn a_closed_stdout_ends_store_quietly() {
             ],
             None,
         );
-        let (code, stderr) = common::with_closed_stdout(
+        let (code, stderr) = crate::util::with_closed_stdout(
             std::process::Command::new(env!("CARGO_BIN_EXE_scancer"))
                 .args(["store", "--url", &server.url])
                 .args(&args)

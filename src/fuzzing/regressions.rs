@@ -32,27 +32,27 @@ fn replay(target: &str, entry: fn(&[u8])) {
 
 #[test]
 fn archive_inputs() {
-    replay("archive", scancer::fuzzing::archive);
+    replay("archive", super::archive);
 }
 
 #[test]
 fn handler_config_inputs() {
-    replay("handler_config", scancer::fuzzing::handler_config);
+    replay("handler_config", super::handler_config);
 }
 
 #[test]
 fn image_inputs() {
-    replay("image", scancer::fuzzing::image);
+    replay("image", super::image);
 }
 
 #[test]
 fn slide_inputs() {
-    replay("slide", scancer::fuzzing::slide);
+    replay("slide", super::slide);
 }
 
 #[test]
 fn serve_http_inputs() {
-    replay("serve_http", scancer::fuzzing::serve_http);
+    replay("serve_http", super::serve_http);
 }
 
 /// The seeds reach what they were written for: every request of a valid seed is answered 200 (the
@@ -64,7 +64,7 @@ fn serve_http_seeds_are_answered() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let requests = std::fs::read(&path).unwrap();
-        let answers = scancer::fuzzing::serve_http_answers(&requests);
+        let answers = super::serve_http_answers(&requests);
         let text = String::from_utf8_lossy(&answers);
         let statuses: Vec<&str> = text
             .match_indices("HTTP/1.1 ")
@@ -83,5 +83,5 @@ fn serve_http_seeds_are_answered() {
 
 #[test]
 fn store_answers_inputs() {
-    replay("store_answers", scancer::fuzzing::store_answers);
+    replay("store_answers", super::store_answers);
 }

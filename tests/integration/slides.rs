@@ -1,9 +1,13 @@
 //! Whole slides: tiling, tissue detection, per-window probabilities equal to single patches, the
 //! streaming readers agreeing with each other, and the heatmap.
 
-mod common;
+use crate::util::{predict, root, run, scancer, Run, PCAM};
 
-use common::{predict, root, run, scancer, Run, PCAM};
+/// The heatmap's colour table, compiled from its own source (src/slide/plasma.rs, checked against
+/// matplotlib by its unit test), to find where each colour must be.
+#[path = "../../src/slide/plasma.rs"]
+#[allow(dead_code)]
+mod plasma;
 use serde_json::Value;
 
 const SLIDES: [&str; 4] = [
@@ -210,10 +214,7 @@ fn heatmaps_in_plasma_colours_and_directories_of_slides() {
         first_tissue["x"].as_u64().unwrap() as u32,
         first_tissue["y"].as_u64().unwrap() as u32,
     );
-    assert_eq!(
-        image.get_pixel(x / 4 + 12, y / 4 + 12).0,
-        scancer::slide::plasma::colour(p)
-    );
+    assert_eq!(image.get_pixel(x / 4 + 12, y / 4 + 12).0, plasma::colour(p));
 
     // Smoothed and overlaid: same size, different pixels, still a PNG.
     let smooth = dir.path().join("smooth.png");
@@ -291,37 +292,12 @@ fn patches_in_slide_mode_answer_as_plain_predict() {
 }
 
 #[test]
-fn plasma_is_matplotlibs() {
-    let text = std::fs::read_to_string(root().join("testdata/plasma-matplotlib.json")).unwrap();
-    let table: Value = serde_json::from_str(&text).unwrap();
-    let values = table["values"].as_array().unwrap();
-    let rgb = table["rgb"].as_array().unwrap();
-    assert!(values.len() > 100);
-    for (x, want) in values.iter().zip(rgb) {
-        let want: Vec<u8> = want
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
-        assert_eq!(
-            scancer::slide::plasma::colour(x.as_f64().unwrap() as f32).to_vec(),
-            want,
-            "{x}"
-        );
-    }
-}
-
-#[test]
 fn a_real_tissue_section() {
     // scikit-image's ihc.png, fetched by `cargo xtask setup` (see .cargo/config.toml).
-    let ihc = std::env::var("SCANCER_IHC").expect(
-        "SCANCER_IHC is set by .cargo/config.toml; run `cargo xtask setup` to fetch ihc.png",
-    );
-    assert!(
-        std::path::Path::new(&ihc).is_file(),
-        "{ihc} is missing: run `cargo xtask setup`"
-    );
+    let Some(ihc) = crate::util::fetched("SCANCER_IHC", "a_real_tissue_section") else {
+        return;
+    };
+    let ihc = ihc.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let tiles = dir.path().join("tiles.jsonl");
     let map = dir.path().join("ihc-heatmap.png");
@@ -333,7 +309,7 @@ fn a_real_tissue_section() {
         "--heatmap",
         map.to_str().unwrap(),
         "--overlay",
-        &ihc,
+        ihc,
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
@@ -391,11 +367,9 @@ fn pyramidal_formats_name_the_openslide_feature() {
 #[cfg(feature = "openslide")]
 #[test]
 fn pyramids_through_openslide() {
-    let lib = std::env::var("SCANCER_OPENSLIDE").unwrap_or_default();
-    assert!(
-        std::path::Path::new(&lib).is_file(),
-        "SCANCER_OPENSLIDE={lib:?}: run `cargo xtask setup`"
-    );
+    if crate::util::fetched("SCANCER_OPENSLIDE", "pyramids_through_openslide").is_none() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     // Level 0 through OpenSlide: the windows of the PNG the pyramid was made from.
     let (from_png, from_openslide) = (dir.path().join("png.csv"), dir.path().join("svs.csv"));
@@ -571,16 +545,13 @@ fn heatmaps_grey_glass_carry_a_colour_bar_and_their_scale() {
     // The colour bar below the map: plasma(0) at its left end, plasma(1) at its right end, then
     // the grey swatch.
     let bar_y = 75 + 6 + 6;
-    assert_eq!(
-        image.get_pixel(8, bar_y).0,
-        scancer::slide::plasma::colour(0.0)
-    );
+    assert_eq!(image.get_pixel(8, bar_y).0, plasma::colour(0.0));
     let row: Vec<[u8; 3]> = (0..image.width())
         .map(|x| image.get_pixel(x, bar_y).0)
         .collect();
     let last_bar = row
         .iter()
-        .rposition(|c| *c == scancer::slide::plasma::colour(1.0))
+        .rposition(|c| *c == plasma::colour(1.0))
         .expect("plasma(1) on the bar");
     assert!(
         row[last_bar..].contains(&[128, 128, 128]),
@@ -589,7 +560,7 @@ fn heatmaps_grey_glass_carry_a_colour_bar_and_their_scale() {
     // No pixel of the map is plasma(0): glass is grey, and the model's probabilities are not 0.
     for y in 0..75 {
         for x in 0..100 {
-            assert_ne!(image.get_pixel(x, y).0, scancer::slide::plasma::colour(0.0));
+            assert_ne!(image.get_pixel(x, y).0, plasma::colour(0.0));
         }
     }
 
@@ -666,7 +637,7 @@ fn heatmap_names_never_collide_across_a_job_array() {
         .args(["predict", "--tile", "-q", "-m"])
         .arg(&model)
         .args(["--heatmap", "out.png", "coll"]));
-    common::assert_fatal(
+    crate::util::assert_fatal(
         &out,
         "--heatmap out.png names one PNG file, but there are 2 inputs",
     );
@@ -691,12 +662,12 @@ fn slide_usage_errors_exit_two_before_any_work() {
             "--stride 97 must be between 1 and the window size (96)",
         ),
         (
-            common::MULTICLASS,
+            crate::util::MULTICLASS,
             vec![],
             "slides need a binary patch classifier",
         ),
         (
-            common::SEGMENTATION,
+            crate::util::SEGMENTATION,
             vec![],
             "slides need a binary patch classifier",
         ),

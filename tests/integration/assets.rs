@@ -3,7 +3,7 @@
 
 use clap::CommandFactory;
 use clap_complete::Shell;
-use scancer::cli::Cli;
+use scancer::Cli;
 use std::path::PathBuf;
 
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {

@@ -1,12 +1,7 @@
 //! `scancer predict --model X.mar`: TorchServe archives written by torch-model-archiver 0.12 (the
 //! fixtures in testdata/mar) and by scancer's own writer, and hostile archives.
 
-mod common;
-
-use common::*;
-use scancer::mar::entries::Entries;
-use scancer::mar::manifest::{Manifest, ModelSection, ARCHIVER_VERSION};
-use scancer::mar::write::{write_zip, Compression};
+use crate::util::*;
 use std::path::{Path, PathBuf};
 
 /// TorchServe's built-in image_classifier, reimplemented: parity with PyTorch running
@@ -40,54 +35,47 @@ fn torch_model_archiver_image_classifier_archives_match_pytorch() {
     }
 }
 
-fn manifest(name: &str, handler: &str) -> Manifest {
-    Manifest {
-        created_on: "27/11/2026 00:00:00".into(),
-        runtime: "python".into(),
-        model: ModelSection {
-            model_name: name.into(),
-            serialized_file: Some("pcam-classification.pt".into()),
-            handler: handler.into(),
-            model_file: None,
-            model_version: "1.0".into(),
-            requirements_file: None,
-            config_file: None,
-        },
-        archiver_version: ARCHIVER_VERSION.into(),
-    }
-}
-
-/// An archive of the example pcam model, optionally with its configuration under the name scancer
-/// reads from archives.
+/// An archive of the example pcam model as TorchServe 0.12 lays one out (the model at the root,
+/// `MAR-INF/MANIFEST.json`), optionally with its configuration under the name scancer reads from
+/// archives, written here with the zip crate rather than by scancer itself.
 fn pcam_archive(dir: &Path, with_config: bool) -> PathBuf {
-    let mut entries = Entries::default();
-    entries.add_file(&root().join(PCAM)).unwrap();
-    let mut list = entries.into_vec();
-    if with_config {
-        list.push(scancer::mar::entries::Entry {
-            name: scancer::engine::model_source::ARCHIVED_CONFIG.into(),
-            source: root().join("examples/pcam-classification.toml"),
-        });
-    }
-    let target = dir.join(if with_config {
-        "pcam.mar"
+    let (target, handler) = if with_config {
+        (dir.join("pcam.mar"), "image_classifier")
     } else {
-        "pcam-custom.mar"
-    });
-    let handler = if with_config {
-        "image_classifier"
-    } else {
-        "pcam_handler.py"
+        (dir.join("pcam-custom.mar"), "pcam_handler.py")
     };
-    write_zip(
-        &list,
-        &manifest("pcam", handler),
-        &target,
-        Compression::Auto,
-        zip::DateTime::default(),
-        false,
-    )
-    .unwrap();
+    let manifest = serde_json::json!({
+        "createdOn": "27/11/2026 00:00:00",
+        "runtime": "python",
+        "model": {
+            "modelName": "pcam",
+            "serializedFile": "pcam-classification.pt",
+            "handler": handler,
+            "modelVersion": "1.0"
+        },
+        "archiverVersion": "0.12.0"
+    });
+    let mut files = vec![
+        (
+            "pcam-classification.pt",
+            std::fs::read(root().join(PCAM)).unwrap(),
+        ),
+        ("MAR-INF/MANIFEST.json", manifest.to_string().into_bytes()),
+    ];
+    if with_config {
+        files.push((
+            "scancer-handler.toml",
+            std::fs::read(root().join("examples/pcam-classification.toml")).unwrap(),
+        ));
+    }
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&target).unwrap());
+    for (name, bytes) in files {
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file(name, options).unwrap();
+        std::io::Write::write_all(&mut zip, &bytes).unwrap();
+    }
+    zip.finish().unwrap();
     target
 }
 

@@ -1,0 +1,14 @@
+//! scancer's integration tests, one binary: each module drives the real `scancer` binary (and real
+//! third-party tools: promtool, OpenSlide) the way users and scripts do; `util` holds what they share.
+
+mod util;
+
+mod archives;
+mod assets;
+mod hostile;
+mod parity;
+mod predict;
+mod remote;
+mod serve;
+mod slides;
+mod store;
