@@ -30,6 +30,25 @@ fn model_path() -> CString {
     CString::new(root.to_str().unwrap()).unwrap()
 }
 
+/// Loads `path` on the CPU: the model, or the error message.
+fn load(api: &Api, path: &CString, optimize: bool) -> Result<*mut c_void, String> {
+    let (mut error, mut optimize_error) = (null_mut(), null_mut());
+    let model = unsafe {
+        (api.model_load)(
+            path.as_ptr(),
+            -1,
+            optimize as i32,
+            &mut error,
+            &mut optimize_error,
+        )
+    };
+    if model.is_null() {
+        return Err(message(api, error));
+    }
+    assert!(optimize_error.is_null(), "{}", message(api, optimize_error));
+    Ok(model)
+}
+
 fn dims(api: &Api, t: *mut c_void) -> Vec<i64> {
     let mut d = [0i64; 8];
     let n = unsafe { (api.tensor_dims)(t, d.as_mut_ptr(), 8) };
@@ -45,18 +64,8 @@ fn speaks_this_abi() {
 fn loads_runs_and_post_processes_a_model() {
     let api = api();
     unsafe { (api.set_threads)(1) };
-    let (mut error, mut optimize_error) = (null_mut(), null_mut());
-    let model = unsafe {
-        (api.model_load)(
-            model_path().as_ptr(),
-            -1,
-            1,
-            &mut error,
-            &mut optimize_error,
-        )
-    };
-    assert!(!model.is_null(), "{}", message(api, error));
-    assert!(optimize_error.is_null());
+    let model = load(api, &model_path(), true).unwrap();
+    let mut error = null_mut();
     let input = vec![0.25f32; 2 * 3 * 96 * 96];
     let shape = [2i64, 3, 96, 96];
     let out = unsafe { (api.model_forward)(model, input.as_ptr(), shape.as_ptr(), 4, &mut error) };
@@ -96,25 +105,13 @@ fn loads_runs_and_post_processes_a_model() {
 #[test]
 fn failures_are_messages() {
     let api = api();
-    let (mut error, mut optimize_error) = (null_mut(), null_mut());
     let missing = CString::new("/nonexistent/model.pt").unwrap();
-    let model =
-        unsafe { (api.model_load)(missing.as_ptr(), -1, 1, &mut error, &mut optimize_error) };
-    assert!(model.is_null());
-    assert!(!message(api, error).is_empty());
-    let model = unsafe {
-        (api.model_load)(
-            model_path().as_ptr(),
-            -1,
-            0,
-            &mut error,
-            &mut optimize_error,
-        )
-    };
-    assert!(!model.is_null());
+    assert!(!load(api, &missing, true).unwrap_err().is_empty());
+    let model = load(api, &model_path(), false).unwrap();
     // A wrong input shape is libtorch's error, caught.
     let input = vec![0f32; 3 * 5 * 5];
     let shape = [1i64, 3, 5, 5];
+    let mut error = null_mut();
     let out = unsafe { (api.model_forward)(model, input.as_ptr(), shape.as_ptr(), 4, &mut error) };
     assert!(out.is_null());
     assert!(!message(api, error).is_empty());
