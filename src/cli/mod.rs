@@ -1,14 +1,15 @@
 //! The command line, defined once: `--help`, the man pages in `man/` and the shell completions in
 //! `completions/` are all generated from these types.
 
+mod config;
 mod resolve;
 mod values;
 
-pub(crate) use resolve::{client, Api};
+pub(crate) use config::{PredictConfig, RemoteConfig};
+pub(crate) use resolve::{client, predict, serve, Api};
 
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::model::DeviceChoice;
-use crate::engine::EngineOptions;
 use crate::exit::{self, Table};
 use crate::inputs::Shard;
 use crate::records::Format;
@@ -404,18 +405,6 @@ pub(crate) struct EngineArgs {
     /// Refuse images with more pixels than this (decompression-bomb guard)
     #[arg(long, default_value_t = DEFAULT_MAX_PIXELS, value_name = "N")]
     pub(crate) max_image_pixels: u64,
-}
-
-impl EngineArgs {
-    pub(crate) fn options(&self) -> EngineOptions {
-        EngineOptions {
-            device: self.device,
-            threads: self.threads.map(|n| n as usize),
-            max_pixels: self.max_image_pixels,
-            batch_size: self.batch_size as usize,
-            optimize: !self.no_optimize,
-        }
-    }
 }
 
 #[derive(Debug, Args)]

@@ -2,11 +2,143 @@
 //! here, in one order: the flag, else its environment variable, else the profile of the
 //! configuration file, else the default.
 
-use super::RemoteArgs;
+use super::config::{PredictConfig, RemoteConfig, SlideConfig};
+use super::{ColorChoice, EngineArgs, PredictArgs, RemoteArgs, ServeArgs};
+use crate::engine::EngineOptions;
+use crate::pipeline::PipelineOptions;
+use crate::records::Format;
 use crate::remote::{load_profile, prompt_password, read_token, Client, Credentials, Profile};
+use crate::serve::auth::Auth;
+use crate::serve::http::Limits;
+use crate::serve::ServeOptions;
+use crate::slide::heatmap::HeatmapOptions;
+use crate::slide::SlideOptions;
 use anyhow::{bail, Result};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `scancer predict`'s arguments, resolved. With `--remote`, the client is made here (the
+/// profile read, a password asked for), before any input is read.
+pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictConfig> {
+    let remote = match &args.remote {
+        None => None,
+        Some(url) => Some(RemoteConfig {
+            client: client(&args.remote_args, Some(url.clone()), Api::Inference)?,
+            retries: args.retries,
+            jobs: args.jobs as usize,
+        }),
+    };
+    let engine = engine(&args.engine);
+    let pipeline = PipelineOptions {
+        batch_size: engine.batch_size,
+        decode_threads: args
+            .decode_threads
+            .map_or_else(default_decode_threads, |n| n as usize),
+    };
+    let mask_dir = args.mask_dir.clone().unwrap_or_else(|| match &args.output {
+        Some(out) => {
+            let stem = out
+                .file_stem()
+                .map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
+            out.with_file_name(format!("{stem}-masks"))
+        }
+        None => PathBuf::from("scancer-masks"),
+    });
+    let heatmap_side = args.heatmap_size as usize;
+    let slides = SlideConfig {
+        tile: args.tile,
+        options: SlideOptions {
+            stride: args.stride,
+            tissue_threshold: args.tissue_threshold,
+            all_tiles: args.all_tiles,
+            thumbnail_side: if args.heatmap.is_some() && args.overlay {
+                heatmap_side
+            } else {
+                0
+            },
+        },
+        level: args.level,
+        tiles: args.tiles,
+        heatmap: args.heatmap,
+        heatmap_options: HeatmapOptions {
+            max_side: heatmap_side,
+            smooth: args.smooth,
+            overlay: args.overlay,
+        },
+    };
+    Ok(PredictConfig {
+        color: args.format == Format::Table
+            && args.output.is_none()
+            && use_color(color, std::io::stdout().is_terminal()),
+        inputs: args.inputs,
+        model: args.model,
+        config: args.config,
+        format: args.format,
+        output: args.output,
+        resume: args.resume,
+        engine,
+        pipeline,
+        shard: args.shard,
+        mask_dir,
+        quiet: args.quiet,
+        slides,
+        remote,
+    })
+}
+
+/// `scancer serve`'s arguments, resolved (the credential files read).
+pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
+    let auth = Auth::load(
+        args.auth_file.as_deref(),
+        args.token_file.as_deref(),
+        args.open.clone(),
+    )?;
+    Ok(ServeOptions {
+        address: SocketAddr::new(args.host, args.port),
+        engine: engine(&args.engine),
+        max_batch_delay: Duration::from_millis(args.max_batch_delay),
+        job_queue_size: args.job_queue_size as usize,
+        limits: Limits {
+            max_body: args.max_request_size,
+            client_timeout: Duration::from_secs(args.client_timeout),
+            keep_alive: Duration::from_secs(args.keep_alive_timeout),
+        },
+        max_connections: args.max_connections as usize,
+        auth,
+        quiet: args.quiet,
+        models: args.models,
+    })
+}
+
+/// The engine's settings, as `predict` and `serve` give them.
+fn engine(args: &EngineArgs) -> EngineOptions {
+    EngineOptions {
+        device: args.device,
+        threads: args.threads.map(|n| n as usize),
+        max_pixels: args.max_image_pixels,
+        batch_size: args.batch_size as usize,
+        optimize: !args.no_optimize,
+    }
+}
+
+/// Decode threads by default: the model takes most of the CPU, and decoding small patches is cheap
+/// next to a forward pass.
+fn default_decode_threads() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+}
+
+/// Colour for a stream: `auto` colours a terminal unless NO_COLOR is set to anything non-empty.
+fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
 
 /// The first of a flag, its environment variable and the profile's value that is given (an empty
 /// value counts as not given).

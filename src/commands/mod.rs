@@ -1,7 +1,7 @@
 //! One module per subcommand; each takes its parsed arguments and returns how it ended (`Exit`).
 //! `main` is the one place where an error becomes a message and an exit status.
 
-use crate::cli::{Cli, ColorChoice, Command};
+use crate::cli::{self, Cli, Command};
 use crate::exit::Exit;
 use crate::messages::error;
 use clap::Parser;
@@ -38,21 +38,10 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
-        Command::Predict(args) => predict::run(args, cli.color),
+        Command::Predict(args) => predict::run(cli::predict(args, cli.color)?),
         Command::Archive(args) => archive::run(args),
         Command::Store(args) => store::run(args),
         Command::Serve(args) => serve::run(args),
-    }
-}
-
-/// Colour for a stream: `auto` colours a terminal unless NO_COLOR is set to anything non-empty.
-pub(crate) fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
     }
 }
 

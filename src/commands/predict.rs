@@ -2,8 +2,8 @@
 //! remote inference API (`--remote`); both write the same records. Settles, before any work, where
 //! this run's records sit in the whole output (`--shard`, `--resume`) and where each heatmap goes.
 
-use super::{stderr_is_terminal, use_color};
-use crate::cli::{self, Api, ColorChoice, PredictArgs};
+use super::stderr_is_terminal;
+use crate::cli::{PredictConfig, RemoteConfig};
 use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model_source::ModelSource;
 use crate::engine::postprocess::Postprocessor;
@@ -12,7 +12,7 @@ use crate::engine::Engine;
 use crate::exit::Exit;
 use crate::inputs::{discover, io_message, read_item, Item, Source};
 use crate::output_file::{partial_of, write_file, OutputFile, Target};
-use crate::pipeline::{self, PipelineOptions};
+use crate::pipeline;
 use crate::records::Outcome;
 use crate::records::OutputKind;
 use crate::records::Summary;
@@ -22,13 +22,12 @@ use crate::remote::predict::{
     guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
 };
 use crate::resume::{self, Recorded};
-use crate::slide::heatmap::HeatmapOptions;
 use crate::slide::tiles::{self, TileWriter};
-use crate::slide::{Slide, SlideOptions};
+use crate::slide::Slide;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,11 +38,11 @@ type Producer<'a> = Box<dyn FnOnce(&mut Emit) -> Result<io::Result<()>> + 'a>;
 /// Takes one input's outcome, and its slide summary when it was tiled.
 type Emit<'e> = dyn FnMut(usize, Outcome, Option<Summary>) -> io::Result<()> + 'e;
 
-pub(crate) fn run(args: PredictArgs, color: ColorChoice) -> Result<Exit> {
+pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     let started = Instant::now();
-    let discovered = discover(&args.inputs);
+    let discovered = discover(&config.inputs);
     let found_any = !discovered.items.is_empty();
-    if !args.quiet && discovered.skipped > 0 {
+    if !config.quiet && discovered.skipped > 0 {
         crate::messages::note!(
             "skipped {} file(s) in directories that are not images",
             discovered.skipped
@@ -51,21 +50,21 @@ pub(crate) fn run(args: PredictArgs, color: ColorChoice) -> Result<Exit> {
     }
     let all = discovered.items;
     // Heatmap names come from every input, so that shards of one job array agree on them.
-    let heatmaps = heatmap_targets(&args, &all)?;
-    let range = args.shard.map_or(0..all.len(), |s| s.range(all.len()));
+    let heatmaps = heatmap_targets(&config, &all)?;
+    let range = config.shard.map_or(0..all.len(), |s| s.range(all.len()));
     let mut piece = Piece {
         before: range.start,
-        opens: args.shard.is_none_or(|s| s.index == 0),
-        closes: args.shard.is_none_or(|s| s.index + 1 == s.count),
+        opens: config.shard.is_none_or(|s| s.index == 0),
+        closes: config.shard.is_none_or(|s| s.index + 1 == s.count),
     };
     let shard: Vec<Item> = all[range.clone()].to_vec();
     let heatmaps: Vec<Option<PathBuf>> =
         heatmaps.map_or_else(|| vec![None; shard.len()], |names| names[range].to_vec());
-    let resumed = Resumed::load(&args, &shard, piece.opens)?;
+    let resumed = Resumed::load(&config, &shard, piece.opens)?;
     if let Some(r) = &resumed {
         piece.before += r.recorded.records;
         piece.opens &= !r.recorded.opened;
-        if !args.quiet && r.recorded.records > 0 {
+        if !config.quiet && r.recorded.records > 0 {
             crate::messages::note!(
                 "resuming: {} of {} input(s) already recorded in {}",
                 r.recorded.records,
@@ -83,16 +82,15 @@ pub(crate) fn run(args: PredictArgs, color: ColorChoice) -> Result<Exit> {
         .unwrap_or(0);
     let items: Arc<[Item]> = shard[skip..].to_vec().into();
     let run = Run {
-        args: &args,
-        color,
+        config: &config,
         started,
         piece,
         resumed,
         heatmaps: heatmaps[skip..].to_vec(),
         path_width,
     };
-    let code = if args.remote.is_some() {
-        remote(&run, &items)?
+    let code = if let Some(remote) = &config.remote {
+        self::remote(&run, remote, &items)?
     } else {
         local(&run, &items)?
     };
@@ -105,8 +103,7 @@ pub(crate) fn run(args: PredictArgs, color: ColorChoice) -> Result<Exit> {
 
 /// One `predict` run's settings, resolved before any work.
 struct Run<'a> {
-    args: &'a PredictArgs,
-    color: ColorChoice,
+    config: &'a PredictConfig,
     started: Instant,
     /// Where this run's records sit in the whole output (shards, resumed runs).
     piece: Piece,
@@ -130,12 +127,12 @@ struct Resumed {
 
 impl Resumed {
     /// Checks `--output`, `--tiles` and `--resume` together; reads what an earlier run left.
-    fn load(args: &PredictArgs, items: &[Item], opens: bool) -> Result<Option<Resumed>> {
-        if let Some(path) = &args.tiles {
+    fn load(config: &PredictConfig, items: &[Item], opens: bool) -> Result<Option<Resumed>> {
+        if let Some(path) = &config.slides.tiles {
             tiles::is_csv(path).map_err(anyhow::Error::msg)?;
         }
-        let outputs = [args.output.as_deref(), args.tiles.as_deref()];
-        if !args.resume {
+        let outputs = [config.output.as_deref(), config.slides.tiles.as_deref()];
+        if !config.resume {
             // Never start over on top of an interrupted run's records.
             for path in outputs.into_iter().flatten() {
                 if let Some(partial) = Target::of(path).ok().and_then(|t| t.partial()) {
@@ -149,20 +146,20 @@ impl Resumed {
             }
             return Ok(None);
         }
-        let Some(output) = &args.output else {
+        let Some(output) = &config.output else {
             anyhow::bail!("--resume needs --output FILE (the file an interrupted run was writing)");
         };
-        if args.format == Format::Table {
+        if config.format == Format::Table {
             anyhow::bail!(
                 "--resume needs --format json, jsonl or csv (a table cannot be read back)"
             );
         }
         let (from, bytes) = left_behind(output)?;
         let paths: Vec<&str> = items.iter().map(display).collect();
-        let csv_header = args.format == Format::Csv && opens;
-        let recorded = resume::recorded(args.format, &bytes, &paths, csv_header)
+        let csv_header = config.format == Format::Csv && opens;
+        let recorded = resume::recorded(config.format, &bytes, &paths, csv_header)
             .map_err(|why| anyhow::anyhow!("--resume: {}: {why}", from.display()))?;
-        let tiles = match &args.tiles {
+        let tiles = match &config.slides.tiles {
             Some(path) => {
                 let csv = tiles::is_csv(path).map_err(anyhow::Error::msg)?;
                 let (_, bytes) = left_behind(path)?;
@@ -202,8 +199,8 @@ fn left_behind(path: &Path) -> Result<(PathBuf, Vec<u8>)> {
 /// Each input's heatmap file: `--heatmap FILE.png` for a single input, else
 /// `DIR/<the input's path>.heatmap.png`, mirroring the path as given so that no two inputs of a
 /// job array, whichever shard runs them, share a name.
-fn heatmap_targets(args: &PredictArgs, all: &[Item]) -> Result<Option<Vec<Option<PathBuf>>>> {
-    let Some(heatmap) = &args.heatmap else {
+fn heatmap_targets(config: &PredictConfig, all: &[Item]) -> Result<Option<Vec<Option<PathBuf>>>> {
+    let Some(heatmap) = &config.slides.heatmap else {
         return Ok(None);
     };
     let folder = heatmap.is_dir()
@@ -264,41 +261,36 @@ fn mirrored(path: &Path) -> PathBuf {
 }
 
 fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
-    let args = run.args;
-    let source = ModelSource::open(&args.model, args.config.as_deref())?;
-    if args.tile || source.config.input.patch {
+    let config = run.config;
+    let source = ModelSource::open(&config.model, config.config.as_deref())?;
+    if config.slides.tile || source.config.input.patch {
         // Usage errors, before any slide is read or any output touched.
-        crate::slide::check(&source.config, args.stride).map_err(anyhow::Error::msg)?;
-        let engine = Engine::load(&source, &args.engine.options())?;
+        crate::slide::check(&source.config, config.slides.options.stride)
+            .map_err(anyhow::Error::msg)?;
+        let engine = Engine::load(&source, &config.engine)?;
         let schema = engine.schema();
         return slides(run, items, engine, schema);
     }
-    let preprocessor = Preprocessor::new(&source.config, args.engine.max_image_pixels);
-    let pipeline_options = PipelineOptions {
-        batch_size: args.engine.batch_size as usize,
-        decode_threads: args
-            .decode_threads
-            .map_or_else(default_decode_threads, |n| n as usize),
-    };
+    let preprocessor = Preprocessor::new(&source.config, config.engine.max_pixels);
     // Decoding starts now and overlaps loading the model.
-    let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), pipeline_options);
-    let engine = Engine::load(&source, &args.engine.options())?;
+    let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), config.pipeline);
+    let engine = Engine::load(&source, &config.engine)?;
     let schema = engine.schema();
     let produce: Producer =
         Box::new(move |emit| Ok(decoding.finish(&engine, |i, o| emit(i, o, None))));
     write_results(run, items, schema, produce, false)
 }
 
-fn remote(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
-    let args = run.args;
+fn remote(run: &Run, remote: &RemoteConfig, items: &Arc<[Item]>) -> Result<Exit> {
+    let config = run.config;
     let model = RemoteModel {
-        client: cli::client(&args.remote_args, args.remote.clone(), Api::Inference)?,
-        name: args.model.to_string_lossy().into_owned(),
-        retries: args.retries,
+        client: remote.client.clone(),
+        name: config.model.to_string_lossy().into_owned(),
+        retries: remote.retries,
     };
     // The labels and kind: the configuration given, else what scancer serve says, else what the
     // first answer implies.
-    let known = match &args.config {
+    let known = match &config.config {
         Some(path) => {
             let config = HandlerConfig::from_path(path)?;
             let post = Postprocessor::new(&config);
@@ -338,7 +330,7 @@ fn remote(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
         Some(answer) => remote_outcome(&answer, &schema),
         None => failed,
     });
-    let jobs = args.jobs as usize;
+    let jobs = remote.jobs;
     let schema_for_run = schema.clone();
     let produce: Producer = Box::new(move |emit| {
         if let Some(outcome) = first {
@@ -356,23 +348,9 @@ fn remote(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
 
 /// Whole slides: every input is cut into windows when larger than the model's input.
 fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Result<Exit> {
-    let args = run.args;
-    let options = SlideOptions {
-        stride: args.stride,
-        tissue_threshold: args.tissue_threshold,
-        all_tiles: args.all_tiles,
-        thumbnail_side: if args.heatmap.is_some() && args.overlay {
-            args.heatmap_size as usize
-        } else {
-            0
-        },
-    };
-    let heatmap = HeatmapOptions {
-        max_side: args.heatmap_size as usize,
-        smooth: args.smooth,
-        overlay: args.overlay,
-    };
-    let tiles = match &args.tiles {
+    let config = &run.config.slides;
+    let (options, heatmap) = (&config.options, &config.heatmap_options);
+    let tiles = match &config.tiles {
         Some(path) => {
             let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
             Some(
@@ -383,17 +361,17 @@ fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Res
         None => None,
     };
     let labels = [schema.label(0), schema.label(1)];
-    let (quiet, max_pixels) = (args.quiet, args.engine.max_image_pixels);
+    let (quiet, max_pixels) = (run.config.quiet, run.config.engine.max_pixels);
     let heatmaps = &run.heatmaps;
     let produce: Producer = Box::new(move |emit| {
         let mut tiles = tiles;
         for (i, item) in items.iter().enumerate() {
             let slide = Slide {
                 engine: &engine,
-                options: &options,
-                heatmap: heatmaps[i].as_deref().map(|t| (t, &heatmap)),
+                options,
+                heatmap: heatmaps[i].as_deref().map(|t| (t, heatmap)),
                 max_pixels,
-                level: args.level,
+                level: config.level,
                 quiet,
             };
             let predicted = slide.predict(item);
@@ -424,11 +402,11 @@ fn write_results(
     produce: Producer,
     slides: bool,
 ) -> Result<Exit> {
-    let args = run.args;
-    let quiet = args.quiet;
+    let config = run.config;
+    let quiet = config.quiet;
     let kept: &[u8] = match &run.resumed {
         Some(r) => {
-            if r.recorded.opened && args.format == Format::Csv {
+            if r.recorded.opened && config.format == Format::Csv {
                 let header = records::csv_header(&schema, slides);
                 if !r.bytes.starts_with(&header) {
                     anyhow::bail!(
@@ -441,22 +419,23 @@ fn write_results(
         }
         None => &[],
     };
-    let mut destination = Destination::open(args.output.as_deref(), kept)?;
+    let mut destination = Destination::open(config.output.as_deref(), kept)?;
     let interrupt = destination.partial().and_then(watch_interrupts);
     let style = TableStyle {
-        color: args.format == Format::Table
-            && args.output.is_none()
-            && use_color(run.color, io::stdout().is_terminal()),
+        color: config.color,
         path_width: run.path_width,
     };
-    let mut masks = MaskWriter::new(mask_dir(args), schema.kind == OutputKind::Segmentation);
+    let mut masks = MaskWriter::new(
+        config.mask_dir.clone(),
+        schema.kind == OutputKind::Segmentation,
+    );
     // Slides show a bar of their own windows instead.
     let progress = progress_bar(items.len(), quiet || slides);
     let mut failed = run.resumed.as_ref().map_or(0, |r| r.recorded.failed);
     let mut written = 0usize;
     let result = {
         let mut writer = records::writer(
-            args.format,
+            config.format,
             schema,
             destination.writer(),
             style,
@@ -545,11 +524,6 @@ fn display(item: &Item) -> &str {
     }
 }
 
-fn default_decode_threads() -> usize {
-    // The model takes most of the CPU; decoding small patches is cheap next to a forward pass.
-    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
-}
-
 fn progress_bar(len: usize, quiet: bool) -> ProgressBar {
     if quiet || len <= 1 || !stderr_is_terminal() {
         return ProgressBar::hidden();
@@ -567,21 +541,6 @@ fn progress_bar(len: usize, quiet: bool) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar
-}
-
-fn mask_dir(args: &PredictArgs) -> PathBuf {
-    if let Some(dir) = &args.mask_dir {
-        return dir.clone();
-    }
-    match &args.output {
-        Some(out) => {
-            let stem = out
-                .file_stem()
-                .map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
-            out.with_file_name(format!("{stem}-masks"))
-        }
-        None => PathBuf::from("scancer-masks"),
-    }
 }
 
 /// Standard output, or `--output` written through its `.partial` (see `output_file`).

@@ -254,8 +254,15 @@ mod tests {
         );
         assert!(source.path.is_file(), "unpacked while the source lives");
         let temp = source.path.clone();
+        let inode = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+        };
+        let unpacked = inode(&temp);
         drop(source);
-        assert!(!temp.exists(), "and removed afterwards");
+        // The unpacked file is nameless (/proc/self/fd/N); once closed, N may be another test's
+        // file, but never this one.
+        assert_ne!(inode(&temp), unpacked, "and gone afterwards");
 
         let err = ModelSource::open(&fixture("tissue-full.mar"), None)
             .err()
