@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Model commands before and after the libtorch engine moved out of the binary (issue 13): one-image
-`predict`, a directory scan and `serve` throughput, side by side, round-robin, medians. The engine
+`predict`, a directory scan and `serve` throughput, side by side, round-robin (alternating which goes first), medians. The engine
 is opened on first use instead of at start-up; this checks that nothing else changed.
 
     python3 bench/model_commands.py --before OLD/scancer [--after target/release/scancer]
@@ -78,9 +78,11 @@ def main():
         "serve, 8 clients (answers/s)": lambda b: serve_rate(b, args.hey, args.serve_seconds),
     }
     results = {(t, w): [] for t in tasks for w in binaries}
-    for _ in range(args.repeats):
+    for r in range(args.repeats):
         for task, run in tasks.items():
-            for who, binary in binaries.items():
+            # Alternate which binary goes first, so that neither always runs on a warmer machine.
+            order = list(binaries.items()) if r % 2 == 0 else list(binaries.items())[::-1]
+            for who, binary in order:
                 results[(task, who)].append(run(binary))
     shutil.rmtree(scratch)
     print(f"{args.repeats} runs each, round-robin; medians (min-max).\n")

@@ -98,9 +98,11 @@ def main():
     binaries = {"before": args.before, "after": args.after}
     results = {(task, who): [] for who in binaries for task in commands("", "")}
     try:
-        for _ in range(args.repeats):
+        for r in range(args.repeats):
             for task in commands("", ""):
-                for who, binary in binaries.items():
+                # Alternate which binary goes first, so that neither always runs on a warmer machine.
+                order = list(binaries.items()) if r % 2 == 0 else list(binaries.items())[::-1]
+                for who, binary in order:
                     results[(task, who)].append(measure(commands(binary, who)[task]))
     finally:
         server.terminate()

@@ -12,7 +12,7 @@ pub(crate) enum Exit {
     /// store's server refused.
     SomeFailed,
     /// A usage error, or nothing could be done (an unusable model, configuration, output or
-    /// server).
+    /// server); also an internal error (a panic, which the panic hook reports).
     Fatal,
 }
 
@@ -42,7 +42,8 @@ impl Exit {
                  or a slide held no tissue"
             }
             (Exit::Fatal, Table::Models) => {
-                "usage error, or the model or its configuration is unusable (nothing was predicted)"
+                "usage error, or the model or its configuration is unusable (nothing was predicted); \
+                 or an internal error (a bug: the message says so)"
             }
             (Exit::Success, Table::Store) => "done",
             (Exit::SomeFailed, Table::Store) => {

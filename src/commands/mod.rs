@@ -19,7 +19,10 @@ pub fn main() -> ExitCode {
         }
     }));
     let cli = Cli::parse();
-    match run(cli) {
+    // A panic that reaches here has been reported by the hook; it ends like any fatal error, not
+    // with Rust's 101.
+    let outcome = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|_| Ok(Exit::Fatal));
+    match outcome {
         Ok(exit) => exit.into(),
         Err(err)
             if err.chain().any(|e| {
