@@ -1,5 +1,7 @@
-//! The command line, defined once: `--help`, the man pages in `man/` and the shell completions in
-//! `completions/` are all generated from these types.
+//! The command line, defined once: every clap type is here, and `--help`, the man pages in `man/` and
+//! the shell completions in `completions/` are all generated from them. `resolve` turns parsed
+//! arguments into the plain configuration of `config` (defaults, environment and profiles applied
+//! once); `values` gives plain enums their names on the command line.
 
 mod config;
 mod resolve;

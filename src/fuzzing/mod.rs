@@ -1,5 +1,6 @@
-//! The fuzz targets' entry points (`fuzz/`), shared with the test that replays every input they
-//! found (`tests/fuzz_regressions.rs`), so that a regression input drives exactly the code it broke.
+//! The fuzz targets' entry points (`fuzz/`, through the `fuzzing` feature), shared with the unit tests
+//! that replay every input they found (`regressions`), so that a regression input drives exactly the
+//! code it broke.
 //!
 //! Each entry point takes arbitrary bytes and must return without panicking, hanging or allocating
 //! without bound; where a result can be checked, it is (with `assert!`, which the fuzzer reports).

@@ -5,6 +5,7 @@ mod util;
 
 mod archives;
 mod assets;
+mod engine;
 mod hostile;
 mod parity;
 mod predict;

@@ -17,7 +17,9 @@ fn store_env(server: &FakeTorchServe, args: &[&str], env: &[(&str, &str)]) -> Ru
         .env_remove("SCANCER_USER")
         .env_remove("SCANCER_PASSWORD")
         .env_remove("SCANCER_PROFILE")
-        .env("XDG_CONFIG_HOME", "/nonexistent");
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        // `store` never opens the model engine: every store test runs without one.
+        .env("SCANCER_TORCH", "/nonexistent/libscancer_torch.so");
     for (k, v) in env {
         cmd.env(k, v);
     }
