@@ -351,7 +351,7 @@ pub fn serve_http(data: &[u8]) {
 }
 
 /// What `serve_http` answered, for the regression test to check that the seeds reach the models.
-pub fn serve_http_answers(data: &[u8]) -> Vec<u8> {
+pub(crate) fn serve_http_answers(data: &[u8]) -> Vec<u8> {
     let app = app();
     let limits = http::Limits {
         max_body: 64 << 10,
