@@ -12,6 +12,8 @@ use std::process::ExitCode;
 /// status. An error is one line on standard error and exit 2; a reader that went away (`| head`),
 /// anywhere in an error's chain of causes, ends the command quietly with 0, as ripgrep does.
 pub fn main() -> ExitCode {
+    // Before any thread starts (see there).
+    crate::engine::set_cpu_policy();
     std::panic::set_hook(Box::new(|info| {
         // The last resort: no path of user input should reach a panic.
         if !crate::pipeline::panic_is_caught() {

@@ -12,6 +12,8 @@ pub(crate) mod preprocess;
 pub(crate) mod resample;
 mod torch;
 
+pub(crate) use torch::set_cpu_policy;
+
 use crate::records::Prediction;
 use anyhow::{anyhow, Result};
 use handler_config::HandlerConfig;

@@ -19,6 +19,24 @@ pub(crate) struct Torch {
     api: &'static Api,
 }
 
+/// Sets, for libtorch's OpenMP runtime, the CPU policy scancer chose, unless the user chose one:
+/// threads spin 3,000 times at a barrier before they sleep (GNU libgomp's default is 300,000; Intel's
+/// OpenMP: 1 ms instead of 200). On a machine where other processes want the CPU, long-spinning
+/// threads take the cores from the very thread they wait for: one `serve` client got 7-11 % of its
+/// quiet throughput under two busy processes, and gets 30-40 % this way, with the quiet throughput
+/// unchanged within noise (BENCHMARKS.md, issue 14). OpenMP reads these when libtorch is opened, so
+/// this runs first, in `main`, while the process has one thread (changing the environment is only
+/// safe then).
+pub(crate) fn set_cpu_policy() {
+    let chosen = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"]
+        .iter()
+        .any(|var| std::env::var_os(var).is_some());
+    if !chosen {
+        std::env::set_var("GOMP_SPINCOUNT", "3000");
+        std::env::set_var("KMP_BLOCKTIME", "1");
+    }
+}
+
 /// The engine, opened once per process (and never closed: libtorch cannot be unloaded).
 pub(crate) fn torch() -> Result<&'static Torch, Unavailable> {
     static TORCH: OnceLock<Result<Torch, Unavailable>> = OnceLock::new();
