@@ -135,9 +135,9 @@ def requests(png):
             f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(png[i:i + 1000]), png[i:i + 1000])
                        for i in range(0, len(png), 1000)) + b"0\r\n\r\n"
-    infer = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 1, 32, 32], "datatype": "FP32",
+    infer = json.dumps({"inputs": [{"name": "input__0", "shape": [1, 1, 32, 32], "datatype": "FP32",
                                     "data": [0.25] * 1024}]}).encode()
-    infer_bytes = json.dumps({"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES",
+    infer_bytes = json.dumps({"inputs": [{"name": "input__0", "shape": [1], "datatype": "BYTES",
                                           "data": [base64.b64encode(png).decode()]}]}).encode()
     cases = {
         "ping": req("GET", "/ping"),
@@ -160,7 +160,7 @@ def requests(png):
         "predict-segmentation": req("PUT", "/predictions/mask", bearer, png)
         + req("POST", "/predictions/mask?details=1", basic, png),
         "kserve-infer-mask": req("POST", "/v2/models/mask/infer", bearer, json.dumps(
-            {"inputs": [{"name": "x", "shape": [1, 1, 16, 16], "datatype": "FP32",
+            {"inputs": [{"name": "input__0", "shape": [1, 1, 16, 16], "datatype": "FP32",
                          "data": [k / 256 for k in range(256)]}]}).encode()),
         "unauthorized": req("GET", "/models", "Basic bm9ib2R5Om5vdGhpbmc="),
         "http10": b"GET /ping HTTP/1.0\r\n\r\n",

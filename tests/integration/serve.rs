@@ -436,10 +436,26 @@ fn kserve_v2_protocol() {
     assert_eq!(fp32["outputs"].as_array().unwrap().len(), 1);
     assert_eq!(fp32["outputs"][0]["data"], answer["outputs"][0]["data"]);
 
-    for bad in [
-        json!({"inputs": []}),
-        json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0]}]}),
-        json!({"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": ["bm90IGFuIGltYWdl"]}]}),
+    let one = vec![0.0f32; 3 * 96 * 96];
+    for (bad, says) in [
+        (json!({"inputs": []}), "exactly one input"),
+        (
+            json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.0]}]}),
+            "does not match the model's [N, 3, 96, 96]",
+        ),
+        (
+            json!({"inputs": [{"name": "input__0", "datatype": "BYTES", "shape": [1], "data": ["bm90IGFuIGltYWdl"]}]}),
+            "image 0",
+        ),
+        // The right data under another datatype or another input's name is refused, as Triton does.
+        (
+            json!({"inputs": [{"name": "input__0", "datatype": "FP64", "shape": [1, 3, 96, 96], "data": one}]}),
+            "datatype \"FP64\" does not match the model's input \"input__0\"",
+        ),
+        (
+            json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 96, 96], "data": one}]}),
+            "the model has no input \"x\": its input is \"input__0\"",
+        ),
     ] {
         let reply = server.request(
             "POST",
@@ -448,7 +464,25 @@ fn kserve_v2_protocol() {
             bad.to_string().as_bytes(),
         );
         assert_eq!(reply.status, 400, "{bad}");
-        assert!(reply.json()["error"].is_string());
+        let error = reply.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(says), "{error}");
+    }
+
+    // Every /v2 answer, errors included, is V2-shaped: {"error": ...}.
+    for (method, path, status) in [
+        ("GET", "/v2/models/pcam-classification/infer", 405),
+        ("DELETE", "/v2/health/live", 405),
+        ("GET", "/v2/nowhere", 404),
+        ("GET", "/v2/models/pcam-classification/stats/x", 404),
+        ("GET", "/v2/models/nope", 404),
+    ] {
+        let reply = server.request(method, path, &[], b"");
+        assert_eq!(reply.status, status, "{method} {path}");
+        assert!(
+            reply.json()["error"].is_string(),
+            "{method} {path}: {}",
+            reply.text()
+        );
     }
 }
 
@@ -574,7 +608,15 @@ fn authentication() {
         server.log()
     );
     assert_eq!(server.get("/metrics").status, 401);
-    assert_eq!(server.get("/models").status, 401);
+    // V2 paths answer in V2's shape, which tritonclient reads; the challenges are the same.
+    let v2 = server.get("/v2/models/pcam-classification");
+    assert_eq!(v2.status, 401);
+    assert!(v2.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("Authentication required"));
+    assert!(v2.headers.iter().any(|(n, _)| n == "www-authenticate"));
+    assert_eq!(server.get("/models").json()["code"], 401);
     assert_eq!(server.get("/nowhere").status, 401);
     let log = server.log();
     assert!(!log.contains("s3cret") && !log.contains(token), "{log}");

@@ -1,11 +1,13 @@
 //! The KServe V2 / Open Inference Protocol over REST, so scancer runs as a custom runtime behind
 //! KServe or answers any V2 client.
 //!
-//! Inputs: one tensor, either `FP32` of shape `[N, C, H, W]` (already preprocessed, as the model takes
-//! it) or `BYTES` of shape `[N]` whose elements are base64-encoded image files (decoded and
-//! preprocessed exactly as `/predictions` does). Outputs are the postprocessed answers:
-//! `probabilities` (FP32 `[N, classes]`) and `class` (INT64 `[N]`) for classifiers, `mask` (UINT8
-//! `[N, H, W]`) for segmentation, `output` (FP32, the model's shape) for raw models.
+//! Inputs: one tensor named `input__0`, either `FP32` of shape `[N, C, H, W]` (already
+//! preprocessed, as the model takes it) or `BYTES` of shape `[N]` whose elements are base64-encoded
+//! image files (decoded and preprocessed exactly as `/predictions` does); another name or datatype
+//! is a 400, as in Triton. Outputs are the postprocessed answers: `probabilities` (FP32
+//! `[N, classes]`) and `class` (INT64 `[N]`) for classifiers, `mask` (UINT8 `[N, H, W]`) for
+//! segmentation, `output` (FP32, the model's shape) for raw models. Every answer under `/v2`, errors
+//! included, is V2-shaped (`{"error": ...}`).
 
 use super::{App, Failure};
 use crate::engine::preprocess::Prepared;
@@ -18,7 +20,11 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use std::time::Instant;
 
-fn error(status: u16, message: &str) -> Response {
+/// The name of the one input tensor, as the model's metadata gives it.
+const INPUT: &str = "input__0";
+
+/// An error as V2 clients read it: `{"error": message}`.
+pub(crate) fn error(status: u16, message: &str) -> Response {
     Response::json(status, format!("{}\n", json!({ "error": message })))
 }
 
@@ -63,13 +69,27 @@ pub(crate) fn handle(
                 [] if get => metadata(app, k),
                 ["ready"] if get => ok(json!({"name": name, "ready": true})),
                 ["infer"] if post => infer(app, k, request, arrival),
-                [] | ["ready"] | ["infer"] => super::method_not_allowed(),
-                _ => super::not_found(),
+                [] | ["ready"] | ["infer"] => method_not_allowed(request),
+                _ => not_found(request),
             }
         }
-        (None, [] | ["health", "live" | "ready"]) => super::method_not_allowed(),
-        _ => super::not_found(),
+        (None, [] | ["health", "live" | "ready"]) => method_not_allowed(request),
+        _ => not_found(request),
     }
+}
+
+fn method_not_allowed(request: &Request) -> Response {
+    error(
+        405,
+        &format!("{} is not allowed on {}", request.method, request.path),
+    )
+}
+
+fn not_found(request: &Request) -> Response {
+    error(
+        404,
+        &format!("{} is not a KServe V2 endpoint", request.path),
+    )
 }
 
 fn outputs(app: &App, k: usize) -> Vec<(&'static str, &'static str, Vec<i64>)> {
@@ -112,7 +132,7 @@ fn metadata(app: &App, k: usize) -> Response {
         "versions": versions,
         "platform": "pytorch_torchscript",
         "inputs": [
-            {"name": "input__0", "datatype": "FP32", "shape": [-1, c, h, w]},
+            {"name": INPUT, "datatype": "FP32", "shape": [-1, c, h, w]},
         ],
         "outputs": outputs,
         "parameters": {"labels": m.schema.classes, "kind": m.kind().to_string()}
@@ -214,11 +234,24 @@ fn tensors(app: &App, k: usize, body: &Value) -> Result<Vec<Prepared>, String> {
         .collect::<Option<_>>()
         .ok_or("the input shape must be non-negative integers")?;
     let datatype = input["datatype"].as_str().unwrap_or("");
+    match input["name"].as_str() {
+        Some(INPUT) => {}
+        Some(other) => {
+            return Err(format!(
+                "the model has no input {other:?}: its input is {INPUT:?}"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "the input has no \"name\" (the model's is {INPUT:?})"
+            ))
+        }
+    }
     let mut flat = Vec::new();
     flatten(&input["data"], &mut flat)?;
     let [c, h, w] = m.input_shape;
     match datatype {
-        "FP32" | "FP64" | "FP16" => {
+        "FP32" => {
             if shape.len() != 4 || shape[1..] != [c, h, w] {
                 return Err(format!(
                     "input shape {shape:?} does not match the model's [N, {c}, {h}, {w}]"
@@ -266,7 +299,7 @@ fn tensors(app: &App, k: usize, body: &Value) -> Result<Vec<Prepared>, String> {
                 .collect()
         }
         other => Err(format!(
-            "unsupported datatype {other:?}: send FP32 tensors or BYTES (base64 images)"
+            "datatype {other:?} does not match the model's input {INPUT:?}: send FP32 tensors [N, {c}, {h}, {w}], or BYTES (base64 image files) [N]"
         )),
     }
 }

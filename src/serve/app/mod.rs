@@ -87,11 +87,15 @@ impl App {
             _ => Endpoint::Api,
         };
         if !self.auth.allows(endpoint, request.header("authorization")) {
-            let mut response = error(
-                401,
-                "AuthenticationException",
-                "Authentication required: send valid credentials in the Authorization header.",
-            );
+            const WHY: &str =
+                "Authentication required: send valid credentials in the Authorization header.";
+            // V2 clients (tritonclient) read errors as {"error": ...}; TorchServe's own shape
+            // elsewhere.
+            let mut response = if segments.first() == Some(&"v2") {
+                kserve::error(401, WHY)
+            } else {
+                error(401, "AuthenticationException", WHY)
+            };
             for scheme in self.auth.schemes() {
                 response = response.with_header("www-authenticate", scheme.to_string());
             }
