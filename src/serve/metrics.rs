@@ -14,17 +14,53 @@ const BUCKETS: [f64; 14] = [
 /// Reads one counter of a series.
 type SeriesValue = fn(&Series) -> f64;
 
-/// Counters for one model version as requests name it (`version` "default" when none was named).
+/// Counters for one model version: the version that answered, whether the request named it or not
+/// (TorchServe splits one model into a "default" and a versioned series; dashboards then add them up).
 #[derive(Debug, Clone)]
 struct Series {
     model: String,
     version: String,
+    /// Requests answered.
     requests: u64,
+    /// Images (tensors) in those requests: a V2 request may carry many.
+    images: u64,
     latency_us: f64,
     queue_us: f64,
     buckets: [u64; BUCKETS.len()],
-    latency_count: u64,
     latency_sum: f64,
+    /// Requests refused, by reason.
+    rejected: [u64; Rejection::ALL.len()],
+}
+
+/// Why a request routed to a model got no prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// 400: its image or tensor could not be used.
+    BadInput,
+    /// 503: the queue was full.
+    QueueFull,
+    /// 503: the server is stopping.
+    ShuttingDown,
+    /// 500: the model failed.
+    Internal,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 4] = [
+        Rejection::BadInput,
+        Rejection::QueueFull,
+        Rejection::ShuttingDown,
+        Rejection::Internal,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::BadInput => "bad_input",
+            Rejection::QueueFull => "queue_full",
+            Rejection::ShuttingDown => "shutting_down",
+            Rejection::Internal => "internal",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -41,13 +77,16 @@ pub(crate) struct Metrics {
     state: Mutex<State>,
 }
 
-/// What one answered prediction adds to the metrics.
+/// What one answered request adds to the metrics.
 pub(crate) struct Observation<'a> {
     pub(crate) model: &'a str,
-    /// The version the request named, or None.
-    pub(crate) version: Option<&'a str>,
+    /// The version that answered.
+    pub(crate) version: &'a str,
+    /// Images (tensors) answered.
+    pub(crate) images: usize,
     /// From the request being read to its answer being ready.
     pub(crate) latency: Duration,
+    /// The longest any of its images waited for the model.
     pub(crate) queued: Duration,
 }
 
@@ -73,23 +112,26 @@ impl Metrics {
         self.lock().status[class] += 1;
     }
 
-    /// Counts a request routed to a model (answered or not), as ts_inference_requests_total does.
-    pub(crate) fn request(&self, model: &str, version: Option<&str>) {
-        let mut state = self.lock();
-        series(&mut state, model, version).requests += 1;
-    }
-
+    /// An answered request: counted once, with its latency once, whatever the number of its images.
     pub(crate) fn predicted(&self, o: &Observation) {
         let mut state = self.lock();
         let s = series(&mut state, o.model, o.version);
         let seconds = o.latency.as_secs_f64();
+        s.requests += 1;
+        s.images += o.images as u64;
         s.latency_us += seconds * 1e6;
         s.queue_us += o.queued.as_secs_f64() * 1e6;
-        s.latency_count += 1;
         s.latency_sum += seconds;
         if let Some(k) = BUCKETS.iter().position(|&b| seconds <= b) {
             s.buckets[k] += 1;
         }
+    }
+
+    /// A request routed to a model that got no prediction: counted apart from the answered ones.
+    pub(crate) fn rejected(&self, model: &str, version: &str, why: Rejection) {
+        let mut state = self.lock();
+        let k = Rejection::ALL.iter().position(|&r| r == why).unwrap_or(0);
+        series(&mut state, model, version).rejected[k] += 1;
     }
 
     pub(crate) fn batch(&self, size: usize) {
@@ -99,11 +141,16 @@ impl Metrics {
     }
 
     /// The exposition text. `pending` gives the queued requests of each model name, `arriving` the
-    /// prediction requests being received or decoded.
-    pub(crate) fn render(&self, pending: &[(String, usize)], arriving: usize) -> String {
+    /// prediction requests being received or decoded. `names`, when not empty, keeps only those
+    /// families (TorchServe's `?name[]=...`).
+    pub(crate) fn render(
+        &self,
+        pending: &[(String, usize)],
+        arriving: usize,
+        names: &[&str],
+    ) -> String {
         let state = self.lock();
         let host = escape(&self.hostname);
-        let mut out = String::new();
         let model_labels = |s: &Series| {
             format!(
                 "model_name=\"{}\",model_version=\"{}\",hostname=\"{host}\",",
@@ -111,8 +158,14 @@ impl Metrics {
                 escape(&s.version)
             )
         };
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let mut families: Vec<(&str, String)> = Vec::new();
+        let mut family = |name: &'static str, kind: &str, help: &str, body: String| {
+            if names.is_empty() || names.contains(&name) {
+                families.push((
+                    name,
+                    format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{body}"),
+                ));
+            }
         };
         let counters: [(&str, &str, SeriesValue); 3] = [
             ("ts_inference_requests_total", "Count", |s| {
@@ -126,97 +179,124 @@ impl Metrics {
             }),
         ];
         for (name, unit, value) in counters {
+            let mut body = String::new();
+            for s in &state.series {
+                let _ = writeln!(body, "{name}{{{}}} {:?}", model_labels(s), value(s));
+            }
             family(
-                &mut out,
                 name,
                 "counter",
                 &format!("Torchserve prometheus counter metric with unit: {unit}"),
+                body,
             );
-            for s in &state.series {
-                let _ = writeln!(out, "{name}{{{}}} {:?}", model_labels(s), value(s));
-            }
         }
         for (k, name) in ["Requests2XX", "Requests4XX", "Requests5XX"]
-            .iter()
+            .into_iter()
             .enumerate()
         {
+            let body = format!(
+                "{name}{{Level=\"Host\",Hostname=\"{host}\",}} {:?}\n",
+                state.status[k] as f64
+            );
             family(
-                &mut out,
                 name,
                 "counter",
                 "Torchserve prometheus counter metric with unit: Count",
-            );
-            let _ = writeln!(
-                out,
-                "{name}{{Level=\"Host\",Hostname=\"{host}\",}} {:?}",
-                state.status[k] as f64
+                body,
             );
         }
         let name = "scancer_inference_latency_seconds";
-        family(
-            &mut out,
-            name,
-            "histogram",
-            "Time from a request being read to its answer being ready.",
-        );
+        let mut body = String::new();
         for s in &state.series {
             let labels = model_labels(s);
             let mut cumulative = 0;
             for (bound, count) in BUCKETS.iter().zip(s.buckets) {
                 cumulative += count;
                 let _ = writeln!(
-                    out,
+                    body,
                     "{name}_bucket{{{labels}le=\"{bound:?}\"}} {cumulative}"
                 );
             }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}le=\"+Inf\"}} {}",
-                s.latency_count
-            );
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {:?}", s.latency_sum);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", s.latency_count);
+            let _ = writeln!(body, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", s.requests);
+            let _ = writeln!(body, "{name}_sum{{{labels}}} {:?}", s.latency_sum);
+            let _ = writeln!(body, "{name}_count{{{labels}}} {}", s.requests);
         }
         family(
-            &mut out,
+            name,
+            "histogram",
+            "Time from a request being read to its answer being ready, per answered request.",
+            body,
+        );
+        let mut body = String::new();
+        for s in &state.series {
+            let _ = writeln!(
+                body,
+                "scancer_inference_images_total{{{}}} {}",
+                model_labels(s),
+                s.images
+            );
+        }
+        family(
+            "scancer_inference_images_total",
+            "counter",
+            "Images (tensors) answered; a KServe V2 request may carry many.",
+            body,
+        );
+        let mut body = String::new();
+        for s in &state.series {
+            for (k, why) in Rejection::ALL.iter().enumerate() {
+                let _ = writeln!(
+                    body,
+                    "scancer_rejected_requests_total{{{}reason=\"{}\"}} {}",
+                    model_labels(s),
+                    why.label(),
+                    s.rejected[k]
+                );
+            }
+        }
+        family(
+            "scancer_rejected_requests_total",
+            "counter",
+            "Requests routed to a model that got no prediction, by reason (not in ts_inference_requests_total).",
+            body,
+        );
+        family(
             "scancer_batches_total",
             "counter",
             "Forward passes run.",
+            format!("scancer_batches_total {}\n", state.batches),
         );
-        let _ = writeln!(out, "scancer_batches_total {}", state.batches);
         family(
-            &mut out,
             "scancer_batched_requests_total",
             "counter",
             "Requests answered by those forward passes.",
+            format!("scancer_batched_requests_total {}\n", state.batched),
         );
-        let _ = writeln!(out, "scancer_batched_requests_total {}", state.batched);
-        family(
-            &mut out,
-            "scancer_queue_pending_requests",
-            "gauge",
-            "Requests waiting for the model.",
-        );
+        let mut body = String::new();
         for (model, n) in pending {
             let _ = writeln!(
-                out,
+                body,
                 "scancer_queue_pending_requests{{model_name=\"{}\"}} {n}",
                 escape(model)
             );
         }
         family(
-            &mut out,
+            "scancer_queue_pending_requests",
+            "gauge",
+            "Requests waiting for the model.",
+            body,
+        );
+        family(
             "scancer_arriving_requests",
             "gauge",
             "Prediction requests being received or decoded.",
+            format!("scancer_arriving_requests {arriving}\n"),
         );
-        let _ = writeln!(out, "scancer_arriving_requests {arriving}");
-        out
+        families.into_iter().map(|(_, text)| text).collect()
     }
 }
 
-fn series<'a>(state: &'a mut State, model: &str, version: Option<&str>) -> &'a mut Series {
-    let version = version.unwrap_or("default");
+fn series<'a>(state: &'a mut State, model: &str, version: &str) -> &'a mut Series {
     let at = match state
         .series
         .iter()
@@ -228,11 +308,12 @@ fn series<'a>(state: &'a mut State, model: &str, version: Option<&str>) -> &'a m
                 model: model.to_string(),
                 version: version.to_string(),
                 requests: 0,
+                images: 0,
                 latency_us: 0.0,
                 queue_us: 0.0,
                 buckets: [0; BUCKETS.len()],
-                latency_count: 0,
                 latency_sum: 0.0,
+                rejected: [0; Rejection::ALL.len()],
             });
             state.series.len() - 1
         }
@@ -265,23 +346,74 @@ mod tests {
     #[test]
     fn torchserve_names_and_labels() {
         let m = Metrics::new("vm".into());
-        m.request("pcam", None);
-        m.request("pcam", Some("1.0"));
+        // Two requests to version 1.0, one naming it and one not: one series.
+        for _ in 0..2 {
+            m.predicted(&Observation {
+                model: "pcam",
+                version: "1.0",
+                images: 1,
+                latency: Duration::from_millis(3),
+                queued: Duration::from_micros(250),
+            });
+        }
+        // A V2 request of four images is one request, one latency.
         m.predicted(&Observation {
             model: "pcam",
-            version: None,
-            latency: Duration::from_millis(3),
-            queued: Duration::from_micros(250),
+            version: "1.0",
+            images: 4,
+            latency: Duration::from_millis(10),
+            queued: Duration::from_micros(500),
         });
+        m.rejected("pcam", "1.0", Rejection::QueueFull);
         m.response(200);
         m.response(404);
-        let text = m.render(&[("pcam".into(), 0)], 0);
-        assert!(text.contains("ts_inference_requests_total{model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",} 1.0\n"));
-        assert!(text.contains("ts_inference_requests_total{model_name=\"pcam\",model_version=\"1.0\",hostname=\"vm\",} 1.0\n"));
-        assert!(text.contains("ts_inference_latency_microseconds{model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",} 3000.0\n"));
-        assert!(text.contains("ts_queue_latency_microseconds{model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",} 250.0\n"));
+        let text = m.render(&[("pcam".into(), 0)], 0, &[]);
+        let labels = "model_name=\"pcam\",model_version=\"1.0\",hostname=\"vm\",";
+        assert!(
+            text.contains(&format!("ts_inference_requests_total{{{labels}}} 3.0\n")),
+            "{text}"
+        );
+        assert!(!text.contains("default"), "{text}");
+        assert!(text.contains(&format!(
+            "ts_inference_latency_microseconds{{{labels}}} 16000.0\n"
+        )));
+        assert!(text.contains(&format!(
+            "ts_queue_latency_microseconds{{{labels}}} 1000.0\n"
+        )));
+        assert!(text.contains(&format!("scancer_inference_images_total{{{labels}}} 6\n")));
+        assert!(text.contains(&format!(
+            "scancer_rejected_requests_total{{{labels}reason=\"queue_full\"}} 1\n"
+        )));
         assert!(text.contains("Requests4XX{Level=\"Host\",Hostname=\"vm\",} 1.0\n"));
-        assert!(text.contains("scancer_inference_latency_seconds_bucket{model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",le=\"0.0025\"} 0\n"));
-        assert!(text.contains("scancer_inference_latency_seconds_bucket{model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",le=\"0.005\"} 1\n"));
+        assert!(text.contains(&format!(
+            "scancer_inference_latency_seconds_bucket{{{labels}le=\"0.0025\"}} 0\n"
+        )));
+        assert!(text.contains(&format!(
+            "scancer_inference_latency_seconds_bucket{{{labels}le=\"0.005\"}} 2\n"
+        )));
+        assert!(text.contains(&format!(
+            "scancer_inference_latency_seconds_count{{{labels}}} 3\n"
+        )));
+    }
+
+    #[test]
+    fn name_filters_keep_only_the_families_asked_for() {
+        let m = Metrics::new("vm".into());
+        let text = m.render(
+            &[],
+            0,
+            &["Requests2XX", "ts_queue_latency_microseconds", "nope"],
+        );
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "ts_queue_latency_microseconds counter",
+                "Requests2XX counter"
+            ]
+        );
     }
 }

@@ -57,8 +57,8 @@ fn predictions_equal_predict_raw_and_multipart() {
         let raw = server.put("/predictions/pcam-classification", &data);
         assert_eq!(raw.status, 200, "{}", raw.text());
         assert_eq!(raw.text(), record["class"].to_string(), "{image}");
-        // TorchServe sends a handler's answer without a Content-Type.
-        assert_eq!(raw.header("content-type"), None);
+        // TorchServe sends a handler's answer without a Content-Type; scancer says it is JSON.
+        assert_eq!(raw.header("content-type"), Some("application/json"));
 
         let (content_type, form) = multipart("data", &data);
         let posted = server.request(
@@ -651,24 +651,55 @@ fn metrics_pass_promtool() {
         200
     );
     assert_eq!(server.put("/predictions/nope", &patch).status, 404);
+    // A refused request (not an image) is counted apart from the answered ones.
+    assert_eq!(
+        server
+            .put("/predictions/pcam-classification", b"not an image")
+            .status,
+        400
+    );
     let metrics = server.get("/metrics");
     assert_eq!(
         metrics.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = metrics.text();
-    assert!(text.contains("ts_inference_requests_total{model_name=\"pcam-classification\",model_version=\"default\","), "{text}");
     let value = |prefix: &str| metric(&text, prefix);
-    assert_eq!(value("ts_inference_requests_total{model_name=\"pcam-classification\",model_version=\"default\""), 3.0);
+    // One series for the version that answered, whether the request named it or not.
+    let series = "{model_name=\"pcam-classification\",model_version=\"1.0\"";
+    assert!(!text.contains("model_version=\"default\""), "{text}");
+    assert_eq!(value(&format!("ts_inference_requests_total{series}")), 4.0);
     assert_eq!(
-        value(
-            "ts_inference_requests_total{model_name=\"pcam-classification\",model_version=\"1.0\""
-        ),
-        1.0
+        value(&format!("scancer_inference_images_total{series}")),
+        4.0
     );
+    assert_eq!(
+        value(&format!("scancer_inference_latency_seconds_count{series}")),
+        4.0
+    );
+    let rejected = text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("scancer_rejected_requests_total{series}"))
+                && l.contains("reason=\"bad_input\"")
+        })
+        .unwrap_or_else(|| panic!("no rejected series in {text}"));
+    assert!(rejected.ends_with("} 1"), "{rejected}");
     assert_eq!(value("Requests2XX"), 4.0);
-    assert_eq!(value("Requests4XX"), 1.0);
-    assert_eq!(value("scancer_inference_latency_seconds_count{model_name=\"pcam-classification\",model_version=\"default\""), 3.0);
+    assert_eq!(value("Requests4XX"), 2.0);
+
+    // TorchServe's filter: only the families named.
+    let filtered = server
+        .get("/metrics?name[]=ts_inference_requests_total&name[]=Requests4XX")
+        .text();
+    let families: Vec<&str> = filtered
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    assert_eq!(
+        families,
+        ["ts_inference_requests_total counter", "Requests4XX counter"]
+    );
 
     let mut child = std::process::Command::new(&promtool)
         .args(["check", "metrics"])

@@ -142,32 +142,35 @@ fn metadata(app: &App, k: usize) -> Response {
 fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Response {
     let started = Instant::now();
     let m = &app.models[k];
-    app.metrics.request(&m.name, Some(&m.version));
-    let body: Value = match serde_json::from_slice(&request.body) {
-        Ok(v) => v,
-        Err(e) => return error(400, &format!("the request body is not JSON: {e}")),
-    };
     let arrival = arrival.unwrap_or_else(|| app.queue.arrival());
-    let inputs = match tensors(app, k, &body) {
-        Ok(inputs) => inputs,
-        Err(why) => return error(400, &why),
+    let body = serde_json::from_slice::<Value>(&request.body)
+        .map_err(|e| Failure::BadInput(format!("the request body is not JSON: {e}")));
+    let answered = body.and_then(|body| {
+        let inputs = tensors(app, k, &body).map_err(Failure::BadInput)?;
+        Ok((app.infer(k, inputs, arrival)?, body))
+    });
+    let (answers, body) = match answered {
+        Ok(answered) => answered,
+        Err(failure) => {
+            app.metrics
+                .rejected(&m.name, &m.version, failure.rejection());
+            return match failure {
+                Failure::BadInput(why) => error(400, &why),
+                Failure::Internal(why) => error(500, &why),
+                Failure::QueueFull => error(503, "too many pending requests; retry later"),
+                Failure::ShuttingDown => error(503, "the server is shutting down"),
+            };
+        }
     };
-    let n = inputs.len();
-    let answers = match app.infer(k, inputs, arrival) {
-        Ok(a) => a,
-        Err(Failure::BadInput(why)) => return error(400, &why),
-        Err(Failure::Internal(why)) => return error(500, &why),
-        Err(Failure::QueueFull) => return error(503, "too many pending requests; retry later"),
-        Err(Failure::ShuttingDown) => return error(503, "the server is shutting down"),
-    };
-    for a in &answers {
-        app.metrics.predicted(&crate::serve::metrics::Observation {
-            model: &m.name,
-            version: Some(&m.version),
-            latency: started.elapsed(),
-            queued: a.queued,
-        });
-    }
+    let n = answers.len();
+    // One request, one latency, however many images it carried.
+    app.metrics.predicted(&crate::serve::metrics::Observation {
+        model: &m.name,
+        version: &m.version,
+        images: n,
+        latency: started.elapsed(),
+        queued: answers.iter().map(|a| a.queued).max().unwrap_or_default(),
+    });
     let wanted: Option<Vec<&str>> = body["outputs"]
         .as_array()
         .map(|o| o.iter().filter_map(|x| x["name"].as_str()).collect());

@@ -8,7 +8,7 @@ use super::answer;
 use super::auth::{Auth, Endpoint};
 use super::batcher::{Answered, Arrival, Job, Queue, Refused};
 use super::http::{Request, Response};
-use super::metrics::{Metrics, Observation};
+use super::metrics::{Metrics, Observation, Rejection};
 use super::models::ServedModel;
 use super::{multipart, pyjson};
 use crate::engine::preprocess::Prepared;
@@ -40,6 +40,19 @@ pub(crate) fn error(status: u16, kind: &str, message: &str) -> Response {
     Response::json(status, format!("{}\n", pyjson::dumps(&body)))
 }
 
+/// The metric families `/metrics?name[]=a&name[]=b` asks for (TorchServe's filter; `name[]` may
+/// come URL-encoded as `name%5B%5D`). Empty: all of them.
+fn metric_names(request: &Request) -> Vec<&str> {
+    request
+        .query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "name[]" || k.eq_ignore_ascii_case("name%5B%5D"))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 pub(crate) fn not_found() -> Response {
     error(
         404,
@@ -66,6 +79,18 @@ pub(crate) enum Failure {
     QueueFull,
     ShuttingDown,
     Internal(String),
+}
+
+impl Failure {
+    /// How the metrics count it.
+    pub(crate) fn rejection(&self) -> Rejection {
+        match self {
+            Failure::BadInput(_) => Rejection::BadInput,
+            Failure::QueueFull => Rejection::QueueFull,
+            Failure::ShuttingDown => Rejection::ShuttingDown,
+            Failure::Internal(_) => Rejection::Internal,
+        }
+    }
 }
 
 impl App {
@@ -118,8 +143,11 @@ impl App {
             ["metrics"] if get => Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics
-                    .render(&self.pending_by_name(), self.queue.arriving()),
+                self.metrics.render(
+                    &self.pending_by_name(),
+                    self.queue.arriving(),
+                    &metric_names(request),
+                ),
             ),
             ["metrics"] => method_not_allowed(),
             ["v2", ..] => kserve::handle(self, request, &segments[1..], arrival),
@@ -169,26 +197,31 @@ impl App {
             Ok(k) => k,
             Err(response) => return response,
         };
-        self.metrics.request(name, version);
+        let served_version = self.models[model].version.as_str();
         let shown = format!("{} {}", request.method, request.path);
         let arrival = arrival.unwrap_or_else(|| self.queue.arrival());
-        let image = match image_bytes(request) {
-            Ok(bytes) => bytes,
-            Err(why) => return error(400, "BadRequestException", &format!("{shown}: {why}")),
-        };
-        let decoding = self.decoders.acquire();
-        let prepared = match self.models[model].preprocessor.prepare(image) {
-            Ok(p) => p,
-            Err(e) => return error(400, "BadRequestException", &format!("{shown}: {e}")),
-        };
-        drop(decoding);
-        let answered = match self.infer(model, vec![prepared], arrival) {
+        let prepared = image_bytes(request).and_then(|image| {
+            let _decoding = self.decoders.acquire();
+            self.models[model]
+                .preprocessor
+                .prepare(image)
+                .map_err(|e| e.to_string())
+        });
+        let answered = match prepared
+            .map_err(Failure::BadInput)
+            .and_then(|prepared| self.infer(model, vec![prepared], arrival))
+        {
             Ok(mut answers) => answers.remove(0),
-            Err(failure) => return self.failure(&shown, name, failure),
+            Err(failure) => {
+                self.metrics
+                    .rejected(name, served_version, failure.rejection());
+                return self.failure(&shown, name, failure);
+            }
         };
         self.metrics.predicted(&Observation {
             model: name,
-            version,
+            version: served_version,
+            images: 1,
             latency: started.elapsed(),
             queued: answered.queued,
         });
@@ -199,10 +232,11 @@ impl App {
         if details {
             Response::json(200, answer::detailed(&served.schema, &answered.prediction))
         } else {
-            // TorchServe sends a handler's answer without a Content-Type.
+            // TorchServe sends a handler's answer without a Content-Type; it is always JSON, and
+            // clients (and proxies that sniff) do better when told so.
             Response::new(
                 200,
-                "",
+                crate::serve::http::JSON,
                 answer::torchserve(&served.schema, &answered.prediction),
             )
         }
