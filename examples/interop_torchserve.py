@@ -126,10 +126,18 @@ def compare_servers(scancer, store, ports):
         print(f"{'ok  ' if same_keys else 'FAIL'} serve GET /models/pcam: the same fields")
         if not same_keys:
             failures.append(("serve", "describe"))
-        # Metrics: the same request counts per model and version (scancer counts its own requests).
+        # Metrics: the same answered-request counts per model. TorchServe splits a model into a
+        # "default" series (no version named) and versioned ones; scancer keeps one series per
+        # version that answered, so the totals per model are what compare.
+        def per_model(values):
+            totals = {}
+            for (model, _version), v in values.items():
+                totals[model] = totals.get(model, 0.0) + v
+            return {k: v for k, v in totals.items() if v}
+
         theirs = {k: v - counted_before.get(k, 0.0) for k, v in metric_values(ports["metrics"]).items()}
-        theirs = {k: v for k, v in theirs.items() if v}
-        ours = metric_values(port)
+        theirs = per_model(theirs)
+        ours = per_model(metric_values(port))
         ok = theirs == ours
         print(f"{'ok  ' if ok else 'FAIL'} serve /metrics ts_inference_requests_total: TorchServe {theirs}, scancer {ours}")
         if not ok:
