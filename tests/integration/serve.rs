@@ -468,6 +468,28 @@ fn kserve_v2_protocol() {
         assert!(error.contains(says), "{error}");
     }
 
+    // Triton's model configuration and repository index, as tritonclient reads them.
+    let config = server.get("/v2/models/pcam-classification/config").json();
+    assert_eq!(config["name"], "pcam-classification");
+    assert_eq!(config["max_batch_size"], 16);
+    assert_eq!(
+        config["input"],
+        json!([{"name": "input__0", "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": [3, 96, 96]}])
+    );
+    assert_eq!(
+        config["output"],
+        json!([
+            {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [2]},
+            {"name": "class", "data_type": "TYPE_INT64", "dims": [1], "reshape": {"shape": []}}
+        ])
+    );
+    let index = server.request("POST", "/v2/repository/index", &[], b"{}");
+    assert_eq!(index.status, 200);
+    assert_eq!(
+        index.json(),
+        json!([{"name": "pcam-classification", "version": "1.0", "state": "READY"}])
+    );
+
     // Every /v2 answer, errors included, is V2-shaped: {"error": ...}.
     for (method, path, status) in [
         ("GET", "/v2/models/pcam-classification/infer", 405),
@@ -475,6 +497,8 @@ fn kserve_v2_protocol() {
         ("GET", "/v2/nowhere", 404),
         ("GET", "/v2/models/pcam-classification/stats/x", 404),
         ("GET", "/v2/models/nope", 404),
+        ("GET", "/v2/repository/index", 405),
+        ("POST", "/v2/models/pcam-classification/config", 405),
     ] {
         let reply = server.request(method, path, &[], b"");
         assert_eq!(reply.status, status, "{method} {path}");

@@ -7,7 +7,8 @@
 //! is a 400, as in Triton. Outputs are the postprocessed answers: `probabilities` (FP32
 //! `[N, classes]`) and `class` (INT64 `[N]`) for classifiers, `mask` (UINT8 `[N, H, W]`) for
 //! segmentation, `output` (FP32, the model's shape) for raw models. Every answer under `/v2`, errors
-//! included, is V2-shaped (`{"error": ...}`).
+//! included, is V2-shaped (`{"error": ...}`). Triton's model configuration (`.../config`) and
+//! repository index (`POST /v2/repository/index`) are answered too, for tritonclient.
 
 use super::{App, Failure};
 use crate::engine::preprocess::Prepared;
@@ -47,6 +48,7 @@ pub(crate) fn handle(
         _ => (None, segments),
     };
     match (model, rest) {
+        (None, ["repository", "index"]) if post => repository_index(app),
         (None, []) if get => ok(json!({
             "name": "scancer",
             "version": env!("CARGO_PKG_VERSION"),
@@ -67,13 +69,16 @@ pub(crate) fn handle(
             };
             match tail {
                 [] if get => metadata(app, k),
+                ["config"] if get => config(app, k),
                 ["ready"] if get => ok(json!({"name": name, "ready": true})),
                 ["infer"] if post => infer(app, k, request, arrival),
-                [] | ["ready"] | ["infer"] => method_not_allowed(request),
+                [] | ["ready"] | ["infer"] | ["config"] => method_not_allowed(request),
                 _ => not_found(request),
             }
         }
-        (None, [] | ["health", "live" | "ready"]) => method_not_allowed(request),
+        (None, [] | ["health", "live" | "ready"] | ["repository", "index"]) => {
+            method_not_allowed(request)
+        }
         _ => not_found(request),
     }
 }
@@ -112,6 +117,48 @@ fn outputs(app: &App, k: usize) -> Vec<(&'static str, &'static str, Vec<i64>)> {
             vec![("output", "FP32", dims)]
         }
     }
+}
+
+/// Triton's model configuration (`GET .../config`, tritonclient's `get_model_config`): what the
+/// model takes and answers, and how requests are batched.
+fn config(app: &App, k: usize) -> Response {
+    let m = &app.models[k];
+    let [c, h, w] = m.input_shape;
+    let output: Vec<Value> = outputs(app, k)
+        .into_iter()
+        .map(|(name, datatype, shape)| {
+            let data_type = format!("TYPE_{datatype}");
+            match &shape[1..] {
+                // One value per image ([N]): Triton's way is dims [1] reshaped to a scalar.
+                [] => json!({"name": name, "data_type": data_type, "dims": [1], "reshape": {"shape": []}}),
+                dims => json!({"name": name, "data_type": data_type, "dims": dims}),
+            }
+        })
+        .collect();
+    ok(json!({
+        "name": m.name,
+        "platform": "pytorch_libtorch",
+        "backend": "pytorch",
+        "version_policy": {"specific": {"versions": [m.version]}},
+        "max_batch_size": app.batch_size,
+        "input": [{"name": INPUT, "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": [c, h, w]}],
+        "output": output,
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": app.max_batch_delay.as_micros() as u64,
+        },
+        "parameters": {"labels": {"string_value": m.schema.classes.join(",")}},
+    }))
+}
+
+/// Triton's repository index (`POST /v2/repository/index`): every model version served, all ready
+/// (scancer loads its models before it listens).
+fn repository_index(app: &App) -> Response {
+    let models: Vec<Value> = app
+        .models
+        .iter()
+        .map(|m| json!({"name": m.name, "version": m.version, "state": "READY"}))
+        .collect();
+    ok(Value::Array(models))
 }
 
 fn metadata(app: &App, k: usize) -> Response {
