@@ -436,6 +436,69 @@ fn kserve_v2_protocol() {
     assert_eq!(fp32["outputs"].as_array().unwrap().len(), 1);
     assert_eq!(fp32["outputs"][0]["data"], answer["outputs"][0]["data"]);
 
+    // The binary tensor data extension, as tritonclient sends by default: the JSON header's length
+    // in Inference-Header-Content-Length, the tensor after it as little-endian FP32, and every
+    // output asked back as binary.
+    let header =
+        json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [2, 3, 96, 96],
+                                    "parameters": {"binary_data_size": tensor.len() * 4}}],
+                        "parameters": {"binary_data_output": true}})
+        .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend(tensor.iter().flat_map(|v| v.to_le_bytes()));
+    let reply = server.request(
+        "POST",
+        "/v2/models/pcam-classification/infer",
+        &[("inference-header-content-length", &header.len().to_string())],
+        &body,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let json_len: usize = reply
+        .header("inference-header-content-length")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head: Value = serde_json::from_slice(&reply.body[..json_len]).unwrap();
+    assert_eq!(head["outputs"][0]["name"], "probabilities");
+    assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 16);
+    assert_eq!(head["outputs"][1]["parameters"]["binary_data_size"], 16);
+    assert!(head["outputs"][0].get("data").is_none());
+    let data = &reply.body[json_len..];
+    assert_eq!(data.len(), 32);
+    let probabilities: Vec<f64> = data[..16]
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+        .collect();
+    let expected: Vec<f64> = answer["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32 as f64)
+        .collect();
+    assert_eq!(probabilities, expected);
+    let classes: Vec<i64> = data[16..]
+        .chunks(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let expected: Vec<i64> = answer["outputs"][1]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(classes, expected);
+    // A header length past the body, or binary data the input does not declare, is a 400.
+    for (length, body) in [("99999", &body[..]), ("2", &body[..])] {
+        let reply = server.request(
+            "POST",
+            "/v2/models/pcam-classification/infer",
+            &[("inference-header-content-length", length)],
+            body,
+        );
+        assert_eq!(reply.status, 400, "{length}");
+        assert!(reply.json()["error"].is_string());
+    }
+
     let one = vec![0.0f32; 3 * 96 * 96];
     for (bad, says) in [
         (json!({"inputs": []}), "exactly one input"),

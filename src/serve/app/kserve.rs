@@ -190,12 +190,14 @@ fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Re
     let started = Instant::now();
     let m = &app.models[k];
     let arrival = arrival.unwrap_or_else(|| app.queue.arrival());
-    let body = serde_json::from_slice::<Value>(&request.body)
-        .map_err(|e| Failure::BadInput(format!("the request body is not JSON: {e}")));
-    let answered = body.and_then(|body| {
-        let inputs = tensors(app, k, &body).map_err(Failure::BadInput)?;
-        Ok((app.infer(k, inputs, arrival)?, body))
-    });
+    let answered = split_body(request)
+        .and_then(|(header, binary)| {
+            let body = serde_json::from_slice::<Value>(header)
+                .map_err(|e| format!("the request's JSON is not valid: {e}"))?;
+            Ok((tensors(app, k, &body, binary)?, body))
+        })
+        .map_err(Failure::BadInput)
+        .and_then(|(inputs, body)| Ok((app.infer(k, inputs, arrival)?, body)));
     let (answers, body) = match answered {
         Ok(answered) => answered,
         Err(failure) => {
@@ -221,7 +223,18 @@ fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Re
     let wanted: Option<Vec<&str>> = body["outputs"]
         .as_array()
         .map(|o| o.iter().filter_map(|x| x["name"].as_str()).collect());
+    // Binary outputs: all of them with the request's binary_data_output, else those asked so.
+    let all_binary = body["parameters"]["binary_data_output"].as_bool() == Some(true);
+    let binary_wanted = |name: &str| {
+        all_binary
+            || body["outputs"].as_array().is_some_and(|o| {
+                o.iter().any(|x| {
+                    x["name"] == name && x["parameters"]["binary_data"].as_bool() == Some(true)
+                })
+            })
+    };
     let mut results = Vec::new();
+    let mut binary = Vec::new();
     for (name, datatype, mut shape) in outputs(app, k) {
         if wanted.as_ref().is_some_and(|w| !w.contains(&name)) {
             continue;
@@ -231,7 +244,14 @@ fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Re
             .iter()
             .flat_map(|a| values(name, &a.prediction))
             .collect();
-        results.push(json!({"name": name, "datatype": datatype, "shape": shape, "data": data}));
+        if binary_wanted(name) {
+            let bytes = output_bytes(datatype, &data);
+            results.push(json!({"name": name, "datatype": datatype, "shape": shape,
+                                "parameters": {"binary_data_size": bytes.len()}}));
+            binary.extend(bytes);
+        } else {
+            results.push(json!({"name": name, "datatype": datatype, "shape": shape, "data": data}));
+        }
     }
     if let Some(wanted) = &wanted {
         if let Some(unknown) = wanted
@@ -249,7 +269,14 @@ fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Re
     if let Some(id) = body.get("id") {
         response["id"] = id.clone();
     }
-    ok(response)
+    if binary.is_empty() {
+        return ok(response);
+    }
+    let mut bytes = response.to_string().into_bytes();
+    let header = bytes.len();
+    bytes.extend(binary);
+    Response::new(200, "application/octet-stream", bytes)
+        .with_header("inference-header-content-length", header.to_string())
 }
 
 fn values(output: &str, prediction: &Prediction) -> Vec<Value> {
@@ -264,8 +291,9 @@ fn values(output: &str, prediction: &Prediction) -> Vec<Value> {
     }
 }
 
-/// The request's one input tensor as preprocessed images.
-fn tensors(app: &App, k: usize, body: &Value) -> Result<Vec<Prepared>, String> {
+/// The request's one input tensor as preprocessed images. `binary` is what follows the JSON
+/// header with the binary tensor data extension.
+fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepared>, String> {
     let m = &app.models[k];
     let inputs = body["inputs"]
         .as_array()
@@ -297,8 +325,27 @@ fn tensors(app: &App, k: usize, body: &Value) -> Result<Vec<Prepared>, String> {
             ))
         }
     }
+    let binary_size = input["parameters"]["binary_data_size"].as_u64();
+    let raw = match binary_size {
+        Some(size) if size as usize == binary.len() => Some(binary),
+        Some(size) => {
+            return Err(format!(
+                "the input's binary_data_size is {size} but {} bytes follow the JSON header",
+                binary.len()
+            ))
+        }
+        None if !binary.is_empty() => {
+            return Err(
+                "binary data follows the JSON header, but the input has no binary_data_size".into(),
+            )
+        }
+        None => None,
+    };
     let mut flat = Vec::new();
-    flatten(&input["data"], &mut flat)?;
+    match raw {
+        Some(bytes) => flat_binary(datatype, bytes, &mut flat)?,
+        None => flatten(&input["data"], &mut flat)?,
+    }
     let [c, h, w] = m.input_shape;
     match datatype {
         "FP32" => {
@@ -355,7 +402,7 @@ fn tensors(app: &App, k: usize, body: &Value) -> Result<Vec<Prepared>, String> {
 }
 
 /// Row-major values of nested or flat `data`.
-fn flatten<'a>(data: &'a Value, out: &mut Vec<&'a Value>) -> Result<(), String> {
+fn flatten(data: &Value, out: &mut Vec<Value>) -> Result<(), String> {
     match data {
         Value::Array(items) => {
             for item in items {
@@ -365,8 +412,80 @@ fn flatten<'a>(data: &'a Value, out: &mut Vec<&'a Value>) -> Result<(), String> 
         }
         Value::Null => Err("the input has no \"data\"".into()),
         v => {
-            out.push(v);
+            out.push(v.clone());
             Ok(())
         }
     }
+}
+
+/// The values of a tensor sent as binary data: little-endian FP32, or BYTES elements each after
+/// its 4-byte little-endian length (the binary tensor data extension).
+fn flat_binary(datatype: &str, bytes: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
+    match datatype {
+        "FP32" => {
+            if bytes.len() % 4 != 0 {
+                return Err(format!(
+                    "{} bytes of FP32 data is not a whole number of values",
+                    bytes.len()
+                ));
+            }
+            out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| json!(f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
+            );
+            Ok(())
+        }
+        "BYTES" => {
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let (len, tail) = rest
+                    .split_first_chunk::<4>()
+                    .ok_or("BYTES data ends inside an element's length")?;
+                let len = u32::from_le_bytes(*len) as usize;
+                let element = tail.get(..len).ok_or("BYTES data ends inside an element")?;
+                // Kept as base64 so that JSON and binary requests share one path.
+                out.push(json!(
+                    base64::engine::general_purpose::STANDARD.encode(element)
+                ));
+                rest = &tail[len..];
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The JSON header and the binary data after it: the binary tensor data extension sends the header's
+/// length in `Inference-Header-Content-Length`; without it, the whole body is JSON.
+fn split_body(request: &Request) -> Result<(&[u8], &[u8]), String> {
+    match request.header("inference-header-content-length") {
+        None => Ok((&request.body, &[])),
+        Some(text) => {
+            let len: usize = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("Inference-Header-Content-Length {text:?} is not a length"))?;
+            if len > request.body.len() {
+                return Err(format!(
+                    "Inference-Header-Content-Length {len} is longer than the body ({} bytes)",
+                    request.body.len()
+                ));
+            }
+            Ok(request.body.split_at(len))
+        }
+    }
+}
+
+/// One output's values as the binary tensor data extension sends them (little-endian).
+fn output_bytes(datatype: &str, data: &[Value]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for v in data {
+        match datatype {
+            "FP32" => bytes.extend((v.as_f64().unwrap_or(f64::NAN) as f32).to_le_bytes()),
+            "INT64" => bytes.extend(v.as_i64().unwrap_or(0).to_le_bytes()),
+            _ => bytes.push(v.as_u64().unwrap_or(0) as u8),
+        }
+    }
+    bytes
 }
