@@ -423,7 +423,7 @@ fn flatten(data: &Value, out: &mut Vec<Value>) -> Result<(), String> {
 fn flat_binary(datatype: &str, bytes: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
     match datatype {
         "FP32" => {
-            if bytes.len() % 4 != 0 {
+            if !bytes.len().is_multiple_of(4) {
                 return Err(format!(
                     "{} bytes of FP32 data is not a whole number of values",
                     bytes.len()
