@@ -22,6 +22,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import model_commands  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "pcam-classification.pt"
 PATCH = ROOT / "examples" / "patches" / "patch-00.png"
@@ -41,24 +44,7 @@ class Busy:
 
 
 def serve_rate(binary, env, hey, seconds):
-    proc = subprocess.Popen([str(binary), "serve", "--port", "0", str(MODEL)], stderr=subprocess.PIPE,
-                            text=True, env=env)
-    try:
-        port, deadline = None, time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if "listening on http://127.0.0.1:" in line:
-                port = int(line.rsplit(":", 1)[1].split("/")[0])
-        if port is None:
-            sys.exit(f"{binary} serve did not start")
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
-        out = subprocess.run([hey, "-z", f"{seconds}s", "-c", "1", "-m", "POST", "-D", str(PATCH),
-                              f"http://127.0.0.1:{port}/predictions/pcam-classification"],
-                             stdout=subprocess.PIPE, text=True, check=True).stdout
-        return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    finally:
-        proc.terminate()
-        proc.wait()
+    return model_commands.serve_rate(binary, hey, seconds, clients=1, env=env)
 
 
 def predict_seconds(binary, env, directory):

@@ -34,8 +34,11 @@ def timed(cmd):
     return time.perf_counter() - started
 
 
-def serve_rate(binary, hey, seconds):
-    proc = subprocess.Popen([str(binary), "serve", "--port", "0", str(MODEL)], stderr=subprocess.PIPE, text=True)
+def serve_rate(binary, hey, seconds, clients=8, env=None):
+    """Answers/s of `binary serve` under `hey` with `clients` keep-alive clients; every answer 200.
+    (bench/cpu_policy.py uses it too.)"""
+    proc = subprocess.Popen([str(binary), "serve", "--port", "0", str(MODEL)], stderr=subprocess.PIPE,
+                            text=True, env=env)
     try:
         port, deadline = None, time.monotonic() + 60
         while port is None and time.monotonic() < deadline:
@@ -45,7 +48,7 @@ def serve_rate(binary, hey, seconds):
         if port is None:
             sys.exit(f"{binary} serve did not start")
         threading.Thread(target=proc.stderr.read, daemon=True).start()
-        out = subprocess.run([hey, "-z", f"{seconds}s", "-c", "8", "-m", "POST", "-D", str(PATCH),
+        out = subprocess.run([hey, "-z", f"{seconds}s", "-c", str(clients), "-m", "POST", "-D", str(PATCH),
                               f"http://127.0.0.1:{port}/predictions/pcam-classification"],
                              stdout=subprocess.PIPE, text=True, check=True).stdout
         codes = re.findall(r"^\s+\[(\d{3})\]\s+\d+ responses", out, re.M)
