@@ -58,6 +58,9 @@ impl Request {
     }
 }
 
+/// Hears a request's method, target and Authorization header before its body; an answer refuses it.
+pub(crate) type OnHead<'a> = dyn FnMut(&str, &str, Option<&str>) -> Option<Response> + 'a;
+
 /// Why no request could be read; the server answers the ones with a status, then closes.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -75,6 +78,9 @@ pub(crate) enum ReadError {
     Unsupported(String),
     /// Reading failed; nothing can be answered.
     Io,
+    /// Answered from the head alone (an unauthenticated request); its body was not read, so the
+    /// connection closes after the answer.
+    Refused(Box<Response>),
 }
 
 /// What a connection reads from and writes to: a TCP socket, or bytes in memory (fuzzing).
@@ -147,11 +153,13 @@ impl<S: Transport> Connection<S> {
 
     /// Waits for the next request on an idle connection. `stop` is asked every slice of the wait; when
     /// it says yes and no byte of a request has come, the connection closes (graceful shutdown).
-    /// `on_head` hears the method and path as soon as the head is read, before the body.
+    /// `on_head` hears the method, the target and the Authorization header as soon as the head is
+    /// read, before the body; an answer from it refuses the request there (`ReadError::Refused`),
+    /// with no `100 Continue` and no byte of the body read.
     pub(crate) fn next_request(
         &mut self,
         stop: &dyn Fn() -> bool,
-        on_head: &mut dyn FnMut(&str, &str),
+        on_head: &mut OnHead,
     ) -> Result<Request, ReadError> {
         let idle_until = Instant::now() + self.limits.keep_alive;
         while self.buffer.is_empty() {
@@ -171,7 +179,9 @@ impl<S: Transport> Connection<S> {
         // The whole request must come within the client timeout from its first byte.
         let deadline = Instant::now() + self.limits.client_timeout;
         let head = self.read_head(deadline)?;
-        on_head(&head.method, &head.target);
+        if let Some(refused) = on_head(&head.method, &head.target, head.header("authorization")) {
+            return Err(ReadError::Refused(Box::new(refused)));
+        }
         self.read_body(head, deadline)
     }
 

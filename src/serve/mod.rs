@@ -302,6 +302,7 @@ fn refusal(e: ReadError, limits: &Limits) -> http::Response {
         ReadError::Closed | ReadError::Io => {
             (400, "BadRequestException", "the connection failed".into())
         }
+        ReadError::Refused(response) => return *response,
     };
     error(status, kind, &message)
 }
@@ -342,8 +343,14 @@ pub(crate) fn converse<S: http::Transport>(
     let peer = connection.peer();
     loop {
         let mut arrival = None;
-        let request = connection.next_request(stopping, &mut |method, target| {
-            arrival = app.arrival_for(method, target);
+        let mut head_line = String::from("-");
+        let request = connection.next_request(stopping, &mut |method, target, authorization| {
+            head_line = format!("{method} {}", target.split('?').next().unwrap_or(""));
+            let refused = app.unauthorized(target, authorization);
+            if refused.is_none() {
+                arrival = app.arrival_for(method, target);
+            }
+            refused
         });
         let started = Instant::now();
         let (response, line, close, with_body) = match request {
@@ -354,6 +361,7 @@ pub(crate) fn converse<S: http::Transport>(
                 (response, line, close, request.method != "HEAD")
             }
             Err(ReadError::Closed | ReadError::Io) => return,
+            Err(ReadError::Refused(response)) => (*response, head_line, true, true),
             Err(e) => (refusal(e, &limits), "-".to_string(), true, true),
         };
         app.metrics.response(response.status);

@@ -686,6 +686,23 @@ fn authentication() {
     }
     assert_eq!(server.get("/ping").status, 200);
     assert_eq!(server.get("/v2/health/ready").status, 200);
+    // An unauthenticated upload is refused from its head: no 100 Continue, no byte of its 50 MB
+    // body read (none is sent here), and the connection closes after the 401.
+    let mut stream = server.connect();
+    send(
+        &mut stream,
+        "PUT",
+        path,
+        &[("content-length", "50000000"), ("expect", "100-continue")],
+        b"",
+        false,
+    );
+    let refused = read_reply(&mut stream).unwrap();
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert!(refused.headers.iter().any(|(n, _)| n == "www-authenticate"));
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
     // One access-log line per request: address, request line, status, bytes, time.
     assert!(
         server

@@ -103,27 +103,42 @@ impl App {
         predicts.then(|| self.queue.arrival())
     }
 
-    pub(crate) fn handle(&self, request: &Request, arrival: Option<Arrival>) -> Response {
-        let path = request.path.as_str();
+    /// The 401 for a request without valid credentials, from its target and Authorization header
+    /// alone: the connection answers it before reading (or asking for, `100 Continue`) the body.
+    pub(crate) fn unauthorized(
+        &self,
+        target: &str,
+        authorization: Option<&str>,
+    ) -> Option<Response> {
+        let path = target.split('?').next().unwrap_or("");
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let endpoint = match segments.as_slice() {
             ["ping"] | ["v2", "health", ..] => Endpoint::Health,
             ["metrics"] => Endpoint::Metrics,
             _ => Endpoint::Api,
         };
-        if !self.auth.allows(endpoint, request.header("authorization")) {
-            const WHY: &str =
-                "Authentication required: send valid credentials in the Authorization header.";
-            // V2 clients (tritonclient) read errors as {"error": ...}; TorchServe's own shape
-            // elsewhere.
-            let mut response = if segments.first() == Some(&"v2") {
-                kserve::error(401, WHY)
-            } else {
-                error(401, "AuthenticationException", WHY)
-            };
-            for scheme in self.auth.schemes() {
-                response = response.with_header("www-authenticate", scheme.to_string());
-            }
+        if self.auth.allows(endpoint, authorization) {
+            return None;
+        }
+        const WHY: &str =
+            "Authentication required: send valid credentials in the Authorization header.";
+        // V2 clients (tritonclient) read errors as {"error": ...}; TorchServe's own shape elsewhere.
+        let mut response = if segments.first() == Some(&"v2") {
+            kserve::error(401, WHY)
+        } else {
+            error(401, "AuthenticationException", WHY)
+        };
+        for scheme in self.auth.schemes() {
+            response = response.with_header("www-authenticate", scheme.to_string());
+        }
+        Some(response)
+    }
+
+    pub(crate) fn handle(&self, request: &Request, arrival: Option<Arrival>) -> Response {
+        let path = request.path.as_str();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // Connections refuse these from the head; a request handled directly is checked here.
+        if let Some(response) = self.unauthorized(path, request.header("authorization")) {
             return response;
         }
         let get = request.method == "GET";
