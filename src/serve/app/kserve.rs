@@ -19,6 +19,7 @@ use crate::serve::batcher::Arrival;
 use crate::serve::http::{Request, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// The name of the one input tensor, as the model's metadata gives it.
@@ -341,11 +342,6 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
         }
         None => None,
     };
-    let mut flat = Vec::new();
-    match raw {
-        Some(bytes) => flat_binary(datatype, bytes, &mut flat)?,
-        None => flatten(&input["data"], &mut flat)?,
-    }
     let [c, h, w] = m.input_shape;
     match datatype {
         "FP32" => {
@@ -354,19 +350,28 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
                     "input shape {shape:?} does not match the model's [N, {c}, {h}, {w}]"
                 ));
             }
+            let numbers = match raw {
+                Some(bytes) => fp32_binary(bytes)?,
+                None => {
+                    let mut flat = Vec::new();
+                    flatten(&input["data"], &mut flat)?;
+                    flat.iter()
+                        .map(|v| v.as_f64().map(|x| x as f32))
+                        .collect::<Option<Vec<f32>>>()
+                        .ok_or("the input data must be finite numbers")?
+                }
+            };
+            if numbers.iter().any(|x| !x.is_finite()) {
+                return Err("the input data must be finite numbers".into());
+            }
             let size = c * h * w;
-            if flat.len() != shape[0] * size {
+            if numbers.len() != shape[0] * size {
                 return Err(format!(
                     "the input has {} values but its shape {shape:?} needs {}",
-                    flat.len(),
+                    numbers.len(),
                     shape[0] * size
                 ));
             }
-            let numbers: Vec<f32> = flat
-                .iter()
-                .map(|v| v.as_f64().map(|x| x as f32).filter(|x| x.is_finite()))
-                .collect::<Option<_>>()
-                .ok_or("the input data must be finite numbers")?;
             Ok(numbers
                 .chunks_exact(size.max(1))
                 .map(|chunk| Prepared {
@@ -375,22 +380,36 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
                 .collect())
         }
         "BYTES" => {
-            if shape.len() != 1 || shape[0] != flat.len() {
+            let images: Vec<Cow<[u8]>> = match raw {
+                Some(bytes) => bytes_binary(bytes)?.into_iter().map(Cow::Borrowed).collect(),
+                None => {
+                    let mut flat = Vec::new();
+                    flatten(&input["data"], &mut flat)?;
+                    flat.iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            let text = v.as_str().ok_or("BYTES data must be base64 strings")?;
+                            base64::engine::general_purpose::STANDARD
+                                .decode(text.trim())
+                                .map(Cow::Owned)
+                                .map_err(|e| format!("image {i}: not base64: {e}"))
+                        })
+                        .collect::<Result<_, String>>()?
+                }
+            };
+            if shape.len() != 1 || shape[0] != images.len() {
                 return Err(format!(
                     "a BYTES input must have shape [N] with N images, got {shape:?} for {} values",
-                    flat.len()
+                    images.len()
                 ));
             }
-            flat.iter()
+            images
+                .iter()
                 .enumerate()
-                .map(|(i, v)| {
-                    let text = v.as_str().ok_or("BYTES data must be base64 strings")?;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(text.trim())
-                        .map_err(|e| format!("image {i}: not base64: {e}"))?;
+                .map(|(i, bytes)| {
                     let _decoding = app.decoders.acquire();
                     m.preprocessor
-                        .prepare(&bytes)
+                        .prepare(bytes)
                         .map_err(|e| format!("image {i}: {e}"))
                 })
                 .collect()
@@ -402,7 +421,7 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
 }
 
 /// Row-major values of nested or flat `data`.
-fn flatten(data: &Value, out: &mut Vec<Value>) -> Result<(), String> {
+fn flatten<'a>(data: &'a Value, out: &mut Vec<&'a Value>) -> Result<(), String> {
     match data {
         Value::Array(items) => {
             for item in items {
@@ -412,48 +431,40 @@ fn flatten(data: &Value, out: &mut Vec<Value>) -> Result<(), String> {
         }
         Value::Null => Err("the input has no \"data\"".into()),
         v => {
-            out.push(v.clone());
+            out.push(v);
             Ok(())
         }
     }
 }
 
-/// The values of a tensor sent as binary data: little-endian FP32, or BYTES elements each after
-/// its 4-byte little-endian length (the binary tensor data extension).
-fn flat_binary(datatype: &str, bytes: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
-    match datatype {
-        "FP32" => {
-            if !bytes.len().is_multiple_of(4) {
-                return Err(format!(
-                    "{} bytes of FP32 data is not a whole number of values",
-                    bytes.len()
-                ));
-            }
-            out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| json!(f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)),
-            );
-            Ok(())
-        }
-        "BYTES" => {
-            let mut rest = bytes;
-            while !rest.is_empty() {
-                let (len, tail) = rest
-                    .split_first_chunk::<4>()
-                    .ok_or("BYTES data ends inside an element's length")?;
-                let len = u32::from_le_bytes(*len) as usize;
-                let element = tail.get(..len).ok_or("BYTES data ends inside an element")?;
-                // Kept as base64 so that JSON and binary requests share one path.
-                out.push(json!(
-                    base64::engine::general_purpose::STANDARD.encode(element)
-                ));
-                rest = &tail[len..];
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+/// An FP32 tensor sent as binary data (the binary tensor data extension): little-endian values.
+fn fp32_binary(bytes: &[u8]) -> Result<Vec<f32>, String> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(format!(
+            "{} bytes of FP32 data is not a whole number of values",
+            bytes.len()
+        ));
     }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// A BYTES tensor sent as binary data: each element after its 4-byte little-endian length.
+fn bytes_binary(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut elements = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("BYTES data ends inside an element's length")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let element = tail.get(..len).ok_or("BYTES data ends inside an element")?;
+        elements.push(element);
+        rest = &tail[len..];
+    }
+    Ok(elements)
 }
 
 /// The JSON header and the binary data after it: the binary tensor data extension sends the header's
