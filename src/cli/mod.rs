@@ -432,9 +432,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 5, value_name = "MS")]
     pub(crate) max_batch_delay: u64,
 
-    /// Requests that may wait for the model; more are answered 503
+    /// Images that may wait for the model; a request finding no room waits up to --queue-wait, then
+    /// gets 503
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub(crate) job_queue_size: u32,
+
+    /// Milliseconds a request may wait for room in a full queue before its 503 (0: TorchServe's
+    /// immediate 503)
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub(crate) queue_wait: u64,
 
     /// Largest request body in bytes; larger ones are answered 413 (TorchServe's max_request_size)
     #[arg(long, default_value_t = 6_553_500, value_name = "BYTES")]
@@ -444,13 +450,21 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
     pub(crate) client_timeout: u64,
 
+    /// Seconds a client may take to send a request head once its first byte has come (408 after)
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
+    pub(crate) head_timeout: u64,
+
     /// Seconds an idle keep-alive connection stays open
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
     pub(crate) keep_alive_timeout: u64,
 
     /// Open connections at most; more are answered 503 and closed
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub(crate) max_connections: u32,
+
+    /// Request body bytes held in memory at once, over all requests; further bodies wait for room
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    pub(crate) max_body_memory: usize,
 
     /// HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)
     #[arg(long, value_name = "FILE")]

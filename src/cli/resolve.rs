@@ -100,10 +100,13 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         engine: engine(&args.engine),
         max_batch_delay: Duration::from_millis(args.max_batch_delay),
         job_queue_size: args.job_queue_size as usize,
+        queue_wait: Duration::from_millis(args.queue_wait),
         limits: Limits {
             max_body: args.max_request_size,
             client_timeout: Duration::from_secs(args.client_timeout),
+            head_timeout: Duration::from_secs(args.head_timeout),
             keep_alive: Duration::from_secs(args.keep_alive_timeout),
+            max_buffered: args.max_body_memory,
         },
         max_connections: args.max_connections as usize,
         auth,

@@ -20,15 +20,16 @@ use crate::records::OutputKind;
 use crate::records::{self, Format, Schema, TableStyle};
 use crate::records::{Prediction, RawPrediction};
 use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, TransportError};
-use crate::serve::app::{App, Slots};
+use crate::serve::app::App;
 use crate::serve::auth::{Auth, OpenEndpoint};
 use crate::serve::batcher::{Answered, Queue};
-use crate::serve::http::{self, Connection, Transport};
+use crate::serve::exchange::Exchanges;
+use crate::serve::http;
 use crate::serve::metrics::Metrics;
 use crate::serve::models::ServedModel;
 use crate::store::{Register, Store};
 use std::cell::Cell;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -189,45 +190,52 @@ pub fn slide(data: &[u8]) {
     }
 }
 
-/// Bytes in memory as a client connection: reads take the input, writes collect the answers.
-struct Replay<'a> {
-    input: &'a [u8],
-    output: Vec<u8>,
+/// Bytes in memory as a client connection: reads take the input, then end; writes collect the
+/// answers.
+struct Replay {
+    input: Vec<u8>,
+    at: usize,
+    output: Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
-impl Transport for &mut Replay<'_> {
-    fn set_read_timeout(&mut self, _: Duration) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn configure(&mut self, _: Duration) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn bytes_waiting(&mut self) -> bool {
-        !self.input.is_empty()
-    }
-
-    fn peer(&self) -> String {
-        "fuzz".into()
+impl tokio::io::AsyncRead for Replay {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let n = buf.remaining().min(self.input.len() - self.at);
+        buf.put_slice(&self.input[self.at..self.at + n]);
+        self.at += n;
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
-// The connection borrows the replay, so that its answers can be read once the connection is done.
-impl Read for &mut Replay<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.input.read(buf)
+impl tokio::io::AsyncWrite for Replay {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
     }
-}
 
-impl Write for &mut Replay<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -239,9 +247,21 @@ pub(crate) const FUZZ_BASIC: &str = "pathologist:slides";
 /// multiclass; mask, segmentation; raw) and authentication. Its model thread needs no model: it makes
 /// each output tensor from the prepared input (so answers vary with the image) and runs it through
 /// the real postprocessing.
-fn app() -> &'static App {
-    static APP: OnceLock<App> = OnceLock::new();
-    APP.get_or_init(|| {
+fn exchanges() -> Arc<Exchanges> {
+    static EXCHANGES: OnceLock<Arc<Exchanges>> = OnceLock::new();
+    let limits = http::Limits {
+        max_body: 64 << 10,
+        client_timeout: Duration::from_secs(5),
+        head_timeout: Duration::from_secs(5),
+        keep_alive: Duration::from_secs(5),
+        max_buffered: 1 << 20,
+    };
+    let made = EXCHANGES.get_or_init(|| Arc::new(Exchanges::new(Arc::new(app()), limits, true)));
+    Arc::clone(made)
+}
+
+fn app() -> App {
+    {
         let specs = [
             ("pcam", "1.0", 0),
             ("pcam", "2.0", 0),
@@ -292,15 +312,15 @@ fn app() -> &'static App {
         });
         App {
             models,
-            decoders: Slots::new(2),
             queue,
+            queue_wait: Duration::from_millis(100),
             metrics: Arc::new(Metrics::new("fuzz".into())),
             auth: Auth::new(&[FUZZ_BASIC], &[FUZZ_TOKEN], vec![OpenEndpoint::Health]),
             batch_size: 8,
             max_batch_delay: Duration::ZERO,
             device: "cpu".into(),
         }
-    })
+    }
 }
 
 /// A prediction for one image, made from its prepared input by the real postprocessing's
@@ -352,24 +372,33 @@ pub fn serve_http(data: &[u8]) {
 
 /// What `serve_http` answered, for the regression test to check that the seeds reach the models.
 pub(crate) fn serve_http_answers(data: &[u8]) -> Vec<u8> {
-    let app = app();
-    let limits = http::Limits {
-        max_body: 64 << 10,
-        client_timeout: Duration::from_secs(5),
-        keep_alive: Duration::from_secs(5),
+    let output = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let replay = Replay {
+        input: data.to_vec(),
+        at: 0,
+        output: Arc::clone(&output),
     };
-    let mut replay = Replay {
-        input: data,
-        output: Vec::new(),
-    };
-    let connection = Connection::new(&mut replay, limits).expect("memory never fails");
-    crate::serve::converse(connection, app, &|| false, true);
-    let out = &replay.output;
-    if !out.is_empty() {
-        assert!(out.starts_with(b"HTTP/1.1 "), "not an HTTP answer");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let (_running, stop) = tokio::sync::watch::channel(false);
+    runtime.block_on(crate::serve::conn::serve(
+        replay,
+        "fuzz".into(),
+        exchanges(),
+        stop,
+    ));
+    let out = std::mem::take(&mut *output.lock().unwrap_or_else(|e| e.into_inner()));
+    if !out.is_empty() && !data.starts_with(b"PRI * HTTP/2.0") {
+        // hyper answers in the request's version: HTTP/1.0 gets HTTP/1.0.
+        assert!(
+            out.starts_with(b"HTTP/1.1 ") || out.starts_with(b"HTTP/1.0 "),
+            "not an HTTP answer"
+        );
         let mut headers = [httparse::EMPTY_HEADER; 16];
         let mut response = httparse::Response::new(&mut headers);
-        let parsed = response.parse(out);
+        let parsed = response.parse(&out);
         assert!(
             matches!(parsed, Ok(httparse::Status::Complete(_))),
             "a malformed answer head"
@@ -380,7 +409,7 @@ pub(crate) fn serve_http_answers(data: &[u8]) -> Vec<u8> {
             "a 500 from a model that cannot fail"
         );
     }
-    replay.output
+    out
 }
 
 /// Answers a store fuzz input scripts: each piece is one HTTP answer (first byte: the status, the

@@ -67,7 +67,8 @@ fn serve_http_seeds_are_answered() {
         let answers = super::serve_http_answers(&requests);
         let text = String::from_utf8_lossy(&answers);
         let statuses: Vec<&str> = text
-            .match_indices("HTTP/1.1 ")
+            // Status lines, HTTP/1.1 or (for an HTTP/1.0 request) HTTP/1.0.
+            .match_indices("HTTP/1.")
             .map(|(k, _)| &text[k + 9..k + 12])
             .filter(|s| *s != "100")
             .collect();

@@ -3,15 +3,19 @@
 //! `batch_size - 1` more jobs for the same model within `max_batch_delay`, and runs them as one
 //! forward pass. It stops waiting early when no other request is being read or decoded, because none
 //! could join the batch: a lone client never pays the delay.
+//!
+//! Admission comes before decoding: a request first reserves room for its images (`admit`), waiting
+//! a bounded time when the queue is full, so that a refused request costs no decoding and closed-loop
+//! clients under overload wait for room instead of spinning on 503s.
 
 use crate::engine::preprocess::Prepared;
 use crate::engine::Engine;
 use crate::records::Prediction;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Notify};
 
 /// One request's image, waiting for the model.
 pub(crate) struct Job {
@@ -19,7 +23,7 @@ pub(crate) struct Job {
     pub(crate) model: usize,
     pub(crate) input: Prepared,
     pub(crate) enqueued: Instant,
-    pub(crate) reply: SyncSender<Result<Answered, String>>,
+    pub(crate) reply: oneshot::Sender<Result<Answered, String>>,
 }
 
 /// A prediction and where its time went.
@@ -36,11 +40,48 @@ pub(crate) struct Queue {
     capacity: usize,
     /// Requests being read or decoded that will soon be queued.
     arriving: AtomicUsize,
+    /// Told whenever room may have freed (a batch taken, a reservation given back).
+    room: Notify,
 }
 
 struct State {
     jobs: VecDeque<Job>,
+    /// Room held by admitted requests still decoding.
+    reserved: usize,
     closed: bool,
+}
+
+/// Room in the queue for one request's images, held from admission until its jobs are queued.
+pub(crate) struct Reservation {
+    queue: Arc<Queue>,
+    n: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.n > 0 {
+            self.queue.lock().reserved -= self.n;
+            self.queue.room.notify_waiters();
+        }
+    }
+}
+
+impl Reservation {
+    /// Queues the request's jobs in the room reserved for them.
+    pub(crate) fn push(mut self, jobs: Vec<Job>) -> Result<(), Refused> {
+        let queue = Arc::clone(&self.queue);
+        let mut state = queue.lock();
+        state.reserved -= std::mem::take(&mut self.n);
+        if state.closed {
+            drop(state);
+            queue.room.notify_waiters();
+            return Err(Refused::Closed);
+        }
+        state.jobs.extend(jobs);
+        drop(state);
+        queue.changed.notify_all();
+        Ok(())
+    }
 }
 
 /// Why a job was not queued.
@@ -65,11 +106,52 @@ impl Queue {
         Queue {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
+                reserved: 0,
                 closed: false,
             }),
             changed: Condvar::new(),
             capacity: capacity.max(1),
             arriving: AtomicUsize::new(0),
+            room: Notify::new(),
+        }
+    }
+
+    /// Reserves room for `n` images, or says why not, at once.
+    pub(crate) fn try_reserve(self: &Arc<Queue>, n: usize) -> Result<Reservation, Refused> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.jobs.len() + state.reserved + n > self.capacity {
+            return Err(Refused::Full);
+        }
+        state.reserved += n;
+        Ok(Reservation {
+            queue: Arc::clone(self),
+            n,
+        })
+    }
+
+    /// Reserves room for `n` images, waiting up to `wait` for a full queue to make room.
+    pub(crate) async fn admit(
+        self: &Arc<Queue>,
+        n: usize,
+        wait: Duration,
+    ) -> Result<Reservation, Refused> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before trying, so that room freed in between is not missed.
+            let freed = self.room.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            match self.try_reserve(n) {
+                Err(Refused::Full) if tokio::time::Instant::now() < deadline => {
+                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                        return self.try_reserve(n);
+                    }
+                }
+                done => return done,
+            }
         }
     }
 
@@ -85,23 +167,8 @@ impl Queue {
     }
 
     #[cfg(test)]
-    pub(crate) fn push(&self, job: Job) -> Result<(), Refused> {
-        self.push_all(vec![job])
-    }
-
-    /// Queues all the jobs of one request, or none of them: a request is answered whole or refused.
-    pub(crate) fn push_all(&self, jobs: Vec<Job>) -> Result<(), Refused> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err(Refused::Closed);
-        }
-        if state.jobs.len() + jobs.len() > self.capacity {
-            return Err(Refused::Full);
-        }
-        state.jobs.extend(jobs);
-        drop(state);
-        self.changed.notify_all();
-        Ok(())
+    pub(crate) fn push(self: &Arc<Queue>, job: Job) -> Result<(), Refused> {
+        self.try_reserve(1)?.push(vec![job])
     }
 
     /// Jobs waiting for `model`.
@@ -122,6 +189,7 @@ impl Queue {
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
+        self.room.notify_waiters();
     }
 
     /// The next batch: jobs for one model, oldest first; None once closed and empty.
@@ -161,6 +229,8 @@ impl Queue {
             }
         }
         state.jobs = kept;
+        drop(state);
+        self.room.notify_waiters();
         Some(batch)
     }
 }
@@ -198,10 +268,9 @@ pub(crate) fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc::sync_channel;
 
     fn job(model: usize) -> Job {
-        let (reply, _) = sync_channel(1);
+        let (reply, _) = oneshot::channel();
         Job {
             model,
             input: Prepared { data: vec![] },
@@ -212,7 +281,7 @@ mod tests {
 
     #[test]
     fn bounded_and_batched_per_model_in_order() {
-        let queue = Queue::new(4);
+        let queue = Arc::new(Queue::new(4));
         for m in [0, 1, 0, 0] {
             queue.push(job(m)).unwrap();
         }
@@ -240,5 +309,31 @@ mod tests {
         let batch = queue.next_batch(4, Duration::from_millis(50)).unwrap();
         assert_eq!(batch.len(), 1);
         assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn admission_waits_for_room_up_to_the_wait() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let queue = Arc::new(Queue::new(1));
+        let held = queue.try_reserve(1).unwrap();
+        runtime.block_on(async {
+            let started = Instant::now();
+            let refused = queue.admit(1, Duration::from_millis(50)).await;
+            assert!(matches!(refused, Err(Refused::Full)));
+            assert!(started.elapsed() >= Duration::from_millis(50));
+            // Room freed during the wait lets the request in.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(held);
+            });
+            let started = Instant::now();
+            assert!(queue.admit(1, Duration::from_secs(10)).await.is_ok());
+            assert!(started.elapsed() < Duration::from_secs(5));
+        });
+        queue.close();
+        assert!(matches!(queue.try_reserve(1), Err(Refused::Closed)));
     }
 }

@@ -1,14 +1,16 @@
 //! `scancer serve`: the Scancer inference API in one process, compatible with TorchServe clients.
 //!
-//! Threads: one accept loop; one thread per connection (capped), which reads the request with limits
-//! and deadlines and decodes and preprocesses its image; and ONE model thread that owns the models and
-//! runs dynamically batched forward passes (`batcher`). A slow or idle client only ever holds its own
-//! connection thread.
+//! Threads: one I/O thread, a tokio runtime on which every connection is a task (HTTP/1.1 and
+//! HTTP/2 through hyper: an idle or slow client costs a few kilobytes, not a thread); a bounded pool
+//! that decodes and preprocesses images and parses large bodies; and ONE model thread that owns the
+//! models and runs dynamically batched forward passes (`batcher`).
 
 pub(crate) mod answer;
 pub(crate) mod app;
 pub(crate) mod auth;
 pub(crate) mod batcher;
+pub(crate) mod conn;
+pub(crate) mod exchange;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod models;
@@ -18,12 +20,14 @@ pub(crate) mod pyjson;
 use crate::engine::{Engine, EngineOptions};
 use anyhow::{anyhow, Context, Result};
 use app::{error, App};
-use http::{Connection, Limits, ReadError};
-use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use exchange::Exchanges;
+use http::Limits;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{watch, Notify};
 
 pub(crate) struct ServeOptions {
     pub(crate) models: Vec<models::ModelSpec>,
@@ -31,42 +35,38 @@ pub(crate) struct ServeOptions {
     pub(crate) engine: EngineOptions,
     pub(crate) max_batch_delay: Duration,
     pub(crate) job_queue_size: usize,
+    /// How long a request may wait for room in a full queue before its 503.
+    pub(crate) queue_wait: Duration,
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
     pub(crate) auth: auth::Auth,
     pub(crate) quiet: bool,
 }
 
-/// State the accept loop, the connections and the signal handler share.
-struct Shared {
-    stopping: AtomicBool,
-    connections: Mutex<usize>,
-    idle: Condvar,
-    quiet: bool,
+/// Open connections, and a wake-up when the last one closes.
+#[derive(Default)]
+struct Connections {
+    open: AtomicUsize,
+    closed: Notify,
 }
 
-impl Shared {
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-}
-
-/// Counts a connection until its thread ends.
-struct ConnectionSlot(Arc<Shared>);
+/// Counts a connection until its task ends.
+struct ConnectionSlot(Arc<Connections>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut n = self.0.connections.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        self.0.idle.notify_all();
+        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.closed.notify_waiters();
+        }
     }
 }
 
 /// Serves until SIGINT or SIGTERM, then stops accepting, answers every request already received, and
 /// returns.
 pub(crate) fn run(options: ServeOptions) -> Result<()> {
-    let listener = TcpListener::bind(options.address)
+    let listener = std::net::TcpListener::bind(options.address)
         .with_context(|| format!("cannot listen on {}", options.address))?;
+    listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let opened = models::open(&options.models)?;
 
@@ -94,11 +94,10 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         .recv()
         .map_err(|_| anyhow!("the model thread stopped while loading"))??;
     let device = if gpu { "gpu" } else { "cpu" };
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
         models: served,
-        decoders: app::Slots::new(cores),
         queue,
+        queue_wait: options.queue_wait,
         metrics,
         auth: options.auth,
         batch_size: options.engine.batch_size,
@@ -106,30 +105,46 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         device: device.into(),
     });
 
-    let shared = Arc::new(Shared {
-        stopping: AtomicBool::new(false),
-        connections: Mutex::new(0),
-        idle: Condvar::new(),
-        quiet: options.quiet,
-    });
-    watch_signals(Arc::clone(&shared), address)?;
+    // Decoding and parsing run beside the I/O thread, a few at a time: many clients sending large
+    // images cannot multiply decoded-pixel memory or starve the model thread of cores.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(cores)
+        .thread_name("scancer-decode")
+        .build()
+        .context("cannot start the server's I/O runtime")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    watch_signals(stop_tx)?;
     announce(&app, address, &options.engine);
-
-    accept_loop(
-        &listener,
-        &app,
-        &shared,
+    let exchanges = Arc::new(Exchanges::new(
+        Arc::clone(&app),
         options.limits,
-        options.max_connections,
-    );
-    drop(listener);
-
-    // Finish what was received: connections close once their current request is answered.
-    let mut n = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
-    while *n > 0 {
-        n = shared.idle.wait(n).unwrap_or_else(|e| e.into_inner());
-    }
-    drop(n);
+        options.quiet,
+    ));
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let connections = Arc::new(Connections::default());
+        accept_loop(
+            &listener,
+            &exchanges,
+            &connections,
+            options.max_connections,
+            stop_rx,
+        )
+        .await;
+        drop(listener);
+        // Finish what was received: connections close once their requests are answered.
+        loop {
+            let closed = connections.closed.notified();
+            if connections.open.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            closed.await;
+        }
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
     app.queue.close();
     model_thread
         .join()
@@ -181,7 +196,7 @@ fn announce(app: &App, address: SocketAddr, engine: &EngineOptions) {
 }
 
 /// SIGINT or SIGTERM starts a graceful stop; a second one exits at once.
-fn watch_signals(shared: Arc<Shared>, address: SocketAddr) -> Result<()> {
+fn watch_signals(stop: watch::Sender<bool>) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("cannot install signal handlers")?;
@@ -189,44 +204,34 @@ fn watch_signals(shared: Arc<Shared>, address: SocketAddr) -> Result<()> {
         .name("scancer-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                if shared.stopping.swap(true, Ordering::SeqCst) {
+                if stop.send_replace(true) {
                     crate::messages::note!("second signal: exiting now");
                     std::process::exit(128 + signal);
                 }
                 crate::messages::note!(
                     "stopping: answering the requests already received (signal again to exit now)"
                 );
-                // Wake the accept loop with a connection of our own.
-                let wake = match address {
-                    SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                        SocketAddr::from(([127, 0, 0, 1], a.port()))
-                    }
-                    SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-                    }
-                    a => a,
-                };
-                let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
             }
         })?;
     Ok(())
 }
 
-fn accept_loop(
-    listener: &TcpListener,
-    app: &Arc<App>,
-    shared: &Arc<Shared>,
-    limits: Limits,
+async fn accept_loop(
+    listener: &tokio::net::TcpListener,
+    exchanges: &Arc<Exchanges>,
+    connections: &Arc<Connections>,
     max_connections: usize,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let mut last_error: Option<(ErrorKind, Instant)> = None;
+    let mut last_error: Option<(std::io::ErrorKind, Instant)> = None;
     loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|&stopping| stopping) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
-                if shared.stopping() {
-                    return;
-                }
                 // Out of descriptors or memory, or an aborted handshake: none of them is a reason to
                 // stop serving. Log each kind at most once a second, and back off briefly.
                 let now = Instant::now();
@@ -236,147 +241,37 @@ fn accept_loop(
                     crate::messages::note!("cannot accept a connection: {e}");
                     last_error = Some((e.kind(), now));
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
-        if shared.stopping() {
-            return;
+        let _ = stream.set_nodelay(true);
+        if connections.open.fetch_add(1, Ordering::SeqCst) >= max_connections {
+            connections.open.fetch_sub(1, Ordering::SeqCst);
+            tokio::spawn(refuse(stream, max_connections));
+            continue;
         }
-        {
-            let mut n = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
-            if *n >= max_connections {
-                drop(n);
-                refuse(stream, max_connections, limits);
-                continue;
-            }
-            *n += 1;
-        }
-        let slot = ConnectionSlot(Arc::clone(shared));
-        let app = Arc::clone(app);
-        let spawned = std::thread::Builder::new()
-            .name("scancer-conn".into())
-            .spawn(move || {
-                let shared = Arc::clone(&slot.0);
-                serve_connection(stream, &app, &shared, limits);
-                drop(slot);
-            });
-        if let Err(e) = spawned {
-            crate::messages::note!("cannot start a connection thread: {e}");
-        }
+        let slot = ConnectionSlot(Arc::clone(connections));
+        let peer: Arc<str> = peer.ip().to_string().into();
+        let (exchanges, stop) = (Arc::clone(exchanges), stop.clone());
+        tokio::spawn(async move {
+            conn::serve(stream, peer, exchanges, stop).await;
+            drop(slot);
+        });
     }
 }
 
-/// The answer to a request that could not be read.
-fn refusal(e: ReadError, limits: &Limits) -> http::Response {
-    let max = limits.max_body;
-    let (status, kind, message) = match e {
-        ReadError::Timeout => (
-            408,
-            "RequestTimeoutException",
-            format!(
-                "the request did not arrive within {} s",
-                limits.client_timeout.as_secs()
-            ),
-        ),
-        ReadError::HeadTooLarge => (
-            431,
-            "BadRequestException",
-            format!(
-                "the request head is over {} bytes or 64 headers",
-                http::MAX_HEAD
-            ),
-        ),
-        ReadError::BodyTooLarge(Some(n)) => (
-            413,
-            "RequestEntityTooLargeException",
-            format!("the body of {n} bytes is over the limit of {max} bytes (--max-request-size)"),
-        ),
-        ReadError::BodyTooLarge(None) => (
-            413,
-            "RequestEntityTooLargeException",
-            format!("the body is over the limit of {max} bytes (--max-request-size)"),
-        ),
-        ReadError::Unsupported(why) => (501, "BadRequestException", why),
-        ReadError::Malformed(why) => (400, "BadRequestException", why),
-        ReadError::Closed | ReadError::Io => {
-            (400, "BadRequestException", "the connection failed".into())
-        }
-        ReadError::Refused(response) => return *response,
-    };
-    error(status, kind, &message)
-}
-
-/// Over the connection limit: a 503 that cannot block, then close.
-fn refuse(stream: TcpStream, max: usize, limits: Limits) {
+/// Over the connection limit: a 503, then close; a client that does not take it at once is dropped.
+async fn refuse(mut stream: tokio::net::TcpStream, max: usize) {
     let response = error(
         503,
         "ServiceUnavailableException",
         &format!("The server has {max} open connections, its limit; retry later"),
     );
-    // A fresh socket's send buffer takes the answer at once; the short timeout is for the
-    // impossible case, so that the accept loop never waits on a client.
-    let limits = Limits {
-        client_timeout: Duration::from_millis(100),
-        ..limits
-    };
-    if let Ok(mut connection) = Connection::new(stream, limits) {
-        let _ = connection.send(&response, true, true);
-    }
-}
-
-fn serve_connection(stream: TcpStream, app: &App, shared: &Shared, limits: Limits) {
-    if let Ok(connection) = Connection::new(stream, limits) {
-        converse(connection, app, &|| shared.stopping(), shared.quiet);
-    }
-}
-
-/// Answers a connection's requests in turn until it closes, `stopping` says so, or an answer says to
-/// close. Public so that the HTTP fuzz target drives exactly this loop over bytes in memory.
-pub(crate) fn converse<S: http::Transport>(
-    mut connection: Connection<S>,
-    app: &App,
-    stopping: &dyn Fn() -> bool,
-    quiet: bool,
-) {
-    let limits = connection.limits();
-    let peer = connection.peer();
-    loop {
-        let mut arrival = None;
-        let mut head_line = String::from("-");
-        let request = connection.next_request(stopping, &mut |method, target, authorization| {
-            head_line = format!("{method} {}", target.split('?').next().unwrap_or(""));
-            let refused = app.unauthorized(target, authorization);
-            if refused.is_none() {
-                arrival = app.arrival_for(method, target);
-            }
-            refused
-        });
-        let started = Instant::now();
-        let (response, line, close, with_body) = match request {
-            Ok(request) => {
-                let response = app.handle(&request, arrival.take());
-                let line = format!("{} {}", request.method, request.path);
-                let close = request.close || response.status >= 400 || stopping();
-                (response, line, close, request.method != "HEAD")
-            }
-            Err(ReadError::Closed | ReadError::Io) => return,
-            Err(ReadError::Refused(response)) => (*response, head_line, true, true),
-            Err(e) => (refusal(e, &limits), "-".to_string(), true, true),
-        };
-        app.metrics.response(response.status);
-        let sent = connection.send(&response, close, with_body);
-        if !quiet {
-            crate::messages::note!(
-                "{peer} \"{line}\" {} {} B {:.1} ms{}",
-                response.status,
-                response.body.len(),
-                started.elapsed().as_secs_f64() * 1e3,
-                if sent.is_err() { " (client gone)" } else { "" }
-            );
-        }
-        if close || sent.is_err() {
-            return;
-        }
-    }
+    let bytes = response.to_http1_closing("Service Unavailable");
+    let _ = tokio::time::timeout(Duration::from_millis(100), async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await
+    })
+    .await;
 }

@@ -1,5 +1,6 @@
 //! `scancer serve` over real HTTP on loopback: answers equal `scancer predict`, TorchServe's bodies
-//! and codes, KServe V2, metrics checked by promtool, auth, batching, hostile clients, graceful stop.
+//! and codes, KServe V2, metrics checked by promtool, auth, batching, HTTP/2 and pipelining, hostile
+//! and stalled clients, overload, graceful stop.
 
 use crate::util::server::{multipart, read_reply, send, Server};
 use crate::util::{predict, root, MULTICLASS, PCAM, SEGMENTATION};
@@ -623,7 +624,7 @@ fn a_full_queue_answers_503() {
             server.get("/models/pcam-classification").json()[0]["jobQueueStatus"]["pendingRequests"]
                 == 2
         });
-        // and one more is refused at once.
+        // and one more is refused once it has waited --queue-wait for room.
         let refused = server.put(
             "/predictions/pcam-classification",
             &bytes("examples/patches/patch-00.png"),
@@ -900,7 +901,7 @@ fn batched_answers_equal_unbatched() {
 
 #[test]
 fn slow_idle_and_lying_clients_do_not_delay_others() {
-    let server = Server::start(&[PCAM, "-q", "--client-timeout", "2"]);
+    let server = Server::start(&[PCAM, "-q", "--client-timeout", "2", "--head-timeout", "2"]);
     let patch = bytes("examples/patches/patch-00.png");
     // 100 idle keep-alive connections, each after one answered request.
     let mut idle = Vec::new();
@@ -1106,4 +1107,207 @@ fn the_device_reported_is_the_one_used() {
         let worker = &described[0]["workers"][0];
         assert_eq!(worker["gpu"], false, "--device {device}: {worker}");
     }
+}
+
+#[test]
+fn thousands_of_stalled_heads_cost_little_and_time_out() {
+    let server = Server::start(&[PCAM, "-q", "--head-timeout", "3"]);
+    let patch = bytes("examples/patches/patch-00.png");
+    assert_eq!(
+        server
+            .put("/predictions/pcam-classification", &patch)
+            .status,
+        200
+    );
+    let before = server.resident_bytes();
+    // A slowloris from one machine: half a head each, then nothing.
+    let mut stalled: Vec<_> = (0..2000)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream
+                .write_all(b"PUT /predictions/pcam-classification HTTP/1.1\r\nhost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // Every stalled connection has been accepted (a ping after them on each of a few is answered
+    // in order only once the server has read the stalled ones' bytes).
+    let started = Instant::now();
+    let reply = server.put("/predictions/pcam-classification", &patch);
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200);
+    assert!(
+        took < Duration::from_secs(1),
+        "answered in {took:?} beside 2000 stalled heads"
+    );
+    let grown = server.resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "2000 stalled connections took {grown} bytes"
+    );
+    // Their deadline closes them with a 408.
+    for stream in stalled.iter_mut().step_by(400) {
+        let reply = read_reply(stream).unwrap();
+        assert_eq!(reply.status, 408, "{}", reply.text());
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+    }
+}
+
+#[test]
+fn http2_and_pipelined_http1_answer_like_http1() {
+    let server = Server::start(&[PCAM, "-q"]);
+    let patch = root().join("examples/patches/patch-00.png");
+    let want = server.put(
+        "/predictions/pcam-classification",
+        &bytes("examples/patches/patch-00.png"),
+    );
+    // HTTP/2 with prior knowledge (h2c). One request per curl: curl 7.88 fails to reuse an h2c
+    // connection ("Error in the HTTP2 framing layer"); the tritonclient tests multiplex gRPC.
+    let h2 = |args: &[&str], url: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--http2-prior-knowledge",
+                "-w",
+                " %{http_version} %{http_code}",
+            ])
+            .args(args)
+            .arg(format!("http://127.0.0.1:{}{url}", server.port))
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let upload = ["-T", patch.to_str().unwrap()];
+    assert_eq!(
+        h2(&upload, "/predictions/pcam-classification"),
+        format!("{} 2 200", want.text())
+    );
+    let missing = h2(&[], "/v2/models/nope");
+    assert!(
+        missing.ends_with(" 2 404") && missing.starts_with("{\"error\""),
+        "{missing}"
+    );
+
+    // HTTP/1.1 pipelining: three requests in one write, three answers in order, errors included,
+    // on one connection that stays open.
+    let mut stream = server.connect();
+    let body = bytes("examples/patches/patch-00.png");
+    let mut requests = Vec::new();
+    for path in [
+        "/predictions/pcam-classification",
+        "/predictions/nope",
+        "/predictions/pcam-classification",
+    ] {
+        requests.extend(
+            format!(
+                "PUT {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .bytes(),
+        );
+        requests.extend(&body);
+    }
+    stream.write_all(&requests).unwrap();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| read_reply(&mut stream).unwrap().status)
+        .collect();
+    assert_eq!(statuses, [200, 404, 200]);
+    send(&mut stream, "GET", "/ping", &[], b"", false);
+    assert_eq!(read_reply(&mut stream).unwrap().status, 200);
+}
+
+#[test]
+fn overload_waits_for_room_keeps_connections_and_refuses_before_decoding() {
+    // A queue of 2 that one slow batch holds full; --queue-wait 300 ms.
+    let server = Server::start(&[
+        PCAM,
+        "-q",
+        "--job-queue-size",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-batch-delay",
+        "3000",
+        "--queue-wait",
+        "300",
+    ]);
+    let infer = |n: usize| {
+        let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [n, 3, 96, 96],
+                                          "data": vec![0.0f32; n * 3 * 96 * 96]}]});
+        server.request(
+            "POST",
+            "/v2/models/pcam-classification/infer",
+            &[],
+            request.to_string().as_bytes(),
+        )
+    };
+    let mut uploading = server.connect();
+    send(
+        &mut uploading,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("content-length", "20000")],
+        b"0123",
+        false,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&server.get("/metrics").text(), "scancer_arriving_requests ") != 1.0 {
+        assert!(Instant::now() < deadline, "the upload never arrived");
+    }
+    std::thread::scope(|s| {
+        let queued = s.spawn(|| infer(2));
+        while server.get("/models/pcam-classification").json()[0]["jobQueueStatus"]
+            ["pendingRequests"]
+            != 2
+        {
+            assert!(Instant::now() < deadline, "never queued");
+        }
+        // Not an image: refused before decoding, so its answer is the full queue's 503, after the
+        // wait; and its connection stays open for the next request.
+        let mut stream = server.connect();
+        let started = Instant::now();
+        send(
+            &mut stream,
+            "PUT",
+            "/predictions/pcam-classification",
+            &[],
+            b"not an image",
+            false,
+        );
+        let reply = read_reply(&mut stream).unwrap();
+        let waited = started.elapsed();
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert!(
+            waited >= Duration::from_millis(290),
+            "refused after {waited:?}"
+        );
+        assert_eq!(reply.header("connection"), None);
+        send(&mut stream, "GET", "/ping", &[], b"", false);
+        assert_eq!(read_reply(&mut stream).unwrap().status, 200);
+        // A request that finds room within the wait is served: the batch runs once the upload gives
+        // up, and a waiting request then gets in.
+        let waiting = s.spawn(|| {
+            server.put(
+                "/predictions/pcam-classification",
+                &bytes("examples/patches/patch-00.png"),
+            )
+        });
+        drop(uploading);
+        assert_eq!(queued.join().unwrap().status, 200);
+        let waited = waiting.join().unwrap();
+        assert!(
+            waited.status == 200 || waited.status == 503,
+            "{}",
+            waited.text()
+        );
+    });
+    let metrics = server.get("/metrics").text();
+    let refused = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("scancer_rejected_requests_total{") && l.contains("reason=\"queue_full\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(refused >= Some(1.0), "{metrics}");
 }

@@ -18,8 +18,9 @@ use crate::records::Prediction;
 use crate::serve::batcher::Arrival;
 use crate::serve::http::{Request, Response};
 use base64::Engine as _;
+use bytes::Bytes;
 use serde_json::{json, Value};
-use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The name of the one input tensor, as the model's metadata gives it.
@@ -35,8 +36,8 @@ fn ok(value: Value) -> Response {
 }
 
 /// `segments` follow `/v2`.
-pub(crate) fn handle(
-    app: &App,
+pub(crate) async fn handle(
+    app: &Arc<App>,
     request: &Request,
     segments: &[&str],
     arrival: Option<Arrival>,
@@ -72,7 +73,7 @@ pub(crate) fn handle(
                 [] if get => metadata(app, k),
                 ["config"] if get => config(app, k),
                 ["ready"] if get => ok(json!({"name": name, "ready": true})),
-                ["infer"] if post => infer(app, k, request, arrival),
+                ["infer"] if post => infer(app, k, request, arrival).await,
                 [] | ["ready"] | ["infer"] | ["config"] => method_not_allowed(request),
                 _ => not_found(request),
             }
@@ -187,19 +188,49 @@ fn metadata(app: &App, k: usize) -> Response {
     }))
 }
 
-fn infer(app: &App, k: usize, request: &Request, arrival: Option<Arrival>) -> Response {
+/// The request's one input tensor, read and checked but not yet decoded.
+enum Input {
+    /// FP32 tensors, one per image, as the model takes them.
+    Tensors(Vec<Prepared>),
+    /// Image files to decode and preprocess.
+    Images(Vec<Bytes>),
+}
+
+impl Input {
+    fn len(&self) -> usize {
+        match self {
+            Input::Tensors(t) => t.len(),
+            Input::Images(i) => i.len(),
+        }
+    }
+}
+
+async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arrival>) -> Response {
     let started = Instant::now();
     let m = &app.models[k];
     let arrival = arrival.unwrap_or_else(|| app.queue.arrival());
-    let answered = split_body(request)
-        .and_then(|(header, binary)| {
-            let body = serde_json::from_slice::<Value>(header)
-                .map_err(|e| format!("the request's JSON is not valid: {e}"))?;
-            Ok((tensors(app, k, &body, binary)?, body))
-        })
-        .map_err(Failure::BadInput)
-        .and_then(|(inputs, body)| Ok((app.infer(k, inputs, arrival)?, body)));
-    let (answers, body) = match answered {
+    let answered = async {
+        let (header, binary) = split_body(request).map_err(Failure::BadInput)?;
+        let shape = m.input_shape;
+        // A V2 body may be megabytes of JSON numbers: parsed beside the I/O thread.
+        let (body, input) = app
+            .off_thread(move || {
+                let body = serde_json::from_slice::<Value>(&header)
+                    .map_err(|e| format!("the request's JSON is not valid: {e}"))?;
+                let input = tensors(shape, &body, &binary)?;
+                Ok::<_, String>((body, input))
+            })
+            .await?
+            .map_err(Failure::BadInput)?;
+        // Room first: a request the queue cannot take costs no decoding.
+        let reservation = app.admit(input.len()).await?;
+        let inputs = match input {
+            Input::Tensors(tensors) => tensors,
+            Input::Images(images) => app.prepare(k, images, true).await?,
+        };
+        Ok::<_, Failure>((app.infer(k, inputs, reservation, arrival).await?, body))
+    };
+    let (answers, body) = match answered.await {
         Ok(answered) => answered,
         Err(failure) => {
             app.metrics
@@ -292,10 +323,9 @@ fn values(output: &str, prediction: &Prediction) -> Vec<Value> {
     }
 }
 
-/// The request's one input tensor as preprocessed images. `binary` is what follows the JSON
-/// header with the binary tensor data extension.
-fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepared>, String> {
-    let m = &app.models[k];
+/// The request's one input tensor for a model taking `[C, H, W]` images. `binary` is what follows
+/// the JSON header with the binary tensor data extension.
+fn tensors(input_shape: [usize; 3], body: &Value, binary: &Bytes) -> Result<Input, String> {
     let inputs = body["inputs"]
         .as_array()
         .ok_or("the request has no \"inputs\" array")?;
@@ -342,7 +372,7 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
         }
         None => None,
     };
-    let [c, h, w] = m.input_shape;
+    let [c, h, w] = input_shape;
     match datatype {
         "FP32" => {
             if shape.len() != 4 || shape[1..] != [c, h, w] {
@@ -372,16 +402,21 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
                     shape[0] * size
                 ));
             }
-            Ok(numbers
-                .chunks_exact(size.max(1))
-                .map(|chunk| Prepared {
-                    data: chunk.to_vec(),
-                })
-                .collect())
+            Ok(Input::Tensors(
+                numbers
+                    .chunks_exact(size.max(1))
+                    .map(|chunk| Prepared {
+                        data: chunk.to_vec(),
+                    })
+                    .collect(),
+            ))
         }
         "BYTES" => {
-            let images: Vec<Cow<[u8]>> = match raw {
-                Some(bytes) => bytes_binary(bytes)?.into_iter().map(Cow::Borrowed).collect(),
+            let images: Vec<Bytes> = match raw {
+                Some(bytes) => bytes_binary(bytes)?
+                    .into_iter()
+                    .map(|element| bytes.slice_ref(element))
+                    .collect(),
                 None => {
                     let mut flat = Vec::new();
                     flatten(&input["data"], &mut flat)?;
@@ -391,7 +426,7 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
                             let text = v.as_str().ok_or("BYTES data must be base64 strings")?;
                             base64::engine::general_purpose::STANDARD
                                 .decode(text.trim())
-                                .map(Cow::Owned)
+                                .map(Bytes::from)
                                 .map_err(|e| format!("image {i}: not base64: {e}"))
                         })
                         .collect::<Result<_, String>>()?
@@ -403,16 +438,7 @@ fn tensors(app: &App, k: usize, body: &Value, binary: &[u8]) -> Result<Vec<Prepa
                     images.len()
                 ));
             }
-            images
-                .iter()
-                .enumerate()
-                .map(|(i, bytes)| {
-                    let _decoding = app.decoders.acquire();
-                    m.preprocessor
-                        .prepare(bytes)
-                        .map_err(|e| format!("image {i}: {e}"))
-                })
-                .collect()
+            Ok(Input::Images(images))
         }
         other => Err(format!(
             "datatype {other:?} does not match the model's input {INPUT:?}: send FP32 tensors [N, {c}, {h}, {w}], or BYTES (base64 image files) [N]"
@@ -469,9 +495,9 @@ fn bytes_binary(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
 
 /// The JSON header and the binary data after it: the binary tensor data extension sends the header's
 /// length in `Inference-Header-Content-Length`; without it, the whole body is JSON.
-fn split_body(request: &Request) -> Result<(&[u8], &[u8]), String> {
+fn split_body(request: &Request) -> Result<(Bytes, Bytes), String> {
     match request.header("inference-header-content-length") {
-        None => Ok((&request.body, &[])),
+        None => Ok((request.body.clone(), Bytes::new())),
         Some(text) => {
             let len: usize = text
                 .trim()
@@ -483,7 +509,7 @@ fn split_body(request: &Request) -> Result<(&[u8], &[u8]), String> {
                     request.body.len()
                 ));
             }
-            Ok(request.body.split_at(len))
+            Ok((request.body.slice(..len), request.body.slice(len..)))
         }
     }
 }

@@ -6,16 +6,17 @@ mod kserve;
 
 use super::answer;
 use super::auth::{Auth, Endpoint};
-use super::batcher::{Answered, Arrival, Job, Queue, Refused};
+use super::batcher::{Answered, Arrival, Job, Queue, Refused, Reservation};
 use super::http::{Request, Response};
 use super::metrics::{Metrics, Observation, Rejection};
 use super::models::ServedModel;
 use super::{multipart, pyjson};
 use crate::engine::preprocess::Prepared;
+use bytes::Bytes;
 use serde_json::{json, Value};
-use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long a request waits for the model before the server gives up on it (TorchServe's
 /// responseTimeout).
@@ -23,10 +24,9 @@ pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) struct App {
     pub(crate) models: Vec<ServedModel>,
-    /// Images decoded at once: a few at a time, so that many clients sending large images cannot
-    /// multiply decoded-pixel memory or starve the model thread of cores.
-    pub(crate) decoders: Slots,
     pub(crate) queue: Arc<Queue>,
+    /// How long a request may wait for room in a full queue before its 503.
+    pub(crate) queue_wait: Duration,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth: Auth,
     pub(crate) batch_size: usize,
@@ -51,6 +51,18 @@ fn metric_names(request: &Request) -> Vec<&str> {
         .map(|(_, v)| v)
         .filter(|v| !v.is_empty())
         .collect()
+}
+
+/// The answer refusing a request before the application reads it: V2-shaped under `/v2`,
+/// TorchServe's shape elsewhere.
+impl App {
+    pub(crate) fn refusal(&self, path: &str, status: u16, kind: &str, message: &str) -> Response {
+        if path == "/v2" || path.starts_with("/v2/") {
+            kserve::error(status, message)
+        } else {
+            error(status, kind, message)
+        }
+    }
 }
 
 pub(crate) fn not_found() -> Response {
@@ -134,7 +146,12 @@ impl App {
         Some(response)
     }
 
-    pub(crate) fn handle(&self, request: &Request, arrival: Option<Arrival>) -> Response {
+    pub(crate) async fn handle(
+        self: &Arc<App>,
+        request: Request,
+        arrival: Option<Arrival>,
+    ) -> Response {
+        let request = &request;
         let path = request.path.as_str();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         // Connections refuse these from the head; a request handled directly is checked here.
@@ -150,6 +167,7 @@ impl App {
                     return method_not_allowed();
                 }
                 self.predict(request, name, segments.get(2).copied(), arrival)
+                    .await
             }
             ["models"] if get => self.list_models(request),
             ["models", name] if get => self.describe(name, None),
@@ -165,7 +183,7 @@ impl App {
                 ),
             ),
             ["metrics"] => method_not_allowed(),
-            ["v2", ..] => kserve::handle(self, request, &segments[1..], arrival),
+            ["v2", ..] => kserve::handle(self, request, &segments[1..], arrival).await,
             [""] => method_not_allowed(),
             _ => not_found(),
         }
@@ -200,8 +218,8 @@ impl App {
         })
     }
 
-    fn predict(
-        &self,
+    async fn predict(
+        self: &Arc<App>,
         request: &Request,
         name: &str,
         version: Option<&str>,
@@ -215,17 +233,14 @@ impl App {
         let served_version = self.models[model].version.as_str();
         let shown = format!("{} {}", request.method, request.path);
         let arrival = arrival.unwrap_or_else(|| self.queue.arrival());
-        let prepared = image_bytes(request).and_then(|image| {
-            let _decoding = self.decoders.acquire();
-            self.models[model]
-                .preprocessor
-                .prepare(image)
-                .map_err(|e| e.to_string())
-        });
-        let answered = match prepared
-            .map_err(Failure::BadInput)
-            .and_then(|prepared| self.infer(model, vec![prepared], arrival))
-        {
+        let answered = async {
+            let image = image_bytes(request).await.map_err(Failure::BadInput)?;
+            // Room first: a request the queue cannot take costs no decoding.
+            let reservation = self.admit(1).await?;
+            let prepared = self.prepare(model, vec![image], false).await?;
+            self.infer(model, prepared, reservation, arrival).await
+        };
+        let answered = match answered.await {
             Ok(mut answers) => answers.remove(0),
             Err(failure) => {
                 self.metrics
@@ -257,6 +272,61 @@ impl App {
         }
     }
 
+    /// Room in the queue for `n` images, waiting up to the queue wait for it.
+    pub(crate) async fn admit(&self, n: usize) -> Result<Reservation, Failure> {
+        if n > self.queue.capacity() {
+            return Err(Failure::BadInput(format!(
+                "{n} inputs are more than the queue holds ({}, --job-queue-size)",
+                self.queue.capacity()
+            )));
+        }
+        self.queue
+            .admit(n, self.queue_wait)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Full => Failure::QueueFull,
+                Refused::Closed => Failure::ShuttingDown,
+            })
+    }
+
+    /// Decodes and preprocesses images for `model` on the decoding pool, in order; `numbered`
+    /// errors say which image of the request failed.
+    pub(crate) async fn prepare(
+        self: &Arc<App>,
+        model: usize,
+        images: Vec<Bytes>,
+        numbered: bool,
+    ) -> Result<Vec<Prepared>, Failure> {
+        let app = Arc::clone(self);
+        self.off_thread(move || {
+            images
+                .iter()
+                .enumerate()
+                .map(|(i, image)| {
+                    app.models[model].preprocessor.prepare(image).map_err(|e| {
+                        if numbered {
+                            format!("image {i}: {e}")
+                        } else {
+                            e.to_string()
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .await?
+        .map_err(Failure::BadInput)
+    }
+
+    /// Runs CPU work (decoding, parsing a large body) on the bounded pool beside the I/O thread.
+    pub(crate) async fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Failure> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Failure::Internal(format!("decoding failed: {e}")))
+    }
+
     pub(crate) fn failure(&self, shown: &str, name: &str, failure: Failure) -> Response {
         match failure {
             Failure::BadInput(why) => error(400, "BadRequestException", &format!("{shown}: {why}")),
@@ -279,26 +349,21 @@ impl App {
         }
     }
 
-    /// Queues preprocessed images for `model` and waits for their answers, in order.
-    /// `arrival` marks the request as on its way to the queue until its jobs are in it.
-    pub(crate) fn infer(
+    /// Queues preprocessed images for `model` in the room reserved for them and waits for their
+    /// answers, in order. `arrival` marks the request as on its way to the queue until its jobs are in
+    /// it.
+    pub(crate) async fn infer(
         &self,
         model: usize,
         inputs: Vec<Prepared>,
+        reservation: Reservation,
         arrival: Arrival,
     ) -> Result<Vec<Answered>, Failure> {
-        if inputs.len() > self.queue.capacity() {
-            return Err(Failure::BadInput(format!(
-                "{} inputs are more than the queue holds ({}, --job-queue-size)",
-                inputs.len(),
-                self.queue.capacity()
-            )));
-        }
         let mut replies = Vec::with_capacity(inputs.len());
         let mut jobs = Vec::with_capacity(inputs.len());
         let enqueued = Instant::now();
         for input in inputs {
-            let (reply, answer) = sync_channel(1);
+            let (reply, answer) = oneshot::channel();
             jobs.push(Job {
                 model,
                 input,
@@ -307,7 +372,7 @@ impl App {
             });
             replies.push(answer);
         }
-        match self.queue.push_all(jobs) {
+        match reservation.push(jobs) {
             Ok(()) => {}
             Err(Refused::Full) => return Err(Failure::QueueFull),
             Err(Refused::Closed) => return Err(Failure::ShuttingDown),
@@ -315,11 +380,14 @@ impl App {
         drop(arrival);
         let mut answers = Vec::with_capacity(replies.len());
         for reply in replies {
-            match reply.recv_timeout(RESPONSE_TIMEOUT) {
-                Ok(Ok(answered)) => {
-                    answers.push(answered);
+            match tokio::time::timeout(RESPONSE_TIMEOUT, reply).await {
+                Ok(Ok(Ok(answered))) => answers.push(answered),
+                Ok(Ok(Err(why))) => return Err(Failure::Internal(why)),
+                Ok(Err(_)) => {
+                    return Err(Failure::Internal(
+                        "the model thread dropped the request".into(),
+                    ))
                 }
-                Ok(Err(why)) => return Err(Failure::Internal(why)),
                 Err(_) => {
                     return Err(Failure::Internal(format!(
                         "no answer from the model within {} s",
@@ -459,58 +527,15 @@ impl App {
     }
 }
 
-/// A counting semaphore.
-pub(crate) struct Slots {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-pub(crate) struct Slot<'a>(&'a Slots);
-
-impl Slots {
-    pub(crate) fn new(n: usize) -> Slots {
-        Slots {
-            free: Mutex::new(n.max(1)),
-            freed: Condvar::new(),
-        }
-    }
-
-    pub(crate) fn acquire(&self) -> Slot<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        Slot(self)
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
-    }
-}
-
 /// The image of a prediction request: a multipart field `data` (or `body`), as TorchServe handlers
 /// read `row.get("data") or row.get("body")`, else the raw body.
-fn image_bytes(request: &Request) -> Result<&[u8], String> {
+async fn image_bytes(request: &Request) -> Result<Bytes, String> {
     let content_type = request.header("content-type").unwrap_or("");
     let bytes = match multipart::boundary(content_type) {
-        Some(boundary) => {
-            let parts = multipart::parse(&request.body, &boundary)
-                .map_err(|e| format!("bad multipart form: {e}"))?;
-            let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
-            parts
-                .iter()
-                .find(|p| p.name == "data")
-                .or_else(|| parts.iter().find(|p| p.name == "body"))
-                .map(|p| p.data)
-                .ok_or_else(|| {
-                    format!("the form has no field named data or body (fields: {names:?})")
-                })?
-        }
-        None => &request.body,
+        Some(boundary) => multipart::field(request.body.clone(), &boundary, &["data", "body"])
+            .await
+            .map_err(|e| format!("bad multipart form: {e}"))?,
+        None => request.body.clone(),
     };
     if bytes.is_empty() {
         return Err("the request has no image (empty body)".into());

@@ -112,6 +112,17 @@ impl Server {
         }
     }
 
+    /// The server's resident memory in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
