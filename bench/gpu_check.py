@@ -138,7 +138,7 @@ def slide_tiles(device, scratch):
 
 
 def serve_answers(directory):
-    proc = subprocess.Popen([str(BIN), "serve", "--port", "0", "--device", DEVICE, str(MODEL)],
+    proc = subprocess.Popen([str(BIN), "serve", "--port", "0", "--no-grpc", "--device", DEVICE, str(MODEL)],
                             stderr=subprocess.PIPE, text=True)
     port, deadline, seen = None, time.monotonic() + 120, []
     try:

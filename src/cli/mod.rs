@@ -424,6 +424,15 @@ pub(crate) struct ServeArgs {
     #[arg(short, long, default_value_t = 8080)]
     pub(crate) port: u16,
 
+    /// gRPC port: KServe V2's and TorchServe's gRPC inference services (0: any free port, printed
+    /// at start-up)
+    #[arg(long, default_value_t = 7070, value_name = "PORT")]
+    pub(crate) grpc_port: u16,
+
+    /// No gRPC port
+    #[arg(long, conflicts_with = "grpc_port")]
+    pub(crate) no_grpc: bool,
+
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
 

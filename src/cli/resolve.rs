@@ -97,6 +97,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     )?;
     Ok(ServeOptions {
         address: SocketAddr::new(args.host, args.port),
+        grpc_address: (!args.no_grpc).then(|| SocketAddr::new(args.host, args.grpc_port)),
         engine: engine(&args.engine),
         max_batch_delay: Duration::from_millis(args.max_batch_delay),
         job_queue_size: args.job_queue_size as usize,

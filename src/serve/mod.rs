@@ -11,6 +11,7 @@ pub(crate) mod auth;
 pub(crate) mod batcher;
 pub(crate) mod conn;
 pub(crate) mod exchange;
+pub(crate) mod grpc;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod models;
@@ -32,6 +33,8 @@ use tokio::sync::{watch, Notify};
 pub(crate) struct ServeOptions {
     pub(crate) models: Vec<models::ModelSpec>,
     pub(crate) address: SocketAddr,
+    /// The gRPC port's address, if it is on.
+    pub(crate) grpc_address: Option<SocketAddr>,
     pub(crate) engine: EngineOptions,
     pub(crate) max_batch_delay: Duration,
     pub(crate) job_queue_size: usize,
@@ -68,6 +71,19 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", options.address))?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
+    let grpc_listener = match options.grpc_address {
+        Some(at) => {
+            let listener = std::net::TcpListener::bind(at)
+                .with_context(|| format!("cannot listen on {at} (gRPC, --grpc-port)"))?;
+            listener.set_nonblocking(true)?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let grpc_address = grpc_listener
+        .as_ref()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()?;
     let opened = models::open(&options.models)?;
 
     let queue = Arc::new(batcher::Queue::new(options.job_queue_size));
@@ -116,24 +132,37 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         .context("cannot start the server's I/O runtime")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
-    announce(&app, address, &options.engine);
+    announce(&app, address, grpc_address, &options.engine);
     let exchanges = Arc::new(Exchanges::new(
         Arc::clone(&app),
         options.limits,
         options.quiet,
     ));
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
         let connections = Arc::new(Connections::default());
-        accept_loop(
-            &listener,
-            &exchanges,
-            &connections,
-            options.max_connections,
-            stop_rx,
-        )
-        .await;
-        drop(listener);
+        let max = options.max_connections;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let http = accept_loop(&listener, &connections, max, stop_rx.clone(), {
+            let exchanges = Arc::clone(&exchanges);
+            move |stream, peer, stop| conn::serve(stream, peer, Arc::clone(&exchanges), stop)
+        });
+        let grpc = async {
+            if let Some(listener) = grpc_listener {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let router = grpc::Router::new(Arc::clone(&app), options.limits);
+                accept_loop(
+                    &listener,
+                    &connections,
+                    max,
+                    stop_rx.clone(),
+                    move |stream, _, stop| grpc::serve(stream, router.clone(), stop),
+                )
+                .await;
+            }
+            anyhow::Ok(())
+        };
+        let ((), grpc) = tokio::join!(http, grpc);
+        grpc?;
         // Finish what was received: connections close once their requests are answered.
         loop {
             let closed = connections.closed.notified();
@@ -153,7 +182,7 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
     Ok(())
 }
 
-fn announce(app: &App, address: SocketAddr, engine: &EngineOptions) {
+fn announce(app: &App, address: SocketAddr, grpc: Option<SocketAddr>, engine: &EngineOptions) {
     for m in &app.models {
         let [c, h, w] = m.input_shape;
         let labels = if m.schema.classes.is_empty() {
@@ -186,6 +215,13 @@ fn announce(app: &App, address: SocketAddr, engine: &EngineOptions) {
         SocketAddr::V4(a) => a.ip().to_string(),
     };
     crate::messages::note!("listening on http://{host}:{}", address.port());
+    if let Some(grpc) = grpc {
+        crate::messages::note!(
+            "gRPC on {host}:{} (inference.GRPCInferenceService, \
+             org.pytorch.serve.grpc.inference.InferenceAPIsService)",
+            grpc.port()
+        );
+    }
     if let Some(m) = app.models.first() {
         crate::messages::note!(
             "try: curl -T patch.png http://{host}:{}/predictions/{}",
@@ -216,13 +252,18 @@ fn watch_signals(stop: watch::Sender<bool>) -> Result<()> {
     Ok(())
 }
 
-async fn accept_loop(
+/// Accepts connections until `stop`, each served by `serve` on its own task; over `max_connections`
+/// open (HTTP and gRPC together), a connection gets a 503 and is closed.
+async fn accept_loop<F, Served>(
     listener: &tokio::net::TcpListener,
-    exchanges: &Arc<Exchanges>,
     connections: &Arc<Connections>,
     max_connections: usize,
     mut stop: watch::Receiver<bool>,
-) {
+    serve: F,
+) where
+    F: Fn(tokio::net::TcpStream, Arc<str>, watch::Receiver<bool>) -> Served,
+    Served: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut last_error: Option<(std::io::ErrorKind, Instant)> = None;
     loop {
         let accepted = tokio::select! {
@@ -252,10 +293,9 @@ async fn accept_loop(
             continue;
         }
         let slot = ConnectionSlot(Arc::clone(connections));
-        let peer: Arc<str> = peer.ip().to_string().into();
-        let (exchanges, stop) = (Arc::clone(exchanges), stop.clone());
+        let served = serve(stream, peer.ip().to_string().into(), stop.clone());
         tokio::spawn(async move {
-            conn::serve(stream, peer, exchanges, stop).await;
+            served.await;
             drop(slot);
         });
     }

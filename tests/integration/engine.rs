@@ -60,7 +60,7 @@ fn commands_that_run_no_model_need_no_engine() {
 fn a_missing_engine_is_one_error_naming_where_scancer_looked() {
     for args in [
         vec!["predict", "-m", PCAM, "examples/patches/patch-00.png"],
-        vec!["serve", "--port", "0", PCAM],
+        vec!["serve", "--port", "0", "--grpc-port", "0", PCAM],
     ] {
         let out = run(scancer().env("SCANCER_TORCH", NOWHERE).args(&args));
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);

@@ -46,6 +46,7 @@ fn run() -> Result<()> {
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure_ihc(&root)?;
             tools::ensure_openslide(&root)?;
+            tools::ensure_clients(&root)?;
             println!("{}", dir.display());
             Ok(())
         }
@@ -66,6 +67,7 @@ fn run() -> Result<()> {
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure_ihc(&root)?;
             tools::ensure_openslide(&root)?;
+            tools::ensure_clients(&root)?;
             let mut cmd = vec!["test", "--workspace"];
             cmd.extend(rest.iter().map(String::as_str));
             cargo(&cmd)?;

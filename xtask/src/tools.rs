@@ -214,3 +214,62 @@ fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {
     fs::rename(&staged, cached)?;
     Ok(())
 }
+
+/// What the third-party client tests install (never needed at run time): tritonclient's HTTP and
+/// gRPC clients, and grpcio-tools to generate stubs from proto/.
+const CLIENTS: &[&str] = &[
+    "tritonclient[http,grpc]==2.73.0",
+    "grpcio-tools==1.81.1",
+    "numpy==2.4.6",
+];
+
+/// A Python virtual environment with the client packages, in the user cache, linked as
+/// `.tools/clients-venv` (a link to the venv, not to its interpreter, which would not find its
+/// packages).
+pub fn ensure_clients(root: &Path) -> Result<PathBuf> {
+    let venv = crate::libtorch::cache_dir()?.join("clients-venv");
+    let python = venv.join("bin").join("python");
+    let done = venv.join("scancer-requirements.txt");
+    let wanted = CLIENTS.join("\n");
+    if fs::read_to_string(&done).ok().as_deref() != Some(wanted.as_str()) {
+        eprintln!(
+            "xtask: making the client test environment ({})",
+            venv.display()
+        );
+        let system = std::env::var("SCANCER_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let _ = fs::remove_dir_all(&venv);
+        let made = Command::new(&system)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .with_context(|| format!("cannot run {system} -m venv"))?;
+        if !made.success() {
+            bail!("{system} -m venv {} failed", venv.display());
+        }
+        let installed = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(CLIENTS)
+            .status()
+            .context("cannot run pip in the client test environment")?;
+        if !installed.success() {
+            bail!(
+                "pip install {} failed; it needs access to PyPI",
+                CLIENTS.join(" ")
+            );
+        }
+        fs::write(&done, &wanted)?;
+    }
+    let link = root.join(".tools").join("clients-venv");
+    if fs::read_link(&link).ok().as_deref() != Some(venv.as_path()) {
+        fs::create_dir_all(root.join(".tools"))?;
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&venv, &link)?;
+    }
+    Ok(link)
+}

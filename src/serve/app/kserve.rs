@@ -15,7 +15,7 @@ use crate::engine::preprocess::Prepared;
 use crate::records::number;
 use crate::records::OutputKind;
 use crate::records::Prediction;
-use crate::serve::batcher::Arrival;
+use crate::serve::batcher::{Answered, Arrival};
 use crate::serve::http::{Request, Response};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The name of the one input tensor, as the model's metadata gives it.
-const INPUT: &str = "input__0";
+pub(crate) const INPUT: &str = "input__0";
 
 /// An error as V2 clients read it: `{"error": message}`.
 pub(crate) fn error(status: u16, message: &str) -> Response {
@@ -99,7 +99,7 @@ fn not_found(request: &Request) -> Response {
     )
 }
 
-fn outputs(app: &App, k: usize) -> Vec<(&'static str, &'static str, Vec<i64>)> {
+pub(crate) fn outputs(app: &App, k: usize) -> Vec<(&'static str, &'static str, Vec<i64>)> {
     let m = &app.models[k];
     let classes = m.schema.classes.len() as i64;
     let shape: Vec<i64> = m.output_shape.iter().map(|&d| d as i64).collect();
@@ -163,15 +163,23 @@ fn repository_index(app: &App) -> Response {
     ok(Value::Array(models))
 }
 
+/// The versions served of model `k`'s name.
+pub(crate) fn versions(app: &App, k: usize) -> Vec<&str> {
+    let name = &app.models[k].name;
+    app.models
+        .iter()
+        .filter(|o| &o.name == name)
+        .map(|o| o.version.as_str())
+        .collect()
+}
+
+/// The platform V2 metadata names.
+pub(crate) const PLATFORM: &str = "pytorch_torchscript";
+
 fn metadata(app: &App, k: usize) -> Response {
     let m = &app.models[k];
     let [c, h, w] = m.input_shape;
-    let versions: Vec<&str> = app
-        .models
-        .iter()
-        .filter(|o| o.name == m.name)
-        .map(|o| o.version.as_str())
-        .collect();
+    let versions = versions(app, k);
     let outputs: Vec<Value> = outputs(app, k)
         .into_iter()
         .map(|(name, datatype, shape)| json!({"name": name, "datatype": datatype, "shape": shape}))
@@ -179,7 +187,7 @@ fn metadata(app: &App, k: usize) -> Response {
     ok(json!({
         "name": m.name,
         "versions": versions,
-        "platform": "pytorch_torchscript",
+        "platform": PLATFORM,
         "inputs": [
             {"name": INPUT, "datatype": "FP32", "shape": [-1, c, h, w]},
         ],
@@ -188,8 +196,34 @@ fn metadata(app: &App, k: usize) -> Response {
     }))
 }
 
+/// Runs a checked input through the path every protocol shares: room reserved for all its images
+/// (before decoding), images decoded and preprocessed, batched, answered in order.
+pub(crate) async fn run(
+    app: &Arc<App>,
+    k: usize,
+    input: Input,
+    arrival: Arrival,
+) -> Result<Vec<Answered>, Failure> {
+    let reservation = app.admit(input.len()).await?;
+    let inputs = match input {
+        Input::Tensors(tensors) => tensors,
+        Input::Images(images) => app.prepare(k, images, true).await?,
+    };
+    app.infer(k, inputs, reservation, arrival).await
+}
+
+/// A failure as V2 answers it: the HTTP status and the message.
+pub(crate) fn failure_status(failure: Failure) -> (u16, String) {
+    match failure {
+        Failure::BadInput(why) => (400, why),
+        Failure::Internal(why) => (500, why),
+        Failure::QueueFull => (503, "too many pending requests; retry later".into()),
+        Failure::ShuttingDown => (503, "the server is shutting down".into()),
+    }
+}
+
 /// The request's one input tensor, read and checked but not yet decoded.
-enum Input {
+pub(crate) enum Input {
     /// FP32 tensors, one per image, as the model takes them.
     Tensors(Vec<Prepared>),
     /// Image files to decode and preprocess.
@@ -197,7 +231,7 @@ enum Input {
 }
 
 impl Input {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Input::Tensors(t) => t.len(),
             Input::Images(i) => i.len(),
@@ -209,6 +243,7 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
     let started = Instant::now();
     let m = &app.models[k];
     let arrival = arrival.unwrap_or_else(|| app.queue.arrival());
+    let mut asked = Value::Null;
     let answered = async {
         let (header, binary) = split_body(request).map_err(Failure::BadInput)?;
         let shape = m.input_shape;
@@ -222,36 +257,20 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
             })
             .await?
             .map_err(Failure::BadInput)?;
-        // Room first: a request the queue cannot take costs no decoding.
-        let reservation = app.admit(input.len()).await?;
-        let inputs = match input {
-            Input::Tensors(tensors) => tensors,
-            Input::Images(images) => app.prepare(k, images, true).await?,
-        };
-        Ok::<_, Failure>((app.infer(k, inputs, reservation, arrival).await?, body))
-    };
-    let (answers, body) = match answered.await {
-        Ok(answered) => answered,
+        asked = body;
+        run(app, k, input, arrival).await
+    }
+    .await;
+    // One request, one latency, however many images it carried.
+    app.observe(k, started, &answered);
+    let (answers, body) = match answered {
+        Ok(answers) => (answers, asked),
         Err(failure) => {
-            app.metrics
-                .rejected(&m.name, &m.version, failure.rejection());
-            return match failure {
-                Failure::BadInput(why) => error(400, &why),
-                Failure::Internal(why) => error(500, &why),
-                Failure::QueueFull => error(503, "too many pending requests; retry later"),
-                Failure::ShuttingDown => error(503, "the server is shutting down"),
-            };
+            let (status, message) = failure_status(failure);
+            return error(status, &message);
         }
     };
     let n = answers.len();
-    // One request, one latency, however many images it carried.
-    app.metrics.predicted(&crate::serve::metrics::Observation {
-        model: &m.name,
-        version: &m.version,
-        images: n,
-        latency: started.elapsed(),
-        queued: answers.iter().map(|a| a.queued).max().unwrap_or_default(),
-    });
     let wanted: Option<Vec<&str>> = body["outputs"]
         .as_array()
         .map(|o| o.iter().filter_map(|x| x["name"].as_str()).collect());
@@ -311,7 +330,7 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
         .with_header("inference-header-content-length", header.to_string())
 }
 
-fn values(output: &str, prediction: &Prediction) -> Vec<Value> {
+pub(crate) fn values(output: &str, prediction: &Prediction) -> Vec<Value> {
     match (output, prediction) {
         ("probabilities", Prediction::Class(c)) => {
             c.probabilities.iter().map(|&p| number(p)).collect()
@@ -323,73 +342,53 @@ fn values(output: &str, prediction: &Prediction) -> Vec<Value> {
     }
 }
 
-/// The request's one input tensor for a model taking `[C, H, W]` images. `binary` is what follows
-/// the JSON header with the binary tensor data extension.
-fn tensors(input_shape: [usize; 3], body: &Value, binary: &Bytes) -> Result<Input, String> {
-    let inputs = body["inputs"]
-        .as_array()
-        .ok_or("the request has no \"inputs\" array")?;
-    let [input] = inputs.as_slice() else {
-        return Err(format!(
-            "expected exactly one input tensor, got {}",
-            inputs.len()
-        ));
-    };
-    let shape: Vec<usize> = input["shape"]
-        .as_array()
-        .ok_or("the input has no \"shape\"")?
-        .iter()
-        .map(|d| d.as_u64().map(|d| d as usize))
-        .collect::<Option<_>>()
-        .ok_or("the input shape must be non-negative integers")?;
-    let datatype = input["datatype"].as_str().unwrap_or("");
-    match input["name"].as_str() {
-        Some(INPUT) => {}
-        Some(other) => {
-            return Err(format!(
-                "the model has no input {other:?}: its input is {INPUT:?}"
-            ))
-        }
-        None => {
+/// One input tensor as a request carries it, over REST (JSON, binary data) or gRPC.
+pub(crate) struct Tensor {
+    pub(crate) name: String,
+    pub(crate) datatype: String,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Data,
+}
+
+/// A tensor's values.
+pub(crate) enum Data {
+    /// Little-endian bytes (the binary data extension, gRPC's raw_input_contents).
+    Raw(Bytes),
+    /// FP32 values, row-major.
+    Fp32(Vec<f32>),
+    /// BYTES elements (image files).
+    Elements(Vec<Bytes>),
+}
+
+/// The one input of a model taking `[C, H, W]` images, checked: its name, datatype and shape, as
+/// tensors for the model or images to decode.
+pub(crate) fn input(input_shape: [usize; 3], tensor: Tensor) -> Result<Input, String> {
+    let shape = tensor.shape;
+    match tensor.name.as_str() {
+        INPUT => {}
+        "" => {
             return Err(format!(
                 "the input has no \"name\" (the model's is {INPUT:?})"
             ))
         }
-    }
-    let binary_size = input["parameters"]["binary_data_size"].as_u64();
-    let raw = match binary_size {
-        Some(size) if size as usize == binary.len() => Some(binary),
-        Some(size) => {
+        other => {
             return Err(format!(
-                "the input's binary_data_size is {size} but {} bytes follow the JSON header",
-                binary.len()
+                "the model has no input {other:?}: its input is {INPUT:?}"
             ))
         }
-        None if !binary.is_empty() => {
-            return Err(
-                "binary data follows the JSON header, but the input has no binary_data_size".into(),
-            )
-        }
-        None => None,
-    };
+    }
     let [c, h, w] = input_shape;
-    match datatype {
-        "FP32" => {
+    match (tensor.datatype.as_str(), tensor.data) {
+        ("FP32", data) => {
             if shape.len() != 4 || shape[1..] != [c, h, w] {
                 return Err(format!(
                     "input shape {shape:?} does not match the model's [N, {c}, {h}, {w}]"
                 ));
             }
-            let numbers = match raw {
-                Some(bytes) => fp32_binary(bytes)?,
-                None => {
-                    let mut flat = Vec::new();
-                    flatten(&input["data"], &mut flat)?;
-                    flat.iter()
-                        .map(|v| v.as_f64().map(|x| x as f32))
-                        .collect::<Option<Vec<f32>>>()
-                        .ok_or("the input data must be finite numbers")?
-                }
+            let numbers = match data {
+                Data::Raw(bytes) => fp32_binary(&bytes)?,
+                Data::Fp32(numbers) => numbers,
+                Data::Elements(_) => return Err("FP32 data must be numbers".into()),
             };
             if numbers.iter().any(|x| !x.is_finite()) {
                 return Err("the input data must be finite numbers".into());
@@ -411,26 +410,14 @@ fn tensors(input_shape: [usize; 3], body: &Value, binary: &Bytes) -> Result<Inpu
                     .collect(),
             ))
         }
-        "BYTES" => {
-            let images: Vec<Bytes> = match raw {
-                Some(bytes) => bytes_binary(bytes)?
+        ("BYTES", data) => {
+            let images = match data {
+                Data::Raw(bytes) => bytes_binary(&bytes)?
                     .into_iter()
                     .map(|element| bytes.slice_ref(element))
                     .collect(),
-                None => {
-                    let mut flat = Vec::new();
-                    flatten(&input["data"], &mut flat)?;
-                    flat.iter()
-                        .enumerate()
-                        .map(|(i, v)| {
-                            let text = v.as_str().ok_or("BYTES data must be base64 strings")?;
-                            base64::engine::general_purpose::STANDARD
-                                .decode(text.trim())
-                                .map(Bytes::from)
-                                .map_err(|e| format!("image {i}: not base64: {e}"))
-                        })
-                        .collect::<Result<_, String>>()?
-                }
+                Data::Elements(images) => images,
+                Data::Fp32(_) => return Err("BYTES data must be base64 strings".into()),
             };
             if shape.len() != 1 || shape[0] != images.len() {
                 return Err(format!(
@@ -440,10 +427,85 @@ fn tensors(input_shape: [usize; 3], body: &Value, binary: &Bytes) -> Result<Inpu
             }
             Ok(Input::Images(images))
         }
-        other => Err(format!(
+        (other, _) => Err(format!(
             "datatype {other:?} does not match the model's input {INPUT:?}: send FP32 tensors [N, {c}, {h}, {w}], or BYTES (base64 image files) [N]"
         )),
     }
+}
+
+/// The REST request's one input tensor. `binary` is what follows the JSON header with the binary
+/// tensor data extension.
+fn tensors(input_shape: [usize; 3], body: &Value, binary: &Bytes) -> Result<Input, String> {
+    let inputs = body["inputs"]
+        .as_array()
+        .ok_or("the request has no \"inputs\" array")?;
+    let [json] = inputs.as_slice() else {
+        return Err(format!(
+            "expected exactly one input tensor, got {}",
+            inputs.len()
+        ));
+    };
+    let shape: Vec<usize> = json["shape"]
+        .as_array()
+        .ok_or("the input has no \"shape\"")?
+        .iter()
+        .map(|d| d.as_u64().map(|d| d as usize))
+        .collect::<Option<_>>()
+        .ok_or("the input shape must be non-negative integers")?;
+    let datatype = json["datatype"].as_str().unwrap_or("");
+    let name = json["name"].as_str().unwrap_or("");
+    let data = match json["parameters"]["binary_data_size"].as_u64() {
+        Some(size) if size as usize == binary.len() => Data::Raw(binary.clone()),
+        Some(size) => {
+            return Err(format!(
+                "the input's binary_data_size is {size} but {} bytes follow the JSON header",
+                binary.len()
+            ))
+        }
+        None if !binary.is_empty() => {
+            return Err(
+                "binary data follows the JSON header, but the input has no binary_data_size".into(),
+            )
+        }
+        // The name is checked before the values are read.
+        None if name != INPUT || (datatype != "FP32" && datatype != "BYTES") => {
+            Data::Fp32(Vec::new())
+        }
+        None => {
+            let mut flat = Vec::new();
+            flatten(&json["data"], &mut flat)?;
+            if datatype == "FP32" {
+                Data::Fp32(
+                    flat.iter()
+                        .map(|v| v.as_f64().map(|x| x as f32))
+                        .collect::<Option<Vec<f32>>>()
+                        .ok_or("the input data must be finite numbers")?,
+                )
+            } else {
+                Data::Elements(
+                    flat.iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            let text = v.as_str().ok_or("BYTES data must be base64 strings")?;
+                            base64::engine::general_purpose::STANDARD
+                                .decode(text.trim())
+                                .map(Bytes::from)
+                                .map_err(|e| format!("image {i}: not base64: {e}"))
+                        })
+                        .collect::<Result<_, String>>()?,
+                )
+            }
+        }
+    };
+    input(
+        input_shape,
+        Tensor {
+            name: name.to_string(),
+            datatype: datatype.to_string(),
+            shape,
+            data,
+        },
+    )
 }
 
 /// Row-major values of nested or flat `data`.
@@ -515,7 +577,7 @@ fn split_body(request: &Request) -> Result<(Bytes, Bytes), String> {
 }
 
 /// One output's values as the binary tensor data extension sends them (little-endian).
-fn output_bytes(datatype: &str, data: &[Value]) -> Vec<u8> {
+pub(crate) fn output_bytes(datatype: &str, data: &[Value]) -> Vec<u8> {
     let mut bytes = Vec::new();
     for v in data {
         match datatype {

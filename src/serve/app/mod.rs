@@ -2,7 +2,7 @@
 //! read-only management views (`/models`), its Prometheus `/metrics`, and the KServe V2 protocol
 //! (in `kserve`), with TorchServe's status codes and error bodies.
 
-mod kserve;
+pub(crate) mod kserve;
 
 use super::answer;
 use super::auth::{Auth, Endpoint};
@@ -83,6 +83,12 @@ pub(crate) fn method_not_allowed() -> Response {
 
 fn pretty(value: &Value) -> Response {
     Response::json(200, format!("{}\n", pyjson::dumps(value)))
+}
+
+/// No model of the name (or version) asked for.
+pub(crate) struct Missing {
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
 }
 
 /// A prediction failed for a reason the client can act on, or did not get an answer.
@@ -191,6 +197,12 @@ impl App {
 
     /// The model a request names: by name, and version if given (else the first one registered).
     pub(crate) fn find(&self, name: &str, version: Option<&str>) -> Result<usize, Response> {
+        self.lookup(name, version)
+            .map_err(|missing| error(404, missing.kind, &missing.message))
+    }
+
+    /// `find`, with the miss as TorchServe names it.
+    pub(crate) fn lookup(&self, name: &str, version: Option<&str>) -> Result<usize, Missing> {
         let mut any = false;
         for (k, m) in self.models.iter().enumerate() {
             if m.name == name {
@@ -201,21 +213,55 @@ impl App {
             }
         }
         Err(if any {
-            error(
-                404,
-                "ModelVersionNotFoundException",
-                &format!(
+            Missing {
+                kind: "ModelVersionNotFoundException",
+                message: format!(
                     "Model version: {} does not exist for model: {name}",
                     version.unwrap_or_default()
                 ),
-            )
+            }
         } else {
-            error(
-                404,
-                "ModelNotFoundException",
-                &format!("Model not found: {name}"),
-            )
+            Missing {
+                kind: "ModelNotFoundException",
+                message: format!("Model not found: {name}"),
+            }
         })
+    }
+
+    /// One image through the path every protocol shares: admitted (before decoding), decoded and
+    /// preprocessed, batched, answered.
+    pub(crate) async fn predict_image(
+        self: &Arc<App>,
+        model: usize,
+        image: Bytes,
+        arrival: Arrival,
+    ) -> Result<Answered, Failure> {
+        let reservation = self.admit(1).await?;
+        let prepared = self.prepare(model, vec![image], false).await?;
+        let mut answers = self.infer(model, prepared, reservation, arrival).await?;
+        Ok(answers.remove(0))
+    }
+
+    /// Counts a prediction request of `model` once, however many images it carried.
+    pub(crate) fn observe(
+        &self,
+        model: usize,
+        started: Instant,
+        answered: &Result<Vec<Answered>, Failure>,
+    ) {
+        let m = &self.models[model];
+        match answered {
+            Ok(answers) => self.metrics.predicted(&Observation {
+                model: &m.name,
+                version: &m.version,
+                images: answers.len(),
+                latency: started.elapsed(),
+                queued: answers.iter().map(|a| a.queued).max().unwrap_or_default(),
+            }),
+            Err(failure) => self
+                .metrics
+                .rejected(&m.name, &m.version, failure.rejection()),
+        }
     }
 
     async fn predict(
@@ -230,31 +276,20 @@ impl App {
             Ok(k) => k,
             Err(response) => return response,
         };
-        let served_version = self.models[model].version.as_str();
         let shown = format!("{} {}", request.method, request.path);
         let arrival = arrival.unwrap_or_else(|| self.queue.arrival());
-        let answered = async {
-            let image = image_bytes(request).await.map_err(Failure::BadInput)?;
-            // Room first: a request the queue cannot take costs no decoding.
-            let reservation = self.admit(1).await?;
-            let prepared = self.prepare(model, vec![image], false).await?;
-            self.infer(model, prepared, reservation, arrival).await
+        let answered = match image_bytes(request).await {
+            Ok(image) => self
+                .predict_image(model, image, arrival)
+                .await
+                .map(|answered| vec![answered]),
+            Err(why) => Err(Failure::BadInput(why)),
         };
-        let answered = match answered.await {
+        self.observe(model, started, &answered);
+        let answered = match answered {
             Ok(mut answers) => answers.remove(0),
-            Err(failure) => {
-                self.metrics
-                    .rejected(name, served_version, failure.rejection());
-                return self.failure(&shown, name, failure);
-            }
+            Err(failure) => return self.failure(&shown, name, failure),
         };
-        self.metrics.predicted(&Observation {
-            model: name,
-            version: served_version,
-            images: 1,
-            latency: started.elapsed(),
-            queued: answered.queued,
-        });
         let served = &self.models[model];
         let details = request
             .query_param("details")
@@ -328,24 +363,33 @@ impl App {
     }
 
     pub(crate) fn failure(&self, shown: &str, name: &str, failure: Failure) -> Response {
+        let (status, kind, message) = self.explain(shown, name, failure);
+        error(status, kind, &message)
+    }
+
+    /// A failure's HTTP status, TorchServe exception type and message.
+    pub(crate) fn explain(
+        &self,
+        shown: &str,
+        name: &str,
+        failure: Failure,
+    ) -> (u16, &'static str, String) {
         match failure {
-            Failure::BadInput(why) => error(400, "BadRequestException", &format!("{shown}: {why}")),
-            Failure::QueueFull => error(
+            Failure::BadInput(why) => (400, "BadRequestException", format!("{shown}: {why}")),
+            Failure::QueueFull => (
                 503,
                 "ServiceUnavailableException",
-                &format!(
+                format!(
                     "Model \"{name}\" has too many pending requests ({} queued); retry later",
                     self.queue.capacity()
                 ),
             ),
-            Failure::ShuttingDown => error(
+            Failure::ShuttingDown => (
                 503,
                 "ServiceUnavailableException",
-                "The server is shutting down",
+                "The server is shutting down".into(),
             ),
-            Failure::Internal(why) => {
-                error(500, "InternalServerException", &format!("{shown}: {why}"))
-            }
+            Failure::Internal(why) => (500, "InternalServerException", format!("{shown}: {why}")),
         }
     }
 

@@ -67,7 +67,7 @@ impl Server {
     fn spawn(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = command
             .current_dir(super::root())
-            .args(["serve", "--port", "0"])
+            .args(["serve", "--port", "0", "--grpc-port", "0"])
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -109,6 +109,27 @@ impl Server {
                     );
                 }
             }
+        }
+    }
+
+    /// The gRPC port, from the start-up log (which prints it after the HTTP port).
+    pub fn grpc_port(&self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(at) = log.find("gRPC on 127.0.0.1:") {
+                let rest = &log[at + 18..];
+                let end = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
+                return rest[..end].parse().expect("a gRPC port");
+            }
+            assert!(Instant::now() < deadline, "no gRPC port in {log}");
+            let _ = self
+                .lines
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_millis(100));
         }
     }
 

@@ -1,0 +1,201 @@
+//! KServe V2's gRPC inference service (`inference.GRPCInferenceService`, what tritonclient.grpc and
+//! KServe call): health, metadata and `ModelInfer` with `raw_input_contents` or typed contents,
+//! answered through the same checks and path as V2 over REST, with `raw_output_contents`.
+
+use super::proto::inference::grpc_inference_service_server::GrpcInferenceService;
+use super::proto::inference::model_infer_response::InferOutputTensor;
+use super::proto::inference::model_metadata_response::TensorMetadata;
+use super::proto::inference::{
+    ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse,
+    ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
+    ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
+};
+use super::{authorize, status};
+use crate::serve::app::kserve::{self as v2, Data, Tensor};
+use crate::serve::app::{App, Failure};
+use crate::serve::auth::Endpoint;
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+
+pub(crate) struct KServe(pub(crate) Arc<App>);
+
+impl KServe {
+    /// The model a call names (an empty version: the first one served).
+    fn model(&self, name: &str, version: &str) -> Result<usize, Status> {
+        let version = (!version.is_empty()).then_some(version);
+        self.0.find(name, version).map_err(|_| {
+            let shown = version.map_or_else(
+                || format!("model {name:?}"),
+                |v| format!("model {name:?} version {v:?}"),
+            );
+            Status::not_found(format!("{shown} is not served here"))
+        })
+    }
+}
+
+/// The call's one input tensor, its values from `raw_input_contents` or its typed contents.
+fn tensor(asked: &mut ModelInferRequest) -> Result<Tensor, String> {
+    let [input] = asked.inputs.as_mut_slice() else {
+        return Err(format!(
+            "expected exactly one input tensor, got {}",
+            asked.inputs.len()
+        ));
+    };
+    let shape = input
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| "the input shape must be non-negative integers".to_string())?;
+    let data = match asked.raw_input_contents.as_mut_slice() {
+        [raw] => Data::Raw(std::mem::take(raw)),
+        [] => {
+            let contents = input.contents.take().unwrap_or_default();
+            if input.datatype == "BYTES" {
+                Data::Elements(contents.bytes_contents)
+            } else {
+                Data::Fp32(contents.fp32_contents)
+            }
+        }
+        more => return Err(format!("{} raw_input_contents for one input", more.len())),
+    };
+    Ok(Tensor {
+        name: std::mem::take(&mut input.name),
+        datatype: std::mem::take(&mut input.datatype),
+        shape,
+        data,
+    })
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for KServe {
+    async fn server_live(
+        &self,
+        request: Request<ServerLiveRequest>,
+    ) -> Result<Response<ServerLiveResponse>, Status> {
+        authorize(&self.0, &request, Endpoint::Health)?;
+        Ok(Response::new(ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(
+        &self,
+        request: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
+        authorize(&self.0, &request, Endpoint::Health)?;
+        // The models are loaded before the server listens.
+        Ok(Response::new(ServerReadyResponse { ready: true }))
+    }
+
+    async fn model_ready(
+        &self,
+        request: Request<ModelReadyRequest>,
+    ) -> Result<Response<ModelReadyResponse>, Status> {
+        authorize(&self.0, &request, Endpoint::Api)?;
+        let asked = request.into_inner();
+        self.model(&asked.name, &asked.version)?;
+        Ok(Response::new(ModelReadyResponse { ready: true }))
+    }
+
+    async fn server_metadata(
+        &self,
+        request: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        authorize(&self.0, &request, Endpoint::Api)?;
+        Ok(Response::new(ServerMetadataResponse {
+            name: "scancer".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: Vec::new(),
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        authorize(&self.0, &request, Endpoint::Api)?;
+        let asked = request.into_inner();
+        let app = &self.0;
+        let k = self.model(&asked.name, &asked.version)?;
+        let [c, h, w] = app.models[k].input_shape;
+        Ok(Response::new(ModelMetadataResponse {
+            name: app.models[k].name.clone(),
+            versions: v2::versions(app, k).into_iter().map(String::from).collect(),
+            platform: v2::PLATFORM.into(),
+            inputs: vec![TensorMetadata {
+                name: v2::INPUT.into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, c as i64, h as i64, w as i64],
+            }],
+            outputs: v2::outputs(app, k)
+                .into_iter()
+                .map(|(name, datatype, shape)| TensorMetadata {
+                    name: name.into(),
+                    datatype: datatype.into(),
+                    shape,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
+        let app = &self.0;
+        authorize(app, &request, Endpoint::Api)?;
+        let started = Instant::now();
+        let mut asked = request.into_inner();
+        let k = self.model(&asked.model_name, &asked.model_version)?;
+        let arrival = app.queue.arrival();
+        let shape = app.models[k].input_shape;
+        let answered = match tensor(&mut asked) {
+            Ok(tensor) => match app.off_thread(move || v2::input(shape, tensor)).await {
+                Ok(Ok(input)) => v2::run(app, k, input, arrival).await,
+                Ok(Err(why)) => Err(Failure::BadInput(why)),
+                Err(failure) => Err(failure),
+            },
+            Err(why) => Err(Failure::BadInput(why)),
+        };
+        app.observe(k, started, &answered);
+        let answers = answered.map_err(|failure| {
+            let (code, message) = v2::failure_status(failure);
+            status(code, message)
+        })?;
+        let wanted: Vec<&str> = asked.outputs.iter().map(|o| o.name.as_str()).collect();
+        let known = v2::outputs(app, k);
+        if let Some(unknown) = wanted.iter().find(|w| !known.iter().any(|o| o.0 == **w)) {
+            return Err(Status::invalid_argument(format!(
+                "unknown output {unknown:?}"
+            )));
+        }
+        let mut outputs = Vec::new();
+        let mut raw = Vec::new();
+        for (name, datatype, mut shape) in known {
+            if !wanted.is_empty() && !wanted.contains(&name) {
+                continue;
+            }
+            shape[0] = answers.len() as i64;
+            let values: Vec<serde_json::Value> = answers
+                .iter()
+                .flat_map(|a| v2::values(name, &a.prediction))
+                .collect();
+            raw.push(v2::output_bytes(datatype, &values).into());
+            outputs.push(InferOutputTensor {
+                name: name.into(),
+                datatype: datatype.into(),
+                shape,
+                ..Default::default()
+            });
+        }
+        let m = &app.models[k];
+        Ok(Response::new(ModelInferResponse {
+            model_name: m.name.clone(),
+            model_version: m.version.clone(),
+            id: asked.id,
+            outputs,
+            raw_output_contents: raw,
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,91 @@
+//! TorchServe's gRPC inference API: `Ping`, and `Predictions` (and its one-answer stream) with the
+//! image in `input["data"]` or `input["body"]`, answered with the bytes `/predictions` answers.
+
+use super::proto::torchserve::inference_ap_is_service_server::InferenceApIsService;
+use super::proto::torchserve::{PredictionResponse, PredictionsRequest, TorchServeHealthResponse};
+use super::{authorize, status};
+use crate::serve::answer;
+use crate::serve::app::{App, Failure};
+use crate::serve::auth::Endpoint;
+use crate::serve::pyjson;
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+
+pub(crate) struct TorchServe(pub(crate) Arc<App>);
+
+impl TorchServe {
+    async fn predict(
+        &self,
+        request: Request<PredictionsRequest>,
+    ) -> Result<PredictionResponse, Status> {
+        let app = &self.0;
+        authorize(app, &request, Endpoint::Api)?;
+        let started = Instant::now();
+        let asked = request.into_inner();
+        let name = asked.model_name.as_str();
+        let version = (!asked.model_version.is_empty()).then_some(asked.model_version.as_str());
+        let k = app
+            .lookup(name, version)
+            .map_err(|missing| Status::not_found(missing.message))?;
+        let arrival = app.queue.arrival();
+        let answered = match asked.input.get("data").or_else(|| asked.input.get("body")) {
+            Some(image) if !image.is_empty() => app
+                .predict_image(k, image.clone(), arrival)
+                .await
+                .map(|answered| vec![answered]),
+            Some(_) => Err(Failure::BadInput(
+                "the request has no image (empty input)".into(),
+            )),
+            None => {
+                let mut keys: Vec<&String> = asked.input.keys().collect();
+                keys.sort();
+                Err(Failure::BadInput(format!(
+                    "the request's input has no key data or body (keys: {keys:?})"
+                )))
+            }
+        };
+        app.observe(k, started, &answered);
+        match answered {
+            Ok(answers) => Ok(PredictionResponse {
+                prediction: answer::torchserve(&app.models[k].schema, &answers[0].prediction)
+                    .into(),
+                sequence_id: asked.sequence_id,
+            }),
+            Err(failure) => {
+                let (code, _, message) = app.explain(&format!("Predictions {name}"), name, failure);
+                Err(status(code, message))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl InferenceApIsService for TorchServe {
+    async fn ping(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<TorchServeHealthResponse>, Status> {
+        authorize(&self.0, &request, Endpoint::Health)?;
+        Ok(Response::new(TorchServeHealthResponse {
+            health: pyjson::dumps(&serde_json::json!({"status": "Healthy"})),
+        }))
+    }
+
+    async fn predictions(
+        &self,
+        request: Request<PredictionsRequest>,
+    ) -> Result<Response<PredictionResponse>, Status> {
+        self.predict(request).await.map(Response::new)
+    }
+
+    type StreamPredictionsStream = tokio_stream::Once<Result<PredictionResponse, Status>>;
+
+    async fn stream_predictions(
+        &self,
+        request: Request<PredictionsRequest>,
+    ) -> Result<Response<Self::StreamPredictionsStream>, Status> {
+        let answer = self.predict(request).await;
+        Ok(Response::new(tokio_stream::once(answer)))
+    }
+}
