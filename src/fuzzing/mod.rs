@@ -383,7 +383,7 @@ pub(crate) fn serve_http_answers(data: &[u8]) -> Vec<u8> {
         .build()
         .expect("a runtime");
     let (_running, stop) = tokio::sync::watch::channel(false);
-    runtime.block_on(crate::serve::conn::serve(
+    runtime.block_on(crate::serve::serve_http(
         replay,
         "fuzz".into(),
         exchanges(),

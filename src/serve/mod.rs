@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
 pub(crate) struct ServeOptions {
@@ -144,7 +144,7 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let http = accept_loop(&listener, &connections, max, stop_rx.clone(), {
             let exchanges = Arc::clone(&exchanges);
-            move |stream, peer, stop| conn::serve(stream, peer, Arc::clone(&exchanges), stop)
+            move |stream, peer, stop| serve_http(stream, peer, Arc::clone(&exchanges), stop)
         });
         let grpc = async {
             if let Some(listener) = grpc_listener {
@@ -298,6 +298,69 @@ async fn accept_loop<F, Served>(
             served.await;
             drop(slot);
         });
+    }
+}
+
+/// Serves one connection until it closes: HTTP/1.1 (keep-alive, pipelining) or HTTP/2 with prior
+/// knowledge, chosen by the client's first bytes. When `stop` turns true, the connection finishes
+/// the requests it has received and closes.
+pub(crate) async fn serve_http<S>(
+    socket: S,
+    peer: Arc<str>,
+    exchanges: Arc<Exchanges>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use conn::{Guarded, Tracker};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let tracker = Arc::new(Tracker::default());
+    let limits = exchanges.limits;
+    let stalled = exchanges.stalled.clone();
+    let io = TokioIo::new(Guarded::new(socket, Arc::clone(&tracker), limits, stalled));
+    let service = {
+        let tracker = Arc::clone(&tracker);
+        hyper::service::service_fn(move |request| {
+            exchange::answer(
+                Arc::clone(&exchanges),
+                Arc::clone(&tracker),
+                Arc::clone(&peer),
+                request,
+            )
+        })
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The head deadline is the connection's own (above), apart from its idle time.
+        .header_read_timeout(None)
+        // A client that half-closes after its request still gets the answer.
+        .half_close(true)
+        .max_buf_size(http::MAX_HEAD)
+        .max_headers(http::MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(http::MAX_HEAD as u32)
+        .max_concurrent_streams(256);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut stopping = *stop.borrow();
+    loop {
+        if stopping {
+            tracker.stop();
+            if tracker.is_h2() {
+                // GOAWAY: the streams already open are answered, no new one is taken.
+                connection.as_mut().graceful_shutdown();
+            }
+            let _ = connection.as_mut().await;
+            return;
+        }
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            changed = stop.changed() => stopping = changed.is_err() || *stop.borrow(),
+        }
     }
 }
 
