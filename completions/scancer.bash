@@ -616,7 +616,7 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__serve)
-            opts="-p -b -q -h -V --host --port --batch-size --threads --device --no-optimize --max-image-pixels --max-batch-delay --job-queue-size --max-request-size --client-timeout --keep-alive-timeout --max-connections --auth-file --token-file --open --quiet --color --help --version"
+            opts="-p -b -q -h -V --host --port --grpc-port --no-grpc --batch-size --threads --device --no-optimize --max-image-pixels --max-batch-delay --job-queue-size --queue-wait --max-request-size --client-timeout --head-timeout --keep-alive-timeout --max-connections --max-body-memory --auth-file --token-file --open --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,6 +631,10 @@ _scancer() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grpc-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -662,6 +666,10 @@ _scancer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --queue-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-request-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -670,11 +678,19 @@ _scancer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --head-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --keep-alive-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -223,6 +223,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_s
 complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l host -d 'Address to listen on; anything but loopback should come with --auth-file or --token-file' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s p -l port -d 'Port to listen on (0: any free port, printed at start-up)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l grpc-port -d 'gRPC port: KServe V2\'s and TorchServe\'s gRPC inference services (0: any free port, printed at start-up)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l threads -d 'libtorch threads [default: one per physical core]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l device -d 'Where the model runs' -r -f -a "cpu\t''
@@ -230,11 +231,14 @@ cuda\t''
 auto\t'CUDA when a GPU is visible, else CPU'"
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-image-pixels -d 'Refuse images with more pixels than this (decompression-bomb guard)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-batch-delay -d 'Milliseconds to wait for more requests to fill a batch once one is queued (stops early when no other request is on its way)' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l job-queue-size -d 'Requests that may wait for the model; more are answered 503' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l job-queue-size -d 'Images that may wait for the model; a request finding no room waits up to --queue-wait, then gets 503' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l queue-wait -d 'Milliseconds a request may wait for room in a full queue before its 503 (0: TorchServe\'s immediate 503)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-request-size -d 'Largest request body in bytes; larger ones are answered 413 (TorchServe\'s max_request_size)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l client-timeout -d 'Seconds a client may take to send a request once started, or to read its answer (408 after)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l head-timeout -d 'Seconds a client may take to send a request head once its first byte has come (408 after)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l keep-alive-timeout -d 'Seconds an idle keep-alive connection stays open' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-connections -d 'Open connections at most; more are answered 503 and closed' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-body-memory -d 'Request body bytes held in memory at once, over all requests; further bodies wait for room' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l auth-file -d 'HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l token-file -d 'Bearer tokens, one per line, or TorchServe\'s key_file.json (also: SCANCER_TOKEN)' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l open -d 'Endpoints that need no credentials when authentication is on' -r -f -a "health\t'`/ping` and the KServe `/v2/health/*` probes'
@@ -242,6 +246,7 @@ metrics\t'`/metrics`'"
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-grpc -d 'No gRPC port'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s q -l quiet -d 'No access log on standard error'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -30,6 +30,19 @@ struct Series {
     latency_sum: f64,
     /// Requests refused, by reason.
     rejected: [u64; Rejection::ALL.len()],
+    /// When the last answered request was answered, in milliseconds since the Unix epoch.
+    last_ms: u64,
+}
+
+/// One (model, version)'s counts, as the KServe V2 statistics extension reports them.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Statistics {
+    pub(crate) requests: u64,
+    pub(crate) images: u64,
+    pub(crate) latency_ns: u64,
+    pub(crate) queue_ns: u64,
+    pub(crate) failed: u64,
+    pub(crate) last_ms: u64,
 }
 
 /// Why a request routed to a model got no prediction.
@@ -124,6 +137,29 @@ impl Metrics {
         s.latency_sum += seconds;
         if let Some(k) = BUCKETS.iter().position(|&b| seconds <= b) {
             s.buckets[k] += 1;
+        }
+        s.last_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+    }
+
+    /// What (model, version) has answered and refused so far.
+    pub(crate) fn statistics(&self, model: &str, version: &str) -> Statistics {
+        let state = self.lock();
+        let Some(s) = state
+            .series
+            .iter()
+            .find(|s| s.model == model && s.version == version)
+        else {
+            return Statistics::default();
+        };
+        Statistics {
+            requests: s.requests,
+            images: s.images,
+            latency_ns: (s.latency_us * 1e3) as u64,
+            queue_ns: (s.queue_us * 1e3) as u64,
+            failed: s.rejected.iter().sum(),
+            last_ms: s.last_ms,
         }
     }
 
@@ -314,6 +350,7 @@ fn series<'a>(state: &'a mut State, model: &str, version: &str) -> &'a mut Serie
                 buckets: [0; BUCKETS.len()],
                 latency_sum: 0.0,
                 rejected: [0; Rejection::ALL.len()],
+                last_ms: 0,
             });
             state.series.len() - 1
         }

@@ -46,6 +46,9 @@ def v2(client_module, url, token, images):
     tensor.set_data_from_numpy(np.array(images, dtype=np.object_))
     result = client.infer(MODEL, [tensor], headers=headers)
     got["probabilities"] = result.as_numpy("probabilities").astype(float).tolist()
+    if client_module is not triton_grpc:
+        # Triton's statistics extension (over REST; its gRPC RPC is Triton's, not KServe's).
+        got["statistics"] = client.get_inference_statistics(MODEL, headers=headers)
     got["class"] = result.as_numpy("class").tolist()
     # Without credentials: refused.
     try:

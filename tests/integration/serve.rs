@@ -1412,3 +1412,86 @@ fn tritonclient_http_and_grpc_and_torchserve_grpc_stubs() {
     assert_eq!(ts["kserve_live"], true);
     assert!(!server.log().contains("panicked"));
 }
+
+#[test]
+fn bodies_share_a_memory_budget_and_v2_refusals_are_v2_shaped() {
+    let server = Server::start(&[
+        PCAM,
+        "-q",
+        "--max-request-size",
+        "60000",
+        "--max-body-memory",
+        "60000",
+    ]);
+    let patch = bytes("examples/patches/patch-00.png");
+    assert!(patch.len() < 60000);
+    // One upload declares the whole budget and sends a little of it.
+    let mut holder = server.connect();
+    send(
+        &mut holder,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[("content-length", "60000")],
+        b"0123",
+        false,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&server.get("/metrics").text(), "scancer_arriving_requests ") != 1.0 {
+        assert!(Instant::now() < deadline, "the upload never arrived");
+    }
+    // Another body waits for room, unread: no answer yet...
+    let mut waiting = server.connect();
+    send(
+        &mut waiting,
+        "PUT",
+        "/predictions/pcam-classification",
+        &[],
+        &patch,
+        false,
+    );
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = waiting.read(&mut byte);
+    assert!(
+        early.is_err(),
+        "answered while the budget was held: {early:?}"
+    );
+    // ... and is read and answered once the first gives up.
+    drop(holder);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(read_reply(&mut waiting).unwrap().status, 200);
+
+    // A V2 body over the limit: 413 from the declared length, V2-shaped, and the connection closes.
+    let mut stream = server.connect();
+    send(
+        &mut stream,
+        "POST",
+        "/v2/models/pcam-classification/infer",
+        &[("content-length", "70000")],
+        b"",
+        false,
+    );
+    let reply = read_reply(&mut stream).unwrap();
+    assert_eq!(reply.status, 413);
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.header("connection"), Some("close"));
+    let v2 = server
+        .request("GET", "/v2/models/pcam-classification/stats", &[], b"")
+        .json();
+    assert_eq!(v2["model_stats"][0]["version"], "1.0", "{v2}");
+    assert_eq!(
+        server.request("PUT", "/v2/models/stats", &[], b"").status,
+        405
+    );
+}

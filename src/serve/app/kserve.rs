@@ -8,7 +8,8 @@
 //! `[N, classes]`) and `class` (INT64 `[N]`) for classifiers, `mask` (UINT8 `[N, H, W]`) for
 //! segmentation, `output` (FP32, the model's shape) for raw models. Every answer under `/v2`, errors
 //! included, is V2-shaped (`{"error": ...}`). Triton's model configuration (`.../config`) and
-//! repository index (`POST /v2/repository/index`) are answered too, for tritonclient.
+//! repository index (`POST /v2/repository/index`) and statistics (`GET .../stats`) are answered
+//! too, for tritonclient.
 
 use super::{App, Failure};
 use crate::engine::preprocess::Prepared;
@@ -45,12 +46,15 @@ pub(crate) async fn handle(
     let get = request.method == "GET";
     let post = request.method == "POST";
     let (model, rest): (Option<(&str, Option<&str>)>, &[&str]) = match segments {
+        // Every model's statistics, not a model named "stats".
+        ["models", "stats"] => (None, segments),
         ["models", name, "versions", version, rest @ ..] => (Some((name, Some(version))), rest),
         ["models", name, rest @ ..] => (Some((name, None)), rest),
         _ => (None, segments),
     };
     match (model, rest) {
         (None, ["repository", "index"]) if post => repository_index(app),
+        (None, ["models", "stats"]) if get => statistics(app, 0..app.models.len()),
         (None, []) if get => ok(json!({
             "name": "scancer",
             "version": env!("CARGO_PKG_VERSION"),
@@ -73,14 +77,23 @@ pub(crate) async fn handle(
                 [] if get => metadata(app, k),
                 ["config"] if get => config(app, k),
                 ["ready"] if get => ok(json!({"name": name, "ready": true})),
+                // Every version of the name unless one is named.
+                ["stats"] if get => match version {
+                    Some(_) => statistics(app, k..k + 1),
+                    None => statistics(
+                        app,
+                        (0..app.models.len()).filter(|&j| app.models[j].name == app.models[k].name),
+                    ),
+                },
                 ["infer"] if post => infer(app, k, request, arrival).await,
-                [] | ["ready"] | ["infer"] | ["config"] => method_not_allowed(request),
+                [] | ["ready"] | ["infer"] | ["config"] | ["stats"] => method_not_allowed(request),
                 _ => not_found(request),
             }
         }
-        (None, [] | ["health", "live" | "ready"] | ["repository", "index"]) => {
-            method_not_allowed(request)
-        }
+        (
+            None,
+            [] | ["health", "live" | "ready"] | ["repository", "index"] | ["models", "stats"],
+        ) => method_not_allowed(request),
         _ => not_found(request),
     }
 }
@@ -175,6 +188,39 @@ pub(crate) fn versions(app: &App, k: usize) -> Vec<&str> {
 
 /// The platform V2 metadata names.
 pub(crate) const PLATFORM: &str = "pytorch_torchscript";
+
+/// The statistics extension (`GET .../stats`, tritonclient's `get_inference_statistics`), from the
+/// counts `/metrics` shows: answered requests and their total and queue time, refused requests as
+/// failures, images as inferences. Batches are not counted per model, so `execution_count` is the
+/// number of answered requests, and the compute phases are not split out.
+fn statistics(app: &App, models: impl Iterator<Item = usize>) -> Response {
+    let pair = |count: u64, ns: u64| json!({"count": count, "ns": ns});
+    let stats: Vec<Value> = models
+        .map(|k| {
+            let m = &app.models[k];
+            let s = app.metrics.statistics(&m.name, &m.version);
+            json!({
+                "name": m.name,
+                "version": m.version,
+                "last_inference": s.last_ms,
+                "inference_count": s.images,
+                "execution_count": s.requests,
+                "inference_stats": {
+                    "success": pair(s.requests, s.latency_ns),
+                    "fail": pair(s.failed, 0),
+                    "queue": pair(s.requests, s.queue_ns),
+                    "compute_input": pair(0, 0),
+                    "compute_infer": pair(0, 0),
+                    "compute_output": pair(0, 0),
+                    "cache_hit": pair(0, 0),
+                    "cache_miss": pair(0, 0),
+                },
+                "batch_stats": [],
+            })
+        })
+        .collect();
+    ok(json!({ "model_stats": stats }))
+}
 
 fn metadata(app: &App, k: usize) -> Response {
     let m = &app.models[k];
