@@ -165,7 +165,7 @@ def main():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # scancer's defaults (batches of 16, as `scancer predict`), and batches of 8 (one per client).
     scancers = {
-        name: subprocess.Popen([SCANCER, "serve", "--quiet", "--port", str(ports[name]), mar, *extra],
+        name: subprocess.Popen([SCANCER, "serve", "--quiet", "--port", str(ports[name]), "--no-grpc", mar, *extra],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for name, extra in (("scancer", []), ("scancer-b8", ["--batch-size", "8"]))
     }

@@ -1,9 +1,10 @@
 //! `scancer serve`: the Scancer inference API in one process, compatible with TorchServe clients.
 //!
-//! Threads: one I/O thread, a tokio runtime on which every connection is a task (HTTP/1.1 and
-//! HTTP/2 through hyper: an idle or slow client costs a few kilobytes, not a thread); a bounded pool
-//! that decodes and preprocesses images and parses large bodies; and ONE model thread that owns the
-//! models and runs dynamically batched forward passes (`batcher`).
+//! Threads: a tokio runtime of one I/O worker per core, on which every connection is a task
+//! (HTTP/1.1 and HTTP/2 through hyper: an idle or slow client costs a few kilobytes, not a thread),
+//! and whose workers decode small patches themselves; a bounded pool that decodes large images and
+//! parses large bodies; and ONE model thread that owns the models and runs dynamically batched
+//! forward passes (`batcher`).
 
 pub(crate) mod answer;
 pub(crate) mod app;
@@ -121,13 +122,16 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         device: device.into(),
     });
 
-    // Decoding and parsing run beside the I/O thread, a few at a time: many clients sending large
-    // images cannot multiply decoded-pixel memory or starve the model thread of cores.
+    // One I/O worker per core: a worker decodes a small patch itself (no hand-off, see
+    // `App::prepare`), so up to `cores` decode at once; large images and bodies go to a bounded pool
+    // beside them. Either way many clients sending images cannot multiply decoded-pixel memory or
+    // starve the model thread of cores.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .thread_name("scancer-io")
         .enable_all()
         .max_blocking_threads(cores)
-        .thread_name("scancer-decode")
         .build()
         .context("cannot start the server's I/O runtime")?;
     let (stop_tx, stop_rx) = watch::channel(false);

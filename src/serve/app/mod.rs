@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 /// responseTimeout).
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Images up to this size, alone on the server, are decoded on the I/O thread (see `prepare`).
+/// Images up to this size are decoded on the I/O worker that read them (see `prepare`).
 const INLINE_DECODE_BYTES: usize = 256 << 10;
 
 pub(crate) struct App {
@@ -354,7 +354,7 @@ impl App {
         // A lone small patch is decoded where it is: the hand-off to the pool and back costs two
         // thread wake-ups, a tenth of a one-client round trip, and no other request waits for the
         // I/O thread meanwhile.
-        let decoded = if small && self.queue.arriving() <= 1 {
+        let decoded = if small {
             decode(self)
         } else {
             let app = Arc::clone(self);
