@@ -102,12 +102,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--queue", type=int, default=8)
+    ap.add_argument("--queue-wait", type=int, help="serve's --queue-wait in ms (default: serve's)")
     args = ap.parse_args()
     patch = sorted((DATA / "patches").glob("*.png"))[0]
     body = patch.read_bytes()
     port = free_port()
     server = subprocess.Popen([SCANCER, "serve", "--quiet", "--port", str(port), "--job-queue-size", str(args.queue),
-                               "--client-timeout", "5", DATA / "pcam-classification.pt"],
+                               "--client-timeout", "5", "--head-timeout", "5", "--no-grpc",
+                               *(["--queue-wait", str(args.queue_wait)] if args.queue_wait is not None else []),
+                               DATA / "pcam-classification.pt"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/predictions/pcam-classification"
     wait_for(f"http://127.0.0.1:{port}/ping")

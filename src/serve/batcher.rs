@@ -1,8 +1,9 @@
 //! The bounded request queue and dynamic batching, with TorchServe's `batch_size` and
 //! `max_batch_delay` semantics: the model thread waits for a first job, then collects up to
 //! `batch_size - 1` more jobs for the same model within `max_batch_delay`, and runs them as one
-//! forward pass. It stops waiting early when no other request is being read or decoded, because none
-//! could join the batch: a lone client never pays the delay.
+//! forward pass. It stops waiting early when no other request could join the batch (none is being
+//! decoded, and none is being read while the queue has room): a lone client never pays the delay, and
+//! neither does a full queue.
 //!
 //! Admission comes before decoding: a request first reserves room for its images (`admit`), waiting
 //! a bounded time when the queue is full, so that a refused request costs no decoding and closed-loop
@@ -62,6 +63,7 @@ impl Drop for Reservation {
         if self.n > 0 {
             self.queue.lock().reserved -= self.n;
             self.queue.room.notify_waiters();
+            self.queue.changed.notify_all();
         }
     }
 }
@@ -176,6 +178,11 @@ impl Queue {
         self.lock().jobs.iter().filter(|j| j.model == model).count()
     }
 
+    /// Room held by admitted requests still decoding.
+    pub(crate) fn reserved(&self) -> usize {
+        self.lock().reserved
+    }
+
     /// Requests being received or decoded for the model.
     pub(crate) fn arriving(&self) -> usize {
         self.arriving.load(Ordering::SeqCst)
@@ -206,11 +213,11 @@ impl Queue {
         loop {
             let ready = state.jobs.iter().filter(|j| j.model == model).count();
             let now = Instant::now();
-            if ready >= batch_size
-                || now >= deadline
-                || state.closed
-                || self.arriving.load(Ordering::SeqCst) == 0
-            {
+            // Worth waiting for: requests admitted and decoding, or requests still being received
+            // while the queue has room for them (one that finds it full cannot join this batch).
+            let room = state.jobs.len() + state.reserved < self.capacity;
+            let coming = state.reserved > 0 || (room && self.arriving.load(Ordering::SeqCst) > 0);
+            if ready >= batch_size || now >= deadline || state.closed || !coming {
                 break;
             }
             state = self

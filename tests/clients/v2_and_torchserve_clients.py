@@ -90,6 +90,9 @@ def torchserve(port, token, proto_dir, images):
         "unknown_model": lambda: stub.Predictions(ts.PredictionsRequest(model_name="nope", input={"data": images[0]}), metadata=auth),
         "not_an_image": lambda: stub.Predictions(ts.PredictionsRequest(model_name=MODEL, input={"data": b"hello"}), metadata=auth),
         "no_data": lambda: stub.Predictions(ts.PredictionsRequest(model_name=MODEL, input={"x": b"1"}), metadata=auth),
+        # Over serve's --max-request-size (6553500 by default), as HTTP refuses it.
+        "too_large": lambda: stub.Predictions(
+            ts.PredictionsRequest(model_name=MODEL, input={"data": b"x" * 7_000_000}), metadata=auth),
     }.items():
         try:
             call()

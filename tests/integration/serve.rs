@@ -574,8 +574,18 @@ fn kserve_v2_protocol() {
     }
 }
 
+/// A PNG that takes seconds to decode (25 million pixels) in a test build, though it is only about
+/// 70 KiB: while it decodes, it holds its room in the queue.
+fn slow_png() -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(5000, 5000)
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .unwrap();
+    bytes.into_inner()
+}
+
 #[test]
-fn a_full_queue_answers_503() {
+fn a_full_queue_refuses_before_decoding_after_the_queue_wait() {
     let server = Server::start(&[
         PCAM,
         "-q",
@@ -585,6 +595,8 @@ fn a_full_queue_answers_503() {
         "4",
         "--max-batch-delay",
         "20000",
+        "--queue-wait",
+        "300",
     ]);
     let infer = |n: usize| {
         let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [n, 3, 96, 96],
@@ -598,52 +610,75 @@ fn a_full_queue_answers_503() {
     };
     // More images in one request than the queue holds can never be served.
     assert_eq!(infer(3).status, 400);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let poll = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(30);
         while !done() {
             assert!(Instant::now() < deadline, "never: {what}");
         }
     };
-    // A body still on its way holds the batch open (up to the delay)...
-    let mut uploading = server.connect();
-    send(
-        &mut uploading,
-        "PUT",
-        "/predictions/pcam-classification",
-        &[("content-length", "20000")],
-        b"0123",
-        false,
-    );
-    poll("one request arriving", &|| {
-        metric(&server.get("/metrics").text(), "scancer_arriving_requests ") == 1.0
-    });
+    let queue = || server.get("/models/pcam-classification").json()[0]["jobQueueStatus"].clone();
+    let slow = slow_png();
+    let patch = bytes("examples/patches/patch-00.png");
     std::thread::scope(|s| {
-        // ... so two queued images wait for it and fill the queue,
-        let queued = s.spawn(|| infer(2));
-        poll("two requests pending", &|| {
-            server.get("/models/pcam-classification").json()[0]["jobQueueStatus"]["pendingRequests"]
-                == 2
+        // An image decoding holds its room, and the batch waits for it (up to the delay)...
+        let decoding = s.spawn(|| server.put("/predictions/pcam-classification", &slow));
+        poll("the large image admitted", &|| {
+            queue()["remainingCapacity"] == 1
         });
-        // and one more is refused once it has waited --queue-wait for room.
-        let refused = server.put(
+        // ... so one queued image fills the queue,
+        let queued = s.spawn(|| infer(1));
+        poll("one image queued", &|| queue()["pendingRequests"] == 1);
+        // and a request that is not even an image is refused with the full queue's 503, before
+        // decoding, once it has waited --queue-wait for room; its connection stays open.
+        let mut stream = server.connect();
+        let started = Instant::now();
+        send(
+            &mut stream,
+            "PUT",
             "/predictions/pcam-classification",
-            &bytes("examples/patches/patch-00.png"),
+            &[],
+            b"not an image",
+            false,
         );
-        assert_eq!(refused.status, 503, "{}", refused.text());
-        assert_eq!(refused.json()["type"], "ServiceUnavailableException");
-        // The upload gives up: the batch runs.
-        drop(uploading);
+        let reply = read_reply(&mut stream).unwrap();
+        let waited = started.elapsed();
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert_eq!(reply.json()["type"], "ServiceUnavailableException");
+        assert!(
+            waited >= Duration::from_millis(290),
+            "refused after {waited:?}"
+        );
+        assert_eq!(reply.header("connection"), None);
+        send(&mut stream, "GET", "/ping", &[], b"", false);
+        assert_eq!(read_reply(&mut stream).unwrap().status, 200);
+        // V2 says it V2's way.
+        let v2 = infer(1);
+        assert_eq!(v2.status, 503, "{}", v2.text());
+        assert!(
+            v2.json()["error"].as_str().unwrap().contains("retry"),
+            "{}",
+            v2.text()
+        );
+        // Once the image is decoded (and refused: pcam takes 96x96 only), the queued one runs.
+        let decoded = decoding.join().unwrap();
+        assert_eq!(decoded.status, 400, "{}", decoded.text());
+        assert!(decoded.text().contains("5000x5000"), "{}", decoded.text());
         assert_eq!(queued.join().unwrap().status, 200);
     });
     assert_eq!(
         server
-            .put(
-                "/predictions/pcam-classification",
-                &bytes("examples/patches/patch-00.png")
-            )
+            .put("/predictions/pcam-classification", &patch)
             .status,
         200
     );
+    let metrics = server.get("/metrics").text();
+    let refused = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("scancer_rejected_requests_total{") && l.contains("reason=\"queue_full\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(refused, Some(2.0), "{metrics}");
 }
 
 #[test]
@@ -1228,101 +1263,6 @@ fn http2_and_pipelined_http1_answer_like_http1() {
     assert_eq!(statuses, [200, 404, 200]);
     send(&mut stream, "GET", "/ping", &[], b"", false);
     assert_eq!(read_reply(&mut stream).unwrap().status, 200);
-}
-
-#[test]
-fn overload_waits_for_room_keeps_connections_and_refuses_before_decoding() {
-    // A queue of 2 that one slow batch holds full; --queue-wait 300 ms.
-    let server = Server::start(&[
-        PCAM,
-        "-q",
-        "--job-queue-size",
-        "2",
-        "--batch-size",
-        "4",
-        "--max-batch-delay",
-        "3000",
-        "--queue-wait",
-        "300",
-    ]);
-    let infer = |n: usize| {
-        let request = json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [n, 3, 96, 96],
-                                          "data": vec![0.0f32; n * 3 * 96 * 96]}]});
-        server.request(
-            "POST",
-            "/v2/models/pcam-classification/infer",
-            &[],
-            request.to_string().as_bytes(),
-        )
-    };
-    let mut uploading = server.connect();
-    send(
-        &mut uploading,
-        "PUT",
-        "/predictions/pcam-classification",
-        &[("content-length", "20000")],
-        b"0123",
-        false,
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&server.get("/metrics").text(), "scancer_arriving_requests ") != 1.0 {
-        assert!(Instant::now() < deadline, "the upload never arrived");
-    }
-    std::thread::scope(|s| {
-        let queued = s.spawn(|| infer(2));
-        while server.get("/models/pcam-classification").json()[0]["jobQueueStatus"]
-            ["pendingRequests"]
-            != 2
-        {
-            assert!(Instant::now() < deadline, "never queued");
-        }
-        // Not an image: refused before decoding, so its answer is the full queue's 503, after the
-        // wait; and its connection stays open for the next request.
-        let mut stream = server.connect();
-        let started = Instant::now();
-        send(
-            &mut stream,
-            "PUT",
-            "/predictions/pcam-classification",
-            &[],
-            b"not an image",
-            false,
-        );
-        let reply = read_reply(&mut stream).unwrap();
-        let waited = started.elapsed();
-        assert_eq!(reply.status, 503, "{}", reply.text());
-        assert!(
-            waited >= Duration::from_millis(290),
-            "refused after {waited:?}"
-        );
-        assert_eq!(reply.header("connection"), None);
-        send(&mut stream, "GET", "/ping", &[], b"", false);
-        assert_eq!(read_reply(&mut stream).unwrap().status, 200);
-        // A request that finds room within the wait is served: the batch runs once the upload gives
-        // up, and a waiting request then gets in.
-        let waiting = s.spawn(|| {
-            server.put(
-                "/predictions/pcam-classification",
-                &bytes("examples/patches/patch-00.png"),
-            )
-        });
-        drop(uploading);
-        assert_eq!(queued.join().unwrap().status, 200);
-        let waited = waiting.join().unwrap();
-        assert!(
-            waited.status == 200 || waited.status == 503,
-            "{}",
-            waited.text()
-        );
-    });
-    let metrics = server.get("/metrics").text();
-    let refused = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("scancer_rejected_requests_total{") && l.contains("reason=\"queue_full\"")
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
-    assert!(refused >= Some(1.0), "{metrics}");
 }
 
 /// tritonclient (HTTP with its binary-data defaults, and gRPC) and TorchServe's gRPC API through

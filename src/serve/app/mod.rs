@@ -572,7 +572,11 @@ impl App {
                         "gpuUsage": "N/A"
                     }],
                     "jobQueueStatus": {
-                        "remainingCapacity": self.queue.capacity().saturating_sub(pending),
+                        // Room held by requests still decoding is not free.
+                        "remainingCapacity": self
+                            .queue
+                            .capacity()
+                            .saturating_sub(pending + self.queue.reserved()),
                         "pendingRequests": pending
                     }
                 })
