@@ -3,12 +3,35 @@
 //! gives, plus the limits a client is held to.
 
 use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
 use std::time::Duration;
 
 /// The largest request head (request line and headers) accepted; a larger one is answered 431.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// The most headers a request may have.
 pub(crate) const MAX_HEADERS: usize = 64;
+
+/// hyper's connection settings for every listener (HTTP/1.1 and HTTP/2; gRPC takes the HTTP/2
+/// half): the head and header caps above, 256 streams a connection.
+pub(crate) fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The head deadline is the connection's own (`conn::Guarded`), apart from its idle time.
+        .header_read_timeout(None)
+        // A client that half-closes after its request still gets the answer.
+        .half_close(true)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD as u32)
+        .max_concurrent_streams(256);
+    builder
+}
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {

@@ -317,7 +317,7 @@ pub(crate) async fn serve_http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     use conn::{Guarded, Tracker};
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     let tracker = Arc::new(Tracker::default());
     let limits = exchanges.limits;
     let stalled = exchanges.stalled.clone();
@@ -333,21 +333,7 @@ pub(crate) async fn serve_http<S>(
             )
         })
     };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // The head deadline is the connection's own (above), apart from its idle time.
-        .header_read_timeout(None)
-        // A client that half-closes after its request still gets the answer.
-        .half_close(true)
-        .max_buf_size(http::MAX_HEAD)
-        .max_headers(http::MAX_HEADERS);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(http::MAX_HEAD as u32)
-        .max_concurrent_streams(256);
+    let builder = http::connection_builder();
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut stopping = *stop.borrow();

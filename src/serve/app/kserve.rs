@@ -112,7 +112,11 @@ fn not_found(request: &Request) -> Response {
     )
 }
 
-pub(crate) fn outputs(app: &App, k: usize) -> Vec<(&'static str, &'static str, Vec<i64>)> {
+/// An output tensor a model answers: its name, datatype and shape (`-1` for the batch).
+pub(crate) type OutputSpec = (&'static str, &'static str, Vec<i64>);
+
+/// The outputs model `k` answers, in order.
+pub(crate) fn outputs(app: &App, k: usize) -> Vec<OutputSpec> {
     let m = &app.models[k];
     let classes = m.schema.classes.len() as i64;
     let shape: Vec<i64> = m.output_shape.iter().map(|&d| d as i64).collect();
@@ -303,6 +307,8 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
             })
             .await?
             .map_err(Failure::BadInput)?;
+        // An unknown output is refused before any work is done for the request.
+        requested(app, k, &output_names(&body)).map_err(Failure::BadInput)?;
         asked = body;
         run(app, k, input, arrival).await
     }
@@ -317,9 +323,10 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
         }
     };
     let n = answers.len();
-    let wanted: Option<Vec<&str>> = body["outputs"]
-        .as_array()
-        .map(|o| o.iter().filter_map(|x| x["name"].as_str()).collect());
+    let chosen = match requested(app, k, &output_names(&body)) {
+        Ok(chosen) => chosen,
+        Err(why) => return error(400, &why),
+    };
     // Binary outputs: all of them with the request's binary_data_output, else those asked so.
     let all_binary = body["parameters"]["binary_data_output"].as_bool() == Some(true);
     let binary_wanted = |name: &str| {
@@ -332,30 +339,19 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
     };
     let mut results = Vec::new();
     let mut binary = Vec::new();
-    for (name, datatype, mut shape) in outputs(app, k) {
-        if wanted.as_ref().is_some_and(|w| !w.contains(&name)) {
-            continue;
-        }
+    for (name, datatype, mut shape) in chosen {
         shape[0] = n as i64;
-        let data: Vec<Value> = answers
-            .iter()
-            .flat_map(|a| values(name, &a.prediction))
-            .collect();
         if binary_wanted(name) {
-            let bytes = output_bytes(datatype, &data);
+            let bytes = output_bytes(name, &answers);
             results.push(json!({"name": name, "datatype": datatype, "shape": shape,
                                 "parameters": {"binary_data_size": bytes.len()}}));
             binary.extend(bytes);
         } else {
+            let data: Vec<Value> = answers
+                .iter()
+                .flat_map(|a| values(name, &a.prediction))
+                .collect();
             results.push(json!({"name": name, "datatype": datatype, "shape": shape, "data": data}));
-        }
-    }
-    if let Some(wanted) = &wanted {
-        if let Some(unknown) = wanted
-            .iter()
-            .find(|w| !results.iter().any(|r| r["name"] == **w))
-        {
-            return error(400, &format!("unknown output {unknown:?}"));
         }
     }
     let mut response = json!({
@@ -622,15 +618,43 @@ fn split_body(request: &Request) -> Result<(Bytes, Bytes), String> {
     }
 }
 
-/// One output's values as the binary tensor data extension sends them (little-endian).
-pub(crate) fn output_bytes(datatype: &str, data: &[Value]) -> Vec<u8> {
+/// One output's values over all the answers, as the binary tensor data extension (and gRPC's
+/// raw_output_contents) send them: little-endian, straight from the predictions.
+pub(crate) fn output_bytes(output: &str, answers: &[Answered]) -> Vec<u8> {
     let mut bytes = Vec::new();
-    for v in data {
-        match datatype {
-            "FP32" => bytes.extend((v.as_f64().unwrap_or(f64::NAN) as f32).to_le_bytes()),
-            "INT64" => bytes.extend(v.as_i64().unwrap_or(0).to_le_bytes()),
-            _ => bytes.push(v.as_u64().unwrap_or(0) as u8),
+    for answer in answers {
+        match (output, &answer.prediction) {
+            ("probabilities", Prediction::Class(c)) => {
+                bytes.extend(c.probabilities.iter().flat_map(|p| p.to_le_bytes()))
+            }
+            ("class", Prediction::Class(c)) => bytes.extend((c.class as i64).to_le_bytes()),
+            ("mask", Prediction::Segmentation(s)) => bytes.extend_from_slice(&s.mask),
+            ("output", Prediction::Raw(r)) => {
+                bytes.extend(r.values.iter().flat_map(|v| v.to_le_bytes()))
+            }
+            _ => {}
         }
     }
     bytes
+}
+
+/// The output names a REST request lists.
+fn output_names(body: &Value) -> Vec<&str> {
+    body["outputs"]
+        .as_array()
+        .map(|o| o.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The outputs a request asks for (all of them when it names none), or which one it named that
+/// the model does not have.
+pub(crate) fn requested(app: &App, k: usize, wanted: &[&str]) -> Result<Vec<OutputSpec>, String> {
+    let all = outputs(app, k);
+    if let Some(unknown) = wanted.iter().find(|w| !all.iter().any(|o| o.0 == **w)) {
+        return Err(format!("unknown output {unknown:?}"));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|o| wanted.is_empty() || wanted.contains(&o.0))
+        .collect())
 }

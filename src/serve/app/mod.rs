@@ -56,18 +56,6 @@ fn metric_names(request: &Request) -> Vec<&str> {
         .collect()
 }
 
-/// The answer refusing a request before the application reads it: V2-shaped under `/v2`,
-/// TorchServe's shape elsewhere.
-impl App {
-    pub(crate) fn refusal(&self, path: &str, status: u16, kind: &str, message: &str) -> Response {
-        if path == "/v2" || path.starts_with("/v2/") {
-            kserve::error(status, message)
-        } else {
-            error(status, kind, message)
-        }
-    }
-}
-
 pub(crate) fn not_found() -> Response {
     error(
         404,
@@ -115,6 +103,16 @@ impl Failure {
 }
 
 impl App {
+    /// The answer refusing a request before the application reads it: V2-shaped under `/v2`,
+    /// TorchServe's shape elsewhere.
+    pub(crate) fn refusal(&self, path: &str, status: u16, kind: &str, message: &str) -> Response {
+        if path == "/v2" || path.starts_with("/v2/") {
+            kserve::error(status, message)
+        } else {
+            error(status, kind, message)
+        }
+    }
+
     /// A request to a prediction endpoint counts as arriving from its head on, so that a batch waits
     /// (up to the batch delay) for a body still coming over the network.
     pub(crate) fn arrival_for(&self, method: &str, target: &str) -> Option<Arrival> {
@@ -144,11 +142,7 @@ impl App {
         const WHY: &str =
             "Authentication required: send valid credentials in the Authorization header.";
         // V2 clients (tritonclient) read errors as {"error": ...}; TorchServe's own shape elsewhere.
-        let mut response = if segments.first() == Some(&"v2") {
-            kserve::error(401, WHY)
-        } else {
-            error(401, "AuthenticationException", WHY)
-        };
+        let mut response = self.refusal(path, 401, "AuthenticationException", WHY);
         for scheme in self.auth.schemes() {
             response = response.with_header("www-authenticate", scheme.to_string());
         }

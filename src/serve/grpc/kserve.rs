@@ -149,38 +149,29 @@ impl GrpcInferenceService for KServe {
         let k = self.model(&asked.model_name, &asked.model_version)?;
         let arrival = app.queue.arrival();
         let shape = app.models[k].input_shape;
-        let answered = match tensor(&mut asked) {
-            Ok(tensor) => match app.off_thread(move || v2::input(shape, tensor)).await {
+        let wanted: Vec<&str> = asked.outputs.iter().map(|o| o.name.as_str()).collect();
+        // An unknown output is refused before any work is done for the call.
+        let chosen = v2::requested(app, k, &wanted);
+        let answered = match (tensor(&mut asked), &chosen) {
+            (_, Err(why)) => Err(Failure::BadInput(why.clone())),
+            (Ok(tensor), Ok(_)) => match app.off_thread(move || v2::input(shape, tensor)).await {
                 Ok(Ok(input)) => v2::run(app, k, input, arrival).await,
                 Ok(Err(why)) => Err(Failure::BadInput(why)),
                 Err(failure) => Err(failure),
             },
-            Err(why) => Err(Failure::BadInput(why)),
+            (Err(why), Ok(_)) => Err(Failure::BadInput(why)),
         };
         app.observe(k, started, &answered);
         let answers = answered.map_err(|failure| {
             let (code, message) = v2::failure_status(failure);
             status(code, message)
         })?;
-        let wanted: Vec<&str> = asked.outputs.iter().map(|o| o.name.as_str()).collect();
-        let known = v2::outputs(app, k);
-        if let Some(unknown) = wanted.iter().find(|w| !known.iter().any(|o| o.0 == **w)) {
-            return Err(Status::invalid_argument(format!(
-                "unknown output {unknown:?}"
-            )));
-        }
+        let chosen = chosen.unwrap_or_default();
         let mut outputs = Vec::new();
         let mut raw = Vec::new();
-        for (name, datatype, mut shape) in known {
-            if !wanted.is_empty() && !wanted.contains(&name) {
-                continue;
-            }
+        for (name, datatype, mut shape) in chosen {
             shape[0] = answers.len() as i64;
-            let values: Vec<serde_json::Value> = answers
-                .iter()
-                .flat_map(|a| v2::values(name, &a.prediction))
-                .collect();
-            raw.push(v2::output_bytes(datatype, &values).into());
+            raw.push(v2::output_bytes(name, &answers).into());
             outputs.push(InferOutputTensor {
                 name: name.into(),
                 datatype: datatype.into(),

@@ -74,15 +74,9 @@ pub(crate) async fn serve(
     router: Router,
     mut stop: watch::Receiver<bool>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     let service = hyper::service::service_fn(move |request| router.route(request));
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(super::http::MAX_HEAD as u32)
-        .max_concurrent_streams(256);
-    let builder = builder.http2_only();
+    let builder = super::http::connection_builder().http2_only();
     let connection = builder.serve_connection(TokioIo::new(socket), service);
     tokio::pin!(connection);
     tokio::select! {
