@@ -574,11 +574,11 @@ fn kserve_v2_protocol() {
     }
 }
 
-/// A PNG that takes seconds to decode (25 million pixels) in a test build, though it is only about
-/// 70 KiB: while it decodes, it holds its room in the queue.
+/// A PNG that takes seconds to decode (49 million pixels) in a test build, though it is only about
+/// 150 KiB: while it decodes, it holds its room in the queue.
 fn slow_png() -> Vec<u8> {
     let mut bytes = std::io::Cursor::new(Vec::new());
-    image::RgbImage::new(5000, 5000)
+    image::RgbImage::new(7000, 7000)
         .write_to(&mut bytes, image::ImageFormat::Png)
         .unwrap();
     bytes.into_inner()
@@ -629,7 +629,9 @@ fn a_full_queue_refuses_before_decoding_after_the_queue_wait() {
         let queued = s.spawn(|| infer(1));
         poll("one image queued", &|| queue()["pendingRequests"] == 1);
         // and a request that is not even an image is refused with the full queue's 503, before
-        // decoding, once it has waited --queue-wait for room; its connection stays open.
+        // decoding, once it has waited --queue-wait for room; its connection stays open. A V2
+        // request, sent at the same time, is refused V2's way.
+        let v2 = s.spawn(|| infer(1));
         let mut stream = server.connect();
         let started = Instant::now();
         send(
@@ -651,8 +653,7 @@ fn a_full_queue_refuses_before_decoding_after_the_queue_wait() {
         assert_eq!(reply.header("connection"), None);
         send(&mut stream, "GET", "/ping", &[], b"", false);
         assert_eq!(read_reply(&mut stream).unwrap().status, 200);
-        // V2 says it V2's way.
-        let v2 = infer(1);
+        let v2 = v2.join().unwrap();
         assert_eq!(v2.status, 503, "{}", v2.text());
         assert!(
             v2.json()["error"].as_str().unwrap().contains("retry"),
@@ -662,7 +663,7 @@ fn a_full_queue_refuses_before_decoding_after_the_queue_wait() {
         // Once the image is decoded (and refused: pcam takes 96x96 only), the queued one runs.
         let decoded = decoding.join().unwrap();
         assert_eq!(decoded.status, 400, "{}", decoded.text());
-        assert!(decoded.text().contains("5000x5000"), "{}", decoded.text());
+        assert!(decoded.text().contains("7000x7000"), "{}", decoded.text());
         assert_eq!(queued.join().unwrap().status, 200);
     });
     assert_eq!(
