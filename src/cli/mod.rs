@@ -412,17 +412,45 @@ pub(crate) struct EngineArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Models to serve: TorchServe archives (.mar, .tar.gz, folders) or TorchScript files with their
-    /// .toml beside them; NAME=MODEL serves one under another name
-    #[arg(required = true, value_name = "[NAME=]MODEL")]
-    pub(crate) models: Vec<ModelSpec>,
+    /// .toml beside them; NAME=MODEL serves one under another name. Without --model-store, one port
+    /// answers every API
+    #[arg(value_name = "[NAME=]MODEL", required_unless_present_any = ["model_store"])]
+    pub(crate) files: Vec<ModelSpec>,
+
+    /// TorchServe's model store: the folder archives are registered from. Turns on TorchServe's
+    /// layout: inference, management and metrics APIs on their own ports
+    #[arg(long, value_name = "DIR")]
+    pub(crate) model_store: Option<PathBuf>,
+
+    /// Archives in the model store to register at start: `all`, FILE.mar or NAME=FILE.mar
+    #[arg(long, num_args = 1.., value_name = "all|[NAME=]FILE", requires = "model_store")]
+    pub(crate) models: Vec<String>,
+
+    /// Allow registering and unregistering models through the management API (TorchServe's
+    /// enable_model_api)
+    #[arg(long)]
+    pub(crate) enable_model_api: bool,
+
+    /// Workers each model starts with: model instances running batches side by side
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=64), value_name = "N")]
+    pub(crate) workers: u32,
 
     /// Address to listen on; anything but loopback should come with --auth-file or --token-file
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
     pub(crate) host: IpAddr,
 
-    /// Port to listen on (0: any free port, printed at start-up)
+    /// Port of the inference API, or of every API without --model-store (0: any free port,
+    /// printed at start-up)
     #[arg(short, long, default_value_t = 8080)]
     pub(crate) port: u16,
+
+    /// Port of the management API, with --model-store (0: any free port)
+    #[arg(long, default_value_t = 8081, value_name = "PORT")]
+    pub(crate) management_port: u16,
+
+    /// Port of the metrics API, with --model-store (0: any free port)
+    #[arg(long, default_value_t = 8082, value_name = "PORT")]
+    pub(crate) metrics_port: u16,
 
     /// gRPC port: KServe V2's and TorchServe's gRPC inference services (0: any free port, printed
     /// at start-up)

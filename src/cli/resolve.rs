@@ -10,7 +10,9 @@ use crate::records::Format;
 use crate::remote::{load_profile, prompt_password, read_token, Client, Credentials, Profile};
 use crate::serve::auth::Auth;
 use crate::serve::http::Limits;
-use crate::serve::ServeOptions;
+use crate::serve::model_store::ModelStore;
+use crate::serve::models::{Registration, Settings};
+use crate::serve::{Defaults, Roles, ServeOptions};
 use crate::slide::heatmap::HeatmapOptions;
 use crate::slide::SlideOptions;
 use anyhow::{bail, Result};
@@ -88,19 +90,102 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
     })
 }
 
-/// `scancer serve`'s arguments, resolved (the credential files read).
+/// `scancer serve`'s arguments, resolved (the credential files read, the models at start found).
 pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     let auth = Auth::load(
         args.auth_file.as_deref(),
         args.token_file.as_deref(),
         args.open.clone(),
     )?;
-    Ok(ServeOptions {
-        address: SocketAddr::new(args.host, args.port),
-        grpc_address: (!args.no_grpc).then(|| SocketAddr::new(args.host, args.grpc_port)),
-        engine: engine(&args.engine),
+    let engine = engine(&args.engine);
+    let settings = Settings {
+        batch_size: engine.batch_size,
         max_batch_delay: Duration::from_millis(args.max_batch_delay),
+        response_timeout: Duration::from_secs(120),
         job_queue_size: args.job_queue_size as usize,
+    };
+    let workers = args.workers as usize;
+    let startup_registration = |path: PathBuf, name: Option<String>, url: String| {
+        (
+            Registration {
+                path,
+                name,
+                url,
+                config: None,
+                settings,
+                loaded_at_startup: true,
+                downloaded: false,
+            },
+            workers,
+        )
+    };
+    let mut startup = Vec::new();
+    for spec in &args.files {
+        let url = spec.path.file_name().map_or_else(
+            || spec.path.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        startup.push(startup_registration(
+            spec.path.clone(),
+            spec.name.clone(),
+            url,
+        ));
+    }
+    let host = args.host;
+    let listeners = match &args.model_store {
+        None => {
+            if args.enable_model_api {
+                bail!("--enable-model-api needs --model-store: the folder registered archives live in");
+            }
+            vec![(SocketAddr::new(host, args.port), Roles::ALL)]
+        }
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!("--model-store {}: no such folder", dir.display());
+            }
+            let store = ModelStore::new(dir.clone());
+            for entry in &args.models {
+                for (name, file) in store_models(&store, entry)? {
+                    let path = store.file(&file).map_err(|e| {
+                        anyhow::anyhow!("--models {entry}: {} in {}", e.message, dir.display())
+                    })?;
+                    startup.push(startup_registration(path, name, file));
+                }
+            }
+            separate_listeners(&[
+                (
+                    SocketAddr::new(host, args.port),
+                    Roles {
+                        inference: true,
+                        ..Roles::default()
+                    },
+                ),
+                (
+                    SocketAddr::new(host, args.management_port),
+                    Roles {
+                        management: true,
+                        ..Roles::default()
+                    },
+                ),
+                (
+                    SocketAddr::new(host, args.metrics_port),
+                    Roles {
+                        metrics: true,
+                        ..Roles::default()
+                    },
+                ),
+            ])
+        }
+    };
+    Ok(ServeOptions {
+        startup,
+        listeners,
+        grpc_address: (!args.no_grpc).then(|| SocketAddr::new(host, args.grpc_port)),
+        defaults: Defaults {
+            engine,
+            settings,
+            workers: 0,
+        },
         queue_wait: Duration::from_millis(args.queue_wait),
         limits: Limits {
             max_body: args.max_request_size,
@@ -111,9 +196,49 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         },
         max_connections: args.max_connections as usize,
         auth,
+        model_store: args.model_store,
+        model_api: args.enable_model_api,
         quiet: args.quiet,
-        models: args.models,
     })
+}
+
+/// `--models` entries as TorchServe's load_models reads them: `all` (every archive in the store),
+/// `FILE` or `NAME=FILE`, each a file in the store.
+fn store_models(store: &ModelStore, entry: &str) -> Result<Vec<(Option<String>, String)>> {
+    if entry == "all" {
+        let all = store.all().map_err(|e| {
+            anyhow::anyhow!("--models all: cannot list {}: {e}", store.dir.display())
+        })?;
+        return Ok(all.into_iter().map(|file| (None, file)).collect());
+    }
+    Ok(vec![match entry.split_once('=') {
+        Some((name, file)) => {
+            crate::mar::manifest::validate_model_name(name)
+                .map_err(|e| anyhow::anyhow!("--models {entry}: {e}"))?;
+            (Some(name.to_string()), file.to_string())
+        }
+        None => (None, entry.to_string()),
+    }])
+}
+
+/// One listener per address: APIs given the same address (and port) share it, as TorchServe does
+/// when two of its addresses are equal. Port 0 always gets its own listener.
+pub(crate) fn separate_listeners(wanted: &[(SocketAddr, Roles)]) -> Vec<(SocketAddr, Roles)> {
+    let mut listeners: Vec<(SocketAddr, Roles)> = Vec::new();
+    for &(at, roles) in wanted {
+        match listeners
+            .iter_mut()
+            .find(|(a, _)| *a == at && at.port() != 0)
+        {
+            Some((_, shared)) => {
+                shared.inference |= roles.inference;
+                shared.management |= roles.management;
+                shared.metrics |= roles.metrics;
+            }
+            None => listeners.push((at, roles)),
+        }
+    }
+    listeners
 }
 
 /// The engine's settings, as `predict` and `serve` give them.

@@ -12,6 +12,7 @@ use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model_source::ModelSource;
 use crate::engine::postprocess::{segmentation, Postprocessor};
+use crate::engine::preprocess::Prepared;
 use crate::engine::preprocess::Preprocessor;
 use crate::mar::manifest::Manifest;
 use crate::mar::read::{Archive, Limits};
@@ -20,13 +21,15 @@ use crate::records::OutputKind;
 use crate::records::{self, Format, Schema, TableStyle};
 use crate::records::{Prediction, RawPrediction};
 use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, TransportError};
-use crate::serve::app::App;
+use crate::serve::app::{App, Defaults, Roles};
 use crate::serve::auth::{Auth, OpenEndpoint};
-use crate::serve::batcher::{Answered, Queue};
+use crate::serve::batcher::Queue;
 use crate::serve::exchange::Exchanges;
 use crate::serve::http;
 use crate::serve::metrics::Metrics;
-use crate::serve::models::ServedModel;
+use crate::serve::models::{no_worker_message, ServedModel, Settings};
+use crate::serve::registry::Registry;
+use crate::serve::workers::{Loader, Runner, Workers};
 use crate::store::{Register, Store};
 use std::cell::Cell;
 use std::io;
@@ -256,70 +259,124 @@ fn exchanges() -> Arc<Exchanges> {
         keep_alive: Duration::from_secs(5),
         max_buffered: 1 << 20,
     };
-    let made = EXCHANGES.get_or_init(|| Arc::new(Exchanges::new(Arc::new(app()), limits, true)));
+    let made = EXCHANGES.get_or_init(|| Arc::new(Exchanges::new(app(), limits, true, Roles::ALL)));
     Arc::clone(made)
 }
 
-fn app() -> App {
-    {
-        let specs = [
-            ("pcam", "1.0", 0),
-            ("pcam", "2.0", 0),
-            ("tissue", "1.0", 1),
-            ("raw", "1.0", 2),
-            ("mask", "1.0", 3),
-        ];
-        let mut models = Vec::new();
-        let mut postprocessors = Vec::new();
-        for (name, version, k) in specs {
-            let config = config(k);
-            let pre = Preprocessor::new(&config, DEFAULT_MAX_PIXELS);
-            let [_, h, w] = pre.input_shape();
-            let output_shape = match config.output.kind {
-                OutputKind::Binary | OutputKind::Raw => vec![1],
-                OutputKind::Multiclass => vec![4],
-                OutputKind::Segmentation => vec![3, h, w],
-            };
-            models.push(ServedModel {
-                name: name.into(),
-                version: version.into(),
-                url: format!("{name}.mar"),
-                runtime: "python".into(),
-                input_shape: pre.input_shape(),
-                preprocessor: pre,
-                schema: Schema {
-                    kind: config.output.kind,
-                    classes: config.output.labels.clone().unwrap_or_default(),
-                },
-                output_shape,
-                loaded_at: "2026-11-27T00:00:00.000Z".into(),
-            });
-            postprocessors.push((Postprocessor::new(&config), config.output.kind, h, w));
-        }
-        let queue = Arc::new(Queue::new(8));
-        let model_queue = Arc::clone(&queue);
-        std::thread::spawn(move || {
-            while let Some(jobs) = model_queue.next_batch(8, Duration::ZERO) {
-                for job in jobs {
-                    let (post, kind, h, w) = &postprocessors[job.model];
-                    let answer = Ok(Answered {
-                        prediction: fake_prediction(post, *kind, &job.input.data, *h, *w),
-                        queued: Duration::ZERO,
-                    });
-                    let _ = job.reply.send(answer);
-                }
-            }
+fn app() -> Arc<App> {
+    let specs = [
+        ("pcam", "1.0", 0),
+        ("pcam", "2.0", 0),
+        ("tissue", "1.0", 1),
+        ("raw", "1.0", 2),
+        ("mask", "1.0", 3),
+    ];
+    let settings = Settings {
+        batch_size: 8,
+        max_batch_delay: Duration::ZERO,
+        response_timeout: Duration::from_secs(5),
+        job_queue_size: 8,
+    };
+    let app = Arc::new(App {
+        registry: Registry::default(),
+        queue_wait: Duration::from_millis(100),
+        metrics: Arc::new(Metrics::new("fuzz".into())),
+        auth: Auth::new(&[FUZZ_BASIC], &[FUZZ_TOKEN], vec![OpenEndpoint::Health]),
+        defaults: Defaults {
+            engine: crate::engine::EngineOptions {
+                device: crate::engine::model::DeviceChoice::Cpu,
+                threads: Some(1),
+                max_pixels: DEFAULT_MAX_PIXELS,
+                batch_size: 8,
+                optimize: false,
+            },
+            settings,
+            workers: 1,
+        },
+        store: None,
+        model_api: false,
+        changes: tokio::sync::Mutex::new(()),
+        stopping: std::sync::atomic::AtomicBool::new(false),
+    });
+    for (name, version, k) in specs {
+        let config = config(k);
+        let pre = Preprocessor::new(&config, DEFAULT_MAX_PIXELS);
+        let [_, h, w] = pre.input_shape();
+        let kind = config.output.kind;
+        let output_shape = match kind {
+            OutputKind::Binary | OutputKind::Raw => vec![1],
+            OutputKind::Multiclass => vec![4],
+            OutputKind::Segmentation => vec![3, h, w],
+        };
+        let queue = Arc::new(Queue::new(settings.job_queue_size));
+        let load: Loader = Arc::new(move || {
+            Ok(Box::new(FakeModel {
+                post: Postprocessor::new(&config),
+                kind,
+                h,
+                w,
+            }) as Box<dyn Runner>)
         });
-        App {
-            models,
+        let model = Arc::new(ServedModel {
+            name: name.into(),
+            version: version.into(),
+            url: format!("{name}.mar"),
+            path: PathBuf::from(format!("{name}.mar")),
+            runtime: "python".into(),
+            input_shape: pre.input_shape(),
+            preprocessor: pre,
+            schema: Schema {
+                kind,
+                classes: config(k).output.labels.clone().unwrap_or_default(),
+            },
+            output_shape,
+            settings,
+            device: "cpu",
+            loaded_at_startup: true,
+            downloaded: false,
+            workers: Arc::new(Workers::new(
+                load,
+                Arc::clone(&queue),
+                Duration::ZERO,
+                Arc::new(|_| {}),
+                format!("{name} {version}"),
+                no_worker_message(name, None),
+            )),
             queue,
-            queue_wait: Duration::from_millis(100),
-            metrics: Arc::new(Metrics::new("fuzz".into())),
-            auth: Auth::new(&[FUZZ_BASIC], &[FUZZ_TOKEN], vec![OpenEndpoint::Health]),
-            batch_size: 8,
-            max_batch_delay: Duration::ZERO,
-            device: "cpu".into(),
+        });
+        if app.registry.insert(Arc::clone(&model)).is_ok() {
+            model.workers.scale(1, 1, None);
         }
+    }
+    app
+}
+
+/// A model made of the real postprocessing (see `fake_prediction`).
+struct FakeModel {
+    post: Postprocessor,
+    kind: OutputKind,
+    h: usize,
+    w: usize,
+}
+
+impl Runner for FakeModel {
+    fn batch_size(&self) -> usize {
+        8
+    }
+
+    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
+        images
+            .iter()
+            .map(|image| {
+                Ok(fake_prediction(
+                    &self.post,
+                    self.kind,
+                    &image.data,
+                    self.h,
+                    self.w,
+                ))
+            })
+            .collect()
     }
 }
 

@@ -1,7 +1,6 @@
-//! The bounded request queue and dynamic batching, with TorchServe's `batch_size` and
-//! `max_batch_delay` semantics: the model thread waits for a first job, then collects up to
-//! `batch_size - 1` more jobs for the same model within `max_batch_delay`, and runs them as one
-//! forward pass. It stops waiting early when no other request could join the batch (none is being
+//! A model version's bounded request queue and dynamic batching, with TorchServe's `batch_size` and
+//! `max_batch_delay` semantics: each of the version's workers waits for a first job, then collects up
+//! to `batch_size - 1` more jobs within `max_batch_delay`, and runs them as one forward pass. It stops waiting early when no other request could join the batch (none is being
 //! decoded, and none is being read while the queue has room): a lone client never pays the delay, and
 //! neither does a full queue.
 //!
@@ -9,22 +8,29 @@
 //! a bounded time when the queue is full, so that a refused request costs no decoding and closed-loop
 //! clients under overload wait for room instead of spinning on 503s.
 
+use super::workers::Runner;
 use crate::engine::preprocess::Prepared;
-use crate::engine::Engine;
 use crate::records::Prediction;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 
 /// One request's image, waiting for the model.
 pub(crate) struct Job {
-    /// Index of the model in the server's model list.
-    pub(crate) model: usize,
     pub(crate) input: Prepared,
     pub(crate) enqueued: Instant,
-    pub(crate) reply: oneshot::Sender<Result<Answered, String>>,
+    pub(crate) reply: oneshot::Sender<Result<Answered, JobError>>,
+}
+
+/// Why a job got no prediction.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum JobError {
+    /// The forward pass failed.
+    Model(String),
+    /// No worker is left to run it (the version was scaled to 0).
+    NoWorker(String),
 }
 
 /// A prediction and where its time went.
@@ -173,9 +179,9 @@ impl Queue {
         self.try_reserve(1)?.push(vec![job])
     }
 
-    /// Jobs waiting for `model`.
-    pub(crate) fn pending(&self, model: usize) -> usize {
-        self.lock().jobs.iter().filter(|j| j.model == model).count()
+    /// Jobs waiting for a worker.
+    pub(crate) fn pending(&self) -> usize {
+        self.lock().jobs.len()
     }
 
     /// Room held by admitted requests still decoding.
@@ -183,7 +189,7 @@ impl Queue {
         self.lock().reserved
     }
 
-    /// Requests being received or decoded for the model.
+    /// Requests being received or decoded for the model version.
     pub(crate) fn arriving(&self) -> usize {
         self.arriving.load(Ordering::SeqCst)
     }
@@ -195,23 +201,47 @@ impl Queue {
     /// Refuses new jobs; the ones queued are still served.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
+        self.wake();
+    }
+
+    /// Wakes every waiting worker and admission, to look at their stop flags or the queue again.
+    pub(crate) fn wake(&self) {
+        // Taken and released so that a worker between its check and its wait is not missed.
+        drop(self.lock());
         self.changed.notify_all();
         self.room.notify_waiters();
     }
 
-    /// The next batch: jobs for one model, oldest first; None once closed and empty.
-    pub(crate) fn next_batch(&self, batch_size: usize, max_delay: Duration) -> Option<Vec<Job>> {
+    /// Answers every queued job with `why` (the version has no worker left to run them).
+    pub(crate) fn fail_pending(&self, why: &str) {
+        let jobs: Vec<Job> = self.lock().jobs.drain(..).collect();
+        for job in jobs {
+            let _ = job.reply.send(Err(JobError::NoWorker(why.to_string())));
+        }
+        self.room.notify_waiters();
+    }
+
+    /// The next batch for a worker, oldest jobs first; None once the queue is closed and empty, or
+    /// once `stop` is set (the worker is retired; the jobs stay for the others).
+    pub(crate) fn next_batch(
+        &self,
+        batch_size: usize,
+        max_delay: Duration,
+        stop: &AtomicBool,
+    ) -> Option<Vec<Job>> {
         let mut state = self.lock();
         while state.jobs.is_empty() {
-            if state.closed {
+            if state.closed || stop.load(Ordering::SeqCst) {
                 return None;
             }
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        let model = state.jobs[0].model;
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
         let deadline = Instant::now() + max_delay;
         loop {
-            let ready = state.jobs.iter().filter(|j| j.model == model).count();
+            let ready = state.jobs.len();
             let now = Instant::now();
             // Worth waiting for: requests admitted and decoding, or requests still being received
             // while the queue has room for them (one that finds it full cannot join this batch).
@@ -226,33 +256,24 @@ impl Queue {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let mut batch = Vec::with_capacity(batch_size);
-        let mut kept = VecDeque::with_capacity(state.jobs.len());
-        for job in state.jobs.drain(..) {
-            if job.model == model && batch.len() < batch_size {
-                batch.push(job);
-            } else {
-                kept.push_back(job);
-            }
-        }
-        state.jobs = kept;
+        let n = batch_size.min(state.jobs.len());
+        let batch: Vec<Job> = state.jobs.drain(..n).collect();
         drop(state);
         self.room.notify_waiters();
         Some(batch)
     }
 }
 
-/// Serves batches until the queue is closed and empty. Runs on the one thread that owns the models.
-/// `on_batch` hears the size of every batch run.
+/// Serves batches until the queue is closed and empty, or `stop` is set. Runs on a worker thread,
+/// which owns its engine. `on_batch` hears the size of every batch run.
 pub(crate) fn serve(
-    engines: &[Engine],
+    engine: &dyn Runner,
     queue: &Queue,
     max_delay: Duration,
+    stop: &AtomicBool,
     on_batch: impl Fn(usize),
 ) {
-    let batch_size = engines.iter().map(Engine::batch_size).min().unwrap_or(1);
-    while let Some(batch) = queue.next_batch(batch_size, max_delay) {
-        let engine = &engines[batch[0].model];
+    while let Some(batch) = queue.next_batch(engine.batch_size(), max_delay, stop) {
         let started = Instant::now();
         let inputs: Vec<&Prepared> = batch.iter().map(|j| &j.input).collect();
         let answers = engine.infer_each(&inputs);
@@ -266,7 +287,7 @@ pub(crate) fn serve(
                         prediction,
                         queued: started - job.enqueued,
                     })
-                    .map_err(|e| format!("the model failed: {e}")),
+                    .map_err(|e| JobError::Model(format!("the model failed: {e}"))),
             );
         }
     }
@@ -276,10 +297,9 @@ pub(crate) fn serve(
 mod tests {
     use super::*;
 
-    fn job(model: usize) -> Job {
+    fn job() -> Job {
         let (reply, _) = oneshot::channel();
         Job {
-            model,
             input: Prepared { data: vec![] },
             enqueued: Instant::now(),
             reply,
@@ -287,33 +307,69 @@ mod tests {
     }
 
     #[test]
-    fn bounded_and_batched_per_model_in_order() {
+    fn bounded_and_batched_in_order() {
         let queue = Arc::new(Queue::new(4));
-        for m in [0, 1, 0, 0] {
-            queue.push(job(m)).unwrap();
+        let go = AtomicBool::new(false);
+        for _ in 0..4 {
+            queue.push(job()).unwrap();
         }
-        assert_eq!(queue.push(job(0)), Err(Refused::Full));
-        assert_eq!(queue.pending(0), 3);
+        assert_eq!(queue.push(job()), Err(Refused::Full));
+        assert_eq!(queue.pending(), 4);
         // Nothing is arriving, so no waiting for the delay.
         let started = Instant::now();
-        let batch = queue.next_batch(2, Duration::from_secs(10)).unwrap();
+        let batch = queue.next_batch(3, Duration::from_secs(10), &go).unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
-        assert_eq!(batch.iter().map(|j| j.model).collect::<Vec<_>>(), [0, 0]);
-        let batch = queue.next_batch(2, Duration::ZERO).unwrap();
-        assert_eq!(batch.iter().map(|j| j.model).collect::<Vec<_>>(), [1]);
+        assert_eq!(batch.len(), 3);
         queue.close();
-        assert_eq!(queue.push(job(0)), Err(Refused::Closed));
-        assert_eq!(queue.next_batch(2, Duration::ZERO).unwrap().len(), 1);
-        assert!(queue.next_batch(2, Duration::ZERO).is_none());
+        assert_eq!(queue.push(job()), Err(Refused::Closed));
+        assert_eq!(queue.next_batch(3, Duration::ZERO, &go).unwrap().len(), 1);
+        assert!(queue.next_batch(3, Duration::ZERO, &go).is_none());
+    }
+
+    #[test]
+    fn a_retired_worker_leaves_the_jobs_to_the_others() {
+        let queue = Arc::new(Queue::new(4));
+        queue.push(job()).unwrap();
+        let stop = AtomicBool::new(true);
+        assert!(queue.next_batch(1, Duration::ZERO, &stop).is_none());
+        assert_eq!(queue.pending(), 1);
+        // A worker waiting on an empty queue wakes up when told to stop.
+        let stop = Arc::new(AtomicBool::new(false));
+        let waiting = Arc::new(Queue::new(4));
+        let worker = {
+            let (waiting, stop) = (Arc::clone(&waiting), Arc::clone(&stop));
+            std::thread::spawn(move || waiting.next_batch(1, Duration::ZERO, &stop).is_none())
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        stop.store(true, Ordering::SeqCst);
+        waiting.wake();
+        assert!(worker.join().unwrap());
+        // Jobs no worker will run are answered, not left waiting.
+        let (reply, answer) = oneshot::channel();
+        queue
+            .push(Job {
+                input: Prepared { data: vec![] },
+                enqueued: Instant::now(),
+                reply,
+            })
+            .unwrap();
+        queue.fail_pending("no worker");
+        assert_eq!(queue.pending(), 0);
+        assert_eq!(
+            answer.blocking_recv().unwrap().unwrap_err(),
+            JobError::NoWorker("no worker".into())
+        );
     }
 
     #[test]
     fn waits_for_arriving_requests_up_to_the_delay() {
         let queue = Arc::new(Queue::new(8));
-        queue.push(job(0)).unwrap();
+        queue.push(job()).unwrap();
         let _arriving = queue.arrival();
         let started = Instant::now();
-        let batch = queue.next_batch(4, Duration::from_millis(50)).unwrap();
+        let batch = queue
+            .next_batch(4, Duration::from_millis(50), &AtomicBool::new(false))
+            .unwrap();
         assert_eq!(batch.len(), 1);
         assert!(started.elapsed() >= Duration::from_millis(50));
     }

@@ -2,7 +2,7 @@
 //! declared size), the body read within its deadline and the server-wide budget of buffered body
 //! bytes, then the application's answer, counted and logged.
 
-use super::app::App;
+use super::app::{App, Roles};
 use super::conn::Tracker;
 use super::http::{Limits, Request, Response};
 use bytes::{Bytes, BytesMut};
@@ -17,6 +17,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// What every connection's requests share.
 pub(crate) struct Exchanges {
     pub(crate) app: Arc<App>,
+    /// What the listener answers.
+    pub(crate) roles: Roles,
     pub(crate) limits: Limits,
     /// Body bytes buffered over all requests, one permit a byte.
     buffered: Arc<Semaphore>,
@@ -26,7 +28,7 @@ pub(crate) struct Exchanges {
 }
 
 impl Exchanges {
-    pub(crate) fn new(app: Arc<App>, limits: Limits, quiet: bool) -> Exchanges {
+    pub(crate) fn new(app: Arc<App>, limits: Limits, quiet: bool, roles: Roles) -> Exchanges {
         // Room for at least one body of the largest size, or that body could never be read.
         let budget = limits
             .max_buffered
@@ -43,6 +45,7 @@ impl Exchanges {
         let stalled = timeout.to_http1_closing("Request Timeout");
         Exchanges {
             app,
+            roles,
             limits,
             buffered: Arc::new(Semaphore::new(budget)),
             quiet,
@@ -66,7 +69,9 @@ pub(crate) async fn answer(
     let line = format!("{} {}", head.method, head.uri.path());
     let app = &exchanges.app;
     let (response, close) = match receive(&exchanges, head, body).await {
-        Ok((request, arrival, _buffered)) => (app.handle(request, arrival).await, false),
+        Ok((request, arrival, _buffered)) => {
+            (app.handle(request, arrival, exchanges.roles).await, false)
+        }
         Err(refused) => refused,
     };
     app.metrics.response(response.status);

@@ -54,15 +54,18 @@ pub(crate) enum Rejection {
     QueueFull,
     /// 503: the server is stopping.
     ShuttingDown,
+    /// 503: the version has no worker.
+    NoWorker,
     /// 500: the model failed.
     Internal,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 4] = [
+    const ALL: [Rejection; 5] = [
         Rejection::BadInput,
         Rejection::QueueFull,
         Rejection::ShuttingDown,
+        Rejection::NoWorker,
         Rejection::Internal,
     ];
 
@@ -71,6 +74,7 @@ impl Rejection {
             Rejection::BadInput => "bad_input",
             Rejection::QueueFull => "queue_full",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::NoWorker => "no_worker",
             Rejection::Internal => "internal",
         }
     }

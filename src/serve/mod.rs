@@ -3,8 +3,11 @@
 //! Threads: a tokio runtime of one I/O worker per core, on which every connection is a task
 //! (HTTP/1.1 and HTTP/2 through hyper: an idle or slow client costs a few kilobytes, not a thread),
 //! and whose workers decode small patches themselves; a bounded pool that decodes large images and
-//! parses large bodies; and ONE model thread that owns the models and runs dynamically batched
-//! forward passes (`batcher`).
+//! parses large bodies; and each model version's workers (`workers`), threads that own an engine
+//! each and run dynamically batched forward passes from the version's queue (`batcher`).
+//!
+//! Listeners: TorchServe's inference, management and metrics APIs on their own addresses, or
+//! several on one (all three on one port for `scancer serve MODEL`), and the gRPC port.
 
 pub(crate) mod answer;
 pub(crate) mod app;
@@ -15,35 +18,40 @@ pub(crate) mod exchange;
 pub(crate) mod grpc;
 pub(crate) mod http;
 pub(crate) mod metrics;
+pub(crate) mod model_store;
 pub(crate) mod models;
 pub(crate) mod multipart;
 pub(crate) mod pyjson;
+pub(crate) mod registry;
+pub(crate) mod workers;
 
-use crate::engine::{Engine, EngineOptions};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use app::{error, App};
+pub(crate) use app::{Defaults, Roles};
 use exchange::Exchanges;
 use http::Limits;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
 pub(crate) struct ServeOptions {
-    pub(crate) models: Vec<models::ModelSpec>,
-    pub(crate) address: SocketAddr,
+    /// The models to register at start, and the workers each starts with.
+    pub(crate) startup: Vec<(models::Registration, usize)>,
+    /// Where to listen, and what each address answers (one address may answer several APIs).
+    pub(crate) listeners: Vec<(SocketAddr, Roles)>,
     /// The gRPC port's address, if it is on.
     pub(crate) grpc_address: Option<SocketAddr>,
-    pub(crate) engine: EngineOptions,
-    pub(crate) max_batch_delay: Duration,
-    pub(crate) job_queue_size: usize,
+    pub(crate) defaults: Defaults,
     /// How long a request may wait for room in a full queue before its 503.
     pub(crate) queue_wait: Duration,
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
     pub(crate) auth: auth::Auth,
+    pub(crate) model_store: Option<std::path::PathBuf>,
+    pub(crate) model_api: bool,
     pub(crate) quiet: bool,
 }
 
@@ -68,10 +76,13 @@ impl Drop for ConnectionSlot {
 /// Serves until SIGINT or SIGTERM, then stops accepting, answers every request already received, and
 /// returns.
 pub(crate) fn run(options: ServeOptions) -> Result<()> {
-    let listener = std::net::TcpListener::bind(options.address)
-        .with_context(|| format!("cannot listen on {}", options.address))?;
-    listener.set_nonblocking(true)?;
-    let address = listener.local_addr()?;
+    let mut listeners = Vec::new();
+    for &(at, roles) in &options.listeners {
+        let listener = std::net::TcpListener::bind(at)
+            .with_context(|| format!("cannot listen on {at} ({})", roles.names()))?;
+        listener.set_nonblocking(true)?;
+        listeners.push((listener, roles));
+    }
     let grpc_listener = match options.grpc_address {
         Some(at) => {
             let listener = std::net::TcpListener::bind(at)
@@ -81,51 +92,22 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         }
         None => None,
     };
-    let grpc_address = grpc_listener
-        .as_ref()
-        .map(std::net::TcpListener::local_addr)
-        .transpose()?;
-    let opened = models::open(&options.models)?;
-
-    let queue = Arc::new(batcher::Queue::new(options.job_queue_size));
-    let metrics = Arc::new(metrics::Metrics::new(metrics::hostname()));
-    // The models live on their own thread: it loads them, reports, then serves batches.
-    let (loaded_tx, loaded_rx) = std::sync::mpsc::channel();
-    let engine_options = options.engine.clone();
-    let delay = options.max_batch_delay;
-    let (model_queue, model_metrics) = (Arc::clone(&queue), Arc::clone(&metrics));
-    let model_thread = std::thread::Builder::new()
-        .name("scancer-model".into())
-        .spawn(move || match models::load(&opened, &engine_options) {
-            Ok((engines, served)) => {
-                // The device the models really run on: `--device auto` on a CPU-only host is cpu.
-                let gpu = engines.iter().any(Engine::on_cuda);
-                let _ = loaded_tx.send(Ok((served, gpu)));
-                batcher::serve(&engines, &model_queue, delay, |n| model_metrics.batch(n));
-            }
-            Err(e) => {
-                let _ = loaded_tx.send(Err(e));
-            }
-        })?;
-    let (served, gpu) = loaded_rx
-        .recv()
-        .map_err(|_| anyhow!("the model thread stopped while loading"))??;
-    let device = if gpu { "gpu" } else { "cpu" };
     let app = Arc::new(App {
-        models: served,
-        queue,
+        registry: registry::Registry::default(),
         queue_wait: options.queue_wait,
-        metrics,
+        metrics: Arc::new(metrics::Metrics::new(metrics::hostname())),
         auth: options.auth,
-        batch_size: options.engine.batch_size,
-        max_batch_delay: options.max_batch_delay,
-        device: device.into(),
+        defaults: options.defaults,
+        store: options.model_store.map(model_store::ModelStore::new),
+        model_api: options.model_api,
+        changes: tokio::sync::Mutex::new(()),
+        stopping: AtomicBool::new(false),
     });
 
     // One I/O worker per core: a worker decodes a small patch itself (no hand-off, see
     // `App::prepare`), so up to `cores` decode at once; large images and bodies go to a bounded pool
     // beside them. Either way many clients sending images cannot multiply decoded-pixel memory or
-    // starve the model thread of cores.
+    // starve the model workers of cores.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores)
@@ -134,39 +116,73 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         .max_blocking_threads(cores)
         .build()
         .context("cannot start the server's I/O runtime")?;
+    runtime.block_on(async {
+        for (registration, workers) in options.startup {
+            let shown = registration.path.display().to_string();
+            let model = app::management::load(&app, registration, workers)
+                .await
+                .map_err(|refused| anyhow!("{shown}: {}", refused.message))?;
+            if model.workers.settled(Duration::from_secs(120)).await != Ok(true) {
+                bail!("{shown}: the workers of model {} did not start", model.name);
+            }
+        }
+        anyhow::Ok(())
+    })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
-    announce(&app, address, grpc_address, &options.engine);
-    let exchanges = Arc::new(Exchanges::new(
-        Arc::clone(&app),
-        options.limits,
-        options.quiet,
-    ));
+    let addresses: Vec<(SocketAddr, Roles)> = listeners
+        .iter()
+        .map(|(l, roles)| Ok((l.local_addr()?, *roles)))
+        .collect::<std::io::Result<_>>()?;
+    let grpc_address = grpc_listener
+        .as_ref()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()?;
+    announce(&app, &addresses, grpc_address, options.limits);
     runtime.block_on(async {
         let connections = Arc::new(Connections::default());
         let max = options.max_connections;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let http = accept_loop(&listener, &connections, max, stop_rx.clone(), {
-            let exchanges = Arc::clone(&exchanges);
-            move |stream, peer, stop| serve_http(stream, peer, Arc::clone(&exchanges), stop)
-        });
-        let grpc = async {
-            if let Some(listener) = grpc_listener {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let router = grpc::Router::new(Arc::clone(&app), options.limits);
+        let mut served = Vec::new();
+        for (listener, roles) in listeners {
+            let exchanges = Arc::new(Exchanges::new(
+                Arc::clone(&app),
+                options.limits,
+                options.quiet,
+                roles,
+            ));
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let (connections, stop) = (Arc::clone(&connections), stop_rx.clone());
+            served.push(tokio::spawn(async move {
                 accept_loop(
                     &listener,
                     &connections,
                     max,
-                    stop_rx.clone(),
+                    stop,
+                    move |stream, peer, stop| {
+                        serve_http(stream, peer, Arc::clone(&exchanges), stop)
+                    },
+                )
+                .await;
+            }));
+        }
+        if let Some(listener) = grpc_listener {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let router = grpc::Router::new(Arc::clone(&app), options.limits);
+            let (connections, stop) = (Arc::clone(&connections), stop_rx.clone());
+            served.push(tokio::spawn(async move {
+                accept_loop(
+                    &listener,
+                    &connections,
+                    max,
+                    stop,
                     move |stream, _, stop| grpc::serve(stream, router.clone(), stop),
                 )
                 .await;
-            }
-            anyhow::Ok(())
-        };
-        let ((), grpc) = tokio::join!(http, grpc);
-        grpc?;
+            }));
+        }
+        for task in served {
+            task.await?;
+        }
         // Finish what was received: connections close once their requests are answered.
         loop {
             let closed = connections.closed.notified();
@@ -178,16 +194,27 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         anyhow::Ok(())
     })?;
     drop(runtime);
-    app.queue.close();
-    model_thread
-        .join()
-        .map_err(|_| anyhow!("the model thread panicked"))?;
+    app.stopping.store(true, Ordering::SeqCst);
+    let models = app.registry.all();
+    for m in &models {
+        m.queue.close();
+    }
+    for m in &models {
+        if !m.workers.wait_stopped(Duration::from_secs(30)) {
+            crate::messages::note!("{} {}: workers still busy at exit", m.name, m.version);
+        }
+    }
     crate::messages::note!("stopped");
     Ok(())
 }
 
-fn announce(app: &App, address: SocketAddr, grpc: Option<SocketAddr>, engine: &EngineOptions) {
-    for m in &app.models {
+fn announce(
+    app: &App,
+    listeners: &[(SocketAddr, Roles)],
+    grpc: Option<SocketAddr>,
+    _limits: Limits,
+) {
+    for m in app.registry.all() {
         let [c, h, w] = m.input_shape;
         let labels = if m.schema.classes.is_empty() {
             String::new()
@@ -195,40 +222,60 @@ fn announce(app: &App, address: SocketAddr, grpc: Option<SocketAddr>, engine: &E
             format!(" [{}]", m.schema.classes.join(", "))
         };
         crate::messages::note!(
-            "model {} version {} ({}): input {c}x{h}x{w}, output {}{labels}",
+            "model {} version {} ({}): input {c}x{h}x{w}, output {}{labels}, {} worker(s), batches of up to {} within {} ms, queue of {}",
             m.name,
             m.version,
             m.url,
-            m.kind()
+            m.kind(),
+            m.workers.count(),
+            m.settings.batch_size,
+            m.settings.max_batch_delay.as_millis(),
+            m.queue.capacity()
         );
     }
-    crate::messages::note!(
-        "batches of up to {} within {} ms, queue of {}",
-        engine.batch_size,
-        app.max_batch_delay.as_millis(),
-        app.queue.capacity()
-    );
-    if !address.ip().is_loopback() && !app.auth.enabled() {
+    if let Some(store) = &app.store {
         crate::messages::note!(
-            "WARNING: listening on {address} WITHOUT AUTHENTICATION: anyone who can reach \
-             this machine can use the models; pass --auth-file or --token-file"
+            "model store {}; model API (register, unregister) {}",
+            store.dir.display(),
+            if app.model_api {
+                "enabled"
+            } else {
+                "disabled (--enable-model-api)"
+            }
         );
     }
-    let host = match address {
+    let host = |address: SocketAddr| match address {
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
         SocketAddr::V4(a) => a.ip().to_string(),
     };
-    crate::messages::note!("listening on http://{host}:{}", address.port());
+    for &(address, roles) in listeners {
+        if !address.ip().is_loopback() && !app.auth.enabled() {
+            crate::messages::note!(
+                "WARNING: listening on {address} WITHOUT AUTHENTICATION: anyone who can reach \
+                 this machine can use it ({}); pass --auth-file or --token-file",
+                roles.names()
+            );
+        }
+        crate::messages::note!(
+            "listening on http://{}:{} ({})",
+            host(address),
+            address.port(),
+            roles.names()
+        );
+    }
     if let Some(grpc) = grpc {
         crate::messages::note!(
-            "gRPC on {host}:{} (inference.GRPCInferenceService, \
+            "gRPC on {}:{} (inference.GRPCInferenceService, \
              org.pytorch.serve.grpc.inference.InferenceAPIsService)",
+            host(grpc),
             grpc.port()
         );
     }
-    if let Some(m) = app.models.first() {
+    let inference = listeners.iter().find(|(_, roles)| roles.inference);
+    if let (Some(m), Some(&(address, _))) = (app.registry.defaults().first(), inference) {
         crate::messages::note!(
-            "try: curl -T patch.png http://{host}:{}/predictions/{}",
+            "try: curl -T patch.png http://{}:{}/predictions/{}",
+            host(address),
             address.port(),
             m.name
         );

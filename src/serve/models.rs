@@ -1,13 +1,18 @@
-//! The models a server answers for: their names and versions as TorchServe would register them, and
-//! what clients need to know about their inputs and outputs.
+//! The model versions a server answers for: their names and versions as TorchServe registers them,
+//! their settings (TorchServe's per-model batchSize, maxBatchDelay, responseTimeout, workers), what
+//! clients need to know about their inputs and outputs, and each version's queue and workers.
 
+use super::batcher::Queue;
+use super::workers::{Loader, OnBatch, Runner, Workers};
 use crate::engine::model_source::ModelSource;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::{Engine, EngineOptions};
 use crate::records::OutputKind;
 use crate::records::Schema;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A model as named on the command line: `[NAME=]PATH`.
 #[derive(Debug, Clone)]
@@ -36,117 +41,141 @@ impl std::str::FromStr for ModelSpec {
     }
 }
 
+/// A version's settings, TorchServe's model configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) batch_size: usize,
+    pub(crate) max_batch_delay: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) job_queue_size: usize,
+}
+
+/// What a registration asks for, beyond the archive itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Registration {
+    /// The archive (or TorchScript file) to load.
+    pub(crate) path: PathBuf,
+    /// The name to register under (else the manifest's).
+    pub(crate) name: Option<String>,
+    /// TorchServe's modelUrl: the URL or store file name it was registered from.
+    pub(crate) url: String,
+    /// A handler configuration that overrides the archive's.
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) settings: Settings,
+    pub(crate) loaded_at_startup: bool,
+    /// Downloaded into the store for this registration: removed with the model.
+    pub(crate) downloaded: bool,
+}
+
 pub(crate) struct ServedModel {
     pub(crate) name: String,
     pub(crate) version: String,
-    /// The file it came from, as TorchServe's modelUrl.
+    /// The file or URL it came from, as TorchServe's modelUrl.
     pub(crate) url: String,
+    /// The archive file, where the model came from one.
+    pub(crate) path: PathBuf,
     pub(crate) runtime: String,
     pub(crate) preprocessor: Preprocessor,
     pub(crate) schema: Schema,
     pub(crate) input_shape: [usize; 3],
     /// The model's output for one image (without the batch dimension).
     pub(crate) output_shape: Vec<usize>,
-    /// When it was loaded (ISO 8601, UTC), as TorchServe's worker startTime.
-    pub(crate) loaded_at: String,
+    pub(crate) settings: Settings,
+    /// "cpu" or "gpu": where its engines run.
+    pub(crate) device: &'static str,
+    pub(crate) loaded_at_startup: bool,
+    pub(crate) downloaded: bool,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) workers: Arc<Workers>,
 }
 
 impl ServedModel {
     pub(crate) fn kind(&self) -> OutputKind {
         self.schema.kind
     }
-}
 
-/// A model whose files are open, not yet loaded.
-pub(crate) struct Opened {
-    pub(crate) source: ModelSource,
-    pub(crate) name: String,
-    pub(crate) version: String,
-    pub(crate) url: String,
-    pub(crate) runtime: String,
-}
-
-/// Opens every model's files (on the calling thread, so that a bad path fails before anything
-/// starts); names and versions come from the archive manifests, else the file name and "1.0".
-pub(crate) fn open(specs: &[ModelSpec]) -> Result<Vec<Opened>> {
-    let mut opened = Vec::new();
-    for spec in specs {
-        let source = ModelSource::open(&spec.path, None)?;
-        let (name, version, runtime) = match &source.manifest {
-            Some(m) => (
-                m.model.model_name.clone(),
-                m.model.model_version.clone(),
-                m.runtime.clone(),
-            ),
-            None => (stem(&spec.path), "1.0".to_string(), "python".to_string()),
-        };
-        let name = spec.name.clone().unwrap_or(name);
-        let url = spec.path.file_name().map_or_else(
-            || spec.path.display().to_string(),
-            |f| f.to_string_lossy().into_owned(),
-        );
-        if opened
-            .iter()
-            .any(|o: &Opened| o.name == name && o.version == version)
-        {
-            bail!(
-                "{}: model {name} version {version} is given twice",
-                spec.path.display()
-            );
-        }
-        opened.push(Opened {
-            source,
-            name,
-            version,
-            url,
-            runtime,
-        });
+    /// TorchServe's answer to a prediction for a version with no worker.
+    pub(crate) fn no_worker(&self, versioned: bool) -> String {
+        no_worker_message(&self.name, versioned.then_some(self.version.as_str()))
     }
-    Ok(opened)
 }
 
+pub(crate) fn no_worker_message(name: &str, version: Option<&str>) -> String {
+    let version = version.map_or_else(String::new, |v| format!(" Version {v}"));
+    format!(
+        "Model \"{name}\"{version} has no worker to serve inference request. Please use scale \
+         workers API to add workers. If this is a sequence inference, please check if it is \
+         closed, or expired; or exceeds maxSequenceJobQueueSize"
+    )
+}
+
+/// Opens and loads a model (blocking: run it beside the I/O threads): its archive read and checked,
+/// one engine loaded and run once, so that a broken archive is refused before it is registered. The
+/// engine is returned for the version's first worker. Its workers are not started.
+pub(crate) fn load(
+    registration: &Registration,
+    options: &EngineOptions,
+    on_batch: OnBatch,
+) -> Result<(ServedModel, Box<dyn Runner>)> {
+    let path = &registration.path;
+    let source = ModelSource::open(path, registration.config.as_deref())?;
+    let (name, version, runtime) = match &source.manifest {
+        Some(m) => (
+            m.model.model_name.clone(),
+            m.model.model_version.clone(),
+            m.runtime.clone(),
+        ),
+        None => (stem(path), "1.0".to_string(), "python".to_string()),
+    };
+    let name = registration.name.clone().unwrap_or(name);
+    let settings = registration.settings;
+    let options = EngineOptions {
+        batch_size: settings.batch_size.max(1),
+        ..options.clone()
+    };
+    let engine = Engine::load(&source, &options)?;
+    let (_, out_shape, _) = engine
+        .probe()
+        .with_context(|| format!("{}: cannot run the model", source.name))?;
+    let queue = Arc::new(Queue::new(settings.job_queue_size));
+    let preprocessor = Preprocessor::new(&source.config, options.max_pixels);
+    let source = Arc::new(source);
+    let load: Loader = {
+        let options = options.clone();
+        Arc::new(move || Ok(Box::new(Engine::load(&source, &options)?) as Box<dyn Runner>))
+    };
+    let served = ServedModel {
+        preprocessor,
+        schema: engine.schema(),
+        input_shape: engine.preprocessor().input_shape(),
+        output_shape: out_shape[1..].to_vec(),
+        device: if engine.on_cuda() { "gpu" } else { "cpu" },
+        workers: Arc::new(Workers::new(
+            load,
+            Arc::clone(&queue),
+            settings.max_batch_delay,
+            on_batch,
+            format!("{name} {version}"),
+            no_worker_message(&name, None),
+        )),
+        queue,
+        name,
+        version,
+        url: registration.url.clone(),
+        path: path.clone(),
+        runtime,
+        settings,
+        loaded_at_startup: registration.loaded_at_startup,
+        downloaded: registration.downloaded,
+    };
+    Ok((served, Box::new(engine)))
+}
+
+/// `pcam.mar` -> `pcam`, as TorchServe names a model file without a manifest.
 fn stem(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     name.split('.').next().unwrap_or(&name).to_string()
-}
-
-/// Loads the engines (on the model thread) and describes each model.
-pub(crate) fn load(
-    opened: &[Opened],
-    options: &EngineOptions,
-) -> Result<(Vec<Engine>, Vec<ServedModel>)> {
-    let mut engines = Vec::new();
-    let mut served = Vec::new();
-    let loaded_at = chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    for Opened {
-        source,
-        name,
-        version,
-        url,
-        runtime,
-    } in opened
-    {
-        let engine = Engine::load(source, options)?;
-        let (_, out_shape, _) = engine
-            .probe()
-            .with_context(|| format!("{}: cannot run the model", source.name))?;
-        served.push(ServedModel {
-            name: name.clone(),
-            version: version.clone(),
-            url: url.clone(),
-            runtime: runtime.clone(),
-            preprocessor: Preprocessor::new(&source.config, options.max_pixels),
-            schema: engine.schema(),
-            input_shape: engine.preprocessor().input_shape(),
-            output_shape: out_shape[1..].to_vec(),
-            loaded_at: loaded_at.clone(),
-        });
-        engines.push(engine);
-    }
-    Ok((engines, served))
 }

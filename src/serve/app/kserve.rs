@@ -18,6 +18,7 @@ use crate::records::OutputKind;
 use crate::records::Prediction;
 use crate::serve::batcher::{Answered, Arrival};
 use crate::serve::http::{Request, Response};
+use crate::serve::models::ServedModel;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -54,7 +55,7 @@ pub(crate) async fn handle(
     };
     match (model, rest) {
         (None, ["repository", "index"]) if post => repository_index(app),
-        (None, ["models", "stats"]) if get => statistics(app, 0..app.models.len()),
+        (None, ["models", "stats"]) if get => statistics(app, &app.registry.all()),
         (None, []) if get => ok(json!({
             "name": "scancer",
             "version": env!("CARGO_PKG_VERSION"),
@@ -63,8 +64,8 @@ pub(crate) async fn handle(
         (None, ["health", "live"]) if get => ok(json!({"live": true})),
         (None, ["health", "ready"]) if get => ok(json!({"ready": true})),
         (Some((name, version)), tail) => {
-            let k = match app.find(name, version) {
-                Ok(k) => k,
+            let m = match app.find(name, version) {
+                Ok(m) => m,
                 Err(_) => {
                     let shown = version.map_or_else(
                         || format!("model {name:?}"),
@@ -74,18 +75,15 @@ pub(crate) async fn handle(
                 }
             };
             match tail {
-                [] if get => metadata(app, k),
-                ["config"] if get => config(app, k),
+                [] if get => metadata(app, &m),
+                ["config"] if get => config(&m),
                 ["ready"] if get => ok(json!({"name": name, "ready": true})),
                 // Every version of the name unless one is named.
                 ["stats"] if get => match version {
-                    Some(_) => statistics(app, k..k + 1),
-                    None => statistics(
-                        app,
-                        (0..app.models.len()).filter(|&j| app.models[j].name == app.models[k].name),
-                    ),
+                    Some(_) => statistics(app, std::slice::from_ref(&m)),
+                    None => statistics(app, &app.registry.versions(&m.name)),
                 },
-                ["infer"] if post => infer(app, k, request, arrival).await,
+                ["infer"] if post => infer(app, &m, request, arrival).await,
                 [] | ["ready"] | ["infer"] | ["config"] | ["stats"] => method_not_allowed(request),
                 _ => not_found(request),
             }
@@ -115,9 +113,8 @@ fn not_found(request: &Request) -> Response {
 /// An output tensor a model answers: its name, datatype and shape (`-1` for the batch).
 pub(crate) type OutputSpec = (&'static str, &'static str, Vec<i64>);
 
-/// The outputs model `k` answers, in order.
-pub(crate) fn outputs(app: &App, k: usize) -> Vec<OutputSpec> {
-    let m = &app.models[k];
+/// The outputs a model answers, in order.
+pub(crate) fn outputs(m: &ServedModel) -> Vec<OutputSpec> {
     let classes = m.schema.classes.len() as i64;
     let shape: Vec<i64> = m.output_shape.iter().map(|&d| d as i64).collect();
     match m.kind() {
@@ -140,10 +137,9 @@ pub(crate) fn outputs(app: &App, k: usize) -> Vec<OutputSpec> {
 
 /// Triton's model configuration (`GET .../config`, tritonclient's `get_model_config`): what the
 /// model takes and answers, and how requests are batched.
-fn config(app: &App, k: usize) -> Response {
-    let m = &app.models[k];
+fn config(m: &ServedModel) -> Response {
     let [c, h, w] = m.input_shape;
-    let output: Vec<Value> = outputs(app, k)
+    let output: Vec<Value> = outputs(m)
         .into_iter()
         .map(|(name, datatype, shape)| {
             let data_type = format!("TYPE_{datatype}");
@@ -159,34 +155,42 @@ fn config(app: &App, k: usize) -> Response {
         "platform": "pytorch_libtorch",
         "backend": "pytorch",
         "version_policy": {"specific": {"versions": [m.version]}},
-        "max_batch_size": app.batch_size,
+        "max_batch_size": m.settings.batch_size,
         "input": [{"name": INPUT, "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": [c, h, w]}],
         "output": output,
         "dynamic_batching": {
-            "max_queue_delay_microseconds": app.max_batch_delay.as_micros() as u64,
+            "max_queue_delay_microseconds": m.settings.max_batch_delay.as_micros() as u64,
         },
         "parameters": {"labels": {"string_value": m.schema.classes.join(",")}},
     }))
 }
 
-/// Triton's repository index (`POST /v2/repository/index`): every model version served, all ready
-/// (scancer loads its models before it listens).
+/// Triton's repository index (`POST /v2/repository/index`): every model version registered, READY
+/// while it has a ready worker (a model is loaded and checked before it is registered).
 fn repository_index(app: &App) -> Response {
     let models: Vec<Value> = app
-        .models
+        .registry
+        .all()
         .iter()
-        .map(|m| json!({"name": m.name, "version": m.version, "state": "READY"}))
+        .map(|m| {
+            let ready = m.workers.status().iter().any(|w| w.ready);
+            if ready {
+                json!({"name": m.name, "version": m.version, "state": "READY"})
+            } else {
+                json!({"name": m.name, "version": m.version, "state": "UNAVAILABLE",
+                       "reason": "no worker: scale the model's workers up"})
+            }
+        })
         .collect();
     ok(Value::Array(models))
 }
 
-/// The versions served of model `k`'s name.
-pub(crate) fn versions(app: &App, k: usize) -> Vec<&str> {
-    let name = &app.models[k].name;
-    app.models
+/// The versions registered of a model's name.
+pub(crate) fn versions(app: &App, m: &ServedModel) -> Vec<String> {
+    app.registry
+        .versions(&m.name)
         .iter()
-        .filter(|o| &o.name == name)
-        .map(|o| o.version.as_str())
+        .map(|o| o.version.clone())
         .collect()
 }
 
@@ -197,11 +201,11 @@ pub(crate) const PLATFORM: &str = "pytorch_torchscript";
 /// counts `/metrics` shows: answered requests and their total and queue time, refused requests as
 /// failures, images as inferences. Batches are not counted per model, so `execution_count` is the
 /// number of answered requests, and the compute phases are not split out.
-fn statistics(app: &App, models: impl Iterator<Item = usize>) -> Response {
+fn statistics(app: &App, models: &[Arc<ServedModel>]) -> Response {
     let pair = |count: u64, ns: u64| json!({"count": count, "ns": ns});
     let stats: Vec<Value> = models
-        .map(|k| {
-            let m = &app.models[k];
+        .iter()
+        .map(|m| {
             let s = app.metrics.statistics(&m.name, &m.version);
             json!({
                 "name": m.name,
@@ -226,11 +230,10 @@ fn statistics(app: &App, models: impl Iterator<Item = usize>) -> Response {
     ok(json!({ "model_stats": stats }))
 }
 
-fn metadata(app: &App, k: usize) -> Response {
-    let m = &app.models[k];
+fn metadata(app: &App, m: &ServedModel) -> Response {
     let [c, h, w] = m.input_shape;
-    let versions = versions(app, k);
-    let outputs: Vec<Value> = outputs(app, k)
+    let versions = versions(app, m);
+    let outputs: Vec<Value> = outputs(m)
         .into_iter()
         .map(|(name, datatype, shape)| json!({"name": name, "datatype": datatype, "shape": shape}))
         .collect();
@@ -250,16 +253,16 @@ fn metadata(app: &App, k: usize) -> Response {
 /// (before decoding), images decoded and preprocessed, batched, answered in order.
 pub(crate) async fn run(
     app: &Arc<App>,
-    k: usize,
+    m: &Arc<ServedModel>,
     input: Input,
     arrival: Arrival,
 ) -> Result<Vec<Answered>, Failure> {
-    let reservation = app.admit(input.len()).await?;
+    let reservation = app.admit(m, input.len()).await?;
     let inputs = match input {
         Input::Tensors(tensors) => tensors,
-        Input::Images(images) => app.prepare(k, images, true).await?,
+        Input::Images(images) => app.prepare(m, images, true).await?,
     };
-    app.infer(k, inputs, reservation, arrival).await
+    app.infer(m, inputs, reservation, arrival).await
 }
 
 /// A failure as V2 answers it: the HTTP status and the message.
@@ -269,6 +272,8 @@ pub(crate) fn failure_status(failure: Failure) -> (u16, String) {
         Failure::Internal(why) => (500, why),
         Failure::QueueFull => (503, "too many pending requests; retry later".into()),
         Failure::ShuttingDown => (503, "the server is shutting down".into()),
+        Failure::NoWorker(why) => (503, why),
+        Failure::Unregistered(missing) => (404, missing.message),
     }
 }
 
@@ -289,10 +294,14 @@ impl Input {
     }
 }
 
-async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arrival>) -> Response {
+async fn infer(
+    app: &Arc<App>,
+    m: &Arc<ServedModel>,
+    request: &Request,
+    arrival: Option<Arrival>,
+) -> Response {
     let started = Instant::now();
-    let m = &app.models[k];
-    let arrival = arrival.unwrap_or_else(|| app.queue.arrival());
+    let arrival = arrival.unwrap_or_else(|| m.queue.arrival());
     let mut asked = Value::Null;
     let answered = async {
         let (header, binary) = split_body(request).map_err(Failure::BadInput)?;
@@ -308,13 +317,13 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
             .await?
             .map_err(Failure::BadInput)?;
         // An unknown output is refused before any work is done for the request.
-        requested(app, k, &output_names(&body)).map_err(Failure::BadInput)?;
+        requested(m, &output_names(&body)).map_err(Failure::BadInput)?;
         asked = body;
-        run(app, k, input, arrival).await
+        run(app, m, input, arrival).await
     }
     .await;
     // One request, one latency, however many images it carried.
-    app.observe(k, started, &answered);
+    app.observe(m, started, &answered);
     let (answers, body) = match answered {
         Ok(answers) => (answers, asked),
         Err(failure) => {
@@ -323,7 +332,7 @@ async fn infer(app: &Arc<App>, k: usize, request: &Request, arrival: Option<Arri
         }
     };
     let n = answers.len();
-    let chosen = match requested(app, k, &output_names(&body)) {
+    let chosen = match requested(m, &output_names(&body)) {
         Ok(chosen) => chosen,
         Err(why) => return error(400, &why),
     };
@@ -648,8 +657,8 @@ fn output_names(body: &Value) -> Vec<&str> {
 
 /// The outputs a request asks for (all of them when it names none), or which one it named that
 /// the model does not have.
-pub(crate) fn requested(app: &App, k: usize, wanted: &[&str]) -> Result<Vec<OutputSpec>, String> {
-    let all = outputs(app, k);
+pub(crate) fn requested(m: &ServedModel, wanted: &[&str]) -> Result<Vec<OutputSpec>, String> {
+    let all = outputs(m);
     if let Some(unknown) = wanted.iter().find(|w| !all.iter().any(|o| o.0 == **w)) {
         return Err(format!("unknown output {unknown:?}"));
     }

@@ -3,38 +3,87 @@
 //! (in `kserve`), with TorchServe's status codes and error bodies.
 
 pub(crate) mod kserve;
+pub(crate) mod management;
 
 use super::answer;
 use super::auth::{Auth, Endpoint};
-use super::batcher::{Answered, Arrival, Job, Queue, Refused, Reservation};
+use super::batcher::{Answered, Arrival, Job, JobError, Refused, Reservation};
 use super::http::{Request, Response};
 use super::metrics::{Metrics, Observation, Rejection};
-use super::models::ServedModel;
+use super::model_store::ModelStore;
+use super::models::{ServedModel, Settings};
+use super::registry::{Missing, Registry};
 use super::{multipart, pyjson};
 use crate::engine::preprocess::Prepared;
+use crate::engine::EngineOptions;
 use bytes::Bytes;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-
-/// How long a request waits for the model before the server gives up on it (TorchServe's
-/// responseTimeout).
-pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Images up to this size are decoded on the I/O worker that read them (see `prepare`).
 const INLINE_DECODE_BYTES: usize = 256 << 10;
 
 pub(crate) struct App {
-    pub(crate) models: Vec<ServedModel>,
-    pub(crate) queue: Arc<Queue>,
+    pub(crate) registry: Registry,
     /// How long a request may wait for room in a full queue before its 503.
     pub(crate) queue_wait: Duration,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth: Auth,
-    pub(crate) batch_size: usize,
-    pub(crate) max_batch_delay: Duration,
-    pub(crate) device: String,
+    /// What a registration gets when it asks for nothing else, and what models load with.
+    pub(crate) defaults: Defaults,
+    /// The model store and the management API's writes, where the server has one.
+    pub(crate) store: Option<ModelStore>,
+    /// Register and unregister are allowed (TorchServe's enable_model_api).
+    pub(crate) model_api: bool,
+    /// One management change at a time, so that checks and changes cannot interleave.
+    pub(crate) changes: tokio::sync::Mutex<()>,
+    /// The server is stopping: a closed queue means that, not an unregistered model.
+    pub(crate) stopping: AtomicBool,
+}
+
+/// The defaults of models registered without settings of their own.
+#[derive(Debug, Clone)]
+pub(crate) struct Defaults {
+    pub(crate) engine: EngineOptions,
+    pub(crate) settings: Settings,
+    /// Workers of a model registered through the API without initial_workers (TorchServe's
+    /// default_workers_per_model; 0 unless configured).
+    pub(crate) workers: usize,
+}
+
+/// Which APIs a listener answers: TorchServe's inference, management and metrics ports, or all of
+/// them on one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Roles {
+    pub(crate) inference: bool,
+    pub(crate) management: bool,
+    pub(crate) metrics: bool,
+}
+
+impl Roles {
+    pub(crate) const ALL: Roles = Roles {
+        inference: true,
+        management: true,
+        metrics: true,
+    };
+
+    /// `inference, management` as start-up messages name them.
+    pub(crate) fn names(self) -> String {
+        let mut names = Vec::new();
+        for (on, name) in [
+            (self.inference, "inference"),
+            (self.management, "management"),
+            (self.metrics, "metrics"),
+        ] {
+            if on {
+                names.push(name);
+            }
+        }
+        names.join(", ")
+    }
 }
 
 /// TorchServe's error body: pretty JSON with a trailing newline.
@@ -72,14 +121,8 @@ pub(crate) fn method_not_allowed() -> Response {
     )
 }
 
-fn pretty(value: &Value) -> Response {
+pub(crate) fn pretty(value: &Value) -> Response {
     Response::json(200, format!("{}\n", pyjson::dumps(value)))
-}
-
-/// No model of the name (or version) asked for.
-pub(crate) struct Missing {
-    pub(crate) kind: &'static str,
-    pub(crate) message: String,
 }
 
 /// A prediction failed for a reason the client can act on, or did not get an answer.
@@ -87,6 +130,10 @@ pub(crate) enum Failure {
     BadInput(String),
     QueueFull,
     ShuttingDown,
+    /// The version has no worker (scaled to 0): TorchServe's message.
+    NoWorker(String),
+    /// The version was unregistered before the request reached its queue.
+    Unregistered(Missing),
     Internal(String),
 }
 
@@ -97,6 +144,8 @@ impl Failure {
             Failure::BadInput(_) => Rejection::BadInput,
             Failure::QueueFull => Rejection::QueueFull,
             Failure::ShuttingDown => Rejection::ShuttingDown,
+            Failure::NoWorker(_) => Rejection::NoWorker,
+            Failure::Unregistered(_) => Rejection::BadInput,
             Failure::Internal(_) => Rejection::Internal,
         }
     }
@@ -113,13 +162,23 @@ impl App {
         }
     }
 
-    /// A request to a prediction endpoint counts as arriving from its head on, so that a batch waits
-    /// (up to the batch delay) for a body still coming over the network.
+    /// A request to a prediction endpoint counts as arriving at its model's queue from its head on,
+    /// so that a batch waits (up to the batch delay) for a body still coming over the network.
     pub(crate) fn arrival_for(&self, method: &str, target: &str) -> Option<Arrival> {
         let path = target.split('?').next().unwrap_or("");
-        let predicts = (path.starts_with("/predictions/") && (method == "PUT" || method == "POST"))
-            || (path.starts_with("/v2/models/") && path.ends_with("/infer") && method == "POST");
-        predicts.then(|| self.queue.arrival())
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (name, version) = match (method, segments.as_slice()) {
+            ("PUT" | "POST", ["predictions", name]) => (*name, None),
+            ("PUT" | "POST", ["predictions", name, version]) => (*name, Some(*version)),
+            ("POST", ["v2", "models", name, "infer"]) => (*name, None),
+            ("POST", ["v2", "models", name, "versions", version, "infer"]) => {
+                (*name, Some(*version))
+            }
+            ("POST", ["v1", "models", target]) => (target.split(':').next().unwrap_or(""), None),
+            _ => return None,
+        };
+        let model = self.registry.lookup(name, version).ok()?;
+        Some(model.queue.arrival())
     }
 
     /// The 401 for a request without valid credentials, from its target and Authorization header
@@ -149,10 +208,12 @@ impl App {
         Some(response)
     }
 
+    /// Answers a request that reached a listener answering `roles`.
     pub(crate) async fn handle(
         self: &Arc<App>,
         request: Request,
         arrival: Option<Arrival>,
+        roles: Roles,
     ) -> Response {
         let request = &request;
         let path = request.path.as_str();
@@ -162,78 +223,78 @@ impl App {
             return response;
         }
         let get = request.method == "GET";
+        let inference = roles.inference;
         match segments.as_slice() {
             // TorchServe answers /ping whatever the method.
-            ["ping"] => pretty(&json!({"status": "Healthy"})),
-            ["predictions", name] | ["predictions", name, _] if !name.is_empty() => {
+            ["ping"] if inference => self.ping(),
+            ["predictions", name] | ["predictions", name, _] if inference && !name.is_empty() => {
                 if request.method != "PUT" && request.method != "POST" {
                     return method_not_allowed();
                 }
                 self.predict(request, name, segments.get(2).copied(), arrival)
                     .await
             }
-            ["models"] if get => self.list_models(request),
-            ["models", name] if get => self.describe(name, None),
-            ["models", name, version] if get => self.describe(name, Some(version)),
-            ["models", ..] => method_not_allowed(),
-            ["metrics"] if get => Response::new(
+            ["v2", ..] if inference => kserve::handle(self, request, &segments[1..], arrival).await,
+            ["models", ..] if roles.management => {
+                management::handle(self, request, &segments[1..]).await
+            }
+            ["metrics"] if roles.metrics && get => Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
                 self.metrics.render(
                     &self.pending_by_name(),
-                    self.queue.arriving(),
+                    self.registry.all().iter().map(|m| m.queue.arriving()).sum(),
                     &metric_names(request),
                 ),
             ),
-            ["metrics"] => method_not_allowed(),
-            ["v2", ..] => kserve::handle(self, request, &segments[1..], arrival).await,
+            ["metrics"] if roles.metrics => method_not_allowed(),
             [""] => method_not_allowed(),
             _ => not_found(),
         }
     }
 
-    /// The model a request names: by name, and version if given (else the first one registered).
-    pub(crate) fn find(&self, name: &str, version: Option<&str>) -> Result<usize, Response> {
+    /// TorchServe's health: Healthy while every version has at least its minimum of ready workers.
+    fn ping(&self) -> Response {
+        let healthy = self.registry.all().iter().all(|m| {
+            let (min, _) = m.workers.limits();
+            m.workers.status().iter().filter(|w| w.ready).count() >= min
+        });
+        if healthy {
+            pretty(&json!({"status": "Healthy"}))
+        } else {
+            let body = json!({"status": "Unhealthy"});
+            Response::json(500, format!("{}\n", pyjson::dumps(&body)))
+        }
+    }
+
+    /// The model a request names: by name, and version if given (else the default version).
+    pub(crate) fn find(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<ServedModel>, Response> {
         self.lookup(name, version)
             .map_err(|missing| error(404, missing.kind, &missing.message))
     }
 
     /// `find`, with the miss as TorchServe names it.
-    pub(crate) fn lookup(&self, name: &str, version: Option<&str>) -> Result<usize, Missing> {
-        let mut any = false;
-        for (k, m) in self.models.iter().enumerate() {
-            if m.name == name {
-                any = true;
-                if version.is_none_or(|v| v == m.version) {
-                    return Ok(k);
-                }
-            }
-        }
-        Err(if any {
-            Missing {
-                kind: "ModelVersionNotFoundException",
-                message: format!(
-                    "Model version: {} does not exist for model: {name}",
-                    version.unwrap_or_default()
-                ),
-            }
-        } else {
-            Missing {
-                kind: "ModelNotFoundException",
-                message: format!("Model not found: {name}"),
-            }
-        })
+    pub(crate) fn lookup(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<ServedModel>, Missing> {
+        self.registry.lookup(name, version)
     }
 
     /// One image through the path every protocol shares: admitted (before decoding), decoded and
     /// preprocessed, batched, answered.
     pub(crate) async fn predict_image(
         self: &Arc<App>,
-        model: usize,
+        model: &Arc<ServedModel>,
         image: Bytes,
         arrival: Arrival,
     ) -> Result<Answered, Failure> {
-        let reservation = self.admit(1).await?;
+        let reservation = self.admit(model, 1).await?;
         let prepared = self.prepare(model, vec![image], false).await?;
         let mut answers = self.infer(model, prepared, reservation, arrival).await?;
         Ok(answers.remove(0))
@@ -242,11 +303,10 @@ impl App {
     /// Counts a prediction request of `model` once, however many images it carried.
     pub(crate) fn observe(
         &self,
-        model: usize,
+        m: &ServedModel,
         started: Instant,
         answered: &Result<Vec<Answered>, Failure>,
     ) {
-        let m = &self.models[model];
         match answered {
             Ok(answers) => self.metrics.predicted(&Observation {
                 model: &m.name,
@@ -270,72 +330,93 @@ impl App {
     ) -> Response {
         let started = Instant::now();
         let model = match self.find(name, version) {
-            Ok(k) => k,
+            Ok(m) => m,
             Err(response) => return response,
         };
         let shown = format!("{} {}", request.method, request.path);
-        let arrival = arrival.unwrap_or_else(|| self.queue.arrival());
+        let arrival = arrival.unwrap_or_else(|| model.queue.arrival());
         let answered = match image_bytes(request).await {
             Ok(image) => self
-                .predict_image(model, image, arrival)
+                .predict_image(&model, image, arrival)
                 .await
                 .map(|answered| vec![answered]),
             Err(why) => Err(Failure::BadInput(why)),
         };
-        self.observe(model, started, &answered);
+        self.observe(&model, started, &answered);
         let answered = match answered {
             Ok(mut answers) => answers.remove(0),
-            Err(failure) => return self.failure(&shown, name, failure),
+            Err(failure) => return self.failure(&shown, &model, failure),
         };
-        let served = &self.models[model];
         let details = request
             .query_param("details")
             .is_some_and(|v| v != "false" && v != "0");
         if details {
-            Response::json(200, answer::detailed(&served.schema, &answered.prediction))
+            Response::json(200, answer::detailed(&model.schema, &answered.prediction))
         } else {
             // TorchServe sends a handler's answer without a Content-Type; it is always JSON, and
             // clients (and proxies that sniff) do better when told so.
             Response::new(
                 200,
                 crate::serve::http::JSON,
-                answer::torchserve(&served.schema, &answered.prediction),
+                answer::torchserve(&model.schema, &answered.prediction),
             )
         }
     }
 
-    /// Room in the queue for `n` images, waiting up to the queue wait for it.
-    pub(crate) async fn admit(&self, n: usize) -> Result<Reservation, Failure> {
-        if n > self.queue.capacity() {
+    /// Room in `model`'s queue for `n` images, waiting up to the queue wait for it.
+    pub(crate) async fn admit(
+        &self,
+        model: &ServedModel,
+        n: usize,
+    ) -> Result<Reservation, Failure> {
+        if model.workers.count() == 0 {
+            return Err(Failure::NoWorker(model.no_worker(false)));
+        }
+        let queue = &model.queue;
+        if n > queue.capacity() {
             return Err(Failure::BadInput(format!(
-                "{n} inputs are more than the queue holds ({}, --job-queue-size)",
-                self.queue.capacity()
+                "{n} inputs are more than the queue holds ({}, job_queue_size)",
+                queue.capacity()
             )));
         }
-        self.queue
+        queue
             .admit(n, self.queue_wait)
             .await
-            .map_err(|refused| match refused {
-                Refused::Full => Failure::QueueFull,
-                Refused::Closed => Failure::ShuttingDown,
-            })
+            .map_err(|refused| self.refused(model, refused))
+    }
+
+    /// Why a queue took no job: the server is stopping, or the version was unregistered.
+    fn refused(&self, model: &ServedModel, refused: Refused) -> Failure {
+        match refused {
+            Refused::Full => Failure::QueueFull,
+            Refused::Closed if self.stopping.load(Ordering::SeqCst) => Failure::ShuttingDown,
+            Refused::Closed => Failure::Unregistered(
+                self.registry
+                    .lookup(&model.name, Some(&model.version))
+                    .err()
+                    .unwrap_or(Missing {
+                        kind: "ModelNotFoundException",
+                        message: format!("Model not found: {}", model.name),
+                    }),
+            ),
+        }
     }
 
     /// Decodes and preprocesses images for `model` on the decoding pool, in order; `numbered`
     /// errors say which image of the request failed.
     pub(crate) async fn prepare(
         self: &Arc<App>,
-        model: usize,
+        model: &Arc<ServedModel>,
         images: Vec<Bytes>,
         numbered: bool,
     ) -> Result<Vec<Prepared>, Failure> {
         let small = images.iter().map(Bytes::len).sum::<usize>() <= INLINE_DECODE_BYTES;
-        let decode = move |app: &App| {
+        let decode = move |m: &ServedModel| {
             images
                 .iter()
                 .enumerate()
                 .map(|(i, image)| {
-                    app.models[model].preprocessor.prepare(image).map_err(|e| {
+                    m.preprocessor.prepare(image).map_err(|e| {
                         if numbered {
                             format!("image {i}: {e}")
                         } else {
@@ -349,10 +430,10 @@ impl App {
         // thread wake-ups, a tenth of a one-client round trip, and no other request waits for the
         // I/O thread meanwhile.
         let decoded = if small {
-            decode(self)
+            decode(model)
         } else {
-            let app = Arc::clone(self);
-            self.off_thread(move || decode(&app)).await?
+            let m = Arc::clone(model);
+            self.off_thread(move || decode(&m)).await?
         };
         decoded.map_err(Failure::BadInput)
     }
@@ -367,8 +448,8 @@ impl App {
             .map_err(|e| Failure::Internal(format!("decoding failed: {e}")))
     }
 
-    pub(crate) fn failure(&self, shown: &str, name: &str, failure: Failure) -> Response {
-        let (status, kind, message) = self.explain(shown, name, failure);
+    pub(crate) fn failure(&self, shown: &str, model: &ServedModel, failure: Failure) -> Response {
+        let (status, kind, message) = self.explain(shown, model, failure);
         error(status, kind, &message)
     }
 
@@ -376,7 +457,7 @@ impl App {
     pub(crate) fn explain(
         &self,
         shown: &str,
-        name: &str,
+        model: &ServedModel,
         failure: Failure,
     ) -> (u16, &'static str, String) {
         match failure {
@@ -385,8 +466,9 @@ impl App {
                 503,
                 "ServiceUnavailableException",
                 format!(
-                    "Model \"{name}\" has too many pending requests ({} queued); retry later",
-                    self.queue.capacity()
+                    "Model \"{}\" has too many pending requests ({} queued); retry later",
+                    model.name,
+                    model.queue.capacity()
                 ),
             ),
             Failure::ShuttingDown => (
@@ -394,6 +476,8 @@ impl App {
                 "ServiceUnavailableException",
                 "The server is shutting down".into(),
             ),
+            Failure::NoWorker(message) => (503, "ServiceUnavailableException", message),
+            Failure::Unregistered(missing) => (404, missing.kind, missing.message),
             Failure::Internal(why) => (500, "InternalServerException", format!("{shown}: {why}")),
         }
     }
@@ -403,7 +487,7 @@ impl App {
     /// it.
     pub(crate) async fn infer(
         &self,
-        model: usize,
+        model: &ServedModel,
         inputs: Vec<Prepared>,
         reservation: Reservation,
         arrival: Arrival,
@@ -414,33 +498,30 @@ impl App {
         for input in inputs {
             let (reply, answer) = oneshot::channel();
             jobs.push(Job {
-                model,
                 input,
                 enqueued,
                 reply,
             });
             replies.push(answer);
         }
-        match reservation.push(jobs) {
-            Ok(()) => {}
-            Err(Refused::Full) => return Err(Failure::QueueFull),
-            Err(Refused::Closed) => return Err(Failure::ShuttingDown),
+        if let Err(refused) = reservation.push(jobs) {
+            return Err(self.refused(model, refused));
         }
         drop(arrival);
+        let timeout = model.settings.response_timeout;
         let mut answers = Vec::with_capacity(replies.len());
         for reply in replies {
-            match tokio::time::timeout(RESPONSE_TIMEOUT, reply).await {
+            match tokio::time::timeout(timeout, reply).await {
                 Ok(Ok(Ok(answered))) => answers.push(answered),
-                Ok(Ok(Err(why))) => return Err(Failure::Internal(why)),
+                Ok(Ok(Err(JobError::Model(why)))) => return Err(Failure::Internal(why)),
+                Ok(Ok(Err(JobError::NoWorker(why)))) => return Err(Failure::NoWorker(why)),
                 Ok(Err(_)) => {
-                    return Err(Failure::Internal(
-                        "the model thread dropped the request".into(),
-                    ))
+                    return Err(Failure::Internal("the worker dropped the request".into()))
                 }
                 Err(_) => {
                     return Err(Failure::Internal(format!(
-                        "no answer from the model within {} s",
-                        RESPONSE_TIMEOUT.as_secs()
+                        "no answer from the model within {} s (responseTimeout)",
+                        timeout.as_secs()
                     )))
                 }
             }
@@ -448,135 +529,20 @@ impl App {
         Ok(answers)
     }
 
+    /// After every change to the registered models: the snapshot that restores them.
+    pub(crate) fn changed(&self) {}
+
+    /// Queued requests of each model name, over its versions.
     fn pending_by_name(&self) -> Vec<(String, usize)> {
         let mut pending: Vec<(String, usize)> = Vec::new();
-        for (k, m) in self.models.iter().enumerate() {
-            let n = self.queue.pending(k);
+        for m in self.registry.all() {
+            let n = m.queue.pending();
             match pending.iter_mut().find(|(name, _)| *name == m.name) {
                 Some(entry) => entry.1 += n,
                 None => pending.push((m.name.clone(), n)),
             }
         }
         pending
-    }
-
-    /// `GET /models?limit=&next_page_token=`, TorchServe's paging included.
-    fn list_models(&self, request: &Request) -> Response {
-        let number = |name: &str, default: i64| -> Result<i64, Response> {
-            match request.query_param(name) {
-                None | Some("") => Ok(default),
-                Some(v) => v.parse().map_err(|_| {
-                    error(
-                        400,
-                        "BadRequestException",
-                        &format!("Invalid {name}: {v:?} is not an integer"),
-                    )
-                }),
-            }
-        };
-        let (limit, token) = match (number("limit", 100), number("next_page_token", 0)) {
-            (Ok(l), Ok(t)) => (l, t),
-            (Err(e), _) | (_, Err(e)) => return e,
-        };
-        let limit = if (0..=100).contains(&limit) {
-            limit
-        } else {
-            100
-        } as usize;
-        let token = token.max(0) as usize;
-        let mut names: Vec<&ServedModel> = Vec::new();
-        for m in &self.models {
-            if !names.iter().any(|n| n.name == m.name) {
-                names.push(m);
-            }
-        }
-        names.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut last = token + limit;
-        let mut body = serde_json::Map::new();
-        if last > names.len() {
-            last = names.len();
-        } else {
-            body.insert("nextPageToken".into(), json!(last.to_string()));
-        }
-        let page: Vec<Value> = names[token.min(last)..last]
-            .iter()
-            .map(|m| json!({"modelName": m.name, "modelUrl": m.url}))
-            .collect();
-        body.insert("models".into(), Value::Array(page));
-        pretty(&Value::Object(body))
-    }
-
-    /// `GET /models/{name}[/{version}|/all]`: always an array, in TorchServe's shape.
-    fn describe(&self, name: &str, version: Option<&str>) -> Response {
-        let chosen: Vec<usize> = match version {
-            Some("all") => (0..self.models.len())
-                .filter(|&k| self.models[k].name == name)
-                .collect(),
-            _ => match self.find(name, version) {
-                Ok(k) => vec![k],
-                Err(response) => return response,
-            },
-        };
-        if chosen.is_empty() {
-            return error(
-                404,
-                "ModelNotFoundException",
-                &format!("Model not found: {name}"),
-            );
-        }
-        let pid = std::process::id();
-        let memory = resident_bytes();
-        let described: Vec<Value> = chosen
-            .into_iter()
-            .map(|k| {
-                let m = &self.models[k];
-                let pending = self.queue.pending(k);
-                json!({
-                    "modelName": m.name,
-                    "modelVersion": m.version,
-                    "modelUrl": m.url,
-                    "runtime": m.runtime,
-                    "minWorkers": 1,
-                    "maxWorkers": 1,
-                    "batchSize": self.batch_size,
-                    "maxBatchDelay": self.max_batch_delay.as_millis() as u64,
-                    "responseTimeout": RESPONSE_TIMEOUT.as_secs(),
-                    "startupTimeout": 120,
-                    "maxRetryTimeoutInSec": 300,
-                    "clientTimeoutInMills": 0,
-                    "parallelType": "",
-                    "parallelLevel": 0,
-                    "deviceType": self.device,
-                    "continuousBatching": false,
-                    "useJobTicket": false,
-                    "useVenv": false,
-                    "stateful": false,
-                    "sequenceMaxIdleMSec": 0,
-                    "sequenceTimeoutMSec": 0,
-                    "maxNumSequence": 0,
-                    "maxSequenceJobQueueSize": 0,
-                    "loadedAtStartup": true,
-                    "workers": [{
-                        "id": "9000",
-                        "startTime": m.loaded_at,
-                        "status": "READY",
-                        "memoryUsage": memory,
-                        "pid": pid,
-                        "gpu": self.device != "cpu",
-                        "gpuUsage": "N/A"
-                    }],
-                    "jobQueueStatus": {
-                        // Room held by requests still decoding is not free.
-                        "remainingCapacity": self
-                            .queue
-                            .capacity()
-                            .saturating_sub(pending + self.queue.reserved()),
-                        "pendingRequests": pending
-                    }
-                })
-            })
-            .collect();
-        pretty(&Value::Array(described))
     }
 }
 

@@ -14,6 +14,7 @@ use super::{authorize, status};
 use crate::serve::app::kserve::{self as v2, Data, Tensor};
 use crate::serve::app::{App, Failure};
 use crate::serve::auth::Endpoint;
+use crate::serve::models::ServedModel;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
@@ -22,7 +23,7 @@ pub(crate) struct KServe(pub(crate) Arc<App>);
 
 impl KServe {
     /// The model a call names (an empty version: the first one served).
-    fn model(&self, name: &str, version: &str) -> Result<usize, Status> {
+    fn model(&self, name: &str, version: &str) -> Result<Arc<ServedModel>, Status> {
         let version = (!version.is_empty()).then_some(version);
         self.0.find(name, version).map_err(|_| {
             let shown = version.map_or_else(
@@ -93,8 +94,9 @@ impl GrpcInferenceService for KServe {
     ) -> Result<Response<ModelReadyResponse>, Status> {
         authorize(&self.0, &request, Endpoint::Api)?;
         let asked = request.into_inner();
-        self.model(&asked.name, &asked.version)?;
-        Ok(Response::new(ModelReadyResponse { ready: true }))
+        let m = self.model(&asked.name, &asked.version)?;
+        let ready = m.workers.status().iter().any(|w| w.ready);
+        Ok(Response::new(ModelReadyResponse { ready }))
     }
 
     async fn server_metadata(
@@ -116,18 +118,18 @@ impl GrpcInferenceService for KServe {
         authorize(&self.0, &request, Endpoint::Api)?;
         let asked = request.into_inner();
         let app = &self.0;
-        let k = self.model(&asked.name, &asked.version)?;
-        let [c, h, w] = app.models[k].input_shape;
+        let m = self.model(&asked.name, &asked.version)?;
+        let [c, h, w] = m.input_shape;
         Ok(Response::new(ModelMetadataResponse {
-            name: app.models[k].name.clone(),
-            versions: v2::versions(app, k).into_iter().map(String::from).collect(),
+            name: m.name.clone(),
+            versions: v2::versions(app, &m),
             platform: v2::PLATFORM.into(),
             inputs: vec![TensorMetadata {
                 name: v2::INPUT.into(),
                 datatype: "FP32".into(),
                 shape: vec![-1, c as i64, h as i64, w as i64],
             }],
-            outputs: v2::outputs(app, k)
+            outputs: v2::outputs(&m)
                 .into_iter()
                 .map(|(name, datatype, shape)| TensorMetadata {
                     name: name.into(),
@@ -146,22 +148,22 @@ impl GrpcInferenceService for KServe {
         authorize(app, &request, Endpoint::Api)?;
         let started = Instant::now();
         let mut asked = request.into_inner();
-        let k = self.model(&asked.model_name, &asked.model_version)?;
-        let arrival = app.queue.arrival();
-        let shape = app.models[k].input_shape;
+        let m = self.model(&asked.model_name, &asked.model_version)?;
+        let arrival = m.queue.arrival();
+        let shape = m.input_shape;
         let wanted: Vec<&str> = asked.outputs.iter().map(|o| o.name.as_str()).collect();
         // An unknown output is refused before any work is done for the call.
-        let chosen = v2::requested(app, k, &wanted);
+        let chosen = v2::requested(&m, &wanted);
         let answered = match (tensor(&mut asked), &chosen) {
             (_, Err(why)) => Err(Failure::BadInput(why.clone())),
             (Ok(tensor), Ok(_)) => match app.off_thread(move || v2::input(shape, tensor)).await {
-                Ok(Ok(input)) => v2::run(app, k, input, arrival).await,
+                Ok(Ok(input)) => v2::run(app, &m, input, arrival).await,
                 Ok(Err(why)) => Err(Failure::BadInput(why)),
                 Err(failure) => Err(failure),
             },
             (Err(why), Ok(_)) => Err(Failure::BadInput(why)),
         };
-        app.observe(k, started, &answered);
+        app.observe(&m, started, &answered);
         let answers = answered.map_err(|failure| {
             let (code, message) = v2::failure_status(failure);
             status(code, message)
@@ -179,7 +181,6 @@ impl GrpcInferenceService for KServe {
                 ..Default::default()
             });
         }
-        let m = &app.models[k];
         Ok(Response::new(ModelInferResponse {
             model_name: m.name.clone(),
             model_version: m.version.clone(),

@@ -25,13 +25,13 @@ impl TorchServe {
         let asked = request.into_inner();
         let name = asked.model_name.as_str();
         let version = (!asked.model_version.is_empty()).then_some(asked.model_version.as_str());
-        let k = app
+        let m = app
             .lookup(name, version)
             .map_err(|missing| Status::not_found(missing.message))?;
-        let arrival = app.queue.arrival();
+        let arrival = m.queue.arrival();
         let answered = match asked.input.get("data").or_else(|| asked.input.get("body")) {
             Some(image) if !image.is_empty() => app
-                .predict_image(k, image.clone(), arrival)
+                .predict_image(&m, image.clone(), arrival)
                 .await
                 .map(|answered| vec![answered]),
             Some(_) => Err(Failure::BadInput(
@@ -45,15 +45,14 @@ impl TorchServe {
                 )))
             }
         };
-        app.observe(k, started, &answered);
+        app.observe(&m, started, &answered);
         match answered {
             Ok(answers) => Ok(PredictionResponse {
-                prediction: answer::torchserve(&app.models[k].schema, &answers[0].prediction)
-                    .into(),
+                prediction: answer::torchserve(&m.schema, &answers[0].prediction).into(),
                 sequence_id: asked.sequence_id,
             }),
             Err(failure) => {
-                let (code, _, message) = app.explain(&format!("Predictions {name}"), name, failure);
+                let (code, _, message) = app.explain(&format!("Predictions {name}"), &m, failure);
                 Err(status(code, message))
             }
         }

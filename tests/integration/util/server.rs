@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 pub struct Server {
     child: Child,
+    /// The inference API's port (every API's, without --model-store).
     pub port: u16,
+    /// The management API's port, and the metrics API's (the same as `port` without --model-store).
+    pub management_port: u16,
+    pub metrics_port: u16,
     log: Arc<Mutex<Vec<String>>>,
     lines: Mutex<Receiver<String>>,
 }
@@ -68,6 +72,7 @@ impl Server {
         let mut child = command
             .current_dir(super::root())
             .args(["serve", "--port", "0", "--grpc-port", "0"])
+            .args(["--management-port", "0", "--metrics-port", "0"])
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -86,15 +91,28 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
+        // "listening on http://127.0.0.1:PORT (inference, management, metrics)", one line a port.
+        let mut ports: [Option<u16>; 3] = [None; 3];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(at) = line.find("listening on http://127.0.0.1:") {
-                        let port = line[at + 30..].trim().parse().expect("a port");
+                        let rest = &line[at + 30..];
+                        let end = rest.find(' ').unwrap_or(rest.len());
+                        let port: u16 = rest[..end].parse().expect("a port");
+                        for (k, role) in ["inference", "management", "metrics"].iter().enumerate() {
+                            if rest.contains(role) {
+                                ports[k] = Some(port);
+                            }
+                        }
+                    }
+                    if let [Some(port), Some(management_port), Some(metrics_port)] = ports {
                         return Server {
                             child,
                             port,
+                            management_port,
+                            metrics_port,
                             log,
                             lines: Mutex::new(lines),
                         };

@@ -1,0 +1,462 @@
+//! TorchServe 0.12's management API: list and describe, register (from the model store), scale,
+//! set-default and unregister, with its parameters, status codes and bodies. Register and
+//! unregister answer 405 unless the model API is enabled, as in TorchServe.
+
+use super::{error, method_not_allowed, pretty, resident_bytes, App, Response};
+use crate::serve::http::Request;
+use crate::serve::models::{self, Registration, ServedModel};
+use crate::serve::registry::RemoveError;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a synchronous register or scale waits for its workers (TorchServe's startupTimeout).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `segments` follow `/models`.
+pub(crate) async fn handle(app: &Arc<App>, request: &Request, segments: &[&str]) -> Response {
+    let method = request.method.as_str();
+    match (method, segments) {
+        ("GET", []) => list(app, request),
+        ("POST", []) if app.model_api => register(app, request).await,
+        ("GET", [name]) => describe(app, name, None),
+        ("GET", [name, version]) => describe(app, name, Some(version)),
+        ("PUT", [name]) => scale(app, request, name, None).await,
+        ("PUT", [name, version]) => scale(app, request, name, Some(version)).await,
+        ("PUT", [name, version, "set-default"]) => set_default(app, name, version).await,
+        ("DELETE", [name]) if app.model_api => unregister(app, name, None).await,
+        ("DELETE", [name, version]) if app.model_api => unregister(app, name, Some(version)).await,
+        _ => method_not_allowed(),
+    }
+}
+
+fn status(message: String) -> Response {
+    pretty(&json!({ "status": message }))
+}
+
+fn bad_request(message: &str) -> Response {
+    error(400, "BadRequestException", message)
+}
+
+/// A request's parameters: its query, or its JSON body when it is sent as JSON (TorchServe reads
+/// one or the other, never both).
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(crate) fn of(request: &Request) -> Result<Params, Response> {
+        let json = request
+            .header("content-type")
+            .and_then(|t| t.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Ok(Params(
+                form_urlencoded::parse(request.query.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            ));
+        }
+        let body: serde_json::Map<String, Value> = serde_json::from_slice(&request.body)
+            .map_err(|e| bad_request(&format!("Invalid JSON body: {e}")))?;
+        Ok(Params(
+            body.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, text)
+                })
+                .collect(),
+        ))
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An integer parameter; absent (or empty) gives None.
+    fn int(&self, name: &str) -> Result<Option<i64>, Response> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| bad_request(&format!("Invalid {name}: {v:?} is not an integer"))),
+        }
+    }
+
+    /// A boolean parameter, as Java's Boolean.parseBoolean reads it ("true" in any case).
+    fn flag(&self, name: &str, default: bool) -> bool {
+        self.get(name)
+            .map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+    }
+}
+
+/// `GET /models?limit=&next_page_token=`, TorchServe's paging included.
+fn list(app: &App, request: &Request) -> Response {
+    let params = match Params::of(request) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let (limit, token) = match (params.int("limit"), params.int("next_page_token")) {
+        (Ok(l), Ok(t)) => (l.unwrap_or(100), t.unwrap_or(0)),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let limit = if (0..=100).contains(&limit) {
+        limit
+    } else {
+        100
+    } as usize;
+    let token = token.max(0) as usize;
+    let names = app.registry.defaults();
+    let mut last = token + limit;
+    let mut body = serde_json::Map::new();
+    if last > names.len() {
+        last = names.len();
+    } else {
+        body.insert("nextPageToken".into(), json!(last.to_string()));
+    }
+    let page: Vec<Value> = names[token.min(last)..last]
+        .iter()
+        .map(|m| json!({"modelName": m.name, "modelUrl": m.url}))
+        .collect();
+    body.insert("models".into(), Value::Array(page));
+    pretty(&Value::Object(body))
+}
+
+/// `GET /models/{name}[/{version}|/all]`: always an array, in TorchServe's shape.
+fn describe(app: &App, name: &str, version: Option<&str>) -> Response {
+    let chosen: Vec<Arc<ServedModel>> = match version {
+        Some("all") => app.registry.versions(name),
+        _ => match app.find(name, version) {
+            Ok(m) => vec![m],
+            Err(response) => return response,
+        },
+    };
+    if chosen.is_empty() {
+        return error(
+            404,
+            "ModelNotFoundException",
+            &format!("Model not found: {name}"),
+        );
+    }
+    let pid = std::process::id();
+    let memory = resident_bytes();
+    let described: Vec<Value> = chosen
+        .iter()
+        .map(|m| {
+            let pending = m.queue.pending();
+            let (min, max) = m.workers.limits();
+            let workers: Vec<Value> = m
+                .workers
+                .status()
+                .iter()
+                .map(|w| {
+                    json!({
+                        "id": w.id.to_string(),
+                        "startTime": w.started,
+                        // TorchServe's two states: a worker still loading its model is UNLOADING.
+                        "status": if w.ready { "READY" } else { "UNLOADING" },
+                        "memoryUsage": memory,
+                        "pid": if w.ready { i64::from(pid) } else { -1 },
+                        "gpu": m.device != "cpu",
+                        "gpuUsage": "N/A"
+                    })
+                })
+                .collect();
+            json!({
+                "modelName": m.name,
+                "modelVersion": m.version,
+                "modelUrl": m.url,
+                "runtime": m.runtime,
+                "minWorkers": min,
+                "maxWorkers": max,
+                "batchSize": m.settings.batch_size,
+                "maxBatchDelay": m.settings.max_batch_delay.as_millis() as u64,
+                "responseTimeout": m.settings.response_timeout.as_secs(),
+                "startupTimeout": STARTUP_TIMEOUT.as_secs(),
+                "maxRetryTimeoutInSec": 300,
+                "clientTimeoutInMills": 0,
+                "parallelType": "",
+                "parallelLevel": 0,
+                "deviceType": m.device,
+                "continuousBatching": false,
+                "useJobTicket": false,
+                "useVenv": false,
+                "stateful": false,
+                "sequenceMaxIdleMSec": 0,
+                "sequenceTimeoutMSec": 0,
+                "maxNumSequence": 0,
+                "maxSequenceJobQueueSize": 0,
+                "loadedAtStartup": m.loaded_at_startup,
+                "workers": workers,
+                "jobQueueStatus": {
+                    // Room held by requests still decoding is not free.
+                    "remainingCapacity": m
+                        .queue
+                        .capacity()
+                        .saturating_sub(pending + m.queue.reserved()),
+                    "pendingRequests": pending
+                }
+            })
+        })
+        .collect();
+    pretty(&Value::Array(described))
+}
+
+/// A positive setting, or the default: TorchServe ignores values of 0 and below.
+fn positive(value: Option<i64>) -> Option<u64> {
+    value.filter(|&v| v > 0).map(|v| v as u64)
+}
+
+/// `POST /models?url=...`: registers an archive from the model store.
+async fn register(app: &Arc<App>, request: &Request) -> Response {
+    let params = match Params::of(request) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let Some(url) = params.get("url").filter(|u| !u.is_empty()) else {
+        return bad_request("Parameter url is required.");
+    };
+    let Some(store) = &app.store else {
+        return error(
+            404,
+            "ModelNotFoundException",
+            &format!("Model not found at: {url}"),
+        );
+    };
+    let ints = [
+        "batch_size",
+        "max_batch_delay",
+        "initial_workers",
+        "response_timeout",
+    ]
+    .map(|name| params.int(name));
+    let [batch_size, max_batch_delay, initial_workers, response_timeout] = match ints {
+        [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
+        [Err(e), ..] | [_, Err(e), ..] | [_, _, Err(e), _] | [.., Err(e)] => return e,
+    };
+    if let Some(name) = params.get("model_name").filter(|n| !n.is_empty()) {
+        if let Err(e) = crate::mar::manifest::validate_model_name(name) {
+            return bad_request(&e.to_string());
+        }
+    }
+    let path = match store.file(url) {
+        Ok(path) => path,
+        Err(why) => return error(why.status, why.kind, &why.message),
+    };
+    let defaults = &app.defaults;
+    let mut settings = defaults.settings;
+    if let Some(n) = positive(batch_size) {
+        settings.batch_size = n as usize;
+    }
+    if let Some(ms) = positive(max_batch_delay) {
+        settings.max_batch_delay = Duration::from_millis(ms);
+    }
+    if let Some(s) = positive(response_timeout) {
+        settings.response_timeout = Duration::from_secs(s);
+    }
+    let workers = initial_workers.map_or(defaults.workers, |n| n.max(0) as usize);
+    let synchronous = params.flag("synchronous", true);
+    let registration = Registration {
+        path,
+        name: params
+            .get("model_name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        url: url.to_string(),
+        config: None,
+        settings,
+        loaded_at_startup: false,
+        downloaded: false,
+    };
+    let _change = app.changes.lock().await;
+    let model = match load(app, registration, workers).await {
+        Ok(model) => model,
+        Err(refusal) => return refusal.response(),
+    };
+    let (name, version) = (model.name.clone(), model.version.clone());
+    if workers == 0 {
+        return status(format!(
+            "Model \"{name}\" Version: {version} registered with 0 initial workers. Use scale workers API to add workers for the model."
+        ));
+    }
+    if !synchronous {
+        return Response::json(202, processing());
+    }
+    match model.workers.settled(STARTUP_TIMEOUT).await {
+        Ok(true) => status(format!(
+            "Model \"{name}\" Version: {version} registered with {workers} initial workers"
+        )),
+        Ok(false) => Response::json(206, processing()),
+        Err(failed) => {
+            // TorchServe unregisters a model whose workers cannot start.
+            let _ = app.registry.remove(&name, Some(&version));
+            model.queue.close();
+            model.workers.scale(0, 0, None);
+            app.changed();
+            error(
+                500,
+                "InternalServerException",
+                &format!("Failed to start workers for model {name} version: {version} ({failed} could not load the model)"),
+            )
+        }
+    }
+}
+
+fn processing() -> String {
+    format!(
+        "{}\n",
+        crate::serve::pyjson::dumps(&json!({"status": "Processing worker updates..."}))
+    )
+}
+
+/// Why a registration was refused: TorchServe's status, exception type and message.
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    pub(crate) fn response(&self) -> Response {
+        error(self.status, self.kind, &self.message)
+    }
+}
+
+/// Loads a registration's model beside the I/O threads, registers it, and starts `workers` of
+/// it; or says why not.
+pub(crate) async fn load(
+    app: &Arc<App>,
+    registration: Registration,
+    workers: usize,
+) -> Result<Arc<ServedModel>, Refusal> {
+    let options = app.defaults.engine.clone();
+    let metrics = Arc::clone(&app.metrics);
+    let loaded = tokio::task::spawn_blocking(move || {
+        models::load(&registration, &options, Arc::new(move |n| metrics.batch(n)))
+    })
+    .await;
+    let (model, engine) = match loaded {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(e)) => {
+            return Err(Refusal {
+                status: 400,
+                kind: "InvalidModelException",
+                message: format!("{e:#}"),
+            })
+        }
+        Err(e) => {
+            return Err(Refusal {
+                status: 500,
+                kind: "InternalServerException",
+                message: format!("loading the model failed: {e}"),
+            })
+        }
+    };
+    let model = Arc::new(model);
+    if let Err(conflict) = app.registry.insert(Arc::clone(&model)) {
+        return Err(Refusal {
+            status: 409,
+            kind: "ConflictStatusException",
+            message: conflict.0,
+        });
+    }
+    // The engine loaded to check the model is the first worker's (or dropped for none).
+    model.workers.scale(workers, workers, Some(engine));
+    app.changed();
+    Ok(model)
+}
+
+/// `PUT /models/{name}[/{version}]?min_worker=&max_worker=&synchronous=`.
+async fn scale(app: &Arc<App>, request: &Request, name: &str, version: Option<&str>) -> Response {
+    let params = match Params::of(request) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let (min, max) = match (params.int("min_worker"), params.int("max_worker")) {
+        (Ok(min), Ok(max)) => (min, max),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let model = match app.find(name, version) {
+        Ok(m) => m,
+        Err(response) => return response,
+    };
+    let min = min.unwrap_or(1).max(0) as usize;
+    let max = max.map_or(min, |m| m.max(0) as usize);
+    if max < min {
+        return bad_request("max_worker cannot be less than min_worker.");
+    }
+    let synchronous = params.flag("synchronous", false);
+    {
+        let _change = app.changes.lock().await;
+        // Unregistered meanwhile: nothing to scale.
+        if !app.registry.contains(&model.name, &model.version) {
+            return error(
+                404,
+                "ModelNotFoundException",
+                &format!("Model not found: {name}"),
+            );
+        }
+        model.workers.scale(min, max, None);
+        app.changed();
+    }
+    if !synchronous {
+        return Response::json(202, processing());
+    }
+    match model.workers.settled(STARTUP_TIMEOUT).await {
+        Ok(true) => status(format!("Workers scaled to {min} for model: {name}")),
+        Ok(false) => Response::json(206, processing()),
+        Err(failed) => error(
+            500,
+            "InternalServerException",
+            &format!("Failed to start workers for model {name}: {failed} could not load the model"),
+        ),
+    }
+}
+
+/// `PUT /models/{name}/{version}/set-default`.
+async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Response {
+    let _change = app.changes.lock().await;
+    match app.registry.set_default(name, version) {
+        Ok(()) => {
+            app.changed();
+            status(format!(
+                "Default version successfully updated for model \"{name}\" to \"{version}\""
+            ))
+        }
+        Err(missing) => error(404, missing.kind, &missing.message),
+    }
+}
+
+/// `DELETE /models/{name}[/{version}]`: the version (the default one if none is named) stops taking
+/// requests; those already queued are answered, then its workers stop.
+async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>) -> Response {
+    let _change = app.changes.lock().await;
+    let model = match app.registry.remove(name, version) {
+        Ok(model) => model,
+        Err(RemoveError::Missing(missing)) => return error(404, missing.kind, &missing.message),
+        Err(RemoveError::Default(message)) => {
+            return error(403, "InvalidModelVersionException", &message)
+        }
+    };
+    retire(&model);
+    app.changed();
+    if model.downloaded {
+        // TorchServe deletes the archives it downloaded.
+        if let Err(e) = std::fs::remove_file(&model.path) {
+            crate::messages::note!("cannot remove {}: {e}", model.path.display());
+        }
+    }
+    status(format!("Model \"{name}\" unregistered"))
+}
+
+/// Stops a removed version: its queue takes no new job, its workers answer the queued ones and stop.
+pub(crate) fn retire(model: &ServedModel) {
+    model.queue.close();
+}
