@@ -303,6 +303,7 @@ fn app() -> Arc<App> {
         let pre = Preprocessor::new(&config, DEFAULT_MAX_PIXELS);
         let [_, h, w] = pre.input_shape();
         let kind = config.output.kind;
+        let classes = config.output.labels.clone().unwrap_or_default();
         let output_shape = match kind {
             OutputKind::Binary | OutputKind::Raw => vec![1],
             OutputKind::Multiclass => vec![4],
@@ -325,10 +326,7 @@ fn app() -> Arc<App> {
             runtime: "python".into(),
             input_shape: pre.input_shape(),
             preprocessor: pre,
-            schema: Schema {
-                kind,
-                classes: config(k).output.labels.clone().unwrap_or_default(),
-            },
+            schema: Schema { kind, classes },
             output_shape,
             settings,
             device: "cpu",
