@@ -19,6 +19,7 @@ mod mar;
 mod messages;
 mod output_file;
 mod pipeline;
+mod properties;
 mod records;
 mod remote;
 mod resume;

@@ -5,6 +5,7 @@
 
 mod config;
 mod resolve;
+mod ts_config;
 mod values;
 
 pub(crate) use config::{PredictConfig, RemoteConfig};
@@ -414,7 +415,7 @@ pub(crate) struct ServeArgs {
     /// Models to serve: TorchServe archives (.mar, .tar.gz, folders) or TorchScript files with their
     /// .toml beside them; NAME=MODEL serves one under another name. Without --model-store, one port
     /// answers every API
-    #[arg(value_name = "[NAME=]MODEL", required_unless_present_any = ["model_store"])]
+    #[arg(value_name = "[NAME=]MODEL", required_unless_present_any = ["model_store", "ts_config"])]
     pub(crate) files: Vec<ModelSpec>,
 
     /// TorchServe's model store: the folder archives are registered from. Turns on TorchServe's
@@ -423,39 +424,56 @@ pub(crate) struct ServeArgs {
     pub(crate) model_store: Option<PathBuf>,
 
     /// Archives in the model store to register at start: `all`, FILE.mar or NAME=FILE.mar
-    #[arg(long, num_args = 1.., value_name = "all|[NAME=]FILE", requires = "model_store")]
+    /// (TorchServe's load_models; ignored when a config snapshot is restored)
+    #[arg(long, num_args = 1.., value_name = "all|[NAME=]FILE")]
     pub(crate) models: Vec<String>,
+
+    /// TorchServe's config.properties (also: TS_CONFIG_FILE). Without it, the newest config
+    /// snapshot is restored, else ./config.properties is read
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ts_config: Option<PathBuf>,
+
+    /// Neither write nor restore config snapshots (TorchServe's --no-config-snapshots)
+    #[arg(long, alias = "no-config-snapshots")]
+    pub(crate) ncs: bool,
 
     /// Allow registering and unregistering models through the management API (TorchServe's
     /// enable_model_api)
     #[arg(long)]
     pub(crate) enable_model_api: bool,
 
+    /// No TorchServe token authorization with --model-store (its key_file.json; TorchServe's
+    /// disable_token_authorization)
+    #[arg(long, visible_alias = "dt")]
+    pub(crate) disable_token_auth: bool,
+
     /// Workers each model starts with: model instances running batches side by side
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=64), value_name = "N")]
-    pub(crate) workers: u32,
+    /// (TorchServe's default_workers_per_model) [default: 1]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=64), value_name = "N")]
+    pub(crate) workers: Option<u32>,
 
     /// Address to listen on; anything but loopback should come with --auth-file or --token-file
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
-    pub(crate) host: IpAddr,
+    /// [default: 127.0.0.1]
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) host: Option<IpAddr>,
 
     /// Port of the inference API, or of every API without --model-store (0: any free port,
-    /// printed at start-up)
-    #[arg(short, long, default_value_t = 8080)]
-    pub(crate) port: u16,
+    /// printed at start-up) [default: 8080]
+    #[arg(short, long)]
+    pub(crate) port: Option<u16>,
 
-    /// Port of the management API, with --model-store (0: any free port)
-    #[arg(long, default_value_t = 8081, value_name = "PORT")]
-    pub(crate) management_port: u16,
+    /// Port of the management API, with --model-store (0: any free port) [default: 8081]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) management_port: Option<u16>,
 
-    /// Port of the metrics API, with --model-store (0: any free port)
-    #[arg(long, default_value_t = 8082, value_name = "PORT")]
-    pub(crate) metrics_port: u16,
+    /// Port of the metrics API, with --model-store (0: any free port) [default: 8082]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) metrics_port: Option<u16>,
 
     /// gRPC port: KServe V2's and TorchServe's gRPC inference services (0: any free port, printed
-    /// at start-up)
-    #[arg(long, default_value_t = 7070, value_name = "PORT")]
-    pub(crate) grpc_port: u16,
+    /// at start-up) [default: 7070]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) grpc_port: Option<u16>,
 
     /// No gRPC port
     #[arg(long, conflicts_with = "grpc_port")]
@@ -469,10 +487,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 5, value_name = "MS")]
     pub(crate) max_batch_delay: u64,
 
-    /// Images that may wait for the model; a request finding no room waits up to --queue-wait, then
-    /// gets 503
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-    pub(crate) job_queue_size: u32,
+    /// Images that may wait for each model version; a request finding no room waits up to
+    /// --queue-wait, then gets 503 [default: 100]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub(crate) job_queue_size: Option<u32>,
 
     /// Milliseconds a request may wait for room in a full queue before its 503 (0: TorchServe's
     /// immediate 503)
@@ -480,8 +498,9 @@ pub(crate) struct ServeArgs {
     pub(crate) queue_wait: u64,
 
     /// Largest request body in bytes; larger ones are answered 413 (TorchServe's max_request_size)
-    #[arg(long, default_value_t = 6_553_500, value_name = "BYTES")]
-    pub(crate) max_request_size: usize,
+    /// [default: 6553500]
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_request_size: Option<usize>,
 
     /// Seconds a client may take to send a request once started, or to read its answer (408 after)
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]

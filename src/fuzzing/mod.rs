@@ -297,6 +297,8 @@ fn app() -> Arc<App> {
         model_api: false,
         changes: tokio::sync::Mutex::new(()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        snapshots: None,
+        recording: std::sync::atomic::AtomicBool::new(false),
     });
     for (name, version, k) in specs {
         let config = config(k);

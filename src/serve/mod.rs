@@ -23,6 +23,7 @@ pub(crate) mod models;
 pub(crate) mod multipart;
 pub(crate) mod pyjson;
 pub(crate) mod registry;
+pub(crate) mod snapshot;
 pub(crate) mod workers;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -37,9 +38,18 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
+/// A model to register at start, and its workers.
+pub(crate) struct Startup {
+    pub(crate) registration: models::Registration,
+    pub(crate) min: usize,
+    pub(crate) max: usize,
+}
+
 pub(crate) struct ServeOptions {
-    /// The models to register at start, and the workers each starts with.
-    pub(crate) startup: Vec<(models::Registration, usize)>,
+    /// The models to register at start.
+    pub(crate) startup: Vec<Startup>,
+    /// Default versions to set once they are registered (from a config snapshot).
+    pub(crate) defaults_to_set: Vec<(String, String)>,
     /// Where to listen, and what each address answers (one address may answer several APIs).
     pub(crate) listeners: Vec<(SocketAddr, Roles)>,
     /// The gRPC port's address, if it is on.
@@ -52,6 +62,9 @@ pub(crate) struct ServeOptions {
     pub(crate) auth: auth::Auth,
     pub(crate) model_store: Option<std::path::PathBuf>,
     pub(crate) model_api: bool,
+    /// Where config snapshots go and the configuration they record; None with --ncs (or without a
+    /// model store).
+    pub(crate) snapshots: Option<(std::path::PathBuf, Vec<(String, String)>)>,
     pub(crate) quiet: bool,
 }
 
@@ -102,6 +115,12 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         model_api: options.model_api,
         changes: tokio::sync::Mutex::new(()),
         stopping: AtomicBool::new(false),
+        snapshots: match options.snapshots {
+            Some((dir, properties)) => Some(snapshot::Snapshots::new(dir, properties)?),
+            None => None,
+        },
+        // Start-up registrations are recorded once, all together.
+        recording: AtomicBool::new(false),
     });
 
     // One I/O worker per core: a worker decodes a small patch itself (no hand-off, see
@@ -117,17 +136,31 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         .build()
         .context("cannot start the server's I/O runtime")?;
     runtime.block_on(async {
-        for (registration, workers) in options.startup {
+        for Startup {
+            registration,
+            min,
+            max,
+        } in options.startup
+        {
             let shown = registration.path.display().to_string();
-            let model = app::management::load(&app, registration, workers)
+            let model = app::management::load(&app, registration, min, max)
                 .await
                 .map_err(|refused| anyhow!("{shown}: {}", refused.message))?;
             if model.workers.settled(Duration::from_secs(120)).await != Ok(true) {
                 bail!("{shown}: the workers of model {} did not start", model.name);
             }
         }
+        for (name, version) in &options.defaults_to_set {
+            app.registry
+                .set_default(name, version)
+                .map_err(|missing| anyhow!("{}", missing.message))?;
+        }
         anyhow::Ok(())
     })?;
+    app.recording.store(true, Ordering::SeqCst);
+    if let Some(snapshots) = &app.snapshots {
+        snapshots.write(snapshot::Kind::Startup, &app.registry);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
     let addresses: Vec<(SocketAddr, Roles)> = listeners
@@ -203,6 +236,9 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         if !m.workers.wait_stopped(Duration::from_secs(30)) {
             crate::messages::note!("{} {}: workers still busy at exit", m.name, m.version);
         }
+    }
+    if let Some(snapshots) = &app.snapshots {
+        snapshots.write(snapshot::Kind::Shutdown, &app.registry);
     }
     crate::messages::note!("stopped");
     Ok(())

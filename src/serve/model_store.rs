@@ -23,6 +23,13 @@ impl ModelStore {
     /// The archive a registration's `url` names in the store: a file or folder name relative to
     /// it, never outside it.
     pub(crate) fn file(&self, url: &str) -> Result<PathBuf, Unresolved> {
+        if url.contains("..") {
+            return Err(Unresolved {
+                status: 404,
+                kind: "ModelNotFoundException",
+                message: format!("Relative path is not allowed in url: {url}"),
+            });
+        }
         let relative = Path::new(url);
         let inside = relative
             .components()

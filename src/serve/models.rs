@@ -100,8 +100,9 @@ impl ServedModel {
     }
 }
 
+/// TorchServe's words exactly, its stray quote after a version included.
 pub(crate) fn no_worker_message(name: &str, version: Option<&str>) -> String {
-    let version = version.map_or_else(String::new, |v| format!(" Version {v}"));
+    let version = version.map_or_else(String::new, |v| format!(" Version {v}\""));
     format!(
         "Model \"{name}\"{version} has no worker to serve inference request. Please use scale \
          workers API to add workers. If this is a sequence inference, please check if it is \
@@ -169,6 +170,21 @@ pub(crate) fn load(
         downloaded: registration.downloaded,
     };
     Ok((served, Box::new(engine)))
+}
+
+/// The name and version a model file registers as, from its manifest (without loading it).
+pub(crate) fn identity(path: &Path) -> Result<(String, String)> {
+    let is_archive = path.is_dir()
+        || path
+            .extension()
+            .is_some_and(|e| e != "pt" && e != "pth" && e != "torchscript");
+    if !is_archive {
+        return Ok((stem(path), "1.0".into()));
+    }
+    let archive = crate::mar::read::Archive::open(path, crate::mar::read::Limits::default())
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let model = &archive.manifest.model;
+    Ok((model.model_name.clone(), model.model_version.clone()))
 }
 
 /// `pcam.mar` -> `pcam`, as TorchServe names a model file without a manifest.

@@ -105,10 +105,6 @@ impl Registry {
         self.read().get(name).map(|n| n.default.clone())
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.read().is_empty()
-    }
-
     /// Whether `name` `version` is registered.
     pub(crate) fn contains(&self, name: &str, version: &str) -> bool {
         self.read()

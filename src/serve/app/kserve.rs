@@ -257,7 +257,7 @@ pub(crate) async fn run(
     input: Input,
     arrival: Arrival,
 ) -> Result<Vec<Answered>, Failure> {
-    let reservation = app.admit(m, input.len()).await?;
+    let reservation = app.admit(m, input.len(), false).await?;
     let inputs = match input {
         Input::Tensors(tensors) => tensors,
         Input::Images(images) => app.prepare(m, images, true).await?,

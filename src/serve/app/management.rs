@@ -90,6 +90,11 @@ impl Params {
         }
     }
 
+    /// An integer setting as TorchServe reads it: one that is not a number counts as not given.
+    fn setting(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(|v| v.trim().parse().ok())
+    }
+
     /// A boolean parameter, as Java's Boolean.parseBoolean reads it ("true" in any case).
     fn flag(&self, name: &str, default: bool) -> bool {
         self.get(name)
@@ -276,7 +281,7 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
         downloaded: false,
     };
     let _change = app.changes.lock().await;
-    let model = match load(app, registration, workers).await {
+    let model = match load(app, registration, workers, workers).await {
         Ok(model) => model,
         Err(refusal) => return refusal.response(),
     };
@@ -329,12 +334,13 @@ impl Refusal {
     }
 }
 
-/// Loads a registration's model beside the I/O threads, registers it, and starts `workers` of
-/// it; or says why not.
+/// Loads a registration's model beside the I/O threads, registers it, and starts `min` workers
+/// of it (at most `max`); or says why not.
 pub(crate) async fn load(
     app: &Arc<App>,
     registration: Registration,
-    workers: usize,
+    min: usize,
+    max: usize,
 ) -> Result<Arc<ServedModel>, Refusal> {
     let options = app.defaults.engine.clone();
     let metrics = Arc::clone(&app.metrics);
@@ -368,7 +374,7 @@ pub(crate) async fn load(
         });
     }
     // The engine loaded to check the model is the first worker's (or dropped for none).
-    model.workers.scale(workers, workers, Some(engine));
+    model.workers.scale(min, max, Some(engine));
     app.changed();
     Ok(model)
 }
@@ -379,19 +385,21 @@ async fn scale(app: &Arc<App>, request: &Request, name: &str, version: Option<&s
         Ok(p) => p,
         Err(response) => return response,
     };
-    let (min, max) = match (params.int("min_worker"), params.int("max_worker")) {
-        (Ok(min), Ok(max)) => (min, max),
-        (Err(e), _) | (_, Err(e)) => return e,
-    };
+    let (min, max) = (params.setting("min_worker"), params.setting("max_worker"));
+    let version = version.or(params.get("model_version").filter(|v| !v.is_empty()));
     let model = match app.find(name, version) {
         Ok(m) => m,
         Err(response) => return response,
     };
-    let min = min.unwrap_or(1).max(0) as usize;
-    let max = max.map_or(min, |m| m.max(0) as usize);
+    let min = min.unwrap_or(1);
+    let max = max.unwrap_or(min);
+    if min < 0 || max < 0 {
+        return bad_request("min_worker and max_worker cannot be negative.");
+    }
     if max < min {
         return bad_request("max_worker cannot be less than min_worker.");
     }
+    let (min, max) = (min as usize, max as usize);
     let synchronous = params.flag("synchronous", false);
     {
         let _change = app.changes.lock().await;
@@ -410,7 +418,10 @@ async fn scale(app: &Arc<App>, request: &Request, name: &str, version: Option<&s
         return Response::json(202, processing());
     }
     match model.workers.settled(STARTUP_TIMEOUT).await {
-        Ok(true) => status(format!("Workers scaled to {min} for model: {name}")),
+        Ok(true) => status(match version {
+            Some(v) => format!("Workers scaled to {min} for model: {name}, version: {v}"),
+            None => format!("Workers scaled to {min} for model: {name}"),
+        }),
         Ok(false) => Response::json(206, processing()),
         Err(failed) => error(
             500,

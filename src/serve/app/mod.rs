@@ -13,6 +13,7 @@ use super::metrics::{Metrics, Observation, Rejection};
 use super::model_store::ModelStore;
 use super::models::{ServedModel, Settings};
 use super::registry::{Missing, Registry};
+use super::snapshot::{Kind, Snapshots};
 use super::{multipart, pyjson};
 use crate::engine::preprocess::Prepared;
 use crate::engine::EngineOptions;
@@ -42,6 +43,10 @@ pub(crate) struct App {
     pub(crate) changes: tokio::sync::Mutex<()>,
     /// The server is stopping: a closed queue means that, not an unregistered model.
     pub(crate) stopping: AtomicBool,
+    /// Config snapshots, written after every change (None with --ncs).
+    pub(crate) snapshots: Option<Snapshots>,
+    /// Changes are recorded in snapshots (from the end of start-up on).
+    pub(crate) recording: AtomicBool,
 }
 
 /// The defaults of models registered without settings of their own.
@@ -253,18 +258,10 @@ impl App {
         }
     }
 
-    /// TorchServe's health: Healthy while every version has at least its minimum of ready workers.
+    /// TorchServe's health: Healthy while the server answers (TorchServe 0.12 says so with models
+    /// at 0 workers, or with workers still starting).
     fn ping(&self) -> Response {
-        let healthy = self.registry.all().iter().all(|m| {
-            let (min, _) = m.workers.limits();
-            m.workers.status().iter().filter(|w| w.ready).count() >= min
-        });
-        if healthy {
-            pretty(&json!({"status": "Healthy"}))
-        } else {
-            let body = json!({"status": "Unhealthy"});
-            Response::json(500, format!("{}\n", pyjson::dumps(&body)))
-        }
+        pretty(&json!({"status": "Healthy"}))
     }
 
     /// The model a request names: by name, and version if given (else the default version).
@@ -293,8 +290,9 @@ impl App {
         model: &Arc<ServedModel>,
         image: Bytes,
         arrival: Arrival,
+        versioned: bool,
     ) -> Result<Answered, Failure> {
-        let reservation = self.admit(model, 1).await?;
+        let reservation = self.admit(model, 1, versioned).await?;
         let prepared = self.prepare(model, vec![image], false).await?;
         let mut answers = self.infer(model, prepared, reservation, arrival).await?;
         Ok(answers.remove(0))
@@ -337,7 +335,7 @@ impl App {
         let arrival = arrival.unwrap_or_else(|| model.queue.arrival());
         let answered = match image_bytes(request).await {
             Ok(image) => self
-                .predict_image(&model, image, arrival)
+                .predict_image(&model, image, arrival, version.is_some())
                 .await
                 .map(|answered| vec![answered]),
             Err(why) => Err(Failure::BadInput(why)),
@@ -368,9 +366,10 @@ impl App {
         &self,
         model: &ServedModel,
         n: usize,
+        versioned: bool,
     ) -> Result<Reservation, Failure> {
         if model.workers.count() == 0 {
-            return Err(Failure::NoWorker(model.no_worker(false)));
+            return Err(Failure::NoWorker(model.no_worker(versioned)));
         }
         let queue = &model.queue;
         if n > queue.capacity() {
@@ -530,7 +529,13 @@ impl App {
     }
 
     /// After every change to the registered models: the snapshot that restores them.
-    pub(crate) fn changed(&self) {}
+    pub(crate) fn changed(&self) {
+        if let Some(snapshots) = &self.snapshots {
+            if self.recording.load(Ordering::SeqCst) {
+                snapshots.write(Kind::Snapshot, &self.registry);
+            }
+        }
+    }
 
     /// Queued requests of each model name, over its versions.
     fn pending_by_name(&self) -> Vec<(String, usize)> {

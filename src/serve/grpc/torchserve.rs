@@ -31,7 +31,7 @@ impl TorchServe {
         let arrival = m.queue.arrival();
         let answered = match asked.input.get("data").or_else(|| asked.input.get("body")) {
             Some(image) if !image.is_empty() => app
-                .predict_image(&m, image.clone(), arrival)
+                .predict_image(&m, image.clone(), arrival, version.is_some())
                 .await
                 .map(|answered| vec![answered]),
             Some(_) => Err(Failure::BadInput(

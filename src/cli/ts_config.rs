@@ -1,0 +1,421 @@
+//! TorchServe's start-up configuration for `scancer serve`: `config.properties` found as TorchServe
+//! finds it (TS_CONFIG_FILE, else --ts-config, else the newest config snapshot unless --ncs, else
+//! ./config.properties), `$$VAR$$` substitutions, and with enable_envvars_config the TS_* variables
+//! over the file. Every key is honoured, reported once as having no effect here, or refused where
+//! ignoring it would change what the server does (TLS).
+
+use crate::properties;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// What scancer does with a key of TorchServe's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handling {
+    Honoured,
+    /// Read, with no effect in scancer (why).
+    Ignored(&'static str),
+    /// Would change behaviour in a way scancer cannot match: start-up stops (why).
+    Refused(&'static str),
+}
+
+use Handling::{Honoured, Ignored, Refused};
+
+const NO_JVM: &str = "scancer has no JVM, Netty or Python workers";
+const NO_TLS: &str = "scancer serves plain HTTP: terminate TLS in front of it (nginx, the ingress)";
+
+/// TorchServe 0.12's keys (ConfigManager) and what scancer does with each.
+const KEYS: &[(&str, Handling)] = &[
+    ("inference_address", Honoured),
+    ("management_address", Honoured),
+    ("metrics_address", Honoured),
+    ("grpc_inference_address", Honoured),
+    ("grpc_inference_port", Honoured),
+    (
+        "grpc_management_address",
+        Ignored("scancer serves no gRPC management API"),
+    ),
+    (
+        "grpc_management_port",
+        Ignored("scancer serves no gRPC management API"),
+    ),
+    ("enable_grpc_ssl", Refused(NO_TLS)),
+    ("model_store", Honoured),
+    ("load_models", Honoured),
+    ("models", Honoured),
+    ("model_snapshot", Honoured),
+    ("default_workers_per_model", Honoured),
+    ("job_queue_size", Honoured),
+    ("max_request_size", Honoured),
+    ("max_response_size", Ignored("answers are not size-limited")),
+    ("default_response_timeout", Honoured),
+    ("service_envelope", Honoured),
+    ("allowed_urls", Honoured),
+    ("use_env_allowed_urls", Honoured),
+    ("disable_token_authorization", Honoured),
+    ("enable_model_api", Honoured),
+    ("token_expiration_min", Honoured),
+    ("enable_envvars_config", Honoured),
+    (
+        "metrics_mode",
+        Ignored("/metrics is always Prometheus text"),
+    ),
+    (
+        "metrics_format",
+        Ignored("/metrics is always Prometheus text"),
+    ),
+    ("metrics_config", Ignored("scancer's metrics are built in")),
+    (
+        "disable_system_metrics",
+        Ignored("scancer reports no system metrics"),
+    ),
+    (
+        "system_metrics_cmd",
+        Ignored("scancer reports no system metrics"),
+    ),
+    ("enable_metrics_api", Ignored("/metrics is always served")),
+    ("number_of_netty_threads", Ignored(NO_JVM)),
+    ("netty_client_threads", Ignored(NO_JVM)),
+    ("vmargs", Ignored(NO_JVM)),
+    ("async_logging", Ignored(NO_JVM)),
+    ("max_workers", Ignored("workers are set per model")),
+    ("number_of_gpu", Ignored("scancer uses --device")),
+    (
+        "install_py_dep_per_model",
+        Ignored("scancer runs no Python"),
+    ),
+    ("use_native_io", Ignored(NO_JVM)),
+    ("io_ratio", Ignored(NO_JVM)),
+    (
+        "default_service_handler",
+        Ignored("scancer runs no Python handlers"),
+    ),
+    ("model_server_home", Ignored("scancer runs no Python")),
+    ("python", Ignored("scancer runs no Python")),
+    (
+        "blacklist_env_vars",
+        Ignored("scancer runs no Python workers"),
+    ),
+    (
+        "preload_model",
+        Ignored("scancer's workers load their own model"),
+    ),
+    ("decode_input_request", Ignored("inputs are always decoded")),
+    ("cpu_launcher_enable", Ignored(NO_JVM)),
+    ("cpu_launcher_args", Ignored(NO_JVM)),
+    (
+        "initial_worker_port",
+        Ignored("workers are threads, not processes"),
+    ),
+    (
+        "initial_distribution_port",
+        Ignored("workers are threads, not processes"),
+    ),
+    ("workflow_store", Ignored("scancer has no workflows")),
+    ("cors_allowed_origin", Ignored("no CORS headers are sent")),
+    ("cors_allowed_methods", Ignored("no CORS headers are sent")),
+    ("cors_allowed_headers", Ignored("no CORS headers are sent")),
+    ("keystore", Refused(NO_TLS)),
+    ("keystore_pass", Refused(NO_TLS)),
+    ("keystore_type", Refused(NO_TLS)),
+    ("certificate_file", Refused(NO_TLS)),
+    ("private_key_file", Refused(NO_TLS)),
+    ("workflow_model_store", Ignored("scancer has no workflows")),
+    (
+        "ts_header_key_sequence_id",
+        Ignored("scancer serves no stateful models"),
+    ),
+    (
+        "ts_header_key_sequence_start",
+        Ignored("scancer serves no stateful models"),
+    ),
+    (
+        "ts_header_key_sequence_end",
+        Ignored("scancer serves no stateful models"),
+    ),
+    (
+        "disable_ts_logging",
+        Ignored("scancer logs to standard error"),
+    ),
+];
+
+/// A TorchServe configuration, values resolved.
+pub(crate) struct TsConfig {
+    /// The file it came from, if any.
+    pub(crate) path: Option<PathBuf>,
+    /// It is a config snapshot (its model_snapshot restores the registered models).
+    pub(crate) from_snapshot: bool,
+    values: Vec<(String, String)>,
+    /// Keys whose value came from a TS_* variable (which wins over the command line too).
+    from_env: Vec<String>,
+}
+
+impl TsConfig {
+    /// Finds and reads the configuration as TorchServe does. `snapshots` is the snapshot folder.
+    pub(crate) fn find(explicit: Option<&Path>, ncs: bool, snapshots: &Path) -> Result<TsConfig> {
+        let from_env = std::env::var_os("TS_CONFIG_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let (path, from_snapshot) = match from_env.or_else(|| explicit.map(Path::to_path_buf)) {
+            Some(path) => (Some(path), false),
+            None => match newest_snapshot(snapshots, ncs)? {
+                Some(snapshot) => (Some(snapshot), true),
+                None => {
+                    let local = PathBuf::from("config.properties");
+                    (local.is_file().then_some(local), false)
+                }
+            },
+        };
+        let text = match &path {
+            Some(path) => read(path)?,
+            None => String::new(),
+        };
+        let mut values = properties::parse(&text);
+        for (_, value) in values.iter_mut() {
+            *value = substitute(value);
+        }
+        let mut config = TsConfig {
+            path,
+            from_snapshot,
+            values,
+            from_env: Vec::new(),
+        };
+        config.read_environment();
+        Ok(config)
+    }
+
+    /// With enable_envvars_config (in the file, or TS_ENABLE_ENVVARS_CONFIG), each key's TS_<KEY>
+    /// variable overrides the file; `models` has no variable, and TS_ALLOWED_URLS counts only with
+    /// use_env_allowed_urls.
+    fn read_environment(&mut self) {
+        if let Ok(v) = std::env::var("TS_ENABLE_ENVVARS_CONFIG") {
+            self.set("enable_envvars_config", v);
+        }
+        if !self.flag("enable_envvars_config") {
+            return;
+        }
+        for (key, _) in KEYS {
+            if *key == "models" || *key == "model_snapshot" {
+                continue;
+            }
+            if *key == "allowed_urls" && !self.flag("use_env_allowed_urls") {
+                continue;
+            }
+            let variable = match *key {
+                "token_expiration_min" => "TS_TOKEN_EXPIRATION_TIME_MIN".to_string(),
+                key => format!("TS_{}", key.trim_start_matches("ts_").to_uppercase()),
+            };
+            if let Ok(v) = std::env::var(variable) {
+                self.set(key, v);
+                self.from_env.push(key.to_string());
+            }
+        }
+    }
+
+    fn set(&mut self, key: &str, value: String) {
+        match self.values.iter_mut().find(|(k, _)| k == key) {
+            Some(pair) => pair.1 = value,
+            None => self.values.push((key.to_string(), value)),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A setting as TorchServe layers it: a TS_* variable, else the command line's `flag`, else the
+    /// file.
+    pub(crate) fn layered(&self, key: &str, flag: Option<String>) -> Option<String> {
+        if self.from_env.iter().any(|k| k == key) {
+            return self.get(key).map(str::to_string);
+        }
+        flag.or_else(|| self.get(key).map(str::to_string))
+    }
+
+    /// `layered` for a number.
+    pub(crate) fn layered_number<T: std::str::FromStr + ToString>(
+        &self,
+        key: &str,
+        flag: Option<T>,
+    ) -> Result<Option<T>> {
+        match self.layered(key, flag.map(|f| f.to_string())) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("{}: {key}={v} is not a number", self.shown())),
+        }
+    }
+
+    /// A boolean key, as Java's Boolean.parseBoolean reads it.
+    pub(crate) fn flag(&self, key: &str) -> bool {
+        self.get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    pub(crate) fn shown(&self) -> String {
+        self.path.as_ref().map_or_else(
+            || "the TorchServe configuration".into(),
+            |p| p.display().to_string(),
+        )
+    }
+
+    /// Every key as the server runs with it, for the snapshots (model_snapshot apart).
+    pub(crate) fn pairs(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .filter(|(k, _)| k != "model_snapshot")
+            .cloned()
+            .collect()
+    }
+
+    /// Stops at a key whose effect scancer cannot give, and notes once the keys it reads without
+    /// effect and the keys it does not know.
+    pub(crate) fn check(&self) -> Result<()> {
+        let mut ignored = Vec::new();
+        let mut unknown = Vec::new();
+        for (key, value) in &self.values {
+            match KEYS.iter().find(|(k, _)| k == key).map(|(_, h)| *h) {
+                Some(Honoured) => {}
+                Some(Refused(why)) => {
+                    let off =
+                        key == "enable_grpc_ssl" && !value.trim().eq_ignore_ascii_case("true");
+                    if !off {
+                        bail!("{}: {key} is not supported: {why}", self.shown());
+                    }
+                }
+                Some(Ignored(why)) => ignored.push(format!("{key} ({why})")),
+                None => unknown.push(key.as_str()),
+            }
+        }
+        if !ignored.is_empty() {
+            crate::messages::note!(
+                "{}: no effect in scancer: {}",
+                self.shown(),
+                ignored.join("; ")
+            );
+        }
+        if !unknown.is_empty() {
+            crate::messages::warning!(
+                "{}: unknown key(s), ignored: {}",
+                self.shown(),
+                unknown.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Java reads properties as ISO-8859-1; UTF-8 files (paths with accents) are read as UTF-8.
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+    })
+}
+
+/// `$$VAR$$` replaced with the variable's value (left as it is when the variable is unset).
+fn substitute(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("$$") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("$$") else { break };
+        let name = &after[..end];
+        out.push_str(&rest[..start]);
+        match std::env::var(name) {
+            Ok(v) if !name.is_empty() => out.push_str(&v),
+            _ => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The newest snapshot in the folder (names sort by their time stamp), unless --ncs.
+fn newest_snapshot(dir: &Path, ncs: bool) -> Result<Option<PathBuf>> {
+    if ncs || !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut newest: Option<(String, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if crate::serve::snapshot::is_snapshot_name(&name)
+            && newest.as_ref().is_none_or(|(n, _)| name > *n)
+        {
+            newest = Some((name, entry.path()));
+        }
+    }
+    Ok(newest.map(|(_, p)| p))
+}
+
+/// An address key: `http://HOST:PORT` (TorchServe's form) as a socket address.
+pub(crate) fn address(key: &str, value: &str, shown: &str) -> Result<std::net::SocketAddr> {
+    let lower = value.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        bail!("{shown}: {key}={value}: {NO_TLS}");
+    }
+    let rest = lower
+        .strip_prefix("http://")
+        .map(|_| &value[7..])
+        .with_context(|| format!("{shown}: {key}={value}: expected http://HOST:PORT"))?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.is_empty() && !h.ends_with(']') || rest.starts_with('['))
+        .with_context(|| format!("{shown}: {key}={value}: expected http://HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("{shown}: {key}={value}: {port:?} is not a port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = match host {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        other => other
+            .parse()
+            .with_context(|| format!("{shown}: {key}={value}: {host:?} is not an IP address"))?,
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_as_torchserve_writes_them() {
+        let at = |v: &str| address("inference_address", v, "config.properties");
+        assert_eq!(
+            at("http://0.0.0.0:8085").unwrap().to_string(),
+            "0.0.0.0:8085"
+        );
+        assert_eq!(
+            at("http://127.0.0.1:8080/").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(at("http://localhost:9").unwrap().to_string(), "127.0.0.1:9");
+        assert_eq!(at("http://[::1]:8081").unwrap().to_string(), "[::1]:8081");
+        let tls = at("https://0.0.0.0:8443").unwrap_err().to_string();
+        assert!(tls.contains("plain HTTP"), "{tls}");
+        assert!(at("0.0.0.0:8080").is_err());
+        assert!(at("http://0.0.0.0").is_err());
+    }
+
+    #[test]
+    fn variables_replace_their_markers() {
+        // PATH is set in every test environment.
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(substitute("a$$PATH$$b"), format!("a{path}b"));
+        assert_eq!(
+            substitute("$$SCANCER_TEST_NEVER_SET$$"),
+            "$$SCANCER_TEST_NEVER_SET$$"
+        );
+        assert_eq!(substitute("no markers $$"), "no markers $$");
+    }
+}
