@@ -442,6 +442,20 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) enable_model_api: bool,
 
+    /// URLs the management API may register archives from: comma-separated regular expressions,
+    /// each matching a whole URL (TorchServe's allowed_urls). Unlike TorchServe, none by default:
+    /// only the model store
+    #[arg(long, value_name = "REGEXES")]
+    pub(crate) allowed_urls: Option<String>,
+
+    /// Largest archive a registration downloads, in bytes
+    #[arg(long, default_value_t = 4 << 30, value_name = "BYTES")]
+    pub(crate) max_download_size: u64,
+
+    /// Seconds a registration's download may take
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
+    pub(crate) download_timeout: u64,
+
     /// No TorchServe token authorization with --model-store (its key_file.json; TorchServe's
     /// disable_token_authorization)
     #[arg(long, visible_alias = "dt")]
@@ -530,14 +544,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
 
-    /// Endpoints that need no credentials when authentication is on
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "health",
-        value_name = "LIST"
-    )]
+    /// Endpoints that need no credentials when authentication is on [default: health; none with
+    /// --model-store, where TorchServe's /ping needs the inference key]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub(crate) open: Vec<OpenEndpoint>,
 
     /// No access log on standard error

@@ -9,9 +9,9 @@ use crate::engine::EngineOptions;
 use crate::pipeline::PipelineOptions;
 use crate::records::Format;
 use crate::remote::{load_profile, prompt_password, read_token, Client, Credentials, Profile};
-use crate::serve::auth::Auth;
+use crate::serve::auth::{Auth, OpenEndpoint};
 use crate::serve::http::Limits;
-use crate::serve::model_store::ModelStore;
+use crate::serve::model_store::{DownloadLimits, ModelStore};
 use crate::serve::models::{self, Registration, Settings};
 use crate::serve::snapshot;
 use crate::serve::{Defaults, Roles, ServeOptions, Startup};
@@ -96,13 +96,14 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
 /// With --model-store or --ts-config, TorchServe's configuration (config.properties, its TS_*
 /// variables, a config snapshot) is read under the command line, as TorchServe layers them.
 pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
-    let auth = Auth::load(
-        args.auth_file.as_deref(),
-        args.token_file.as_deref(),
-        args.open.clone(),
-    )?;
-    let engine = engine(&args.engine);
     let store_mode = args.model_store.is_some() || args.ts_config.is_some();
+    let open = if args.open.is_empty() && !store_mode {
+        vec![OpenEndpoint::Health]
+    } else {
+        args.open.clone()
+    };
+    let auth = Auth::load(args.auth_file.as_deref(), args.token_file.as_deref(), open)?;
+    let engine = engine(&args.engine);
     let config = if store_mode {
         let config = TsConfig::find(args.ts_config.as_deref(), args.ncs, &snapshot::folder())?;
         config.check()?;
@@ -159,6 +160,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         model_store: None,
         model_api: args.enable_model_api,
         snapshots: None,
+        keys: None,
         quiet: args.quiet,
     };
     let Some(config) = config else {
@@ -356,10 +358,32 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     if options.model_api {
         set("enable_model_api", "true".into());
     }
+    if args.disable_token_auth || config.flag("disable_token_authorization") {
+        set("disable_token_authorization", "true".into());
+    } else {
+        let minutes = config
+            .layered_number::<f64>("token_expiration_min", None)?
+            .filter(|m| *m > 0.0)
+            .unwrap_or(60.0);
+        options.keys = Some((
+            PathBuf::from("key_file.json"),
+            Duration::from_secs_f64(minutes * 60.0),
+        ));
+    }
     if !args.ncs {
         options.snapshots = Some((snapshot::folder(), properties));
     }
-    options.model_store = Some(dir);
+    let allowed_urls = config
+        .layered("allowed_urls", args.allowed_urls.clone())
+        .unwrap_or_default();
+    options.model_store = Some((
+        dir,
+        allowed_urls,
+        DownloadLimits {
+            max_bytes: args.max_download_size,
+            timeout: Duration::from_secs(args.download_timeout),
+        },
+    ));
     Ok(options)
 }
 

@@ -40,4 +40,5 @@ value_enum!(DeviceChoice {
 value_enum!(OpenEndpoint {
     OpenEndpoint::Health => "health": "`/ping` and the KServe `/v2/health/*` probes",
     OpenEndpoint::Metrics => "metrics": "`/metrics`",
+    OpenEndpoint::None => "none": "nothing: every endpoint needs credentials",
 });

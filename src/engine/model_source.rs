@@ -28,8 +28,18 @@ pub(crate) struct ModelSource {
 
 impl ModelSource {
     pub(crate) fn open(model: &Path, explicit_config: Option<&Path>) -> Result<ModelSource> {
+        ModelSource::open_in_store(model, explicit_config, None)
+    }
+
+    /// `open`, for an archive in a model store: `store_config` is the handler configuration the
+    /// store keeps beside it (`NAME.toml`), used when the archive carries none of its own.
+    pub(crate) fn open_in_store(
+        model: &Path,
+        explicit_config: Option<&Path>,
+        store_config: Option<&Path>,
+    ) -> Result<ModelSource> {
         if is_archive(model) {
-            return from_archive(model, explicit_config);
+            return from_archive(model, explicit_config, store_config);
         }
         let config_path = match explicit_config {
             Some(path) => path.to_path_buf(),
@@ -98,7 +108,11 @@ fn beside(model: &Path) -> Result<PathBuf> {
     )
 }
 
-fn from_archive(path: &Path, explicit_config: Option<&Path>) -> Result<ModelSource> {
+fn from_archive(
+    path: &Path,
+    explicit_config: Option<&Path>,
+    store_config: Option<&Path>,
+) -> Result<ModelSource> {
     let archive = Archive::open(path, Limits::default())?;
     let shown = path.display().to_string();
     let model = &archive.manifest.model;
@@ -117,6 +131,14 @@ fn from_archive(path: &Path, explicit_config: Option<&Path>) -> Result<ModelSour
         HandlerConfig::from_toml(&text).map_err(|e| anyhow!("{shown}: {ARCHIVED_CONFIG}: {e}"))?
     } else if model.handler == "image_classifier" {
         image_classifier(&archive)?
+    } else if let Some(beside) = store_config.filter(|p| p.is_file()) {
+        HandlerConfig::from_path(beside)?
+    } else if let Some(beside) = store_config {
+        bail!(
+            "{shown}: handler {:?} is custom Python code and the archive carries no {ARCHIVED_CONFIG}: put a handler configuration at {} to say how to run it",
+            model.handler,
+            beside.display()
+        );
     } else {
         bail!(
             "{shown}: handler {:?} is custom Python code and the archive carries no {ARCHIVED_CONFIG}: pass --config FILE to say how to run it",

@@ -13,6 +13,8 @@ pub(crate) enum OpenEndpoint {
     Health,
     /// `/metrics`
     Metrics,
+    /// Nothing
+    None,
 }
 
 #[derive(Debug, Default)]
@@ -111,19 +113,23 @@ impl Auth {
         schemes
     }
 
-    /// Whether a request with this Authorization header may reach `endpoint`.
-    pub(crate) fn allows(&self, endpoint: Endpoint, authorization: Option<&str>) -> bool {
-        if !self.enabled() {
-            return true;
-        }
-        let open = match endpoint {
+    /// Whether `endpoint` needs no credentials (`--open`).
+    pub(crate) fn is_open(&self, endpoint: Endpoint) -> bool {
+        match endpoint {
             Endpoint::Health => self.open.contains(&OpenEndpoint::Health),
             Endpoint::Metrics => self.open.contains(&OpenEndpoint::Metrics),
             Endpoint::Api => false,
-        };
-        if open {
-            return true;
         }
+    }
+
+    /// Whether a request with this Authorization header may reach `endpoint`.
+    #[cfg(test)]
+    fn allows(&self, endpoint: Endpoint, authorization: Option<&str>) -> bool {
+        !self.enabled() || self.is_open(endpoint) || self.accepts(authorization)
+    }
+
+    /// Whether the header carries one of the Basic credentials or Bearer tokens given.
+    pub(crate) fn accepts(&self, authorization: Option<&str>) -> bool {
         let Some((scheme, credentials)) = authorization.and_then(|a| a.trim().split_once(' '))
         else {
             return false;
@@ -150,7 +156,7 @@ fn any_equal(secrets: &[Vec<u8>], given: &[u8]) -> bool {
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for k in 0..a.len().max(b.len()) {
         let x = a.get(k).copied().unwrap_or(0);

@@ -125,7 +125,7 @@ async fn receive(
         .map(|(_, v)| v.as_str());
     // No `100 Continue` and no byte of the body for a client without credentials: hyper asks for the
     // body only once it is polled.
-    if let Some(refused) = app.unauthorized(path, authorization) {
+    if let Some(refused) = app.unauthorized(exchanges.roles, path, authorization) {
         return Err((refused, unread));
     }
     let arrival = app.arrival_for(head.method.as_str(), path);

@@ -24,6 +24,7 @@ pub(crate) mod multipart;
 pub(crate) mod pyjson;
 pub(crate) mod registry;
 pub(crate) mod snapshot;
+pub(crate) mod tokens;
 pub(crate) mod workers;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -60,11 +61,14 @@ pub(crate) struct ServeOptions {
     pub(crate) limits: Limits,
     pub(crate) max_connections: usize,
     pub(crate) auth: auth::Auth,
-    pub(crate) model_store: Option<std::path::PathBuf>,
+    /// The model store, the URLs it may download (allowed_urls) and how much and how long.
+    pub(crate) model_store: Option<(std::path::PathBuf, String, model_store::DownloadLimits)>,
     pub(crate) model_api: bool,
     /// Where config snapshots go and the configuration they record; None with --ncs (or without a
     /// model store).
     pub(crate) snapshots: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    /// TorchServe's token authorization: the key file to write and how long its keys last.
+    pub(crate) keys: Option<(std::path::PathBuf, Duration)>,
     pub(crate) quiet: bool,
 }
 
@@ -111,7 +115,12 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         metrics: Arc::new(metrics::Metrics::new(metrics::hostname())),
         auth: options.auth,
         defaults: options.defaults,
-        store: options.model_store.map(model_store::ModelStore::new),
+        store: match options.model_store {
+            Some((dir, allowed, limits)) => Some(Arc::new(model_store::ModelStore::with_downloads(
+                dir, &allowed, limits,
+            )?)),
+            None => None,
+        },
         model_api: options.model_api,
         changes: tokio::sync::Mutex::new(()),
         stopping: AtomicBool::new(false),
@@ -121,6 +130,10 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         },
         // Start-up registrations are recorded once, all together.
         recording: AtomicBool::new(false),
+        keys: match options.keys {
+            Some((path, lifetime)) => Some(tokens::Tokens::generate(path, lifetime)?),
+            None => None,
+        },
     });
 
     // One I/O worker per core: a worker decodes a small patch itself (no hand-off, see
@@ -284,8 +297,15 @@ fn announce(
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
         SocketAddr::V4(a) => a.ip().to_string(),
     };
+    if let Some(keys) = &app.keys {
+        crate::messages::note!(
+            "token authorization on: keys in {} (--disable-token-auth turns it off)",
+            keys.path().display()
+        );
+    }
     for &(address, roles) in listeners {
-        if !address.ip().is_loopback() && !app.auth.enabled() {
+        let guarded = app.auth.enabled() || (app.keys.is_some() && !roles.metrics);
+        if !address.ip().is_loopback() && !guarded {
             crate::messages::note!(
                 "WARNING: listening on {address} WITHOUT AUTHENTICATION: anyone who can reach \
                  this machine can use it ({}); pass --auth-file or --token-file",

@@ -1,10 +1,42 @@
 //! The model store: the folder a server registers archives from (TorchServe's `--model-store`),
-//! what a registration's `url` names in it, and which archives `--models all` loads.
+//! what a registration's `url` names in it, which archives `--models all` loads, and archives
+//! downloaded into it.
+//!
+//! A registration may fetch an http(s) or file URL only when it matches `allowed_urls`. Unlike
+//! TorchServe, whose default allows every URL (the server-side request forgery of ShellTorch,
+//! CVE-2023-43654), nothing is allowed until `allowed_urls` says so. A download is bounded in size
+//! and time, follows no redirect (which could lead past `allowed_urls`), goes to a hidden temporary
+//! file in the store, reaches the disk, and only then takes its name, never replacing a file: a
+//! crash leaves at most a temporary file, removed at the next start.
 
+use regex::Regex;
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// Temporary names of downloads in progress.
+const PARTIAL: &str = ".scancer-download-";
 
 pub(crate) struct ModelStore {
     pub(crate) dir: PathBuf,
+    allowed: Vec<Regex>,
+    limits: DownloadLimits,
+}
+
+/// How much and how long a download may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DownloadLimits {
+    pub(crate) max_bytes: u64,
+    pub(crate) timeout: Duration,
+}
+
+/// What a registration's `url` names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// An archive in the store.
+    File(PathBuf),
+    /// A URL `allowed_urls` lets the server fetch, and the store file it would become.
+    Download { url: String, file: String },
 }
 
 /// Why a registration's `url` names no archive, with TorchServe's status and exception type.
@@ -16,8 +48,175 @@ pub(crate) struct Unresolved {
 }
 
 impl ModelStore {
+    /// A store with no URL allowed.
     pub(crate) fn new(dir: PathBuf) -> ModelStore {
-        ModelStore { dir }
+        ModelStore {
+            dir,
+            allowed: Vec::new(),
+            limits: DownloadLimits {
+                max_bytes: 0,
+                timeout: Duration::ZERO,
+            },
+        }
+    }
+
+    /// A store that downloads the URLs matching `allowed_urls` (TorchServe's comma-separated
+    /// regular expressions, each matching a whole URL, in any case), and removes the temporary
+    /// files of downloads a crash interrupted.
+    pub(crate) fn with_downloads(
+        dir: PathBuf,
+        allowed_urls: &str,
+        limits: DownloadLimits,
+    ) -> anyhow::Result<ModelStore> {
+        let mut allowed = Vec::new();
+        for pattern in allowed_urls.split(',').filter(|p| !p.trim().is_empty()) {
+            let regex = regex::RegexBuilder::new(&format!("^(?:{})$", pattern.trim()))
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| anyhow::anyhow!("allowed_urls: {pattern:?} is not a regular expression: {e}"))?;
+            allowed.push(regex);
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(PARTIAL) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(ModelStore {
+            dir,
+            allowed,
+            limits,
+        })
+    }
+
+    /// What a registration's `url` names, with TorchServe's checks in its order: no `..`, then
+    /// `allowed_urls`, then a file of the store.
+    pub(crate) fn resolve(&self, url: &str) -> Result<Source, Unresolved> {
+        let not_found = |message: String| Unresolved {
+            status: 404,
+            kind: "ModelNotFoundException",
+            message,
+        };
+        if url.contains("..") {
+            return Err(not_found(format!("Relative path is not allowed in url: {url}")));
+        }
+        if self.allowed.iter().any(|r| r.is_match(url)) {
+            let path = url
+                .split_once("://")
+                .map_or(url, |(_, rest)| rest)
+                .split(['?', '#'])
+                .next()
+                .unwrap_or("");
+            let file = path.rsplit('/').next().unwrap_or("").to_string();
+            if file.is_empty() || file.contains('\\') || file.starts_with('.') {
+                return Err(Unresolved {
+                    status: 400,
+                    kind: "DownloadArchiveException",
+                    message: format!("Failed to download archive from: {url}"),
+                });
+            }
+            return Ok(Source::Download {
+                url: url.to_string(),
+                file,
+            });
+        }
+        if url.contains("://") {
+            let hint = if self.allowed.is_empty() {
+                " (scancer allows only the model store until allowed_urls lists URLs: --allowed-urls, or allowed_urls in config.properties)"
+            } else {
+                ""
+            };
+            return Err(not_found(format!(
+                "Given URL {url} does not match any allowed URL(s){hint}"
+            )));
+        }
+        self.file(url).map(Source::File)
+    }
+
+    /// Downloads an allowed URL into the store as `file` (blocking). The archive appears whole or
+    /// not at all; an existing file is never replaced.
+    pub(crate) fn download(&self, url: &str, file: &str) -> Result<PathBuf, Unresolved> {
+        let target = self.dir.join(file);
+        let exists = || Unresolved {
+            status: 500,
+            kind: "InternalServerException",
+            message: format!("Model file already exists {file}"),
+        };
+        if target.exists() {
+            return Err(exists());
+        }
+        let failed = |why: String| {
+            crate::messages::note!("cannot download {url}: {why}");
+            Unresolved {
+                status: 400,
+                kind: "DownloadArchiveException",
+                message: format!("Failed to download archive from: {url}"),
+            }
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(PARTIAL)
+            .tempfile_in(&self.dir)
+            .map_err(|e| failed(format!("cannot write in {}: {e}", self.dir.display())))?;
+        self.fetch(url, temp.as_file_mut()).map_err(failed)?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| failed(e.to_string()))?;
+        // A hard link takes the name only if it is free; the temporary name then goes.
+        match std::fs::hard_link(temp.path(), &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
+            Err(e) => return Err(failed(e.to_string())),
+        }
+        drop(temp);
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(target)
+    }
+
+    /// The URL's bytes into `out`, within the size and time limits.
+    fn fetch(&self, url: &str, out: &mut std::fs::File) -> Result<(), String> {
+        let limit = self.limits.max_bytes;
+        let deadline = std::time::Instant::now() + self.limits.timeout;
+        let mut body: Box<dyn Read> = if let Some(path) = url
+            .get(..7)
+            .filter(|s| s.eq_ignore_ascii_case("file://"))
+            .map(|_| &url[7..])
+        {
+            Box::new(std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?)
+        } else {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(self.limits.timeout)
+                .redirects(0)
+                .user_agent(concat!("scancer/", env!("CARGO_PKG_VERSION")))
+                .build();
+            let response = agent.get(url).call().map_err(|e| e.to_string())?;
+            if let Some(n) = response
+                .header("content-length")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|&n| n > limit)
+            {
+                return Err(format!("{n} bytes is over the limit of {limit} bytes"));
+            }
+            Box::new(response.into_reader())
+        };
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("not done within {} s", self.limits.timeout.as_secs()));
+            }
+            let n = body.read(&mut buffer).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(());
+            }
+            total += n as u64;
+            if total > limit {
+                return Err(format!("over the limit of {limit} bytes"));
+            }
+            out.write_all(&buffer[..n]).map_err(|e| e.to_string())?;
+        }
     }
 
     /// The archive a registration's `url` names in the store: a file or folder name relative to
@@ -94,5 +293,48 @@ mod tests {
             assert_eq!(err.message, format!("Model not found at: {outside}"));
         }
         assert_eq!(store.all().unwrap(), ["pcam.mar", "unpacked"]);
+    }
+
+    #[test]
+    fn urls_only_as_allowed_urls_says() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pcam.mar"), b"archive").unwrap();
+        std::fs::write(dir.path().join(".scancer-download-x"), b"half").unwrap();
+        let limits = DownloadLimits {
+            max_bytes: 1 << 20,
+            timeout: Duration::from_secs(5),
+        };
+        let closed = ModelStore::new(dir.path().to_path_buf());
+        let refused = closed.resolve("https://example.org/x.mar").unwrap_err();
+        assert!(refused.message.starts_with("Given URL https://example.org/x.mar does not match any allowed URL(s) (scancer allows"), "{}", refused.message);
+        let open = ModelStore::with_downloads(dir.path().to_path_buf(), "file://.*,HTTPS://example\\.org/.*", limits).unwrap();
+        assert!(!dir.path().join(".scancer-download-x").exists(), "left by a crash, removed");
+        assert_eq!(
+            open.resolve("https://EXAMPLE.org/models/x.mar?sig=1").unwrap(),
+            Source::Download { url: "https://EXAMPLE.org/models/x.mar?sig=1".into(), file: "x.mar".into() }
+        );
+        let other = open.resolve("https://evil.example/x.mar").unwrap_err();
+        assert_eq!(other.message, "Given URL https://evil.example/x.mar does not match any allowed URL(s)");
+        assert_eq!(open.resolve("pcam.mar").unwrap(), Source::File(dir.path().join("pcam.mar")));
+        // A file URL is copied in, never over a file already there.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let source = elsewhere.path().join("other.mar");
+        std::fs::write(&source, b"other archive").unwrap();
+        let url = format!("file://{}", source.display());
+        let Source::Download { file, .. } = open.resolve(&url).unwrap() else { panic!() };
+        let copied = open.download(&url, &file).unwrap();
+        assert_eq!(std::fs::read(&copied).unwrap(), b"other archive");
+        let again = open.download(&url, &file).unwrap_err();
+        assert_eq!((again.status, again.message.as_str()), (500, "Model file already exists other.mar"));
+        let in_store = format!("file://{}", dir.path().join("pcam.mar").display());
+        assert_eq!(open.download(&in_store, "pcam.mar").unwrap_err().status, 500);
+        assert_eq!(std::fs::read(dir.path().join("pcam.mar")).unwrap(), b"archive");
+        // Over the size limit: nothing is left.
+        let small = ModelStore::with_downloads(dir.path().to_path_buf(), "file://.*", DownloadLimits { max_bytes: 4, ..limits }).unwrap();
+        std::fs::remove_file(&copied).unwrap();
+        let big = small.download(&url, "other.mar").unwrap_err();
+        assert_eq!(big.status, 400);
+        let left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(left, ["pcam.mar"]);
     }
 }

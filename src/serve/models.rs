@@ -119,7 +119,8 @@ pub(crate) fn load(
     on_batch: OnBatch,
 ) -> Result<(ServedModel, Box<dyn Runner>)> {
     let path = &registration.path;
-    let source = ModelSource::open(path, registration.config.as_deref())?;
+    let beside = store_config(path);
+    let source = ModelSource::open_in_store(path, registration.config.as_deref(), Some(&beside))?;
     let (name, version, runtime) = match &source.manifest {
         Some(m) => (
             m.model.model_name.clone(),
@@ -185,6 +186,21 @@ pub(crate) fn identity(path: &Path) -> Result<(String, String)> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     let model = &archive.manifest.model;
     Ok((model.model_name.clone(), model.model_version.clone()))
+}
+
+/// Where the model store keeps the handler configuration of an archive that carries none (a
+/// torch-model-archiver archive with a custom Python handler): `NAME.toml` beside `NAME.mar`
+/// (`NAME.tar.gz`, the folder `NAME`).
+pub(crate) fn store_config(archive: &Path) -> PathBuf {
+    let name = archive
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = [".mar", ".tar.gz", ".tgz", ".model"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(&name);
+    archive.with_file_name(format!("{stem}.toml"))
 }
 
 /// `pcam.mar` -> `pcam`, as TorchServe names a model file without a manifest.

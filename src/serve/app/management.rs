@@ -4,6 +4,7 @@
 
 use super::{error, method_not_allowed, pretty, resident_bytes, App, Response};
 use crate::serve::http::Request;
+use crate::serve::model_store::Source;
 use crate::serve::models::{self, Registration, ServedModel};
 use crate::serve::registry::RemoveError;
 use serde_json::{json, Value};
@@ -251,8 +252,16 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
             return bad_request(&e.to_string());
         }
     }
-    let path = match store.file(url) {
-        Ok(path) => path,
+    let (path, downloaded) = match store.resolve(url) {
+        Ok(Source::File(path)) => (path, false),
+        Ok(Source::Download { url, file }) => {
+            let store = Arc::clone(store);
+            match tokio::task::spawn_blocking(move || store.download(&url, &file)).await {
+                Ok(Ok(path)) => (path, true),
+                Ok(Err(why)) => return error(why.status, why.kind, &why.message),
+                Err(e) => return error(500, "InternalServerException", &format!("the download failed: {e}")),
+            }
+        }
         Err(why) => return error(why.status, why.kind, &why.message),
     };
     let defaults = &app.defaults;
@@ -278,12 +287,19 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
         config: None,
         settings,
         loaded_at_startup: false,
-        downloaded: false,
+        downloaded,
     };
+    let path = registration.path.clone();
     let _change = app.changes.lock().await;
     let model = match load(app, registration, workers, workers).await {
         Ok(model) => model,
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => {
+            if downloaded {
+                // Not registered: the archive fetched for it goes too.
+                let _ = std::fs::remove_file(&path);
+            }
+            return refusal.response();
+        }
     };
     let (name, version) = (model.name.clone(), model.version.clone());
     if workers == 0 {

@@ -14,6 +14,7 @@ use super::model_store::ModelStore;
 use super::models::{ServedModel, Settings};
 use super::registry::{Missing, Registry};
 use super::snapshot::{Kind, Snapshots};
+use super::tokens::{self, KeyKind, Tokens};
 use super::{multipart, pyjson};
 use crate::engine::preprocess::Prepared;
 use crate::engine::EngineOptions;
@@ -36,7 +37,7 @@ pub(crate) struct App {
     /// What a registration gets when it asks for nothing else, and what models load with.
     pub(crate) defaults: Defaults,
     /// The model store and the management API's writes, where the server has one.
-    pub(crate) store: Option<ModelStore>,
+    pub(crate) store: Option<Arc<ModelStore>>,
     /// Register and unregister are allowed (TorchServe's enable_model_api).
     pub(crate) model_api: bool,
     /// One management change at a time, so that checks and changes cannot interleave.
@@ -47,6 +48,8 @@ pub(crate) struct App {
     pub(crate) snapshots: Option<Snapshots>,
     /// Changes are recorded in snapshots (from the end of start-up on).
     pub(crate) recording: AtomicBool,
+    /// TorchServe's token authorization, when on.
+    pub(crate) keys: Option<Tokens>,
 }
 
 /// The defaults of models registered without settings of their own.
@@ -186,21 +189,39 @@ impl App {
         Some(model.queue.arrival())
     }
 
-    /// The 401 for a request without valid credentials, from its target and Authorization header
+    /// The refusal of a request without valid credentials, from its target and Authorization header
     /// alone: the connection answers it before reading (or asking for, `100 Continue`) the body.
+    /// With TorchServe's tokens on, a request needs the key of its API (or the Basic credentials
+    /// or tokens given): TorchServe's 400 InvalidKeyException; otherwise a 401.
     pub(crate) fn unauthorized(
         &self,
+        roles: Roles,
         target: &str,
         authorization: Option<&str>,
     ) -> Option<Response> {
         let path = target.split('?').next().unwrap_or("");
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let endpoint = match segments.as_slice() {
-            ["ping"] | ["v2", "health", ..] => Endpoint::Health,
-            ["metrics"] => Endpoint::Metrics,
-            _ => Endpoint::Api,
+        let (endpoint, api) = match segments.as_slice() {
+            ["ping"] | ["v2", "health", ..] => (Endpoint::Health, Some(KeyKind::Inference)),
+            ["metrics"] if roles.metrics => (Endpoint::Metrics, None),
+            // The token API checks its own key (the API key).
+            ["token"] if roles.management && self.keys.is_some() => return None,
+            ["models", ..] | ["v1", "models", _] if roles.management => {
+                (Endpoint::Api, Some(KeyKind::Management))
+            }
+            _ if roles.inference => (Endpoint::Api, Some(KeyKind::Inference)),
+            _ => (Endpoint::Api, Some(KeyKind::Management)),
         };
-        if self.auth.allows(endpoint, authorization) {
+        if self.auth.is_open(endpoint) || self.auth.accepts(authorization) {
+            return None;
+        }
+        if let (Some(keys), Some(kind)) = (&self.keys, api) {
+            if keys.allows(kind, authorization) {
+                return None;
+            }
+            return Some(self.refusal(path, 400, "InvalidKeyException", tokens::REFUSED));
+        }
+        if !self.auth.enabled() {
             return None;
         }
         const WHY: &str =
@@ -211,6 +232,28 @@ impl App {
             response = response.with_header("www-authenticate", scheme.to_string());
         }
         Some(response)
+    }
+
+    /// `/token?type=management|inference` with the API key: a new key of that type (TorchServe's
+    /// token API, on the management listener).
+    fn token(&self, request: &Request) -> Response {
+        let Some(keys) = &self.keys else {
+            return not_found();
+        };
+        let kind = match request.query_param("type") {
+            Some("management") => Some(KeyKind::Management),
+            Some("inference") => Some(KeyKind::Inference),
+            _ => None,
+        };
+        match kind {
+            Some(kind) if keys.allows(KeyKind::Api, request.header("authorization")) => {
+                match keys.regenerate(kind) {
+                    Ok(()) => Response::json(200, "\n"),
+                    Err(e) => error(500, "InternalServerException", &format!("{e:#}")),
+                }
+            }
+            _ => error(400, "InvalidKeyException", tokens::REFUSED_TOKEN),
+        }
     }
 
     /// Answers a request that reached a listener answering `roles`.
@@ -224,7 +267,7 @@ impl App {
         let path = request.path.as_str();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         // Connections refuse these from the head; a request handled directly is checked here.
-        if let Some(response) = self.unauthorized(path, request.header("authorization")) {
+        if let Some(response) = self.unauthorized(roles, path, request.header("authorization")) {
             return response;
         }
         let get = request.method == "GET";
@@ -243,6 +286,7 @@ impl App {
             ["models", ..] if roles.management => {
                 management::handle(self, request, &segments[1..]).await
             }
+            ["token"] if roles.management => self.token(request),
             ["metrics"] if roles.metrics && get => Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -7,6 +7,7 @@
 mod kserve;
 mod torchserve;
 
+use crate::serve::tokens::KeyKind;
 use super::app::App;
 use super::auth::Endpoint;
 use super::http::Limits;
@@ -97,8 +98,16 @@ fn authorize<T>(
         .metadata()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    if app.auth.allows(endpoint, authorization) {
+    let open = app.auth.is_open(endpoint) && app.keys.is_none();
+    let keyed = app
+        .keys
+        .as_ref()
+        .is_some_and(|keys| keys.allows(KeyKind::Inference, authorization));
+    let unguarded = !app.auth.enabled() && app.keys.is_none();
+    if unguarded || open || keyed || app.auth.accepts(authorization) {
         Ok(())
+    } else if app.keys.is_some() {
+        Err(tonic::Status::unauthenticated(crate::serve::tokens::REFUSED))
     } else {
         Err(tonic::Status::unauthenticated(
             "Authentication required: send valid credentials in the authorization metadata.",
