@@ -299,6 +299,7 @@ fn app() -> Arc<App> {
         stopping: std::sync::atomic::AtomicBool::new(false),
         snapshots: None,
         recording: std::sync::atomic::AtomicBool::new(false),
+        keys: None,
     });
     for (name, version, k) in specs {
         let config = config(k);

@@ -116,9 +116,9 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         auth: options.auth,
         defaults: options.defaults,
         store: match options.model_store {
-            Some((dir, allowed, limits)) => Some(Arc::new(model_store::ModelStore::with_downloads(
-                dir, &allowed, limits,
-            )?)),
+            Some((dir, allowed, limits)) => Some(Arc::new(
+                model_store::ModelStore::with_downloads(dir, &allowed, limits)?,
+            )),
             None => None,
         },
         model_api: options.model_api,

@@ -5,9 +5,10 @@
 //! A registration may fetch an http(s) or file URL only when it matches `allowed_urls`. Unlike
 //! TorchServe, whose default allows every URL (the server-side request forgery of ShellTorch,
 //! CVE-2023-43654), nothing is allowed until `allowed_urls` says so. A download is bounded in size
-//! and time, follows no redirect (which could lead past `allowed_urls`), goes to a hidden temporary
-//! file in the store, reaches the disk, and only then takes its name, never replacing a file: a
-//! crash leaves at most a temporary file, removed at the next start.
+//! and time, follows no redirect (which could lead past `allowed_urls`), goes to a file without a
+//! name in the store (O_TMPFILE; elsewhere a hidden temporary file, removed at the next start),
+//! reaches the disk, and only then takes its name, never replacing a file: a crash at any point
+//! leaves no part of an archive under an archive's name.
 
 use regex::Regex;
 use std::io::{Read, Write};
@@ -73,7 +74,9 @@ impl ModelStore {
             let regex = regex::RegexBuilder::new(&format!("^(?:{})$", pattern.trim()))
                 .case_insensitive(true)
                 .build()
-                .map_err(|e| anyhow::anyhow!("allowed_urls: {pattern:?} is not a regular expression: {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("allowed_urls: {pattern:?} is not a regular expression: {e}")
+                })?;
             allowed.push(regex);
         }
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -99,7 +102,9 @@ impl ModelStore {
             message,
         };
         if url.contains("..") {
-            return Err(not_found(format!("Relative path is not allowed in url: {url}")));
+            return Err(not_found(format!(
+                "Relative path is not allowed in url: {url}"
+            )));
         }
         if self.allowed.iter().any(|r| r.is_match(url)) {
             let path = url
@@ -154,21 +159,16 @@ impl ModelStore {
                 message: format!("Failed to download archive from: {url}"),
             }
         };
-        let mut temp = tempfile::Builder::new()
-            .prefix(PARTIAL)
-            .tempfile_in(&self.dir)
+        // A file without a name (Linux: O_TMPFILE) until it is whole: a crash leaves nothing.
+        let mut anonymous = tempfile::tempfile_in(&self.dir)
             .map_err(|e| failed(format!("cannot write in {}: {e}", self.dir.display())))?;
-        self.fetch(url, temp.as_file_mut()).map_err(failed)?;
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| failed(e.to_string()))?;
-        // A hard link takes the name only if it is free; the temporary name then goes.
-        match std::fs::hard_link(temp.path(), &target) {
+        self.fetch(url, &mut anonymous).map_err(failed)?;
+        anonymous.sync_all().map_err(|e| failed(e.to_string()))?;
+        match publish(&mut anonymous, &self.dir, &target) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
             Err(e) => return Err(failed(e.to_string())),
         }
-        drop(temp);
         if let Ok(dir) = std::fs::File::open(&self.dir) {
             let _ = dir.sync_all();
         }
@@ -205,7 +205,10 @@ impl ModelStore {
         let mut total = 0u64;
         loop {
             if std::time::Instant::now() > deadline {
-                return Err(format!("not done within {} s", self.limits.timeout.as_secs()));
+                return Err(format!(
+                    "not done within {} s",
+                    self.limits.timeout.as_secs()
+                ));
             }
             let n = body.read(&mut buffer).map_err(|e| e.to_string())?;
             if n == 0 {
@@ -268,6 +271,48 @@ impl ModelStore {
     }
 }
 
+/// Gives a whole, flushed file its name in the store, only if the name is free. A nameless file is
+/// linked in directly; where the file system made a named one (then unlinked), its bytes go to a
+/// hidden named copy that is linked instead.
+fn publish(file: &mut std::fs::File, dir: &Path, target: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    match link_anonymous(file, target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        done => return done,
+    }
+    use std::io::Seek;
+    file.rewind()?;
+    let mut named = tempfile::Builder::new().prefix(PARTIAL).tempfile_in(dir)?;
+    std::io::copy(file, named.as_file_mut())?;
+    named.as_file().sync_all()?;
+    // A hard link takes the name only if it is free; the temporary name then goes.
+    std::fs::hard_link(named.path(), target)
+}
+
+/// Links an O_TMPFILE file to `target` through /proc (no privilege needed, unlike AT_EMPTY_PATH).
+#[cfg(target_os = "linux")]
+fn link_anonymous(file: &std::fs::File, target: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let to = std::ffi::CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: both paths are NUL-terminated C strings that outlive the call.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if linked == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,16 +326,17 @@ mod tests {
         std::fs::create_dir(dir.path().join("unpacked")).unwrap();
         let store = ModelStore::new(dir.path().to_path_buf());
         assert_eq!(store.file("pcam.mar").unwrap(), dir.path().join("pcam.mar"));
-        for outside in [
-            "missing.mar",
-            "/etc/passwd",
-            "../pcam.mar",
-            "unpacked/../../x",
-            "",
-        ] {
+        for outside in ["missing.mar", "/etc/passwd", ""] {
             let err = store.file(outside).unwrap_err();
             assert_eq!(err.status, 404, "{outside}");
             assert_eq!(err.message, format!("Model not found at: {outside}"));
+        }
+        for relative in ["../pcam.mar", "unpacked/../../x"] {
+            let err = store.file(relative).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!("Relative path is not allowed in url: {relative}")
+            );
         }
         assert_eq!(store.all().unwrap(), ["pcam.mar", "unpacked"]);
     }
@@ -307,34 +353,74 @@ mod tests {
         let closed = ModelStore::new(dir.path().to_path_buf());
         let refused = closed.resolve("https://example.org/x.mar").unwrap_err();
         assert!(refused.message.starts_with("Given URL https://example.org/x.mar does not match any allowed URL(s) (scancer allows"), "{}", refused.message);
-        let open = ModelStore::with_downloads(dir.path().to_path_buf(), "file://.*,HTTPS://example\\.org/.*", limits).unwrap();
-        assert!(!dir.path().join(".scancer-download-x").exists(), "left by a crash, removed");
+        let open = ModelStore::with_downloads(
+            dir.path().to_path_buf(),
+            "file://.*,HTTPS://example\\.org/.*",
+            limits,
+        )
+        .unwrap();
+        assert!(
+            !dir.path().join(".scancer-download-x").exists(),
+            "left by a crash, removed"
+        );
         assert_eq!(
-            open.resolve("https://EXAMPLE.org/models/x.mar?sig=1").unwrap(),
-            Source::Download { url: "https://EXAMPLE.org/models/x.mar?sig=1".into(), file: "x.mar".into() }
+            open.resolve("https://EXAMPLE.org/models/x.mar?sig=1")
+                .unwrap(),
+            Source::Download {
+                url: "https://EXAMPLE.org/models/x.mar?sig=1".into(),
+                file: "x.mar".into()
+            }
         );
         let other = open.resolve("https://evil.example/x.mar").unwrap_err();
-        assert_eq!(other.message, "Given URL https://evil.example/x.mar does not match any allowed URL(s)");
-        assert_eq!(open.resolve("pcam.mar").unwrap(), Source::File(dir.path().join("pcam.mar")));
+        assert_eq!(
+            other.message,
+            "Given URL https://evil.example/x.mar does not match any allowed URL(s)"
+        );
+        assert_eq!(
+            open.resolve("pcam.mar").unwrap(),
+            Source::File(dir.path().join("pcam.mar"))
+        );
         // A file URL is copied in, never over a file already there.
         let elsewhere = tempfile::tempdir().unwrap();
         let source = elsewhere.path().join("other.mar");
         std::fs::write(&source, b"other archive").unwrap();
         let url = format!("file://{}", source.display());
-        let Source::Download { file, .. } = open.resolve(&url).unwrap() else { panic!() };
+        let Source::Download { file, .. } = open.resolve(&url).unwrap() else {
+            panic!()
+        };
         let copied = open.download(&url, &file).unwrap();
         assert_eq!(std::fs::read(&copied).unwrap(), b"other archive");
         let again = open.download(&url, &file).unwrap_err();
-        assert_eq!((again.status, again.message.as_str()), (500, "Model file already exists other.mar"));
+        assert_eq!(
+            (again.status, again.message.as_str()),
+            (500, "Model file already exists other.mar")
+        );
         let in_store = format!("file://{}", dir.path().join("pcam.mar").display());
-        assert_eq!(open.download(&in_store, "pcam.mar").unwrap_err().status, 500);
-        assert_eq!(std::fs::read(dir.path().join("pcam.mar")).unwrap(), b"archive");
+        assert_eq!(
+            open.download(&in_store, "pcam.mar").unwrap_err().status,
+            500
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("pcam.mar")).unwrap(),
+            b"archive"
+        );
         // Over the size limit: nothing is left.
-        let small = ModelStore::with_downloads(dir.path().to_path_buf(), "file://.*", DownloadLimits { max_bytes: 4, ..limits }).unwrap();
+        let small = ModelStore::with_downloads(
+            dir.path().to_path_buf(),
+            "file://.*",
+            DownloadLimits {
+                max_bytes: 4,
+                ..limits
+            },
+        )
+        .unwrap();
         std::fs::remove_file(&copied).unwrap();
         let big = small.download(&url, "other.mar").unwrap_err();
         assert_eq!(big.status, 400);
-        let left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(left, ["pcam.mar"]);
     }
 }

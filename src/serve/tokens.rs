@@ -163,9 +163,15 @@ mod tests {
         let inference = file["inference"]["key"].as_str().unwrap().to_string();
         let api = file["API"]["key"].as_str().unwrap().to_string();
         assert_eq!(management.len(), 22);
-        assert!(file["management"]["expiration time"].as_str().unwrap().ends_with('Z'));
+        assert!(file["management"]["expiration time"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let bearer = |k: &str| format!("Bearer {k}");
         assert!(tokens.allows(KeyKind::Management, Some(&bearer(&management))));
         assert!(!tokens.allows(KeyKind::Inference, Some(&bearer(&management))));
@@ -181,9 +187,10 @@ mod tests {
         assert_eq!(file["management"]["key"], management.as_str());
         // Expired keys are refused.
         let expired = Tokens::generate(path, Duration::ZERO).unwrap();
-        let file: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("key_file.json")).unwrap())
-                .unwrap();
+        let file: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("key_file.json")).unwrap(),
+        )
+        .unwrap();
         let key = file["management"]["key"].as_str().unwrap();
         assert!(!expired.allows(KeyKind::Management, Some(&bearer(key))));
     }

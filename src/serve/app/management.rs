@@ -259,7 +259,13 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
             match tokio::task::spawn_blocking(move || store.download(&url, &file)).await {
                 Ok(Ok(path)) => (path, true),
                 Ok(Err(why)) => return error(why.status, why.kind, &why.message),
-                Err(e) => return error(500, "InternalServerException", &format!("the download failed: {e}")),
+                Err(e) => {
+                    return error(
+                        500,
+                        "InternalServerException",
+                        &format!("the download failed: {e}"),
+                    )
+                }
             }
         }
         Err(why) => return error(why.status, why.kind, &why.message),

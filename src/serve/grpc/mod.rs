@@ -7,10 +7,10 @@
 mod kserve;
 mod torchserve;
 
-use crate::serve::tokens::KeyKind;
 use super::app::App;
 use super::auth::Endpoint;
 use super::http::Limits;
+use crate::serve::tokens::KeyKind;
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -107,7 +107,9 @@ fn authorize<T>(
     if unguarded || open || keyed || app.auth.accepts(authorization) {
         Ok(())
     } else if app.keys.is_some() {
-        Err(tonic::Status::unauthenticated(crate::serve::tokens::REFUSED))
+        Err(tonic::Status::unauthenticated(
+            crate::serve::tokens::REFUSED,
+        ))
     } else {
         Err(tonic::Status::unauthenticated(
             "Authentication required: send valid credentials in the authorization metadata.",
