@@ -437,6 +437,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, alias = "no-config-snapshots")]
     pub(crate) ncs: bool,
 
+    /// Accepted for TorchServe's command lines (KServe's runtime passes it): serve always starts
+    #[arg(long)]
+    pub(crate) start: bool,
+
+    /// Accepted for TorchServe's command lines: serve always runs in the foreground
+    #[arg(long)]
+    pub(crate) foreground: bool,
+
     /// Allow registering and unregistering models through the management API (TorchServe's
     /// enable_model_api)
     #[arg(long)]

@@ -14,7 +14,7 @@ use crate::serve::http::Limits;
 use crate::serve::model_store::{DownloadLimits, ModelStore};
 use crate::serve::models::{self, Registration, Settings};
 use crate::serve::snapshot;
-use crate::serve::{Defaults, Roles, ServeOptions, Startup};
+use crate::serve::{Defaults, Envelope, Roles, ServeOptions, Startup};
 use crate::slide::heatmap::HeatmapOptions;
 use crate::slide::SlideOptions;
 use anyhow::{bail, Context, Result};
@@ -161,6 +161,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         model_api: args.enable_model_api,
         snapshots: None,
         keys: None,
+        envelope: Envelope::Body,
         quiet: args.quiet,
     };
     let Some(config) = config else {
@@ -210,6 +211,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     }
     let store = ModelStore::new(dir.clone());
     options.model_api = args.enable_model_api || config.flag("enable_model_api");
+    options.envelope = config
+        .get("service_envelope")
+        .unwrap_or("")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     // The addresses: a TS_* variable, else the command line, else the file, else TorchServe's.
     let address = |key: &str, port: Option<u16>, default: u16| -> Result<SocketAddr> {
         let flag = (args.host.is_some() || port.is_some())

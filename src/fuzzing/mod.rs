@@ -300,6 +300,7 @@ fn app() -> Arc<App> {
         snapshots: None,
         recording: std::sync::atomic::AtomicBool::new(false),
         keys: None,
+        envelope: Default::default(),
     });
     for (name, version, k) in specs {
         let config = config(k);

@@ -13,7 +13,12 @@ use serde_json::{json, Map, Value};
 /// binary -> `0` or `1`; multiclass -> `{label: probability}` for the top k; segmentation -> the class
 /// mask as rows; raw -> the output tensor as nested lists.
 pub(crate) fn torchserve(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
-    let value = match prediction {
+    pyjson::dumps(&torchserve_value(schema, prediction)).into_bytes()
+}
+
+/// The value of `torchserve`'s body: what the handler returns for one image.
+pub(crate) fn torchserve_value(schema: &Schema, prediction: &Prediction) -> Value {
+    match prediction {
         Prediction::Class(c) if schema.kind == OutputKind::Binary => json!(c.class),
         Prediction::Class(c) => {
             let map: Map<String, Value> = c
@@ -30,8 +35,7 @@ pub(crate) fn torchserve(schema: &Schema, prediction: &Prediction) -> Vec<u8> {
                 .collect(),
         ),
         Prediction::Raw(r) => nest(&r.shape, &r.values),
-    };
-    pyjson::dumps(&value).into_bytes()
+    }
 }
 
 /// The record `scancer predict -f json` writes for the image, without its path and error; a

@@ -29,7 +29,7 @@ pub(crate) mod workers;
 
 use anyhow::{anyhow, bail, Context, Result};
 use app::{error, App};
-pub(crate) use app::{Defaults, Roles};
+pub(crate) use app::{Defaults, Envelope, Roles};
 use exchange::Exchanges;
 use http::Limits;
 use std::net::SocketAddr;
@@ -67,6 +67,8 @@ pub(crate) struct ServeOptions {
     /// Where config snapshots go and the configuration they record; None with --ncs (or without a
     /// model store).
     pub(crate) snapshots: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    /// TorchServe's service_envelope.
+    pub(crate) envelope: app::Envelope,
     /// TorchServe's token authorization: the key file to write and how long its keys last.
     pub(crate) keys: Option<(std::path::PathBuf, Duration)>,
     pub(crate) quiet: bool,
@@ -130,6 +132,7 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         },
         // Start-up registrations are recorded once, all together.
         recording: AtomicBool::new(false),
+        envelope: options.envelope,
         keys: match options.keys {
             Some((path, lifetime)) => Some(tokens::Tokens::generate(path, lifetime)?),
             None => None,
@@ -329,9 +332,19 @@ fn announce(
     }
     let inference = listeners.iter().find(|(_, roles)| roles.inference);
     if let (Some(m), Some(&(address, _))) = (app.registry.defaults().first(), inference) {
+        // A client reaches an unspecified address (0.0.0.0, ::) through loopback.
+        let reach = match address.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), address.port())
+            }
+            _ => address,
+        };
         crate::messages::note!(
             "try: curl -T patch.png http://{}:{}/predictions/{}",
-            host(address),
+            host(reach),
             address.port(),
             m.name
         );

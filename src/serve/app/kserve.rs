@@ -11,7 +11,7 @@
 //! repository index (`POST /v2/repository/index`) and statistics (`GET .../stats`) are answered
 //! too, for tritonclient.
 
-use super::{App, Failure};
+use super::{App, Envelope, Failure};
 use crate::engine::preprocess::Prepared;
 use crate::records::number;
 use crate::records::OutputKind;
@@ -303,19 +303,31 @@ async fn infer(
     let started = Instant::now();
     let arrival = arrival.unwrap_or_else(|| m.queue.arrival());
     let mut asked = Value::Null;
+    let mut enveloped = None;
     let answered = async {
         let (header, binary) = split_body(request).map_err(Failure::BadInput)?;
         let shape = m.input_shape;
+        let envelope = app.envelope == Envelope::KServeV2;
         // A V2 body may be megabytes of JSON numbers: parsed beside the I/O thread.
         let (body, input) = app
             .off_thread(move || {
                 let body = serde_json::from_slice::<Value>(&header)
                     .map_err(|e| format!("the request's JSON is not valid: {e}"))?;
+                // TorchServe's kservev2 envelope: its inputs carry their own names.
+                if envelope && body["inputs"][0]["name"] != INPUT {
+                    let images = envelope_images(&body)?;
+                    return Ok::<_, String>((body, Input::Images(images)));
+                }
                 let input = tensors(shape, &body, &binary)?;
                 Ok::<_, String>((body, input))
             })
             .await?
             .map_err(Failure::BadInput)?;
+        if envelope && body["inputs"][0]["name"] != INPUT {
+            enveloped = body["inputs"][0]["name"].as_str().map(str::to_string);
+            asked = body;
+            return run(app, m, input, arrival).await;
+        }
         // An unknown output is refused before any work is done for the request.
         requested(m, &output_names(&body)).map_err(Failure::BadInput)?;
         asked = body;
@@ -326,11 +338,17 @@ async fn infer(
     app.observe(m, started, &answered);
     let (answers, body) = match answered {
         Ok(answers) => (answers, asked),
+        Err(failure) if enveloped.is_some() => {
+            return app.failure(&format!("POST {}", request.path), m, failure)
+        }
         Err(failure) => {
             let (status, message) = failure_status(failure);
             return error(status, &message);
         }
     };
+    if let Some(input) = enveloped {
+        return envelope_answer(m, &body, &input, &answers);
+    }
     let n = answers.len();
     let chosen = match requested(m, &output_names(&body)) {
         Ok(chosen) => chosen,
@@ -379,6 +397,83 @@ async fn infer(
     bytes.extend(binary);
     Response::new(200, "application/octet-stream", bytes)
         .with_header("inference-header-content-length", header.to_string())
+}
+
+/// The images of a request in TorchServe's kservev2 envelope: its first input's BYTES, base64.
+fn envelope_images(body: &Value) -> Result<Vec<Bytes>, String> {
+    let input = &body["inputs"][0];
+    let data = input["data"]
+        .as_array()
+        .ok_or("the input has no \"data\" array")?;
+    data.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let text = v.as_str().ok_or(format!(
+                "element {i}: expected a base64 image (BYTES), as TorchServe's handler reads it"
+            ))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map(Bytes::from)
+                .map_err(|e| format!("element {i}: not base64: {e}"))
+        })
+        .collect()
+}
+
+/// TorchServe's kservev2 envelope's answer: one output named as the input, holding the handler's
+/// answers flattened, with the datatype NumPy would give them.
+fn envelope_answer(m: &ServedModel, body: &Value, input: &str, answers: &[Answered]) -> Response {
+    let values: Vec<Value> = answers
+        .iter()
+        .map(|a| crate::serve::answer::torchserve_value(&m.schema, &a.prediction))
+        .collect();
+    let (datatype, data): (&str, Vec<Value>) = match m.kind() {
+        OutputKind::Binary => ("INT64", values),
+        OutputKind::Multiclass => ("BYTES", values),
+        OutputKind::Segmentation | OutputKind::Raw => {
+            let mut flat = Vec::new();
+            for v in &values {
+                flatten(v, &mut flat).ok();
+            }
+            let datatype = if m.kind() == OutputKind::Raw {
+                "FP64"
+            } else {
+                "INT64"
+            };
+            (datatype, flat.into_iter().cloned().collect())
+        }
+    };
+    let id = body
+        .get("id")
+        .cloned()
+        .unwrap_or_else(|| Value::String(request_id()));
+    let response = json!({
+        "id": id,
+        "model_name": m.name,
+        "model_version": m.version,
+        "outputs": [{"name": input, "datatype": datatype, "data": data, "shape": [data.len()]}],
+    });
+    Response::new(
+        200,
+        crate::serve::http::JSON,
+        crate::serve::pyjson::dumps(&response),
+    )
+}
+
+/// A random UUID (version 4), as TorchServe gives a request without an id.
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 pub(crate) fn values(output: &str, prediction: &Prediction) -> Vec<Value> {

@@ -3,6 +3,7 @@
 //! (in `kserve`), with TorchServe's status codes and error bodies.
 
 pub(crate) mod kserve;
+mod kserve_v1;
 pub(crate) mod management;
 
 use super::answer;
@@ -50,6 +51,34 @@ pub(crate) struct App {
     pub(crate) recording: AtomicBool,
     /// TorchServe's token authorization, when on.
     pub(crate) keys: Option<Tokens>,
+    pub(crate) envelope: Envelope,
+}
+
+/// How `/predictions` bodies are read and answered (TorchServe's service_envelope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Envelope {
+    /// The body is the image (TorchServe's default).
+    #[default]
+    Body,
+    /// `json` and `kserve`: KServe V1's `{"instances": [...]}`, answered `{"predictions": [...]}`.
+    Instances,
+    /// `kservev2`: V2 requests with TorchServe's input names, answered as its envelope does.
+    KServeV2,
+}
+
+impl std::str::FromStr for Envelope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Envelope, String> {
+        match s.trim() {
+            "" | "body" => Ok(Envelope::Body),
+            "json" | "kserve" => Ok(Envelope::Instances),
+            "kservev2" => Ok(Envelope::KServeV2),
+            other => Err(format!(
+                "service_envelope={other}: expected body, json, kserve or kservev2"
+            )),
+        }
+    }
 }
 
 /// The defaults of models registered without settings of their own.
@@ -282,6 +311,9 @@ impl App {
                 self.predict(request, name, segments.get(2).copied(), arrival)
                     .await
             }
+            ["v1", ..] if inference || roles.management => {
+                kserve_v1::handle(self, request, &segments[1..], arrival).await
+            }
             ["v2", ..] if inference => kserve::handle(self, request, &segments[1..], arrival).await,
             ["models", ..] if roles.management => {
                 management::handle(self, request, &segments[1..]).await
@@ -375,6 +407,16 @@ impl App {
             Ok(m) => m,
             Err(response) => return response,
         };
+        if self.envelope == Envelope::Instances && kserve_v1::is_envelope(&request.body) {
+            return match kserve_v1::instances(&request.body) {
+                Ok(images) => kserve_v1::predict(self, &model, request, images, arrival).await,
+                Err(why) => self.failure(
+                    &format!("{} {}", request.method, request.path),
+                    &model,
+                    Failure::BadInput(why),
+                ),
+            };
+        }
         let shown = format!("{} {}", request.method, request.path);
         let arrival = arrival.unwrap_or_else(|| model.queue.arrival());
         let answered = match image_bytes(request).await {
