@@ -270,20 +270,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     };
     match restored {
         Some(restored) => {
-            let what = if config.from_snapshot {
-                "the config snapshot"
-            } else {
-                "model_snapshot in"
-            };
-            crate::messages::note!(
-                "restoring {} model version(s) of {what} {shown}",
-                restored.len()
-            );
-            if !args.models.is_empty() {
-                crate::messages::note!(
-                    "--models is ignored when models are restored (TorchServe's rule)"
-                );
-            }
+            let count = restored.len();
             for r in restored {
                 let path = store.file(&r.mar_name).map_err(|_| {
                     anyhow::anyhow!(
@@ -308,6 +295,17 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
                     min: r.min_workers,
                     max: r.max_workers,
                 });
+            }
+            let what = if config.from_snapshot {
+                "the config snapshot"
+            } else {
+                "model_snapshot in"
+            };
+            crate::messages::note!("restoring {count} model version(s) of {what} {shown}");
+            if !args.models.is_empty() {
+                crate::messages::note!(
+                    "--models is ignored when models are restored (TorchServe's rule)"
+                );
             }
         }
         None => {
@@ -358,6 +356,18 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     if let Some(grpc) = options.grpc_address {
         set("grpc_inference_port", grpc.port().to_string());
     }
+    // What the command line set is recorded too, so that a restart from the snapshot keeps it.
+    let allowed_urls = config
+        .layered("allowed_urls", args.allowed_urls.clone())
+        .unwrap_or_default();
+    if !allowed_urls.is_empty() {
+        set("allowed_urls", allowed_urls.clone());
+    }
+    set("job_queue_size", settings.job_queue_size.to_string());
+    set("max_request_size", max_request_size.to_string());
+    if let Some(n) = configured_workers {
+        set("default_workers_per_model", n.to_string());
+    }
     // Absolute, so that a snapshot restores from wherever the next start runs.
     let absolute = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
     set("model_store", absolute.display().to_string());
@@ -379,9 +389,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     if !args.ncs {
         options.snapshots = Some((snapshot::folder(), properties));
     }
-    let allowed_urls = config
-        .layered("allowed_urls", args.allowed_urls.clone())
-        .unwrap_or_default();
+
     options.model_store = Some((
         dir,
         allowed_urls,

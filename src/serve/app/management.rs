@@ -236,17 +236,20 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
             &format!("Model not found at: {url}"),
         );
     };
-    let ints = [
+    // As TorchServe reads them: a setting that is not a number is not given.
+    let [batch_size, max_batch_delay, initial_workers, response_timeout] = [
         "batch_size",
         "max_batch_delay",
         "initial_workers",
         "response_timeout",
     ]
-    .map(|name| params.int(name));
-    let [batch_size, max_batch_delay, initial_workers, response_timeout] = match ints {
-        [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
-        [Err(e), ..] | [_, Err(e), ..] | [_, _, Err(e), _] | [.., Err(e)] => return e,
-    };
+    .map(|name| params.setting(name));
+    if let Some(runtime) = params.get("runtime").filter(|r| !r.is_empty()) {
+        // TorchServe's RuntimeType names; scancer runs the TorchScript model whatever it says.
+        if !["python", "python3", "LSP"].contains(&runtime) {
+            return bad_request(&format!("Invalid RuntimeType value: {runtime}"));
+        }
+    }
     if let Some(name) = params.get("model_name").filter(|n| !n.is_empty()) {
         if let Err(e) = crate::mar::manifest::validate_model_name(name) {
             return bad_request(&e.to_string());

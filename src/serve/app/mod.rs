@@ -235,11 +235,14 @@ impl App {
             ["metrics"] if roles.metrics => (Endpoint::Metrics, None),
             // The token API checks its own key (the API key).
             ["token"] if roles.management && self.keys.is_some() => return None,
-            ["models", ..] | ["v1", "models", _] if roles.management => {
-                (Endpoint::Api, Some(KeyKind::Management))
+            ["models", ..] if roles.management => (Endpoint::Api, Some(KeyKind::Management)),
+            ["predictions", ..] | ["v1", ..] | ["v2", ..] if roles.inference => {
+                (Endpoint::Api, Some(KeyKind::Inference))
             }
-            _ if roles.inference => (Endpoint::Api, Some(KeyKind::Inference)),
-            _ => (Endpoint::Api, Some(KeyKind::Management)),
+            ["v1", ..] if roles.management => (Endpoint::Api, Some(KeyKind::Management)),
+            // Nothing is answered there but 404 or 405.
+            _ if self.keys.is_some() => return None,
+            _ => (Endpoint::Api, None),
         };
         if self.auth.is_open(endpoint) || self.auth.accepts(authorization) {
             return None;

@@ -2,6 +2,7 @@
 //! optional tools that `cargo xtask setup` fetches.
 
 pub mod fake_torchserve;
+pub mod files;
 pub mod server;
 
 use assert_cmd::Command;

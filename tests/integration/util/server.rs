@@ -58,6 +58,28 @@ impl Server {
         )
     }
 
+    /// Starts the server in `dir` (where TorchServe's layout keeps key_file.json and logs/config),
+    /// with LOG_LOCATION there too.
+    pub fn start_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("scancer"));
+        command
+            .current_dir(dir)
+            .env("LOG_LOCATION", dir.join("logs"));
+        command.args(["serve", "--port", "0", "--grpc-port", "0"]);
+        command.args(["--management-port", "0", "--metrics-port", "0"]);
+        Server::spawn_command(command, args, env)
+    }
+
+    /// `scancer ARGS...` in `dir`, exactly as given (no port of its own): for command lines that
+    /// must run unchanged, such as KServe's.
+    pub fn start_exactly(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("scancer"));
+        command
+            .current_dir(dir)
+            .env("LOG_LOCATION", dir.join("logs"));
+        Server::spawn_command(command, args, env)
+    }
+
     /// Starts the server with at most `files` open file descriptors (`ulimit -n`).
     pub fn start_with_file_limit(args: &[&str], files: u32) -> Server {
         let mut shell = Command::new("sh");
@@ -69,10 +91,15 @@ impl Server {
     }
 
     fn spawn(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = command
+        command
             .current_dir(super::root())
             .args(["serve", "--port", "0", "--grpc-port", "0"])
-            .args(["--management-port", "0", "--metrics-port", "0"])
+            .args(["--management-port", "0", "--metrics-port", "0"]);
+        Server::spawn_command(command, args, env)
+    }
+
+    fn spawn_command(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -97,8 +124,12 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(at) = line.find("listening on http://127.0.0.1:") {
-                        let rest = &line[at + 30..];
+                    let listening = line
+                        .find("listening on http://127.0.0.1:")
+                        .map(|at| at + 30)
+                        .or_else(|| line.find("listening on http://0.0.0.0:").map(|at| at + 28));
+                    if let Some(at) = listening {
+                        let rest = &line[at..];
                         let end = rest.find(' ').unwrap_or(rest.len());
                         let port: u16 = rest[..end].parse().expect("a port");
                         for (k, role) in ["inference", "management", "metrics"].iter().enumerate() {
@@ -167,13 +198,41 @@ impl Server {
     }
 
     pub fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
+        connect(self.port)
+    }
+
+    /// One request to another of the server's ports, on its own connection.
+    pub fn request_to(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let mut stream = connect(port);
+        send(&mut stream, method, path, headers, body, true);
+        read_reply(&mut stream).expect("a reply")
+    }
+
+    /// SIGKILL: the process ends at once, as in a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect(port: u16) -> TcpStream {
+    {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connects");
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
         stream
     }
+}
 
+impl Server {
     /// One request on its own connection (`Connection: close`).
     pub fn request(
         &self,
