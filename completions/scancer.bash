@@ -616,12 +616,40 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__serve)
-            opts="-p -b -q -h -V --host --port --grpc-port --no-grpc --batch-size --threads --device --no-optimize --max-image-pixels --max-batch-delay --job-queue-size --queue-wait --max-request-size --client-timeout --head-timeout --keep-alive-timeout --max-connections --max-body-memory --auth-file --token-file --open --quiet --color --help --version"
+            opts="-p -b -q -h -V --model-store --models --ts-config --ncs --start --foreground --enable-model-api --allowed-urls --max-download-size --download-timeout --dt --disable-token-auth --workers --host --port --management-port --metrics-port --grpc-port --no-grpc --batch-size --threads --device --no-optimize --max-image-pixels --max-batch-delay --job-queue-size --queue-wait --max-request-size --client-timeout --head-timeout --keep-alive-timeout --max-connections --max-body-memory --auth-file --token-file --open --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --model-store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --models)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ts-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allowed-urls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-download-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --download-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -631,6 +659,14 @@ _scancer() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --management-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -703,7 +739,7 @@ _scancer() {
                     return 0
                     ;;
                 --open)
-                    COMPREPLY=($(compgen -W "health metrics" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "health metrics none" -- "${cur}"))
                     return 0
                     ;;
                 --color)

@@ -221,9 +221,18 @@ complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_s
 complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "set-default" -d 'Make a version the one that /predictions/{model} answers with'
 complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "unregister" -d 'Unregister a model version (the default one unless --version)'
 complete -c scancer -n "__fish_scancer_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l host -d 'Address to listen on; anything but loopback should come with --auth-file or --token-file' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -s p -l port -d 'Port to listen on (0: any free port, printed at start-up)' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l grpc-port -d 'gRPC port: KServe V2\'s and TorchServe\'s gRPC inference services (0: any free port, printed at start-up)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l model-store -d 'TorchServe\'s model store: the folder archives are registered from. Turns on TorchServe\'s layout: inference, management and metrics APIs on their own ports' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l models -d 'Archives in the model store to register at start: `all`, FILE.mar or NAME=FILE.mar (TorchServe\'s load_models; ignored when a config snapshot is restored)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l ts-config -d 'TorchServe\'s config.properties (also: TS_CONFIG_FILE). Without it, the newest config snapshot is restored, else ./config.properties is read' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l allowed-urls -d 'URLs the management API may register archives from: comma-separated regular expressions, each matching a whole URL (TorchServe\'s allowed_urls). Unlike TorchServe, none by default: only the model store' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-download-size -d 'Largest archive a registration downloads, in bytes' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l download-timeout -d 'Seconds a registration\'s download may take' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l workers -d 'Workers each model starts with: model instances running batches side by side (TorchServe\'s default_workers_per_model) [default: 1]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l host -d 'Address to listen on; anything but loopback should come with --auth-file or --token-file [default: 127.0.0.1]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s p -l port -d 'Port of the inference API, or of every API without --model-store (0: any free port, printed at start-up) [default: 8080]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l management-port -d 'Port of the management API, with --model-store (0: any free port) [default: 8081]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l metrics-port -d 'Port of the metrics API, with --model-store (0: any free port) [default: 8082]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l grpc-port -d 'gRPC port: KServe V2\'s and TorchServe\'s gRPC inference services (0: any free port, printed at start-up) [default: 7070]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l threads -d 'libtorch threads [default: one per physical core]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l device -d 'Where the model runs' -r -f -a "cpu\t''
@@ -231,9 +240,9 @@ cuda\t''
 auto\t'CUDA when a GPU is visible, else CPU'"
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-image-pixels -d 'Refuse images with more pixels than this (decompression-bomb guard)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-batch-delay -d 'Milliseconds to wait for more requests to fill a batch once one is queued (stops early when no other request is on its way)' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l job-queue-size -d 'Images that may wait for the model; a request finding no room waits up to --queue-wait, then gets 503' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l job-queue-size -d 'Images that may wait for each model version; a request finding no room waits up to --queue-wait, then gets 503 [default: 100]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l queue-wait -d 'Milliseconds a request may wait for room in a full queue before its 503 (0: TorchServe\'s immediate 503)' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-request-size -d 'Largest request body in bytes; larger ones are answered 413 (TorchServe\'s max_request_size)' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-request-size -d 'Largest request body in bytes; larger ones are answered 413 (TorchServe\'s max_request_size) [default: 6553500]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l client-timeout -d 'Seconds a client may take to send a request once started, or to read its answer (408 after)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l head-timeout -d 'Seconds a client may take to send a request head once its first byte has come (408 after)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l keep-alive-timeout -d 'Seconds an idle keep-alive connection stays open' -r
@@ -241,11 +250,17 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-connection
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-body-memory -d 'Request body bytes held in memory at once, over all requests; further bodies wait for room' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l auth-file -d 'HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l token-file -d 'Bearer tokens, one per line, or TorchServe\'s key_file.json (also: SCANCER_TOKEN)' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l open -d 'Endpoints that need no credentials when authentication is on' -r -f -a "health\t'`/ping` and the KServe `/v2/health/*` probes'
-metrics\t'`/metrics`'"
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l open -d 'Endpoints that need no credentials when authentication is on [default: health; none with --model-store, where TorchServe\'s /ping needs the inference key]' -r -f -a "health\t'`/ping` and the KServe `/v2/health/*` probes'
+metrics\t'`/metrics`'
+none\t'nothing: every endpoint needs credentials'"
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l ncs -d 'Neither write nor restore config snapshots (TorchServe\'s --no-config-snapshots)'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l start -d 'Accepted for TorchServe\'s command lines (KServe\'s runtime passes it): serve always starts'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l foreground -d 'Accepted for TorchServe\'s command lines: serve always runs in the foreground'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l enable-model-api -d 'Allow registering and unregistering models through the management API (TorchServe\'s enable_model_api)'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l disable-token-auth -l dt -d 'No TorchServe token authorization with --model-store (its key_file.json; TorchServe\'s disable_token_authorization)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-grpc -d 'No gRPC port'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s q -l quiet -d 'No access log on standard error'

@@ -449,6 +449,12 @@ fn store_models(store: &ModelStore, entry: &str) -> Result<Vec<(Option<String>, 
         })?;
         return Ok(all.into_iter().map(|file| (None, file)).collect());
     }
+    if entry.contains("://") {
+        bail!(
+            "--models {entry}: archives at start come from the model store; register URLs once the \
+             server runs (POST /models?url=..., with allowed_urls)"
+        );
+    }
     Ok(vec![match entry.split_once('=') {
         Some((name, file)) => {
             crate::mar::manifest::validate_model_name(name)
