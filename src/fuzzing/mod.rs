@@ -24,12 +24,13 @@ use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, Tr
 use crate::serve::app::{App, Defaults, Roles};
 use crate::serve::auth::{Auth, OpenEndpoint};
 use crate::serve::batcher::Queue;
+use crate::serve::batcher::Runner;
 use crate::serve::exchange::Exchanges;
 use crate::serve::http;
 use crate::serve::metrics::Metrics;
 use crate::serve::models::{no_worker_message, ServedModel, Settings};
 use crate::serve::registry::Registry;
-use crate::serve::workers::{Loader, Runner, Workers};
+use crate::serve::workers::{Loader, Workers};
 use crate::store::{Register, Store};
 use std::cell::Cell;
 use std::io;

@@ -8,8 +8,8 @@
 //! a bounded time when the queue is full, so that a refused request costs no decoding and closed-loop
 //! clients under overload wait for room instead of spinning on 503s.
 
-use super::workers::Runner;
 use crate::engine::preprocess::Prepared;
+use crate::engine::Engine;
 use crate::records::Prediction;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -261,6 +261,23 @@ impl Queue {
         drop(state);
         self.room.notify_waiters();
         Some(batch)
+    }
+}
+
+/// What a worker runs batches with: a model's engine.
+pub(crate) trait Runner: Send {
+    fn batch_size(&self) -> usize;
+    /// One answer per image, in order (`Engine::infer_each`'s policy for a failed batch).
+    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>>;
+}
+
+impl Runner for Engine {
+    fn batch_size(&self) -> usize {
+        Engine::batch_size(self)
+    }
+
+    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
+        Engine::infer_each(self, images)
     }
 }
 

@@ -3,7 +3,8 @@
 //! clients need to know about their inputs and outputs, and each version's queue and workers.
 
 use super::batcher::Queue;
-use super::workers::{Loader, OnBatch, Runner, Workers};
+use super::batcher::Runner;
+use super::workers::{Loader, OnBatch, Workers};
 use crate::engine::model_source::ModelSource;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::{Engine, EngineOptions};

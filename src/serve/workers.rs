@@ -4,10 +4,7 @@
 //! the batch it is running), as TorchServe does. A version left with no worker answers its queued
 //! jobs with TorchServe's "no worker" error rather than leaving them to time out.
 
-use super::batcher::{self, Queue};
-use crate::engine::preprocess::Prepared;
-use crate::engine::Engine;
-use crate::records::Prediction;
+use super::batcher::{self, Queue, Runner};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -18,23 +15,6 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(9000);
 
 /// Hears the size of every batch a worker runs.
 pub(crate) type OnBatch = Arc<dyn Fn(usize) + Send + Sync>;
-
-/// What a worker runs batches with: a model's engine.
-pub(crate) trait Runner: Send {
-    fn batch_size(&self) -> usize;
-    /// One answer per image, in order (`Engine::infer_each`'s policy for a failed batch).
-    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>>;
-}
-
-impl Runner for Engine {
-    fn batch_size(&self) -> usize {
-        Engine::batch_size(self)
-    }
-
-    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
-        Engine::infer_each(self, images)
-    }
-}
 
 /// Loads a new worker's runner (on the worker's thread).
 pub(crate) type Loader = Arc<dyn Fn() -> anyhow::Result<Box<dyn Runner>> + Send + Sync>;
