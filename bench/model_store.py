@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import DATA, HEY, ROOT, SCANCER, free_port, hey  # noqa: E402
+from serve import DATA, HEY, ROOT, SCANCER, free_port, hey, wait_for  # noqa: E402
 
 
 def call(method, url, timeout=600):
@@ -35,20 +35,6 @@ def call(method, url, timeout=600):
         body = response.read().decode()
         status = response.status
     return time.perf_counter() - started, status, body
-
-
-def wait_models(url, seconds=300):
-    deadline = time.time() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            pass
-        if time.time() > deadline:
-            sys.exit(f"{url} did not answer in {seconds} s")
-        time.sleep(0.2)
 
 
 def ready_workers(management, model):
@@ -99,7 +85,7 @@ def main():
     cells = {}
     try:
         for _, management in servers.values():
-            wait_models(f"{management}/models")
+            wait_for(f"{management}/models", 300)
         # Register, scale from 1 to 2 workers, unregister: each timed, `--operations` times.
         for _ in range(args.operations):
             for name, (_, management) in servers.items():

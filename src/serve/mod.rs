@@ -199,35 +199,23 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
                 options.quiet,
                 roles,
             ));
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            let (connections, stop) = (Arc::clone(&connections), stop_rx.clone());
-            served.push(tokio::spawn(async move {
-                accept_loop(
-                    &listener,
-                    &connections,
-                    max,
-                    stop,
-                    move |stream, peer, stop| {
-                        serve_http(stream, peer, Arc::clone(&exchanges), stop)
-                    },
-                )
-                .await;
-            }));
+            served.push(accepting(
+                listener,
+                &connections,
+                max,
+                stop_rx.clone(),
+                move |stream, peer, stop| serve_http(stream, peer, Arc::clone(&exchanges), stop),
+            )?);
         }
         if let Some(listener) = grpc_listener {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
             let router = grpc::Router::new(Arc::clone(&app), options.limits);
-            let (connections, stop) = (Arc::clone(&connections), stop_rx.clone());
-            served.push(tokio::spawn(async move {
-                accept_loop(
-                    &listener,
-                    &connections,
-                    max,
-                    stop,
-                    move |stream, _, stop| grpc::serve(stream, router.clone(), stop),
-                )
-                .await;
-            }));
+            served.push(accepting(
+                listener,
+                &connections,
+                max,
+                stop_rx.clone(),
+                move |stream, _, stop| grpc::serve(stream, router.clone(), stop),
+            )?);
         }
         for task in served {
             task.await?;
@@ -370,6 +358,25 @@ fn watch_signals(stop: watch::Sender<bool>) -> Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// `accept_loop` on its own task, for a listener of the standard library.
+fn accepting<F, Served>(
+    listener: std::net::TcpListener,
+    connections: &Arc<Connections>,
+    max_connections: usize,
+    stop: watch::Receiver<bool>,
+    serve: F,
+) -> std::io::Result<tokio::task::JoinHandle<()>>
+where
+    F: Fn(tokio::net::TcpStream, Arc<str>, watch::Receiver<bool>) -> Served + Send + 'static,
+    Served: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let connections = Arc::clone(connections);
+    Ok(tokio::spawn(async move {
+        accept_loop(&listener, &connections, max_connections, stop, serve).await;
+    }))
 }
 
 /// Accepts connections until `stop`, each served by `serve` on its own task; over `max_connections`

@@ -139,6 +139,22 @@ fn same_description(ours: &Value, theirs: &Value, delay: bool, name: &str) {
     }
 }
 
+/// A server on the work folder's store with the model API on, no TorchServe keys, and downloads
+/// allowed from `files`.
+fn open_store(work: &Work, files: &FileServer, extra: &[&str]) -> Server {
+    let allowed = format!("{}/.*", files.url);
+    let mut args = vec![
+        "--model-store",
+        "store",
+        "--enable-model-api",
+        "--disable-token-auth",
+        "--allowed-urls",
+        &allowed,
+    ];
+    args.extend_from_slice(extra);
+    Server::start_in(work.path(), &args, &[])
+}
+
 /// Polls `GET /models/{name}` until every worker is READY.
 fn wait_ready(server: &Server, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -209,23 +225,11 @@ fn body_of(name: &str, image: &[u8]) -> Vec<u8> {
 fn the_management_api_answers_as_torchserve_does() {
     let work = Work::new();
     let files = FileServer::serve(work.path().join("www"));
-    let allowed = format!("{}/.*", files.url);
     // TorchServe's defaults for what scancer sets otherwise: batches of 1 within 100 ms.
-    let server = Server::start_in(
-        work.path(),
-        &[
-            "--model-store",
-            "store",
-            "--enable-model-api",
-            "--disable-token-auth",
-            "--batch-size",
-            "1",
-            "--max-batch-delay",
-            "100",
-            "--allowed-urls",
-            &allowed,
-        ],
-        &[],
+    let server = open_store(
+        &work,
+        &files,
+        &["--batch-size", "1", "--max-batch-delay", "100"],
     );
     let image = patch();
     let all = fixtures();
@@ -596,19 +600,7 @@ fn curl(args: &[&str]) -> String {
 fn the_readme_workflow_through_curl_and_scancer_store() {
     let work = Work::new();
     let files = FileServer::serve(work.path().join("www"));
-    let allowed = format!("{}/.*", files.url);
-    let server = Server::start_in(
-        work.path(),
-        &[
-            "--model-store",
-            "store",
-            "--enable-model-api",
-            "--disable-token-auth",
-            "--allowed-urls",
-            &allowed,
-        ],
-        &[],
-    );
+    let server = open_store(&work, &files, &[]);
     let m = server.management_port;
     let status = |text: &str| {
         serde_json::from_str::<Value>(text).unwrap()["status"]
@@ -744,17 +736,7 @@ fn the_readme_workflow_through_curl_and_scancer_store() {
 fn a_restart_restores_every_model_and_a_killed_download_leaves_a_clean_store() {
     let work = Work::new();
     let files = FileServer::serve(work.path().join("www"));
-    let allowed = format!("{}/.*", files.url);
-    let args = [
-        "--model-store",
-        "store",
-        "--enable-model-api",
-        "--disable-token-auth",
-        "--allowed-urls",
-        &allowed,
-    ];
-    let server = Server::start_in(work.path(), &args, &[]);
-    let m = server.management_port;
+    let server = open_store(&work, &files, &[]);
     let call = |server: &Server, method: &str, path: &str| {
         let reply = server.request_to(server.management_port, method, path, &[], b"");
         assert!(reply.status < 300, "{method} {path}: {}", reply.text());
@@ -801,7 +783,6 @@ fn a_restart_restores_every_model_and_a_killed_download_leaves_a_clean_store() {
     let answer = server
         .request_to(server.port, "PUT", "/predictions/pcam", &[], &image)
         .text();
-    let _ = m;
     server.kill();
 
     // Only --model-store, as Scancer's systemd unit starts it.
@@ -1072,45 +1053,35 @@ fn kserve_layout_and_command_line_work_unchanged() {
         (api, api, metrics)
     );
     let image = patch();
-    let v1 = json!({"instances": [{"data": b64(&image)}, {"data": b64(&image)}]}).to_string();
-    let reply = server.request_to(
-        api,
-        "POST",
-        "/v1/models/pcam:predict",
-        &[("content-type", "application/json")],
-        v1.as_bytes(),
-    );
-    assert_eq!(
-        reply.text(),
-        fixture("kserve-v1-predict-two")["body"].as_str().unwrap()
-    );
-    let reply = server.request_to(api, "GET", "/v1/models/pcam", &[], b"");
-    assert_eq!(
-        reply.text(),
-        fixture("kserve-v1-ready-management")["body"]
-            .as_str()
-            .unwrap()
-    );
-    // The kserve envelope on /predictions, as TorchServe's.
+    let two = json!({"instances": [{"data": b64(&image)}, {"data": b64(&image)}]}).to_string();
     let one = json!({"instances": [{"data": b64(&image)}]}).to_string();
-    let reply = server.request_to(
-        api,
-        "POST",
-        "/predictions/pcam",
-        &[("content-type", "application/json")],
-        one.as_bytes(),
-    );
-    assert_eq!(
-        reply.text(),
-        fixture("kserve-predictions-json")["body"].as_str().unwrap()
-    );
-    let reply = server.request_to(api, "POST", "/v1/models/nope:predict", &[], one.as_bytes());
-    assert_eq!(
-        reply.text(),
-        fixture("kserve-v1-predict-unknown")["body"]
-            .as_str()
-            .unwrap()
-    );
+    // KServe V1, and the kserve envelope on /predictions, answered as TorchServe's.
+    for (method, path, body, recorded) in [
+        (
+            "POST",
+            "/v1/models/pcam:predict",
+            &two,
+            "kserve-v1-predict-two",
+        ),
+        (
+            "GET",
+            "/v1/models/pcam",
+            &String::new(),
+            "kserve-v1-ready-management",
+        ),
+        ("POST", "/predictions/pcam", &one, "kserve-predictions-json"),
+        (
+            "POST",
+            "/v1/models/nope:predict",
+            &one,
+            "kserve-v1-predict-unknown",
+        ),
+    ] {
+        let json = [("content-type", "application/json")];
+        let reply = server.request_to(api, method, path, &json, body.as_bytes());
+        let expected = fixture(recorded)["body"].as_str().unwrap().to_string();
+        assert_eq!(reply.text(), expected, "{recorded}");
+    }
     // KServe V2 (native) on the same port; the model and its settings from model_snapshot.
     let v2 = json!({"inputs": [{"name": "input__0", "shape": [1], "datatype": "BYTES", "data": [b64(&image)]}]});
     let reply = server.request_to(
