@@ -1222,3 +1222,124 @@ fn configuration_errors_are_one_line_and_exit_2() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// A torch-model-archiver archive with a custom Python handler: the model and the handler file,
+/// no scancer configuration.
+fn custom_handler_archive(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("pcam-classification.pt", options).unwrap();
+    std::io::Write::write_all(
+        &mut zip,
+        &std::fs::read(root().join(crate::util::PCAM)).unwrap(),
+    )
+    .unwrap();
+    zip.start_file("pcam_classifier_handler.py", options)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut zip,
+        b"from ts.torch_handler.base_handler import BaseHandler\n",
+    )
+    .unwrap();
+    zip.start_file("MAR-INF/MANIFEST.json", options).unwrap();
+    let manifest = json!({
+        "createdOn": "02/12/2026 05:00:00",
+        "runtime": "python",
+        "model": {
+            "modelName": "custom",
+            "serializedFile": "pcam-classification.pt",
+            "handler": "pcam_classifier_handler.py",
+            "modelVersion": "1.0"
+        },
+        "archiverVersion": "0.12.0"
+    });
+    std::io::Write::write_all(&mut zip, manifest.to_string().as_bytes()).unwrap();
+    zip.finish().unwrap();
+}
+
+#[test]
+fn a_custom_handler_archive_takes_its_configuration_from_the_store() {
+    let work = Work::new();
+    custom_handler_archive(&work.store().join("custom.mar"));
+    let server = Server::start_in(
+        work.path(),
+        &[
+            "--model-store",
+            "store",
+            "--enable-model-api",
+            "--disable-token-auth",
+        ],
+        &[],
+    );
+    let register = "/models?url=custom.mar&initial_workers=1";
+    let refused = server.request_to(server.management_port, "POST", register, &[], b"");
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let message = refused.json()["message"].as_str().unwrap().to_string();
+    let beside = work.store().join("custom.toml");
+    assert!(
+        message.contains("custom Python code") && message.contains("at store/custom.toml"),
+        "the error says where the configuration goes: {message}"
+    );
+    std::fs::copy(root().join("examples/pcam-classification.toml"), &beside).unwrap();
+    let registered = server.request_to(server.management_port, "POST", register, &[], b"");
+    assert_eq!(registered.status, 200, "{}", registered.text());
+    let answer = server.request_to(server.port, "PUT", "/predictions/custom", &[], &patch());
+    assert_eq!((answer.status, answer.text().as_str()), (200, "1"));
+}
+
+#[test]
+fn basic_credentials_guard_every_listener() {
+    let work = Work::new();
+    let users = work.path().join("users.txt");
+    std::fs::write(&users, "ana:s3cret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let users = users.display().to_string();
+    let basic = format!("Basic {}", b64(b"ana:s3cret"));
+    // With TorchServe's keys on too: valid Basic credentials need no key (nginx's users).
+    for tokens in [false, true] {
+        // --ncs: a snapshot of the first run would bring its disable_token_authorization back.
+        let mut args = vec![
+            "--model-store",
+            "store",
+            "--ncs",
+            "--models",
+            "pcam.mar",
+            "--auth-file",
+            &users,
+        ];
+        if !tokens {
+            args.push("--disable-token-auth");
+        }
+        let server = Server::start_in(work.path(), &args, &[]);
+        for (port, method, path, body) in [
+            (server.port, "PUT", "/predictions/pcam", patch()),
+            (server.port, "GET", "/ping", Vec::new()),
+            (server.management_port, "GET", "/models", Vec::new()),
+            (server.metrics_port, "GET", "/metrics", Vec::new()),
+        ] {
+            let refused = server.request_to(port, method, path, &[], &body);
+            let expected = if tokens && port != server.metrics_port {
+                400
+            } else {
+                401
+            };
+            assert_eq!(
+                refused.status,
+                expected,
+                "{path} (tokens {tokens}): {}\n{}",
+                refused.text(),
+                server.log()
+            );
+            let allowed =
+                server.request_to(port, method, path, &[("authorization", &basic)], &body);
+            assert_eq!(
+                allowed.status,
+                200,
+                "{path} (tokens {tokens}): {}",
+                allowed.text()
+            );
+        }
+    }
+}
