@@ -7,9 +7,17 @@ serves them on a real TorchServe bound to 127.0.0.1 on free ports, sends every t
 TorchServe's answers against `scancer predict` for the same images; serves the same archives on
 `scancer serve` and sends both servers the same requests, which must get identical status codes and
 bodies on every endpoint they share; then feeds torch-model-archiver's own archives (testdata/mar) to
-`scancer predict`. Prints a summary; exits 1 on any mismatch.
+`scancer predict`; drives a TorchServe with `scancer store` and `predict --remote`; and runs one
+model-store workflow (register from the store and from an http URL, describe, scale, versions,
+set-default, unregister, the listeners' 404s, then tokens) live on a TorchServe and on `scancer serve
+--model-store`, both started empty, comparing status and body request by request. Prints a summary;
+exits 1 on any mismatch (answers that differ on purpose, README "Differences from TorchServe", are
+shown and not counted).
 
-    python examples/interop_torchserve.py [--scancer target/release/scancer]
+    python examples/interop_torchserve.py [--scancer target/release/scancer] [--only-store]
+
+`--only-store` runs only the live model-store workflow. `torchserve` is looked for beside the Python
+that runs the script first, then on PATH.
 """
 
 import argparse
@@ -40,9 +48,9 @@ def scancer_records(scancer, model, images, *extra):
     return {r["path"]: r for r in map(json.loads, out.stdout.splitlines())}
 
 
-def exchange(port, method, path, body=b"", headers=None):
+def exchange(port, method, path, body=b"", headers=None, timeout=60):
     """One request; the status and the body as sent, whatever the status."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     connection.request(method, path, body=body, headers=headers or {})
     response = connection.getresponse()
     answer = (response.status, response.read())
@@ -65,8 +73,9 @@ def compare_servers(scancer, store, ports):
     """The same requests to TorchServe and to `scancer serve` on the same archives."""
     port = free_port()
     # TorchServe runs the graph as saved, one request per batch: so does scancer here, which makes
-    # even the float bodies of the multiclass model comparable byte for byte.
-    server = subprocess.Popen([scancer, "serve", "--quiet", "--port", str(port), "--no-optimize",
+    # even the float bodies of the multiclass model comparable byte for byte. No gRPC: TorchServe
+    # holds 7070, the default of both.
+    server = subprocess.Popen([scancer, "serve", "--quiet", "--port", str(port), "--no-optimize", "--no-grpc",
                                "--batch-size", "1", store / "pcam.mar", store / "tissue.mar"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     failures = []
@@ -219,11 +228,282 @@ def store_checks(scancer, store, work):
     return failures
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scancer", default=str(ROOT / "target/release/scancer"))
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="scancer-interop-"))
+class ScancerStore:
+    """`scancer serve --model-store` in its own work dir (its cwd, where it writes key_file.json, and
+    LOG_LOCATION), with TorchServe's defaults (batches of 1 within 100 ms) and the interface of
+    record_torchserve_store.TorchServe (ports, start, read_keys, bearer, stop)."""
+
+    def __init__(self, scancer, work, name, store, *, token_auth, allowed_urls):
+        self.work = work / name
+        self.work.mkdir()
+        self.ports = {k: free_port() for k in ("inference", "management", "metrics")}
+        self.token_auth = token_auth
+        # --no-optimize: the graph as saved, TorchServe's way of running it (see compare_servers).
+        self.command = [str(Path(scancer).resolve()), "serve", "--model-store", str(store), "--enable-model-api",
+                        "--ncs", "--no-grpc", "--batch-size", "1", "--max-batch-delay", "100", "--no-optimize",
+                        "--port", str(self.ports["inference"]), "--management-port", str(self.ports["management"]),
+                        "--metrics-port", str(self.ports["metrics"]), "--allowed-urls", allowed_urls]
+        if not token_auth:
+            self.command.append("--disable-token-auth")
+        self.env = dict({k: v for k, v in os.environ.items() if not k.startswith("SCANCER_")},
+                        LOG_LOCATION=str(self.work / "logs"), METRICS_LOCATION=str(self.work / "logs"))
+        self.process = None
+        self.keys = None
+
+    def start(self):
+        with open(self.work / "scancer.log", "wb") as log:
+            self.process = subprocess.Popen(self.command, cwd=self.work, env=self.env, stdout=log, stderr=log)
+        deadline = time.time() + 120
+        while True:
+            if self.process.poll() is not None:
+                sys.exit(f"scancer serve exited with {self.process.returncode}; see {self.work / 'scancer.log'}")
+            try:
+                headers = self.bearer("management") if self.token_auth and self.read_keys() else {}
+                if exchange(self.ports["management"], "GET", "/models", headers=headers, timeout=10)[0] == 200:
+                    return self
+            except (OSError, ValueError, KeyError):
+                pass
+            if time.time() > deadline:
+                sys.exit(f"scancer serve did not start; see {self.work / 'scancer.log'}")
+            time.sleep(0.2)
+
+    def read_keys(self):
+        self.keys = json.loads((self.work / "key_file.json").read_text())
+        return self.keys
+
+    def bearer(self, kind):
+        return {"Authorization": f"Bearer {self.keys[kind]['key']}"} if self.token_auth else {}
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+# Requests of the workflow below that scancer answers otherwise on purpose (README, "Differences from
+# TorchServe"), and why: shown, not counted as mismatches. Status and body only are compared, so the
+# predictions' Content-Type (the documented difference those requests have) is not one of them.
+ON_PURPOSE = {
+    "register-url-not-allowed": "URLs need allowed_urls; TorchServe's default allows any (CVE-2023-43654)",
+    "scale-negative": "negative workers are a 400; TorchServe fails with a 500 IndexOutOfBoundsException",
+    "token-substring-in-query": "/token is only the /token path; TorchServe takes any request containing /token",
+}
+# What describe answers may differ in: each worker's own id, start time, pid and memory.
+OWN_WORKER_FIELDS = ("id", "startTime", "pid", "memoryUsage")
+
+
+def description_differences(theirs, ours):
+    """Field by field, what differs between two describe answers (decoded JSON)."""
+    if not (isinstance(theirs, list) and isinstance(ours, list)) or len(theirs) != len(ours):
+        return [f"{len(theirs) if isinstance(theirs, list) else theirs!r} / "
+                f"{len(ours) if isinstance(ours, list) else ours!r} versions"]
+    found = []
+    for t, o in zip(theirs, ours):
+        if list(t) != list(o):
+            found.append(f"fields {list(t)} / {list(o)}")
+        for key, value in t.items():
+            if key != "workers":
+                if value != o.get(key):
+                    found.append(f"{key}: {value!r} / {o.get(key)!r}")
+                continue
+            if len(value) != len(o.get(key, [])):
+                found.append(f"{len(value)} / {len(o.get(key, []))} workers")
+            for a, b in zip(value, o.get(key, [])):
+                if list(a) != list(b):
+                    found.append(f"worker fields {list(a)} / {list(b)}")
+                found += [f"worker {k}: {a[k]!r} / {b.get(k)!r}" for k in a
+                          if k not in OWN_WORKER_FIELDS and a[k] != b.get(k)]
+    return found
+
+
+def wait_all_ready(servers, model, timeout=300):
+    """Until every worker of `model` is READY on each server (describe answers while workers start
+    would differ only in timing)."""
+    for server in servers:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status, body = exchange(server.ports["management"], "GET", f"/models/{model}",
+                                    headers=server.bearer("management"))
+            if status == 200 and all(w["status"] == "READY" for v in json.loads(body) for w in v["workers"]):
+                break
+            time.sleep(0.5)
+        else:
+            print(f"warning: {model} not all READY on {type(server).__name__} after {timeout} s")
+
+
+def store_workflow(scancer, work):
+    """One model-store workflow live on a real TorchServe 0.12 and on `scancer serve --model-store`,
+    both started empty on their own free loopback ports from copies of one store folder, model API on:
+    the same request to both, status and body compared request by request (describe answers field by
+    field). Token auth off, then a second pair with token auth on for the key checks."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from record_torchserve_store import FileServer, TorchServe
+
+    live = work / "live"
+    source = live / "store"
+    source.mkdir(parents=True)
+    for version, name in (("1.0", "pcam.mar"), ("2.0", "pcam-2.0.mar")):
+        export = live / f"v{version}"
+        export.mkdir()
+        subprocess.run([scancer, "archive", "--model-name", "pcam", "--version", version, "--serialized-file",
+                        ROOT / "examples/pcam-classification.pt", "--config", ROOT / "examples/pcam-classification.toml",
+                        "--export-path", export, "-f"], check=True, capture_output=True)
+        shutil.move(export / "pcam.mar", source / name)
+    (live / "www" / "files").mkdir(parents=True)
+    shutil.copy(source / "pcam.mar", live / "www" / "files" / "pcamurl.mar")
+    files = FileServer(live / "www")
+    url = f"{files.url}/files/pcamurl.mar"
+    png = (ROOT / "examples/patches/patch-00.png").read_bytes()
+    raw = {"Content-Type": "application/octet-stream"}
+    tally = {"same": 0, "on purpose": 0, "different": 0}
+    failures = []
+
+    def pair(name, token_auth):
+        """A TorchServe and a scancer, each on its own copy of the store, started one after the other."""
+        stores = [live / f"{name}-{kind}-store" for kind in ("torchserve", "scancer")]
+        for store in stores:
+            shutil.copytree(source, store)
+        config = ["enable_model_api=true"] + ([] if token_auth else ["disable_token_authorization=true"])
+        ts = TorchServe(live, f"{name}-torchserve", stores[0], config=config)
+        sc = ScancerStore(scancer, live, f"{name}-scancer", stores[1], token_auth=token_auth,
+                          allowed_urls=f"{files.url}/.*")
+        return (ts, sc), stores
+
+    def outcome(label, same, shown, theirs=None, ours=None, details=()):
+        if same:
+            tally["same"] += 1
+            print(f"same               {label}: {shown}")
+        elif label in ON_PURPOSE:
+            tally["on purpose"] += 1
+            print(f"differs on purpose {label}: {shown} ({ON_PURPOSE[label]})")
+            if theirs is not None:
+                print(f"    TorchServe {theirs[0]} {theirs[1]!r}\n    scancer    {ours[0]} {ours[1]!r}")
+        else:
+            tally["different"] += 1
+            failures.append(("store workflow", label))
+            print(f"DIFFERENT          {label}: {shown}")
+            for line in details:
+                print(f"    {line}")
+            if theirs is not None:
+                print(f"    TorchServe {theirs[0]} {theirs[1]!r}\n    scancer    {ours[0]} {ours[1]!r}")
+
+    def both(servers, label, method, path, body=b"", headers=None, port="management", keys="management",
+             describe=False):
+        """The same request to each server (with its own key of kind `keys`, or `headers(server)`)."""
+        answers = []
+        for server in servers:
+            sent = dict(raw if body else {})
+            if callable(headers):
+                sent.update(headers(server))
+            elif headers:
+                sent.update(headers)
+            elif keys:
+                sent.update(server.bearer(keys))
+            try:
+                answers.append(exchange(server.ports[port], method, path, body, sent, timeout=300))
+            except (OSError, http.client.HTTPException) as e:
+                answers.append((None, f"<no answer: {type(e).__name__}: {e}>".encode()))
+        theirs, ours = answers
+        details = []
+        if describe and theirs[0] == ours[0] == 200:
+            try:
+                details = description_differences(json.loads(theirs[1]), json.loads(ours[1]))
+            except ValueError as e:
+                details = [f"not JSON: {e}"]
+            same = not details
+        else:
+            same = theirs == ours
+        outcome(label, same, f"{method} {path} ({port}) -> {theirs[0]} {theirs[1][:60]!r}"
+                + (" (field by field)" if describe and same else ""), theirs, ours, details)
+        return answers
+
+    def listing_check(label, stores, downloaded):
+        listings = [sorted(p.name for p in store.iterdir()) for store in stores]
+        same = listings[0] == listings[1] and all(("pcamurl.mar" in names) == downloaded for names in listings)
+        outcome(label, same, f"model stores: TorchServe {listings[0]}, scancer {listings[1]}")
+
+    servers, stores = pair("plain", token_auth=False)
+    try:
+        for server in servers:
+            server.start()
+        both(servers, "list-empty", "GET", "/models")
+        both(servers, "register", "POST", "/models?url=pcam.mar&initial_workers=1&synchronous=true")
+        both(servers, "register-url", "POST",
+             f"/models?url={url}&model_name=pcamurl&initial_workers=1&synchronous=true")
+        listing_check("register-url-downloaded", stores, True)
+        both(servers, "list", "GET", "/models")
+        wait_all_ready(servers, "pcam")
+        both(servers, "describe", "GET", "/models/pcam", describe=True)
+        wait_all_ready(servers, "pcamurl")
+        both(servers, "describe-url", "GET", "/models/pcamurl", describe=True)
+        both(servers, "scale-2", "PUT", "/models/pcam?min_worker=2&synchronous=true")
+        wait_all_ready(servers, "pcam")
+        both(servers, "describe-scaled", "GET", "/models/pcam", describe=True)
+        both(servers, "scale-0", "PUT", "/models/pcam?min_worker=0&synchronous=true")
+        both(servers, "describe-scaled-0", "GET", "/models/pcam", describe=True)
+        both(servers, "predict-no-worker", "PUT", "/predictions/pcam", png, port="inference")
+        both(servers, "predict-no-worker-version", "PUT", "/predictions/pcam/1.0", png, port="inference")
+        both(servers, "scale-back", "PUT", "/models/pcam?min_worker=1&synchronous=true")
+        wait_all_ready(servers, "pcam")
+        both(servers, "predict-scaled-back", "PUT", "/predictions/pcam", png, port="inference")
+        both(servers, "register-2.0", "POST", "/models?url=pcam-2.0.mar&initial_workers=1&synchronous=true")
+        both(servers, "set-default-2.0", "PUT", "/models/pcam/2.0/set-default")
+        wait_all_ready(servers, "pcam")
+        both(servers, "describe-default-2.0", "GET", "/models/pcam", describe=True)
+        both(servers, "unregister-no-version", "DELETE", "/models/pcam")
+        both(servers, "predict-default", "PUT", "/predictions/pcam", png, port="inference")
+        both(servers, "predict-1.0", "PUT", "/predictions/pcam/1.0", png, port="inference")
+        both(servers, "predict-2.0", "PUT", "/predictions/pcam/2.0", png, port="inference")
+        both(servers, "unregister-1.0", "DELETE", "/models/pcam/1.0")
+        both(servers, "list-after-unregister-1.0", "GET", "/models")
+        both(servers, "unregister-url", "DELETE", "/models/pcamurl")
+        listing_check("unregister-url-deleted", stores, False)
+        both(servers, "list-after-unregister-url", "GET", "/models")
+        # Outside scancer's --allowed-urls (localhost, not 127.0.0.1), and missing: TorchServe's
+        # download fails, so neither store changes.
+        both(servers, "register-url-not-allowed", "POST",
+             f"/models?url={files.url.replace('127.0.0.1', 'localhost')}/files/missing.mar")
+        both(servers, "scale-negative", "PUT", "/models/pcam?min_worker=-1&max_worker=-1&synchronous=true")
+        both(servers, "inference-port-models", "GET", "/models", port="inference")
+        both(servers, "management-port-predict", "PUT", "/predictions/pcam", png)
+        both(servers, "management-port-ping", "GET", "/ping")
+        both(servers, "inference-port-metrics", "GET", "/metrics", port="inference")
+    finally:
+        for server in servers:
+            server.stop()
+
+    servers, stores = pair("token", token_auth=True)
+    try:
+        for server in servers:
+            server.start()
+        both(servers, "token-missing", "GET", "/models", keys=None)
+        both(servers, "token-missing-ping", "GET", "/ping", port="inference", keys=None)
+        both(servers, "token-ping", "GET", "/ping", port="inference", keys="inference")
+        old = {id(server): server.bearer("management") for server in servers}
+        both(servers, "token-regen-management", "GET", "/token?type=management", keys="API")
+        for server in servers:
+            server.read_keys()
+        changed = [old[id(server)] != server.bearer("management") for server in servers]
+        outcome("token-regen-management-changed-key", changed == [True, True],
+                f"key_file.json's management key changed: TorchServe {changed[0]}, scancer {changed[1]}")
+        both(servers, "token-old-management-key", "GET", "/models", headers=lambda server: old[id(server)])
+        both(servers, "token-new-management-key", "GET", "/models", keys="management")
+        both(servers, "token-substring-in-query", "GET", "/models?x=/token", keys="management")
+    finally:
+        for server in servers:
+            server.stop()
+        files.server.shutdown()
+    print(f"store workflow: {tally['same']} same, {tally['on purpose']} differ on purpose, "
+          f"{tally['different']} DIFFERENT")
+    return failures
+
+
+def archive_checks(scancer, work):
+    """Parts 1 and 2, and store_checks: archives served by TorchServe, TorchServe's archives read by scancer."""
     store = work / "store"
     store.mkdir()
     failures = []
@@ -234,7 +514,7 @@ def main():
         ("tissue", ROOT / "testdata/models/tissue-multiclass.pt", ROOT / "testdata/models/tissue-multiclass.toml"),
     ]
     for name, model, config in cases:
-        subprocess.run([args.scancer, "archive", "--model-name", name, "--version", "1.0", "--serialized-file",
+        subprocess.run([scancer, "archive", "--model-name", name, "--version", "1.0", "--serialized-file",
                         model, "--config", config, "--export-path", store], check=True, capture_output=True)
     ports = {k: free_port() for k in ("inference", "management", "metrics")}
     (work / "config.properties").write_text(
@@ -272,7 +552,7 @@ def main():
         ]
         for name, (_, _, _), images in checks:
             mar = store / f"{name}.mar"
-            ours = scancer_records(args.scancer, str(mar), [str(ROOT / i) for i in images])
+            ours = scancer_records(scancer, str(mar), [str(ROOT / i) for i in images])
             for image in images:
                 body = (ROOT / image).read_bytes()
                 # As `curl -T` sends it; urllib would claim a form body, which TorchServe fails to parse.
@@ -291,14 +571,14 @@ def main():
                 print(f"{'ok  ' if ok else 'FAIL'} {name} {image}: {shown}")
                 if not ok:
                     failures.append((name, image))
-        failures += compare_servers(args.scancer, store, ports)
+        failures += compare_servers(scancer, store, ports)
     finally:
         subprocess.run(["torchserve", "--stop"], env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # 2. torch-model-archiver's own archives, read by scancer.
     reference = json.loads((ROOT / "testdata/reference.json").read_text())["image_classifier"]
     for archive in ["testdata/mar/tissue.mar", "testdata/mar/tissue-tgz.tar.gz", "testdata/mar/tissue-dir"]:
-        ours = scancer_records(args.scancer, str(ROOT / archive), [str(ROOT / i) for i in reference])
+        ours = scancer_records(scancer, str(ROOT / archive), [str(ROOT / i) for i in reference])
         labels = ["adipose", "stroma", "tumour", "lymphocytes"]
         for image, want in reference.items():
             got = ours[str(ROOT / image)]["probabilities"]
@@ -306,7 +586,20 @@ def main():
             print(f"{'ok  ' if ok else 'FAIL'} torch-model-archiver {archive} {image}")
             if not ok:
                 failures.append((archive, image))
-    failures += store_checks(args.scancer, store, work)
+    failures += store_checks(scancer, store, work)
+    return failures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scancer", default=str(ROOT / "target/release/scancer"))
+    ap.add_argument("--only-store", action="store_true", help="run only the live model-store workflow")
+    args = ap.parse_args()
+    # `torchserve` beside the Python that runs this (a virtual environment need not be activated).
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    work = Path(tempfile.mkdtemp(prefix="scancer-interop-"))
+    failures = [] if args.only_store else archive_checks(args.scancer, work)
+    failures += store_workflow(args.scancer, work)
     shutil.rmtree(work, ignore_errors=True)
     print(f"interop: {len(failures)} mismatch(es)")
     return 1 if failures else 0
