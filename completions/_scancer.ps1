@@ -29,7 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
             [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (Scancer''s model store)')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models: TorchServe''s inference and management APIs, KServe V1 and V2, Prometheus metrics')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -338,7 +338,7 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('predict', 'predict', [CompletionResultType]::ParameterValue, 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one')
             [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage models on a TorchServe management API (Scancer''s model store)')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve models: TorchServe''s inference and management APIs, KServe V1 and V2, Prometheus metrics')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }

@@ -26,7 +26,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand predict 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)'
             cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
             cand store 'Manage models on a TorchServe management API (Scancer''s model store)'
-            cand serve 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics'
+            cand serve 'Serve models: TorchServe''s inference and management APIs, KServe V1 and V2, Prometheus metrics'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'scancer;predict'= {
@@ -312,7 +312,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand predict 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)'
             cand archive 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
             cand store 'Manage models on a TorchServe management API (Scancer''s model store)'
-            cand serve 'Serve models over HTTP: TorchServe''s inference API, KServe V2 and Prometheus metrics'
+            cand serve 'Serve models: TorchServe''s inference and management APIs, KServe V1 and V2, Prometheus metrics'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'scancer;help;predict'= {

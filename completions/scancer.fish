@@ -32,7 +32,7 @@ complete -c scancer -n "__fish_scancer_needs_command" -s V -l version -d 'Print 
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "predict" -d 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (Scancer\'s model store)'
-complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models over HTTP: TorchServe\'s inference API, KServe V2 and Prometheus metrics'
+complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models: TorchServe\'s inference and management APIs, KServe V1 and V2, Prometheus metrics'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with --remote, the model\'s name on the server' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]' -r -F
@@ -269,7 +269,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -s V -l version -
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "predict" -d 'Run a model on image files, directories of images, or standard input: locally, on whole slides (--tile), or with a remote inference API (--remote)'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "archive" -d 'Package a model and its handler configuration as a TorchServe .mar archive, or inspect one'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "store" -d 'Manage models on a TorchServe management API (Scancer\'s model store)'
-complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "serve" -d 'Serve models over HTTP: TorchServe\'s inference API, KServe V2 and Prometheus metrics'
+complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "serve" -d 'Serve models: TorchServe\'s inference and management APIs, KServe V1 and V2, Prometheus metrics'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and not __fish_seen_subcommand_from predict archive store serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "inspect" -d 'Print an archive\'s manifest, files and handler configuration'
 complete -c scancer -n "__fish_scancer_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "list" -d 'List the registered models (following every page)'

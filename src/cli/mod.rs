@@ -38,7 +38,10 @@ macro_rules! serve_examples {
   scancer serve pcam-classification.mar
   curl -T patch.png http://127.0.0.1:8080/predictions/pcam-classification
   curl -F data=@patch.png 'http://127.0.0.1:8080/predictions/pcam-classification?details=true'
-  scancer serve pcam=pcam-classification.pt tissue.mar --port 9000 --auth-file users.txt"
+  scancer serve pcam=pcam-classification.pt tissue.mar --port 9000 --auth-file users.txt
+  scancer serve --model-store model_store --models all --enable-model-api
+  curl -X POST 'http://127.0.0.1:8081/models?url=pcam.mar&initial_workers=1'
+  scancer serve --start --model-store=/mnt/models/model-store --ts-config=/mnt/models/config/config.properties"
     };
 }
 
@@ -110,12 +113,16 @@ pub(crate) enum Command {
         after_long_help = format!("{}\n\n{}", store_examples!(), exit::table(Table::Store))
     )]
     Store(StoreArgs),
-    /// Serve models over HTTP: TorchServe's inference API, KServe V2 and Prometheus metrics
+    /// Serve models: TorchServe's inference and management APIs, KServe V1 and V2, Prometheus metrics
     #[command(
-        long_about = "Serve models over HTTP in one process: TorchServe 0.12's inference API \
-            (/ping, /predictions/{model}[/{version}]) with the same bodies and status codes, its \
-            read-only model views (/models), Prometheus /metrics with TorchServe's names, and the KServe \
-            V2 protocol (/v2/...). Requests are batched dynamically on one model thread. SIGINT or \
+        long_about = "Serve models in one process: TorchServe 0.12's inference API (/ping, \
+            /predictions/{model}[/{version}]) and management API (/models: list, describe, register, \
+            scale, set-default, unregister) with the same bodies and status codes, Prometheus /metrics \
+            with TorchServe's names, KServe V1 and V2 (/v1, /v2, and gRPC). With --model-store, it \
+            starts as `torchserve --start` does: its config.properties, inference, management and \
+            metrics on their own ports, token authorization, config snapshots that bring the \
+            registered models back at the next start. Each model version has its own queue and \
+            workers (threads with their own engine) that batch requests dynamically. SIGINT or \
             SIGTERM stops accepting, answers the requests already received, and exits 0.",
         after_help = serve_examples!(),
         after_long_help = serve_examples!()

@@ -56,6 +56,8 @@ struct State {
     /// Room held by admitted requests still decoding.
     reserved: usize,
     closed: bool,
+    /// No worker will take a job (the version is scaled to 0): jobs are refused, not left waiting.
+    unserved: bool,
 }
 
 /// Room in the queue for one request's images, held from admission until its jobs are queued.
@@ -80,10 +82,15 @@ impl Reservation {
         let queue = Arc::clone(&self.queue);
         let mut state = queue.lock();
         state.reserved -= std::mem::take(&mut self.n);
-        if state.closed {
+        if state.closed || state.unserved {
+            let refused = if state.closed {
+                Refused::Closed
+            } else {
+                Refused::NoWorker
+            };
             drop(state);
             queue.room.notify_waiters();
-            return Err(Refused::Closed);
+            return Err(refused);
         }
         state.jobs.extend(jobs);
         drop(state);
@@ -97,6 +104,8 @@ impl Reservation {
 pub(crate) enum Refused {
     Full,
     Closed,
+    /// The version has no worker.
+    NoWorker,
 }
 
 /// Counts a request as arriving until it is queued or dropped.
@@ -116,6 +125,7 @@ impl Queue {
                 jobs: VecDeque::new(),
                 reserved: 0,
                 closed: false,
+                unserved: false,
             }),
             changed: Condvar::new(),
             capacity: capacity.max(1),
@@ -212,9 +222,16 @@ impl Queue {
         self.room.notify_waiters();
     }
 
-    /// Answers every queued job with `why` (the version has no worker left to run them).
-    pub(crate) fn fail_pending(&self, why: &str) {
-        let jobs: Vec<Job> = self.lock().jobs.drain(..).collect();
+    /// Says whether a worker will take jobs. Without one, queued jobs are answered with `why`, and
+    /// new ones refused, so that none waits for a worker that is not coming.
+    pub(crate) fn set_served(&self, served: bool, why: &str) {
+        let mut state = self.lock();
+        state.unserved = !served;
+        if served {
+            return;
+        }
+        let jobs: Vec<Job> = state.jobs.drain(..).collect();
+        drop(state);
         for job in jobs {
             let _ = job.reply.send(Err(JobError::NoWorker(why.to_string())));
         }
@@ -370,12 +387,16 @@ mod tests {
                 reply,
             })
             .unwrap();
-        queue.fail_pending("no worker");
+        queue.set_served(false, "no worker");
         assert_eq!(queue.pending(), 0);
         assert_eq!(
             answer.blocking_recv().unwrap().unwrap_err(),
             JobError::NoWorker("no worker".into())
         );
+        // ... and later jobs are refused until a worker comes.
+        assert_eq!(queue.push(job()), Err(Refused::NoWorker));
+        queue.set_served(true, "");
+        assert_eq!(queue.push(job()), Ok(()));
     }
 
     #[test]

@@ -132,12 +132,11 @@ impl Workers {
             }
         }
         let none_left = pool.live.is_empty();
+        // Decided with the pool locked, so that a worker stopping meanwhile cannot undo it.
+        self.queue.set_served(!none_left, &self.no_worker);
         drop(pool);
         // Retired workers waiting for a job look at their stop flags.
         self.queue.wake();
-        if none_left {
-            self.queue.fail_pending(&self.no_worker);
-        }
         self.changed.notify_waiters();
     }
 
@@ -162,12 +161,11 @@ impl Workers {
         }
         let mut pool = self.lock();
         pool.live.retain(|w| w.id != id);
-        let none_left = pool.live.is_empty();
+        if pool.live.is_empty() {
+            self.queue.set_served(false, &self.no_worker);
+        }
         self.stopped.notify_all();
         drop(pool);
-        if none_left {
-            self.queue.fail_pending(&self.no_worker);
-        }
         self.changed.notify_waiters();
     }
 

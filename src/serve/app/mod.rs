@@ -477,6 +477,7 @@ impl App {
     fn refused(&self, model: &ServedModel, refused: Refused) -> Failure {
         match refused {
             Refused::Full => Failure::QueueFull,
+            Refused::NoWorker => Failure::NoWorker(model.no_worker(false)),
             Refused::Closed if self.stopping.load(Ordering::SeqCst) => Failure::ShuttingDown,
             Refused::Closed => Failure::Unregistered(
                 self.registry
