@@ -33,6 +33,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record_torchserve_store import FileServer, KeyFile, TorchServe  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -228,7 +231,7 @@ def store_checks(scancer, store, work):
     return failures
 
 
-class ScancerStore:
+class ScancerStore(KeyFile):
     """`scancer serve --model-store` in its own work dir (its cwd, where it writes key_file.json, and
     LOG_LOCATION), with TorchServe's defaults (batches of 1 within 100 ms) and the interface of
     record_torchserve_store.TorchServe (ports, start, read_keys, bearer, stop)."""
@@ -266,13 +269,6 @@ class ScancerStore:
             if time.time() > deadline:
                 sys.exit(f"scancer serve did not start; see {self.work / 'scancer.log'}")
             time.sleep(0.2)
-
-    def read_keys(self):
-        self.keys = json.loads((self.work / "key_file.json").read_text())
-        return self.keys
-
-    def bearer(self, kind):
-        return {"Authorization": f"Bearer {self.keys[kind]['key']}"} if self.token_auth else {}
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -340,9 +336,6 @@ def store_workflow(scancer, work):
     both started empty on their own free loopback ports from copies of one store folder, model API on:
     the same request to both, status and body compared request by request (describe answers field by
     field). Token auth off, then a second pair with token auth on for the key checks."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from record_torchserve_store import FileServer, TorchServe
-
     live = work / "live"
     source = live / "store"
     source.mkdir(parents=True)

@@ -61,7 +61,18 @@ def exchange(port, method, path, body=b"", headers=None, timeout=300):
     return answer
 
 
-class TorchServe:
+class KeyFile:
+    """TorchServe's key_file.json in a server's work dir, and the header each key goes in."""
+
+    def read_keys(self):
+        self.keys = json.loads((self.work / "key_file.json").read_text())
+        return self.keys
+
+    def bearer(self, kind):
+        return {"Authorization": f"Bearer {self.keys[kind]['key']}"} if self.token_auth else {}
+
+
+class TorchServe(KeyFile):
     """One TorchServe in its own work dir. `config` lines go to work/config.properties, used with
     --ts-config (ts_config=True) or found by TorchServe in its cwd (ts_config=False)."""
 
@@ -113,13 +124,6 @@ class TorchServe:
             if time.time() > deadline:
                 sys.exit(f"TorchServe did not start; see {self.work / 'logs'}")
             time.sleep(0.5)
-
-    def read_keys(self):
-        self.keys = json.loads((self.work / "key_file.json").read_text())
-        return self.keys
-
-    def bearer(self, kind):
-        return {"Authorization": f"Bearer {self.keys[kind]['key']}"} if self.token_auth else {}
 
     def stop(self):
         # --foreground makes --stop wait for the JVM to exit (and write its shutdown snapshot).

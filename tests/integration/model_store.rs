@@ -537,48 +537,38 @@ fn tokens_work_as_torchserves() {
 
     // `scancer store` and `scancer predict --remote` with TorchServe's key file.
     let key_file = work.path().join("key_file.json");
-    let out = crate::util::scancer()
-        .args([
-            "store",
-            "--url",
-            &format!("http://127.0.0.1:{management}"),
-            "list",
-            "--token-file",
-        ])
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("pcam"));
-    let out = crate::util::scancer()
-        .args([
-            "predict",
-            "--remote",
-            &format!("http://127.0.0.1:{inference}"),
-            "--model",
-            "pcam",
-            "-f",
-            "csv",
-        ])
-        .arg("--token-file")
-        .arg(&key_file)
-        .arg("examples/patches/patch-00.png")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("patch-00.png"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let key_file = key_file.to_str().unwrap();
+    let management = format!("http://127.0.0.1:{management}");
+    let listed = scancer_ok(&[
+        "store",
+        "--url",
+        &management,
+        "list",
+        "--token-file",
+        key_file,
+    ]);
+    assert!(listed.contains("pcam"), "{listed}");
+    let inference = format!("http://127.0.0.1:{inference}");
+    let predicted = scancer_ok(&[
+        "predict",
+        "--remote",
+        &inference,
+        "--model",
+        "pcam",
+        "-f",
+        "csv",
+        "--token-file",
+        key_file,
+        "examples/patches/patch-00.png",
+    ]);
+    assert!(predicted.contains("patch-00.png"), "{predicted}");
+}
+
+/// `scancer ARGS...` from the repository root, which must succeed: its standard output.
+fn scancer_ok(args: &[&str]) -> String {
+    let out = crate::util::run(crate::util::scancer().args(args));
+    assert_eq!(out.code, 0, "scancer {args:?}: {}", out.stderr);
+    out.stdout
 }
 
 /// curl as a user types it.
@@ -689,19 +679,8 @@ fn the_readme_workflow_through_curl_and_scancer_store() {
     );
 
     // The same life cycle through `scancer store`.
-    let store = |args: &[&str]| {
-        let out = crate::util::scancer()
-            .args(["store", "--url", &format!("http://127.0.0.1:{m}")])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "store {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let url = format!("http://127.0.0.1:{m}");
+    let store = |args: &[&str]| scancer_ok(&[&["store", "--url", url.as_str()], args].concat());
     store(&["register", "pcam.mar", "--initial-workers", "1", "--wait"]);
     store(&[
         "register",

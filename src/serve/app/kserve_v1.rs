@@ -5,7 +5,7 @@
 //! the image. Also `GET /v1/models/{name}` (readiness) and `:explain` (refused: scancer's models
 //! give no explanations).
 
-use super::{error, not_found, App};
+use super::{error, not_found, pretty, App};
 use crate::serve::answer;
 use crate::serve::batcher::Arrival;
 use crate::serve::http::{Request, Response, JSON};
@@ -32,7 +32,7 @@ pub(crate) async fn handle(
         ("GET", "") => match app.find(name, None) {
             Ok(m) => {
                 let ready = m.workers.status().iter().any(|w| w.ready);
-                pretty(json!({"name": m.name, "ready": ready}))
+                pretty(&json!({"name": m.name, "ready": ready}))
             }
             Err(response) => response,
         },
@@ -53,10 +53,6 @@ pub(crate) async fn handle(
     }
 }
 
-fn pretty(value: Value) -> Response {
-    Response::json(200, format!("{}\n", pyjson::dumps(&value)))
-}
-
 fn bad_request(request: &Request, why: &str) -> Response {
     error(
         400,
@@ -65,11 +61,9 @@ fn bad_request(request: &Request, why: &str) -> Response {
     )
 }
 
-/// Whether a `/predictions` body is an envelope's JSON (with `instances`), for the `kserve` and
-/// `json` envelopes.
-pub(crate) fn is_envelope(body: &[u8]) -> bool {
-    let start = body.iter().position(|b| !b.is_ascii_whitespace());
-    start.is_some_and(|k| body[k] == b'{') && instances(body).is_ok()
+/// Whether a body is a JSON object: the envelope of the `kserve` and `json` service envelopes.
+pub(crate) fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The images of a V1 body, in order.

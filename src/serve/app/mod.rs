@@ -410,7 +410,9 @@ impl App {
             Ok(m) => m,
             Err(response) => return response,
         };
-        if self.envelope == Envelope::Instances && kserve_v1::is_envelope(&request.body) {
+        // Under the json and kserve envelopes a JSON object is the envelope (no image starts with
+        // `{`); anything else is the image itself.
+        if self.envelope == Envelope::Instances && kserve_v1::is_json_object(&request.body) {
             return match kserve_v1::instances(&request.body) {
                 Ok(images) => kserve_v1::predict(self, &model, request, images, arrival).await,
                 Err(why) => self.failure(
