@@ -151,6 +151,20 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     out.finish(false)
 }
 
+/// Writes a whole file atomically from `write`, buffered (exports too large to hold); creates its
+/// folder.
+pub(crate) fn write_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut out = io::BufWriter::new(OutputFile::create(path)?);
+    write(&mut out)?;
+    out.into_inner().map_err(|e| e.into_error())?.finish(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,12 +40,13 @@ pub(crate) struct SlideConfig {
     /// `--tile`: cut every input larger than the model's input into windows.
     pub(crate) tile: bool,
     pub(crate) options: SlideOptions,
-    pub(crate) level: u32,
     /// `--tiles`: every window's row.
     pub(crate) tiles: Option<PathBuf>,
     /// `--heatmap`: a file, or a folder for one map per input.
     pub(crate) heatmap: Option<PathBuf>,
     pub(crate) heatmap_options: HeatmapOptions,
+    /// `--geojson`, `--asap-xml`, `--lesions`: a file, or a folder for one file per slide.
+    pub(crate) exports: Vec<(crate::slide::exports::Format, PathBuf)>,
 }
 
 /// `predict --remote`.

@@ -15,6 +15,7 @@ use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::model::DeviceChoice;
 use crate::exit::{self, Table};
 use crate::inputs::Shard;
+use values::{positive_magnification, positive_mpp};
 use crate::records::Format;
 use crate::serve::auth::OpenEndpoint;
 use crate::serve::models::ModelSpec;
@@ -327,15 +328,32 @@ pub(crate) struct PredictArgs {
     #[arg(help_heading = "Whole slides", long)]
     pub(crate) all_tiles: bool,
 
-    /// Pyramid level of slides in pyramidal formats (0: full resolution; 2: 4x smaller, e.g. 10x of
-    /// a 40x scan); needs the `openslide` feature
+    /// Pyramid level of slides in pyramidal formats, read as it is (0: full resolution; 2: 4x
+    /// smaller, e.g. 10x of a 40x scan); level 1 and up need the `openslide` feature [default: the
+    /// level that gives the handler configuration's `mpp`, else 0]
     #[arg(
         help_heading = "Whole slides",
         long,
-        default_value_t = 0,
-        value_name = "N"
+        value_name = "N",
+        conflicts_with_all = ["mpp", "magnification"]
     )]
-    pub(crate) level: u32,
+    pub(crate) level: Option<u32>,
+
+    /// Analyse slides at this resolution, in microns per pixel: the coarsest pyramid level not
+    /// coarser is read and the rest resampled as preprocessing resamples (PCam: 0.972, 10x). Needs
+    /// the slide's resolution (its mpp property, TIFF or PNG resolution, or --slide-mpp)
+    #[arg(help_heading = "Whole slides", long, value_name = "UM", value_parser = positive_mpp, conflicts_with = "magnification")]
+    pub(crate) mpp: Option<f64>,
+
+    /// Analyse slides at this objective magnification (10: 10x), relative to the scan's objective
+    /// power, or at 10/X microns per pixel where the slide declares none
+    #[arg(help_heading = "Whole slides", long, value_name = "X", value_parser = positive_magnification)]
+    pub(crate) magnification: Option<f64>,
+
+    /// The slides' level-0 resolution in microns per pixel, for files that declare none (or a wrong
+    /// one)
+    #[arg(help_heading = "Whole slides", long, value_name = "UM", value_parser = positive_mpp)]
+    pub(crate) slide_mpp: Option<f64>,
 
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
     /// probability, label; windows that were not run have no probability): JSON Lines for a .jsonl
@@ -370,6 +388,22 @@ pub(crate) struct PredictArgs {
     /// Blend the heatmap over a downscaled copy of the slide
     #[arg(help_heading = "Whole slides", long)]
     pub(crate) overlay: bool,
+
+    /// Write each slide's windows and positive regions as QuPath GeoJSON (File > Import objects),
+    /// in level-0 pixels: FILE.geojson for one input, else DIR/<the input's path>.geojson
+    #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
+    pub(crate) geojson: Option<PathBuf>,
+
+    /// Write each slide's positive regions as ASAP XML annotations (the Camelyon16 ground truth's
+    /// format): FILE.xml for one input, else DIR/<the input's path>.xml
+    #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
+    pub(crate) asap_xml: Option<PathBuf>,
+
+    /// Write each slide's regions as Camelyon16 lesion lines (Confidence,X,Y: peak probability and
+    /// its level-0 location; no header): FILE.csv for one input, else DIR/<the input's
+    /// path>.lesions.csv
+    #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
+    pub(crate) lesions: Option<PathBuf>,
 
     /// Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to
     /// URL/predictions/MODEL, where --model is the model's name [default URL: SCANCER_API_URL, else

@@ -16,6 +16,8 @@ use crate::serve::models::{self, Registration, Settings};
 use crate::serve::snapshot;
 use crate::serve::{Defaults, Envelope, Roles, ServeOptions, Startup};
 use crate::slide::heatmap::HeatmapOptions;
+use crate::slide::exports::Format as Export;
+use crate::slide::resolution::{LevelChoice, Target};
 use crate::slide::SlideOptions;
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
@@ -62,9 +64,29 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             } else {
                 0
             },
+            choice: LevelChoice {
+                target: match (args.level, args.mpp, args.magnification) {
+                    (Some(level), _, _) => Some(Target::Level(level)),
+                    (_, Some(mpp), _) => Some(Target::Mpp(mpp)),
+                    (_, _, Some(x)) => Some(Target::Magnification(x)),
+                    _ => None,
+                },
+                // The model's are the engine's, known once it is loaded.
+                model_mpp: None,
+                slide_mpp: args.slide_mpp,
+                patch: (0, 0),
+            },
+            smooth: args.smooth,
         },
-        level: args.level,
         tiles: args.tiles,
+        exports: [
+            (Export::GeoJson, args.geojson),
+            (Export::AsapXml, args.asap_xml),
+            (Export::LesionsCsv, args.lesions),
+        ]
+        .into_iter()
+        .filter_map(|(format, path)| path.map(|p| (format, p)))
+        .collect(),
         heatmap: args.heatmap,
         heatmap_options: HeatmapOptions {
             max_side: heatmap_side,

@@ -42,3 +42,19 @@ value_enum!(OpenEndpoint {
     OpenEndpoint::Metrics => "metrics": "`/metrics`",
     OpenEndpoint::None => "none": "nothing: every endpoint needs credentials",
 });
+
+/// Microns per pixel that a scan can have (0.01 to 50).
+pub(crate) fn positive_mpp(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.01..=50.0).contains(&v) => Ok(v),
+        _ => Err("microns per pixel between 0.01 and 50 (PCam: 0.972)".into()),
+    }
+}
+
+/// An objective magnification (0.1 to 200).
+pub(crate) fn positive_magnification(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.1..=200.0).contains(&v) => Ok(v),
+        _ => Err("a magnification between 0.1 and 200 (10 for 10x)".into()),
+    }
+}

@@ -5,7 +5,7 @@
 use super::stderr_is_terminal;
 use crate::cli::{PredictConfig, RemoteConfig};
 use crate::engine::handler_config::HandlerConfig;
-use crate::engine::model_source::ModelSource;
+use crate::engine::model_source::{ModelIdentity, ModelSource};
 use crate::engine::postprocess::Postprocessor;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::Engine;
@@ -23,6 +23,7 @@ use crate::remote::predict::{
 };
 use crate::resume::{self, Recorded};
 use crate::slide::tiles::{self, TileWriter};
+use crate::slide::exports::Format as Export;
 use crate::slide::Slide;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -51,6 +52,7 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     let all = discovered.items;
     // Heatmap names come from every input, so that shards of one job array agree on them.
     let heatmaps = heatmap_targets(&config, &all)?;
+    let exports = export_targets(&config, &all)?;
     let range = config.shard.map_or(0..all.len(), |s| s.range(all.len()));
     let mut piece = Piece {
         before: range.start,
@@ -58,8 +60,11 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
         closes: config.shard.is_none_or(|s| s.index + 1 == s.count),
     };
     let shard: Vec<Item> = all[range.clone()].to_vec();
-    let heatmaps: Vec<Option<PathBuf>> =
-        heatmaps.map_or_else(|| vec![None; shard.len()], |names| names[range].to_vec());
+    let heatmaps: Vec<Option<PathBuf>> = heatmaps.map_or_else(
+        || vec![None; shard.len()],
+        |names| names[range.clone()].to_vec(),
+    );
+    let exports = exports[range].to_vec();
     let resumed = Resumed::load(&config, &shard, piece.opens)?;
     if let Some(r) = &resumed {
         piece.before += r.recorded.records;
@@ -87,6 +92,7 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
         piece,
         resumed,
         heatmaps: heatmaps[skip..].to_vec(),
+        exports: exports[skip..].to_vec(),
         path_width,
     };
     let code = if let Some(remote) = &config.remote {
@@ -111,6 +117,8 @@ struct Run<'a> {
     resumed: Option<Resumed>,
     /// Each remaining input's heatmap file.
     heatmaps: Vec<Option<PathBuf>>,
+    /// Each remaining input's export files.
+    exports: Vec<Vec<(Export, PathBuf)>>,
     /// The longest input path of the whole run.
     path_width: usize,
 }
@@ -197,26 +205,59 @@ fn left_behind(path: &Path) -> Result<(PathBuf, Vec<u8>)> {
 }
 
 /// Each input's heatmap file: `--heatmap FILE.png` for a single input, else
-/// `DIR/<the input's path>.heatmap.png`, mirroring the path as given so that no two inputs of a
-/// job array, whichever shard runs them, share a name.
+/// `DIR/<the input's path>.heatmap.png`.
 fn heatmap_targets(config: &PredictConfig, all: &[Item]) -> Result<Option<Vec<Option<PathBuf>>>> {
-    let Some(heatmap) = &config.slides.heatmap else {
-        return Ok(None);
-    };
-    let folder = heatmap.is_dir()
-        || heatmap.as_os_str().to_string_lossy().ends_with('/')
-        || !heatmap
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    config
+        .slides
+        .heatmap
+        .as_deref()
+        .map(|path| per_slide("--heatmap", path, all, &["png"], ".heatmap.png"))
+        .transpose()
+}
+
+/// Each input's files of every export format asked for.
+fn export_targets(config: &PredictConfig, all: &[Item]) -> Result<Vec<Vec<(Export, PathBuf)>>> {
+    let mut targets = vec![Vec::new(); all.len()];
+    for (format, path) in &config.slides.exports {
+        let (flag, extensions, suffix): (&str, &[&str], &str) = match format {
+            Export::GeoJson => ("--geojson", &["geojson", "json"], ".geojson"),
+            Export::AsapXml => ("--asap-xml", &["xml"], ".xml"),
+            Export::LesionsCsv => ("--lesions", &["csv"], ".lesions.csv"),
+        };
+        let names = per_slide(flag, path, all, extensions, suffix)?;
+        for (target, name) in targets.iter_mut().zip(names) {
+            target.extend(name.map(|n| (*format, n)));
+        }
+    }
+    Ok(targets)
+}
+
+/// One file per input for a per-slide output: `path` itself for a single input when it has one of
+/// `extensions`, else `path/<the input's path><suffix>`, mirroring the path as given so that no
+/// two inputs of a job array, whichever shard runs them, share a name.
+fn per_slide(
+    flag: &str,
+    path: &Path,
+    all: &[Item],
+    extensions: &[&str],
+    suffix: &str,
+) -> Result<Vec<Option<PathBuf>>> {
+    let folder = path.is_dir()
+        || path.as_os_str().to_string_lossy().ends_with('/')
+        || !path.extension().is_some_and(|e| {
+            extensions
+                .iter()
+                .any(|x| e.eq_ignore_ascii_case(std::ffi::OsStr::new(x)))
+        });
     if !folder {
         if all.len() > 1 {
             anyhow::bail!(
-                "--heatmap {} names one PNG file, but there are {} inputs: give a folder (--heatmap maps/) for one heatmap per slide",
-                heatmap.display(),
+                "{flag} {} names one file, but there are {} inputs: give a folder ({flag} out/) for one file per slide",
+                path.display(),
                 all.len()
             );
         }
-        return Ok(Some(vec![Some(heatmap.clone()); all.len()]));
+        return Ok(vec![Some(path.to_path_buf()); all.len()]);
     }
     let mut seen: std::collections::HashMap<PathBuf, &str> = std::collections::HashMap::new();
     let mut names = Vec::with_capacity(all.len());
@@ -228,11 +269,11 @@ fn heatmap_targets(config: &PredictConfig, all: &[Item]) -> Result<Option<Vec<Op
                     Source::Stdin => PathBuf::from("stdin"),
                 }
                 .into_os_string();
-                rel.push(".heatmap.png");
-                let name = heatmap.join(rel);
+                rel.push(suffix);
+                let name = path.join(rel);
                 if let Some(other) = seen.insert(name.clone(), &input.display) {
                     anyhow::bail!(
-                        "--heatmap: the heatmaps of {other} and {} would both be {}: give each slide once, by paths that differ",
+                        "{flag}: the files of {other} and {} would both be {}: give each slide once, by paths that differ",
                         input.display,
                         name.display()
                     );
@@ -243,7 +284,7 @@ fn heatmap_targets(config: &PredictConfig, all: &[Item]) -> Result<Option<Vec<Op
         };
         names.push(name);
     }
-    Ok(Some(names))
+    Ok(names)
 }
 
 /// A path as given, made relative: `/data/a/x.svs` -> `data/a/x.svs`, `../x.svs` -> `__/x.svs`.
@@ -268,8 +309,11 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
         crate::slide::check(&source.config, config.slides.options.stride)
             .map_err(anyhow::Error::msg)?;
         let engine = Engine::load(&source, &config.engine)?;
+        let identity = source
+            .identity()
+            .with_context(|| format!("{}: cannot read", source.name))?;
         let schema = engine.schema();
-        return slides(run, items, engine, schema);
+        return slides(run, items, engine, identity, schema);
     }
     let preprocessor = Preprocessor::new(&source.config, config.engine.max_pixels);
     // Decoding starts now and overlaps loading the model.
@@ -347,9 +391,20 @@ fn remote(run: &Run, remote: &RemoteConfig, items: &Arc<[Item]>) -> Result<Exit>
 }
 
 /// Whole slides: every input is cut into windows when larger than the model's input.
-fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Result<Exit> {
+fn slides(
+    run: &Run,
+    items: &Arc<[Item]>,
+    engine: Engine,
+    identity: ModelIdentity,
+    schema: Schema,
+) -> Result<Exit> {
     let config = &run.config.slides;
-    let (options, heatmap) = (&config.options, &config.heatmap_options);
+    let heatmap = &config.heatmap_options;
+    let input = &engine.config().input;
+    let mut options = config.options.clone();
+    options.choice.model_mpp = input.mpp;
+    options.choice.patch = (input.width as usize, input.height as usize);
+    let options = &options;
     let tiles = match &config.tiles {
         Some(path) => {
             let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
@@ -362,16 +417,17 @@ fn slides(run: &Run, items: &Arc<[Item]>, engine: Engine, schema: Schema) -> Res
     };
     let labels = [schema.label(0), schema.label(1)];
     let (quiet, max_pixels) = (run.config.quiet, run.config.engine.max_pixels);
-    let heatmaps = &run.heatmaps;
+    let (heatmaps, exports, identity) = (&run.heatmaps, &run.exports, &identity);
     let produce: Producer = Box::new(move |emit| {
         let mut tiles = tiles;
         for (i, item) in items.iter().enumerate() {
             let slide = Slide {
                 engine: &engine,
                 options,
+                identity,
                 heatmap: heatmaps[i].as_deref().map(|t| (t, heatmap)),
+                exports: exports[i].clone(),
                 max_pixels,
-                level: config.level,
                 quiet,
             };
             let predicted = slide.predict(item);

@@ -52,6 +52,11 @@ pub(crate) struct InputConfig {
     /// slide) instead of refusing or resizing them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) patch: bool,
+    /// The resolution the model was trained at, in microns per pixel (PCam: 0.972, 10x): slides
+    /// are read at the pyramid level that gives it unless `--level`, `--mpp` or `--magnification`
+    /// says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mpp: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -102,13 +107,18 @@ pub(crate) struct ConfigError(String);
 
 impl HandlerConfig {
     pub(crate) fn from_path(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = Self::read_text(path)?;
+        Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// A configuration file's text.
+    pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!(
                 "{}: cannot read handler configuration: {e}",
                 path.display()
             ))
-        })?;
-        Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+        })
     }
 
     pub(crate) fn from_toml(text: &str) -> Result<Self, ConfigError> {
@@ -169,6 +179,13 @@ impl HandlerConfig {
                 if values.iter().any(|v| !v.is_finite()) {
                     return bad(format!("{name} must hold finite numbers"));
                 }
+            }
+        }
+        if let Some(mpp) = input.mpp {
+            if !(0.01..=50.0).contains(&mpp) {
+                return bad(format!(
+                    "input.mpp = {mpp} is out of range (0.01 to 50 microns per pixel)"
+                ));
             }
         }
         if input.std.iter().flatten().any(|&s| s <= 0.0) {

@@ -8,6 +8,7 @@ use crate::engine::handler_config::{
 use crate::mar::manifest::Manifest;
 use crate::mar::read::{Archive, ArchiveError, Limits};
 use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The name of scancer's handler configuration inside an archive.
@@ -22,6 +23,8 @@ pub(crate) struct ModelSource {
     pub(crate) config: HandlerConfig,
     /// The archive's manifest (None for a bare TorchScript file).
     pub(crate) manifest: Option<Manifest>,
+    /// sha256 of the handler configuration as read.
+    config_sha256: String,
     /// Keeps an unpacked archive member alive until the model is loaded.
     _unpacked: Option<Unpacked>,
 }
@@ -45,14 +48,52 @@ impl ModelSource {
             Some(path) => path.to_path_buf(),
             None => beside(model)?,
         };
+        let (config, config_sha256) = read_config(&config_path)?;
         Ok(ModelSource {
             path: model.to_path_buf(),
             name: model.display().to_string(),
-            config: HandlerConfig::from_path(&config_path)?,
+            config,
             manifest: None,
+            config_sha256,
             _unpacked: None,
         })
     }
+
+    /// The model file's and the configuration's sha256 (reads the whole model file).
+    pub(crate) fn identity(&self) -> std::io::Result<ModelIdentity> {
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut std::fs::File::open(&self.path)?, &mut hasher)?;
+        Ok(ModelIdentity {
+            model_sha256: hex(&hasher.finalize()),
+            config_sha256: self.config_sha256.clone(),
+        })
+    }
+}
+
+/// What identifies a model's results: its TorchScript file and handler configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ModelIdentity {
+    /// sha256 of the TorchScript file (the member inside an archive).
+    pub(crate) model_sha256: String,
+    /// sha256 of the handler configuration's TOML as read (of its JSON form where the configuration
+    /// is derived, as for TorchServe's built-in `image_classifier`).
+    pub(crate) config_sha256: String,
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A handler configuration file, and the sha256 of its bytes.
+fn read_config(path: &Path) -> Result<(HandlerConfig, String)> {
+    let text = HandlerConfig::read_text(path)?;
+    let config = HandlerConfig::from_toml(&text)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok((config, sha256_hex(text.as_bytes())))
 }
 
 /// An archive's model, unpacked for libtorch, which loads from a path.
@@ -122,17 +163,21 @@ fn from_archive(
     let serialized = model.serialized_file.clone().ok_or_else(|| {
         anyhow!("{shown}: the manifest names no serializedFile (the TorchScript model)")
     })?;
-    let config = if let Some(explicit) = explicit_config {
-        HandlerConfig::from_path(explicit)?
+    let (config, config_sha256) = if let Some(explicit) = explicit_config {
+        read_config(explicit)?
     } else if archive.files.contains_key(ARCHIVED_CONFIG) {
         let text = archive.read(ARCHIVED_CONFIG, 1 << 20)?;
         let text = String::from_utf8(text)
             .map_err(|_| anyhow!("{shown}: {ARCHIVED_CONFIG} is not UTF-8"))?;
-        HandlerConfig::from_toml(&text).map_err(|e| anyhow!("{shown}: {ARCHIVED_CONFIG}: {e}"))?
+        let config = HandlerConfig::from_toml(&text)
+            .map_err(|e| anyhow!("{shown}: {ARCHIVED_CONFIG}: {e}"))?;
+        (config, sha256_hex(text.as_bytes()))
     } else if model.handler == "image_classifier" {
-        image_classifier(&archive)?
+        let config = image_classifier(&archive)?;
+        let canonical = serde_json::to_string(&config).map_err(|e| anyhow!("{shown}: {e}"))?;
+        (config, sha256_hex(canonical.as_bytes()))
     } else if let Some(beside) = store_config.filter(|p| p.is_file()) {
-        HandlerConfig::from_path(beside)?
+        read_config(beside)?
     } else if let Some(beside) = store_config {
         bail!(
             "{shown}: handler {:?} is custom Python code and the archive carries no {ARCHIVED_CONFIG}: put a handler configuration at {} to say how to run it",
@@ -152,6 +197,7 @@ fn from_archive(
         name: format!("{shown} ({serialized})"),
         config,
         manifest: Some(archive.manifest.clone()),
+        config_sha256,
         _unpacked: Some(unpacked),
     })
 }
@@ -178,6 +224,7 @@ fn image_classifier(archive: &Archive) -> Result<HandlerConfig> {
             resize: ResizePolicy::ShorterSideCrop,
             resize_shorter_side: Some(256),
             patch: false,
+            mpp: None,
         },
         output: OutputConfig {
             kind: OutputKind::Multiclass,

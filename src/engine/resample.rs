@@ -92,30 +92,18 @@ pub(crate) fn resize_bilinear(
     if (w, h) == (out_w, out_h) {
         return src.to_vec();
     }
-    let horiz = coefficients(w, out_w);
-    let vert = coefficients(h, out_h);
-    let round = 1i64 << (PRECISION_BITS - 1);
-
+    let horiz = Axis::new(w, out_w);
+    let vert = Axis::new(h, out_h);
     // Horizontal pass, over the rows the vertical pass will read only (as Pillow does).
     let (rows, row_first) = if w != out_w {
-        let first = vert.bounds[0].0;
-        let (lb, lc) = vert.bounds[out_h - 1];
-        let last = lb + lc;
+        let (first, last) = vert.inputs(0..out_h);
         let mut tmp = vec![0u8; (last - first) * out_w * channels];
         for (ty, y) in (first..last).enumerate() {
-            let row = &src[y * w * channels..(y + 1) * w * channels];
-            let out = &mut tmp[ty * out_w * channels..(ty + 1) * out_w * channels];
-            for xx in 0..out_w {
-                let (xmin, xcount) = horiz.bounds[xx];
-                let k = &horiz.weights[xx * horiz.ksize..xx * horiz.ksize + xcount];
-                for c in 0..channels {
-                    let mut acc = round;
-                    for (x, &kw) in k.iter().enumerate() {
-                        acc += row[(xmin + x) * channels + c] as i64 * kw as i64;
-                    }
-                    out[xx * channels + c] = clip8(acc);
-                }
-            }
+            horiz.horizontal(
+                &src[y * w * channels..(y + 1) * w * channels],
+                channels,
+                &mut tmp[ty * out_w * channels..(ty + 1) * out_w * channels],
+            );
         }
         (tmp, first)
     } else {
@@ -124,22 +112,75 @@ pub(crate) fn resize_bilinear(
     if h == out_h {
         return rows;
     }
-    // Vertical pass.
     let stride = out_w * channels;
     let mut out = vec![0u8; out_h * stride];
     for yy in 0..out_h {
-        let (ymin, ycount) = vert.bounds[yy];
-        let ymin = ymin - row_first;
-        let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + ycount];
-        for i in 0..stride {
+        vert.vertical(
+            yy,
+            &rows,
+            row_first,
+            stride,
+            &mut out[yy * stride..(yy + 1) * stride],
+        );
+    }
+    out
+}
+
+/// One axis of a resize: Pillow's coefficients from `in_size` to `out_size` pixels, for passes
+/// over part of an image at a time (a slide's bands of rows).
+pub(crate) struct Axis(Coefficients);
+
+impl Axis {
+    pub(crate) fn new(in_size: usize, out_size: usize) -> Axis {
+        Axis(coefficients(in_size, out_size))
+    }
+
+    /// The input pixels `first..last` that the outputs `outputs` read.
+    pub(crate) fn inputs(&self, outputs: std::ops::Range<usize>) -> (usize, usize) {
+        let first = self.0.bounds[outputs.start].0;
+        let (lb, lc) = self.0.bounds[outputs.end - 1];
+        (first, lb + lc)
+    }
+
+    /// The horizontal pass over one row.
+    pub(crate) fn horizontal(&self, row: &[u8], channels: usize, out: &mut [u8]) {
+        let c = &self.0;
+        let round = 1i64 << (PRECISION_BITS - 1);
+        for (xx, &(xmin, xcount)) in c.bounds.iter().enumerate() {
+            let k = &c.weights[xx * c.ksize..xx * c.ksize + xcount];
+            for ch in 0..channels {
+                let mut acc = round;
+                for (x, &kw) in k.iter().enumerate() {
+                    acc += row[(xmin + x) * channels + ch] as i64 * kw as i64;
+                }
+                out[xx * channels + ch] = clip8(acc);
+            }
+        }
+    }
+
+    /// The vertical pass for output row `yy`, from `rows` (of `stride` bytes) that start at input
+    /// row `first`.
+    pub(crate) fn vertical(
+        &self,
+        yy: usize,
+        rows: &[u8],
+        first: usize,
+        stride: usize,
+        out: &mut [u8],
+    ) {
+        let c = &self.0;
+        let round = 1i64 << (PRECISION_BITS - 1);
+        let (ymin, ycount) = c.bounds[yy];
+        let ymin = ymin - first;
+        let k = &c.weights[yy * c.ksize..yy * c.ksize + ycount];
+        for (i, o) in out.iter_mut().enumerate().take(stride) {
             let mut acc = round;
             for (y, &kw) in k.iter().enumerate() {
                 acc += rows[(ymin + y) * stride + i] as i64 * kw as i64;
             }
-            out[yy * stride + i] = clip8(acc);
+            *o = clip8(acc);
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -167,13 +167,14 @@ pub fn image(data: &[u8]) {
 /// test runs on every window. Declared sizes are refused before allocation; slides over 4
 /// megapixels are opened but not read through, so that a run stays fast.
 pub fn slide(data: &[u8]) {
-    let Ok(reading) = crate::slide::rows::from_bytes(data.to_vec(), DEFAULT_MAX_PIXELS) else {
+    let Ok(opened) = crate::slide::rows::from_bytes(
+        data.to_vec(),
+        DEFAULT_MAX_PIXELS,
+        &crate::slide::resolution::LevelChoice::default(),
+    ) else {
         return;
     };
-    let mut rows = match reading {
-        crate::slide::rows::Reading::Streamed(rows)
-        | crate::slide::rows::Reading::Whole(rows, _) => rows,
-    };
+    let mut rows = opened.rows;
     let (width, height) = rows.size();
     assert!(width > 0 && height > 0 && width <= crate::slide::rows::MAX_SIDE);
     if width.saturating_mul(height) > 1 << 22 {

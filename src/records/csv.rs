@@ -30,9 +30,12 @@ pub(crate) fn csv_header(schema: &Schema, slides: bool) -> Vec<u8> {
 }
 
 /// Summary columns of slide records, in order.
-const SLIDE_COLUMNS: [&str; 12] = [
+const SLIDE_COLUMNS: [&str; 24] = [
     "width",
     "height",
+    "level",
+    "downsample",
+    "mpp",
     "tiles",
     "tissue_tiles",
     "tissue_fraction",
@@ -40,8 +43,17 @@ const SLIDE_COLUMNS: [&str; 12] = [
     "max_probability",
     "mean_probability",
     "positive_fraction",
+    "hotspot_x",
+    "hotspot_y",
+    "regions",
+    "largest_region_mm2",
     "heatmap",
     "heatmap_downsample",
+    "geojson",
+    "asap_xml",
+    "lesions",
+    "model_sha256",
+    "config_sha256",
     "warning",
 ];
 
@@ -136,21 +148,47 @@ impl RecordWriter for Csv<'_> {
         if self.slides {
             let g = |x: Option<f32>| x.map_or_else(String::new, f);
             match answer.slide {
-                Some(s) => row.extend([
-                    s.width.to_string(),
-                    s.height.to_string(),
-                    s.tiles.to_string(),
-                    s.tissue_tiles.to_string(),
-                    f(s.tissue_fraction),
-                    s.positive_tiles.to_string(),
-                    g(s.max_probability),
-                    g(s.mean_probability),
-                    g(s.positive_fraction),
-                    s.heatmap.clone().unwrap_or_default(),
-                    s.heatmap_downsample
-                        .map_or_else(String::new, |d| d.to_string()),
-                    s.warning.clone().unwrap_or_default(),
-                ]),
+                Some(s) => {
+                    let value = |v: &serde_json::Value| match v {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let json = s.to_json();
+                    let export = |key: &str| {
+                        s.exports
+                            .iter()
+                            .find(|(k, _)| *k == key)
+                            .map_or_else(String::new, |(_, p)| p.clone())
+                    };
+                    row.extend([
+                        s.width.to_string(),
+                        s.height.to_string(),
+                        s.level.to_string(),
+                        value(&json["downsample"]),
+                        value(&json["mpp"]),
+                        s.tiles.to_string(),
+                        s.tissue_tiles.to_string(),
+                        f(s.tissue_fraction),
+                        s.positive_tiles.to_string(),
+                        g(s.max_probability),
+                        g(s.mean_probability),
+                        g(s.positive_fraction),
+                        value(&json["hotspot"]["x"]),
+                        value(&json["hotspot"]["y"]),
+                        s.regions.to_string(),
+                        s.largest_region_mm2()
+                            .map_or_else(String::new, |a| a.to_string()),
+                        s.heatmap.clone().unwrap_or_default(),
+                        value(&json["heatmap_downsample"]),
+                        export("geojson"),
+                        export("asap_xml"),
+                        export("lesions"),
+                        value(&s.provenance["model_sha256"]),
+                        value(&s.provenance["config_sha256"]),
+                        s.warning.clone().unwrap_or_default(),
+                    ]);
+                }
                 None => row.extend(vec![String::new(); SLIDE_COLUMNS.len()]),
             }
         }

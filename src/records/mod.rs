@@ -7,7 +7,7 @@
 mod csv;
 mod json;
 mod prediction;
-mod summary;
+pub(crate) mod summary;
 mod table;
 
 pub(crate) use self::csv::csv_header;

@@ -7,6 +7,7 @@
 //! tissue" swatch. The PNG's text chunks record the slide's size and the downsample factor. Drawn
 //! at a reduced scale so that any slide gives an image that opens anywhere.
 
+use super::provenance::Provenance;
 use super::{plasma, SlideResult};
 use image::RgbImage;
 
@@ -130,33 +131,46 @@ pub(crate) fn gaussian(map: &mut [f32], w: usize, h: usize, sigma: f32) {
     }
 }
 
-/// The heatmap as a PNG with its legend and text chunks, and its downsample factor.
-pub(crate) fn png(result: &SlideResult, options: &HeatmapOptions) -> (Vec<u8>, usize) {
+/// The heatmap as a PNG with its legend and text chunks (the slide's level-0 size, level-0 pixels
+/// per heatmap pixel, the provenance), and that downsample.
+pub(crate) fn png(
+    result: &SlideResult,
+    options: &HeatmapOptions,
+    provenance: &Provenance,
+) -> (Vec<u8>, f64) {
     let (image, scale, map_size) = render(result, options);
+    let downsample = super::provenance::rounded(scale as f64 * result.plan.downsample());
+    let (w0, h0) = result.plan.level0;
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, image.width(), image.height());
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let texts = [
-        ("Software", format!("scancer {}", env!("CARGO_PKG_VERSION"))),
-        ("scancer:slide-size", format!("{}x{}", result.width, result.height)),
-        ("scancer:downsample", scale.to_string()),
-        ("scancer:map-size", format!("{}x{}", map_size.0, map_size.1)),
-        ("scancer:threshold", result.threshold.to_string()),
+    let mut texts = vec![
+        ("Software".to_string(), format!("scancer {}", env!("CARGO_PKG_VERSION"))),
+        ("scancer:slide-size".into(), format!("{w0}x{h0}")),
+        ("scancer:downsample".into(), downsample.to_string()),
+        ("scancer:map-size".into(), format!("{}x{}", map_size.0, map_size.1)),
+        ("scancer:threshold".into(), result.threshold.to_string()),
         (
-            "Description",
+            "Description".into(),
             format!(
-                "Probability of the positive class per tissue window (matplotlib plasma, 0 to 1; threshold {}), downsample {} (slide pixels per heatmap pixel); grey: not tissue, not analysed.{}",
+                "Probability of the positive class per tissue window (matplotlib plasma, 0 to 1; threshold {}), downsample {downsample} (level-0 slide pixels per heatmap pixel); grey: not tissue, not analysed.{}",
                 result.threshold,
-                scale,
                 if options.overlay { " Tissue tinted over the slide." } else { "" }
             ),
         ),
     ];
+    texts.extend(
+        provenance
+            .lines()
+            .into_iter()
+            .filter(|(k, _)| !matches!(*k, "scancer" | "threshold"))
+            .map(|(k, v)| (format!("scancer:{k}"), v)),
+    );
     // Writing PNG to memory cannot fail but for an invalid keyword, and these are valid.
     for (keyword, text) in texts {
         encoder
-            .add_text_chunk(keyword.to_owned(), text)
+            .add_text_chunk(keyword, text)
             .expect("valid PNG text keyword");
     }
     let mut writer = encoder.write_header().expect("PNG header to memory");
@@ -164,7 +178,7 @@ pub(crate) fn png(result: &SlideResult, options: &HeatmapOptions) -> (Vec<u8>, u
         .write_image_data(image.as_raw())
         .expect("PNG data to memory");
     writer.finish().expect("PNG end to memory");
-    (bytes, scale)
+    (bytes, downsample)
 }
 
 /// The heatmap image, its downsample factor, and the size of the map at its top left (the legend

@@ -6,8 +6,12 @@
 //! counts tissue windows only: one without tissue has no result (an error record that says why), and
 //! one with implausibly little gets a warning.
 
+pub(crate) mod exports;
 pub(crate) mod heatmap;
 pub(crate) mod plasma;
+pub(crate) mod provenance;
+pub(crate) mod regions;
+pub(crate) mod resolution;
 pub(crate) mod rows;
 pub(crate) mod tiles;
 pub(crate) mod tissue;
@@ -17,8 +21,12 @@ use crate::engine::Engine;
 use crate::inputs::{read_stdin, Item, Source};
 use crate::records::OutputKind;
 use crate::records::Prediction;
+use crate::records::summary::{Hotspot, RegionSummary};
 use crate::records::{Outcome, Summary};
 use image::{DynamicImage, RgbImage};
+use provenance::Provenance;
+use regions::Region;
+use resolution::{LevelChoice, Plan};
 use rows::Rows;
 
 #[derive(Debug, Clone)]
@@ -31,7 +39,14 @@ pub(crate) struct SlideOptions {
     pub(crate) all_tiles: bool,
     /// Largest side of the thumbnail kept for heatmap overlays (0: none).
     pub(crate) thumbnail_side: usize,
+    /// Which level is read, and the resolution wanted.
+    pub(crate) choice: LevelChoice,
+    /// Gaussian sigma (analysed pixels) of the map regions are found on (0: the windows as run).
+    pub(crate) smooth: f32,
 }
+
+/// How many regions a record lists (the exports hold every one).
+pub(crate) const TOP_REGIONS: usize = 10;
 
 /// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
 pub(crate) const MAX_WINDOWS: usize = 1 << 24;
@@ -70,9 +85,43 @@ pub(crate) struct SlideResult {
     pub(crate) tissue_threshold: f64,
     /// A downscaled copy of the slide for overlays, and its scale (slide pixels per pixel).
     pub(crate) thumbnail: Option<(RgbImage, usize)>,
+    /// The level read and the way back to level-0 pixels.
+    pub(crate) plan: Plan,
+    /// Positive regions, most suspicious first.
+    pub(crate) regions: Vec<Region>,
 }
 
 impl SlideResult {
+    /// The window grid, mapped to level 0.
+    pub(crate) fn grid(&self) -> regions::Grid<'_> {
+        regions::Grid {
+            across: self.grid.0,
+            down: self.grid.1,
+            stride: self.stride,
+            size: (self.width, self.height),
+            window: self.window,
+            plan: &self.plan,
+        }
+    }
+
+    /// The most suspicious tissue window (the first of equals, in raster order).
+    pub(crate) fn hotspot(&self) -> Option<Hotspot> {
+        let (k, p) = self
+            .tiles
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.tissue)
+            .filter_map(|(k, t)| t.probability.map(|p| (k, p)))
+            .fold(None, |best: Option<(usize, f32)>, (k, p)| match best {
+                Some((_, b)) if b >= p => best,
+                _ => Some((k, p)),
+            })?;
+        Some(Hotspot {
+            bounds: self.grid().window_bounds(k),
+            probability: p,
+        })
+    }
+
     /// The probabilities of tissue windows: the only ones a slide's result is made of.
     fn tissue_probabilities(&self) -> impl Iterator<Item = f32> + '_ {
         self.tiles
@@ -142,11 +191,33 @@ impl SlideResult {
 }
 
 impl Summary {
-    pub(crate) fn new(result: &SlideResult, heatmap: Option<(String, usize)>) -> Summary {
+    pub(crate) fn new(
+        result: &SlideResult,
+        provenance: &Provenance,
+        heatmap: Option<(String, f64)>,
+        exports: Vec<(&'static str, String)>,
+    ) -> Summary {
         let (heatmap, heatmap_downsample) = heatmap.unzip();
+        let mpp = result.plan.mpp.map(|(m, _)| provenance::rounded(m));
+        let top_regions = result
+            .regions
+            .iter()
+            .take(TOP_REGIONS)
+            .map(|r| RegionSummary {
+                bounds: r.bounds,
+                windows: r.windows.len(),
+                area_mm2: r.area_mm2(mpp),
+                diameter_mm: r.diameter_mm(mpp),
+                peak_probability: r.peak,
+                peak: r.peak_at,
+            })
+            .collect();
         Summary {
-            width: result.width,
-            height: result.height,
+            width: result.plan.level0.0,
+            height: result.plan.level0.1,
+            level: result.plan.level,
+            downsample: provenance::rounded(result.plan.downsample()),
+            mpp,
             tiles: result.tiles.len(),
             tissue_tiles: result.tissue_tiles(),
             tissue_fraction: result.tissue_fraction(),
@@ -154,8 +225,13 @@ impl Summary {
             max_probability: result.max_probability(),
             mean_probability: result.mean_probability(),
             positive_fraction: result.positive_fraction(),
+            hotspot: result.hotspot(),
+            regions: result.regions.len(),
+            top_regions,
             heatmap,
             heatmap_downsample,
+            exports,
+            provenance: provenance.to_json(),
             warning: result.warning(),
         }
     }
@@ -165,11 +241,13 @@ impl Summary {
 pub(crate) struct Slide<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) options: &'a SlideOptions,
+    /// The model's and configuration's sha256.
+    pub(crate) identity: &'a crate::engine::model_source::ModelIdentity,
     /// Where to write the heatmap, and how.
     pub(crate) heatmap: Option<(&'a std::path::Path, &'a heatmap::HeatmapOptions)>,
+    /// The other files to write for this slide.
+    pub(crate) exports: Vec<(exports::Format, std::path::PathBuf)>,
     pub(crate) max_pixels: u64,
-    /// Pyramid level (0: full resolution).
-    pub(crate) level: u32,
     pub(crate) quiet: bool,
 }
 
@@ -198,18 +276,20 @@ impl Slide<'_> {
 
     fn try_predict(&self, item: &Item) -> Result<Predicted, String> {
         let input = item.as_ref().map_err(|u| u.message.clone())?;
-        let reading = match &input.source {
-            Source::File(path) => rows::open(path, self.max_pixels, self.level)?,
-            Source::Stdin => rows::from_bytes(read_stdin(1 << 30)?, self.max_pixels)?,
+        let choice = &self.options.choice;
+        let opened = match &input.source {
+            Source::File(path) => rows::open(path, self.max_pixels, choice)?,
+            Source::Stdin => rows::from_bytes(read_stdin(1 << 30)?, self.max_pixels, choice)?,
         };
         let pre = self.engine.preprocessor();
         let [_, wh, ww] = pre.input_shape();
-        let (mut rows, format) = match reading {
-            rows::Reading::Streamed(rows) => (rows, None),
-            rows::Reading::Whole(rows, format) => (rows, Some(format)),
-        };
+        let rows::Opened {
+            mut rows,
+            whole,
+            plan,
+        } = opened;
         let (width, height) = rows.size();
-        if width <= ww && height <= wh {
+        if plan.level0.0 <= ww && plan.level0.1 <= wh {
             // A patch: plain predict's path, resize policy included.
             let mut band = vec![0u8; width * height * 3];
             rows.read(0, height, &mut band)?;
@@ -227,16 +307,22 @@ impl Slide<'_> {
                 result: None,
             });
         }
-        if let (Some(format), false) = (format, self.quiet) {
-            crate::messages::note!(
+        if !self.quiet {
+            if let Some(format) = whole {
+                crate::messages::note!(
 "note: {}: {format} cannot be read in strips; the whole {width}x{height} image was decoded",
-                input.display
-            );
+                    input.display
+                );
+            }
+            if let Some(note) = &plan.note {
+                crate::messages::note!("note: {}: {note}", input.display);
+            }
         }
         let bar = progress(&input.display, self.quiet);
         let result = predict(
             self.engine,
             rows.as_mut(),
+            plan,
             self.options,
             &mut |done, total| {
                 bar.set_length(total as u64);
@@ -245,10 +331,21 @@ impl Slide<'_> {
         );
         bar.finish_and_clear();
         let result = result?;
+        let provenance = Provenance::new(
+            self.identity,
+            &result.plan,
+            provenance::Settings {
+                window: result.window,
+                stride: result.stride,
+                threshold: result.threshold,
+                tissue_threshold: self.options.tissue_threshold,
+                smooth: self.options.smooth,
+            },
+        );
         if let Some(why) = result.no_tissue() {
             return Ok(Predicted {
                 outcome: Outcome::Failed(why),
-                summary: Some(Summary::new(&result, None)),
+                summary: Some(Summary::new(&result, &provenance, None, Vec::new())),
                 result: Some(result),
             });
         }
@@ -257,7 +354,7 @@ impl Slide<'_> {
         }
         let heatmap = match self.heatmap {
             Some((path, options)) => {
-                let (png, downsample) = heatmap::png(&result, options);
+                let (png, downsample) = heatmap::png(&result, options, &provenance);
                 crate::output_file::write_file(path, &png).map_err(|e| {
                     format!(
                         "cannot write the heatmap {}: {}",
@@ -269,13 +366,23 @@ impl Slide<'_> {
             }
             None => None,
         };
-        let most = self
-            .engine
-            .postprocessor()
-            .binary(result.max_probability().unwrap_or(0.0));
+        let post = self.engine.postprocessor();
+        let export = exports::Export {
+            result: &result,
+            provenance: &provenance,
+            slide: &input.display,
+            positive_label: post.label(1),
+            negative_label: post.label(0),
+        };
+        let mut written = Vec::new();
+        for (format, path) in &self.exports {
+            format.write(&export, path)?;
+            written.push((format.key(), path.display().to_string()));
+        }
+        let most = post.binary(result.max_probability().unwrap_or(0.0));
         Ok(Predicted {
             outcome: Outcome::Predicted(Prediction::Class(most)),
-            summary: Some(Summary::new(&result, heatmap)),
+            summary: Some(Summary::new(&result, &provenance, heatmap, written)),
             result: Some(result),
         })
     }
@@ -338,6 +445,7 @@ pub(crate) fn check(
 pub(crate) fn predict(
     engine: &Engine,
     rows: &mut dyn Rows,
+    plan: Plan,
     options: &SlideOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SlideResult, String> {
@@ -408,7 +516,7 @@ pub(crate) fn predict(
     }
     done += run(engine, &mut pending, &mut tiles)?;
     progress(done, total);
-    Ok(SlideResult {
+    let mut result = SlideResult {
         width,
         height,
         stride,
@@ -418,7 +526,26 @@ pub(crate) fn predict(
         threshold: config.threshold(),
         tissue_threshold: options.tissue_threshold,
         thumbnail,
-    })
+        plan,
+        regions: Vec::new(),
+    };
+    result.regions = find_regions(&result, options.smooth);
+    Ok(result)
+}
+
+/// Positive regions: tissue windows above the threshold (on the map smoothed over tissue with
+/// `smooth`, analysed pixels, when asked), 8-connected.
+fn find_regions(result: &SlideResult, smooth: f32) -> Vec<Region> {
+    let (nx, ny) = result.grid;
+    let probability: Vec<Option<f32>> = result
+        .tiles
+        .iter()
+        .map(|t| t.probability.filter(|_| t.tissue))
+        .collect();
+    let mut map: Vec<f32> = probability.iter().map(|p| p.unwrap_or(f32::NAN)).collect();
+    heatmap::smooth_tissue(&mut map, nx, ny, smooth / result.stride as f32);
+    let positive: Vec<bool> = map.iter().map(|&p| p > result.threshold).collect();
+    regions::regions(&result.grid(), &positive, &probability)
 }
 
 /// Runs the pending windows; returns how many.

@@ -1,5 +1,5 @@
-//! `--tiles FILE`: one row per window of every slide, as CSV or JSON Lines, written through a
-//! `.partial` file like `--output`.
+//! `--tiles FILE`: one row per window of every slide, in level-0 pixels, as CSV or JSON Lines,
+//! written through a `.partial` file like `--output`.
 
 use super::SlideResult;
 use crate::output_file::OutputFile;
@@ -65,14 +65,18 @@ impl TileWriter {
         result: &SlideResult,
         labels: [&str; 2],
     ) -> io::Result<()> {
+        let plan = &result.plan;
         for t in &result.tiles {
+            // Level-0 pixels, whatever level was analysed.
+            let (x, y) = (plan.x0(t.x), plan.y0(t.y));
+            let (width, height) = (plan.x0(t.x + t.width) - x, plan.y0(t.y + t.height) - y);
             let label = t
                 .probability
                 .map(|p| labels[usize::from(p > result.threshold)]);
             match self {
                 TileWriter::Jsonl(out) => {
                     let row = serde_json::json!({
-                        "path": slide, "x": t.x, "y": t.y, "width": t.width, "height": t.height,
+                        "path": slide, "x": x, "y": y, "width": width, "height": height,
                         "tissue": t.tissue, "saturation": number(t.saturation),
                         "probability": t.probability.map_or(serde_json::Value::Null, number),
                         "label": label,
@@ -82,10 +86,10 @@ impl TileWriter {
                 TileWriter::Csv(out) => out
                     .write_record([
                         slide.to_string(),
-                        t.x.to_string(),
-                        t.y.to_string(),
-                        t.width.to_string(),
-                        t.height.to_string(),
+                        x.to_string(),
+                        y.to_string(),
+                        width.to_string(),
+                        height.to_string(),
                         t.tissue.to_string(),
                         t.saturation.to_string(),
                         t.probability.map_or_else(String::new, |p| p.to_string()),

@@ -12,5 +12,6 @@ mod parity;
 mod predict;
 mod remote;
 mod serve;
+mod slide_regions;
 mod slides;
 mod store;

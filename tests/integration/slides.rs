@@ -539,6 +539,16 @@ fn heatmaps_grey_glass_carry_a_colour_bar_and_their_scale() {
     assert_eq!(texts["scancer:slide-size"], "400x300");
     assert_eq!(texts["scancer:downsample"], "4");
     assert_eq!(texts["scancer:map-size"], "100x75");
+    // Provenance: the model file's sha256, the grid, the level analysed.
+    assert_eq!(texts["scancer:model_sha256"].len(), 64);
+    assert_eq!(
+        record["slide"]["provenance"]["model_sha256"],
+        texts["scancer:model_sha256"].as_str()
+    );
+    assert_eq!(
+        (texts["scancer:stride"].as_str(), texts["scancer:level"].as_str()),
+        ("96", "0")
+    );
     assert!(texts["Software"].starts_with("scancer "));
     assert!(texts["Description"].contains("grey: not tissue"));
     let image = image::open(&map).unwrap().to_rgb8();
@@ -639,7 +649,7 @@ fn heatmap_names_never_collide_across_a_job_array() {
         .args(["--heatmap", "out.png", "coll"]));
     crate::util::assert_fatal(
         &out,
-        "--heatmap out.png names one PNG file, but there are 2 inputs",
+        "--heatmap out.png names one file, but there are 2 inputs",
     );
     assert!(!dir.path().join("out.png").exists());
 }

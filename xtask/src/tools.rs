@@ -216,11 +216,16 @@ fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {
 }
 
 /// What the third-party client tests install (never needed at run time): tritonclient's HTTP and
-/// gRPC clients, and grpcio-tools to generate stubs from proto/.
+/// gRPC clients, grpcio-tools to generate stubs from proto/, and the independent readers of slide
+/// exports (shapely for geometries, tifffile for TIFFs, openslide-python with openslide-bin).
 const CLIENTS: &[&str] = &[
     "tritonclient[http,grpc]==2.73.0",
     "grpcio-tools==1.81.1",
     "numpy==2.4.6",
+    "shapely==2.2.0",
+    "tifffile==2026.3.3",
+    "openslide-python==1.4.7",
+    "openslide-bin==4.0.1.2",
 ];
 
 /// A Python virtual environment with the client packages, in the user cache, linked as

@@ -9,8 +9,10 @@
 
 #[cfg(feature = "openslide")]
 mod openslide;
+mod resampled;
 
 use crate::engine::handler_config::Color;
+use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid, Target};
 use crate::engine::preprocess::convert;
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
@@ -24,6 +26,10 @@ pub(crate) trait Rows {
     /// Fills `out` (width * rows * 3 bytes) with rows `y..y + rows`; rows below the image are white.
     /// Calls come with `y` never decreasing.
     fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String>;
+    /// Microns per pixel as the file declares them, and where.
+    fn resolution(&self) -> Option<(f64, &'static str)> {
+        None
+    }
 }
 
 /// How a slide is read.
@@ -69,8 +75,16 @@ fn check_band(width: usize, rows: usize, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens a slide at pyramid `level` (0: full resolution).
-pub(crate) fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, String> {
+/// A slide opened at the level its plan chose.
+pub(crate) struct Opened {
+    pub(crate) rows: Box<dyn Rows>,
+    /// The format could not be read in strips: the whole image was decoded (its format named).
+    pub(crate) whole: Option<&'static str>,
+    pub(crate) plan: Plan,
+}
+
+/// Opens a slide at the level `choice` asks for, resampled the rest of the way.
+pub(crate) fn open(path: &Path, max_pixels: u64, choice: &LevelChoice) -> Result<Opened, String> {
     let vendor = crate::inputs::vendor_format(path);
     #[cfg(feature = "openslide")]
     {
@@ -78,12 +92,16 @@ pub(crate) fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, 
             || path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
-        let pyramid =
-            tiff_or_vendor && openslide::vendor(path).is_some_and(|v| v != "generic-tiff");
-        if level > 0 || vendor.is_some() || pyramid {
-            return Ok(Reading::Streamed(Box::new(openslide::OpenSlideRows::open(
-                path, level,
-            )?)));
+        if let Some(detected) = tiff_or_vendor.then(|| openslide::vendor(path)).flatten() {
+            let mut slide = openslide::OpenSlideRows::open(path, 0)?;
+            let plan = resolution::plan(&slide.pyramid()?, choice)?;
+            // A one-level generic TIFF is read by scancer's own reader, which is faster.
+            if detected != "generic-tiff" || plan.level > 0 {
+                slide.set_level(plan.level)?;
+                return Ok(finish(Box::new(slide), None, plan));
+            }
+        } else if vendor.is_some() {
+            return Err("OpenSlide does not recognise this file".into());
         }
     }
     #[cfg(not(feature = "openslide"))]
@@ -94,7 +112,7 @@ pub(crate) fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, 
                 crate::inputs::OPENSLIDE_NOTE
             ));
         }
-        if level > 0 {
+        if let Some(Target::Level(level @ 1..)) = choice.target {
             return Err(format!(
                 "--level {level} reads a pyramid through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`"
             ));
@@ -103,16 +121,49 @@ pub(crate) fn open(path: &Path, max_pixels: u64, level: u32) -> Result<Reading, 
     let file = File::open(path).map_err(|e| crate::inputs::io_message(&e))?;
     match sniff(BufReader::new(file), max_pixels) {
         #[cfg(feature = "openslide")]
-        Err(e) if e == JPEG_TIFF => Ok(Reading::Streamed(Box::new(
-            openslide::OpenSlideRows::open(path, level)?,
-        ))),
+        Err(e) if e == JPEG_TIFF => {
+            let mut slide = openslide::OpenSlideRows::open(path, 0)?;
+            let plan = resolution::plan(&slide.pyramid()?, choice)?;
+            slide.set_level(plan.level)?;
+            Ok(finish(Box::new(slide), None, plan))
+        }
         #[cfg(not(feature = "openslide"))]
         Err(e) if e == JPEG_TIFF => Err(format!(
             "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: {}",
             crate::inputs::OPENSLIDE_NOTE
         )),
-        other => other,
+        Err(e) => Err(e),
+        Ok(reading) => flat(reading, choice),
     }
+}
+
+/// A slide from standard input, already in memory.
+pub(crate) fn from_bytes(
+    bytes: Vec<u8>,
+    max_pixels: u64,
+    choice: &LevelChoice,
+) -> Result<Opened, String> {
+    flat(sniff(std::io::Cursor::new(bytes), max_pixels)?, choice)
+}
+
+/// A single-level image, planned on its own resolution.
+fn flat(reading: Reading, choice: &LevelChoice) -> Result<Opened, String> {
+    let (rows, whole) = match reading {
+        Reading::Streamed(rows) => (rows, None),
+        Reading::Whole(rows, format) => (rows, Some(format)),
+    };
+    let (width, height) = rows.size();
+    let plan = resolution::plan(&Pyramid::flat(width, height, rows.resolution()), choice)?;
+    Ok(finish(rows, whole, plan))
+}
+
+/// The rows of the plan's level, resampled where it says.
+fn finish(rows: Box<dyn Rows>, whole: Option<&'static str>, plan: Plan) -> Opened {
+    let rows: Box<dyn Rows> = match plan.resample {
+        Some(size) => Box::new(resampled::Resampled::new(rows, size)),
+        None => rows,
+    };
+    Opened { rows, whole, plan }
 }
 
 /// A slide's rows from any reader, by its first bytes: PNG and TIFF streamed, others whole.
@@ -160,11 +211,6 @@ fn whole<R: std::io::BufRead + Seek>(
         }),
         format,
     ))
-}
-
-/// An image already in memory (standard input).
-pub(crate) fn from_bytes(bytes: Vec<u8>, max_pixels: u64) -> Result<Reading, String> {
-    sniff(std::io::Cursor::new(bytes), max_pixels)
 }
 
 fn format_name(format: image::ImageFormat) -> &'static str {
@@ -251,6 +297,7 @@ struct PngRows<R: BufRead + Seek> {
     band_y: usize,
     /// Rows decoded so far.
     next: usize,
+    resolution: Option<(f64, &'static str)>,
 }
 
 impl<R: BufRead + Seek> PngRows<R> {
@@ -279,7 +326,12 @@ impl<R: BufRead + Seek> PngRows<R> {
         };
         let (width, height) = (info.width as usize, info.height as usize);
         check_size(width, height)?;
+        let resolution = info
+            .pixel_dims
+            .filter(|d| d.unit == png::Unit::Meter)
+            .and_then(|d| resolution::from_png(d.xppu));
         Ok(PngRows {
+            resolution,
             width,
             height,
             channels,
@@ -295,6 +347,10 @@ impl<R: BufRead + Seek> PngRows<R> {
 impl<R: BufRead + Seek> Rows for PngRows<R> {
     fn size(&self) -> (usize, usize) {
         (self.width, self.height)
+    }
+
+    fn resolution(&self) -> Option<(f64, &'static str)> {
+        self.resolution
     }
 
     fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
@@ -346,6 +402,24 @@ fn layout<R: Read + Seek>(
     })
 }
 
+/// XResolution in ResolutionUnit (inches when absent, as TIFF says).
+fn tiff_resolution<R: Read + Seek>(
+    decoder: &mut tiff::decoder::Decoder<R>,
+) -> Option<(f64, &'static str)> {
+    use tiff::decoder::ifd::Value;
+    let x = match decoder.find_tag(tiff::tags::Tag::XResolution).ok()?? {
+        Value::Rational(n, d) if d > 0 => f64::from(n) / f64::from(d),
+        Value::Float(v) => f64::from(v),
+        Value::Double(v) => v,
+        _ => return None,
+    };
+    let unit = match decoder.find_tag(tiff::tags::Tag::ResolutionUnit) {
+        Ok(Some(v)) => v.into_u16().ok()?,
+        _ => 2,
+    };
+    resolution::from_tiff(x, unit)
+}
+
 struct TiffRows<R: Read + Seek> {
     decoder: tiff::decoder::Decoder<R>,
     width: usize,
@@ -356,6 +430,7 @@ struct TiffRows<R: Read + Seek> {
     /// The decoded chunk row `cached_row` (full width), as RGB.
     cached: Vec<u8>,
     cached_row: Option<usize>,
+    resolution: Option<(f64, &'static str)>,
 }
 
 impl<R: Read + Seek> TiffRows<R> {
@@ -398,7 +473,9 @@ impl<R: Read + Seek> TiffRows<R> {
         }
         check_band(width, ch.min(height), "a row of TIFF chunks")?;
         let chunk_width = if tiled { cw } else { width };
+        let resolution = tiff_resolution(&mut decoder);
         Ok(TiffRows {
+            resolution,
             chunks_across: if tiled {
                 width.div_ceil(chunk_width.max(1))
             } else {
@@ -464,6 +541,10 @@ impl<R: Read + Seek> TiffRows<R> {
 impl<R: Read + Seek> Rows for TiffRows<R> {
     fn size(&self) -> (usize, usize) {
         (self.width, self.height)
+    }
+
+    fn resolution(&self) -> Option<(f64, &'static str)> {
+        self.resolution
     }
 
     fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {

@@ -4,6 +4,7 @@
 //! with `openslide_read_region` at the chosen level and composited over white, as slides are.
 
 use super::Rows;
+use crate::slide::resolution::{Level, Pyramid};
 use libloading::{Library, Symbol};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
@@ -16,6 +17,7 @@ type LevelDimensions = unsafe extern "C" fn(*mut c_void, i32, *mut i64, *mut i64
 type LevelDownsample = unsafe extern "C" fn(*mut c_void, i32) -> f64;
 type ReadRegion = unsafe extern "C" fn(*mut c_void, *mut u32, i64, i64, i32, i64, i64);
 type DetectVendor = unsafe extern "C" fn(*const c_char) -> *const c_char;
+type PropertyValue = unsafe extern "C" fn(*mut c_void, *const c_char) -> *const c_char;
 
 fn library() -> Result<Library, String> {
     let mut tried = Vec::new();
@@ -87,35 +89,89 @@ impl OpenSlideRows {
                 argb: Vec::new(),
             };
             rows.check()?;
-            let count: Symbol<LevelCount> = rows
+            rows.set_level(level)?;
+            Ok(rows)
+        }
+    }
+
+    /// Reads `level` from now on.
+    pub(crate) fn set_level(&mut self, level: u32) -> Result<(), String> {
+        let levels = self.levels()?;
+        let l = levels.get(level as usize).ok_or_else(|| {
+            format!(
+                "--level {level}: the slide has levels 0 to {}",
+                levels.len() - 1
+            )
+        })?;
+        self.level = level as i32;
+        self.downsample = l.downsample;
+        (self.width, self.height) = (l.width, l.height);
+        super::check_size(self.width, self.height)
+    }
+
+    /// Every level's size and downsample.
+    pub(crate) fn levels(&self) -> Result<Vec<Level>, String> {
+        // SAFETY: OpenSlide's public API on a valid handle; out-parameters are plain integers.
+        let levels = unsafe {
+            let count: Symbol<LevelCount> = self
                 .lib
                 .get(b"openslide_get_level_count\0")
                 .map_err(|e| e.to_string())?;
-            let levels = count(handle);
-            if level as i32 >= levels {
-                return Err(format!(
-                    "--level {level}: the slide has levels 0 to {}",
-                    levels - 1
-                ));
-            }
-            let dimensions: Symbol<LevelDimensions> = rows
+            let dimensions: Symbol<LevelDimensions> = self
                 .lib
                 .get(b"openslide_get_level_dimensions\0")
                 .map_err(|e| e.to_string())?;
-            let (mut w, mut h) = (0i64, 0i64);
-            dimensions(handle, level as i32, &mut w, &mut h);
-            let downsample: Symbol<LevelDownsample> = rows
+            let downsample: Symbol<LevelDownsample> = self
                 .lib
                 .get(b"openslide_get_level_downsample\0")
                 .map_err(|e| e.to_string())?;
-            rows.downsample = downsample(handle, level as i32);
-            rows.level = level as i32;
-            rows.width = w.max(0) as usize;
-            rows.height = h.max(0) as usize;
-            rows.check()?;
-            super::check_size(rows.width, rows.height)?;
-            Ok(rows)
+            (0..count(self.handle).max(0))
+                .map(|k| {
+                    let (mut w, mut h) = (0i64, 0i64);
+                    dimensions(self.handle, k, &mut w, &mut h);
+                    Level {
+                        width: w.max(0) as usize,
+                        height: h.max(0) as usize,
+                        downsample: downsample(self.handle, k),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        self.check()?;
+        if levels.is_empty() {
+            return Err("OpenSlide finds no levels in this slide".into());
         }
+        Ok(levels)
+    }
+
+    /// A property of the slide ("openslide.mpp-x"...), if set.
+    fn property(&self, name: &CStr) -> Option<String> {
+        // SAFETY: a valid handle and a NUL-terminated name; the value lives as long as the handle.
+        unsafe {
+            let get: Symbol<PropertyValue> =
+                self.lib.get(b"openslide_get_property_value\0").ok()?;
+            let value = get(self.handle, name.as_ptr());
+            (!value.is_null()).then(|| CStr::from_ptr(value).to_string_lossy().into_owned())
+        }
+    }
+
+    /// The levels, and the resolution and objective power the slide declares.
+    pub(crate) fn pyramid(&self) -> Result<Pyramid, String> {
+        let number = |name: &CStr| {
+            self.property(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v > 0.0)
+        };
+        let mpp = match (number(c"openslide.mpp-x"), number(c"openslide.mpp-y")) {
+            (Some(x), Some(y)) => Some(((x + y) / 2.0, "openslide.mpp-x/y")),
+            (Some(x), None) => Some((x, "openslide.mpp-x")),
+            _ => None,
+        };
+        Ok(Pyramid {
+            levels: self.levels()?,
+            mpp,
+            objective: number(c"openslide.objective-power"),
+        })
     }
 
     /// OpenSlide's sticky error, if any.

@@ -1,0 +1,102 @@
+//! ASAP's XML annotations (`--asap-xml`), as the Camelyon16 ground truth is written: one `Polygon`
+//! annotation per outline of a positive region in group `Tumor`, and one in group `_2` (Camelyon16's
+//! non-tumour exclusion inside a lesion) per hole, in level-0 pixels. ASAP, QuPath's ASAP importers
+//! and the Camelyon evaluation code read it; the provenance is an XML comment.
+
+use super::Export;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+use std::io::{self, Write};
+
+const TUMOR: &str = "Tumor";
+const EXCLUSION: &str = "_2";
+
+fn polygon<W: Write>(
+    xml: &mut Writer<W>,
+    name: &str,
+    group: &str,
+    color: &str,
+    ring: &geo::LineString<f64>,
+) -> io::Result<()> {
+    // ASAP closes polygons itself: the repeated first point is left out.
+    let points: Vec<_> = ring.coords().collect();
+    let open = &points[..points.len().saturating_sub(1)];
+    xml.create_element("Annotation")
+        .with_attributes([
+            ("Name", name),
+            ("Type", "Polygon"),
+            ("PartOfGroup", group),
+            ("Color", color),
+        ])
+        .write_inner_content(|xml| {
+            xml.create_element("Coordinates")
+                .write_inner_content(|xml| {
+                    for (order, c) in open.iter().enumerate() {
+                        xml.create_element("Coordinate")
+                            .with_attributes([
+                                ("Order", order.to_string().as_str()),
+                                ("X", c.x.to_string().as_str()),
+                                ("Y", c.y.to_string().as_str()),
+                            ])
+                            .write_empty()?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
+    let mut xml = Writer::new_with_indent(out, b'\t', 1);
+    xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let about = format!(
+        " scancer: regions of {} above {}; {} ",
+        export.positive_label,
+        export.result.threshold,
+        export.provenance.one_line()
+    );
+    // A comment may not hold "--".
+    xml.write_event(Event::Comment(BytesText::from_escaped(
+        about.replace("--", "- -"),
+    )))?;
+    xml.create_element("ASAP_Annotations")
+        .write_inner_content(|xml| {
+            xml.create_element("Annotations")
+                .write_inner_content(|xml| {
+                    for (n, region) in export.result.regions.iter().enumerate() {
+                        for (piece, p) in region.outline.0.iter().enumerate() {
+                            let name = if region.outline.0.len() == 1 {
+                                format!("Region {}", n + 1)
+                            } else {
+                                format!("Region {} part {}", n + 1, piece + 1)
+                            };
+                            polygon(xml, &name, TUMOR, "#F4FA58", p.exterior())?;
+                            for (h, hole) in p.interiors().iter().enumerate() {
+                                let hole_name = format!("{name} hole {}", h + 1);
+                                polygon(xml, &hole_name, EXCLUSION, "#64FE2E", hole)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+            xml.create_element("AnnotationGroups")
+                .write_inner_content(|xml| {
+                    for (name, color) in [(TUMOR, "#F4FA58"), (EXCLUSION, "#64FE2E")] {
+                        xml.create_element("Group")
+                            .with_attributes([
+                                ("Name", name),
+                                ("PartOfGroup", "None"),
+                                ("Color", color),
+                            ])
+                            .write_inner_content(|xml| {
+                                xml.create_element("Attributes").write_empty()?;
+                                Ok(())
+                            })?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+    xml.into_inner().write_all(b"\n")
+}

@@ -1,0 +1,127 @@
+//! QuPath's GeoJSON (`--geojson`): a FeatureCollection in level-0 pixels, one `detection` per tissue
+//! window (classified by its label, its probability as a measurement) and one `annotation` per
+//! positive region (its outline, area, diameter and peak as measurements), laid out as QuPath 0.4+
+//! exports objects (`objectType`, `classification {name, color}`, `measurements {name: value}`).
+//! Provenance rides along as a foreign member, which GeoJSON readers ignore.
+
+use super::Export;
+use geo::{MultiPolygon, Polygon};
+use serde_json::{json, Map, Value};
+use std::io::{self, Write};
+
+/// QuPath's colours for its default classes: Tumor red, and a neutral green for the rest.
+const POSITIVE_COLOR: [u8; 3] = [200, 0, 0];
+const NEGATIVE_COLOR: [u8; 3] = [20, 180, 20];
+
+fn ring(points: &geo::LineString<f64>) -> Value {
+    Value::Array(
+        points
+            .coords()
+            .map(|c| json!([c.x.round() as i64, c.y.round() as i64]))
+            .collect(),
+    )
+}
+
+fn polygon(p: &Polygon<f64>) -> Value {
+    let mut rings = vec![ring(p.exterior())];
+    rings.extend(p.interiors().iter().map(ring));
+    Value::Array(rings)
+}
+
+/// A region's outline: a Polygon when it is one piece, else a MultiPolygon.
+pub(crate) fn geometry(outline: &MultiPolygon<f64>) -> Value {
+    match outline.0.as_slice() {
+        [one] => json!({"type": "Polygon", "coordinates": polygon(one)}),
+        many => json!({
+            "type": "MultiPolygon",
+            "coordinates": many.iter().map(polygon).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+fn rectangle([x, y, w, h]: [u64; 4]) -> Value {
+    let (x1, y1) = (x + w, y + h);
+    json!({
+        "type": "Polygon",
+        "coordinates": [[[x, y], [x1, y], [x1, y1], [x, y1], [x, y]]],
+    })
+}
+
+fn classification(name: &str, positive: bool) -> Value {
+    let color = if positive {
+        POSITIVE_COLOR
+    } else {
+        NEGATIVE_COLOR
+    };
+    json!({"name": name, "color": color})
+}
+
+/// Writes the FeatureCollection, one feature a line (a large slide has hundreds of thousands).
+pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
+    let result = export.result;
+    let grid = export.grid();
+    let mut head = Map::new();
+    head.insert("type".into(), "FeatureCollection".into());
+    head.insert("scancer".into(), export.about());
+    let head = serde_json::to_string(&Value::Object(head))?;
+    // The collection's members, then its features streamed.
+    write!(out, "{},\"features\":[", &head[..head.len() - 1])?;
+    let mut first = true;
+    let mut feature = |out: &mut dyn Write, value: Value| -> io::Result<()> {
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        first = false;
+        serde_json::to_writer(&mut *out, &value)?;
+        Ok(())
+    };
+    for (n, region) in result.regions.iter().enumerate() {
+        let mut measurements = Map::new();
+        measurements.insert("peak_probability".into(), super::number(region.peak));
+        measurements.insert("windows".into(), region.windows.len().into());
+        measurements.insert("area_px".into(), json!(region.area));
+        measurements.insert("diameter_px".into(), json!(region.diameter));
+        if let Some(area) = region.area_mm2(export.mpp()) {
+            measurements.insert("area_mm2".into(), json!(area));
+        }
+        if let Some(d) = region.diameter_mm(export.mpp()) {
+            measurements.insert("diameter_mm".into(), json!(d));
+        }
+        feature(
+            out,
+            json!({
+                "type": "Feature",
+                "geometry": geometry(&region.outline),
+                "properties": {
+                    "objectType": "annotation",
+                    "name": format!("Region {}", n + 1),
+                    "classification": classification(&export.positive_label, true),
+                    "isLocked": false,
+                    "measurements": measurements,
+                },
+            }),
+        )?;
+    }
+    for (k, tile) in result.tiles.iter().enumerate() {
+        let Some(p) = tile.probability.filter(|_| tile.tissue) else {
+            continue;
+        };
+        let positive = p > result.threshold;
+        let label = if positive {
+            &export.positive_label
+        } else {
+            &export.negative_label
+        };
+        feature(
+            out,
+            json!({
+                "type": "Feature",
+                "geometry": rectangle(grid.window_bounds(k)),
+                "properties": {
+                    "objectType": "detection",
+                    "classification": classification(label, positive),
+                    "measurements": {"probability": super::number(p)},
+                },
+            }),
+        )?;
+    }
+    out.write_all(b"\n]}\n")
+}

@@ -1,0 +1,85 @@
+//! A slide's results in the formats viewers and evaluation code read, one module per format, every
+//! coordinate in level-0 pixels, each file with the run's provenance: QuPath GeoJSON, ASAP XML,
+//! Camelyon16's lesion CSV. Each is written whole through a `.partial` file.
+
+pub(crate) mod asap_xml;
+pub(crate) mod geojson;
+pub(crate) mod lesions_csv;
+
+use super::provenance::Provenance;
+use super::regions::Grid;
+use super::SlideResult;
+use std::path::Path;
+
+/// One slide's results as an export sees them.
+pub(crate) struct Export<'a> {
+    pub(crate) result: &'a SlideResult,
+    pub(crate) provenance: &'a Provenance,
+    /// The slide as named in records.
+    pub(crate) slide: &'a str,
+    pub(crate) positive_label: String,
+    pub(crate) negative_label: String,
+}
+
+impl Export<'_> {
+    pub(crate) fn grid(&self) -> Grid<'_> {
+        self.result.grid()
+    }
+
+    /// Microns per level-0 pixel.
+    pub(crate) fn mpp(&self) -> Option<f64> {
+        self.result.plan.mpp.map(|(m, _)| m)
+    }
+
+    /// What a file says about itself: the slide, its level-0 size, and the provenance.
+    pub(crate) fn about(&self) -> serde_json::Value {
+        let (w, h) = self.result.plan.level0;
+        serde_json::json!({
+            "slide": self.slide,
+            "width": w,
+            "height": h,
+            "coordinates": "level-0 pixels",
+            "provenance": self.provenance.to_json(),
+        })
+    }
+}
+
+fn number(x: f32) -> serde_json::Value {
+    crate::records::number(x)
+}
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    GeoJson,
+    AsapXml,
+    LesionsCsv,
+}
+
+impl Format {
+    /// The record's and the CSV column's name.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Format::GeoJson => "geojson",
+            Format::AsapXml => "asap_xml",
+            Format::LesionsCsv => "lesions",
+        }
+    }
+
+    /// Writes `export` to `path` (through its `.partial`).
+    pub(crate) fn write(self, export: &Export, path: &Path) -> Result<(), String> {
+        crate::output_file::write_file_with(path, |out| match self {
+            Format::GeoJson => geojson::write(export, out),
+            Format::AsapXml => asap_xml::write(export, out),
+            Format::LesionsCsv => lesions_csv::write(export, out),
+        })
+        .map_err(|e| {
+            format!(
+                "cannot write the {} {}: {}",
+                self.key(),
+                path.display(),
+                crate::inputs::io_message(&e)
+            )
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! Slides the way pathologists review them: positive regions (8-connected windows) with exact areas,
+//! diameters, peaks and level-0 coordinates; the QuPath GeoJSON, ASAP XML and Camelyon16 lesion CSV
+//! exports read back by independent readers (shapely, an XML parser); provenance; the level chosen
+//! from the slide's resolution (`--mpp`, `--magnification`, `--slide-mpp`, TIFF and OpenSlide
+//! resolutions) with every coordinate in level-0 pixels.
+
+use crate::util::{root, run, scancer, Run, PCAM};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// A patch the model calls metastatic (0.992) and one it calls normal (0.030), both tissue.
+const POSITIVE: &str = "examples/patches/patch-02.png";
+const NEGATIVE: &str = "examples/patches/patch-09.png";
+
+/// A white slide of `across` x `down` 96-pixel windows with patches at the given windows.
+fn composed(path: &Path, across: u32, down: u32, placed: &[((u32, u32), &str)]) {
+    let mut slide = image::RgbImage::from_pixel(across * 96, down * 96, image::Rgb([255; 3]));
+    for &((i, j), patch) in placed {
+        let patch = image::open(root().join(patch)).unwrap().to_rgb8();
+        image::imageops::replace(&mut slide, &patch, i64::from(i * 96), i64::from(j * 96));
+    }
+    slide.save(path).unwrap();
+}
+
+/// Four regions: a ring of eight around a negative window, an L of three, a diagonal pair (one
+/// region by the 8-neighbourhood), a single window; and two negative tissue windows.
+fn four_regions(path: &Path) {
+    let mut placed = Vec::new();
+    for j in 1..=3 {
+        for i in 1..=3 {
+            placed.push(((i, j), if (i, j) == (2, 2) { NEGATIVE } else { POSITIVE }));
+        }
+    }
+    placed.extend([
+        ((6, 1), POSITIVE),
+        ((7, 1), POSITIVE),
+        ((6, 2), POSITIVE),
+        ((9, 1), POSITIVE),
+        ((10, 2), POSITIVE),
+        ((1, 6), POSITIVE),
+        ((8, 5), NEGATIVE),
+        ((9, 5), NEGATIVE),
+    ]);
+    composed(path, 12, 8, &placed);
+}
+
+fn slide(args: &[&str]) -> Run {
+    run(scancer()
+        .args(["predict", "-m", PCAM, "--tile", "-q", "-f", "jsonl"])
+        .args(args))
+}
+
+#[test]
+fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
+    let dir = tempfile::tempdir().unwrap();
+    let slide_path = dir.path().join("regions.png");
+    four_regions(&slide_path);
+    let (geojson, xml, lesions) = (
+        dir.path().join("regions.geojson"),
+        dir.path().join("regions.xml"),
+        dir.path().join("regions.csv"),
+    );
+    let out = slide(&[
+        "--slide-mpp",
+        "0.5",
+        "--geojson",
+        geojson.to_str().unwrap(),
+        "--asap-xml",
+        xml.to_str().unwrap(),
+        "--lesions",
+        lesions.to_str().unwrap(),
+        slide_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let s = &record["slide"];
+    assert_eq!((s["tissue_tiles"].as_u64(), s["positive_tiles"].as_u64()), (Some(17), Some(14)));
+    assert_eq!(s["regions"], 4);
+    let peak = s["max_probability"].as_f64().unwrap();
+    assert!(peak > 0.99, "{peak}");
+    // Most suspicious first; equal peaks by area. Bounding boxes, areas and diameters exact.
+    let expected = [
+        ([96, 96, 288, 288], 8, 0.018432, 0.204, (144, 144)),
+        ([576, 96, 192, 192], 3, 0.006912, 0.136, (624, 144)),
+        ([864, 96, 192, 192], 2, 0.004608, 0.136, (912, 144)),
+        ([96, 576, 96, 96], 1, 0.002304, 0.068, (144, 624)),
+    ];
+    let regions = s["top_regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 4);
+    for (r, (bounds, windows, area, diameter, (px, py))) in regions.iter().zip(expected) {
+        let [x, y, w, h] = bounds;
+        assert_eq!(
+            r,
+            &json!({
+                "x": x, "y": y, "width": w, "height": h, "windows": windows,
+                "area_mm2": area, "diameter_mm": diameter,
+                "peak_probability": s["max_probability"], "peak_x": px, "peak_y": py,
+            })
+        );
+    }
+    assert_eq!(
+        s["hotspot"],
+        json!({"x": 96, "y": 96, "width": 96, "height": 96, "probability": s["max_probability"]})
+    );
+    // Provenance: the model file's and configuration's sha256, the grid and the resolution.
+    let sha = |p: &str| {
+        let out = std::process::Command::new("sha256sum")
+            .arg(root().join(p))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    };
+    let provenance = &s["provenance"];
+    assert_eq!(provenance["model_sha256"], sha(PCAM).as_str());
+    assert_eq!(
+        provenance["config_sha256"],
+        sha("examples/pcam-classification.toml").as_str()
+    );
+    assert_eq!(
+        (&provenance["stride"], &provenance["level"], &provenance["mpp"], &provenance["mpp_source"]),
+        (&json!(96), &json!(0), &json!(0.5), &json!("--slide-mpp"))
+    );
+    assert_eq!(provenance["scancer"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        s["exports"],
+        json!({
+            "geojson": geojson.to_str().unwrap(),
+            "asap_xml": xml.to_str().unwrap(),
+            "lesions": lesions.to_str().unwrap(),
+        })
+    );
+    // Camelyon16's submission lines: confidence, then the peak's level-0 x and y.
+    let lines: Vec<String> = std::fs::read_to_string(&lesions)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let confidence: f32 = lines[0].split(',').next().unwrap().parse().unwrap();
+    assert_eq!(confidence, peak as f32);
+    let located: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_once(',').unwrap().1)
+        .collect();
+    assert_eq!(located, ["144,144", "624,144", "912,144", "144,624"]);
+    // The XML names its provenance in a comment, and the GeoJSON as a foreign member.
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(text.contains(&format!("model_sha256 {}", sha(PCAM))), "{text}");
+
+    let Some(python) = crate::util::fetched("SCANCER_CLIENTS_PYTHON", "slide_exports_readers")
+    else {
+        return;
+    };
+    let read = std::process::Command::new(python)
+        .arg(root().join("tests/clients/slide_exports.py"))
+        .args([&geojson, &xml])
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let got: Value = serde_json::from_slice(&read.stdout).unwrap();
+    let g = &got["geojson"];
+    assert_eq!(g["invalid"], json!([]), "shapely: every geometry valid");
+    assert_eq!(g["detections"], 17);
+    assert_eq!(g["classes"], json!({"metastatic": 18, "normal": 3}));
+    let annotations = g["annotations"].as_array().unwrap();
+    let shapes: Vec<(&str, f64, u64)> = annotations
+        .iter()
+        .map(|a| {
+            (
+                a["type"].as_str().unwrap(),
+                a["area"].as_f64().unwrap(),
+                a["holes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("Polygon", 8.0 * 9216.0, 1),
+            ("Polygon", 3.0 * 9216.0, 0),
+            ("MultiPolygon", 2.0 * 9216.0, 0),
+            ("Polygon", 9216.0, 0),
+        ]
+    );
+    assert_eq!(annotations[0]["bounds"], json!([96.0, 96.0, 384.0, 384.0]));
+    assert_eq!(g["provenance"], *provenance);
+    let a = &got["asap"];
+    assert_eq!(a["groups"], json!(["Tumor", "_2"]));
+    assert_eq!(a["regions"], 4);
+    for (name, difference) in a["difference"].as_object().unwrap() {
+        assert_eq!(difference, &json!(0.0), "{name}: ASAP and GeoJSON outlines differ");
+    }
+}
+
+#[test]
+fn smoothing_merges_regions_before_they_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let slide_path = dir.path().join("regions.png");
+    four_regions(&slide_path);
+    let plain = slide(&[slide_path.to_str().unwrap()]);
+    let smoothed = slide(&["--smooth", "300", slide_path.to_str().unwrap()]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let (p, s): (Value, Value) = (
+        serde_json::from_str(plain.stdout.trim()).unwrap(),
+        serde_json::from_str(smoothed.stdout.trim()).unwrap(),
+    );
+    // Without a resolution there are no millimetres, only pixels.
+    assert_eq!(p["slide"]["top_regions"][0]["area_mm2"], Value::Null);
+    assert_eq!(p["slide"]["mpp"], Value::Null);
+    // A wide Gaussian over tissue spreads the positives into the ring's negative centre: the ring
+    // becomes a solid region of nine windows.
+    assert_eq!(s["slide"]["top_regions"][0]["windows"], 9, "{}", s["slide"]);
+    assert_eq!(s["slide"]["provenance"]["smooth"], 300);
+}
+
+/// The same slide read at half resolution and analysed at 2x downsample: regions in level-0
+/// pixels, where a PNG declares 0.25 um per pixel (pHYs) and --mpp 0.5 asks for twice that.
+#[test]
+fn mpp_resamples_and_coordinates_stay_in_level0_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    // Uniform blocks the model calls metastatic (0.857) and normal (0.007), 192 pixels a side: at
+    // half resolution each is one 96-pixel window of that colour (its edge blended with the glass
+    // around it by the resampling, which these colours' predictions survive).
+    let (positive, negative) = ([200u8, 200, 0], [0u8, 255, 20]);
+    let blocks = [((1, 1), positive), ((2, 1), positive), ((4, 3), positive), ((1, 3), negative)];
+    let (w, h) = (6 * 192, 5 * 192);
+    let slide = image::RgbImage::from_fn(w, h, |x, y| {
+        blocks
+            .iter()
+            .find(|((i, j), _)| x / 192 == *i && y / 192 == *j)
+            .map_or(image::Rgb([255; 3]), |(_, c)| image::Rgb(*c))
+    });
+    let path = dir.path().join("blocks.png");
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: 4_000_000,
+            yppu: 4_000_000,
+            unit: png::Unit::Meter,
+        }));
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(slide.as_raw()).unwrap();
+    }
+    std::fs::write(&path, png_bytes).unwrap();
+    let tiles = dir.path().join("tiles.csv");
+    let out = slide_run(&["--mpp", "0.5", "--tiles", tiles.to_str().unwrap(), path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let s = &record["slide"];
+    assert_eq!(
+        (&s["width"], &s["height"], &s["level"], &s["downsample"], &s["mpp"]),
+        (&json!(1152), &json!(960), &json!(0), &json!(2), &json!(0.25))
+    );
+    assert_eq!(s["provenance"]["mpp_source"], "PNG pHYs");
+    assert_eq!(s["provenance"]["analysed_mpp"], 0.5);
+    assert_eq!(s["tiles"], 30, "6 x 5 windows of 96 at half resolution");
+    assert_eq!(s["regions"], 2);
+    let first = s["top_regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["windows"] == 2)
+        .unwrap();
+    assert_eq!(
+        (&first["x"], &first["y"], &first["width"], &first["height"], &first["windows"]),
+        (&json!(192), &json!(192), &json!(384), &json!(192), &json!(2))
+    );
+    // 2 blocks of 192^2 level-0 pixels at 0.25 um: 0.0046 mm^2.
+    assert_eq!(first["area_mm2"], 0.004608);
+    // The --tiles rows are level-0 windows of 192.
+    let text = std::fs::read_to_string(&tiles).unwrap();
+    let row = text.lines().nth(8).unwrap();
+    assert!(
+        row.contains(",192,192,192,192,true,") && row.ends_with(",metastatic"),
+        "{row}"
+    );
+
+    // A target with no resolution to reach it from is refused, naming the way out.
+    let bare = dir.path().join("bare.png");
+    slide.save(&bare).unwrap();
+    let out = slide_run(&["--mpp", "0.5", bare.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("--mpp 0.5 was asked for, but the slide declares no resolution")
+            && out.stdout.contains("--slide-mpp"),
+        "{}",
+        out.stdout
+    );
+    // --magnification 20 on a 0.25 um (40x) scan: 0.5 um, the same analysis.
+    let by_x = slide_run(&["--magnification", "20", "--slide-mpp", "0.25", bare.to_str().unwrap()]);
+    let by_x: Value = serde_json::from_str(by_x.stdout.trim()).unwrap();
+    assert_eq!(by_x["slide"]["top_regions"], s["top_regions"]);
+    // Finer than the scan is refused, not enlarged; nonsense is a usage error.
+    let out = slide_run(&["--mpp", "0.1", path.to_str().unwrap()]);
+    assert!(out.stdout.contains("finer than the slide's level 0"), "{}", out.stdout);
+    let out = slide_run(&["--mpp", "0", path.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+fn slide_run(args: &[&str]) -> Run {
+    run(scancer()
+        .args(["predict", "-m", PCAM, "--tile", "-f", "jsonl"])
+        .args(args))
+}
