@@ -15,13 +15,13 @@ use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::model::DeviceChoice;
 use crate::exit::{self, Table};
 use crate::inputs::Shard;
-use values::{positive_magnification, positive_mpp};
 use crate::records::Format;
 use crate::serve::auth::OpenEndpoint;
 use crate::serve::models::ModelSpec;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use values::{positive_magnification, positive_mpp};
 
 macro_rules! predict_examples {
     () => {

@@ -22,8 +22,8 @@ use crate::remote::predict::{
     guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
 };
 use crate::resume::{self, Recorded};
-use crate::slide::tiles::{self, TileWriter};
 use crate::slide::exports::Format as Export;
+use crate::slide::tiles::{self, TileWriter};
 use crate::slide::Slide;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

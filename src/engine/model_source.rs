@@ -91,8 +91,7 @@ fn hex(digest: &[u8]) -> String {
 /// A handler configuration file, and the sha256 of its bytes.
 fn read_config(path: &Path) -> Result<(HandlerConfig, String)> {
     let text = HandlerConfig::read_text(path)?;
-    let config = HandlerConfig::from_toml(&text)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let config = HandlerConfig::from_toml(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok((config, sha256_hex(text.as_bytes())))
 }
 

@@ -76,7 +76,10 @@ impl Provenance {
             ("window", format!("{}x{}", self.window.0, self.window.1)),
             ("stride", self.stride.to_string()),
             ("level", self.level.to_string()),
-            ("analysed_downsample", format!("{}", rounded(self.downsample))),
+            (
+                "analysed_downsample",
+                format!("{}", rounded(self.downsample)),
+            ),
             ("mpp", or_unknown(self.mpp.map(|(m, _)| m))),
             ("analysed_mpp", or_unknown(self.analysed_mpp())),
             ("threshold", self.threshold.to_string()),

@@ -54,7 +54,13 @@ impl Grid<'_> {
     /// The cell window `k` of an axis paints (as the heatmap fills it: where windows overlap, the
     /// later one), from its origin to the next window's, the last one to the slide's edge; in
     /// level-0 pixels.
-    fn cell(&self, k: usize, count: usize, length: usize, to0: impl Fn(usize) -> u64) -> (f64, f64) {
+    fn cell(
+        &self,
+        k: usize,
+        count: usize,
+        length: usize,
+        to0: impl Fn(usize) -> u64,
+    ) -> (f64, f64) {
         let start = k * self.stride;
         let end = if k + 1 == count {
             length
@@ -175,16 +181,15 @@ fn measure(grid: &Grid, windows: Vec<usize>, probability: &[Option<f32>]) -> Reg
             diameter = diameter.max((a.x() - b.x()).hypot(a.y() - b.y()));
         }
     }
-    let bounds = geo::BoundingRect::bounding_rect(&outline)
-        .map_or([0; 4], |r| {
-            let (min, max) = (r.min(), r.max());
-            [
-                min.x as u64,
-                min.y as u64,
-                (max.x - min.x) as u64,
-                (max.y - min.y) as u64,
-            ]
-        });
+    let bounds = geo::BoundingRect::bounding_rect(&outline).map_or([0; 4], |r| {
+        let (min, max) = (r.min(), r.max());
+        [
+            min.x as u64,
+            min.y as u64,
+            (max.x - min.x) as u64,
+            (max.y - min.y) as u64,
+        ]
+    });
     let (peak_window, peak) = windows
         .iter()
         .map(|&k| (k, probability[k].unwrap_or(f32::NAN)))

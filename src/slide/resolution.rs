@@ -185,9 +185,10 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Stri
             (Some(target), None) => {
                 return at_level(
                     0,
-                    Some(unknown(format!(
-                        "the model was trained at {target} um per pixel"
-                    )).replace(": pass", "; read at level 0 as it is: pass")),
+                    Some(
+                        unknown(format!("the model was trained at {target} um per pixel"))
+                            .replace(": pass", "; read at level 0 as it is: pass"),
+                    ),
                 )
             }
             (None, _) => return at_level(0, None),
@@ -302,7 +303,10 @@ mod tests {
     fn no_resolution_is_refused_for_a_target_and_noted_for_the_model_default() {
         let flat = Pyramid::flat(1000, 1000, None);
         let e = plan(&flat, &target(Target::Mpp(1.0))).unwrap_err();
-        assert!(e.contains("declares no resolution") && e.contains("--slide-mpp"), "{e}");
+        assert!(
+            e.contains("declares no resolution") && e.contains("--slide-mpp"),
+            "{e}"
+        );
         let model = LevelChoice {
             model_mpp: Some(0.972),
             ..LevelChoice::default()

@@ -74,7 +74,10 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let s = &record["slide"];
-    assert_eq!((s["tissue_tiles"].as_u64(), s["positive_tiles"].as_u64()), (Some(17), Some(14)));
+    assert_eq!(
+        (s["tissue_tiles"].as_u64(), s["positive_tiles"].as_u64()),
+        (Some(17), Some(14))
+    );
     assert_eq!(s["regions"], 4);
     let peak = s["max_probability"].as_f64().unwrap();
     assert!(peak > 0.99, "{peak}");
@@ -117,7 +120,12 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
         sha("examples/pcam-classification.toml").as_str()
     );
     assert_eq!(
-        (&provenance["stride"], &provenance["level"], &provenance["mpp"], &provenance["mpp_source"]),
+        (
+            &provenance["stride"],
+            &provenance["level"],
+            &provenance["mpp"],
+            &provenance["mpp_source"]
+        ),
         (&json!(96), &json!(0), &json!(0.5), &json!("--slide-mpp"))
     );
     assert_eq!(provenance["scancer"], env!("CARGO_PKG_VERSION"));
@@ -137,14 +145,14 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
         .collect();
     let confidence: f32 = lines[0].split(',').next().unwrap().parse().unwrap();
     assert_eq!(confidence, peak as f32);
-    let located: Vec<&str> = lines
-        .iter()
-        .map(|l| l.split_once(',').unwrap().1)
-        .collect();
+    let located: Vec<&str> = lines.iter().map(|l| l.split_once(',').unwrap().1).collect();
     assert_eq!(located, ["144,144", "624,144", "912,144", "144,624"]);
     // The XML names its provenance in a comment, and the GeoJSON as a foreign member.
     let text = std::fs::read_to_string(&xml).unwrap();
-    assert!(text.contains(&format!("model_sha256 {}", sha(PCAM))), "{text}");
+    assert!(
+        text.contains(&format!("model_sha256 {}", sha(PCAM))),
+        "{text}"
+    );
 
     let Some(python) = crate::util::fetched("SCANCER_CLIENTS_PYTHON", "slide_exports_readers")
     else {
@@ -191,7 +199,11 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
     assert_eq!(a["groups"], json!(["Tumor", "_2"]));
     assert_eq!(a["regions"], 4);
     for (name, difference) in a["difference"].as_object().unwrap() {
-        assert_eq!(difference, &json!(0.0), "{name}: ASAP and GeoJSON outlines differ");
+        assert_eq!(
+            difference,
+            &json!(0.0),
+            "{name}: ASAP and GeoJSON outlines differ"
+        );
     }
 }
 
@@ -225,7 +237,12 @@ fn mpp_resamples_and_coordinates_stay_in_level0_pixels() {
     // half resolution each is one 96-pixel window of that colour (its edge blended with the glass
     // around it by the resampling, which these colours' predictions survive).
     let (positive, negative) = ([200u8, 200, 0], [0u8, 255, 20]);
-    let blocks = [((1, 1), positive), ((2, 1), positive), ((4, 3), positive), ((1, 3), negative)];
+    let blocks = [
+        ((1, 1), positive),
+        ((2, 1), positive),
+        ((4, 3), positive),
+        ((1, 3), negative),
+    ];
     let (w, h) = (6 * 192, 5 * 192);
     let slide = image::RgbImage::from_fn(w, h, |x, y| {
         blocks
@@ -248,13 +265,31 @@ fn mpp_resamples_and_coordinates_stay_in_level0_pixels() {
     }
     std::fs::write(&path, png_bytes).unwrap();
     let tiles = dir.path().join("tiles.csv");
-    let out = slide_run(&["--mpp", "0.5", "--tiles", tiles.to_str().unwrap(), path.to_str().unwrap()]);
+    let out = slide_run(&[
+        "--mpp",
+        "0.5",
+        "--tiles",
+        tiles.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let s = &record["slide"];
     assert_eq!(
-        (&s["width"], &s["height"], &s["level"], &s["downsample"], &s["mpp"]),
-        (&json!(1152), &json!(960), &json!(0), &json!(2), &json!(0.25))
+        (
+            &s["width"],
+            &s["height"],
+            &s["level"],
+            &s["downsample"],
+            &s["mpp"]
+        ),
+        (
+            &json!(1152),
+            &json!(960),
+            &json!(0),
+            &json!(2),
+            &json!(0.25)
+        )
     );
     assert_eq!(s["provenance"]["mpp_source"], "PNG pHYs");
     assert_eq!(s["provenance"]["analysed_mpp"], 0.5);
@@ -267,8 +302,20 @@ fn mpp_resamples_and_coordinates_stay_in_level0_pixels() {
         .find(|r| r["windows"] == 2)
         .unwrap();
     assert_eq!(
-        (&first["x"], &first["y"], &first["width"], &first["height"], &first["windows"]),
-        (&json!(192), &json!(192), &json!(384), &json!(192), &json!(2))
+        (
+            &first["x"],
+            &first["y"],
+            &first["width"],
+            &first["height"],
+            &first["windows"]
+        ),
+        (
+            &json!(192),
+            &json!(192),
+            &json!(384),
+            &json!(192),
+            &json!(2)
+        )
     );
     // 2 blocks of 192^2 level-0 pixels at 0.25 um: 0.0046 mm^2.
     assert_eq!(first["area_mm2"], 0.004608);
@@ -286,18 +333,29 @@ fn mpp_resamples_and_coordinates_stay_in_level0_pixels() {
     let out = slide_run(&["--mpp", "0.5", bare.to_str().unwrap()]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stdout.contains("--mpp 0.5 was asked for, but the slide declares no resolution")
+        out.stdout
+            .contains("--mpp 0.5 was asked for, but the slide declares no resolution")
             && out.stdout.contains("--slide-mpp"),
         "{}",
         out.stdout
     );
     // --magnification 20 on a 0.25 um (40x) scan: 0.5 um, the same analysis.
-    let by_x = slide_run(&["--magnification", "20", "--slide-mpp", "0.25", bare.to_str().unwrap()]);
+    let by_x = slide_run(&[
+        "--magnification",
+        "20",
+        "--slide-mpp",
+        "0.25",
+        bare.to_str().unwrap(),
+    ]);
     let by_x: Value = serde_json::from_str(by_x.stdout.trim()).unwrap();
     assert_eq!(by_x["slide"]["top_regions"], s["top_regions"]);
     // Finer than the scan is refused, not enlarged; nonsense is a usage error.
     let out = slide_run(&["--mpp", "0.1", path.to_str().unwrap()]);
-    assert!(out.stdout.contains("finer than the slide's level 0"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("finer than the slide's level 0"),
+        "{}",
+        out.stdout
+    );
     let out = slide_run(&["--mpp", "0", path.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
@@ -306,4 +364,102 @@ fn slide_run(args: &[&str]) -> Run {
     run(scancer()
         .args(["predict", "-m", PCAM, "--tile", "-f", "jsonl"])
         .args(args))
+}
+
+/// A pyramidal tiled TIFF written by tifffile (level 0 at 0.25 um per pixel, level 1 half that):
+/// OpenSlide reads it, `--mpp 0.5` picks level 1 from the resolution OpenSlide reports, and the
+/// regions found at level 1 lie where level 0's are, in level-0 pixels.
+#[cfg(feature = "openslide")]
+#[test]
+fn regions_at_level_one_lie_where_level_zeros_do() {
+    if crate::util::fetched("SCANCER_OPENSLIDE", "regions_at_level_one").is_none() {
+        return;
+    }
+    let Some(python) = crate::util::fetched("SCANCER_CLIENTS_PYTHON", "regions_at_level_one")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pyramid = dir.path().join("pyramid.tif");
+    // Blocks of 192 level-0 pixels: at level 1 each is exactly one window of one colour.
+    let script = r#"
+import sys, numpy as np, tifffile
+yellow, green = (200, 200, 0), (0, 255, 20)
+level0 = np.full((5 * 192, 8 * 192, 3), 255, np.uint8)
+for (i, j), colour in {(1, 1): yellow, (2, 1): yellow, (2, 2): yellow, (5, 3): yellow, (6, 1): green}.items():
+    level0[j * 192:(j + 1) * 192, i * 192:(i + 1) * 192] = colour
+with tifffile.TiffWriter(sys.argv[1]) as tif:
+    for n, level in enumerate((level0, level0[::2, ::2])):
+        # A reduced-resolution image (NewSubfileType 1): what OpenSlide takes as a level.
+        tif.write(level, tile=(256, 256), photometric="rgb", compression="zlib",
+                  subfiletype=1 if n else 0, resolution=(40000 / 2**n, 40000 / 2**n),
+                  resolutionunit="CENTIMETER")
+"#;
+    let made = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&pyramid)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let record = |args: &[&str]| -> Value {
+        let out = slide(&[args, &[pyramid.to_str().unwrap()]].concat());
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        serde_json::from_str(out.stdout.trim()).unwrap()
+    };
+    let (at0, at1, by_mpp) = (
+        record(&["--level", "0"]),
+        record(&["--level", "1"]),
+        record(&["--mpp", "0.5"]),
+    );
+    let region_bounds = |r: &Value| -> Vec<Vec<u64>> {
+        let mut b: Vec<Vec<u64>> = r["slide"]["top_regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                ["x", "y", "width", "height"]
+                    .map(|k| t[k].as_u64().unwrap())
+                    .to_vec()
+            })
+            .collect();
+        b.sort();
+        b
+    };
+    assert_eq!(
+        region_bounds(&at0),
+        [vec![192, 192, 384, 384], vec![960, 576, 192, 192]]
+    );
+    assert_eq!(region_bounds(&at1), region_bounds(&at0));
+    assert_eq!(at0["slide"]["tiles"], 160);
+    assert_eq!(at1["slide"]["tiles"], 40);
+    for r in [&at0, &at1, &by_mpp] {
+        assert_eq!(
+            (r["slide"]["width"].as_u64(), r["slide"]["height"].as_u64()),
+            (Some(1536), Some(960))
+        );
+        assert_eq!(r["slide"]["mpp"], 0.25, "{}", r["slide"]);
+    }
+    // --mpp 0.5 is level 1 as it is: the same analysis as --level 1.
+    assert_eq!(
+        (&by_mpp["slide"]["level"], &by_mpp["slide"]["downsample"]),
+        (&json!(1), &json!(2))
+    );
+    assert_eq!(by_mpp["slide"]["top_regions"], at1["slide"]["top_regions"]);
+    assert_eq!(
+        at1["slide"]["provenance"]["mpp_source"],
+        "openslide.mpp-x/y"
+    );
+    // The L of three blocks: 3 x 192^2 level-0 pixels at 0.25 um.
+    let l = at1["slide"]["top_regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["windows"] == 3)
+        .unwrap()
+        .clone();
+    assert_eq!(l["area_mm2"], 3.0 * 192.0 * 192.0 * 0.0625 / 1e6);
 }

@@ -380,18 +380,35 @@ fn pyramids_through_openslide() {
     let out = slide(&["--tiles", from_openslide.to_str().unwrap(), PYRAMID]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(tile_rows(&from_openslide), tile_rows(&from_png));
-    // Level 1: half the size.
-    let out = slide(&["-f", "jsonl", "--level", "1", PYRAMID]);
+    // Level 1: half the size, read in windows of 192 level-0 pixels; sizes stay level 0's.
+    let level1 = dir.path().join("level1.csv");
+    let out = slide(&[
+        "-f",
+        "jsonl",
+        "--level",
+        "1",
+        "--tiles",
+        level1.to_str().unwrap(),
+        PYRAMID,
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(
         (
             record["slide"]["width"].as_u64(),
-            record["slide"]["height"].as_u64()
+            record["slide"]["height"].as_u64(),
+            record["slide"]["level"].as_u64(),
+            record["slide"]["downsample"].as_u64(),
         ),
-        (Some(200), Some(150))
+        (Some(400), Some(300), Some(1), Some(2))
     );
     assert_eq!(record["slide"]["tiles"], 6);
+    let origins: Vec<(String, String, String)> = tile_rows(&level1)
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+        .collect();
+    assert_eq!(origins[1], ("192".into(), "0".into(), "192".into()));
+    assert_eq!(origins[3], ("0".into(), "192".into(), "192".into()));
     // JPEG tiles: lossy, but the same tissue.
     let out = slide(&["-f", "jsonl", JPEG_TIFF]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -546,7 +563,10 @@ fn heatmaps_grey_glass_carry_a_colour_bar_and_their_scale() {
         texts["scancer:model_sha256"].as_str()
     );
     assert_eq!(
-        (texts["scancer:stride"].as_str(), texts["scancer:level"].as_str()),
+        (
+            texts["scancer:stride"].as_str(),
+            texts["scancer:level"].as_str()
+        ),
         ("96", "0")
     );
     assert!(texts["Software"].starts_with("scancer "));

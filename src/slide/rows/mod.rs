@@ -12,8 +12,8 @@ mod openslide;
 mod resampled;
 
 use crate::engine::handler_config::Color;
-use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid, Target};
 use crate::engine::preprocess::convert;
+use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid, Target};
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};

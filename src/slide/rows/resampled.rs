@@ -74,13 +74,8 @@ impl Rows for Resampled {
         }
         for yy in y..last {
             let o = (yy - y) * stride;
-            self.down.vertical(
-                yy,
-                &self.held,
-                self.first,
-                stride,
-                &mut out[o..o + stride],
-            );
+            self.down
+                .vertical(yy, &self.held, self.first, stride, &mut out[o..o + stride]);
         }
         Ok(())
     }
@@ -105,9 +100,7 @@ mod tests {
     #[test]
     fn bands_equal_the_whole_image_resized() {
         let (w, h) = (173, 211);
-        let pixels: Vec<u8> = (0..w * h * 3)
-            .map(|i| ((i * 7919) % 251) as u8)
-            .collect();
+        let pixels: Vec<u8> = (0..w * h * 3).map(|i| ((i * 7919) % 251) as u8).collect();
         for (ow, oh) in [(90, 97), (173, 100), (60, 211), (41, 23)] {
             let whole = crate::engine::resample::resize_bilinear(&pixels, w, h, 3, ow, oh);
             for band in [1, 7, 96] {
