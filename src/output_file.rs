@@ -131,6 +131,12 @@ impl OutputFile {
     }
 }
 
+impl io::Seek for OutputFile {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        self.file.seek(to)
+    }
+}
+
 impl Write for OutputFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)
@@ -152,10 +158,10 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Writes a whole file atomically from `write`, buffered (exports too large to hold); creates its
-/// folder.
+/// folder. A device or pipe cannot be written by a format that seeks (TIFF): that is an error.
 pub(crate) fn write_file_with(
     path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    write: impl FnOnce(&mut io::BufWriter<OutputFile>) -> io::Result<()>,
 ) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;

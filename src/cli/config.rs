@@ -45,6 +45,8 @@ pub(crate) struct SlideConfig {
     /// `--heatmap`: a file, or a folder for one map per input.
     pub(crate) heatmap: Option<PathBuf>,
     pub(crate) heatmap_options: HeatmapOptions,
+    /// What a folder of heatmaps holds.
+    pub(crate) heatmap_format: HeatmapFormat,
     /// `--geojson`, `--asap-xml`, `--lesions`: a file, or a folder for one file per slide.
     pub(crate) exports: Vec<(crate::slide::exports::Format, PathBuf)>,
 }
@@ -55,4 +57,13 @@ pub(crate) struct RemoteConfig {
     pub(crate) retries: u32,
     /// Requests in flight at once.
     pub(crate) jobs: usize,
+}
+
+/// The heatmaps `--heatmap DIR` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeatmapFormat {
+    /// A PNG to look at, with its colour bar.
+    Png,
+    /// A pyramidal TIFF at the slide's level-0 size, to overlay in a viewer.
+    Tiff,
 }

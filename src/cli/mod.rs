@@ -8,7 +8,7 @@ mod resolve;
 mod ts_config;
 mod values;
 
-pub(crate) use config::{PredictConfig, RemoteConfig};
+pub(crate) use config::{HeatmapFormat, PredictConfig, RemoteConfig};
 pub(crate) use resolve::{client, predict, serve, Api};
 
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
@@ -361,10 +361,21 @@ pub(crate) struct PredictArgs {
     #[arg(help_heading = "Whole slides", long, value_name = "FILE")]
     pub(crate) tiles: Option<PathBuf>,
 
-    /// Write each slide's heatmap as a PNG (tissue in matplotlib's plasma colours, not-tissue grey,
-    /// a colour bar): FILE.png for one input, else DIR/<the input's path>.heatmap.png
+    /// Write each slide's heatmap: a PNG to look at (tissue in matplotlib's plasma colours,
+    /// not-tissue grey, a colour bar), or a pyramidal TIFF at the slide's level-0 size that
+    /// OpenSlide opens and viewers overlay (not-tissue transparent). FILE.png or FILE.tif for one
+    /// input, else DIR/<the input's path>.heatmap.png (or .tif, see --heatmap-format)
     #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
     pub(crate) heatmap: Option<PathBuf>,
+
+    /// What --heatmap DIR writes for each slide
+    #[arg(
+        help_heading = "Whole slides",
+        long,
+        value_name = "FORMAT",
+        default_value = "png"
+    )]
+    pub(crate) heatmap_format: HeatmapFormat,
 
     /// Largest side of a heatmap in pixels (16 to 16384)
     #[arg(

@@ -79,6 +79,7 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             smooth: args.smooth,
         },
         tiles: args.tiles,
+        heatmap_format: args.heatmap_format,
         exports: [
             (Export::GeoJson, args.geojson),
             (Export::AsapXml, args.asap_xml),

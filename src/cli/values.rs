@@ -1,6 +1,7 @@
 //! The command line's names for plain configuration values. The domain types (`records::Format`,
 //! `DeviceChoice`, `OpenEndpoint`) know nothing of clap; their spellings and help live here, once.
 
+use crate::cli::HeatmapFormat;
 use crate::engine::model::DeviceChoice;
 use crate::records::Format;
 use crate::serve::auth::OpenEndpoint;
@@ -29,6 +30,11 @@ value_enum!(Format {
     Format::Json => "json": "One JSON array of records",
     Format::Jsonl => "jsonl": "One JSON record per line",
     Format::Csv => "csv": "A header, then one row per record",
+});
+
+value_enum!(HeatmapFormat {
+    HeatmapFormat::Png => "png": "A PNG with a colour bar, to look at",
+    HeatmapFormat::Tiff => "tiff": "A pyramidal TIFF at the slide's size, to overlay in a viewer",
 });
 
 value_enum!(DeviceChoice {

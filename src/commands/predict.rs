@@ -3,7 +3,7 @@
 //! this run's records sit in the whole output (`--shard`, `--resume`) and where each heatmap goes.
 
 use super::stderr_is_terminal;
-use crate::cli::{PredictConfig, RemoteConfig};
+use crate::cli::{HeatmapFormat, PredictConfig, RemoteConfig};
 use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model_source::{ModelIdentity, ModelSource};
 use crate::engine::postprocess::Postprocessor;
@@ -204,14 +204,20 @@ fn left_behind(path: &Path) -> Result<(PathBuf, Vec<u8>)> {
     }
 }
 
-/// Each input's heatmap file: `--heatmap FILE.png` for a single input, else
-/// `DIR/<the input's path>.heatmap.png`.
+/// Each input's heatmap file: `--heatmap FILE.png` (or `.tif`) for a single input, else
+/// `DIR/<the input's path>.heatmap.png` (`.heatmap.tif` with `--heatmap-format tiff`).
 fn heatmap_targets(config: &PredictConfig, all: &[Item]) -> Result<Option<Vec<Option<PathBuf>>>> {
     config
         .slides
         .heatmap
         .as_deref()
-        .map(|path| per_slide("--heatmap", path, all, &["png"], ".heatmap.png"))
+        .map(|path| {
+            let suffix = match config.slides.heatmap_format {
+                HeatmapFormat::Png => ".heatmap.png",
+                HeatmapFormat::Tiff => ".heatmap.tif",
+            };
+            per_slide("--heatmap", path, all, &["png", "tif", "tiff"], suffix)
+        })
         .transpose()
 }
 

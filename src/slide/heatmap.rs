@@ -27,6 +27,12 @@ pub(crate) const NO_TISSUE: [u8; 3] = [128, 128, 128];
 const LEGEND_HEIGHT: usize = 40;
 const LEGEND_WIDTH: usize = 240;
 
+/// Whether a heatmap file is the pyramidal TIFF (`.tif`, `.tiff`) rather than the PNG.
+pub(crate) fn is_tiff(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"))
+}
+
 /// Slide pixels per heatmap pixel.
 pub(crate) fn scale(result: &SlideResult, max_side: usize) -> usize {
     result

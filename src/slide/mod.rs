@@ -8,8 +8,10 @@
 
 pub(crate) mod exports;
 pub(crate) mod heatmap;
+mod heatmap_tiff;
 pub(crate) mod plasma;
 pub(crate) mod provenance;
+mod pyramid_tiff;
 pub(crate) mod regions;
 pub(crate) mod resolution;
 pub(crate) mod rows;
@@ -87,6 +89,9 @@ pub(crate) struct SlideResult {
     pub(crate) thumbnail: Option<(RgbImage, usize)>,
     /// The level read and the way back to level-0 pixels.
     pub(crate) plan: Plan,
+    /// Each window's probability as regions are found on it (smoothed over tissue with
+    /// `--smooth`), NaN where it is not tissue; raster order.
+    pub(crate) cells: Vec<f32>,
     /// Positive regions, most suspicious first.
     pub(crate) regions: Vec<Region>,
 }
@@ -353,6 +358,11 @@ impl Slide<'_> {
             crate::messages::warning!("{}: {warning}", input.display);
         }
         let heatmap = match self.heatmap {
+            Some((path, _)) if heatmap::is_tiff(path) => {
+                let label = self.engine.postprocessor().label(1);
+                heatmap_tiff::write(&result, &result.cells, &provenance, &label, path)?;
+                Some((path.display().to_string(), 1.0))
+            }
             Some((path, options)) => {
                 let (png, downsample) = heatmap::png(&result, options, &provenance);
                 crate::output_file::write_file(path, &png).map_err(|e| {
@@ -527,15 +537,16 @@ pub(crate) fn predict(
         tissue_threshold: options.tissue_threshold,
         thumbnail,
         plan,
+        cells: Vec::new(),
         regions: Vec::new(),
     };
-    result.regions = find_regions(&result, options.smooth);
+    find_regions(&mut result, options.smooth);
     Ok(result)
 }
 
 /// Positive regions: tissue windows above the threshold (on the map smoothed over tissue with
 /// `smooth`, analysed pixels, when asked), 8-connected.
-fn find_regions(result: &SlideResult, smooth: f32) -> Vec<Region> {
+fn find_regions(result: &mut SlideResult, smooth: f32) {
     let (nx, ny) = result.grid;
     let probability: Vec<Option<f32>> = result
         .tiles
@@ -545,7 +556,8 @@ fn find_regions(result: &SlideResult, smooth: f32) -> Vec<Region> {
     let mut map: Vec<f32> = probability.iter().map(|p| p.unwrap_or(f32::NAN)).collect();
     heatmap::smooth_tissue(&mut map, nx, ny, smooth / result.stride as f32);
     let positive: Vec<bool> = map.iter().map(|&p| p > result.threshold).collect();
-    regions::regions(&result.grid(), &positive, &probability)
+    result.regions = regions::regions(&result.grid(), &positive, &probability);
+    result.cells = map;
 }
 
 /// Runs the pending windows; returns how many.

@@ -55,14 +55,17 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
     let dir = tempfile::tempdir().unwrap();
     let slide_path = dir.path().join("regions.png");
     four_regions(&slide_path);
-    let (geojson, xml, lesions) = (
+    let (geojson, xml, lesions, heatmap) = (
         dir.path().join("regions.geojson"),
         dir.path().join("regions.xml"),
         dir.path().join("regions.csv"),
+        dir.path().join("regions.tif"),
     );
     let out = slide(&[
         "--slide-mpp",
         "0.5",
+        "--heatmap",
+        heatmap.to_str().unwrap(),
         "--geojson",
         geojson.to_str().unwrap(),
         "--asap-xml",
@@ -158,7 +161,7 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
     else {
         return;
     };
-    let read = std::process::Command::new(python)
+    let read = std::process::Command::new(&python)
         .arg(root().join("tests/clients/slide_exports.py"))
         .args([&geojson, &xml])
         .output()
@@ -205,6 +208,62 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
             "{name}: ASAP and GeoJSON outlines differ"
         );
     }
+
+    // The pyramidal heatmap: OpenSlide opens it at the slide's level-0 size, its levels halving,
+    // at the slide's resolution; a positive window is plasma(its probability), glass transparent.
+    assert_eq!(s["heatmap"], heatmap.to_str().unwrap());
+    assert_eq!(s["heatmap_downsample"], 1);
+    let tiff = read_pyramid(python, &heatmap, &["150,150", "10,10", "250,250"]);
+    assert_eq!(tiff["vendor"], "generic-tiff");
+    assert_eq!(
+        tiff["dimensions"],
+        json!([[1152, 768], [576, 384], [288, 192], [144, 96], [72, 48]])
+    );
+    assert_eq!(tiff["downsamples"], json!([1.0, 2.0, 4.0, 8.0, 16.0]));
+    assert_eq!(tiff["mpp"], json!(["0.5", "0.5"]));
+    let colour = plasma_of(peak as f32);
+    assert_eq!(
+        tiff["rgba"][0],
+        json!([colour[0], colour[1], colour[2], 255])
+    );
+    assert_eq!(tiff["rgba"][1], json!([0, 0, 0, 0]));
+    // The ring's negative centre is tissue, and not transparent.
+    assert_eq!(tiff["rgba"][2][3], 255);
+    assert_eq!(tiff["tifffile"]["tiles"][0], json!([96, 96]));
+    assert_eq!(
+        tiff["tifffile"]["samples"][0],
+        json!([colour[0], colour[1], colour[2], 255])
+    );
+    let description = tiff["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("model_sha256 {}", sha(PCAM))),
+        "{description}"
+    );
+}
+
+/// What OpenSlide and tifffile see in a pyramidal TIFF, at level-0 points "x,y".
+pub(crate) fn read_pyramid(python: std::path::PathBuf, path: &Path, points: &[&str]) -> Value {
+    let out = std::process::Command::new(python)
+        .arg(root().join("tests/clients/pyramid_tiff.py"))
+        .arg(path)
+        .args(points)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The heatmap's colour table, compiled from its own source (checked against matplotlib by its
+/// unit test).
+fn plasma_of(p: f32) -> [u8; 3] {
+    #[path = "../../src/slide/plasma.rs"]
+    #[allow(dead_code)]
+    mod plasma;
+    plasma::colour(p)
 }
 
 #[test]
