@@ -400,6 +400,11 @@ pub(crate) struct PredictArgs {
     #[arg(help_heading = "Whole slides", long)]
     pub(crate) overlay: bool,
 
+    /// The class of a multiclass model whose map, regions and most suspicious window are each
+    /// slide's result (its label, or its index) [default: every class, one map each]
+    #[arg(help_heading = "Whole slides", long, value_name = "LABEL")]
+    pub(crate) class: Option<String>,
+
     /// Write each slide's windows and positive regions as QuPath GeoJSON (File > Import objects),
     /// in level-0 pixels: FILE.geojson for one input, else DIR/<the input's path>.geojson
     #[arg(help_heading = "Whole slides", long, value_name = "PATH")]

@@ -77,6 +77,10 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
                 patch: (0, 0),
             },
             smooth: args.smooth,
+            class: args.class,
+            // The reader thread overlaps reading and forward passes; `inline` runs them in turn
+            // (to measure what the overlap gains).
+            reader_thread: std::env::var("SCANCER_SLIDE_READER").as_deref() != Ok("inline"),
         },
         tiles: args.tiles,
         heatmap_format: args.heatmap_format,

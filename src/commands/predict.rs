@@ -312,8 +312,16 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let source = ModelSource::open(&config.model, config.config.as_deref())?;
     if config.slides.tile || source.config.input.patch {
         // Usage errors, before any slide is read or any output touched.
-        crate::slide::check(&source.config, config.slides.options.stride)
+        let options = &config.slides.options;
+        let (_, focus) = crate::slide::check(&source.config, options.stride, options.class.as_deref())
             .map_err(anyhow::Error::msg)?;
+        crate::slide::check_outputs(
+            source.config.output.kind,
+            focus,
+            config.slides.heatmap.is_some(),
+            config.slides.exports.iter().any(|(f, _)| *f == Export::LesionsCsv),
+        )
+        .map_err(anyhow::Error::msg)?;
         let engine = Engine::load(&source, &config.engine)?;
         let identity = source
             .identity()
@@ -421,9 +429,15 @@ fn slides(
         }
         None => None,
     };
-    let labels = [schema.label(0), schema.label(1)];
     let (quiet, max_pixels) = (run.config.quiet, run.config.engine.max_pixels);
     let (heatmaps, exports, identity) = (&run.heatmaps, &run.exports, &identity);
+    // A segmentation model's stitched masks: MASK_DIR/<the input's path>.mask.tif.
+    let masks = (engine.config().output.kind == OutputKind::Segmentation)
+        .then(|| {
+            let dir = run.config.mask_dir.join("");
+            per_slide("--mask-dir", &dir, items, &[], ".mask.tif")
+        })
+        .transpose()?;
     let produce: Producer = Box::new(move |emit| {
         let mut tiles = tiles;
         for (i, item) in items.iter().enumerate() {
@@ -432,14 +446,14 @@ fn slides(
                 options,
                 identity,
                 heatmap: heatmaps[i].as_deref().map(|t| (t, heatmap)),
+                mask: masks.as_ref().and_then(|m| m[i].clone()),
                 exports: exports[i].clone(),
                 max_pixels,
                 quiet,
             };
             let predicted = slide.predict(item);
             if let (Some(writer), Some(result)) = (&mut tiles, &predicted.result) {
-                let labels = [labels[0].as_str(), labels[1].as_str()];
-                if let Err(e) = writer.write(display(item), result, labels) {
+                if let Err(e) = writer.write(display(item), result) {
                     return Ok(Err(e));
                 }
             }
@@ -506,7 +520,15 @@ fn write_results(
         );
         let mut emit = |i: usize, outcome: Outcome, slide: Option<Summary>| {
             let path = display(&items[i]);
-            let (outcome, mask_file) = masks.write(&items[i], outcome);
+            // A slide's stitched mask was written with it; a patch's is written here.
+            let stitched = slide
+                .as_ref()
+                .and_then(|s| s.exports.iter().find(|(k, _)| *k == "mask"))
+                .map(|(_, p)| p.clone());
+            let (outcome, mask_file) = match stitched {
+                Some(p) => (outcome, Some(p)),
+                None => masks.write(&items[i], outcome),
+            };
             if matches!(outcome, Outcome::Failed(_)) {
                 failed += 1;
             }

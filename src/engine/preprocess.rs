@@ -40,6 +40,11 @@ pub(crate) struct Preprocessor {
 }
 
 impl Preprocessor {
+    /// The model's colour mode.
+    pub(crate) fn color(&self) -> Color {
+        self.color
+    }
+
     pub(crate) fn new(config: &HandlerConfig, max_pixels: u64) -> Self {
         Preprocessor {
             color: config.input.color,

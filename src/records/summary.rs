@@ -33,6 +33,8 @@ pub(crate) struct Summary {
     pub(crate) heatmap: Option<String>,
     /// Level-0 pixels per heatmap pixel.
     pub(crate) heatmap_downsample: Option<f64>,
+    /// Per class (multiclass and segmentation models).
+    pub(crate) classes: Vec<ClassSummary>,
     /// The other files written for the slide: (format key, path).
     pub(crate) exports: Vec<(&'static str, String)>,
     /// What produced the result (slide::provenance).
@@ -58,6 +60,51 @@ pub(crate) struct RegionSummary {
     pub(crate) diameter_mm: Option<f64>,
     pub(crate) peak_probability: f32,
     pub(crate) peak: (u64, u64),
+}
+
+/// One class of a multiclass or segmentation slide.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ClassSummary {
+    pub(crate) label: String,
+    /// Multiclass: tissue windows whose class this is.
+    pub(crate) windows: Option<usize>,
+    /// Multiclass: of the tissue windows; segmentation: of the analysed tissue pixels.
+    pub(crate) fraction: Option<f32>,
+    pub(crate) mean_probability: Option<f32>,
+    pub(crate) max_probability: Option<f32>,
+    /// Multiclass: how many regions the class has (none where they were not looked for).
+    pub(crate) regions: Option<usize>,
+    /// Multiclass: its regions' area; segmentation: its pixels' (when the resolution is known).
+    pub(crate) area_mm2: Option<f64>,
+    pub(crate) top_regions: Vec<RegionSummary>,
+    /// The class's own heatmap, when each class got one.
+    pub(crate) heatmap: Option<String>,
+}
+
+impl ClassSummary {
+    fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("label".into(), self.label.clone().into());
+        if let Some(w) = self.windows {
+            m.insert("windows".into(), w.into());
+        }
+        m.insert("fraction".into(), self.fraction.map_or(Value::Null, number));
+        if self.windows.is_some() {
+            let n = |x: Option<f32>| x.map_or(Value::Null, number);
+            m.insert("mean_probability".into(), n(self.mean_probability));
+            m.insert("max_probability".into(), n(self.max_probability));
+            m.insert("regions".into(), self.regions.map_or(Value::Null, Value::from));
+            m.insert(
+                "top_regions".into(),
+                self.top_regions.iter().map(RegionSummary::to_json).collect(),
+            );
+        }
+        m.insert("area_mm2".into(), mm(self.area_mm2, 6));
+        if let Some(h) = &self.heatmap {
+            m.insert("heatmap".into(), h.clone().into());
+        }
+        Value::Object(m)
+    }
 }
 
 /// A float that is whole prints as an integer (a downsample of 4 is 4, not 4.0).
@@ -128,6 +175,7 @@ impl Summary {
             "top_regions": self.top_regions.iter().map(RegionSummary::to_json).collect::<Vec<_>>(),
             "heatmap": self.heatmap,
             "heatmap_downsample": self.heatmap_downsample.map_or(Value::Null, plain),
+            "classes": self.classes.iter().map(ClassSummary::to_json).collect::<Vec<_>>(),
             "exports": exports,
             "provenance": self.provenance,
             "warning": self.warning,

@@ -33,6 +33,18 @@ pub(crate) fn is_tiff(path: &std::path::Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"))
 }
 
+/// A class's own heatmap beside the one named: `map.png` -> `map.<label>.png`, the label made safe
+/// for a file name.
+pub(crate) fn class_path(path: &std::path::Path, label: &str) -> std::path::PathBuf {
+    let safe: String = label
+        .chars()
+        .map(|c| if c.is_alphanumeric() || "-_".contains(c) { c } else { '_' })
+        .collect();
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let extension = path.extension().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{stem}.{safe}.{extension}"))
+}
+
 /// Slide pixels per heatmap pixel.
 pub(crate) fn scale(result: &SlideResult, max_side: usize) -> usize {
     result
@@ -42,9 +54,13 @@ pub(crate) fn scale(result: &SlideResult, max_side: usize) -> usize {
         .max(1)
 }
 
-/// The probability map at heatmap scale, row-major, `(width, height, values)`: NaN where the
-/// window is not tissue.
-pub(crate) fn probability_map(result: &SlideResult, scale: usize) -> (usize, usize, Vec<f32>) {
+/// Class `class`'s probability map at heatmap scale, row-major, `(width, height, values)`: NaN
+/// where the window is not tissue.
+pub(crate) fn probability_map(
+    result: &SlideResult,
+    scale: usize,
+    class: usize,
+) -> (usize, usize, Vec<f32>) {
     let (w, h) = (result.width.div_ceil(scale), result.height.div_ceil(scale));
     let (nx, ny) = result.grid;
     let mut map = vec![f32::NAN; w * h];
@@ -55,9 +71,8 @@ pub(crate) fn probability_map(result: &SlideResult, scale: usize) -> (usize, usi
         for i in 0..w {
             let cx = i * scale + scale / 2;
             let kx = (cx / result.stride).min(nx - 1);
-            let tile = &result.tiles[ky * nx + kx];
-            if tile.tissue {
-                map[j * w + i] = tile.probability.unwrap_or(f32::NAN);
+            if let Some(p) = result.score(ky * nx + kx, class) {
+                map[j * w + i] = p;
             }
         }
     }
@@ -143,8 +158,9 @@ pub(crate) fn png(
     result: &SlideResult,
     options: &HeatmapOptions,
     provenance: &Provenance,
+    class: usize,
 ) -> (Vec<u8>, f64) {
-    let (image, scale, map_size) = render(result, options);
+    let (image, scale, map_size) = render(result, options, class);
     let downsample = super::provenance::rounded(scale as f64 * result.plan.downsample());
     let (w0, h0) = result.plan.level0;
     let mut bytes = Vec::new();
@@ -160,7 +176,8 @@ pub(crate) fn png(
         (
             "Description".into(),
             format!(
-                "Probability of the positive class per tissue window (matplotlib plasma, 0 to 1; threshold {}), downsample {downsample} (level-0 slide pixels per heatmap pixel); grey: not tissue, not analysed.{}",
+                "Probability of {} per tissue window (matplotlib plasma, 0 to 1; threshold {}), downsample {downsample} (level-0 slide pixels per heatmap pixel); grey: not tissue, not analysed.{}",
+                result.labels[class],
                 result.threshold,
                 if options.overlay { " Tissue tinted over the slide." } else { "" }
             ),
@@ -192,12 +209,13 @@ pub(crate) fn png(
 pub(crate) fn render(
     result: &SlideResult,
     options: &HeatmapOptions,
+    class: usize,
 ) -> (RgbImage, usize, (usize, usize)) {
     let scale = match (&result.thumbnail, options.overlay) {
         (Some((_, s)), true) => *s,
         _ => scale(result, options.max_side),
     };
-    let (w, h, mut map) = probability_map(result, scale);
+    let (w, h, mut map) = probability_map(result, scale, class);
     smooth_tissue(&mut map, w, h, options.smooth / scale as f32);
     let width = w.max(LEGEND_WIDTH);
     let mut image = RgbImage::from_pixel(

@@ -1,11 +1,14 @@
 //! Whole slides: an image larger than a patch model's input is cut into windows of the input size
-//! (stride configurable, right and bottom edges padded with white), background windows are skipped by
-//! the notebook's saturation test, and the tissue windows go through the same engine as single
-//! patches, in batches. The slide is read in bands of rows (`rows`), so memory follows the slide's
-//! width, not its area, and every size it declares is checked before allocation. A slide's result
-//! counts tissue windows only: one without tissue has no result (an error record that says why), and
-//! one with implausibly little gets a warning.
+//! (stride configurable, right and bottom edges padded with white), at the pyramid level and
+//! resolution asked for (`resolution`), background windows are skipped by the notebook's saturation
+//! test, and the tissue windows go through the same engine as single patches, in batches (`scan`).
+//! The slide is read in bands of rows (`rows`), so memory follows the slide's width, not its area,
+//! and every size it declares is checked before allocation. A slide's result counts tissue windows
+//! only: one without tissue has no result (an error record that says why), and one with implausibly
+//! little gets a warning. Binary, multiclass and segmentation models all run on slides (`classes`);
+//! results are in level-0 pixels, with their provenance, in records and in the exports viewers read.
 
+mod classes;
 pub(crate) mod exports;
 pub(crate) mod heatmap;
 mod heatmap_tiff;
@@ -15,21 +18,22 @@ mod pyramid_tiff;
 pub(crate) mod regions;
 pub(crate) mod resolution;
 pub(crate) mod rows;
+pub(crate) mod scan;
 pub(crate) mod tiles;
 pub(crate) mod tissue;
 
-use crate::engine::preprocess::{convert, Prepared};
+use crate::engine::preprocess::convert;
 use crate::engine::Engine;
 use crate::inputs::{read_stdin, Item, Source};
-use crate::records::summary::{Hotspot, RegionSummary};
+use crate::records::summary::{ClassSummary, Hotspot, RegionSummary};
 use crate::records::OutputKind;
-use crate::records::Prediction;
 use crate::records::{Outcome, Summary};
+use crate::records::{Prediction, SegmentationPrediction};
 use image::{DynamicImage, RgbImage};
 use provenance::Provenance;
 use regions::Region;
 use resolution::{LevelChoice, Plan};
-use rows::Rows;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SlideOptions {
@@ -45,13 +49,14 @@ pub(crate) struct SlideOptions {
     pub(crate) choice: LevelChoice,
     /// Gaussian sigma (analysed pixels) of the map regions are found on (0: the windows as run).
     pub(crate) smooth: f32,
+    /// `--class`: the class of a multiclass model whose map and regions are the slide's result.
+    pub(crate) class: Option<String>,
+    /// Read on a thread of its own, overlapping the forward passes (else in turn, to compare).
+    pub(crate) reader_thread: bool,
 }
 
 /// How many regions a record lists (the exports hold every one).
 pub(crate) const TOP_REGIONS: usize = 10;
-
-/// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
-pub(crate) const MAX_WINDOWS: usize = 1 << 24;
 
 /// Below this fraction of tissue windows a slide's result gets a warning: a blank, faded or
 /// wrong-level scan, or a threshold that does not suit the stain.
@@ -68,8 +73,14 @@ pub(crate) struct Tile {
     pub(crate) saturation: f32,
     /// What the tissue test says (also with --all-tiles).
     pub(crate) tissue: bool,
-    /// The model's probability of the positive class; none for windows that were not run.
+    /// Whether the window went through the model (tissue, or every window with --all-tiles).
+    pub(crate) runs: bool,
+    /// The probability of the slide's class (binary: the positive class; multiclass: --class, else
+    /// the window's own class; segmentation: the share of the window's most frequent class); none
+    /// for windows that were not run.
     pub(crate) probability: Option<f32>,
+    /// The window's class (binary: above the threshold or not).
+    pub(crate) class: Option<usize>,
 }
 
 /// Everything predicted for a slide.
@@ -89,11 +100,23 @@ pub(crate) struct SlideResult {
     pub(crate) thumbnail: Option<(RgbImage, usize)>,
     /// The level read and the way back to level-0 pixels.
     pub(crate) plan: Plan,
-    /// Each window's probability as regions are found on it (smoothed over tissue with
-    /// `--smooth`), NaN where it is not tissue; raster order.
-    pub(crate) cells: Vec<f32>,
-    /// Positive regions, most suspicious first.
+    pub(crate) kind: OutputKind,
+    pub(crate) labels: Vec<String>,
+    /// The class the record, hotspot and regions are about: binary's positive class, multiclass's
+    /// `--class`; none for a multiclass model without one, and for segmentation.
+    pub(crate) focus: Option<usize>,
+    /// Per window and class, the model's probability (NaN: not run); binary and multiclass.
+    pub(crate) scores: Vec<f32>,
+    /// Per window, its class mask at the model's output size (segmentation), and that size.
+    pub(crate) masks: Vec<Option<Box<[u8]>>>,
+    pub(crate) mask_size: (usize, usize),
+    /// Per class, each window's probability as regions are found on it (smoothed over tissue with
+    /// `--smooth`), NaN where it is not tissue; raster order. Empty for classes without a map.
+    pub(crate) cells: Vec<Vec<f32>>,
+    /// The focus class's regions, most suspicious first.
     pub(crate) regions: Vec<Region>,
+    /// Each class's regions (multiclass; binary: the positive class's).
+    pub(crate) class_regions: Vec<Vec<Region>>,
 }
 
 impl SlideResult {
@@ -109,8 +132,10 @@ impl SlideResult {
         }
     }
 
-    /// The most suspicious tissue window (the first of equals, in raster order).
+    /// The most suspicious tissue window for the focus class (the first of equals, in raster
+    /// order).
     pub(crate) fn hotspot(&self) -> Option<Hotspot> {
+        self.focus?;
         let (k, p) = self
             .tiles
             .iter()
@@ -127,21 +152,30 @@ impl SlideResult {
         })
     }
 
-    /// The probabilities of tissue windows: the only ones a slide's result is made of.
+    /// The focus class's probabilities of tissue windows: the only ones a slide's result is made
+    /// of (none without a focus class).
     fn tissue_probabilities(&self) -> impl Iterator<Item = f32> + '_ {
         self.tiles
             .iter()
-            .filter(|t| t.tissue)
+            .filter(|t| t.tissue && self.focus.is_some())
             .filter_map(|t| t.probability)
+    }
+
+    /// Window `k`'s probability of class `c` where it is tissue and ran.
+    pub(crate) fn score(&self, k: usize, c: usize) -> Option<f32> {
+        let p = *self.scores.get(k * self.labels.len() + c)?;
+        (self.tiles[k].tissue && !p.is_nan()).then_some(p)
     }
 
     pub(crate) fn tissue_tiles(&self) -> usize {
         self.tiles.iter().filter(|t| t.tissue).count()
     }
 
+    /// Tissue windows of the focus class.
     pub(crate) fn positive_tiles(&self) -> usize {
-        self.tissue_probabilities()
-            .filter(|&p| p > self.threshold)
+        self.tiles
+            .iter()
+            .filter(|t| t.tissue && self.focus.is_some() && t.class == self.focus)
             .count()
     }
 
@@ -195,11 +229,24 @@ impl SlideResult {
     }
 }
 
+/// A region as a record lists it.
+pub(crate) fn region_summary(r: &Region, mpp: Option<f64>) -> RegionSummary {
+    RegionSummary {
+        bounds: r.bounds,
+        windows: r.windows.len(),
+        area_mm2: r.area_mm2(mpp),
+        diameter_mm: r.diameter_mm(mpp),
+        peak_probability: r.peak,
+        peak: r.peak_at,
+    }
+}
+
 impl Summary {
     pub(crate) fn new(
         result: &SlideResult,
         provenance: &Provenance,
         heatmap: Option<(String, f64)>,
+        classes: Vec<ClassSummary>,
         exports: Vec<(&'static str, String)>,
     ) -> Summary {
         let (heatmap, heatmap_downsample) = heatmap.unzip();
@@ -208,14 +255,7 @@ impl Summary {
             .regions
             .iter()
             .take(TOP_REGIONS)
-            .map(|r| RegionSummary {
-                bounds: r.bounds,
-                windows: r.windows.len(),
-                area_mm2: r.area_mm2(mpp),
-                diameter_mm: r.diameter_mm(mpp),
-                peak_probability: r.peak,
-                peak: r.peak_at,
-            })
+            .map(|r| region_summary(r, mpp))
             .collect();
         Summary {
             width: result.plan.level0.0,
@@ -235,6 +275,7 @@ impl Summary {
             top_regions,
             heatmap,
             heatmap_downsample,
+            classes,
             exports,
             provenance: provenance.to_json(),
             warning: result.warning(),
@@ -249,9 +290,11 @@ pub(crate) struct Slide<'a> {
     /// The model's and configuration's sha256.
     pub(crate) identity: &'a crate::engine::model_source::ModelIdentity,
     /// Where to write the heatmap, and how.
-    pub(crate) heatmap: Option<(&'a std::path::Path, &'a heatmap::HeatmapOptions)>,
+    pub(crate) heatmap: Option<(&'a Path, &'a heatmap::HeatmapOptions)>,
+    /// Where a segmentation model's stitched mask goes.
+    pub(crate) mask: Option<PathBuf>,
     /// The other files to write for this slide.
-    pub(crate) exports: Vec<(exports::Format, std::path::PathBuf)>,
+    pub(crate) exports: Vec<(exports::Format, PathBuf)>,
     pub(crate) max_pixels: u64,
     pub(crate) quiet: bool,
 }
@@ -324,7 +367,7 @@ impl Slide<'_> {
             }
         }
         let bar = progress(&input.display, self.quiet);
-        let result = predict(
+        let result = scan::predict(
             self.engine,
             rows.as_mut(),
             plan,
@@ -347,54 +390,135 @@ impl Slide<'_> {
                 smooth: self.options.smooth,
             },
         );
+        let mpp = result.plan.mpp.map(|(m, _)| provenance::rounded(m));
         if let Some(why) = result.no_tissue() {
+            let classes = classes::summaries(&result, mpp, &[]);
             return Ok(Predicted {
                 outcome: Outcome::Failed(why),
-                summary: Some(Summary::new(&result, &provenance, None, Vec::new())),
+                summary: Some(Summary::new(&result, &provenance, None, classes, Vec::new())),
                 result: Some(result),
             });
         }
         if let (Some(warning), false) = (result.warning(), self.quiet) {
             crate::messages::warning!("{}: {warning}", input.display);
         }
-        let heatmap = match self.heatmap {
-            Some((path, _)) if heatmap::is_tiff(path) => {
-                let label = self.engine.postprocessor().label(1);
-                heatmap_tiff::write(&result, &result.cells, &provenance, &label, path)?;
-                Some((path.display().to_string(), 1.0))
-            }
-            Some((path, options)) => {
-                let (png, downsample) = heatmap::png(&result, options, &provenance);
-                crate::output_file::write_file(path, &png).map_err(|e| {
-                    format!(
-                        "cannot write the heatmap {}: {}",
-                        path.display(),
-                        crate::inputs::io_message(&e)
-                    )
-                })?;
-                Some((path.display().to_string(), downsample))
-            }
-            None => None,
-        };
-        let post = self.engine.postprocessor();
+        let (heatmap, class_heatmaps) = self.heatmaps(&result, &provenance)?;
+        let mut written = Vec::new();
+        if let Some(path) = &self.mask {
+            classes::write_mask(&result, &provenance, path)?;
+            written.push(("mask", path.display().to_string()));
+        }
         let export = exports::Export {
             result: &result,
             provenance: &provenance,
             slide: &input.display,
-            positive_label: post.label(1),
-            negative_label: post.label(0),
         };
-        let mut written = Vec::new();
         for (format, path) in &self.exports {
             format.write(&export, path)?;
             written.push((format.key(), path.display().to_string()));
         }
-        let most = post.binary(result.max_probability().unwrap_or(0.0));
+        let classes = classes::summaries(&result, mpp, &class_heatmaps);
+        let outcome = Outcome::Predicted(self.slide_prediction(&result, &classes));
         Ok(Predicted {
-            outcome: Outcome::Predicted(Prediction::Class(most)),
-            summary: Some(Summary::new(&result, &provenance, heatmap, written)),
+            outcome,
+            summary: Some(Summary::new(
+                &result,
+                &provenance,
+                heatmap,
+                classes,
+                written,
+            )),
             result: Some(result),
         })
+    }
+
+    /// The slide's own answer: its most suspicious window's for the focus class (binary, or
+    /// multiclass with --class), the mean over tissue windows for a multiclass model without one,
+    /// each class's share of the analysed tissue for segmentation.
+    fn slide_prediction(&self, result: &SlideResult, classes: &[ClassSummary]) -> Prediction {
+        let post = self.engine.postprocessor();
+        let n = result.labels.len();
+        match (result.kind, result.focus) {
+            (OutputKind::Segmentation, _) => Prediction::Segmentation(SegmentationPrediction {
+                width: result.plan.level0.0,
+                height: result.plan.level0.1,
+                mask: Vec::new(),
+                fractions: classes.iter().map(|c| c.fraction.unwrap_or(0.0)).collect(),
+            }),
+            (OutputKind::Binary, _) => {
+                Prediction::Class(post.binary(result.max_probability().unwrap_or(0.0)))
+            }
+            (_, Some(f)) => {
+                let k = (0..result.tiles.len())
+                    .filter_map(|k| result.score(k, f).map(|p| (k, p)))
+                    .fold(None, |best: Option<(usize, f32)>, (k, p)| match best {
+                        Some((_, b)) if b >= p => best,
+                        _ => Some((k, p)),
+                    })
+                    .map_or(0, |(k, _)| k);
+                Prediction::Class(post.multiclass(&result.scores[k * n..(k + 1) * n]))
+            }
+            (_, None) => {
+                let mut mean = vec![0.0f64; n];
+                let mut count = 0usize;
+                for k in 0..result.tiles.len() {
+                    if (0..n).all(|c| result.score(k, c).is_some()) {
+                        for (c, m) in mean.iter_mut().enumerate() {
+                            *m += f64::from(result.scores[k * n + c]);
+                        }
+                        count += 1;
+                    }
+                }
+                let mean: Vec<f32> = mean
+                    .iter()
+                    .map(|m| (m / count.max(1) as f64) as f32)
+                    .collect();
+                Prediction::Class(post.multiclass(&mean))
+            }
+        }
+    }
+
+    /// Writes the heatmap (the focus class's), or one per class for a multiclass model without a
+    /// focus class (`map.png` -> `map.<label>.png`); the record's heatmap and each class's.
+    fn heatmaps(
+        &self,
+        result: &SlideResult,
+        provenance: &Provenance,
+    ) -> Result<(Option<(String, f64)>, Vec<Option<String>>), String> {
+        let Some((path, options)) = self.heatmap else {
+            return Ok((None, Vec::new()));
+        };
+        let write = |class: usize, path: &Path| -> Result<f64, String> {
+            if heatmap::is_tiff(path) {
+                let label = &result.labels[class];
+                heatmap_tiff::write(result, &result.cells[class], provenance, label, path)?;
+                return Ok(1.0);
+            }
+            let (png, downsample) = heatmap::png(result, options, provenance, class);
+            crate::output_file::write_file(path, &png).map_err(|e| {
+                format!(
+                    "cannot write the heatmap {}: {}",
+                    path.display(),
+                    crate::inputs::io_message(&e)
+                )
+            })?;
+            Ok(downsample)
+        };
+        match result.focus {
+            Some(f) => {
+                let downsample = write(f, path)?;
+                Ok((Some((path.display().to_string(), downsample)), Vec::new()))
+            }
+            None => {
+                let mut each = Vec::new();
+                for (c, label) in result.labels.iter().enumerate() {
+                    let named = heatmap::class_path(path, label);
+                    write(c, &named)?;
+                    each.push(Some(named.display().to_string()));
+                }
+                Ok((None, each))
+            }
+        }
     }
 }
 
@@ -415,27 +539,19 @@ fn progress(name: &str, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-/// Window origins along one side: from 0 every `stride`, until a window reaches the far edge.
-pub(crate) fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
-    let count = if length <= window {
-        1
-    } else {
-        (length - window).div_ceil(stride) + 1
-    };
-    (0..count).map(|k| k * stride).collect()
-}
-
 /// Checks a slide run's settings against the model before any slide is read: these are usage
-/// errors, not one slide's.
+/// errors, not one slide's. The stride, and the focus class (binary: the positive class;
+/// multiclass: `--class`).
 pub(crate) fn check(
     engine_config: &crate::engine::handler_config::HandlerConfig,
     stride: Option<usize>,
-) -> Result<usize, String> {
-    if engine_config.output.kind != OutputKind::Binary {
-        return Err(format!(
-            "slides need a binary patch classifier (kind = \"binary\"); this model's kind is \"{}\"",
-            engine_config.output.kind
-        ));
+    class: Option<&str>,
+) -> Result<(usize, Option<usize>), String> {
+    let kind = engine_config.output.kind;
+    if kind == OutputKind::Raw {
+        return Err(
+            "slides need a model with classes (kind = \"binary\", \"multiclass\" or \"segmentation\"); a raw model's output has nothing to map".into(),
+        );
     }
     let (ww, wh) = (
         engine_config.input.width as usize,
@@ -448,191 +564,50 @@ pub(crate) fn check(
             "--stride {stride} must be between 1 and the window size ({window})"
         ));
     }
-    Ok(stride)
-}
-
-/// Predicts every window of a slide. `progress` hears (windows done, windows in all).
-pub(crate) fn predict(
-    engine: &Engine,
-    rows: &mut dyn Rows,
-    plan: Plan,
-    options: &SlideOptions,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<SlideResult, String> {
-    let config = engine.config();
-    let stride = check(config, options.stride)?;
-    let pre = engine.preprocessor();
-    let [_, wh, ww] = pre.input_shape();
-    let (width, height) = rows.size();
-    rows::check_size(width, height)?;
-    let xs = origins(width, ww, stride);
-    let ys = origins(height, wh, stride);
-    let total = xs.len().saturating_mul(ys.len());
-    if total > MAX_WINDOWS {
-        return Err(format!(
-            "the slide's {width}x{height} pixels make {total} windows at stride {stride}; scancer predicts up to {MAX_WINDOWS} windows a slide (use a larger --stride or --level)"
-        ));
-    }
-    if width.saturating_mul(wh).saturating_mul(3) > rows::MAX_BAND_BYTES {
-        return Err(format!(
-            "a band of {width}x{wh} pixels is over {} MiB",
-            rows::MAX_BAND_BYTES >> 20
-        ));
-    }
-    let mut thumbnail = (options.thumbnail_side > 0).then(|| {
-        let scale = width.max(height).div_ceil(options.thumbnail_side).max(1);
-        (
-            RgbImage::from_pixel(
-                width.div_ceil(scale) as u32,
-                height.div_ceil(scale) as u32,
-                image::Rgb([255, 255, 255]),
-            ),
-            scale,
-        )
-    });
-    let mut tiles = Vec::with_capacity(total);
-    let mut band = vec![0u8; width * wh * 3];
-    let mut pending: Vec<(usize, Prepared)> = Vec::new();
-    let mut done = 0;
-    for &y in &ys {
-        rows.read(y, wh, &mut band)?;
-        if let Some((thumb, scale)) = &mut thumbnail {
-            sample_thumbnail(thumb, *scale, &band, width, y, wh);
+    let labels = engine_config.output.labels.clone().unwrap_or_default();
+    let focus = match (kind, class) {
+        (OutputKind::Multiclass, Some(name)) => Some(
+            labels
+                .iter()
+                .position(|l| l == name)
+                .or_else(|| {
+                    // A class index, where the configuration names no classes.
+                    name.parse::<usize>()
+                        .ok()
+                        .filter(|&i| labels.is_empty() || i < labels.len())
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "--class {name:?} is not one of the model's classes ({})",
+                        labels.join(", ")
+                    )
+                })?,
+        ),
+        (OutputKind::Multiclass | OutputKind::Segmentation, None) => None,
+        (_, Some(_)) => {
+            return Err(format!(
+                "--class picks one class of a multiclass model; this model's kind is \"{kind}\""
+            ))
         }
-        for &x in &xs {
-            let saturation = tissue::mean_saturation(&band, width, height, x, y, ww, wh);
-            let is_tissue = f64::from(saturation) > options.tissue_threshold;
-            if is_tissue || options.all_tiles {
-                let tile = window(&band, width, x, ww, wh);
-                let pixels = convert(DynamicImage::ImageRgb8(tile), config.input.color);
-                pending.push((tiles.len(), pre.normalize(&pixels)));
-            } else {
-                done += 1;
-            }
-            tiles.push(Tile {
-                x,
-                y,
-                width: ww,
-                height: wh,
-                saturation,
-                tissue: is_tissue,
-                probability: None,
-            });
-            if pending.len() == engine.batch_size() {
-                done += run(engine, &mut pending, &mut tiles)?;
-            }
-        }
-        progress(done, total);
-    }
-    done += run(engine, &mut pending, &mut tiles)?;
-    progress(done, total);
-    let mut result = SlideResult {
-        width,
-        height,
-        stride,
-        window: (ww, wh),
-        grid: (xs.len(), ys.len()),
-        tiles,
-        threshold: config.threshold(),
-        tissue_threshold: options.tissue_threshold,
-        thumbnail,
-        plan,
-        cells: Vec::new(),
-        regions: Vec::new(),
+        _ => Some(1),
     };
-    find_regions(&mut result, options.smooth);
-    Ok(result)
+    Ok((stride, focus))
 }
 
-/// Positive regions: tissue windows above the threshold (on the map smoothed over tissue with
-/// `smooth`, analysed pixels, when asked), 8-connected.
-fn find_regions(result: &mut SlideResult, smooth: f32) {
-    let (nx, ny) = result.grid;
-    let probability: Vec<Option<f32>> = result
-        .tiles
-        .iter()
-        .map(|t| t.probability.filter(|_| t.tissue))
-        .collect();
-    let mut map: Vec<f32> = probability.iter().map(|p| p.unwrap_or(f32::NAN)).collect();
-    heatmap::smooth_tissue(&mut map, nx, ny, smooth / result.stride as f32);
-    let positive: Vec<bool> = map.iter().map(|&p| p > result.threshold).collect();
-    result.regions = regions::regions(&result.grid(), &positive, &probability);
-    result.cells = map;
-}
-
-/// Runs the pending windows; returns how many.
-fn run(
-    engine: &Engine,
-    pending: &mut Vec<(usize, Prepared)>,
-    tiles: &mut [Tile],
-) -> Result<usize, String> {
-    if pending.is_empty() {
-        return Ok(0);
+/// Usage errors of the outputs asked for, before any slide is read.
+pub(crate) fn check_outputs(
+    kind: OutputKind,
+    focus: Option<usize>,
+    heatmap: bool,
+    lesions: bool,
+) -> Result<(), String> {
+    if kind == OutputKind::Segmentation && heatmap {
+        return Err("a segmentation model's slides get a class mask (written to --mask-dir), not a probability heatmap: leave out --heatmap".into());
     }
-    let inputs: Vec<&Prepared> = pending.iter().map(|(_, p)| p).collect();
-    let predictions = engine
-        .infer_each(&inputs)
-        .into_iter()
-        .collect::<Result<Vec<_>, String>>()?;
-    for ((k, _), prediction) in pending.iter().zip(predictions) {
-        if let Prediction::Class(c) = prediction {
-            tiles[*k].probability = Some(c.probabilities[1]);
-        }
+    if lesions && focus.is_none() {
+        return Err(
+            "--lesions lists the regions of one class: name it with --class (a multiclass model), or use a binary model".into(),
+        );
     }
-    let n = pending.len();
-    pending.clear();
-    Ok(n)
-}
-
-/// The window at `x` of a band, white beyond the right edge.
-fn window(band: &[u8], width: usize, x: usize, ww: usize, wh: usize) -> RgbImage {
-    let mut tile = RgbImage::from_pixel(ww as u32, wh as u32, image::Rgb([255, 255, 255]));
-    let inside = width.saturating_sub(x).min(ww);
-    for row in 0..wh {
-        // Rows below the slide are already white in the band.
-        let from = (row * width + x) * 3;
-        let to = row * ww * 3;
-        tile.as_mut()[to..to + inside * 3].copy_from_slice(&band[from..from + inside * 3]);
-    }
-    tile
-}
-
-/// Nearest-pixel samples of the band's rows into the thumbnail.
-fn sample_thumbnail(
-    thumb: &mut RgbImage,
-    scale: usize,
-    band: &[u8],
-    width: usize,
-    y: usize,
-    rows: usize,
-) {
-    for ty in 0..thumb.height() as usize {
-        let sy = ty * scale + scale / 2;
-        if sy < y || sy >= y + rows {
-            continue;
-        }
-        let row = &band[(sy - y) * width * 3..];
-        for tx in 0..thumb.width() as usize {
-            let sx = (tx * scale + scale / 2).min(width - 1);
-            thumb.put_pixel(
-                tx as u32,
-                ty as u32,
-                image::Rgb([row[sx * 3], row[sx * 3 + 1], row[sx * 3 + 2]]),
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_origins_cover_the_slide() {
-        assert_eq!(origins(96, 96, 96), [0]);
-        assert_eq!(origins(50, 96, 96), [0]);
-        assert_eq!(origins(97, 96, 96), [0, 96]);
-        assert_eq!(origins(300, 96, 96), [0, 96, 192, 288]);
-        assert_eq!(origins(300, 96, 48), [0, 48, 96, 144, 192, 240]);
-    }
+    Ok(())
 }

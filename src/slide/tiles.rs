@@ -63,16 +63,13 @@ impl TileWriter {
         &mut self,
         slide: &str,
         result: &SlideResult,
-        labels: [&str; 2],
     ) -> io::Result<()> {
         let plan = &result.plan;
         for t in &result.tiles {
             // Level-0 pixels, whatever level was analysed.
             let (x, y) = (plan.x0(t.x), plan.y0(t.y));
             let (width, height) = (plan.x0(t.x + t.width) - x, plan.y0(t.y + t.height) - y);
-            let label = t
-                .probability
-                .map(|p| labels[usize::from(p > result.threshold)]);
+            let label = t.class.map(|c| result.labels[c].as_str());
             match self {
                 TileWriter::Jsonl(out) => {
                     let row = serde_json::json!({

@@ -693,13 +693,39 @@ fn slide_usage_errors_exit_two_before_any_work() {
         ),
         (
             crate::util::MULTICLASS,
-            vec![],
-            "slides need a binary patch classifier",
+            vec!["--config", "testdata/configs/multiclass-raw.toml"],
+            "a raw model's output has nothing to map",
+        ),
+        (
+            crate::util::MULTICLASS,
+            vec!["--class", "nope"],
+            "--class \"nope\" is not one of the model's classes (adipose, stroma, tumour, lymphocytes)",
+        ),
+        (
+            PCAM,
+            vec!["--class", "metastatic"],
+            "--class picks one class of a multiclass model",
         ),
         (
             crate::util::SEGMENTATION,
-            vec![],
-            "slides need a binary patch classifier",
+            vec!["--heatmap", "m.png"],
+            "a segmentation model's slides get a class mask",
+        ),
+        (
+            crate::util::MULTICLASS,
+            vec!["--lesions", "lesions/"],
+            "--lesions lists the regions of one class",
+        ),
+        (PCAM, vec!["--mpp", "0"], "microns per pixel between 0.01 and 50"),
+        (
+            PCAM,
+            vec!["--level", "1", "--mpp", "0.5"],
+            "cannot be used with",
+        ),
+        (
+            PCAM,
+            vec!["--geojson", "one.geojson"],
+            "--geojson one.geojson names one file, but there are 2 inputs",
         ),
         (PCAM, vec!["--tiles", "tiles.json"], "name the file .jsonl"),
         (PCAM, vec!["--heatmap-size", "0"], "0 is not in 16..=16384"),

@@ -50,42 +50,71 @@ fn polygon<W: Write>(
 pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
     let mut xml = Writer::new_with_indent(out, b'\t', 1);
     xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let result = export.result;
+    // Camelyon16's group for a binary model's positive class; a multiclass model's are its labels.
+    let group = |c: usize| -> String {
+        if result.kind == crate::records::OutputKind::Binary {
+            TUMOR.to_string()
+        } else {
+            result.labels[c].clone()
+        }
+    };
     let about = format!(
-        " scancer: regions of {} above {}; {} ",
-        export.positive_label,
-        export.result.threshold,
+        " scancer: regions of {}; {} ",
+        result
+            .class_regions
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(c, _)| result.labels[c].clone())
+            .collect::<Vec<_>>()
+            .join(", "),
         export.provenance.one_line()
     );
     // A comment may not hold "--".
     xml.write_event(Event::Comment(BytesText::from_escaped(
         about.replace("--", "- -"),
     )))?;
+    let mut groups: Vec<String> = Vec::new();
     xml.create_element("ASAP_Annotations")
         .write_inner_content(|xml| {
             xml.create_element("Annotations")
                 .write_inner_content(|xml| {
-                    for (n, region) in export.result.regions.iter().enumerate() {
-                        for (piece, p) in region.outline.0.iter().enumerate() {
-                            let name = if region.outline.0.len() == 1 {
-                                format!("Region {}", n + 1)
-                            } else {
-                                format!("Region {} part {}", n + 1, piece + 1)
-                            };
-                            polygon(xml, &name, TUMOR, "#F4FA58", p.exterior())?;
-                            for (h, hole) in p.interiors().iter().enumerate() {
-                                let hole_name = format!("{name} hole {}", h + 1);
-                                polygon(xml, &hole_name, EXCLUSION, "#64FE2E", hole)?;
+                    let mut n = 0;
+                    for (c, regions) in result.class_regions.iter().enumerate() {
+                        for region in regions {
+                            n += 1;
+                            let g = group(c);
+                            if !groups.contains(&g) {
+                                groups.push(g.clone());
+                            }
+                            for (piece, p) in region.outline.0.iter().enumerate() {
+                                let name = if region.outline.0.len() == 1 {
+                                    format!("Region {n}")
+                                } else {
+                                    format!("Region {n} part {}", piece + 1)
+                                };
+                                polygon(xml, &name, &g, "#F4FA58", p.exterior())?;
+                                for (h, hole) in p.interiors().iter().enumerate() {
+                                    let hole_name = format!("{name} hole {}", h + 1);
+                                    polygon(xml, &hole_name, EXCLUSION, "#64FE2E", hole)?;
+                                }
                             }
                         }
                     }
                     Ok(())
                 })?;
+            if groups.is_empty() {
+                groups.push(group(result.focus.unwrap_or(0)));
+            }
+            groups.push(EXCLUSION.to_string());
             xml.create_element("AnnotationGroups")
                 .write_inner_content(|xml| {
-                    for (name, color) in [(TUMOR, "#F4FA58"), (EXCLUSION, "#64FE2E")] {
+                    for name in &groups {
+                        let color = if name == EXCLUSION { "#64FE2E" } else { "#F4FA58" };
                         xml.create_element("Group")
                             .with_attributes([
-                                ("Name", name),
+                                ("Name", name.as_str()),
                                 ("PartOfGroup", "None"),
                                 ("Color", color),
                             ])

@@ -73,43 +73,62 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
         serde_json::to_writer(&mut *out, &value)?;
         Ok(())
     };
-    for (n, region) in result.regions.iter().enumerate() {
-        let mut measurements = Map::new();
-        measurements.insert("peak_probability".into(), super::number(region.peak));
-        measurements.insert("windows".into(), region.windows.len().into());
-        measurements.insert("area_px".into(), json!(region.area));
-        measurements.insert("diameter_px".into(), json!(region.diameter));
-        if let Some(area) = region.area_mm2(export.mpp()) {
-            measurements.insert("area_mm2".into(), json!(area));
+    let mut n = 0;
+    for (class, regions) in result.class_regions.iter().enumerate() {
+        for region in regions {
+            n += 1;
+            let mut measurements = Map::new();
+            measurements.insert("peak_probability".into(), super::number(region.peak));
+            measurements.insert("windows".into(), region.windows.len().into());
+            measurements.insert("area_px".into(), json!(region.area));
+            measurements.insert("diameter_px".into(), json!(region.diameter));
+            if let Some(area) = region.area_mm2(export.mpp()) {
+                measurements.insert("area_mm2".into(), json!(area));
+            }
+            if let Some(d) = region.diameter_mm(export.mpp()) {
+                measurements.insert("diameter_mm".into(), json!(d));
+            }
+            feature(
+                out,
+                json!({
+                    "type": "Feature",
+                    "geometry": geometry(&region.outline),
+                    "properties": {
+                        "objectType": "annotation",
+                        "name": format!("Region {n}"),
+                        "classification": classification(&result.labels[class], export.positive(class)),
+                        "isLocked": false,
+                        "measurements": measurements,
+                    },
+                }),
+            )?;
         }
-        if let Some(d) = region.diameter_mm(export.mpp()) {
-            measurements.insert("diameter_mm".into(), json!(d));
-        }
-        feature(
-            out,
-            json!({
-                "type": "Feature",
-                "geometry": geometry(&region.outline),
-                "properties": {
-                    "objectType": "annotation",
-                    "name": format!("Region {}", n + 1),
-                    "classification": classification(&export.positive_label, true),
-                    "isLocked": false,
-                    "measurements": measurements,
-                },
-            }),
-        )?;
     }
+    let classes = result.labels.len();
     for (k, tile) in result.tiles.iter().enumerate() {
-        let Some(p) = tile.probability.filter(|_| tile.tissue) else {
+        let Some(class) = tile.class.filter(|_| tile.tissue) else {
             continue;
         };
-        let positive = p > result.threshold;
-        let label = if positive {
-            &export.positive_label
+        // Every class's probability (segmentation: the window's most frequent class's share).
+        let mut measurements = Map::new();
+        if result.scores.is_empty() {
+            measurements.insert(
+                "fraction".into(),
+                tile.probability.map_or(Value::Null, super::number),
+            );
+        } else if classes == 2 && result.focus == Some(1) {
+            measurements.insert(
+                "probability".into(),
+                super::number(result.scores[k * classes + 1]),
+            );
         } else {
-            &export.negative_label
-        };
+            for (c, label) in result.labels.iter().enumerate() {
+                measurements.insert(
+                    format!("probability {label}"),
+                    super::number(result.scores[k * classes + c]),
+                );
+            }
+        }
         feature(
             out,
             json!({
@@ -117,8 +136,8 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
                 "geometry": rectangle(grid.window_bounds(k)),
                 "properties": {
                     "objectType": "detection",
-                    "classification": classification(label, positive),
-                    "measurements": {"probability": super::number(p)},
+                    "classification": classification(&result.labels[class], export.positive(class)),
+                    "measurements": measurements,
                 },
             }),
         )?;

@@ -17,13 +17,20 @@ pub(crate) struct Export<'a> {
     pub(crate) provenance: &'a Provenance,
     /// The slide as named in records.
     pub(crate) slide: &'a str,
-    pub(crate) positive_label: String,
-    pub(crate) negative_label: String,
 }
 
 impl Export<'_> {
     pub(crate) fn grid(&self) -> Grid<'_> {
         self.result.grid()
+    }
+
+    /// Whether class `c` is what the slide is searched for (drawn in the positive colour): the
+    /// focus class, or, without one, every class but the first (background, normal...).
+    pub(crate) fn positive(&self, c: usize) -> bool {
+        match self.result.focus {
+            Some(f) => c == f,
+            None => c > 0,
+        }
     }
 
     /// Microns per level-0 pixel.

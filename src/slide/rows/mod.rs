@@ -34,9 +34,9 @@ pub(crate) trait Rows {
 
 /// How a slide is read.
 pub(crate) enum Reading {
-    Streamed(Box<dyn Rows>),
+    Streamed(Box<dyn Rows + Send>),
     /// The format cannot be read in strips: the whole image was decoded (its format named).
-    Whole(Box<dyn Rows>, &'static str),
+    Whole(Box<dyn Rows + Send>, &'static str),
 }
 
 const JPEG_TIFF: &str = "JPEG-compressed TIFF";
@@ -77,7 +77,7 @@ fn check_band(width: usize, rows: usize, what: &str) -> Result<(), String> {
 
 /// A slide opened at the level its plan chose.
 pub(crate) struct Opened {
-    pub(crate) rows: Box<dyn Rows>,
+    pub(crate) rows: Box<dyn Rows + Send>,
     /// The format could not be read in strips: the whole image was decoded (its format named).
     pub(crate) whole: Option<&'static str>,
     pub(crate) plan: Plan,
@@ -158,8 +158,8 @@ fn flat(reading: Reading, choice: &LevelChoice) -> Result<Opened, String> {
 }
 
 /// The rows of the plan's level, resampled where it says.
-fn finish(rows: Box<dyn Rows>, whole: Option<&'static str>, plan: Plan) -> Opened {
-    let rows: Box<dyn Rows> = match plan.resample {
+fn finish(rows: Box<dyn Rows + Send>, whole: Option<&'static str>, plan: Plan) -> Opened {
+    let rows: Box<dyn Rows + Send> = match plan.resample {
         Some(size) => Box::new(resampled::Resampled::new(rows, size)),
         None => rows,
     };
@@ -167,7 +167,7 @@ fn finish(rows: Box<dyn Rows>, whole: Option<&'static str>, plan: Plan) -> Opene
 }
 
 /// A slide's rows from any reader, by its first bytes: PNG and TIFF streamed, others whole.
-pub(crate) fn sniff<R: BufRead + Seek + 'static>(
+pub(crate) fn sniff<R: BufRead + Seek + Send + 'static>(
     mut reader: R,
     max_pixels: u64,
 ) -> Result<Reading, String> {

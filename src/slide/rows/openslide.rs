@@ -66,6 +66,10 @@ pub(crate) struct OpenSlideRows {
     argb: Vec<u32>,
 }
 
+// SAFETY: OpenSlide's handles may be used from any thread (its documentation: "OpenSlide is
+// thread-safe"); this one is used by one thread at a time, the slide reader's.
+unsafe impl Send for OpenSlideRows {}
+
 impl OpenSlideRows {
     pub(crate) fn open(path: &Path, level: u32) -> Result<OpenSlideRows, String> {
         let lib = library()?;

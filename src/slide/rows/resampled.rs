@@ -6,7 +6,7 @@ use super::Rows;
 use crate::engine::resample::Axis;
 
 pub(crate) struct Resampled {
-    inner: Box<dyn Rows>,
+    inner: Box<dyn Rows + Send>,
     input: (usize, usize),
     output: (usize, usize),
     across: Axis,
@@ -19,7 +19,7 @@ pub(crate) struct Resampled {
 }
 
 impl Resampled {
-    pub(crate) fn new(inner: Box<dyn Rows>, output: (usize, usize)) -> Resampled {
+    pub(crate) fn new(inner: Box<dyn Rows + Send>, output: (usize, usize)) -> Resampled {
         let input = inner.size();
         Resampled {
             across: Axis::new(input.0, output.0),

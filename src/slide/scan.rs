@@ -1,0 +1,363 @@
+//! Scanning a slide: the window grid read band by band, each window judged by the tissue test, and
+//! the tissue windows run through the engine in batches. Reading, decoding, the tissue test and
+//! preprocessing run on a reader thread that keeps a batch or two ahead of the forward passes, so
+//! that a slide goes at the speed of the slower of the two instead of their sum.
+
+use super::resolution::Plan;
+use super::rows::{self, Rows};
+use super::{tissue, SlideOptions, SlideResult, Tile};
+use crate::engine::preprocess::{convert, Prepared};
+use crate::engine::Engine;
+use crate::records::{OutputKind, Prediction};
+use image::{DynamicImage, RgbImage};
+use std::sync::mpsc;
+
+/// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
+pub(crate) const MAX_WINDOWS: usize = 1 << 24;
+
+/// The most bytes of segmentation masks a slide may hold (its windows' masks, stitched on output).
+pub(crate) const MAX_MASK_BYTES: usize = 2 << 30;
+
+/// Batches the reader thread may be ahead of the forward passes.
+const AHEAD: usize = 2;
+
+/// Window origins along one side: from 0 every `stride`, until a window reaches the far edge.
+pub(crate) fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
+    let count = if length <= window {
+        1
+    } else {
+        (length - window).div_ceil(stride) + 1
+    };
+    (0..count).map(|k| k * stride).collect()
+}
+
+/// What the reader thread hands over.
+enum Read {
+    /// The next windows of the grid, in raster order.
+    Tiles(Vec<Tile>),
+    /// Tissue windows ready for the model: (tile index, input).
+    Batch(Vec<(usize, Prepared)>),
+}
+
+/// What the reader leaves at the end.
+type Thumbnail = Option<(RgbImage, usize)>;
+
+/// Predicts every window of a slide. `progress` hears (windows done, windows in all).
+pub(crate) fn predict(
+    engine: &Engine,
+    rows: &mut (dyn Rows + Send),
+    plan: Plan,
+    options: &SlideOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SlideResult, String> {
+    let config = engine.config();
+    let (stride, focus) = super::check(config, options.stride, options.class.as_deref())?;
+    let pre = engine.preprocessor();
+    let [_, wh, ww] = pre.input_shape();
+    let (width, height) = rows.size();
+    rows::check_size(width, height)?;
+    let xs = origins(width, ww, stride);
+    let ys = origins(height, wh, stride);
+    let total = xs.len().saturating_mul(ys.len());
+    if total > MAX_WINDOWS {
+        return Err(format!(
+            "the slide's {width}x{height} pixels make {total} windows at stride {stride}; scancer predicts up to {MAX_WINDOWS} windows a slide (use a larger --stride, --level or --mpp)"
+        ));
+    }
+    if width.saturating_mul(wh).saturating_mul(3) > rows::MAX_BAND_BYTES {
+        return Err(format!(
+            "a band of {width}x{wh} pixels is over {} MiB",
+            rows::MAX_BAND_BYTES >> 20
+        ));
+    }
+    let labels = engine.class_labels();
+    if let Some(f) = focus.filter(|&f| f >= labels.len()) {
+        return Err(format!(
+            "--class {f}: the model has {} classes",
+            labels.len()
+        ));
+    }
+    let kind = config.output.kind;
+    let mut result = SlideResult {
+        width,
+        height,
+        stride,
+        window: (ww, wh),
+        grid: (xs.len(), ys.len()),
+        tiles: Vec::with_capacity(total),
+        threshold: config.threshold(),
+        tissue_threshold: options.tissue_threshold,
+        thumbnail: None,
+        plan,
+        kind,
+        labels,
+        focus,
+        scores: Vec::new(),
+        masks: Vec::new(),
+        mask_size: (0, 0),
+        cells: Vec::new(),
+        regions: Vec::new(),
+        class_regions: Vec::new(),
+    };
+    let batch = engine.batch_size();
+    let mut done = 0;
+    let mut outputs = Outputs::default();
+    // What the forward-pass side does with each thing read.
+    let mut take = |result: &mut SlideResult, message: Read| -> Result<(), String> {
+        match message {
+            Read::Tiles(tiles) => {
+                done += tiles.iter().filter(|t| !t.runs).count();
+                result.tiles.extend(tiles);
+            }
+            Read::Batch(inputs) => {
+                done += inputs.len();
+                run(engine, inputs, result, &mut outputs)?;
+            }
+        }
+        progress(done, total);
+        Ok(())
+    };
+    let thumbnail = if options.reader_thread {
+        std::thread::scope(|scope| {
+            let (send, receive) = mpsc::sync_channel::<Read>(AHEAD);
+            let (xs, ys) = (&xs, &ys);
+            let reader = scope.spawn(move || {
+                read(rows, pre, options, xs, ys, (ww, wh), batch, &mut |m| {
+                    Ok(send.send(m).is_ok())
+                })
+            });
+            // A failed pass stops the reader: its sends fail once `receive` is dropped.
+            let passes = receive
+                .iter()
+                .try_for_each(|message| take(&mut result, message));
+            drop(receive);
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err("the slide reader crashed".into()));
+            passes.and(read)
+        })?
+    } else {
+        // The same work in turn on one thread (SCANCER_SLIDE_READER=inline, for comparison).
+        read(rows, pre, options, &xs, &ys, (ww, wh), batch, &mut |m| {
+            take(&mut result, m).map(|()| true)
+        })?
+    };
+    result.thumbnail = thumbnail;
+    outputs.finish(&mut result)?;
+    progress(done, total);
+    super::classes::find_regions(&mut result, options.smooth);
+    Ok(result)
+}
+
+/// Reads the grid band by band: every window's tissue test, and the inputs of the windows that
+/// run, sent in batches.
+#[allow(clippy::too_many_arguments)]
+fn read(
+    rows: &mut (dyn Rows + Send),
+    pre: &crate::engine::preprocess::Preprocessor,
+    options: &SlideOptions,
+    xs: &[usize],
+    ys: &[usize],
+    (ww, wh): (usize, usize),
+    batch: usize,
+    deliver: &mut dyn FnMut(Read) -> Result<bool, String>,
+) -> Result<Thumbnail, String> {
+    let (width, height) = rows.size();
+    let color = pre.color();
+    let mut thumbnail = (options.thumbnail_side > 0).then(|| {
+        let scale = width.max(height).div_ceil(options.thumbnail_side).max(1);
+        (
+            RgbImage::from_pixel(
+                width.div_ceil(scale) as u32,
+                height.div_ceil(scale) as u32,
+                image::Rgb([255, 255, 255]),
+            ),
+            scale,
+        )
+    });
+    let mut band = vec![0u8; width * wh * 3];
+    let mut pending: Vec<(usize, Prepared)> = Vec::with_capacity(batch);
+    let mut index = 0;
+    for &y in ys {
+        rows.read(y, wh, &mut band)?;
+        if let Some((thumb, scale)) = &mut thumbnail {
+            sample_thumbnail(thumb, *scale, &band, width, y, wh);
+        }
+        let mut tiles = Vec::with_capacity(xs.len());
+        let mut ready = Vec::new();
+        for &x in xs {
+            let saturation = tissue::mean_saturation(&band, width, height, x, y, ww, wh);
+            let is_tissue = f64::from(saturation) > options.tissue_threshold;
+            let runs = is_tissue || options.all_tiles;
+            if runs {
+                let tile = window(&band, width, x, ww, wh);
+                let pixels = convert(DynamicImage::ImageRgb8(tile), color);
+                pending.push((index, pre.normalize(&pixels)));
+                if pending.len() == batch {
+                    ready.push(std::mem::replace(&mut pending, Vec::with_capacity(batch)));
+                }
+            }
+            tiles.push(Tile {
+                x,
+                y,
+                width: ww,
+                height: wh,
+                saturation,
+                tissue: is_tissue,
+                runs,
+                probability: None,
+                class: None,
+            });
+            index += 1;
+        }
+        // Tiles first: a batch refers to them. A receiver that stopped ends the reading.
+        if !deliver(Read::Tiles(tiles))? {
+            return Ok(thumbnail);
+        }
+        for inputs in ready {
+            if !deliver(Read::Batch(inputs))? {
+                return Ok(thumbnail);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        deliver(Read::Batch(pending))?;
+    }
+    Ok(thumbnail)
+}
+
+/// What the windows' answers are gathered into before they are the result's.
+#[derive(Default)]
+struct Outputs {
+    /// Per tile and class (NaN: not run).
+    scores: Vec<f32>,
+    masks: Vec<Option<Box<[u8]>>>,
+    mask_size: (usize, usize),
+    mask_bytes: usize,
+}
+
+impl Outputs {
+    fn finish(self, result: &mut SlideResult) -> Result<(), String> {
+        let classes = result.labels.len();
+        result.scores = self.scores;
+        result.scores.resize(result.tiles.len() * classes, f32::NAN);
+        result.masks = self.masks;
+        result.masks.resize(result.tiles.len(), None);
+        result.mask_size = self.mask_size;
+        Ok(())
+    }
+}
+
+/// Runs one batch and files each answer under its tile.
+fn run(
+    engine: &Engine,
+    inputs: Vec<(usize, Prepared)>,
+    result: &mut SlideResult,
+    outputs: &mut Outputs,
+) -> Result<(), String> {
+    let prepared: Vec<&Prepared> = inputs.iter().map(|(_, p)| p).collect();
+    let predictions = engine
+        .infer_each(&prepared)
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()?;
+    let classes = result.labels.len();
+    for ((k, _), prediction) in inputs.iter().zip(predictions) {
+        let k = *k;
+        match prediction {
+            Prediction::Class(c) => {
+                if outputs.scores.len() < (k + 1) * classes {
+                    outputs.scores.resize((k + 1) * classes, f32::NAN);
+                }
+                outputs.scores[k * classes..(k + 1) * classes].copy_from_slice(&c.probabilities);
+                let tile = &mut result.tiles[k];
+                tile.class = Some(c.class);
+                tile.probability = Some(match result.focus {
+                    Some(f) => c.probabilities[f],
+                    None => c.score,
+                });
+                if result.kind == OutputKind::Binary {
+                    tile.class = Some(usize::from(c.probabilities[1] > result.threshold));
+                }
+            }
+            Prediction::Segmentation(s) => {
+                outputs.mask_bytes += s.mask.len();
+                if outputs.mask_bytes > MAX_MASK_BYTES {
+                    return Err(format!(
+                        "the slide's segmentation masks need over {} MiB: analyse it at a coarser resolution (--mpp, --level) or a larger --stride",
+                        MAX_MASK_BYTES >> 20
+                    ));
+                }
+                outputs.mask_size = (s.width, s.height);
+                if outputs.masks.len() <= k {
+                    outputs.masks.resize(k + 1, None);
+                }
+                // The window's class: its most frequent pixel class.
+                let class = s
+                    .fractions
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::MIN), |b, (c, &f)| if f > b.1 { (c, f) } else { b })
+                    .0;
+                let tile = &mut result.tiles[k];
+                tile.class = Some(class);
+                tile.probability = Some(s.fractions[class]);
+                outputs.masks[k] = Some(s.mask.into_boxed_slice());
+            }
+            Prediction::Raw(_) => return Err("a raw model's output has no classes to map".into()),
+        }
+    }
+    Ok(())
+}
+
+/// The window at `x` of a band, white beyond the right edge.
+fn window(band: &[u8], width: usize, x: usize, ww: usize, wh: usize) -> RgbImage {
+    let mut tile = RgbImage::from_pixel(ww as u32, wh as u32, image::Rgb([255, 255, 255]));
+    let inside = width.saturating_sub(x).min(ww);
+    for row in 0..wh {
+        // Rows below the slide are already white in the band.
+        let from = (row * width + x) * 3;
+        let to = row * ww * 3;
+        tile.as_mut()[to..to + inside * 3].copy_from_slice(&band[from..from + inside * 3]);
+    }
+    tile
+}
+
+/// Nearest-pixel samples of the band's rows into the thumbnail.
+fn sample_thumbnail(
+    thumb: &mut RgbImage,
+    scale: usize,
+    band: &[u8],
+    width: usize,
+    y: usize,
+    rows: usize,
+) {
+    for ty in 0..thumb.height() as usize {
+        let sy = ty * scale + scale / 2;
+        if sy < y || sy >= y + rows {
+            continue;
+        }
+        let row = &band[(sy - y) * width * 3..];
+        for tx in 0..thumb.width() as usize {
+            let sx = (tx * scale + scale / 2).min(width - 1);
+            thumb.put_pixel(
+                tx as u32,
+                ty as u32,
+                image::Rgb([row[sx * 3], row[sx * 3 + 1], row[sx * 3 + 2]]),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_origins_cover_the_slide() {
+        assert_eq!(origins(96, 96, 96), [0]);
+        assert_eq!(origins(50, 96, 96), [0]);
+        assert_eq!(origins(97, 96, 96), [0, 96]);
+        assert_eq!(origins(300, 96, 96), [0, 96, 192, 288]);
+        assert_eq!(origins(300, 96, 48), [0, 48, 96, 144, 192, 240]);
+    }
+}
