@@ -313,13 +313,18 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     if config.slides.tile || source.config.input.patch {
         // Usage errors, before any slide is read or any output touched.
         let options = &config.slides.options;
-        let (_, focus) = crate::slide::check(&source.config, options.stride, options.class.as_deref())
-            .map_err(anyhow::Error::msg)?;
+        let (_, focus) =
+            crate::slide::check(&source.config, options.stride, options.class.as_deref())
+                .map_err(anyhow::Error::msg)?;
         crate::slide::check_outputs(
             source.config.output.kind,
             focus,
             config.slides.heatmap.is_some(),
-            config.slides.exports.iter().any(|(f, _)| *f == Export::LesionsCsv),
+            config
+                .slides
+                .exports
+                .iter()
+                .any(|(f, _)| *f == Export::LesionsCsv),
         )
         .map_err(anyhow::Error::msg)?;
         let engine = Engine::load(&source, &config.engine)?;

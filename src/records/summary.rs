@@ -93,13 +93,19 @@ impl ClassSummary {
             let n = |x: Option<f32>| x.map_or(Value::Null, number);
             m.insert("mean_probability".into(), n(self.mean_probability));
             m.insert("max_probability".into(), n(self.max_probability));
-            m.insert("regions".into(), self.regions.map_or(Value::Null, Value::from));
+            m.insert(
+                "regions".into(),
+                self.regions.map_or(Value::Null, Value::from),
+            );
             m.insert(
                 "top_regions".into(),
-                self.top_regions.iter().map(RegionSummary::to_json).collect(),
+                self.top_regions
+                    .iter()
+                    .map(RegionSummary::to_json)
+                    .collect(),
             );
         }
-        m.insert("area_mm2".into(), mm(self.area_mm2, 6));
+        m.insert("area_mm2".into(), mm(self.area_mm2, 9));
         if let Some(h) = &self.heatmap {
             m.insert("heatmap".into(), h.clone().into());
         }
@@ -116,7 +122,7 @@ pub(crate) fn plain(v: f64) -> Value {
     }
 }
 
-/// Millimetres to the micron.
+/// Millimetres rounded to `places` decimals (areas to 0.001 um^2, lengths to the micron).
 fn mm(v: Option<f64>, places: i32) -> Value {
     let scale = 10f64.powi(places);
     v.map_or(Value::Null, |v| plain((v * scale).round() / scale))
@@ -128,7 +134,7 @@ impl RegionSummary {
         json!({
             "x": x, "y": y, "width": w, "height": h,
             "windows": self.windows,
-            "area_mm2": mm(self.area_mm2, 6),
+            "area_mm2": mm(self.area_mm2, 9),
             "diameter_mm": mm(self.diameter_mm, 3),
             "peak_probability": number(self.peak_probability),
             "peak_x": self.peak.0,

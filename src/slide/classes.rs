@@ -7,9 +7,9 @@ use super::provenance::Provenance;
 use super::pyramid_tiff::{self, Layout, Pixels, Raster};
 use super::regions::{self, Region};
 use super::SlideResult;
-use std::path::Path;
 use crate::records::summary::ClassSummary;
 use crate::records::OutputKind;
+use std::path::Path;
 
 /// The value of mask pixels no window analysed (glass, or beyond the slide).
 pub(crate) const NOT_ANALYSED: u8 = 255;
@@ -66,12 +66,13 @@ pub(crate) fn find_regions(result: &mut SlideResult, smooth: f32) {
             // A window is its class's when that class's (smoothed) probability is the highest.
             let winner: Vec<Option<usize>> = (0..result.tiles.len())
                 .map(|k| {
-                    (0..classes)
-                        .filter(|&c| !cells[c][k].is_nan())
-                        .fold(None, |best: Option<usize>, c| match best {
+                    (0..classes).filter(|&c| !cells[c][k].is_nan()).fold(
+                        None,
+                        |best: Option<usize>, c| match best {
                             Some(b) if cells[b][k] >= cells[c][k] => best,
                             _ => Some(c),
-                        })
+                        },
+                    )
                 })
                 .collect();
             for (c, found) in class_regions.iter_mut().enumerate() {

@@ -38,7 +38,13 @@ pub(crate) fn is_tiff(path: &std::path::Path) -> bool {
 pub(crate) fn class_path(path: &std::path::Path, label: &str) -> std::path::PathBuf {
     let safe: String = label
         .chars()
-        .map(|c| if c.is_alphanumeric() || "-_".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || "-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
     let extension = path.extension().unwrap_or_default().to_string_lossy();

@@ -395,7 +395,13 @@ impl Slide<'_> {
             let classes = classes::summaries(&result, mpp, &[]);
             return Ok(Predicted {
                 outcome: Outcome::Failed(why),
-                summary: Some(Summary::new(&result, &provenance, None, classes, Vec::new())),
+                summary: Some(Summary::new(
+                    &result,
+                    &provenance,
+                    None,
+                    classes,
+                    Vec::new(),
+                )),
                 result: Some(result),
             });
         }

@@ -59,11 +59,7 @@ impl TileWriter {
 
     /// Every window of a slide; background windows that were not run have no probability and no
     /// label.
-    pub(crate) fn write(
-        &mut self,
-        slide: &str,
-        result: &SlideResult,
-    ) -> io::Result<()> {
+    pub(crate) fn write(&mut self, slide: &str, result: &SlideResult) -> io::Result<()> {
         let plan = &result.plan;
         for t in &result.tiles {
             // Level-0 pixels, whatever level was analysed.

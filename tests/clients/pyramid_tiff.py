@@ -1,11 +1,12 @@
 """Opens a pyramidal TIFF scancer wrote with OpenSlide (openslide-python on openslide-bin) and with
 tifffile, and prints what each sees, as JSON.
 
-Usage: pyramid_tiff.py FILE.tif [X,Y ...]
+Usage: pyramid_tiff.py FILE.tif [X,Y ...] [all]
 
 OpenSlide: vendor, levels (dimensions and downsamples), mpp, the TIFF description, and the RGBA
 pixel at each level-0 point given (read_region). tifffile: each page's shape, tile size and
-compression, and the level-0 sample at each point (for one-channel class masks).
+compression, the level-0 sample at each point, and with "all" the whole of level 0 (for small
+one-channel class masks).
 """
 
 import json
@@ -17,7 +18,8 @@ import tifffile
 
 def main():
     path = sys.argv[1]
-    points = [tuple(int(v) for v in p.split(",")) for p in sys.argv[2:]]
+    everything = "all" in sys.argv[2:]
+    points = [tuple(int(v) for v in p.split(",")) for p in sys.argv[2:] if p != "all"]
     slide = openslide.OpenSlide(path)
     props = slide.properties
     seen = {
@@ -37,6 +39,8 @@ def main():
             "compression": [int(p.compression) for p in pages],
             "samples": [level0[y, x].tolist() for x, y in points],
         }
+        if everything:
+            seen["tifffile"]["level0"] = level0.tolist()
     json.dump(seen, sys.stdout)
 
 

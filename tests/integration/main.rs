@@ -12,6 +12,7 @@ mod parity;
 mod predict;
 mod remote;
 mod serve;
+mod slide_kinds;
 mod slide_regions;
 mod slides;
 mod store;

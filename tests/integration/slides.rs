@@ -680,7 +680,7 @@ fn slide_usage_errors_exit_two_before_any_work() {
     let output = dir.path().join("out.jsonl");
     std::fs::write(&output, "previous").unwrap();
     let o = output.to_str().unwrap();
-    let cases: [(&str, Vec<&str>, &str); 8] = [
+    let cases: [(&str, Vec<&str>, &str); 14] = [
         (
             PCAM,
             vec!["--stride", "0"],
@@ -708,7 +708,7 @@ fn slide_usage_errors_exit_two_before_any_work() {
         ),
         (
             crate::util::SEGMENTATION,
-            vec!["--heatmap", "m.png"],
+            vec!["--heatmap", "maps/"],
             "a segmentation model's slides get a class mask",
         ),
         (

@@ -111,7 +111,11 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
             xml.create_element("AnnotationGroups")
                 .write_inner_content(|xml| {
                     for name in &groups {
-                        let color = if name == EXCLUSION { "#64FE2E" } else { "#F4FA58" };
+                        let color = if name == EXCLUSION {
+                            "#64FE2E"
+                        } else {
+                            "#F4FA58"
+                        };
                         xml.create_element("Group")
                             .with_attributes([
                                 ("Name", name.as_str()),
