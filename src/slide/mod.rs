@@ -299,6 +299,9 @@ pub(crate) struct Slide<'a> {
     pub(crate) quiet: bool,
 }
 
+/// The record's heatmap (path, level-0 pixels per heatmap pixel), and each class's own.
+type Heatmaps = (Option<(String, f64)>, Vec<Option<String>>);
+
 /// One input's answer in slide mode.
 pub(crate) struct Predicted {
     pub(crate) outcome: Outcome,
@@ -490,7 +493,7 @@ impl Slide<'_> {
         &self,
         result: &SlideResult,
         provenance: &Provenance,
-    ) -> Result<(Option<(String, f64)>, Vec<Option<String>>), String> {
+    ) -> Result<Heatmaps, String> {
         let Some((path, options)) = self.heatmap else {
             return Ok((None, Vec::new()));
         };

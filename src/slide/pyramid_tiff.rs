@@ -71,7 +71,7 @@ struct Level {
 /// multiple of 16, at most 1024), so that every level-0 tile is one colour, else 256.
 pub(crate) fn tile_for(cell: f64) -> u32 {
     let c = cell.round();
-    if (cell - c).abs() < 1e-9 && c >= 16.0 && c <= 1024.0 && c as u32 % 16 == 0 {
+    if (cell - c).abs() < 1e-9 && (16.0..=1024.0).contains(&c) && (c as u32).is_multiple_of(16) {
         c as u32
     } else {
         256

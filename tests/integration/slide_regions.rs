@@ -257,13 +257,9 @@ pub(crate) fn read_pyramid(python: std::path::PathBuf, path: &Path, points: &[&s
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The heatmap's colour table, compiled from its own source (checked against matplotlib by its
-/// unit test).
+/// The heatmap's colour table (src/slide/plasma.rs, checked against matplotlib by its unit test).
 fn plasma_of(p: f32) -> [u8; 3] {
-    #[path = "../../src/slide/plasma.rs"]
-    #[allow(dead_code)]
-    mod plasma;
-    plasma::colour(p)
+    crate::slides::plasma::colour(p)
 }
 
 #[test]

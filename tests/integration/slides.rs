@@ -7,7 +7,7 @@ use crate::util::{predict, root, run, scancer, Run, PCAM};
 /// matplotlib by its unit test), to find where each colour must be.
 #[path = "../../src/slide/plasma.rs"]
 #[allow(dead_code)]
-mod plasma;
+pub(crate) mod plasma;
 use serde_json::Value;
 
 const SLIDES: [&str; 4] = [

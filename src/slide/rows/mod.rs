@@ -13,7 +13,9 @@ mod resampled;
 
 use crate::engine::handler_config::Color;
 use crate::engine::preprocess::convert;
-use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid, Target};
+#[cfg(not(feature = "openslide"))]
+use crate::slide::resolution::Target;
+use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid};
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};
