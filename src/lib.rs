@@ -8,6 +8,7 @@
 //! modules; `engine` (only model commands load it, and it opens libtorch at run time); `pipeline`,
 //! `slide`, `serve`, `remote` and `store`; `cli` and `commands` on top.
 
+mod attribution_png;
 mod cli;
 mod commands;
 mod engine;

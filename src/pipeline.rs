@@ -106,7 +106,7 @@ impl Decoding {
     /// order.
     pub(crate) fn finish<E>(self, engine: &Engine, mut emit: E) -> io::Result<()>
     where
-        E: FnMut(usize, Outcome) -> io::Result<()>,
+        E: FnMut(usize, Outcome, Option<&Prepared>) -> io::Result<()>,
     {
         let workers = self.receivers.len();
         let mut pending: Vec<(usize, Result<Prepared, String>)> =
@@ -151,14 +151,15 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
     })
 }
 
-/// Runs the prepared inputs of `pending` as one batch and emits every pending outcome in order.
+/// Runs the prepared inputs of `pending` as one batch and emits every pending outcome in order,
+/// with the model's input where there was one.
 fn flush<E>(
     engine: &Engine,
     pending: &mut Vec<(usize, Result<Prepared, String>)>,
     emit: &mut E,
 ) -> io::Result<()>
 where
-    E: FnMut(usize, Outcome) -> io::Result<()>,
+    E: FnMut(usize, Outcome, Option<&Prepared>) -> io::Result<()>,
 {
     let images: Vec<&Prepared> = pending
         .iter()
@@ -169,13 +170,15 @@ where
         .into_iter()
         .map(|answer| answer.map_or_else(Outcome::Failed, Outcome::Predicted));
     for (i, prepared) in pending.drain(..) {
-        let outcome = match prepared {
-            Ok(_) => predictions
-                .next()
-                .expect("one prediction per prepared input"),
-            Err(message) => Outcome::Failed(message),
-        };
-        emit(i, outcome)?;
+        match prepared {
+            Ok(input) => {
+                let outcome = predictions
+                    .next()
+                    .expect("one prediction per prepared input");
+                emit(i, outcome, Some(&input))?;
+            }
+            Err(message) => emit(i, Outcome::Failed(message), None)?,
+        }
     }
     Ok(())
 }

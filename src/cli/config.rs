@@ -27,6 +27,8 @@ pub(crate) struct PredictConfig {
     pub(crate) shard: Option<Shard>,
     /// Where segmentation masks go.
     pub(crate) mask_dir: PathBuf,
+    /// `--explain`: where each input's attribution PNG goes.
+    pub(crate) explain: Option<PathBuf>,
     pub(crate) quiet: bool,
     /// Whether the table on standard output is coloured.
     pub(crate) color: bool,

@@ -36,7 +36,11 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             jobs: args.jobs as usize,
         }),
     };
-    let engine = engine(&args.engine);
+    let mut engine = engine(&args.engine);
+    engine.explain = args.explain.is_some();
+    if engine.explain && remote.is_some() {
+        bail!("--explain runs the model's gradients here: it cannot be used with --remote");
+    }
     let pipeline = PipelineOptions {
         batch_size: engine.batch_size,
         decode_threads: args
@@ -113,6 +117,7 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
         pipeline,
         shard: args.shard,
         mask_dir,
+        explain: args.explain,
         quiet: args.quiet,
         slides,
         remote,
@@ -130,7 +135,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         args.open.clone()
     };
     let auth = Auth::load(args.auth_file.as_deref(), args.token_file.as_deref(), open)?;
-    let engine = engine(&args.engine);
+    // Every worker also holds its model as saved, for /explanations (gradients).
+    let engine = EngineOptions {
+        explain: true,
+        ..engine(&args.engine)
+    };
     let config = if store_mode {
         let config = TsConfig::find(args.ts_config.as_deref(), args.ncs, &snapshot::folder())?;
         config.check()?;
@@ -520,6 +529,7 @@ fn engine(args: &EngineArgs) -> EngineOptions {
         max_pixels: args.max_image_pixels,
         batch_size: args.batch_size as usize,
         optimize: !args.no_optimize,
+        explain: false,
     }
 }
 

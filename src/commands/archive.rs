@@ -194,6 +194,7 @@ fn inspect(args: &InspectArgs) -> Result<Exit> {
             max_pixels: DEFAULT_MAX_PIXELS,
             batch_size: 1,
             optimize: true,
+            explain: false,
         };
         let engine = Engine::load(&source, &options)?;
         let loaded = started.elapsed();

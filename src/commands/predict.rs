@@ -53,6 +53,10 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     // Heatmap names come from every input, so that shards of one job array agree on them.
     let heatmaps = heatmap_targets(&config, &all)?;
     let exports = export_targets(&config, &all)?;
+    let explanations = match &config.explain {
+        Some(dir) => per_slide("--explain", &dir.join(""), &all, &[], ".explain.png")?,
+        None => vec![None; all.len()],
+    };
     let range = config.shard.map_or(0..all.len(), |s| s.range(all.len()));
     let mut piece = Piece {
         before: range.start,
@@ -64,7 +68,8 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
         || vec![None; shard.len()],
         |names| names[range.clone()].to_vec(),
     );
-    let exports = exports[range].to_vec();
+    let exports = exports[range.clone()].to_vec();
+    let explanations = explanations[range].to_vec();
     let resumed = Resumed::load(&config, &shard, piece.opens)?;
     if let Some(r) = &resumed {
         piece.before += r.recorded.records;
@@ -93,6 +98,7 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
         resumed,
         heatmaps: heatmaps[skip..].to_vec(),
         exports: exports[skip..].to_vec(),
+        explanations: explanations[skip..].to_vec(),
         path_width,
     };
     let code = if let Some(remote) = &config.remote {
@@ -119,6 +125,8 @@ struct Run<'a> {
     heatmaps: Vec<Option<PathBuf>>,
     /// Each remaining input's export files.
     exports: Vec<Vec<(Export, PathBuf)>>,
+    /// Each remaining input's explanation PNG.
+    explanations: Vec<Option<PathBuf>>,
     /// The longest input path of the whole run.
     path_width: usize,
 }
@@ -310,6 +318,17 @@ fn mirrored(path: &Path) -> PathBuf {
 fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let config = run.config;
     let source = ModelSource::open(&config.model, config.config.as_deref())?;
+    if config.explain.is_some()
+        && matches!(
+            source.config.output.kind,
+            OutputKind::Segmentation | OutputKind::Raw
+        )
+    {
+        anyhow::bail!(
+            "--explain attributes a class's output: this model's kind is \"{}\" (explanations need a binary or multiclass model)",
+            source.config.output.kind
+        );
+    }
     if config.slides.tile || source.config.input.patch {
         // Usage errors, before any slide is read or any output touched.
         let options = &config.slides.options;
@@ -339,8 +358,26 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), config.pipeline);
     let engine = Engine::load(&source, &config.engine)?;
     let schema = engine.schema();
-    let produce: Producer =
-        Box::new(move |emit| Ok(decoding.finish(&engine, |i, o| emit(i, o, None))));
+    let identity = match &config.explain {
+        Some(_) => Some(
+            source
+                .identity()
+                .with_context(|| format!("{}: cannot read", source.name))?,
+        ),
+        None => None,
+    };
+    let explanations = &run.explanations;
+    let produce: Producer = Box::new(move |emit| {
+        Ok(decoding.finish(&engine, |i, outcome, input| {
+            let outcome = match (&explanations[i], input, &identity) {
+                (Some(path), Some(input), Some(identity)) => {
+                    explained(&engine, identity, path, outcome, input)
+                }
+                _ => outcome,
+            };
+            emit(i, outcome, None)
+        }))
+    });
     write_results(run, items, schema, produce, false)
 }
 
@@ -409,6 +446,24 @@ fn remote(run: &Run, remote: &RemoteConfig, items: &Arc<[Item]>) -> Result<Exit>
     write_results(run, items, schema, produce, false)
 }
 
+/// `outcome` with its input explained to `path` (Integrated Gradients of the predicted class's
+/// output), or the input's error when that fails.
+fn explained(
+    engine: &Engine,
+    identity: &ModelIdentity,
+    path: &Path,
+    outcome: Outcome,
+    input: &crate::engine::preprocess::Prepared,
+) -> Outcome {
+    let Outcome::Predicted(Prediction::Class(prediction)) = &outcome else {
+        return outcome;
+    };
+    match crate::attribution_png::explain_to(engine, identity, path, input, prediction.class) {
+        Ok(()) => outcome,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
 /// Whole slides: every input is cut into windows when larger than the model's input.
 fn slides(
     run: &Run,
@@ -452,6 +507,7 @@ fn slides(
                 identity,
                 heatmap: heatmaps[i].as_deref().map(|t| (t, heatmap)),
                 mask: masks.as_ref().and_then(|m| m[i].clone()),
+                explain: run.explanations[i].clone(),
                 exports: exports[i].clone(),
                 max_pixels,
                 quiet,

@@ -4,6 +4,7 @@
 //! time a model is loaded (`torch`).
 
 pub(crate) mod decode;
+pub(crate) mod explain;
 pub(crate) mod handler_config;
 pub(crate) mod model;
 pub(crate) mod model_source;
@@ -35,10 +36,20 @@ pub(crate) struct EngineOptions {
     pub(crate) batch_size: usize,
     /// Freeze and optimise the TorchScript graph for inference (see `Model::load`).
     pub(crate) optimize: bool,
+    /// Also load the module as saved, for explanations (gradients need its autograd graph).
+    pub(crate) explain: bool,
+}
+
+/// An image's attribution (`[C, H, W]`) and its output's change from the baseline.
+pub(crate) struct Explanation {
+    pub(crate) attribution: Vec<f32>,
+    pub(crate) delta: f32,
 }
 
 pub(crate) struct Engine {
     model: Model,
+    /// The module as saved (not frozen), for gradients: `explain` only.
+    explainer: Option<Model>,
     pre: Preprocessor,
     post: Postprocessor,
     config: HandlerConfig,
@@ -67,8 +78,13 @@ impl Engine {
                 source.name
             );
         }
+        let explainer = options
+            .explain
+            .then(|| Model::load(&source.path, &source.name, options.device, false))
+            .transpose()?;
         let mut engine = Engine {
             model,
+            explainer,
             pre: Preprocessor::new(&config, options.max_pixels),
             post: Postprocessor::new(&config),
             config,
@@ -138,6 +154,39 @@ impl Engine {
 
     pub(crate) fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    /// Integrated Gradients of one preprocessed image towards output column `target` (a binary
+    /// model's one logit is column 0), with TorchServe's 15 steps: an attribution per input value,
+    /// and how much the output moved from the baseline's (which the attributions add up to, within
+    /// the quadrature's error).
+    pub(crate) fn explain(&self, image: &Prepared, target: usize) -> Result<Explanation, String> {
+        let explainer = self
+            .explainer
+            .as_ref()
+            .ok_or("this engine was loaded without explanations")?;
+        let shape = self.pre.input_shape();
+        let [c, h, w] = shape;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let attribution = explain::integrated_gradients(
+                explainer,
+                &image.data,
+                shape,
+                target,
+                explain::STEPS,
+            )?;
+            let mut pair = image.data.clone();
+            pair.resize(2 * image.data.len(), 0.0);
+            let out = explainer
+                .forward(&pair, [2, c, h, w])?
+                .to_vec()
+                .map_err(ModelError::Forward)?;
+            let columns = out.len() / 2;
+            let delta = out[target] - out[columns + target];
+            Ok(Explanation { attribution, delta })
+        }))
+        .unwrap_or_else(|_| Err(ModelError::Forward("the gradient panicked".into())))
+        .map_err(|e| e.to_string())
     }
 
     /// Runs preprocessed images through the model, `batch_size` at a time, with the one policy for

@@ -75,6 +75,20 @@ impl Model {
         self.optimize_error.as_deref()
     }
 
+    /// The gradient of output column `target`, summed over the batch, with respect to the batch
+    /// (`[N, C, H, W]`); the model must have been loaded without `optimize`.
+    pub(crate) fn gradient(
+        &self,
+        batch: &[f32],
+        shape: [usize; 4],
+        target: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.module
+            .gradient(batch, &shape, target)
+            .and_then(|t| t.to_vec())
+            .map_err(ModelError::Forward)
+    }
+
     /// Runs one batch `[N, C, H, W]` of `f32` (CHW per image, concatenated); the output is float32
     /// on the CPU.
     pub(crate) fn forward(&self, batch: &[f32], shape: [usize; 4]) -> Result<Tensor, ModelError> {

@@ -287,6 +287,36 @@ impl Module {
         };
         Tensor::made(self.api, handle, error)
     }
+
+    /// The gradient of the batch's summed output column `target` with respect to `data` (shape
+    /// `dims`), through this module, which must have been loaded without optimisation.
+    pub(crate) fn gradient(
+        &self,
+        data: &[f32],
+        dims: &[usize],
+        target: usize,
+    ) -> Result<Tensor, String> {
+        if dims.iter().product::<usize>() != data.len() {
+            return Err(format!(
+                "{} values do not make a {dims:?} tensor",
+                data.len()
+            ));
+        }
+        let dims = dims_i64(dims);
+        let mut error = std::ptr::null_mut();
+        // SAFETY: `data` holds the product of `dims` values; both outlive the call.
+        let handle = unsafe {
+            (self.api.model_gradient)(
+                self.handle,
+                data.as_ptr(),
+                dims.as_ptr(),
+                dims.len(),
+                target as i64,
+                &mut error,
+            )
+        };
+        Tensor::made(self.api, handle, error)
+    }
 }
 
 /// An operation that post-processing runs in libtorch, for bit-parity with PyTorch.

@@ -291,6 +291,7 @@ fn app() -> Arc<App> {
                 max_pixels: DEFAULT_MAX_PIXELS,
                 batch_size: 8,
                 optimize: false,
+                explain: false,
             },
             settings,
             workers: 1,
@@ -366,6 +367,11 @@ struct FakeModel {
 impl Runner for FakeModel {
     fn batch_size(&self) -> usize {
         8
+    }
+
+    /// A fake attribution: the input itself.
+    fn explain(&self, image: &Prepared, _target: usize) -> Result<Vec<f32>, String> {
+        Ok(image.data.clone())
     }
 
     fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {

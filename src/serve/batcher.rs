@@ -20,6 +20,8 @@ use tokio::sync::{oneshot, Notify};
 /// One request's image, waiting for the model.
 pub(crate) struct Job {
     pub(crate) input: Prepared,
+    /// `/explanations`: also the attribution towards this output column.
+    pub(crate) explain: Option<usize>,
     pub(crate) enqueued: Instant,
     pub(crate) reply: oneshot::Sender<Result<Answered, JobError>>,
 }
@@ -37,6 +39,8 @@ pub(crate) enum JobError {
 #[derive(Debug)]
 pub(crate) struct Answered {
     pub(crate) prediction: Prediction,
+    /// An explanation's Integrated Gradients attribution (the input's shape).
+    pub(crate) attribution: Option<Vec<f32>>,
     /// From entering the queue to the start of its forward pass.
     pub(crate) queued: Duration,
 }
@@ -286,6 +290,8 @@ pub(crate) trait Runner: Send {
     fn batch_size(&self) -> usize;
     /// One answer per image, in order (`Engine::infer_each`'s policy for a failed batch).
     fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>>;
+    /// Integrated Gradients of one image towards output column `target`.
+    fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, String>;
 }
 
 impl Runner for Engine {
@@ -295,6 +301,10 @@ impl Runner for Engine {
 
     fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
         Engine::infer_each(self, images)
+    }
+
+    fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, String> {
+        Engine::explain(self, image, target).map(|e| e.attribution)
     }
 }
 
@@ -314,11 +324,25 @@ pub(crate) fn serve(
         let n = batch.len();
         on_batch(n);
         for (job, answer) in batch.into_iter().zip(answers) {
+            // An explanation's gradients run after its batch's forward pass.
+            let attribution = match job.explain {
+                Some(target) => match engine.explain(&job.input, target) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        let _ = job
+                            .reply
+                            .send(Err(JobError::Model(format!("cannot explain: {e}"))));
+                        continue;
+                    }
+                },
+                None => None,
+            };
             // The client may have gone; its answer is dropped.
             let _ = job.reply.send(
                 answer
                     .map(|prediction| Answered {
                         prediction,
+                        attribution,
                         queued: started - job.enqueued,
                     })
                     .map_err(|e| JobError::Model(format!("the model failed: {e}"))),
@@ -334,6 +358,7 @@ mod tests {
     fn job() -> Job {
         let (reply, _) = oneshot::channel();
         Job {
+            explain: None,
             input: Prepared { data: vec![] },
             enqueued: Instant::now(),
             reply,
@@ -382,6 +407,7 @@ mod tests {
         let (reply, answer) = oneshot::channel();
         queue
             .push(Job {
+                explain: None,
                 input: Prepared { data: vec![] },
                 enqueued: Instant::now(),
                 reply,

@@ -84,7 +84,7 @@ pub(crate) struct Tile {
 }
 
 /// Everything predicted for a slide.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct SlideResult {
     pub(crate) width: usize,
     pub(crate) height: usize,
@@ -117,6 +117,8 @@ pub(crate) struct SlideResult {
     pub(crate) regions: Vec<Region>,
     /// Each class's regions (multiclass; binary: the positive class's).
     pub(crate) class_regions: Vec<Vec<Region>>,
+    /// The hotspot window's model input, kept for `--explain`.
+    pub(crate) hotspot_input: Option<crate::engine::preprocess::Prepared>,
 }
 
 impl SlideResult {
@@ -293,6 +295,8 @@ pub(crate) struct Slide<'a> {
     pub(crate) heatmap: Option<(&'a Path, &'a heatmap::HeatmapOptions)>,
     /// Where a segmentation model's stitched mask goes.
     pub(crate) mask: Option<PathBuf>,
+    /// Where the hotspot window's explanation goes.
+    pub(crate) explain: Option<PathBuf>,
     /// The other files to write for this slide.
     pub(crate) exports: Vec<(exports::Format, PathBuf)>,
     pub(crate) max_pixels: u64,
@@ -417,6 +421,12 @@ impl Slide<'_> {
             classes::write_mask(&result, &provenance, path)?;
             written.push(("mask", path.display().to_string()));
         }
+        if let (Some(path), Some(input), Some(focus)) =
+            (&self.explain, &result.hotspot_input, result.focus)
+        {
+            crate::attribution_png::explain_to(self.engine, self.identity, path, input, focus)?;
+            written.push(("explanation", path.display().to_string()));
+        }
         let export = exports::Export {
             result: &result,
             provenance: &provenance,
@@ -489,11 +499,7 @@ impl Slide<'_> {
 
     /// Writes the heatmap (the focus class's), or one per class for a multiclass model without a
     /// focus class (`map.png` -> `map.<label>.png`); the record's heatmap and each class's.
-    fn heatmaps(
-        &self,
-        result: &SlideResult,
-        provenance: &Provenance,
-    ) -> Result<Heatmaps, String> {
+    fn heatmaps(&self, result: &SlideResult, provenance: &Provenance) -> Result<Heatmaps, String> {
         let Some((path, options)) = self.heatmap else {
             return Ok((None, Vec::new()));
         };

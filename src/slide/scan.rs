@@ -98,6 +98,7 @@ pub(crate) fn predict(
         cells: Vec::new(),
         regions: Vec::new(),
         class_regions: Vec::new(),
+        hotspot_input: None,
     };
     let batch = engine.batch_size();
     let mut done = 0;
@@ -234,6 +235,9 @@ struct Outputs {
     masks: Vec<Option<Box<[u8]>>>,
     mask_size: (usize, usize),
     mask_bytes: usize,
+    /// The focus class's most probable tissue window so far (the first of equals): its index,
+    /// probability and model input, for `--explain`.
+    best: Option<(usize, f32, Prepared)>,
 }
 
 impl Outputs {
@@ -244,6 +248,7 @@ impl Outputs {
         result.masks = self.masks;
         result.masks.resize(result.tiles.len(), None);
         result.mask_size = self.mask_size;
+        result.hotspot_input = self.best.map(|(_, _, input)| input);
         Ok(())
     }
 }
@@ -261,7 +266,7 @@ fn run(
         .into_iter()
         .collect::<Result<Vec<_>, String>>()?;
     let classes = result.labels.len();
-    for ((k, _), prediction) in inputs.iter().zip(predictions) {
+    for ((k, input), prediction) in inputs.iter().zip(predictions) {
         let k = *k;
         match prediction {
             Prediction::Class(c) => {
@@ -277,6 +282,12 @@ fn run(
                 });
                 if result.kind == OutputKind::Binary {
                     tile.class = Some(usize::from(c.probabilities[1] > result.threshold));
+                }
+                if let (Some(f), true) = (result.focus, tile.tissue) {
+                    let p = c.probabilities[f];
+                    if outputs.best.as_ref().is_none_or(|(_, b, _)| p > *b) {
+                        outputs.best = Some((k, p, input.clone()));
+                    }
                 }
             }
             Prediction::Segmentation(s) => {

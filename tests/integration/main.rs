@@ -6,6 +6,7 @@ mod util;
 mod archives;
 mod assets;
 mod engine;
+mod explanations;
 mod hostile;
 mod model_store;
 mod parity;

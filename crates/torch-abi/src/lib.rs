@@ -12,7 +12,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 /// Bumped whenever [`Api`] or the meaning of a call changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The engine's file name, as built by cargo on Linux.
 pub const LIBRARY: &str = "libscancer_torch.so";
@@ -64,6 +64,17 @@ pub struct Api {
         data: *const f32,
         dims: *const i64,
         ndim: usize,
+        error: *mut Message,
+    ) -> *mut c_void,
+    /// The gradient of the batch's summed output column `target` (a [N, K] output) with respect
+    /// to the contiguous `f32` input of shape `dims[..ndim]`, through a module loaded without
+    /// `optimize`; a tensor of the input's shape (float32, on the CPU).
+    pub model_gradient: unsafe extern "C" fn(
+        model: *mut c_void,
+        data: *const f32,
+        dims: *const i64,
+        ndim: usize,
+        target: i64,
         error: *mut Message,
     ) -> *mut c_void,
     pub model_free: unsafe extern "C" fn(model: *mut c_void),

@@ -67,6 +67,37 @@ void* scancer_model_forward(void* model, void* input, char** error) {
   }
 }
 
+// The gradient of the sum over the batch of output column `target` (of a [N, K] output) with respect
+// to `input` (an at::Tensor* of shape [N, ...]), with autograd on: what Integrated Gradients sums. The
+// module must be the saved one, not frozen (freezing inlines weights into ops without autograd).
+// Returns a new at::Tensor* of the input's shape, float32 on the CPU, or null with `*error` set.
+void* scancer_model_gradient(void* model, void* input, long target, char** error) {
+  *error = nullptr;
+  try {
+    auto* m = static_cast<Model*>(model);
+    c10::AutoGradMode grad(true);
+    at::Tensor x = static_cast<at::Tensor*>(input)->to(m->device).detach().requires_grad_(true);
+    c10::IValue out = m->module.forward({x});
+    if (!out.isTensor()) {
+      *error = copy_message(("the model returned " + out.tagKind() + ", not a tensor").c_str());
+      return nullptr;
+    }
+    at::Tensor y = out.toTensor();
+    if (y.dim() != 2 || target < 0 || target >= y.size(1)) {
+      *error = copy_message(("explanations need an output of [N, classes] and a target class in it; the output is " +
+                             c10::str(y.sizes()) + " and the target " + std::to_string(target))
+                                .c_str());
+      return nullptr;
+    }
+    at::Tensor selected = y.select(1, target).sum();
+    selected.backward();
+    return new at::Tensor(x.grad().to(at::kCPU).to(at::kFloat).contiguous());
+  } catch (const std::exception& e) {
+    *error = copy_message(e.what());
+    return nullptr;
+  }
+}
+
 void scancer_model_free(void* model) { delete static_cast<Model*>(model); }
 
 void scancer_free_error(char* error) { free(error); }

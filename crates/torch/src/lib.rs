@@ -24,6 +24,12 @@ extern "C" {
         input: *const c_void,
         error: *mut *mut c_char,
     ) -> *mut c_void;
+    fn scancer_model_gradient(
+        model: *mut c_void,
+        input: *const c_void,
+        target: std::ffi::c_long,
+        error: *mut *mut c_char,
+    ) -> *mut c_void;
     fn scancer_model_free(model: *mut c_void);
     fn scancer_free_error(error: *mut c_char);
 }
@@ -35,6 +41,7 @@ static API: Api = Api {
     set_profiling_mode,
     model_load,
     model_forward,
+    model_gradient,
     model_free,
     tensor_dims,
     tensor_apply,
@@ -190,6 +197,40 @@ unsafe extern "C" fn model_forward(
     ndim: usize,
     error: *mut Message,
 ) -> *mut c_void {
+    // SAFETY: the caller's pointers, as model_forward's contract says.
+    unsafe {
+        through_shim(model, data, dims, ndim, error, |shim, input, e| {
+            scancer_model_forward(shim, input, e)
+        })
+    }
+}
+
+unsafe extern "C" fn model_gradient(
+    model: *mut c_void,
+    data: *const f32,
+    dims: *const i64,
+    ndim: usize,
+    target: i64,
+    error: *mut Message,
+) -> *mut c_void {
+    // SAFETY: the caller's pointers, as model_gradient's contract says.
+    unsafe {
+        through_shim(model, data, dims, ndim, error, |shim, input, e| {
+            scancer_model_gradient(shim, input, target as std::ffi::c_long, e)
+        })
+    }
+}
+
+/// Makes the input tensor from the caller's buffer, calls the shim with it, and hands back the
+/// tensor the shim returns (or its error).
+unsafe fn through_shim(
+    model: *mut c_void,
+    data: *const f32,
+    dims: *const i64,
+    ndim: usize,
+    error: *mut Message,
+    call: impl FnOnce(*mut c_void, *const c_void, *mut *mut c_char) -> *mut c_void,
+) -> *mut c_void {
     guarded(error, std::ptr::null_mut(), || {
         // SAFETY: the caller passes `ndim` dimensions and their product of values.
         let dims = unsafe { std::slice::from_raw_parts(dims, ndim) };
@@ -200,11 +241,9 @@ unsafe extern "C" fn model_forward(
             .map_err(torch_error)?;
         let model = unsafe { &*model.cast::<Model>() };
         let mut shim_error = std::ptr::null_mut();
-        // SAFETY: `input` outlives the call; the shim returns a new at::Tensor* (tch's own
+        // `input` outlives the call; the shim returns a new at::Tensor* (tch's own
         // representation, owned by the Tensor made from it) or null with an error message.
-        let out = unsafe {
-            scancer_model_forward(model.shim, input.as_ptr() as *const c_void, &mut shim_error)
-        };
+        let out = call(model.shim, input.as_ptr() as *const c_void, &mut shim_error);
         if out.is_null() {
             let text = shim_message(shim_error);
             // SAFETY: the caller passes a valid out-pointer.

@@ -2,6 +2,7 @@
 //! read-only management views (`/models`), its Prometheus `/metrics`, and the KServe V2 protocol
 //! (in `kserve`), with TorchServe's status codes and error bodies.
 
+mod explanations;
 pub(crate) mod kserve;
 mod kserve_v1;
 pub(crate) mod management;
@@ -205,8 +206,10 @@ impl App {
         let path = target.split('?').next().unwrap_or("");
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let (name, version) = match (method, segments.as_slice()) {
-            ("PUT" | "POST", ["predictions", name]) => (*name, None),
-            ("PUT" | "POST", ["predictions", name, version]) => (*name, Some(*version)),
+            ("PUT" | "POST", ["predictions" | "explanations", name]) => (*name, None),
+            ("PUT" | "POST", ["predictions" | "explanations", name, version]) => {
+                (*name, Some(*version))
+            }
             ("POST", ["v2", "models", name, "infer"]) => (*name, None),
             ("POST", ["v2", "models", name, "versions", version, "infer"]) => {
                 (*name, Some(*version))
@@ -236,7 +239,9 @@ impl App {
             // The token API checks its own key (the API key).
             ["token"] if roles.management && self.keys.is_some() => return None,
             ["models", ..] if roles.management => (Endpoint::Api, Some(KeyKind::Management)),
-            ["predictions", ..] | ["v1", ..] | ["v2", ..] if roles.inference => {
+            ["predictions", ..] | ["explanations", ..] | ["v1", ..] | ["v2", ..]
+                if roles.inference =>
+            {
                 (Endpoint::Api, Some(KeyKind::Inference))
             }
             ["v1", ..] if roles.management => (Endpoint::Api, Some(KeyKind::Management)),
@@ -313,6 +318,12 @@ impl App {
                 }
                 self.predict(request, name, segments.get(2).copied(), arrival)
                     .await
+            }
+            ["explanations", name] | ["explanations", name, _] if inference && !name.is_empty() => {
+                if request.method != "PUT" && request.method != "POST" {
+                    return method_not_allowed();
+                }
+                explanations::explain(self, request, name, segments.get(2).copied()).await
             }
             ["v1", ..] if inference || roles.management => {
                 kserve_v1::handle(self, request, &segments[1..], arrival).await
@@ -583,12 +594,26 @@ impl App {
         reservation: Reservation,
         arrival: Arrival,
     ) -> Result<Vec<Answered>, Failure> {
+        self.run_jobs(model, inputs, None, reservation, arrival)
+            .await
+    }
+
+    /// `infer`, each input also explained towards output column `explain` when given.
+    pub(crate) async fn run_jobs(
+        &self,
+        model: &ServedModel,
+        inputs: Vec<Prepared>,
+        explain: Option<usize>,
+        reservation: Reservation,
+        arrival: Arrival,
+    ) -> Result<Vec<Answered>, Failure> {
         let mut replies = Vec::with_capacity(inputs.len());
         let mut jobs = Vec::with_capacity(inputs.len());
         let enqueued = Instant::now();
         for input in inputs {
             let (reply, answer) = oneshot::channel();
             jobs.push(Job {
+                explain,
                 input,
                 enqueued,
                 reply,
