@@ -2,11 +2,14 @@
 """Whole-slide benchmark (see BENCHMARKS.md): `scancer predict --tile` against the notebook's
 algorithm in Python (bench/slide_notebook.py), side by side on the same 10,000 x 10,000 slide with the
 same full-width pcam model, round-robin, `--repeats` times; wall time and peak RSS (the process's
-ru_maxrss) of each, and the largest difference between their per-window probabilities. Then
-scancer alone on a 40,000 x 40,000 tiled TIFF.
+ru_maxrss) of each, and the largest difference between their per-window probabilities. scancer runs
+with its reader thread (the default) and without (`SCANCER_SLIDE_READER=inline`), and both are set
+against the forward-only limit: the slide's tissue windows through the engine's forward pass alone
+(crates/torch/examples/forward_bench, same batch size). Then the 40,000 x 40,000 tiled TIFF, scancer
+both ways, and the cost of `--explain` per patch (predict with and without it on the same patches).
 
 Needs the venv of the predict benchmark plus scipy and tifffile; the data (bench/data/slides) is
-generated once.
+generated once. `cargo xtask bench` builds scancer and forward_bench (release) and the model first.
 
     python3 bench/slides.py --python /root/venv-torch/bin/python [--repeats 3] [--skip-large]
 """
@@ -25,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 SLIDES = DATA / "slides"
 SCANCER = ROOT / "target" / "release" / "scancer"
+FORWARD = ROOT / "target" / "release" / "examples" / "forward_bench"
 
 GENERATE = r'''
 import sys
@@ -73,10 +77,11 @@ else:
 '''
 
 
-def measure(cmd):
+def measure(cmd, env=None):
     """Wall seconds and peak RSS (MiB) of a command."""
     started = time.perf_counter()
-    process = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=None if env is None else {**os.environ, **env})
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     stderr = process.stderr.read().decode()
@@ -106,16 +111,19 @@ def main():
 
     work = DATA / "slides" / "out"
     work.mkdir(exist_ok=True)
+    scancer = [SCANCER, "predict", "-q", "-m", model, "-c", config, "--tile", "-f", "jsonl",
+               "--heatmap", work / "scancer.png", "--tiles", work / "scancer.csv", png]
+    inline = {"SCANCER_SLIDE_READER": "inline"}
     competitors = {
-        "python notebook": [args.python, ROOT / "bench/slide_notebook.py", model, png, work / "python.png",
-                            work / "python.csv"],
-        "scancer predict --tile": [SCANCER, "predict", "-q", "-m", model, "-c", config, "--tile", "-f", "jsonl",
-                                   "--heatmap", work / "scancer.png", "--tiles", work / "scancer.csv", png],
+        "python notebook": ([args.python, ROOT / "bench/slide_notebook.py", model, png, work / "python.png",
+                             work / "python.csv"], None),
+        "scancer predict --tile": (scancer, None),
+        "scancer predict --tile, no reader thread": (scancer, inline),
     }
     runs = {name: [] for name in competitors}
     for r in range(args.repeats):
-        for name, cmd in competitors.items():
-            runs[name].append(measure(cmd))
+        for name, (cmd, env) in competitors.items():
+            runs[name].append(measure(cmd, env))
             print(f"round {r + 1} {name}: {runs[name][-1][0]:.2f} s, {runs[name][-1][1]:.0f} MiB", file=sys.stderr)
 
     theirs = {(int(row["x"]), int(row["y"])): float(row["probability"])
@@ -128,22 +136,62 @@ def main():
 
     summary = {name: {"seconds": statistics.median(s for s, _ in v), "peak_rss_mib": max(m for _, m in v)}
                for name, v in runs.items()}
+
+    def forward_limit(windows):
+        """Seconds the engine's forward pass alone takes for `windows` windows (median of 3)."""
+        rates = []
+        for _ in range(3):
+            out = subprocess.run([FORWARD, model, "16", str(windows), "optimized"], check=True,
+                                 capture_output=True, text=True).stdout
+            rates.append(json.loads(out)["images_per_s"])
+        return windows / statistics.median(rates)
+
+    tissue = len(theirs)
+    limit = forward_limit(tissue)
     py, sc = summary["python notebook"], summary["scancer predict --tile"]
     print(f"\n10,000 x 10,000 PNG, {len(theirs)} tissue windows of {len(list(csv.DictReader(open(work / 'scancer.csv'))))}, "
           f"{args.repeats} rounds\n")
     print("| competitor | median wall time | peak RSS |")
     print("|---|---|---|")
-    for name, s in summary.items():
-        print(f"| {name} | {s['seconds']:.2f} s | {s['peak_rss_mib']:.0f} MiB |")
+    for name, row in summary.items():
+        print(f"| {name} | {row['seconds']:.2f} s | {row['peak_rss_mib']:.0f} MiB |")
     print(f"| python / scancer | {py['seconds'] / sc['seconds']:.1f}x | {py['peak_rss_mib'] / sc['peak_rss_mib']:.1f}x |")
     print(f"\nsame tissue windows: {same_tiles}; largest probability difference: {diff:.2e}; "
           f"class flips at 0.5: {flips}")
-    result = {"runs": runs, "summary": summary, "same_tiles": same_tiles, "max_diff": diff, "flips": flips}
+    print(f"forward-only limit for the {tissue} tissue windows: {limit:.2f} s; share of it reached: "
+          f"{limit / sc['seconds']:.2f} with the reader thread, "
+          f"{limit / summary['scancer predict --tile, no reader thread']['seconds']:.2f} without")
+    result = {"runs": runs, "summary": summary, "same_tiles": same_tiles, "max_diff": diff, "flips": flips,
+              "forward_limit_s": limit}
     if not args.skip_large:
-        seconds, rss = measure([SCANCER, "predict", "-q", "-m", model, "-c", config, "--tile", "-f", "jsonl",
-                                "--heatmap", work / "large.png", big])
-        print(f"\n40,000 x 40,000 tiled BigTIFF (zlib, 512x512 tiles): {seconds:.1f} s, peak RSS {rss:.0f} MiB")
-        result["large"] = {"seconds": seconds, "peak_rss_mib": rss}
+        large = [SCANCER, "predict", "-q", "-m", model, "-c", config, "--tile", "-f", "jsonl",
+                 "--heatmap", work / "large.png", "--tiles", work / "large.csv", big]
+        result["large"] = {}
+        for name, env in (("reader thread", None), ("no reader thread", inline)):
+            seconds, rss = measure(large, env)
+            print(f"\n40,000 x 40,000 tiled BigTIFF (zlib, 512x512 tiles), {name}: {seconds:.1f} s, "
+                  f"peak RSS {rss:.0f} MiB")
+            result["large"][name] = {"seconds": seconds, "peak_rss_mib": rss}
+        windows = sum(1 for row in csv.DictReader(open(work / "large.csv")) if row["tissue"] == "true")
+        limit = forward_limit(windows)
+        result["large"]["tissue_windows"] = windows
+        result["large"]["forward_limit_s"] = limit
+        print(f"forward-only limit for its {windows} tissue windows: {limit:.1f} s; share reached: "
+              f"{limit / result['large']['reader thread']['seconds']:.2f} with the reader thread, "
+              f"{limit / result['large']['no reader thread']['seconds']:.2f} without")
+
+    # --explain: predict the same patches with and without explanations.
+    patches = sorted((DATA / "patches").glob("*.png"))[:200]
+    plain = [SCANCER, "predict", "-q", "-m", model, "-c", config, "-f", "jsonl", *patches]
+    explained = plain + ["--explain", work / "explanations"]
+    times = {"plain": [], "explain": []}
+    for _ in range(args.repeats):
+        times["plain"].append(measure(plain)[0])
+        times["explain"].append(measure(explained)[0])
+    per_patch = (statistics.median(times["explain"]) - statistics.median(times["plain"])) / len(patches)
+    print(f"\n--explain on {len(patches)} patches: {statistics.median(times['explain']):.2f} s against "
+          f"{statistics.median(times['plain']):.2f} s without: {per_patch * 1000:.1f} ms per patch")
+    result["explain"] = {"patches": len(patches), "times": times, "per_patch_s": per_patch}
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "slides.json").write_text(json.dumps(result, indent=2))

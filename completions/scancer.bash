@@ -466,7 +466,7 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__predict)
-            opts="-m -c -f -o -b -q -j -u -h -V --model --config --format --output --resume --batch-size --threads --device --no-optimize --max-image-pixels --decode-threads --shard --mask-dir --quiet --tile --stride --tissue-threshold --all-tiles --level --tiles --heatmap --heatmap-size --smooth --overlay --remote --jobs --retries --profile --user --token --token-file --timeout --color --help --version"
+            opts="-m -c -f -o -b -q -j -u -h -V --model --config --format --output --resume --batch-size --threads --device --no-optimize --max-image-pixels --decode-threads --shard --mask-dir --explain --quiet --tile --stride --tissue-threshold --all-tiles --level --mpp --magnification --slide-mpp --tiles --heatmap --heatmap-format --heatmap-size --smooth --overlay --class --geojson --asap-xml --lesions --remote --jobs --retries --profile --user --token --token-file --timeout --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -536,6 +536,10 @@ _scancer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --explain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --stride)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -548,6 +552,18 @@ _scancer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --mpp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --magnification)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slide-mpp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tiles)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -556,11 +572,31 @@ _scancer() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --heatmap-format)
+                    COMPREPLY=($(compgen -W "png tiff" -- "${cur}"))
+                    return 0
+                    ;;
                 --heatmap-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --smooth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --class)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --geojson)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --asap-xml)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lesions)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -131,6 +131,29 @@ def compare_servers(scancer, store, ports):
                       + ("" if ok else f", scancer {ours[0]} {ours[1][:60]!r}"))
                 if not ok:
                     failures.append(("serve", method, path))
+        # Explanations of the built-in image_classifier archive: TorchServe's Captum Integrated
+        # Gradients and scancer's, the same [C][H][W] body, values within 1e-4 (floating-point sums
+        # in another order differ in the last digits, so the bodies are compared as numbers).
+        def flat(value):
+            return [x for item in value for x in flat(item)] if isinstance(value, list) else [value]
+
+        def shape(value):
+            return [len(value)] + shape(value[0]) if isinstance(value, list) else []
+
+        for image in ["examples/patches/patch-05.png", "testdata/images/wide-203x80.png"]:
+            body = (ROOT / image).read_bytes()
+            theirs = exchange(ports["inference"], "PUT", "/explanations/tissue", body, raw)
+            ours = exchange(port, "PUT", "/explanations/tissue", body, raw)
+            same = theirs[0] == ours[0] == 200
+            detail = f"TorchServe {theirs[0]}, scancer {ours[0]}"
+            if same:
+                t, o = json.loads(theirs[1]), json.loads(ours[1])
+                worst = max(abs(a - b) for a, b in zip(flat(t), flat(o)))
+                same = shape(t) == shape(o) and worst <= 1e-4
+                detail = f"shape {shape(t)} and {shape(o)}, largest difference {worst:.1e}"
+            print(f"{'ok  ' if same else 'FAIL'} serve PUT /explanations/tissue {image}: {detail}")
+            if not same:
+                failures.append(("serve", "explanations", image))
         # Descriptions: the same keys in the same order (values such as pids and times differ).
         theirs = json.loads(exchange(ports["management"], "GET", "/models/pcam")[1])
         ours = json.loads(exchange(port, "GET", "/models/pcam")[1])

@@ -90,14 +90,9 @@ pub(crate) fn png(explained: &Explained) -> Vec<u8> {
         }
     }
     let total: f64 = explained.attribution.iter().map(|&a| f64::from(a)).sum();
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, image.width(), image.height());
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
     let mut texts = vec![
-        ("Software".to_string(), format!("scancer {}", env!("CARGO_PKG_VERSION"))),
         (
-            "Description".into(),
+            "Description".to_string(),
             format!(
                 "Integrated Gradients of the {} (15 Gauss-Legendre steps from a zero baseline in the normalised input, as TorchServe's image_classifier): left the model's input, right its attribution per pixel summed over channels, red raising the output, blue lowering it, opacity against the 99th percentile of sizes ({scale:.3e})",
                 explained.target
@@ -113,17 +108,7 @@ pub(crate) fn png(explained: &Explained) -> Vec<u8> {
             .iter()
             .map(|(k, v)| (format!("scancer:{k}"), v.clone())),
     );
-    for (keyword, text) in texts {
-        encoder
-            .add_text_chunk(keyword, text)
-            .expect("valid PNG text keyword");
-    }
-    let mut writer = encoder.write_header().expect("PNG header to memory");
-    writer
-        .write_image_data(image.as_raw())
-        .expect("PNG data to memory");
-    writer.finish().expect("PNG end to memory");
-    bytes
+    crate::png_text::encode(&image, texts)
 }
 
 /// Explains one model input towards `class` (a binary model: its one logit, the positive class's)

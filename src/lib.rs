@@ -20,6 +20,7 @@ mod mar;
 mod messages;
 mod output_file;
 mod pipeline;
+mod png_text;
 mod properties;
 mod records;
 mod remote;

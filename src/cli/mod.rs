@@ -99,7 +99,7 @@ pub(crate) enum Command {
         after_help = predict_examples!(),
         after_long_help = format!("{}\n\n{}", predict_examples!(), exit::table(Table::Models))
     )]
-    Predict(PredictArgs),
+    Predict(Box<PredictArgs>),
     /// Package a model and its handler configuration as a TorchServe .mar archive, or inspect one
     Archive(ArchiveArgs),
     /// Manage models on a TorchServe management API (Scancer's model store)
@@ -303,7 +303,7 @@ pub(crate) struct PredictArgs {
 
     /// Write an Integrated Gradients attribution of each image as a PNG (the input, and the
     /// attribution over it): DIR/<the input's path>.explain.png; on slides, of the hotspot window.
-    /// About 30 forward passes' time per image (the model's gradients, 15 steps)
+    /// About 50 ms a 96x96 patch on 2 cores (the model's gradients, 15 steps)
     #[arg(long, value_name = "DIR")]
     pub(crate) explain: Option<PathBuf>,
 

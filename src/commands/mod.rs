@@ -43,7 +43,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
-        Command::Predict(args) => predict::run(cli::predict(args, cli.color)?),
+        Command::Predict(args) => predict::run(cli::predict(*args, cli.color)?),
         Command::Archive(args) => archive::run(args),
         Command::Store(args) => store::run(args),
         Command::Serve(args) => serve::run(args),

@@ -267,25 +267,10 @@ impl Drop for Module {
 impl Module {
     /// Runs the module on `data`, a contiguous `f32` tensor of shape `dims`.
     pub(crate) fn forward(&self, data: &[f32], dims: &[usize]) -> Result<Tensor, String> {
-        if dims.iter().product::<usize>() != data.len() {
-            return Err(format!(
-                "{} values do not make a {dims:?} tensor",
-                data.len()
-            ));
-        }
-        let dims = dims_i64(dims);
-        let mut error = std::ptr::null_mut();
-        // SAFETY: `data` holds the product of `dims` values; both outlive the call.
-        let handle = unsafe {
-            (self.api.model_forward)(
-                self.handle,
-                data.as_ptr(),
-                dims.as_ptr(),
-                dims.len(),
-                &mut error,
-            )
-        };
-        Tensor::made(self.api, handle, error)
+        // SAFETY: the arguments are model_forward's, as `call` passes them.
+        self.call(data, dims, |api, handle, data, dims, ndim, error| unsafe {
+            (api.model_forward)(handle, data, dims, ndim, error)
+        })
     }
 
     /// The gradient of the batch's summed output column `target` with respect to `data` (shape
@@ -296,6 +281,27 @@ impl Module {
         dims: &[usize],
         target: usize,
     ) -> Result<Tensor, String> {
+        // SAFETY: the arguments are model_gradient's, as `call` passes them.
+        self.call(data, dims, |api, handle, data, dims, ndim, error| unsafe {
+            (api.model_gradient)(handle, data, dims, ndim, target as i64, error)
+        })
+    }
+
+    /// Checks `data` against `dims` and calls the engine with this module, the input and an error
+    /// out-pointer; the tensor it returns.
+    fn call(
+        &self,
+        data: &[f32],
+        dims: &[usize],
+        engine: impl FnOnce(
+            &'static Api,
+            *mut c_void,
+            *const f32,
+            *const i64,
+            usize,
+            *mut Message,
+        ) -> *mut c_void,
+    ) -> Result<Tensor, String> {
         if dims.iter().product::<usize>() != data.len() {
             return Err(format!(
                 "{} values do not make a {dims:?} tensor",
@@ -304,17 +310,15 @@ impl Module {
         }
         let dims = dims_i64(dims);
         let mut error = std::ptr::null_mut();
-        // SAFETY: `data` holds the product of `dims` values; both outlive the call.
-        let handle = unsafe {
-            (self.api.model_gradient)(
-                self.handle,
-                data.as_ptr(),
-                dims.as_ptr(),
-                dims.len(),
-                target as i64,
-                &mut error,
-            )
-        };
+        // `data` holds the product of `dims` values; both outlive the call.
+        let handle = engine(
+            self.api,
+            self.handle,
+            data.as_ptr(),
+            dims.as_ptr(),
+            dims.len(),
+            &mut error,
+        );
         Tensor::made(self.api, handle, error)
     }
 }

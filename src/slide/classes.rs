@@ -281,12 +281,5 @@ pub(crate) fn write_mask(
             provenance.one_line()
         ),
     };
-    crate::output_file::write_file_with(path, |out| pyramid_tiff::write(out, &raster, &layout))
-        .map_err(|e| {
-            format!(
-                "cannot write the mask {}: {}",
-                path.display(),
-                crate::inputs::io_message(&e)
-            )
-        })
+    pyramid_tiff::write_file(path, &raster, &layout, "mask")
 }

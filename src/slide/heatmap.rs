@@ -169,13 +169,8 @@ pub(crate) fn png(
     let (image, scale, map_size) = render(result, options, class);
     let downsample = super::provenance::rounded(scale as f64 * result.plan.downsample());
     let (w0, h0) = result.plan.level0;
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, image.width(), image.height());
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
     let mut texts = vec![
-        ("Software".to_string(), format!("scancer {}", env!("CARGO_PKG_VERSION"))),
-        ("scancer:slide-size".into(), format!("{w0}x{h0}")),
+        ("scancer:slide-size".to_string(), format!("{w0}x{h0}")),
         ("scancer:downsample".into(), downsample.to_string()),
         ("scancer:map-size".into(), format!("{}x{}", map_size.0, map_size.1)),
         ("scancer:threshold".into(), result.threshold.to_string()),
@@ -196,17 +191,7 @@ pub(crate) fn png(
             .filter(|(k, _)| !matches!(*k, "scancer" | "threshold"))
             .map(|(k, v)| (format!("scancer:{k}"), v)),
     );
-    // Writing PNG to memory cannot fail but for an invalid keyword, and these are valid.
-    for (keyword, text) in texts {
-        encoder
-            .add_text_chunk(keyword, text)
-            .expect("valid PNG text keyword");
-    }
-    let mut writer = encoder.write_header().expect("PNG header to memory");
-    writer
-        .write_image_data(image.as_raw())
-        .expect("PNG data to memory");
-    writer.finish().expect("PNG end to memory");
+    let bytes = crate::png_text::encode(&image, texts);
     (bytes, downsample)
 }
 

@@ -85,12 +85,5 @@ pub(crate) fn write(
             provenance.one_line()
         ),
     };
-    crate::output_file::write_file_with(path, |out| pyramid_tiff::write(out, &cells, &layout))
-        .map_err(|e| {
-            format!(
-                "cannot write the heatmap {}: {}",
-                path.display(),
-                crate::inputs::io_message(&e)
-            )
-        })
+    pyramid_tiff::write_file(path, &cells, &layout, "heatmap")
 }

@@ -78,6 +78,22 @@ pub(crate) fn tile_for(cell: f64) -> u32 {
     }
 }
 
+/// Writes the pyramid to `path` (through its `.partial`); `what` names it in the error.
+pub(crate) fn write_file(
+    path: &std::path::Path,
+    raster: &dyn Raster,
+    layout: &Layout,
+    what: &str,
+) -> Result<(), String> {
+    crate::output_file::write_file_with(path, |out| write(out, raster, layout)).map_err(|e| {
+        format!(
+            "cannot write the {what} {}: {}",
+            path.display(),
+            crate::inputs::io_message(&e)
+        )
+    })
+}
+
 /// Writes the pyramid.
 pub(crate) fn write<W: Write + Seek>(
     out: &mut W,

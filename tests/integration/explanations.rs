@@ -96,6 +96,24 @@ fn explanations_match_captum_in_torchserves_shape() {
             "{model}: form and body agree"
         );
     }
+    // KServe V1's :explain: each instance explained towards output 0, as /explanations does.
+    let patch = std::fs::read(root().join("examples/patches/patch-02.png")).unwrap();
+    use base64::Engine as _;
+    let body = serde_json::json!({
+        "instances": [{"data": base64::engine::general_purpose::STANDARD.encode(&patch)}]
+    })
+    .to_string();
+    let reply = server.request(
+        "POST",
+        "/v1/models/pcam-classification:explain",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let direct = server
+        .put("/explanations/pcam-classification", &patch)
+        .json();
+    assert_eq!(reply.json()["explanations"][0], direct);
     // Refusals name the request and the problem.
     let image = std::fs::read(root().join("examples/patches/patch-00.png")).unwrap();
     let reply = server.put("/explanations/pcam-classification?target=3", &image);
@@ -120,18 +138,6 @@ fn explanations_match_captum_in_torchserves_shape() {
     assert_eq!(reply.status, 405);
 }
 
-/// A PNG's text chunks.
-fn texts(path: &std::path::Path) -> std::collections::HashMap<String, String> {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let reader = decoder.read_info().unwrap();
-    reader
-        .info()
-        .uncompressed_latin1_text
-        .iter()
-        .map(|t| (t.keyword.clone(), t.text.clone()))
-        .collect()
-}
-
 #[test]
 fn predict_explain_writes_one_overlay_per_image_and_per_slide_hotspot() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +157,7 @@ fn predict_explain_writes_one_overlay_per_image_and_per_slide_hotspot() {
         let image = image::open(&png).unwrap();
         // The input and its overlay side by side, each 96 x 96 shown 3x, 8 pixels apart.
         assert_eq!((image.width(), image.height()), (2 * 288 + 8, 288));
-        let t = texts(&png);
+        let t = crate::slides::png_texts(&png);
         assert_eq!(t["scancer:target"], "logit of metastatic");
         assert_eq!(t["scancer:model_sha256"].len(), 64);
         if patch.ends_with("patch-02.png") {
@@ -189,7 +195,8 @@ fn predict_explain_writes_one_overlay_per_image_and_per_slide_hotspot() {
     let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let written = record["slide"]["exports"]["explanation"].as_str().unwrap();
     assert!(written.ends_with("slide.png.explain.png"), "{written}");
-    let sum: f64 = texts(std::path::Path::new(written))["scancer:attribution-sum"]
+    let sum: f64 = crate::slides::png_texts(std::path::Path::new(written))
+        ["scancer:attribution-sum"]
         .parse()
         .unwrap();
     assert!(

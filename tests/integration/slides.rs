@@ -525,7 +525,7 @@ fn edge_windows_are_judged_on_their_real_pixels() {
 }
 
 /// The text chunks of a PNG.
-fn png_texts(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+pub(crate) fn png_texts(path: &std::path::Path) -> std::collections::HashMap<String, String> {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     let reader = decoder.read_info().unwrap();
     reader

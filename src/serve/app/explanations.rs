@@ -4,10 +4,13 @@
 //! towards output column `target` (the query parameter or form field `target`; 0, as TorchServe's
 //! default, when absent). The answer is the attribution tensor of the model input, `[C][H][W]`
 //! nested lists, as TorchServe's Python worker writes a handler's list (`json.dumps(indent=2)`).
+//! KServe V1's `:explain` explains each instance so, answered `{"explanations": [...]}`.
 
 use super::{image_bytes, pyjson, App, Failure};
 use crate::records::OutputKind;
+use crate::serve::batcher::Answered;
 use crate::serve::http::{Request, Response};
+use crate::serve::models::ServedModel;
 use crate::serve::multipart;
 use serde_json::Value;
 use std::sync::Arc;
@@ -46,15 +49,9 @@ pub(super) async fn explain(
     };
     let shown = format!("{} {}", request.method, request.path);
     let arrival = model.queue.arrival();
-    // The output columns a target may name: a binary model's one logit, a multiclass model's.
-    let columns = match model.schema.kind {
-        OutputKind::Binary => 1,
-        OutputKind::Multiclass => model.schema.classes.len(),
-        kind => {
-            let why =
-                format!("explanations attribute a class's output; this model's kind is \"{kind}\"");
-            return app.failure(&shown, &model, Failure::BadInput(why));
-        }
+    let columns = match explainable(&model) {
+        Ok(c) => c,
+        Err(why) => return app.failure(&shown, &model, Failure::BadInput(why)),
     };
     let answered = async {
         let target = target(request).await.map_err(Failure::BadInput)?;
@@ -72,13 +69,68 @@ pub(super) async fn explain(
     }
     .await;
     app.observe(&model, started, &answered);
-    let answered = match answered {
-        Ok(mut answers) => answers.remove(0),
-        Err(failure) => return app.failure(&shown, &model, failure),
-    };
-    let attribution = answered.attribution.unwrap_or_default();
+    match answered {
+        Ok(answers) => Response::new(
+            200,
+            crate::serve::http::JSON,
+            pyjson::dumps(&nested(&model, &answers[0])),
+        ),
+        Err(failure) => app.failure(&shown, &model, failure),
+    }
+}
+
+/// KServe V1's `:explain` under TorchServe's envelope: every instance explained towards output 0,
+/// answered `{"explanations": [...]}`.
+pub(super) async fn explain_instances(
+    app: &Arc<App>,
+    model: &Arc<ServedModel>,
+    request: &Request,
+    images: Vec<bytes::Bytes>,
+) -> Response {
+    let started = Instant::now();
+    let shown = format!("{} {}", request.method, request.path);
+    if let Err(why) = explainable(model) {
+        return app.failure(&shown, model, Failure::BadInput(why));
+    }
+    let arrival = model.queue.arrival();
+    let answered = async {
+        let reservation = app.admit(model, images.len(), false).await?;
+        let prepared = app.prepare(model, images, true).await?;
+        app.run_jobs(model, prepared, Some(0), reservation, arrival)
+            .await
+    }
+    .await;
+    app.observe(model, started, &answered);
+    match answered {
+        Ok(answers) => {
+            let all: Vec<Value> = answers.iter().map(|a| nested(model, a)).collect();
+            Response::new(
+                200,
+                crate::serve::http::JSON,
+                pyjson::dumps(&serde_json::json!({ "explanations": all })),
+            )
+        }
+        Err(failure) => app.failure(&shown, model, failure),
+    }
+}
+
+/// The output columns an explanation's target may name: a binary model's one logit, a multiclass
+/// model's classes.
+fn explainable(model: &ServedModel) -> Result<usize, String> {
+    match model.schema.kind {
+        OutputKind::Binary => Ok(1),
+        OutputKind::Multiclass => Ok(model.schema.classes.len()),
+        kind => Err(format!(
+            "explanations attribute a class's output; this model's kind is \"{kind}\""
+        )),
+    }
+}
+
+/// An attribution as TorchServe's handler lists it: `[C][H][W]`.
+fn nested(model: &ServedModel, answered: &Answered) -> Value {
+    let attribution = answered.attribution.as_deref().unwrap_or_default();
     let [c, h, w] = model.preprocessor.input_shape();
-    let nested = Value::Array(
+    Value::Array(
         (0..c)
             .map(|ch| {
                 Value::Array(
@@ -91,6 +143,5 @@ pub(super) async fn explain(
                 )
             })
             .collect(),
-    );
-    Response::new(200, crate::serve::http::JSON, pyjson::dumps(&nested))
+    )
 }

@@ -2,8 +2,8 @@
 //! the same bodies: `{"instances": [{"data": "<base64 image>"}, ...]}` (an instance may also be
 //! `{"body": ...}`, `{"b64": ...}` or the base64 string itself; the whole may sit under `data` or
 //! `body`), answered `{"predictions": [...]}`, each prediction what TorchServe's handler answers for
-//! the image. Also `GET /v1/models/{name}` (readiness) and `:explain` (refused: scancer's models
-//! give no explanations).
+//! the image. Also `GET /v1/models/{name}` (readiness) and `:explain` (each instance's Integrated
+//! Gradients, `explanations`).
 
 use super::{error, not_found, pretty, App};
 use crate::serve::answer;
@@ -43,11 +43,15 @@ pub(crate) async fn handle(
             },
             Err(response) => response,
         },
-        ("POST", "explain") => error(
-            501,
-            "NotImplementedException",
-            &format!("{}: scancer's models give no explanations", request.path),
-        ),
+        ("POST", "explain") => match app.find(name, None) {
+            Ok(m) => match instances(&request.body) {
+                Ok(images) => {
+                    super::explanations::explain_instances(app, &m, request, images).await
+                }
+                Err(why) => bad_request(request, &why),
+            },
+            Err(response) => response,
+        },
         (_, "" | "predict" | "explain") => super::method_not_allowed(),
         _ => not_found(),
     }
