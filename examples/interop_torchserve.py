@@ -79,7 +79,8 @@ def compare_servers(scancer, store, ports):
     # even the float bodies of the multiclass model comparable byte for byte. No gRPC: TorchServe
     # holds 7070, the default of both.
     server = subprocess.Popen([scancer, "serve", "--quiet", "--port", str(port), "--no-optimize", "--no-grpc",
-                               "--batch-size", "1", store / "pcam.mar", store / "tissue.mar"],
+                               "--batch-size", "1", store / "pcam.mar", store / "tissue.mar",
+                               store / "classifier.mar"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     failures = []
     counted_before = metric_values(ports["metrics"])
@@ -142,8 +143,8 @@ def compare_servers(scancer, store, ports):
 
         for image in ["examples/patches/patch-05.png", "testdata/images/wide-203x80.png"]:
             body = (ROOT / image).read_bytes()
-            theirs = exchange(ports["inference"], "PUT", "/explanations/tissue", body, raw)
-            ours = exchange(port, "PUT", "/explanations/tissue", body, raw)
+            theirs = exchange(ports["inference"], "PUT", "/explanations/classifier", body, raw)
+            ours = exchange(port, "PUT", "/explanations/classifier", body, raw)
             same = theirs[0] == ours[0] == 200
             detail = f"TorchServe {theirs[0]}, scancer {ours[0]}"
             if same:
@@ -151,7 +152,7 @@ def compare_servers(scancer, store, ports):
                 worst = max(abs(a - b) for a, b in zip(flat(t), flat(o)))
                 same = shape(t) == shape(o) and worst <= 1e-4
                 detail = f"shape {shape(t)} and {shape(o)}, largest difference {worst:.1e}"
-            print(f"{'ok  ' if same else 'FAIL'} serve PUT /explanations/tissue {image}: {detail}")
+            print(f"{'ok  ' if same else 'FAIL'} serve PUT /explanations/classifier {image}: {detail}")
             if not same:
                 failures.append(("serve", "explanations", image))
         # Descriptions: the same keys in the same order (values such as pids and times differ).
@@ -532,6 +533,9 @@ def archive_checks(scancer, work):
     for name, model, config in cases:
         subprocess.run([scancer, "archive", "--model-name", name, "--version", "1.0", "--serialized-file",
                         model, "--config", config, "--export-path", store], check=True, capture_output=True)
+    # TorchServe's built-in image_classifier on the multiclass model, for explanations (scancer's
+    # own handler gives TorchServe none).
+    shutil.copy(ROOT / "testdata/mar/tissue.mar", store / "classifier.mar")
     ports = {k: free_port() for k in ("inference", "management", "metrics")}
     (work / "config.properties").write_text(
         f"inference_address=http://127.0.0.1:{ports['inference']}\n"
@@ -541,7 +545,8 @@ def archive_checks(scancer, work):
     )
     env = dict(os.environ, LOG_LOCATION=str(work / "logs"), METRICS_LOCATION=str(work / "logs"))
     subprocess.run(["torchserve", "--start", "--ncs", "--model-store", store, "--ts-config", work / "config.properties",
-                    "--models", "pcam=pcam.mar", "tissue=tissue.mar", "--disable-token-auth"],
+                    "--models", "pcam=pcam.mar", "tissue=tissue.mar", "classifier=classifier.mar",
+                    "--disable-token-auth"],
                    check=True, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # (The server inherits its starter's output; capturing it would wait for the server to exit.)
     base = f"http://127.0.0.1:{ports['inference']}"
@@ -552,7 +557,8 @@ def archive_checks(scancer, work):
             try:
                 models = json.load(urllib.request.urlopen(f"http://127.0.0.1:{ports['management']}/models/pcam"))
                 ready = all(any(w["status"] == "READY" for w in json.load(urllib.request.urlopen(
-                    f"http://127.0.0.1:{ports['management']}/models/{m}"))[0]["workers"]) for m in ("pcam", "tissue"))
+                    f"http://127.0.0.1:{ports['management']}/models/{m}"))[0]["workers"])
+                    for m in ("pcam", "tissue", "classifier"))
                 if models and ready:
                     break
             except Exception as e:  # not up yet
