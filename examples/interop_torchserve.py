@@ -80,7 +80,7 @@ def compare_servers(scancer, store, ports):
     # holds 7070, the default of both.
     server = subprocess.Popen([scancer, "serve", "--quiet", "--port", str(port), "--no-optimize", "--no-grpc",
                                "--batch-size", "1", store / "pcam.mar", store / "tissue.mar",
-                               store / "classifier.mar"],
+                               f"classifier={store / 'classifier.mar'}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     failures = []
     counted_before = metric_values(ports["metrics"])
