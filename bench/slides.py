@@ -3,7 +3,7 @@
 algorithm in Python (bench/slide_notebook.py), side by side on the same 10,000 x 10,000 slide with the
 same full-width pcam model, round-robin, `--repeats` times; wall time and peak RSS (the process's
 ru_maxrss) of each, and the largest difference between their per-window probabilities. scancer runs
-with its reader thread (the default) and without (`SCANCER_SLIDE_READER=inline`), and both are set
+with its reader thread (`SCANCER_SLIDE_READER=thread`) and without (`=inline`), and both are set
 against the forward-only limit: the slide's tissue windows through the engine's forward pass alone
 (crates/torch/examples/forward_bench, same batch size). Then the 40,000 x 40,000 tiled TIFF, scancer
 both ways, and the cost of `--explain` per patch (predict with and without it on the same patches).
@@ -114,10 +114,11 @@ def main():
     scancer = [SCANCER, "predict", "-q", "-m", model, "-c", config, "--tile", "-f", "jsonl",
                "--heatmap", work / "scancer.png", "--tiles", work / "scancer.csv", png]
     inline = {"SCANCER_SLIDE_READER": "inline"}
+    thread = {"SCANCER_SLIDE_READER": "thread"}
     competitors = {
         "python notebook": ([args.python, ROOT / "bench/slide_notebook.py", model, png, work / "python.png",
                              work / "python.csv"], None),
-        "scancer predict --tile": (scancer, None),
+        "scancer predict --tile": (scancer, thread),
         "scancer predict --tile, no reader thread": (scancer, inline),
     }
     runs = {name: [] for name in competitors}
@@ -167,7 +168,7 @@ def main():
         large = [SCANCER, "predict", "-q", "-m", model, "-c", config, "--tile", "-f", "jsonl",
                  "--heatmap", work / "large.png", "--tiles", work / "large.csv", big]
         result["large"] = {}
-        for name, env in (("reader thread", None), ("no reader thread", inline)):
+        for name, env in (("reader thread", thread), ("no reader thread", inline)):
             seconds, rss = measure(large, env)
             print(f"\n40,000 x 40,000 tiled BigTIFF (zlib, 512x512 tiles), {name}: {seconds:.1f} s, "
                   f"peak RSS {rss:.0f} MiB")

@@ -82,9 +82,13 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             },
             smooth: args.smooth,
             class: args.class,
-            // The reader thread overlaps reading and forward passes; `inline` runs them in turn
-            // (to measure what the overlap gains).
-            reader_thread: std::env::var("SCANCER_SLIDE_READER").as_deref() != Ok("inline"),
+            // The reader thread overlaps reading and forward passes where a core is free for it;
+            // `thread` and `inline` choose (to measure what the overlap gains).
+            reader_thread: match std::env::var("SCANCER_SLIDE_READER").as_deref() {
+                Ok("thread") => Some(true),
+                Ok("inline") => Some(false),
+                _ => None,
+            },
         },
         tiles: args.tiles,
         heatmap_format: args.heatmap_format,

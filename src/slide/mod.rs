@@ -51,8 +51,9 @@ pub(crate) struct SlideOptions {
     pub(crate) smooth: f32,
     /// `--class`: the class of a multiclass model whose map and regions are the slide's result.
     pub(crate) class: Option<String>,
-    /// Read on a thread of its own, overlapping the forward passes (else in turn, to compare).
-    pub(crate) reader_thread: bool,
+    /// Read on a thread of its own, overlapping the forward passes (else in turn); `None`: when
+    /// there is a core the forward passes leave free (or they run on a GPU).
+    pub(crate) reader_thread: Option<bool>,
 }
 
 /// How many regions a record lists (the exports hold every one).

@@ -118,7 +118,7 @@ pub(crate) fn predict(
         progress(done, total);
         Ok(())
     };
-    let thumbnail = if options.reader_thread {
+    let thumbnail = if options.reader_thread.unwrap_or(false) {
         std::thread::scope(|scope| {
             let (send, receive) = mpsc::sync_channel::<Read>(AHEAD);
             let (xs, ys) = (&xs, &ys);
@@ -144,7 +144,7 @@ pub(crate) fn predict(
         })?
     };
     result.thumbnail = thumbnail;
-    outputs.finish(&mut result)?;
+    outputs.finish(&mut result);
     progress(done, total);
     super::classes::find_regions(&mut result, options.smooth);
     Ok(result)
@@ -241,7 +241,7 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn finish(self, result: &mut SlideResult) -> Result<(), String> {
+    fn finish(self, result: &mut SlideResult) {
         let classes = result.labels.len();
         result.scores = self.scores;
         result.scores.resize(result.tiles.len() * classes, f32::NAN);
@@ -249,7 +249,6 @@ impl Outputs {
         result.masks.resize(result.tiles.len(), None);
         result.mask_size = self.mask_size;
         result.hotspot_input = self.best.map(|(_, _, input)| input);
-        Ok(())
     }
 }
 
