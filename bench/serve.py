@@ -130,6 +130,20 @@ def hey(url, patch, seconds, clients):
     }
 
 
+def stop_all(processes):
+    for process in processes:
+        process.terminate()
+        process.wait()
+
+
+def pcam_archive(store):
+    """The full-width pcam model of bench/data as a .mar in `store`."""
+    subprocess.run([SCANCER, "archive", "--model-name", "pcam-classification", "--version", "1.0",
+                    "--serialized-file", DATA / "pcam-classification.pt", "--config",
+                    DATA / "pcam-classification.toml", "--export-path", store], check=True, capture_output=True)
+    return store / "pcam-classification.mar"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--python", default="python3", help="the Python environment with torchserve 0.12")
@@ -146,10 +160,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="scancer-serve-bench-"))
     store = work / "store"
     store.mkdir()
-    subprocess.run([SCANCER, "archive", "--model-name", "pcam-classification", "--version", "1.0",
-                    "--serialized-file", DATA / "pcam-classification.pt", "--config",
-                    DATA / "pcam-classification.toml", "--export-path", store], check=True, capture_output=True)
-    mar = store / "pcam-classification.mar"
+    mar = pcam_archive(store)
     patch = sorted((DATA / "patches").glob("*.png"))[0]
 
     ports = {k: free_port() for k in ("inference", "management", "metrics", "scancer", "scancer-b8")}
@@ -213,9 +224,7 @@ def main():
                 print(f"round {r + 1} {name}: {result['rps']:.1f} req/s, p50 {result['p50_ms']:.1f} ms, "
                       f"p99 {result['p99_ms']:.1f} ms", file=sys.stderr)
     finally:
-        for process in scancers.values():
-            process.terminate()
-            process.wait()
+        stop_all(scancers.values())
         subprocess.run(["torchserve", "--stop"], env=ts_env, cwd=work, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)

@@ -41,8 +41,8 @@ json\t'One JSON array of records'
 jsonl\t'One JSON record per line'
 csv\t'A header, then one row per record'"
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s o -l output -d 'Write the results to FILE instead of standard output: through FILE.partial, record by record, renamed to FILE when complete (devices and FIFOs are written in place)' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l threads -d 'libtorch threads [default: one per physical core]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every answer is the one this batch shape gives: a partial batch is padded, or runs at a smaller shape checked at load to answer bit for bit the same, so a result is identical whatever the image\'s neighbours, the load and the threads; other batch sizes may differ in the last digits' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l threads -d 'Model instances running side by side, each running whole forward passes on one thread (serve: workers per model) [default: one per physical core; one on CUDA]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l device -d 'Where the model runs' -r -f -a "cpu\t''
 cuda\t''
 auto\t'CUDA when a GPU is visible, else CPU'"
@@ -237,14 +237,14 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -l ts-config -d '
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l allowed-urls -d 'URLs the management API may register archives from: comma-separated regular expressions, each matching a whole URL (TorchServe\'s allowed_urls). Unlike TorchServe, none by default: only the model store' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-download-size -d 'Largest archive a registration downloads, in bytes' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l download-timeout -d 'Seconds a registration\'s download may take' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l workers -d 'Workers each model starts with: model instances running batches side by side (TorchServe\'s default_workers_per_model) [default: 1]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l workers -d 'Workers each model starts with: model instances running batches side by side, each on one thread (TorchServe\'s default_workers_per_model) [default: --threads, else one per physical core; one on CUDA]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l host -d 'Address to listen on; anything but loopback should come with --auth-file or --token-file [default: 127.0.0.1]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s p -l port -d 'Port of the inference API, or of every API without --model-store (0: any free port, printed at start-up) [default: 8080]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l management-port -d 'Port of the management API, with --model-store (0: any free port) [default: 8081]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l metrics-port -d 'Port of the metrics API, with --model-store (0: any free port) [default: 8082]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l grpc-port -d 'gRPC port: KServe V2\'s and TorchServe\'s gRPC inference services (0: any free port, printed at start-up) [default: 7070]' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every pass has this shape (a partial batch is padded), so a result is bit-identical whatever the image\'s neighbours; other batch sizes may differ in the last digits' -r
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l threads -d 'libtorch threads [default: one per physical core]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every answer is the one this batch shape gives: a partial batch is padded, or runs at a smaller shape checked at load to answer bit for bit the same, so a result is identical whatever the image\'s neighbours, the load and the threads; other batch sizes may differ in the last digits' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l threads -d 'Model instances running side by side, each running whole forward passes on one thread (serve: workers per model) [default: one per physical core; one on CUDA]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l device -d 'Where the model runs' -r -f -a "cpu\t''
 cuda\t''
 auto\t'CUDA when a GPU is visible, else CPU'"

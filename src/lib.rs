@@ -2,13 +2,16 @@
 //!
 //! The library is the binary's body. Its public surface is only what the binary, the help
 //! generator and the fuzz targets need: `main`, the command line (`Cli`, from which the man pages
-//! and completions are generated), and, with the `fuzzing` feature, the fuzz targets' entry points.
+//! and completions are generated), with the `fuzzing` feature, the fuzz targets' entry points, and
+//! with the `bench` feature, what the benchmark tools time apart from the model.
 //!
 //! Layers, bottom to top (README.md, "Developing", has the map): `records` and the small shared
 //! modules; `engine` (only model commands load it, and it opens libtorch at run time); `pipeline`,
 //! `slide`, `serve`, `remote` and `store`; `cli` and `commands` on top.
 
 mod attribution_png;
+#[cfg(feature = "bench")]
+pub mod bench;
 mod cli;
 mod commands;
 mod engine;

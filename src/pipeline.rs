@@ -1,9 +1,10 @@
-//! Batched inference over many inputs: decoding and preprocessing run on worker threads, the model on
-//! the calling thread, and results come out in input order.
+//! Batched inference over many inputs: decoding and preprocessing run on worker threads, batches on
+//! the engine's lanes side by side, and results come out in input order.
 //!
 //! Worker `w` of `W` handles inputs `w, w + W, w + 2W, ...` and sends them on its own bounded channel;
-//! the model thread reads input `i` from channel `i % W`. Order is kept without a reorder buffer and
-//! memory is bounded by the channel capacity. Inputs that fail before the model wait in line with
+//! the calling thread reads input `i` from channel `i % W`, so order is kept without a reorder
+//! buffer and memory is bounded by the channel capacity. Full batches go to the lanes, whose answers
+//! come back in order (`Engine::run_ordered`). Inputs that fail before the model wait in line with
 //! the batch being filled, so every forward pass is full and records still come out in order.
 
 use crate::engine::decode::InputError;
@@ -64,7 +65,6 @@ pub(crate) fn decoding<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, St
 pub(crate) struct Decoding {
     receivers: Vec<Receiver<Result<Prepared, String>>>,
     len: usize,
-    batch_size: usize,
 }
 
 /// Starts the decode workers. Dropping the result stops them.
@@ -97,33 +97,55 @@ pub(crate) fn start(
     Decoding {
         receivers,
         len: items.len(),
-        batch_size,
     }
 }
 
+/// A batch on its way through a lane: every pending input (index, prepared or its error), then
+/// the answers of the prepared ones.
+type Pending = Vec<(usize, Result<Prepared, String>)>;
+
 impl Decoding {
-    /// Runs the decoded inputs through `engine`, calling `emit(index, outcome)` once per input, in
-    /// order.
+    /// Runs the decoded inputs through `engine`, its lanes side by side, calling
+    /// `emit(index, outcome)` once per input, in order.
     pub(crate) fn finish<E>(self, engine: &Engine, mut emit: E) -> io::Result<()>
     where
         E: FnMut(usize, Outcome, Option<&Prepared>) -> io::Result<()>,
     {
         let workers = self.receivers.len();
-        let mut pending: Vec<(usize, Result<Prepared, String>)> =
-            Vec::with_capacity(self.batch_size);
-        let mut ready = 0;
-        for i in 0..self.len {
-            let prepared = self.receivers[i % workers]
-                .recv()
-                .expect("decode worker ended early");
-            ready += usize::from(prepared.is_ok());
-            pending.push((i, prepared));
-            if ready == engine.batch_size() {
-                flush(engine, &mut pending, &mut emit)?;
-                ready = 0;
+        let batch = engine.batch_size();
+        let answer = |lane: usize, pending: Pending| {
+            let images: Vec<&Prepared> = pending
+                .iter()
+                .filter_map(|(_, p)| p.as_ref().ok())
+                .collect();
+            let answers = engine.infer_each(lane, &images);
+            (pending, answers)
+        };
+        engine.run_ordered(answer, |lanes| {
+            let mut pending: Pending = Vec::with_capacity(batch);
+            let mut ready = 0;
+            for i in 0..self.len {
+                let prepared = self.receivers[i % workers]
+                    .recv()
+                    .expect("decode worker ended early");
+                ready += usize::from(prepared.is_ok());
+                pending.push((i, prepared));
+                if ready == batch {
+                    lanes.submit(std::mem::replace(&mut pending, Vec::with_capacity(batch)));
+                    ready = 0;
+                }
+                while let Some((done, answers)) = lanes.ready() {
+                    emit_all(done, answers, &mut emit)?;
+                }
             }
-        }
-        flush(engine, &mut pending, &mut emit)
+            if !pending.is_empty() {
+                lanes.submit(pending);
+            }
+            while let Some((done, answers)) = lanes.wait() {
+                emit_all(done, answers, &mut emit)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -151,30 +173,22 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
     })
 }
 
-/// Runs the prepared inputs of `pending` as one batch and emits every pending outcome in order,
-/// with the model's input where there was one.
-fn flush<E>(
-    engine: &Engine,
-    pending: &mut Vec<(usize, Result<Prepared, String>)>,
+/// Emits every input of a batch in order, with its answer, or its error from before the model.
+fn emit_all<E>(
+    pending: Pending,
+    answers: Vec<Result<crate::records::Prediction, String>>,
     emit: &mut E,
 ) -> io::Result<()>
 where
     E: FnMut(usize, Outcome, Option<&Prepared>) -> io::Result<()>,
 {
-    let images: Vec<&Prepared> = pending
-        .iter()
-        .filter_map(|(_, p)| p.as_ref().ok())
-        .collect();
-    let mut predictions = engine
-        .infer_each(&images)
+    let mut answers = answers
         .into_iter()
         .map(|answer| answer.map_or_else(Outcome::Failed, Outcome::Predicted));
-    for (i, prepared) in pending.drain(..) {
+    for (i, prepared) in pending {
         match prepared {
             Ok(input) => {
-                let outcome = predictions
-                    .next()
-                    .expect("one prediction per prepared input");
+                let outcome = answers.next().expect("one answer per prepared input");
                 emit(i, outcome, Some(&input))?;
             }
             Err(message) => emit(i, Outcome::Failed(message), None)?,

@@ -123,7 +123,8 @@ pub(crate) enum Command {
             starts as `torchserve --start` does: its config.properties, inference, management and \
             metrics on their own ports, token authorization, config snapshots that bring the \
             registered models back at the next start. Each model version has its own queue and \
-            workers (threads with their own engine) that batch requests dynamically. SIGINT or \
+            workers (threads with their own engine, one per physical core by default) that batch \
+            requests dynamically. SIGINT or \
             SIGTERM stops accepting, answers the requests already received, and exits 0.",
         after_help = serve_examples!(),
         after_long_help = serve_examples!()
@@ -449,13 +450,15 @@ pub(crate) struct PredictArgs {
 /// How the model runs: shared by every command that runs one, so their results agree.
 #[derive(Debug, Args)]
 pub(crate) struct EngineArgs {
-    /// Images per forward pass (serve: the most requests batched together). Every pass has this
-    /// shape (a partial batch is padded), so a result is bit-identical whatever the image's
-    /// neighbours; other batch sizes may differ in the last digits
+    /// Images per forward pass (serve: the most requests batched together). Every answer is the one
+    /// this batch shape gives: a partial batch is padded, or runs at a smaller shape checked at load
+    /// to answer bit for bit the same, so a result is identical whatever the image's neighbours,
+    /// the load and the threads; other batch sizes may differ in the last digits
     #[arg(short, long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub(crate) batch_size: u32,
 
-    /// libtorch threads [default: one per physical core]
+    /// Model instances running side by side, each running whole forward passes on one thread
+    /// (serve: workers per model) [default: one per physical core; one on CUDA]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
     pub(crate) threads: Option<u32>,
 
@@ -532,8 +535,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, visible_alias = "dt")]
     pub(crate) disable_token_auth: bool,
 
-    /// Workers each model starts with: model instances running batches side by side
-    /// (TorchServe's default_workers_per_model) [default: 1]
+    /// Workers each model starts with: model instances running batches side by side, each on one
+    /// thread (TorchServe's default_workers_per_model) [default: --threads, else one per physical
+    /// core; one on CUDA]
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=64), value_name = "N")]
     pub(crate) workers: Option<u32>,
 

@@ -5,6 +5,7 @@
 use super::config::{PredictConfig, RemoteConfig, SlideConfig};
 use super::ts_config::{self, TsConfig};
 use super::{ColorChoice, EngineArgs, PredictArgs, RemoteArgs, ServeArgs};
+use crate::engine::model::DeviceChoice;
 use crate::engine::EngineOptions;
 use crate::pipeline::PipelineOptions;
 use crate::records::Format;
@@ -82,13 +83,6 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             },
             smooth: args.smooth,
             class: args.class,
-            // The reader thread overlaps reading and forward passes where a core is free for it;
-            // `thread` and `inline` choose (to measure what the overlap gains).
-            reader_thread: match std::env::var("SCANCER_SLIDE_READER").as_deref() {
-                Ok("thread") => Some(true),
-                Ok("inline") => Some(false),
-                _ => None,
-            },
         },
         tiles: args.tiles,
         heatmap_format: args.heatmap_format,
@@ -171,7 +165,17 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     };
     let configured_workers =
         number("default_workers_per_model", args.workers.map(u64::from))?.filter(|&n| n > 0);
-    let workers = configured_workers.unwrap_or(1) as usize;
+    // A worker runs its forward passes on one thread: by default one per physical core (TorchServe's
+    // default_workers_per_model 0 means one per CPU) or --threads; one on CUDA.
+    let workers = configured_workers.map_or_else(
+        || match engine.device {
+            DeviceChoice::Cuda => 1,
+            DeviceChoice::Cpu | DeviceChoice::Auto => engine
+                .threads
+                .unwrap_or_else(crate::engine::model::physical_cores),
+        },
+        |n| n as usize,
+    );
     let max_request_size = number("max_request_size", args.max_request_size.map(|n| n as u64))?
         .unwrap_or(6_553_500) as usize;
     let host = args.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));

@@ -478,19 +478,6 @@ fn slides(
     let mut options = config.options.clone();
     options.choice.model_mpp = input.mpp;
     options.choice.patch = (input.width as usize, input.height as usize);
-    // Reading overlaps the forward passes only where they leave a core free: on 2 cores libtorch
-    // uses both, and a reader thread would take its cycles from them (BENCHMARKS.md, issue 16).
-    let torch_threads = run
-        .config
-        .engine
-        .threads
-        .unwrap_or_else(crate::engine::model::physical_cores);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    options.reader_thread = Some(
-        options
-            .reader_thread
-            .unwrap_or(engine.on_cuda() || cores > torch_threads),
-    );
     let options = &options;
     let tiles = match &config.tiles {
         Some(path) => {

@@ -15,24 +15,28 @@ mod torch;
 
 pub(crate) use torch::set_cpu_policy;
 
+mod ordered;
+
 use crate::records::Prediction;
 use anyhow::{anyhow, Result};
 use handler_config::HandlerConfig;
-use model::{set_threads, DeviceChoice, Model, ModelError};
+use model::{physical_cores, DeviceChoice, Model, ModelError};
 use model_source::ModelSource;
 use postprocess::Postprocessor;
 use preprocess::{Prepared, Preprocessor};
+use std::sync::Mutex;
 
 #[derive(Debug, Clone)]
 pub(crate) struct EngineOptions {
     pub(crate) device: DeviceChoice,
-    /// libtorch intra-op threads; `None` = physical cores.
+    /// Model instances side by side (lanes), each running whole forward passes on one CPU thread;
+    /// `None` = one per physical core (one on CUDA).
     pub(crate) threads: Option<usize>,
     pub(crate) max_pixels: u64,
-    /// Images per forward pass. Every forward runs at exactly this batch shape (a partial batch is
-    /// padded with zeros), because libtorch picks kernels by shape: at a fixed shape an image's result
-    /// is bit-identical whatever its position, its neighbours or the thread count, so one patch
-    /// predicted alone answers exactly as in a directory scan, in `serve`, or in a slide.
+    /// The most images per forward pass, and the batch shape every image's answer is defined by:
+    /// a batch runs at the smallest of `Engine::shapes` that holds it, and its output is padded to
+    /// this many rows before post-processing, so one patch predicted alone answers exactly as in a
+    /// directory scan, in `serve` under any load, or in a slide.
     pub(crate) batch_size: usize,
     /// Freeze and optimise the TorchScript graph for inference (see `Model::load`).
     pub(crate) optimize: bool,
@@ -46,68 +50,125 @@ pub(crate) struct Explanation {
     pub(crate) delta: f32,
 }
 
+/// A model ready to answer: its instances (lanes), its handler configuration, and the batch shapes
+/// it may run at.
+///
+/// The CPU execution model: every forward pass runs on one intra-op thread, and more cores run more
+/// instances side by side (like TorchServe's worker processes), never one forward pass across
+/// threads. No pass waits at an OpenMP barrier, and an image's arithmetic cannot depend on the
+/// thread count (BENCHMARKS.md, issue 23: it costs under 5 % of forward throughput on pcam).
 pub(crate) struct Engine {
-    model: Model,
+    /// The model's instances; each is used by one thread at a time (`run_ordered` gives each its
+    /// own thread; serve's workers each own an engine of one lane).
+    lanes: Vec<Mutex<Model>>,
     /// The module as saved (not frozen), for gradients: `explain` only.
-    explainer: Option<Model>,
+    explainer: Option<Mutex<Model>>,
     pre: Preprocessor,
     post: Postprocessor,
     config: HandlerConfig,
     classes: usize,
     batch_size: usize,
+    /// The batch shapes a batch may run at, smallest first, ending with `batch_size`: the smaller
+    /// ones were checked at load to answer every probe image bit for bit as `batch_size` does.
+    shapes: Vec<usize>,
 }
 
 impl Engine {
-    /// Loads the model and checks it against the configuration with one forward on a zero input, so
-    /// that a mismatch is one clear error before any image is read (and the first real batch does not
-    /// pay libtorch's warm-up).
+    /// Loads the model's lanes and checks it against the configuration on probe images at the full
+    /// batch shape, so that a mismatch is one clear error before any image is read (and the first
+    /// real batch does not pay libtorch's warm-up); then keeps the smaller batch shapes that answer
+    /// the probe bit for bit as the full one.
     pub(crate) fn load(source: &ModelSource, options: &EngineOptions) -> Result<Engine> {
         let config = source.config.clone();
-        set_threads(options.threads).map_err(ModelError::from)?;
+        let torch = torch::torch().map_err(ModelError::from)?;
         if options.optimize {
             // The frozen graph is already optimised; the profiling executor would only spend its
             // first calls (about 50 ms) profiling it again.
-            torch::torch()
-                .map_err(ModelError::from)?
-                .set_profiling_mode(false);
+            torch.set_profiling_mode(false);
         }
-        let model = Model::load(&source.path, &source.name, options.device, options.optimize)?;
-        if let Some(why) = model.optimize_error() {
+        let load = || Model::load(&source.path, &source.name, options.device, options.optimize);
+        let first = load()?;
+        if let Some(why) = first.optimize_error() {
             crate::messages::warning!(
                 "{}: cannot optimise the model for inference ({why}); running it as it is",
                 source.name
             );
         }
+        let lanes = options
+            .threads
+            .unwrap_or_else(|| if first.on_cuda() { 1 } else { physical_cores() })
+            .max(1);
         let explainer = options
             .explain
             .then(|| Model::load(&source.path, &source.name, options.device, false))
             .transpose()?;
         let mut engine = Engine {
-            model,
-            explainer,
+            lanes: vec![Mutex::new(first)],
+            explainer: explainer.map(Mutex::new),
             pre: Preprocessor::new(&config, options.max_pixels),
             post: Postprocessor::new(&config),
             config,
             classes: 0,
             batch_size: options.batch_size.max(1),
+            shapes: Vec::new(),
         };
+        engine.shapes.push(engine.batch_size);
         let [c, h, w] = engine.pre.input_shape();
-        let zeros = Prepared {
-            data: vec![0.0; c * h * w],
-        };
-        let warm = engine.infer(&[&zeros]).map_err(|e| {
+        let full = [engine.batch_size, c, h, w];
+        // The other lanes load and warm up while the first is checked.
+        let others = std::thread::scope(|scope| {
+            let loading: Vec<_> = (1..lanes)
+                .map(|_| {
+                    scope.spawn(|| -> Result<Model, ModelError> {
+                        let model = load()?;
+                        model.forward(&vec![0.0; full.iter().product()], full)?;
+                        Ok(model)
+                    })
+                })
+                .collect();
+            let checked = engine.check_shapes(&source.name);
+            let others = loading
+                .into_iter()
+                .map(|l| {
+                    l.join()
+                        .unwrap_or_else(|_| Err(ModelError::Forward("loading panicked".into())))
+                })
+                .collect::<Result<Vec<_>, _>>();
+            checked.and(others.map_err(anyhow::Error::from))
+        })?;
+        engine.lanes.extend(others.into_iter().map(Mutex::new));
+        Ok(engine)
+    }
+
+    /// Runs the probe images at the full batch shape (the configuration check, and the classes),
+    /// then at each smaller power-of-two shape, keeping those that answer bit for bit the same.
+    fn check_shapes(&mut self, name: &str) -> Result<()> {
+        let [c, h, w] = self.pre.input_shape();
+        let n = self.batch_size;
+        let probe = probe_images(n, c * h * w);
+        let images: Vec<&Prepared> = probe.iter().collect();
+        let reference = self.infer_at(0, &images, n).map_err(|e| {
             anyhow!(
-                "{}: the model does not fit its handler configuration: on a [{}, {c}, {h}, {w}] input, {e}",
-                source.name,
-                engine.batch_size
+                "{name}: the model does not fit its handler configuration: on a [{n}, {c}, {h}, {w}] input, {e}"
             )
         })?;
-        engine.classes = match &warm[0] {
+        self.classes = match &reference[0] {
             Prediction::Class(c) => c.probabilities.len(),
             Prediction::Segmentation(s) => s.fractions.len(),
             Prediction::Raw(_) => 0,
         };
-        Ok(engine)
+        let smaller =
+            std::iter::successors(Some(1usize), |s| s.checked_mul(2)).take_while(|&s| s < n);
+        let mut shapes: Vec<usize> = smaller
+            .filter(|&s| {
+                // The last `s` probe images, at rows 0.. of the smaller batch.
+                self.infer_at(0, &images[n - s..], s)
+                    .is_ok_and(|answers| same_bits(&answers, &reference[n - s..]))
+            })
+            .collect();
+        shapes.push(n);
+        self.shapes = shapes;
+        Ok(())
     }
 
     /// What records of this model hold: its output kind and class labels.
@@ -137,7 +198,7 @@ impl Engine {
 
     /// Whether the model runs on a CUDA device.
     pub(crate) fn on_cuda(&self) -> bool {
-        self.model.on_cuda()
+        lock(&self.lanes[0]).on_cuda()
     }
 
     /// One forward pass on a zero input: the input and output shapes and the time it took.
@@ -148,7 +209,7 @@ impl Engine {
         let shape = [self.batch_size, c, h, w];
         let zeros = vec![0f32; shape.iter().product()];
         let started = std::time::Instant::now();
-        let out_shape = self.model.forward(&zeros, shape)?.dims();
+        let out_shape = lock(&self.lanes[0]).forward(&zeros, shape)?.dims();
         Ok((shape.to_vec(), out_shape, started.elapsed()))
     }
 
@@ -156,20 +217,26 @@ impl Engine {
         self.batch_size
     }
 
+    /// The model instances that run side by side.
+    pub(crate) fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
     /// Integrated Gradients of one preprocessed image towards output column `target` (a binary
     /// model's one logit is column 0), with TorchServe's 15 steps: an attribution per input value,
     /// and how much the output moved from the baseline's (which the attributions add up to, within
     /// the quadrature's error).
     pub(crate) fn explain(&self, image: &Prepared, target: usize) -> Result<Explanation, String> {
-        let explainer = self
-            .explainer
-            .as_ref()
-            .ok_or("this engine was loaded without explanations")?;
+        let explainer = lock(
+            self.explainer
+                .as_ref()
+                .ok_or("this engine was loaded without explanations")?,
+        );
         let shape = self.pre.input_shape();
         let [c, h, w] = shape;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let attribution = explain::integrated_gradients(
-                explainer,
+                &explainer,
                 &image.data,
                 shape,
                 target,
@@ -189,46 +256,92 @@ impl Engine {
         .map_err(|e| e.to_string())
     }
 
-    /// Runs preprocessed images through the model, `batch_size` at a time, with the one policy for
-    /// a failed batch that predict, slides and serve share: a forward pass that fails (or panics) is
-    /// run again image by image, so that one bad input costs only its own answer. Every forward has
-    /// the same shape, so the images that pass alone get exactly the answer a normal run gives; an
-    /// image that fails alone gets its error. (A slide needs every tissue window, so there an
-    /// image's error is the slide's.)
-    pub(crate) fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
+    /// Runs preprocessed images through lane `lane` of the model, `batch_size` at a time, with the
+    /// one policy for a failed batch that predict, slides and serve share: a forward pass that
+    /// fails (or panics) is run again image by image, so that one bad input costs only its own
+    /// answer. Every answer is the one the full batch shape gives, so the images that pass alone
+    /// get exactly the answer a normal run gives; an image that fails alone gets its error. (A
+    /// slide needs every tissue window, so there an image's error is the slide's.)
+    pub(crate) fn infer_each(
+        &self,
+        lane: usize,
+        images: &[&Prepared],
+    ) -> Vec<Result<Prediction, String>> {
         answer_each(images, self.batch_size, |batch| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.infer(batch)))
-                .unwrap_or_else(|_| {
-                    Err(ModelError::Forward(
-                        "the model panicked (a bug, please report it)".into(),
-                    ))
-                })
-                .map_err(|e| e.to_string())
+            let shape = self
+                .shapes
+                .iter()
+                .copied()
+                .find(|&s| s >= batch.len())
+                .unwrap_or(self.batch_size);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.infer_at(lane, batch, shape)
+            }))
+            .unwrap_or_else(|_| {
+                Err(ModelError::Forward(
+                    "the model panicked (a bug, please report it)".into(),
+                ))
+            })
+            .map_err(|e| e.to_string())
         })
     }
 
-    /// Runs preprocessed images through the model, `batch_size` at a time: one prediction per image,
-    /// in order. The first failed forward fails the call (see `infer_each` for the policy callers
-    /// use).
-    fn infer(&self, images: &[&Prepared]) -> Result<Vec<Prediction>, ModelError> {
+    /// Runs up to `shape` preprocessed images as one forward pass of `shape` rows (zeros past the
+    /// images) on lane `lane`; the output is padded to `batch_size` rows before post-processing,
+    /// whose kernels are then the full batch's (a vectorised loop's tail is computed otherwise).
+    fn infer_at(
+        &self,
+        lane: usize,
+        images: &[&Prepared],
+        shape: usize,
+    ) -> Result<Vec<Prediction>, ModelError> {
         let [c, h, w] = self.pre.input_shape();
         let size = c * h * w;
-        let mut predictions = Vec::with_capacity(images.len());
-        let mut batch = vec![0f32; self.batch_size * size];
-        for chunk in images.chunks(self.batch_size) {
-            for (slot, image) in batch.chunks_exact_mut(size).zip(chunk) {
-                slot.copy_from_slice(&image.data);
-            }
-            // Padding rows are zeros; their outputs are dropped below.
-            batch[chunk.len() * size..].fill(0.0);
-            // The engine runs the forward under InferenceMode: no graph is recorded.
-            let output = self.model.forward(&batch, [self.batch_size, c, h, w])?;
-            let mut answers = self.post.predictions(&output, self.batch_size)?;
-            answers.truncate(chunk.len());
-            predictions.extend(answers);
+        let mut batch = vec![0f32; shape * size];
+        for (slot, image) in batch.chunks_exact_mut(size).zip(images) {
+            slot.copy_from_slice(&image.data);
         }
-        Ok(predictions)
+        // The engine runs the forward under InferenceMode: no graph is recorded.
+        let output = lock(&self.lanes[lane]).forward(&batch, [shape, c, h, w])?;
+        let output = output
+            .pad_rows(self.batch_size)
+            .map_err(ModelError::Forward)?;
+        let mut answers = self.post.predictions(&output, self.batch_size)?;
+        answers.truncate(images.len());
+        Ok(answers)
     }
+}
+
+/// A lane's model, usable even if a thread panicked while holding it (a forward pass leaves no
+/// state behind in the model).
+fn lock(model: &Mutex<Model>) -> std::sync::MutexGuard<'_, Model> {
+    model.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether two lists of answers are the same bit for bit (`f32`'s `Debug` form round-trips, so two
+/// values print alike only when they are equal, and `-0.0` apart from `0.0`).
+fn same_bits(a: &[Prediction], b: &[Prediction]) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
+
+/// `n` different images of `size` values, spread over the range normalised inputs take
+/// (a fixed pseudo-random sequence, so every run checks the same).
+fn probe_images(n: usize, size: usize) -> Vec<Prepared> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| Prepared {
+            data: (0..size)
+                .map(|_| {
+                    // xorshift64*
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+                    bits as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The failed-batch policy of `Engine::infer_each`, apart from the model: `run` answers a batch of

@@ -83,6 +83,7 @@ impl Model {
         shape: [usize; 4],
         target: usize,
     ) -> Result<Vec<f32>, ModelError> {
+        on_one_thread()?;
         self.module
             .gradient(batch, &shape, target)
             .and_then(|t| t.to_vec())
@@ -92,15 +93,24 @@ impl Model {
     /// Runs one batch `[N, C, H, W]` of `f32` (CHW per image, concatenated); the output is float32
     /// on the CPU.
     pub(crate) fn forward(&self, batch: &[f32], shape: [usize; 4]) -> Result<Tensor, ModelError> {
+        on_one_thread()?;
         self.module
             .forward(batch, &shape)
             .map_err(ModelError::Forward)
     }
 }
 
-/// Sets libtorch's intra-op thread count; `None` keeps one thread per physical core.
-pub(crate) fn set_threads(threads: Option<usize>) -> Result<(), Unavailable> {
-    torch()?.set_threads(threads.unwrap_or_else(physical_cores));
+thread_local! {
+    static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes libtorch run this thread's forward passes on this thread alone (its intra-op thread
+/// count is per thread in OpenMP): the first call on each thread sets it, the rest cost a check.
+fn on_one_thread() -> Result<(), Unavailable> {
+    if !ONE_THREAD.get() {
+        torch()?.set_threads(1);
+        ONE_THREAD.set(true);
+    }
     Ok(())
 }
 

@@ -19,21 +19,14 @@ pub(crate) struct Torch {
     api: &'static Api,
 }
 
-/// Sets, for libtorch's OpenMP runtime, the CPU policy scancer chose, unless the user chose one:
-/// threads spin 3,000 times at a barrier before they sleep (GNU libgomp's default is 300,000; Intel's
-/// OpenMP: 1 ms instead of 200). On a machine where other processes want the CPU, long-spinning
-/// threads take the cores from the very thread they wait for: one `serve` client got 7-11 % of its
-/// quiet throughput under two busy processes, and gets 30-40 % this way, with the quiet throughput
-/// unchanged within noise (BENCHMARKS.md, issue 14). OpenMP reads these when libtorch is opened, so
-/// this runs first, in `main`, while the process has one thread (changing the environment is only
-/// safe then).
+/// Starts libtorch's OpenMP runtime with one thread per team, unless the user chose a count: every
+/// forward pass runs on one intra-op thread (see `Engine`), and the engine also sets that on each
+/// thread that runs one (`Model::forward`), so no OpenMP team is ever formed and no thread spins at
+/// a barrier, whatever the machine's load. OpenMP reads this when libtorch is opened, so this runs
+/// first, in `main`, while the process has one thread (changing the environment is only safe then).
 pub(crate) fn set_cpu_policy() {
-    let chosen = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"]
-        .iter()
-        .any(|var| std::env::var_os(var).is_some());
-    if !chosen {
-        std::env::set_var("GOMP_SPINCOUNT", "3000");
-        std::env::set_var("KMP_BLOCKTIME", "1");
+    if std::env::var_os("OMP_NUM_THREADS").is_none() {
+        std::env::set_var("OMP_NUM_THREADS", "1");
     }
 }
 
@@ -333,6 +326,8 @@ pub(crate) enum Op {
     Argmax,
     /// `sigmoid(x) > threshold`, as 0/1.
     SigmoidAbove(f32),
+    /// Zero rows appended along dimension 0 up to this many (exact up to 2^24 rows).
+    PadRows(usize),
 }
 
 /// A tensor owned by the engine.
@@ -378,11 +373,17 @@ impl Tensor {
             Op::Softmax => (op::SOFTMAX, 0.0),
             Op::Argmax => (op::ARGMAX, 0.0),
             Op::SigmoidAbove(threshold) => (op::SIGMOID_ABOVE, threshold),
+            Op::PadRows(rows) => (op::PAD_ROWS, rows as f32),
         };
         let mut error = std::ptr::null_mut();
         // SAFETY: a tensor of this engine and a valid out-pointer.
         let handle = unsafe { (self.api.tensor_apply)(self.handle, code, arg, &mut error) };
         Tensor::made(self.api, handle, error)
+    }
+
+    /// This tensor with zero rows appended up to `rows` along dimension 0.
+    pub(crate) fn pad_rows(&self, rows: usize) -> Result<Tensor, String> {
+        self.apply(Op::PadRows(rows))
     }
 
     /// The values, contiguous, as `f32` in host memory.

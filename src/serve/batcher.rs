@@ -300,7 +300,7 @@ impl Runner for Engine {
     }
 
     fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
-        Engine::infer_each(self, images)
+        Engine::infer_each(self, 0, images)
     }
 
     fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, String> {

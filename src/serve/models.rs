@@ -132,8 +132,11 @@ pub(crate) fn load(
     };
     let name = registration.name.clone().unwrap_or(name);
     let settings = registration.settings;
+    // A worker is one model instance on one thread (TorchServe's worker process): more cores run
+    // more workers.
     let options = EngineOptions {
         batch_size: settings.batch_size.max(1),
+        threads: Some(1),
         ..options.clone()
     };
     let engine = Engine::load(&source, &options)?;

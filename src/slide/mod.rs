@@ -51,9 +51,6 @@ pub(crate) struct SlideOptions {
     pub(crate) smooth: f32,
     /// `--class`: the class of a multiclass model whose map and regions are the slide's result.
     pub(crate) class: Option<String>,
-    /// Read on a thread of its own, overlapping the forward passes (else in turn); `None`: when
-    /// there is a core the forward passes leave free (or they run on a GPU).
-    pub(crate) reader_thread: Option<bool>,
 }
 
 /// How many regions a record lists (the exports hold every one).
@@ -356,7 +353,7 @@ impl Slide<'_> {
                 self.engine.config().input.color,
             );
             let prepared = pre.normalize(&pre.fit(pixels).map_err(|e| e.to_string())?);
-            let answer = self.engine.infer_each(&[&prepared]).remove(0)?;
+            let answer = self.engine.infer_each(0, &[&prepared]).remove(0)?;
             return Ok(Predicted {
                 outcome: Outcome::Predicted(answer),
                 summary: None,

@@ -1,7 +1,7 @@
 //! Scanning a slide: the window grid read band by band, each window judged by the tissue test, and
 //! the tissue windows run through the engine in batches. Reading, decoding, the tissue test and
-//! preprocessing run on a reader thread that keeps a batch or two ahead of the forward passes, so
-//! that a slide goes at the speed of the slower of the two instead of their sum.
+//! preprocessing run on the calling thread while the engine's lanes run the forward passes, so that
+//! a slide goes at the speed of the slower of the two instead of their sum.
 
 use super::resolution::Plan;
 use super::rows::{self, Rows};
@@ -10,16 +10,12 @@ use crate::engine::preprocess::{convert, Prepared};
 use crate::engine::Engine;
 use crate::records::{OutputKind, Prediction};
 use image::{DynamicImage, RgbImage};
-use std::sync::mpsc;
 
 /// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
 pub(crate) const MAX_WINDOWS: usize = 1 << 24;
 
 /// The most bytes of segmentation masks a slide may hold (its windows' masks, stitched on output).
 pub(crate) const MAX_MASK_BYTES: usize = 2 << 30;
-
-/// Batches the reader thread may be ahead of the forward passes.
-const AHEAD: usize = 2;
 
 /// Window origins along one side: from 0 every `stride`, until a window reaches the far edge.
 pub(crate) fn origins(length: usize, window: usize, stride: usize) -> Vec<usize> {
@@ -31,7 +27,7 @@ pub(crate) fn origins(length: usize, window: usize, stride: usize) -> Vec<usize>
     (0..count).map(|k| k * stride).collect()
 }
 
-/// What the reader thread hands over.
+/// What reading hands over.
 enum Read {
     /// The next windows of the grid, in raster order.
     Tiles(Vec<Tile>),
@@ -103,46 +99,38 @@ pub(crate) fn predict(
     let batch = engine.batch_size();
     let mut done = 0;
     let mut outputs = Outputs::default();
-    // What the forward-pass side does with each thing read.
-    let mut take = |result: &mut SlideResult, message: Read| -> Result<(), String> {
-        match message {
-            Read::Tiles(tiles) => {
-                done += tiles.iter().filter(|t| !t.runs).count();
-                result.tiles.extend(tiles);
+    let answer = |lane: usize, inputs: Vec<(usize, Prepared)>| {
+        let prepared: Vec<&Prepared> = inputs.iter().map(|(_, p)| p).collect();
+        let answers = engine.infer_each(lane, &prepared);
+        (inputs, answers)
+    };
+    // Reading runs here while the lanes run the forward passes.
+    let thumbnail = engine.run_ordered(answer, |lanes| {
+        // Takes what was read (None: the end), and files the answers ready (at the end, all).
+        let mut take = |message: Option<Read>| -> Result<bool, String> {
+            let end = message.is_none();
+            match message {
+                Some(Read::Tiles(tiles)) => {
+                    done += tiles.iter().filter(|t| !t.runs).count();
+                    result.tiles.extend(tiles);
+                    progress(done, total);
+                }
+                Some(Read::Batch(inputs)) => lanes.submit(inputs),
+                None => {}
             }
-            Read::Batch(inputs) => {
+            while let Some((inputs, answers)) = if end { lanes.wait() } else { lanes.ready() } {
                 done += inputs.len();
-                run(engine, inputs, result, &mut outputs)?;
+                file(inputs, answers, &mut result, &mut outputs)?;
+                progress(done, total);
             }
-        }
-        progress(done, total);
-        Ok(())
-    };
-    let thumbnail = if options.reader_thread.unwrap_or(false) {
-        std::thread::scope(|scope| {
-            let (send, receive) = mpsc::sync_channel::<Read>(AHEAD);
-            let (xs, ys) = (&xs, &ys);
-            let reader = scope.spawn(move || {
-                read(rows, pre, options, xs, ys, (ww, wh), batch, &mut |m| {
-                    Ok(send.send(m).is_ok())
-                })
-            });
-            // A failed pass stops the reader: its sends fail once `receive` is dropped.
-            let passes = receive
-                .iter()
-                .try_for_each(|message| take(&mut result, message));
-            drop(receive);
-            let read = reader
-                .join()
-                .unwrap_or_else(|_| Err("the slide reader crashed".into()));
-            passes.and(read)
-        })?
-    } else {
-        // The same work in turn on one thread (SCANCER_SLIDE_READER=inline, for comparison).
-        read(rows, pre, options, &xs, &ys, (ww, wh), batch, &mut |m| {
-            take(&mut result, m).map(|()| true)
-        })?
-    };
+            Ok(true)
+        };
+        let thumbnail = read(rows, pre, options, &xs, &ys, (ww, wh), batch, &mut |m| {
+            take(Some(m))
+        })?;
+        take(None)?;
+        Ok::<_, String>(thumbnail)
+    })?;
     result.thumbnail = thumbnail;
     outputs.finish(&mut result);
     progress(done, total);
@@ -252,18 +240,14 @@ impl Outputs {
     }
 }
 
-/// Runs one batch and files each answer under its tile.
-fn run(
-    engine: &Engine,
+/// Files each answer of a batch under its tile.
+fn file(
     inputs: Vec<(usize, Prepared)>,
+    answers: Vec<Result<Prediction, String>>,
     result: &mut SlideResult,
     outputs: &mut Outputs,
 ) -> Result<(), String> {
-    let prepared: Vec<&Prepared> = inputs.iter().map(|(_, p)| p).collect();
-    let predictions = engine
-        .infer_each(&prepared)
-        .into_iter()
-        .collect::<Result<Vec<_>, String>>()?;
+    let predictions = answers.into_iter().collect::<Result<Vec<_>, String>>()?;
     let classes = result.labels.len();
     for ((k, input), prediction) in inputs.iter().zip(predictions) {
         let k = *k;

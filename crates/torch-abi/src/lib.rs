@@ -12,7 +12,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 /// Bumped whenever [`Api`] or the meaning of a call changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The engine's file name, as built by cargo on Linux.
 pub const LIBRARY: &str = "libscancer_torch.so";
@@ -34,6 +34,9 @@ pub mod op {
     pub const ARGMAX: c_int = 2;
     /// `sigmoid(x) > arg`, as 0/1.
     pub const SIGMOID_ABOVE: c_int = 3;
+    /// The tensor with zero rows appended along dimension 0 up to `arg` rows (unchanged when it
+    /// has as many already): post-processing then runs at one shape whatever the batch.
+    pub const PAD_ROWS: c_int = 4;
 }
 
 /// The engine's functions. Every call catches C++ exceptions and Rust panics; a call that fails
@@ -43,7 +46,8 @@ pub struct Api {
     pub abi_version: u32,
     /// Whether libtorch sees a CUDA device (1) or not (0).
     pub cuda_available: unsafe extern "C" fn() -> c_int,
-    /// libtorch's intra-op thread count (at least 1).
+    /// libtorch's intra-op thread count (at least 1), for the calling thread and those started
+    /// after it.
     pub set_threads: unsafe extern "C" fn(threads: c_int),
     /// TorchScript's profiling executor on (1) or off (0).
     pub set_profiling_mode: unsafe extern "C" fn(on: c_int),

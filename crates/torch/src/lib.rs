@@ -287,11 +287,24 @@ unsafe extern "C" fn tensor_apply(
             op::SOFTMAX => t.f_softmax(1, Kind::Float),
             op::ARGMAX => t.f_argmax(1, false),
             op::SIGMOID_ABOVE => t.f_sigmoid().and_then(|p| p.f_gt(f64::from(arg))),
+            op::PAD_ROWS => pad_rows(t, arg as i64),
             other => return Err(format!("unknown tensor operation {other}")),
         }
         .map_err(torch_error)?;
         Ok(Box::into_raw(Box::new(result)).cast())
     })
+}
+
+/// `t` with zero rows appended along dimension 0 up to `rows`.
+fn pad_rows(t: &Tensor, rows: i64) -> Result<Tensor, tch::TchError> {
+    let mut size = t.size();
+    let have = size.first().copied().unwrap_or(0);
+    if have >= rows {
+        return Ok(t.shallow_clone());
+    }
+    size[0] = rows - have;
+    let zeros = t.f_new_zeros(size.as_slice(), (t.kind(), t.device()))?;
+    Tensor::f_cat(&[t, &zeros], 0)
 }
 
 unsafe extern "C" fn tensor_read(
