@@ -217,6 +217,11 @@ impl Engine {
         self.batch_size
     }
 
+    /// The batch shapes batches run at, smallest first (see `Engine::shapes`).
+    pub(crate) fn shapes(&self) -> &[usize] {
+        &self.shapes
+    }
+
     /// The model instances that run side by side.
     pub(crate) fn lanes(&self) -> usize {
         self.lanes.len()

@@ -365,8 +365,8 @@ struct FakeModel {
 }
 
 impl Runner for FakeModel {
-    fn batch_size(&self) -> usize {
-        8
+    fn shapes(&self) -> &[usize] {
+        &[4, 8]
     }
 
     /// A fake attribution: the input itself.

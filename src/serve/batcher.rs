@@ -1,8 +1,10 @@
 //! A model version's bounded request queue and dynamic batching, with TorchServe's `batch_size` and
 //! `max_batch_delay` semantics: each of the version's workers waits for a first job, then collects up
-//! to `batch_size - 1` more jobs within `max_batch_delay`, and runs them as one forward pass. It stops waiting early when no other request could join the batch (none is being
-//! decoded, and none is being read while the queue has room): a lone client never pays the delay, and
-//! neither does a full queue.
+//! to `batch_size - 1` more jobs within `max_batch_delay`, and runs them as one forward pass. It stops
+//! waiting early once the batch fills the shape that the requests already arriving would make
+//! (`Queue::next_batch`), and when no other request could join it (none is being decoded, and none
+//! is being read while the queue has room): a lone client never pays the delay, and neither does a
+//! full queue.
 //!
 //! Admission comes before decoding: a request first reserves room for its images (`admit`), waiting
 //! a bounded time when the queue is full, so that a refused request costs no decoding and closed-loop
@@ -51,6 +53,8 @@ pub(crate) struct Queue {
     capacity: usize,
     /// Requests being read or decoded that will soon be queued.
     arriving: AtomicUsize,
+    /// Jobs in a worker's forward pass: their clients are likely to send again soon.
+    running: AtomicUsize,
     /// Told whenever room may have freed (a batch taken, a reservation given back).
     room: Notify,
 }
@@ -134,6 +138,7 @@ impl Queue {
             changed: Condvar::new(),
             capacity: capacity.max(1),
             arriving: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             room: Notify::new(),
         }
     }
@@ -212,6 +217,12 @@ impl Queue {
         self.capacity
     }
 
+    /// A worker answered `n` jobs of a batch it took. (No worker is woken: what a waiting one
+    /// waits for is the requests those clients send next.)
+    fn answered(&self, n: usize) {
+        self.running.fetch_sub(n, Ordering::SeqCst);
+    }
+
     /// Refuses new jobs; the ones queued are still served.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
@@ -243,13 +254,18 @@ impl Queue {
     }
 
     /// The next batch for a worker, oldest jobs first; None once the queue is closed and empty, or
-    /// once `stop` is set (the worker is retired; the jobs stay for the others).
+    /// once `stop` is set (the worker is retired; the jobs stay for the others). `shapes` are the
+    /// batch shapes the worker runs, smallest first (a batch runs at the smallest that holds it,
+    /// padded): the worker waits, up to `max_delay`, only for requests already arriving, and only
+    /// until the batch fills the shape that they and the queued ones would make, so that no pass is
+    /// mostly padding when requests are about to come, and a lone request never waits.
     pub(crate) fn next_batch(
         &self,
-        batch_size: usize,
+        shapes: &[usize],
         max_delay: Duration,
         stop: &AtomicBool,
     ) -> Option<Vec<Job>> {
+        let largest = shapes.last().copied().unwrap_or(1).max(1);
         let mut state = self.lock();
         while state.jobs.is_empty() {
             if state.closed || stop.load(Ordering::SeqCst) {
@@ -264,11 +280,30 @@ impl Queue {
         loop {
             let ready = state.jobs.len();
             let now = Instant::now();
-            // Worth waiting for: requests admitted and decoding, or requests still being received
+            // Worth waiting for: images admitted and decoding, or requests still being received
             // while the queue has room for them (one that finds it full cannot join this batch).
             let room = state.jobs.len() + state.reserved < self.capacity;
-            let coming = state.reserved > 0 || (room && self.arriving.load(Ordering::SeqCst) > 0);
-            if ready >= batch_size || now >= deadline || state.closed || !coming {
+            let arriving = if room {
+                self.arriving.load(Ordering::SeqCst)
+            } else {
+                0
+            };
+            let coming = state.reserved.max(arriving);
+            let mut wanted = (ready + coming).min(largest);
+            // Below the smallest shape a pass would be mostly padding: the clients of the passes
+            // running now (closed-loop clients send again as soon as they are answered) are
+            // worth the delay too.
+            let running = self.running.load(Ordering::SeqCst);
+            let smallest = shapes.first().copied().unwrap_or(1);
+            if wanted < smallest {
+                wanted = (wanted + running).min(smallest);
+            }
+            let shape = shapes
+                .iter()
+                .copied()
+                .find(|&s| s >= wanted)
+                .unwrap_or(largest);
+            if ready >= shape || wanted <= ready || now >= deadline || state.closed {
                 break;
             }
             state = self
@@ -277,8 +312,9 @@ impl Queue {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let n = batch_size.min(state.jobs.len());
+        let n = largest.min(state.jobs.len());
         let batch: Vec<Job> = state.jobs.drain(..n).collect();
+        self.running.fetch_add(n, Ordering::SeqCst);
         drop(state);
         self.room.notify_waiters();
         Some(batch)
@@ -287,7 +323,8 @@ impl Queue {
 
 /// What a worker runs batches with: a model's engine.
 pub(crate) trait Runner: Send {
-    fn batch_size(&self) -> usize;
+    /// The batch shapes it runs, smallest first, the largest its batch size.
+    fn shapes(&self) -> &[usize];
     /// One answer per image, in order (`Engine::infer_each`'s policy for a failed batch).
     fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>>;
     /// Integrated Gradients of one image towards output column `target`.
@@ -295,8 +332,8 @@ pub(crate) trait Runner: Send {
 }
 
 impl Runner for Engine {
-    fn batch_size(&self) -> usize {
-        Engine::batch_size(self)
+    fn shapes(&self) -> &[usize] {
+        Engine::shapes(self)
     }
 
     fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
@@ -317,7 +354,7 @@ pub(crate) fn serve(
     stop: &AtomicBool,
     on_batch: impl Fn(usize),
 ) {
-    while let Some(batch) = queue.next_batch(engine.batch_size(), max_delay, stop) {
+    while let Some(batch) = queue.next_batch(engine.shapes(), max_delay, stop) {
         let started = Instant::now();
         let inputs: Vec<&Prepared> = batch.iter().map(|j| &j.input).collect();
         let answers = engine.infer_each(&inputs);
@@ -348,6 +385,7 @@ pub(crate) fn serve(
                     .map_err(|e| JobError::Model(format!("the model failed: {e}"))),
             );
         }
+        queue.answered(n);
     }
 }
 
@@ -376,13 +414,18 @@ mod tests {
         assert_eq!(queue.pending(), 4);
         // Nothing is arriving, so no waiting for the delay.
         let started = Instant::now();
-        let batch = queue.next_batch(3, Duration::from_secs(10), &go).unwrap();
+        let batch = queue
+            .next_batch(&[3], Duration::from_secs(10), &go)
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(batch.len(), 3);
         queue.close();
         assert_eq!(queue.push(job()), Err(Refused::Closed));
-        assert_eq!(queue.next_batch(3, Duration::ZERO, &go).unwrap().len(), 1);
-        assert!(queue.next_batch(3, Duration::ZERO, &go).is_none());
+        assert_eq!(
+            queue.next_batch(&[3], Duration::ZERO, &go).unwrap().len(),
+            1
+        );
+        assert!(queue.next_batch(&[3], Duration::ZERO, &go).is_none());
     }
 
     #[test]
@@ -390,14 +433,14 @@ mod tests {
         let queue = Arc::new(Queue::new(4));
         queue.push(job()).unwrap();
         let stop = AtomicBool::new(true);
-        assert!(queue.next_batch(1, Duration::ZERO, &stop).is_none());
+        assert!(queue.next_batch(&[1], Duration::ZERO, &stop).is_none());
         assert_eq!(queue.pending(), 1);
         // A worker waiting on an empty queue wakes up when told to stop.
         let stop = Arc::new(AtomicBool::new(false));
         let waiting = Arc::new(Queue::new(4));
         let worker = {
             let (waiting, stop) = (Arc::clone(&waiting), Arc::clone(&stop));
-            std::thread::spawn(move || waiting.next_batch(1, Duration::ZERO, &stop).is_none())
+            std::thread::spawn(move || waiting.next_batch(&[1], Duration::ZERO, &stop).is_none())
         };
         std::thread::sleep(Duration::from_millis(20));
         stop.store(true, Ordering::SeqCst);
@@ -432,10 +475,43 @@ mod tests {
         let _arriving = queue.arrival();
         let started = Instant::now();
         let batch = queue
-            .next_batch(4, Duration::from_millis(50), &AtomicBool::new(false))
+            .next_batch(&[4], Duration::from_millis(50), &AtomicBool::new(false))
             .unwrap();
         assert_eq!(batch.len(), 1);
         assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn below_the_smallest_shape_waits_for_the_clients_of_running_passes() {
+        let queue = Arc::new(Queue::new(8));
+        let go = AtomicBool::new(false);
+        // A lone request: nothing runs, nothing arrives, so no wait.
+        queue.push(job()).unwrap();
+        let started = Instant::now();
+        let first = queue
+            .next_batch(&[4, 8], Duration::from_secs(10), &go)
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // While that one runs, a batch of one would be mostly padding: wait for the delay...
+        queue.push(job()).unwrap();
+        let started = Instant::now();
+        let second = queue
+            .next_batch(&[4, 8], Duration::from_millis(50), &go)
+            .unwrap();
+        assert_eq!(second.len(), 1);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // ... unless the queue already fills the smallest shape.
+        queue.answered(first.len());
+        for _ in 0..4 {
+            queue.push(job()).unwrap();
+        }
+        let started = Instant::now();
+        let third = queue
+            .next_batch(&[4, 8], Duration::from_secs(10), &go)
+            .unwrap();
+        assert_eq!(third.len(), 4);
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
