@@ -190,7 +190,8 @@ fn inspect(args: &InspectArgs) -> Result<Exit> {
         let source = ModelSource::open(&args.archive, None)?;
         let options = EngineOptions {
             device: DeviceChoice::Cpu,
-            threads: None,
+            // One instance: the check runs one forward pass.
+            threads: Some(1),
             max_pixels: DEFAULT_MAX_PIXELS,
             batch_size: 1,
             optimize: true,

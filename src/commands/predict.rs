@@ -5,10 +5,11 @@
 use super::stderr_is_terminal;
 use crate::cli::{HeatmapFormat, PredictConfig, RemoteConfig};
 use crate::engine::handler_config::HandlerConfig;
+use crate::engine::model::DeviceChoice;
 use crate::engine::model_source::{ModelIdentity, ModelSource};
 use crate::engine::postprocess::Postprocessor;
 use crate::engine::preprocess::Preprocessor;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 use crate::exit::Exit;
 use crate::inputs::{discover, io_message, read_item, Item, Source};
 use crate::output_file::{partial_of, write_file, OutputFile, Target};
@@ -356,7 +357,22 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let preprocessor = Preprocessor::new(&source.config, config.engine.max_pixels);
     // Decoding starts now and overlaps loading the model.
     let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), config.pipeline);
-    let engine = Engine::load(&source, &config.engine)?;
+    // No more CPU instances than there are batches: one image loads one.
+    let batches = items.len().div_ceil(config.engine.batch_size.max(1)).max(1);
+    let options = EngineOptions {
+        threads: match config.engine.device {
+            DeviceChoice::Cpu => Some(
+                config
+                    .engine
+                    .threads
+                    .unwrap_or_else(crate::engine::model::physical_cores)
+                    .min(batches),
+            ),
+            DeviceChoice::Cuda | DeviceChoice::Auto => config.engine.threads,
+        },
+        ..config.engine.clone()
+    };
+    let engine = Engine::load(&source, &options)?;
     let schema = engine.schema();
     let identity = match &config.explain {
         Some(_) => Some(

@@ -519,26 +519,37 @@ with tifffile.TiffWriter(sys.argv[1]) as tif:
     assert_eq!(l["area_mm2"], 3.0 * 192.0 * 192.0 * 0.0625 / 1e6);
 }
 
-/// The reader thread and reading in turn give the same records and windows, byte for byte (the
-/// same batches in the same order); which runs by default depends on the cores.
+/// One, two or three model instances give the same records and windows, byte for byte: the
+/// batches go to the instances side by side and their answers come back in order.
 #[test]
-fn the_reader_thread_changes_nothing_but_the_time() {
+fn the_model_instances_change_nothing_but_the_time() {
     let dir = tempfile::tempdir().unwrap();
     let slide_path = dir.path().join("regions.png");
     four_regions(&slide_path);
     let mut seen = Vec::new();
-    for mode in ["thread", "inline"] {
-        let tiles = dir.path().join(format!("{mode}.csv"));
+    for threads in ["1", "2", "3"] {
+        let tiles = dir.path().join(format!("{threads}.csv"));
         let out = run(scancer()
-            .env("SCANCER_SLIDE_READER", mode)
             .args([
-                "predict", "-m", PCAM, "--tile", "-q", "-f", "jsonl", "--tiles",
+                "predict",
+                "-m",
+                PCAM,
+                "--tile",
+                "-q",
+                "-f",
+                "jsonl",
+                "-b",
+                "4",
+                "--threads",
+                threads,
+                "--tiles",
             ])
             .arg(&tiles)
             .arg(&slide_path));
-        assert_eq!(out.code, 0, "{mode}: {}", out.stderr);
+        assert_eq!(out.code, 0, "{threads} threads: {}", out.stderr);
         seen.push((out.stdout, std::fs::read_to_string(&tiles).unwrap()));
     }
     assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
     assert!(seen[0].1.lines().count() == 97, "a header and 96 windows");
 }

@@ -108,6 +108,16 @@ fn run() -> Result<()> {
                 "--example",
                 "forward_bench",
             ])?;
+            // The decode side of the forward+decode limit (scancer's `bench` feature).
+            cargo(&[
+                "build",
+                "--release",
+                "--quiet",
+                "--features",
+                "bench",
+                "--example",
+                "decode_bench",
+            ])?;
             // `bench serve ...` runs the serve benchmark; anything else goes to the predict one.
             match rest.split_first() {
                 Some((first, serve_args)) if first == "serve" => status(
