@@ -39,11 +39,14 @@ def main():
         (1, cores, 4, "one instance, every core's thread, batch 4"),
     ]
     rates = {c: [] for c in candidates}
+    # The OpenMP policy scancer set before issue 23 (its multi-thread rows spin briefly at barriers);
+    # single-thread instances form no team, so it does not touch them.
+    env = dict(os.environ, GOMP_SPINCOUNT="3000", KMP_BLOCKTIME="1")
     for r in range(args.rounds):
         for c in candidates:
             workers, threads, batch, _ = c
             out = subprocess.run([FORWARD, MODEL, str(batch), str(args.images), "optimized", str(workers),
-                                  str(threads)], check=True, capture_output=True, text=True).stdout
+                                  str(threads)], check=True, capture_output=True, text=True, env=env).stdout
             rates[c].append(json.loads(out)["images_per_s"])
     base = statistics.median(rates[candidates[0]])
     print(f"forward only, full-width pcam (c = 16), {args.images} images a run, {args.rounds} rounds, medians\n")

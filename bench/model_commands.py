@@ -43,8 +43,8 @@ def serve_rate(binary, hey, seconds, clients=8, env=None):
         port, deadline = None, time.monotonic() + 60
         while port is None and time.monotonic() < deadline:
             line = proc.stderr.readline()
-            if "listening on http://127.0.0.1:" in line:
-                port = int(line.rsplit(":", 1)[1].split("/")[0])
+            if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
         if port is None:
             sys.exit(f"{binary} serve did not start")
         threading.Thread(target=proc.stderr.read, daemon=True).start()

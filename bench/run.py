@@ -38,6 +38,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--patches", type=int, default=2000)
+    ap.add_argument("--before", help="an earlier scancer binary (its engine beside it), run beside")
     args = ap.parse_args()
 
     model = DATA / "pcam-classification.pt"
@@ -61,6 +62,11 @@ def main():
         "Python handler loop (PIL, 1 at a time)": [args.python, ROOT / "bench/python_baseline.py", "handler", model, patches],
         "Python batched DataLoader loop": [args.python, ROOT / "bench/python_baseline.py", "batched", model, patches, b],
     }
+    if args.before:
+        competitors["scancer predict before (end to end)"] = [args.before, "predict", "-m", model, "-f", "jsonl",
+                                                             "-q", "-b", b, patches]
+        competitors["scancer predict before, one image"] = [args.before, "predict", "-m", model, "-f", "jsonl",
+                                                           "-q", "-b", b, one]
     times = {name: [] for name in competitors}
     forward_rates = {name: [] for name in competitors if name.startswith(("forward", "decode"))}
     for r in range(args.repeats):
@@ -74,6 +80,8 @@ def main():
     med = {name: statistics.median(t) for name, t in times.items()}
     rate = {name: n / s for name, s in med.items()}
     rate["scancer predict, one image"] = 1 / med["scancer predict, one image"]
+    if args.before:
+        rate["scancer predict before, one image"] = 1 / med["scancer predict before, one image"]
     for name, rates in forward_rates.items():
         rate[name] = statistics.median(rates)
     forward = rate["forward only, scancer's model path (optimised)"]
@@ -114,6 +122,11 @@ def main():
         f"| scancer end to end / Python handler loop | {scancer / handler:.2f} | |",
         f"| single-image `scancer predict` wall time | {med['scancer predict, one image']:.3f} s | < 0.5 s |",
     ]
+    if args.before:
+        lines += [
+            f"| scancer end to end / before | {scancer / rate['scancer predict before (end to end)']:.2f} | |",
+            f"| single-image wall time, before | {med['scancer predict before, one image']:.3f} s | |",
+        ]
     report = "\n".join(lines)
     print(report)
     out = ROOT / "bench" / "results"

@@ -117,9 +117,10 @@ def main():
             limits.append(limit(1))
             for c in clients:
                 for name, url in urls.items():
-                    result = ts_bench.hey(url, patch, args.seconds, c)
+                    result = ts_bench.hey(url, patch, args.seconds, c, refusals=True)
                     runs[(name, c)].append(result)
-                    print(f"round {r + 1}, {c} clients, {name}: {result['rps']:.0f} req/s, "
+                    print(f"round {r + 1}, {c} clients, {name}: {result['rps']:.0f} answers/s "
+                          f"({result['refused_per_s']:.0f} 503/s), "
                           f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms", file=sys.stderr)
     finally:
         ts_bench.stop_all(servers.values())
@@ -130,19 +131,20 @@ def main():
     forward = statistics.median(l[0] for l in limits)
     decode = statistics.median(l[1] for l in limits)
     fd = statistics.median(l[2] for l in limits)
-    med = {k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50_ms", "p99_ms")} for k, v in runs.items()}
+    med = {k: {m: statistics.median(x[m] for x in v) for m in ("rps", "refused_per_s", "p50_ms", "p99_ms")}
+           for k, v in runs.items()}
     print(f"\nfull-width pcam archive, one 96x96 PNG, {args.seconds} s x {args.rounds} rounds, medians; "
           f"{time.strftime('%Y-%m-%d %H:%M')}\n")
     print(f"forward only {forward:.0f} img/s, decode only {decode:.0f} img/s a thread, "
           f"forward+decode limit {fd:.0f} img/s ({os.cpu_count()} cores)\n")
-    print("| server | clients | req/s | p50 ms | p99 ms | / its 32-client rate | / forward+decode limit |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| server | clients | answers/s | 503/s | p50 ms | p99 ms | / its 32-client rate | / forward+decode limit |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in urls:
         base = med.get((name, 32), {}).get("rps")
         for c in clients:
             m = med[(name, c)]
             rel = f"{m['rps'] / base:.2f}" if base else ""
-            print(f"| {name} | {c} | {m['rps']:.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {rel} | "
+            print(f"| {name} | {c} | {m['rps']:.0f} | {m['refused_per_s']:.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {rel} | "
                   f"{m['rps'] / fd:.2f} |")
     if args.before:
         for c in clients:

@@ -136,6 +136,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     // Every worker also holds its model as saved, for /explanations (gradients).
     let engine = EngineOptions {
         explain: true,
+        // Requests land in batches of every size.
+        smaller_shapes: true,
         ..engine(&args.engine)
     };
     let config = if store_mode {
@@ -538,6 +540,7 @@ fn engine(args: &EngineArgs) -> EngineOptions {
         batch_size: args.batch_size as usize,
         optimize: !args.no_optimize,
         explain: false,
+        smaller_shapes: false,
     }
 }
 

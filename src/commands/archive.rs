@@ -196,6 +196,7 @@ fn inspect(args: &InspectArgs) -> Result<Exit> {
             batch_size: 1,
             optimize: true,
             explain: false,
+            smaller_shapes: false,
         };
         let engine = Engine::load(&source, &options)?;
         let loaded = started.elapsed();

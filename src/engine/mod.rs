@@ -42,6 +42,10 @@ pub(crate) struct EngineOptions {
     pub(crate) optimize: bool,
     /// Also load the module as saved, for explanations (gradients need its autograd graph).
     pub(crate) explain: bool,
+    /// Check the smaller batch shapes at load (`Engine::shapes`): worth it where batches are
+    /// often partial (serve); a directory or a slide pads only its last batch, which costs less
+    /// than the check.
+    pub(crate) smaller_shapes: bool,
 }
 
 /// An image's attribution (`[C, H, W]`) and its output's change from the baseline.
@@ -126,7 +130,7 @@ impl Engine {
                     })
                 })
                 .collect();
-            let checked = engine.check_shapes(&source.name);
+            let checked = engine.check_shapes(&source.name, options.smaller_shapes);
             let others = loading
                 .into_iter()
                 .map(|l| {
@@ -141,8 +145,9 @@ impl Engine {
     }
 
     /// Runs the probe images at the full batch shape (the configuration check, and the classes),
-    /// then at each smaller power-of-two shape, keeping those that answer bit for bit the same.
-    fn check_shapes(&mut self, name: &str) -> Result<()> {
+    /// then, with `smaller`, at each smaller power-of-two shape, keeping those that answer bit for
+    /// bit the same.
+    fn check_shapes(&mut self, name: &str, smaller: bool) -> Result<()> {
         let [c, h, w] = self.pre.input_shape();
         let n = self.batch_size;
         let probe = probe_images(n, c * h * w);
@@ -157,9 +162,9 @@ impl Engine {
             Prediction::Segmentation(s) => s.fractions.len(),
             Prediction::Raw(_) => 0,
         };
-        let smaller =
-            std::iter::successors(Some(1usize), |s| s.checked_mul(2)).take_while(|&s| s < n);
-        let mut shapes: Vec<usize> = smaller
+        let candidates = std::iter::successors(Some(1usize), |s| s.checked_mul(2))
+            .take_while(|&s| smaller && s < n);
+        let mut shapes: Vec<usize> = candidates
             .filter(|&s| {
                 // The last `s` probe images, at rows 0.. of the smaller batch.
                 self.infer_at(0, &images[n - s..], s)

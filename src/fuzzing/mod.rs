@@ -292,6 +292,7 @@ fn app() -> Arc<App> {
                 batch_size: 8,
                 optimize: false,
                 explain: false,
+                smaller_shapes: true,
             },
             settings,
             workers: 1,
