@@ -106,6 +106,7 @@ impl Engine {
             .explain
             .then(|| Model::load(&source.path, &source.name, options.device, false))
             .transpose()?;
+        let batch_size = options.batch_size.max(1);
         let mut engine = Engine {
             lanes: vec![Mutex::new(first)],
             explainer: explainer.map(Mutex::new),
@@ -113,10 +114,9 @@ impl Engine {
             post: Postprocessor::new(&config),
             config,
             classes: 0,
-            batch_size: options.batch_size.max(1),
-            shapes: Vec::new(),
+            batch_size,
+            shapes: vec![batch_size],
         };
-        engine.shapes.push(engine.batch_size);
         let [c, h, w] = engine.pre.input_shape();
         let full = [engine.batch_size, c, h, w];
         // The other lanes load and warm up while the first is checked.
