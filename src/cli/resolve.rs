@@ -167,17 +167,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
     };
     let configured_workers =
         number("default_workers_per_model", args.workers.map(u64::from))?.filter(|&n| n > 0);
-    // A worker runs its forward passes on one thread: by default one per physical core (TorchServe's
-    // default_workers_per_model 0 means one per CPU) or --threads; one on CUDA.
-    let workers = configured_workers.map_or_else(
-        || match engine.device {
-            DeviceChoice::Cuda => 1,
-            DeviceChoice::Cpu | DeviceChoice::Auto => engine
-                .threads
-                .unwrap_or_else(crate::engine::model::physical_cores),
-        },
-        |n| n as usize,
-    );
+    let workers = configured_workers.map_or_else(|| default_workers(&engine), |n| n as usize);
     let max_request_size = number("max_request_size", args.max_request_size.map(|n| n as u64))?
         .unwrap_or(6_553_500) as usize;
     let host = args.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -529,6 +519,18 @@ pub(crate) fn separate_listeners(wanted: &[(SocketAddr, Roles)]) -> Vec<(SocketA
         }
     }
     listeners
+}
+
+/// Workers a model starts with when none are configured. A worker runs its forward passes on one
+/// thread: one per physical core (TorchServe's default_workers_per_model 0 means one per CPU) or
+/// --threads; one on CUDA.
+fn default_workers(engine: &EngineOptions) -> usize {
+    match engine.device {
+        DeviceChoice::Cuda => 1,
+        DeviceChoice::Cpu | DeviceChoice::Auto => engine
+            .threads
+            .unwrap_or_else(crate::engine::model::physical_cores),
+    }
 }
 
 /// The engine's settings, as `predict` and `serve` give them.
