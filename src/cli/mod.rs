@@ -5,11 +5,13 @@
 
 mod config;
 mod resolve;
+mod serve;
 mod ts_config;
 mod values;
 
 pub(crate) use config::{HeatmapFormat, PredictConfig, RemoteConfig};
-pub(crate) use resolve::{client, predict, serve, Api};
+pub(crate) use resolve::{client, predict, Api};
+pub(crate) use serve::serve;
 
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::model::DeviceChoice;

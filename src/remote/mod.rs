@@ -35,31 +35,20 @@ struct ConfigFile {
     profiles: BTreeMap<String, Profile>,
 }
 
-pub(crate) fn config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("scancer/config.toml"));
-    }
-    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/scancer/config.toml"))
-}
-
-/// The profile named on the command line or in SCANCER_PROFILE, else the file's default one, else
-/// an empty profile.
-pub(crate) fn load_profile(name: Option<&str>) -> Result<Profile> {
-    let env_name = std::env::var("SCANCER_PROFILE")
-        .ok()
-        .filter(|n| !n.is_empty());
-    let named = name.map(str::to_string).or(env_name);
-    let Some(path) = config_path().filter(|p| p.is_file()) else {
+/// The profile named (on the command line or in SCANCER_PROFILE), else the default one of the
+/// configuration file at `config` (if there is one), else an empty profile.
+pub(crate) fn load_profile(named: Option<String>, config: Option<PathBuf>) -> Result<Profile> {
+    let Some(path) = config.as_ref().filter(|p| p.is_file()) else {
         if let Some(named) = named {
             bail!(
                 "profile {named:?}: there is no configuration file ({})",
-                config_path().map_or("no home directory".into(), |p| p.display().to_string())
+                config.map_or("no home directory".into(), |p| p.display().to_string())
             );
         }
         return Ok(Profile::default());
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file: ConfigFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
     let Some(chosen) = named.or(file.default_profile.clone()) else {

@@ -17,6 +17,13 @@ pub(crate) enum OpenEndpoint {
     None,
 }
 
+/// Credentials given beside the files (SCANCER_AUTH's `name:password`, SCANCER_TOKEN).
+#[derive(Debug, Default)]
+pub(crate) struct Credentials {
+    pub(crate) basic: Option<String>,
+    pub(crate) token: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Auth {
     /// `name:password` pairs, as sent in a Basic header once decoded.
@@ -46,12 +53,13 @@ impl Auth {
     }
 
     /// Reads credentials: `auth_file` holds `name:password` lines, `token_file` holds Bearer tokens
-    /// (one per line, or TorchServe's key_file.json, whose inference key is used); the environment
-    /// variables SCANCER_AUTH (`name:password`) and SCANCER_TOKEN add one of each.
+    /// (one per line, or TorchServe's key_file.json, whose inference key is used); `extra` adds one
+    /// of each.
     pub(crate) fn load(
         auth_file: Option<&Path>,
         token_file: Option<&Path>,
         open: Vec<OpenEndpoint>,
+        extra: Credentials,
     ) -> Result<Auth> {
         let mut auth = Auth {
             open,
@@ -84,16 +92,11 @@ impl Auth {
                 }
             }
         }
-        if let Some(pair) = std::env::var_os("SCANCER_AUTH").filter(|v| !v.is_empty()) {
-            let pair = pair.to_string_lossy().into_owned();
-            if !pair.contains(':') {
-                bail!("SCANCER_AUTH: expected name:password");
-            }
+        if let Some(pair) = extra.basic {
             auth.basic.push(pair.into_bytes());
         }
-        if let Some(token) = std::env::var_os("SCANCER_TOKEN").filter(|v| !v.is_empty()) {
-            auth.tokens
-                .push(token.to_string_lossy().into_owned().into_bytes());
+        if let Some(token) = extra.token {
+            auth.tokens.push(token.into_bytes());
         }
         Ok(auth)
     }

@@ -21,9 +21,11 @@ pub(crate) mod metrics;
 pub(crate) mod model_store;
 pub(crate) mod models;
 pub(crate) mod multipart;
+mod options;
 pub(crate) mod pyjson;
 pub(crate) mod registry;
 pub(crate) mod snapshot;
+mod startup;
 pub(crate) mod tokens;
 pub(crate) mod workers;
 
@@ -32,47 +34,17 @@ use app::{error, App};
 pub(crate) use app::{Defaults, Envelope, Roles};
 use exchange::Exchanges;
 use http::Limits;
+pub(crate) use options::{
+    ApiAddresses, KeyOptions, ModelFile, ServeOptions, SnapshotOptions, StoreArchives, StoreEntry,
+    StoreModels, StoreOptions,
+};
+pub(crate) use startup::host_text;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
-
-/// A model to register at start, and its workers.
-pub(crate) struct Startup {
-    pub(crate) registration: models::Registration,
-    pub(crate) min: usize,
-    pub(crate) max: usize,
-}
-
-pub(crate) struct ServeOptions {
-    /// The models to register at start.
-    pub(crate) startup: Vec<Startup>,
-    /// Default versions to set once they are registered (from a config snapshot).
-    pub(crate) defaults_to_set: Vec<(String, String)>,
-    /// Where to listen, and what each address answers (one address may answer several APIs).
-    pub(crate) listeners: Vec<(SocketAddr, Roles)>,
-    /// The gRPC port's address, if it is on.
-    pub(crate) grpc_address: Option<SocketAddr>,
-    pub(crate) defaults: Defaults,
-    /// How long a request may wait for room in a full queue before its 503.
-    pub(crate) queue_wait: Duration,
-    pub(crate) limits: Limits,
-    pub(crate) max_connections: usize,
-    pub(crate) auth: auth::Auth,
-    /// The model store, the URLs it may download (allowed_urls) and how much and how long.
-    pub(crate) model_store: Option<(std::path::PathBuf, String, model_store::DownloadLimits)>,
-    pub(crate) model_api: bool,
-    /// Where config snapshots go and the configuration they record; None with --ncs (or without a
-    /// model store).
-    pub(crate) snapshots: Option<(std::path::PathBuf, Vec<(String, String)>)>,
-    /// TorchServe's service_envelope.
-    pub(crate) envelope: app::Envelope,
-    /// TorchServe's token authorization: the key file to write and how long its keys last.
-    pub(crate) keys: Option<(std::path::PathBuf, Duration)>,
-    pub(crate) quiet: bool,
-}
 
 /// Open connections, and a wake-up when the last one closes.
 #[derive(Default)]
@@ -94,51 +66,18 @@ impl Drop for ConnectionSlot {
 
 /// Serves until SIGINT or SIGTERM, then stops accepting, answers every request already received, and
 /// returns.
-pub(crate) fn run(options: ServeOptions) -> Result<()> {
-    let mut listeners = Vec::new();
-    for &(at, roles) in &options.listeners {
-        let listener = std::net::TcpListener::bind(at)
-            .with_context(|| format!("cannot listen on {at} ({})", roles.names()))?;
-        listener.set_nonblocking(true)?;
-        listeners.push((listener, roles));
-    }
-    let grpc_listener = match options.grpc_address {
-        Some(at) => {
-            let listener = std::net::TcpListener::bind(at)
-                .with_context(|| format!("cannot listen on {at} (gRPC, --grpc-port)"))?;
-            listener.set_nonblocking(true)?;
-            Some(listener)
-        }
-        None => None,
-    };
-    let app = Arc::new(App {
-        registry: registry::Registry::default(),
-        queue_wait: options.queue_wait,
-        metrics: Arc::new(metrics::Metrics::new(metrics::hostname())),
-        auth: options.auth,
-        defaults: options.defaults,
-        store: match options.model_store {
-            Some((dir, allowed, limits)) => Some(Arc::new(
-                model_store::ModelStore::with_downloads(dir, &allowed, limits)?,
-            )),
-            None => None,
-        },
-        model_api: options.model_api,
-        changes: tokio::sync::Mutex::new(()),
-        stopping: AtomicBool::new(false),
-        snapshots: match options.snapshots {
-            Some((dir, properties)) => Some(snapshot::Snapshots::new(dir, properties)?),
-            None => None,
-        },
-        // Start-up registrations are recorded once, all together.
-        recording: AtomicBool::new(false),
-        envelope: options.envelope,
-        keys: match options.keys {
-            Some((path, lifetime)) => Some(tokens::Tokens::generate(path, lifetime)?),
-            None => None,
-        },
+pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
+    let store = options.store.as_ref().map(|s| {
+        Arc::new(model_store::ModelStore::with_downloads(
+            s.dir.clone(),
+            &s.allowed_urls,
+            s.download_limits,
+        ))
     });
-
+    let plan = startup::plan(&options, options.store.as_ref().zip(store.as_deref()))?;
+    let bound = Bound::new(&options)?;
+    let auth = std::mem::take(&mut options.auth);
+    let app = Arc::new(app_of(&options, auth, store)?);
     // One I/O worker per core: a worker decodes a small patch itself (no hand-off, see
     // `App::prepare`), so up to `cores` decode at once; large images and bodies go to a bounded pool
     // beside them. Either way many clients sending images cannot multiply decoded-pixel memory or
@@ -151,86 +90,182 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         .max_blocking_threads(cores)
         .build()
         .context("cannot start the server's I/O runtime")?;
-    runtime.block_on(async {
-        for Startup {
-            registration,
-            min,
-            max,
-        } in options.startup
-        {
-            let shown = registration.path.display().to_string();
-            let model = app::management::load(&app, registration, min, max)
-                .await
-                .map_err(|refused| anyhow!("{shown}: {}", refused.message))?;
-            if model.workers.settled(Duration::from_secs(120)).await != Ok(true) {
-                bail!("{shown}: the workers of model {} did not start", model.name);
-            }
-        }
-        for (name, version) in &options.defaults_to_set {
-            app.registry
-                .set_default(name, version)
-                .map_err(|missing| anyhow!("{}", missing.message))?;
-        }
-        anyhow::Ok(())
-    })?;
+    runtime.block_on(register(&app, plan))?;
     app.recording.store(true, Ordering::SeqCst);
     if let Some(snapshots) = &app.snapshots {
         snapshots.write(snapshot::Kind::Startup, &app.registry);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
-    let addresses: Vec<(SocketAddr, Roles)> = listeners
-        .iter()
-        .map(|(l, roles)| Ok((l.local_addr()?, *roles)))
-        .collect::<std::io::Result<_>>()?;
-    let grpc_address = grpc_listener
-        .as_ref()
-        .map(std::net::TcpListener::local_addr)
-        .transpose()?;
-    announce(&app, &addresses, grpc_address, options.limits);
-    runtime.block_on(async {
-        let connections = Arc::new(Connections::default());
-        let max = options.max_connections;
-        let mut served = Vec::new();
-        for (listener, roles) in listeners {
-            let exchanges = Arc::new(Exchanges::new(
-                Arc::clone(&app),
-                options.limits,
-                options.quiet,
-                roles,
-            ));
-            served.push(accepting(
-                listener,
-                &connections,
-                max,
-                stop_rx.clone(),
-                move |stream, peer, stop| serve_http(stream, peer, Arc::clone(&exchanges), stop),
-            )?);
-        }
-        if let Some(listener) = grpc_listener {
-            let router = grpc::Router::new(Arc::clone(&app), options.limits);
-            served.push(accepting(
-                listener,
-                &connections,
-                max,
-                stop_rx.clone(),
-                move |stream, _, stop| grpc::serve(stream, router.clone(), stop),
-            )?);
-        }
-        for task in served {
-            task.await?;
-        }
-        // Finish what was received: connections close once their requests are answered.
-        loop {
-            let closed = connections.closed.notified();
-            if connections.open.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            closed.await;
-        }
-        anyhow::Ok(())
-    })?;
+    announce(
+        &app,
+        &bound.addresses()?,
+        bound.grpc_address()?,
+        options.limits,
+    );
+    runtime.block_on(serve_until_stopped(&app, bound, &options, stop_rx))?;
     drop(runtime);
+    shut_down(&app);
+    Ok(())
+}
+
+/// The listening sockets, bound before any model loads so that a taken port is said at once.
+struct Bound {
+    http: Vec<(std::net::TcpListener, Roles)>,
+    grpc: Option<std::net::TcpListener>,
+}
+
+impl Bound {
+    fn new(options: &ServeOptions) -> Result<Bound> {
+        let mut http = Vec::new();
+        for &(at, roles) in &options.listeners {
+            let listener = std::net::TcpListener::bind(at)
+                .with_context(|| format!("cannot listen on {at} ({})", roles.names()))?;
+            listener.set_nonblocking(true)?;
+            http.push((listener, roles));
+        }
+        let grpc = match options.grpc_address {
+            Some(at) => {
+                let listener = std::net::TcpListener::bind(at)
+                    .with_context(|| format!("cannot listen on {at} (gRPC, --grpc-port)"))?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        Ok(Bound { http, grpc })
+    }
+
+    fn addresses(&self) -> std::io::Result<Vec<(SocketAddr, Roles)>> {
+        self.http
+            .iter()
+            .map(|(l, roles)| Ok((l.local_addr()?, *roles)))
+            .collect()
+    }
+
+    fn grpc_address(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.grpc
+            .as_ref()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()
+    }
+}
+
+/// The application the listeners answer, with the model store's state (snapshots, token keys)
+/// made ready.
+fn app_of(
+    options: &ServeOptions,
+    auth: auth::Auth,
+    store: Option<Arc<model_store::ModelStore>>,
+) -> Result<App> {
+    let configured = options.store.as_ref();
+    let snapshots = match configured.and_then(|s| s.snapshots.as_ref().map(|o| (s, o))) {
+        Some((s, o)) => Some(snapshot::Snapshots::new(
+            o.dir.clone(),
+            startup::snapshot_properties(&o.configured, options, s),
+        )?),
+        None => None,
+    };
+    let keys = match configured.and_then(|s| s.keys.as_ref()) {
+        Some(k) => Some(tokens::Tokens::generate(k.path.clone(), k.lifetime)?),
+        None => None,
+    };
+    Ok(App {
+        registry: registry::Registry::default(),
+        queue_wait: options.queue_wait,
+        metrics: Arc::new(metrics::Metrics::new(metrics::hostname())),
+        auth,
+        defaults: options.defaults.clone(),
+        store,
+        model_api: configured.is_some_and(|s| s.model_api),
+        changes: tokio::sync::Mutex::new(()),
+        stopping: AtomicBool::new(false),
+        snapshots,
+        // Start-up registrations are recorded once, all together.
+        recording: AtomicBool::new(false),
+        envelope: configured.map_or(Envelope::Body, |s| s.envelope),
+        keys,
+    })
+}
+
+/// Registers the models a server starts with, each once its workers are up, then sets the
+/// default versions a snapshot names.
+async fn register(app: &Arc<App>, plan: startup::Plan) -> Result<()> {
+    for startup::Startup {
+        registration,
+        min,
+        max,
+    } in plan.models
+    {
+        let shown = registration.path.display().to_string();
+        let model = app::management::load(app, registration, min, max)
+            .await
+            .map_err(|refused| anyhow!("{shown}: {}", refused.message))?;
+        if model.workers.settled(Duration::from_secs(120)).await != Ok(true) {
+            bail!("{shown}: the workers of model {} did not start", model.name);
+        }
+    }
+    for (name, version) in &plan.defaults_to_set {
+        app.registry
+            .set_default(name, version)
+            .map_err(|missing| anyhow!("{}", missing.message))?;
+    }
+    Ok(())
+}
+
+/// Accepts connections on every listener until a stop signal, then waits until every connection
+/// has answered what it received.
+async fn serve_until_stopped(
+    app: &Arc<App>,
+    bound: Bound,
+    options: &ServeOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let connections = Arc::new(Connections::default());
+    let max = options.max_connections;
+    let mut served = Vec::new();
+    for (listener, roles) in bound.http {
+        let exchanges = Arc::new(Exchanges::new(
+            Arc::clone(app),
+            options.limits,
+            options.quiet,
+            roles,
+        ));
+        served.push(accepting(
+            listener,
+            &connections,
+            max,
+            stop.clone(),
+            move |stream, peer, stop| serve_http(stream, peer, Arc::clone(&exchanges), stop),
+        )?);
+    }
+    if let Some(listener) = bound.grpc {
+        let router = grpc::Router::new(Arc::clone(app), options.limits);
+        served.push(accepting(
+            listener,
+            &connections,
+            max,
+            stop.clone(),
+            move |stream, _, stop| grpc::serve(stream, router.clone(), stop),
+        )?);
+    }
+    for task in served {
+        task.await?;
+    }
+    // Finish what was received: connections close once their requests are answered.
+    loop {
+        let closed = connections.closed.notified();
+        if connections.open.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        closed.await;
+    }
+    Ok(())
+}
+
+/// After the listeners stop: every queue closes, the workers answer what is queued and stop, and
+/// the shutdown snapshot is written.
+fn shut_down(app: &App) {
     app.stopping.store(true, Ordering::SeqCst);
     let models = app.registry.all();
     for m in &models {
@@ -245,7 +280,6 @@ pub(crate) fn run(options: ServeOptions) -> Result<()> {
         snapshots.write(snapshot::Kind::Shutdown, &app.registry);
     }
     crate::messages::note!("stopped");
-    Ok(())
 }
 
 fn announce(

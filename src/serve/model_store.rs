@@ -48,8 +48,39 @@ pub(crate) struct Unresolved {
     pub(crate) message: String,
 }
 
+/// TorchServe's `allowed_urls`: comma-separated regular expressions, each matching a whole URL, in
+/// any case; compiled once, when the configuration is read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AllowedUrls {
+    /// As configured (a snapshot records it).
+    pub(crate) text: String,
+    patterns: Vec<Regex>,
+}
+
+impl std::str::FromStr for AllowedUrls {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<AllowedUrls> {
+        let mut patterns = Vec::new();
+        for pattern in text.split(',').filter(|p| !p.trim().is_empty()) {
+            let regex = regex::RegexBuilder::new(&format!("^(?:{})$", pattern.trim()))
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| {
+                    anyhow::anyhow!("allowed_urls: {pattern:?} is not a regular expression: {e}")
+                })?;
+            patterns.push(regex);
+        }
+        Ok(AllowedUrls {
+            text: text.to_string(),
+            patterns,
+        })
+    }
+}
+
 impl ModelStore {
     /// A store with no URL allowed.
+    #[cfg(test)]
     pub(crate) fn new(dir: PathBuf) -> ModelStore {
         ModelStore {
             dir,
@@ -61,24 +92,14 @@ impl ModelStore {
         }
     }
 
-    /// A store that downloads the URLs matching `allowed_urls` (TorchServe's comma-separated
-    /// regular expressions, each matching a whole URL, in any case), and removes the temporary
-    /// files of downloads a crash interrupted.
+    /// A store that downloads the URLs `allowed` lets through, and removes the temporary files of
+    /// downloads a crash interrupted.
     pub(crate) fn with_downloads(
         dir: PathBuf,
-        allowed_urls: &str,
+        allowed: &AllowedUrls,
         limits: DownloadLimits,
-    ) -> anyhow::Result<ModelStore> {
-        let mut allowed = Vec::new();
-        for pattern in allowed_urls.split(',').filter(|p| !p.trim().is_empty()) {
-            let regex = regex::RegexBuilder::new(&format!("^(?:{})$", pattern.trim()))
-                .case_insensitive(true)
-                .build()
-                .map_err(|e| {
-                    anyhow::anyhow!("allowed_urls: {pattern:?} is not a regular expression: {e}")
-                })?;
-            allowed.push(regex);
-        }
+    ) -> ModelStore {
+        let allowed = allowed.patterns.clone();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 if entry.file_name().to_string_lossy().starts_with(PARTIAL) {
@@ -86,11 +107,11 @@ impl ModelStore {
                 }
             }
         }
-        Ok(ModelStore {
+        ModelStore {
             dir,
             allowed,
             limits,
-        })
+        }
     }
 
     /// What a registration's `url` names, with TorchServe's checks in its order: no `..`, then
@@ -355,10 +376,9 @@ mod tests {
         assert!(refused.message.starts_with("Given URL https://example.org/x.mar does not match any allowed URL(s) (scancer allows"), "{}", refused.message);
         let open = ModelStore::with_downloads(
             dir.path().to_path_buf(),
-            "file://.*,HTTPS://example\\.org/.*",
+            &"file://.*,HTTPS://example\\.org/.*".parse().unwrap(),
             limits,
-        )
-        .unwrap();
+        );
         assert!(
             !dir.path().join(".scancer-download-x").exists(),
             "left by a crash, removed"
@@ -407,13 +427,12 @@ mod tests {
         // Over the size limit: nothing is left.
         let small = ModelStore::with_downloads(
             dir.path().to_path_buf(),
-            "file://.*",
+            &"file://.*".parse().unwrap(),
             DownloadLimits {
                 max_bytes: 4,
                 ..limits
             },
-        )
-        .unwrap();
+        );
         std::fs::remove_file(&copied).unwrap();
         let big = small.download(&url, "other.mar").unwrap_err();
         assert_eq!(big.status, 400);

@@ -48,11 +48,8 @@ pub(crate) fn is_snapshot_name(name: &str) -> bool {
         && matches!(kind, "startup.cfg" | "snapshot.cfg" | "shutdown.cfg")
 }
 
-/// The folder TorchServe keeps its snapshots in.
-pub(crate) fn folder() -> PathBuf {
-    let logs = std::env::var_os("LOG_LOCATION")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("logs"), PathBuf::from);
+/// The folder TorchServe keeps its snapshots in, under its log folder (LOG_LOCATION, else `logs`).
+pub(crate) fn folder(logs: &Path) -> PathBuf {
     logs.join("config")
 }
 

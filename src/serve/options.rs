@@ -1,0 +1,144 @@
+//! What `scancer serve` runs with, as the command line resolves it: built, typed values only
+//! (parsed addresses, compiled URL patterns, checked folders). The work of starting (reading the
+//! archives, restoring a snapshot, writing the first one) is `startup`'s.
+
+use super::app::{Defaults, Envelope, Roles};
+use super::auth::Auth;
+use super::http::Limits;
+use super::model_store::{AllowedUrls, DownloadLimits};
+use super::snapshot::Restored;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(crate) struct ServeOptions {
+    /// The model files to register at start (without a model store), and their workers.
+    pub(crate) files: Vec<ModelFile>,
+    pub(crate) workers: usize,
+    /// Where to listen, and what each address answers (one address may answer several APIs).
+    pub(crate) listeners: Vec<(SocketAddr, Roles)>,
+    /// The gRPC port's address, if it is on.
+    pub(crate) grpc_address: Option<SocketAddr>,
+    pub(crate) defaults: Defaults,
+    /// How long a request may wait for room in a full queue before its 503.
+    pub(crate) queue_wait: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) max_connections: usize,
+    pub(crate) auth: Auth,
+    /// TorchServe's model store, where the server has one (--model-store, --ts-config).
+    pub(crate) store: Option<StoreOptions>,
+    pub(crate) quiet: bool,
+}
+
+/// A model store and what the TorchServe configuration around it says.
+pub(crate) struct StoreOptions {
+    /// The folder archives are registered from (checked to exist).
+    pub(crate) dir: PathBuf,
+    /// The URLs a registration may download (allowed_urls), and how much and how long.
+    pub(crate) allowed_urls: AllowedUrls,
+    pub(crate) download_limits: DownloadLimits,
+    /// Register and unregister are allowed (enable_model_api).
+    pub(crate) model_api: bool,
+    /// TorchServe's service_envelope.
+    pub(crate) envelope: Envelope,
+    /// TorchServe's token authorization (None when disabled).
+    pub(crate) keys: Option<KeyOptions>,
+    /// Config snapshots (None with --ncs).
+    pub(crate) snapshots: Option<SnapshotOptions>,
+    /// The addresses of the three TorchServe APIs, as configured (a snapshot records them).
+    pub(crate) addresses: ApiAddresses,
+    /// The models to register at start.
+    pub(crate) models: StoreModels,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiAddresses {
+    pub(crate) inference: SocketAddr,
+    pub(crate) management: SocketAddr,
+    pub(crate) metrics: SocketAddr,
+}
+
+impl ApiAddresses {
+    /// One listener per address: APIs given the same address (and port) share it, as TorchServe
+    /// does when two of its addresses are equal. Port 0 always gets its own listener.
+    pub(crate) fn listeners(self) -> Vec<(SocketAddr, Roles)> {
+        let only = |pick: fn(&mut Roles)| {
+            let mut roles = Roles::default();
+            pick(&mut roles);
+            roles
+        };
+        let wanted = [
+            (self.inference, only(|r| r.inference = true)),
+            (self.management, only(|r| r.management = true)),
+            (self.metrics, only(|r| r.metrics = true)),
+        ];
+        let mut listeners: Vec<(SocketAddr, Roles)> = Vec::new();
+        for (at, roles) in wanted {
+            match listeners
+                .iter_mut()
+                .find(|(a, _)| *a == at && at.port() != 0)
+            {
+                Some((_, shared)) => {
+                    shared.inference |= roles.inference;
+                    shared.management |= roles.management;
+                    shared.metrics |= roles.metrics;
+                }
+                None => listeners.push((at, roles)),
+            }
+        }
+        listeners
+    }
+}
+
+/// TorchServe's token authorization: the key file to write and how long its keys last.
+pub(crate) struct KeyOptions {
+    pub(crate) path: PathBuf,
+    pub(crate) lifetime: Duration,
+}
+
+/// Where config snapshots go, and the configuration read (config.properties or a snapshot, with
+/// the TS_* variables), which every snapshot records under the server's own settings.
+pub(crate) struct SnapshotOptions {
+    pub(crate) dir: PathBuf,
+    pub(crate) configured: Vec<(String, String)>,
+}
+
+/// The models a server with a model store starts with.
+pub(crate) enum StoreModels {
+    /// The versions of a `model_snapshot`: `shown` names the configuration it is in, a config
+    /// snapshot (`from_snapshot`) or config.properties.
+    Restore {
+        shown: String,
+        from_snapshot: bool,
+        versions: Vec<Restored>,
+        /// --models was given too, and is ignored (TorchServe's rule).
+        models_ignored: bool,
+    },
+    /// load_models (or --models) entries, with the `models` key's settings per version, and the
+    /// workers of the others.
+    Load {
+        entries: Vec<StoreEntry>,
+        overrides: Vec<Restored>,
+        workers: usize,
+    },
+}
+
+/// A model file on the command line: `[NAME=]PATH`.
+pub(crate) struct ModelFile {
+    pub(crate) path: PathBuf,
+    pub(crate) name: Option<String>,
+}
+
+/// A load_models entry as TorchServe reads it (`all`, `FILE` or `NAME=FILE`); `shown` is the entry
+/// as given, for errors.
+pub(crate) struct StoreEntry {
+    pub(crate) shown: String,
+    pub(crate) archives: StoreArchives,
+}
+
+pub(crate) enum StoreArchives {
+    /// Every archive in the store.
+    All,
+    /// One file of the store, registered under its manifest's name or the one given.
+    File { name: Option<String>, file: String },
+}
