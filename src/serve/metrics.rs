@@ -120,8 +120,8 @@ impl Metrics {
     }
 
     /// Counts a response by status class, as TorchServe's Requests2XX/4XX/5XX do.
-    pub(crate) fn response(&self, status: u16) {
-        let class = match status {
+    pub(crate) fn response(&self, status: hyper::StatusCode) {
+        let class = match status.as_u16() {
             200..=399 => 0,
             400..=499 => 1,
             _ => 2,
@@ -406,8 +406,8 @@ mod tests {
             queued: Duration::from_micros(500),
         });
         m.rejected("pcam", "1.0", Rejection::QueueFull);
-        m.response(200);
-        m.response(404);
+        m.response(hyper::StatusCode::OK);
+        m.response(hyper::StatusCode::NOT_FOUND);
         let text = m.render(&[("pcam".into(), 0)], 0, &[]);
         let labels = "model_name=\"pcam\",model_version=\"1.0\",hostname=\"vm\",";
         assert!(
