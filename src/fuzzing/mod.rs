@@ -24,7 +24,7 @@ use crate::remote::{predict as remote_predict, Answer, Credentials, Exchange, Tr
 use crate::serve::app::{App, Defaults, Roles};
 use crate::serve::auth::{Auth, OpenEndpoint};
 use crate::serve::batcher::Queue;
-use crate::serve::batcher::Runner;
+use crate::serve::batcher::{ModelFailure, Runner};
 use crate::serve::exchange::Exchanges;
 use crate::serve::http;
 use crate::serve::metrics::Metrics;
@@ -371,11 +371,11 @@ impl Runner for FakeModel {
     }
 
     /// A fake attribution: the input itself.
-    fn explain(&self, image: &Prepared, _target: usize) -> Result<Vec<f32>, String> {
+    fn explain(&self, image: &Prepared, _target: usize) -> Result<Vec<f32>, ModelFailure> {
         Ok(image.data.clone())
     }
 
-    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
+    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, ModelFailure>> {
         images
             .iter()
             .map(|image| {

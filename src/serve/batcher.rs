@@ -321,14 +321,17 @@ impl Queue {
     }
 }
 
+/// Why a model gave no answer for an image, as its runner says it: serve only shows it (in a 500).
+pub(crate) type ModelFailure = Box<dyn std::error::Error + Send + Sync>;
+
 /// What a worker runs batches with: a model's engine.
 pub(crate) trait Runner: Send {
     /// The batch shapes it runs, smallest first, the largest its batch size.
     fn shapes(&self) -> &[usize];
     /// One answer per image, in order (`Engine::infer_each`'s policy for a failed batch).
-    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>>;
+    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, ModelFailure>>;
     /// Integrated Gradients of one image towards output column `target`.
-    fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, String>;
+    fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, ModelFailure>;
 }
 
 impl Runner for Engine {
@@ -336,12 +339,17 @@ impl Runner for Engine {
         Engine::shapes(self)
     }
 
-    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
+    fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, ModelFailure>> {
         Engine::infer_each(self, 0, images)
+            .into_iter()
+            .map(|answer| answer.map_err(ModelFailure::from))
+            .collect()
     }
 
-    fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, String> {
-        Engine::explain(self, image, target).map(|e| e.attribution)
+    fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, ModelFailure> {
+        Engine::explain(self, image, target)
+            .map(|e| e.attribution)
+            .map_err(ModelFailure::from)
     }
 }
 

@@ -2,7 +2,7 @@
 //! declared size), the body read within its deadline and the server-wide budget of buffered body
 //! bytes, then the application's answer, counted and logged.
 
-use super::app::{App, Roles};
+use super::app::{error, refusal, App, Exception, Roles, Route};
 use super::conn::Tracker;
 use super::http::{Limits, Request, Response};
 use bytes::{Bytes, BytesMut};
@@ -34,9 +34,8 @@ impl Exchanges {
             .max_buffered
             .max(limits.max_body)
             .min(Semaphore::MAX_PERMITS);
-        let timeout = super::app::error(
-            408,
-            "RequestTimeoutException",
+        let timeout = error(
+            Exception::RequestTimeout,
             &format!(
                 "the request head did not arrive within {} s",
                 limits.head_timeout.as_secs_f64()
@@ -68,17 +67,16 @@ pub(crate) async fn answer(
     let (head, body) = request.into_parts();
     let line = format!("{} {}", head.method, head.uri.path());
     let app = &exchanges.app;
-    let (response, close) = match receive(&exchanges, head, body).await {
-        Ok((request, arrival, _buffered)) => {
-            (app.handle(request, arrival, exchanges.roles).await, false)
-        }
+    let route = Route::parse(&head.method, head.uri.path(), exchanges.roles);
+    let (response, close) = match receive(&exchanges, &head, &route, body).await {
+        Ok((request, arrival, _buffered)) => (app.handle(request, &route, arrival).await, false),
         Err(refused) => refused,
     };
     app.metrics.response(response.status);
     if !exchanges.quiet {
         crate::messages::note!(
             "{peer} \"{line}\" {} {} B {:.1} ms",
-            response.status,
+            response.status.as_u16(),
             response.body.len(),
             started.elapsed().as_secs_f64() * 1e3,
         );
@@ -91,7 +89,8 @@ pub(crate) async fn answer(
 /// connection must close after (its body was not read).
 async fn receive(
     exchanges: &Exchanges,
-    head: hyper::http::request::Parts,
+    head: &hyper::http::request::Parts,
+    route: &Route<'_>,
     body: Incoming,
 ) -> Result<
     (
@@ -106,14 +105,12 @@ async fn receive(
     let path = head.uri.path();
     // A body left unread makes the connection unusable for another request.
     let unread = !body.is_end_stream();
-    let refuse =
-        |status, kind, message: String| (app.refusal(path, status, kind, &message), unread);
+    let refuse = |exception, message: String| (refusal(path, exception, &message), unread);
     let mut headers = Vec::with_capacity(head.headers.len());
     for (name, value) in &head.headers {
         let Ok(value) = value.to_str() else {
             return Err(refuse(
-                400,
-                "BadRequestException",
+                Exception::BadRequest,
                 format!("header {name} is not UTF-8"),
             ));
         };
@@ -125,16 +122,15 @@ async fn receive(
         .map(|(_, v)| v.as_str());
     // No `100 Continue` and no byte of the body for a client without credentials: hyper asks for the
     // body only once it is polled.
-    if let Some(refused) = app.unauthorized(exchanges.roles, path, authorization) {
+    if let Some(refused) = app.unauthorized(route.access, path, authorization) {
         return Err((refused, unread));
     }
-    let arrival = app.arrival_for(head.method.as_str(), path);
+    let arrival = app.arrival_for(route);
     let max = limits.max_body;
     let declared = body.size_hint().exact();
     if let Some(n) = declared.filter(|&n| n > max as u64) {
         return Err(refuse(
-            413,
-            "RequestEntityTooLargeException",
+            Exception::RequestEntityTooLarge,
             format!("the body of {n} bytes is over the limit of {max} bytes (--max-request-size)"),
         ));
     }
@@ -143,24 +139,22 @@ async fn receive(
         Ok(Ok(read)) => read,
         Ok(Err(BodyError::TooLarge)) => {
             return Err((
-                app.refusal(
+                refusal(
                     path,
-                    413,
-                    "RequestEntityTooLargeException",
+                    Exception::RequestEntityTooLarge,
                     &format!("the body is over the limit of {max} bytes (--max-request-size)"),
                 ),
                 true,
             ))
         }
         Ok(Err(BodyError::Malformed(why))) => {
-            return Err((app.refusal(path, 400, "BadRequestException", &why), true))
+            return Err((refusal(path, Exception::BadRequest, &why), true))
         }
         Err(_) => {
             return Err((
-                app.refusal(
+                refusal(
                     path,
-                    408,
-                    "RequestTimeoutException",
+                    Exception::RequestTimeout,
                     &format!(
                         "the request did not arrive within {} s",
                         limits.client_timeout.as_secs()
@@ -171,7 +165,7 @@ async fn receive(
         }
     };
     let request = Request {
-        method: head.method.as_str().to_string(),
+        method: head.method.clone(),
         path: path.to_string(),
         query: head.uri.query().unwrap_or("").to_string(),
         headers,

@@ -3,6 +3,7 @@
 //! gives, plus the limits a client is held to.
 
 use bytes::Bytes;
+use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub(crate) struct Limits {
 
 #[derive(Debug)]
 pub(crate) struct Request {
-    pub(crate) method: String,
+    pub(crate) method: Method,
     /// The path without the query string.
     pub(crate) path: String,
     pub(crate) query: String,
@@ -80,7 +81,7 @@ impl Request {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Response {
-    pub(crate) status: u16,
+    pub(crate) status: StatusCode,
     pub(crate) content_type: &'static str,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Vec<u8>,
@@ -90,7 +91,7 @@ pub(crate) const JSON: &str = "application/json";
 
 impl Response {
     pub(crate) fn new(
-        status: u16,
+        status: StatusCode,
         content_type: &'static str,
         body: impl Into<Vec<u8>>,
     ) -> Response {
@@ -102,7 +103,7 @@ impl Response {
         }
     }
 
-    pub(crate) fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn json(status: StatusCode, body: impl Into<Vec<u8>>) -> Response {
         Response::new(status, JSON, body)
     }
 
@@ -116,7 +117,7 @@ impl Response {
     pub(crate) fn to_http1_closing(&self, reason: &str) -> Vec<u8> {
         let mut bytes = format!(
             "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            self.status,
+            self.status.as_u16(),
             self.content_type,
             self.body.len()
         )

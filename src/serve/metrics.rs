@@ -120,8 +120,8 @@ impl Metrics {
     }
 
     /// Counts a response by status class, as TorchServe's Requests2XX/4XX/5XX do.
-    pub(crate) fn response(&self, status: u16) {
-        let class = match status {
+    pub(crate) fn response(&self, status: hyper::StatusCode) {
+        let class = match status.as_u16() {
             200..=399 => 0,
             400..=499 => 1,
             _ => 2,
@@ -191,149 +191,179 @@ impl Metrics {
     ) -> String {
         let state = self.lock();
         let host = escape(&self.hostname);
-        let model_labels = |s: &Series| {
-            format!(
-                "model_name=\"{}\",model_version=\"{}\",hostname=\"{host}\",",
-                escape(&s.model),
-                escape(&s.version)
-            )
+        let mut out = Exposition {
+            wanted: names,
+            text: String::new(),
         };
-        let mut families: Vec<(&str, String)> = Vec::new();
-        let mut family = |name: &'static str, kind: &str, help: &str, body: String| {
-            if names.is_empty() || names.contains(&name) {
-                families.push((
-                    name,
-                    format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{body}"),
-                ));
-            }
-        };
-        let counters: [(&str, &str, SeriesValue); 3] = [
-            ("ts_inference_requests_total", "Count", |s| {
-                s.requests as f64
-            }),
-            ("ts_inference_latency_microseconds", "Microseconds", |s| {
-                s.latency_us
-            }),
-            ("ts_queue_latency_microseconds", "Microseconds", |s| {
-                s.queue_us
-            }),
-        ];
-        for (name, unit, value) in counters {
-            let mut body = String::new();
-            for s in &state.series {
-                let _ = writeln!(body, "{name}{{{}}} {:?}", model_labels(s), value(s));
-            }
-            family(
-                name,
-                "counter",
-                &format!("Torchserve prometheus counter metric with unit: {unit}"),
-                body,
+        torchserve_families(&state, &host, &mut out);
+        scancer_families(&state, &host, pending, arriving, &mut out);
+        out.text
+    }
+}
+
+/// The families rendered so far, and which ones are wanted.
+struct Exposition<'a> {
+    wanted: &'a [&'a str],
+    text: String,
+}
+
+impl Exposition<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str, body: String) {
+        if self.wanted.is_empty() || self.wanted.contains(&name) {
+            let _ = write!(
+                self.text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{body}"
             );
         }
-        for (k, name) in ["Requests2XX", "Requests4XX", "Requests5XX"]
-            .into_iter()
-            .enumerate()
-        {
-            let body = format!(
-                "{name}{{Level=\"Host\",Hostname=\"{host}\",}} {:?}\n",
-                state.status[k] as f64
-            );
-            family(
-                name,
-                "counter",
-                "Torchserve prometheus counter metric with unit: Count",
-                body,
-            );
-        }
-        let name = "scancer_inference_latency_seconds";
+    }
+}
+
+/// A series' labels, as TorchServe writes them (with a trailing comma).
+fn model_labels(s: &Series, host: &str) -> String {
+    format!(
+        "model_name=\"{}\",model_version=\"{}\",hostname=\"{host}\",",
+        escape(&s.model),
+        escape(&s.version)
+    )
+}
+
+/// TorchServe's own families: its per-model counters and its requests by status class.
+fn torchserve_families(state: &State, host: &str, out: &mut Exposition) {
+    let counters: [(&str, &str, SeriesValue); 3] = [
+        ("ts_inference_requests_total", "Count", |s| {
+            s.requests as f64
+        }),
+        ("ts_inference_latency_microseconds", "Microseconds", |s| {
+            s.latency_us
+        }),
+        ("ts_queue_latency_microseconds", "Microseconds", |s| {
+            s.queue_us
+        }),
+    ];
+    for (name, unit, value) in counters {
         let mut body = String::new();
         for s in &state.series {
-            let labels = model_labels(s);
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(s.buckets) {
-                cumulative += count;
-                let _ = writeln!(
-                    body,
-                    "{name}_bucket{{{labels}le=\"{bound:?}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(body, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", s.requests);
-            let _ = writeln!(body, "{name}_sum{{{labels}}} {:?}", s.latency_sum);
-            let _ = writeln!(body, "{name}_count{{{labels}}} {}", s.requests);
+            let _ = writeln!(body, "{name}{{{}}} {:?}", model_labels(s, host), value(s));
         }
-        family(
+        out.family(
             name,
-            "histogram",
-            "Time from a request being read to its answer being ready, per answered request.",
+            "counter",
+            &format!("Torchserve prometheus counter metric with unit: {unit}"),
             body,
         );
-        let mut body = String::new();
-        for s in &state.series {
+    }
+    for (k, name) in ["Requests2XX", "Requests4XX", "Requests5XX"]
+        .into_iter()
+        .enumerate()
+    {
+        let body = format!(
+            "{name}{{Level=\"Host\",Hostname=\"{host}\",}} {:?}\n",
+            state.status[k] as f64
+        );
+        out.family(
+            name,
+            "counter",
+            "Torchserve prometheus counter metric with unit: Count",
+            body,
+        );
+    }
+}
+
+/// scancer's families: the latency histogram, images, refusals, batching and queues.
+fn scancer_families(
+    state: &State,
+    host: &str,
+    pending: &[(String, usize)],
+    arriving: usize,
+    out: &mut Exposition,
+) {
+    let name = "scancer_inference_latency_seconds";
+    let mut body = String::new();
+    for s in &state.series {
+        let labels = model_labels(s, host);
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(s.buckets) {
+            cumulative += count;
             let _ = writeln!(
                 body,
-                "scancer_inference_images_total{{{}}} {}",
-                model_labels(s),
-                s.images
+                "{name}_bucket{{{labels}le=\"{bound:?}\"}} {cumulative}"
             );
         }
-        family(
-            "scancer_inference_images_total",
-            "counter",
-            "Images (tensors) answered; a KServe V2 request may carry many.",
+        let _ = writeln!(body, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", s.requests);
+        let _ = writeln!(body, "{name}_sum{{{labels}}} {:?}", s.latency_sum);
+        let _ = writeln!(body, "{name}_count{{{labels}}} {}", s.requests);
+    }
+    out.family(
+        name,
+        "histogram",
+        "Time from a request being read to its answer being ready, per answered request.",
+        body,
+    );
+    let mut body = String::new();
+    for s in &state.series {
+        let _ = writeln!(
             body,
+            "scancer_inference_images_total{{{}}} {}",
+            model_labels(s, host),
+            s.images
         );
-        let mut body = String::new();
-        for s in &state.series {
-            for (k, why) in Rejection::ALL.iter().enumerate() {
-                let _ = writeln!(
-                    body,
-                    "scancer_rejected_requests_total{{{}reason=\"{}\"}} {}",
-                    model_labels(s),
-                    why.label(),
-                    s.rejected[k]
-                );
-            }
+    }
+    out.family(
+        "scancer_inference_images_total",
+        "counter",
+        "Images (tensors) answered; a KServe V2 request may carry many.",
+        body,
+    );
+    let mut body = String::new();
+    for s in &state.series {
+        for (k, why) in Rejection::ALL.iter().enumerate() {
+            let _ = writeln!(
+                body,
+                "scancer_rejected_requests_total{{{}reason=\"{}\"}} {}",
+                model_labels(s, host),
+                why.label(),
+                s.rejected[k]
+            );
         }
-        family(
+    }
+    out.family(
             "scancer_rejected_requests_total",
             "counter",
             "Requests routed to a model that got no prediction, by reason (not in ts_inference_requests_total).",
             body,
         );
-        family(
-            "scancer_batches_total",
-            "counter",
-            "Forward passes run.",
-            format!("scancer_batches_total {}\n", state.batches),
-        );
-        family(
-            "scancer_batched_requests_total",
-            "counter",
-            "Requests answered by those forward passes.",
-            format!("scancer_batched_requests_total {}\n", state.batched),
-        );
-        let mut body = String::new();
-        for (model, n) in pending {
-            let _ = writeln!(
-                body,
-                "scancer_queue_pending_requests{{model_name=\"{}\"}} {n}",
-                escape(model)
-            );
-        }
-        family(
-            "scancer_queue_pending_requests",
-            "gauge",
-            "Requests waiting for the model.",
+    out.family(
+        "scancer_batches_total",
+        "counter",
+        "Forward passes run.",
+        format!("scancer_batches_total {}\n", state.batches),
+    );
+    out.family(
+        "scancer_batched_requests_total",
+        "counter",
+        "Requests answered by those forward passes.",
+        format!("scancer_batched_requests_total {}\n", state.batched),
+    );
+    let mut body = String::new();
+    for (model, n) in pending {
+        let _ = writeln!(
             body,
+            "scancer_queue_pending_requests{{model_name=\"{}\"}} {n}",
+            escape(model)
         );
-        family(
-            "scancer_arriving_requests",
-            "gauge",
-            "Prediction requests being received or decoded.",
-            format!("scancer_arriving_requests {arriving}\n"),
-        );
-        families.into_iter().map(|(_, text)| text).collect()
     }
+    out.family(
+        "scancer_queue_pending_requests",
+        "gauge",
+        "Requests waiting for the model.",
+        body,
+    );
+    out.family(
+        "scancer_arriving_requests",
+        "gauge",
+        "Prediction requests being received or decoded.",
+        format!("scancer_arriving_requests {arriving}\n"),
+    );
 }
 
 fn series<'a>(state: &'a mut State, model: &str, version: &str) -> &'a mut Series {
@@ -406,8 +436,8 @@ mod tests {
             queued: Duration::from_micros(500),
         });
         m.rejected("pcam", "1.0", Rejection::QueueFull);
-        m.response(200);
-        m.response(404);
+        m.response(hyper::StatusCode::OK);
+        m.response(hyper::StatusCode::NOT_FOUND);
         let text = m.render(&[("pcam".into(), 0)], 0, &[]);
         let labels = "model_name=\"pcam\",model_version=\"1.0\",hostname=\"vm\",";
         assert!(

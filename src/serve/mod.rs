@@ -30,7 +30,7 @@ pub(crate) mod tokens;
 pub(crate) mod workers;
 
 use anyhow::{anyhow, bail, Context, Result};
-use app::{error, App};
+use app::{error, App, Exception};
 pub(crate) use app::{Defaults, Envelope, Roles};
 use exchange::Exchanges;
 use http::Limits;
@@ -514,8 +514,7 @@ pub(crate) async fn serve_http<S>(
 /// Over the connection limit: a 503, then close; a client that does not take it at once is dropped.
 async fn refuse(mut stream: tokio::net::TcpStream, max: usize) {
     let response = error(
-        503,
-        "ServiceUnavailableException",
+        Exception::ServiceUnavailable,
         &format!("The server has {max} open connections, its limit; retry later"),
     );
     let bytes = response.to_http1_closing("Service Unavailable");

@@ -40,11 +40,10 @@ pub(crate) enum Source {
     Download { url: String, file: String },
 }
 
-/// Why a registration's `url` names no archive, with TorchServe's status and exception type.
+/// Why a registration's `url` names no archive, in TorchServe's words.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Unresolved {
-    pub(crate) status: u16,
-    pub(crate) kind: &'static str,
+    pub(crate) kind: Unresolvable,
     pub(crate) message: String,
 }
 
@@ -76,6 +75,53 @@ impl std::str::FromStr for AllowedUrls {
             patterns,
         })
     }
+}
+
+/// The three refusals TorchServe tells apart (each its own exception).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unresolvable {
+    /// Not in the store, not allowed, or leading outside the store.
+    NotFound,
+    /// A URL that could not be downloaded (or names no file).
+    Download,
+    /// The archive a download would become is already there.
+    Exists,
+}
+
+impl Unresolved {
+    fn not_found(message: String) -> Unresolved {
+        Unresolved {
+            kind: Unresolvable::NotFound,
+            message,
+        }
+    }
+
+    fn download(url: &str) -> Unresolved {
+        Unresolved {
+            kind: Unresolvable::Download,
+            message: format!("Failed to download archive from: {url}"),
+        }
+    }
+}
+
+/// Why a download stopped.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Http(Box<ureq::Error>),
+    #[error("{0} bytes is over the limit of {1} bytes")]
+    Declared(u64, u64),
+    #[error("over the limit of {0} bytes")]
+    OverLimit(u64),
+    #[error("not done within {0} s")]
+    TimedOut(u64),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl ModelStore {
@@ -117,13 +163,8 @@ impl ModelStore {
     /// What a registration's `url` names, with TorchServe's checks in its order: no `..`, then
     /// `allowed_urls`, then a file of the store.
     pub(crate) fn resolve(&self, url: &str) -> Result<Source, Unresolved> {
-        let not_found = |message: String| Unresolved {
-            status: 404,
-            kind: "ModelNotFoundException",
-            message,
-        };
         if url.contains("..") {
-            return Err(not_found(format!(
+            return Err(Unresolved::not_found(format!(
                 "Relative path is not allowed in url: {url}"
             )));
         }
@@ -136,11 +177,7 @@ impl ModelStore {
                 .unwrap_or("");
             let file = path.rsplit('/').next().unwrap_or("").to_string();
             if file.is_empty() || file.contains('\\') || file.starts_with('.') {
-                return Err(Unresolved {
-                    status: 400,
-                    kind: "DownloadArchiveException",
-                    message: format!("Failed to download archive from: {url}"),
-                });
+                return Err(Unresolved::download(url));
             }
             return Ok(Source::Download {
                 url: url.to_string(),
@@ -153,7 +190,7 @@ impl ModelStore {
             } else {
                 ""
             };
-            return Err(not_found(format!(
+            return Err(Unresolved::not_found(format!(
                 "Given URL {url} does not match any allowed URL(s){hint}"
             )));
         }
@@ -165,30 +202,25 @@ impl ModelStore {
     pub(crate) fn download(&self, url: &str, file: &str) -> Result<PathBuf, Unresolved> {
         let target = self.dir.join(file);
         let exists = || Unresolved {
-            status: 500,
-            kind: "InternalServerException",
+            kind: Unresolvable::Exists,
             message: format!("Model file already exists {file}"),
         };
         if target.exists() {
             return Err(exists());
         }
-        let failed = |why: String| {
+        let failed = |why: &dyn std::fmt::Display| {
             crate::messages::note!("cannot download {url}: {why}");
-            Unresolved {
-                status: 400,
-                kind: "DownloadArchiveException",
-                message: format!("Failed to download archive from: {url}"),
-            }
+            Unresolved::download(url)
         };
         // A file without a name (Linux: O_TMPFILE) until it is whole: a crash leaves nothing.
         let mut anonymous = tempfile::tempfile_in(&self.dir)
-            .map_err(|e| failed(format!("cannot write in {}: {e}", self.dir.display())))?;
-        self.fetch(url, &mut anonymous).map_err(failed)?;
-        anonymous.sync_all().map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(&format!("cannot write in {}: {e}", self.dir.display())))?;
+        self.fetch(url, &mut anonymous).map_err(|e| failed(&e))?;
+        anonymous.sync_all().map_err(|e| failed(&e))?;
         match publish(&mut anonymous, &self.dir, &target) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
-            Err(e) => return Err(failed(e.to_string())),
+            Err(e) => return Err(failed(&e)),
         }
         if let Ok(dir) = std::fs::File::open(&self.dir) {
             let _ = dir.sync_all();
@@ -197,7 +229,7 @@ impl ModelStore {
     }
 
     /// The URL's bytes into `out`, within the size and time limits.
-    fn fetch(&self, url: &str, out: &mut std::fs::File) -> Result<(), String> {
+    fn fetch(&self, url: &str, out: &mut std::fs::File) -> Result<(), FetchError> {
         let limit = self.limits.max_bytes;
         let deadline = std::time::Instant::now() + self.limits.timeout;
         let mut body: Box<dyn Read> = if let Some(path) = url
@@ -205,20 +237,28 @@ impl ModelStore {
             .filter(|s| s.eq_ignore_ascii_case("file://"))
             .map(|_| &url[7..])
         {
-            Box::new(std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?)
+            Box::new(
+                std::fs::File::open(path).map_err(|source| FetchError::Open {
+                    path: path.to_string(),
+                    source,
+                })?,
+            )
         } else {
             let agent = ureq::AgentBuilder::new()
                 .timeout(self.limits.timeout)
                 .redirects(0)
                 .user_agent(concat!("scancer/", env!("CARGO_PKG_VERSION")))
                 .build();
-            let response = agent.get(url).call().map_err(|e| e.to_string())?;
+            let response = agent
+                .get(url)
+                .call()
+                .map_err(|e| FetchError::Http(Box::new(e)))?;
             if let Some(n) = response
                 .header("content-length")
                 .and_then(|n| n.parse::<u64>().ok())
                 .filter(|&n| n > limit)
             {
-                return Err(format!("{n} bytes is over the limit of {limit} bytes"));
+                return Err(FetchError::Declared(n, limit));
             }
             Box::new(response.into_reader())
         };
@@ -226,20 +266,17 @@ impl ModelStore {
         let mut total = 0u64;
         loop {
             if std::time::Instant::now() > deadline {
-                return Err(format!(
-                    "not done within {} s",
-                    self.limits.timeout.as_secs()
-                ));
+                return Err(FetchError::TimedOut(self.limits.timeout.as_secs()));
             }
-            let n = body.read(&mut buffer).map_err(|e| e.to_string())?;
+            let n = body.read(&mut buffer)?;
             if n == 0 {
                 return Ok(());
             }
             total += n as u64;
             if total > limit {
-                return Err(format!("over the limit of {limit} bytes"));
+                return Err(FetchError::OverLimit(limit));
             }
-            out.write_all(&buffer[..n]).map_err(|e| e.to_string())?;
+            out.write_all(&buffer[..n])?;
         }
     }
 
@@ -247,11 +284,9 @@ impl ModelStore {
     /// it, never outside it.
     pub(crate) fn file(&self, url: &str) -> Result<PathBuf, Unresolved> {
         if url.contains("..") {
-            return Err(Unresolved {
-                status: 404,
-                kind: "ModelNotFoundException",
-                message: format!("Relative path is not allowed in url: {url}"),
-            });
+            return Err(Unresolved::not_found(format!(
+                "Relative path is not allowed in url: {url}"
+            )));
         }
         let relative = Path::new(url);
         let inside = relative
@@ -259,11 +294,7 @@ impl ModelStore {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         let path = self.dir.join(relative);
         if url.is_empty() || !inside || !path.exists() {
-            return Err(Unresolved {
-                status: 404,
-                kind: "ModelNotFoundException",
-                message: format!("Model not found at: {url}"),
-            });
+            return Err(Unresolved::not_found(format!("Model not found at: {url}")));
         }
         Ok(path)
     }
@@ -349,7 +380,7 @@ mod tests {
         assert_eq!(store.file("pcam.mar").unwrap(), dir.path().join("pcam.mar"));
         for outside in ["missing.mar", "/etc/passwd", ""] {
             let err = store.file(outside).unwrap_err();
-            assert_eq!(err.status, 404, "{outside}");
+            assert_eq!(err.kind, Unresolvable::NotFound, "{outside}");
             assert_eq!(err.message, format!("Model not found at: {outside}"));
         }
         for relative in ["../pcam.mar", "unpacked/../../x"] {
@@ -412,13 +443,13 @@ mod tests {
         assert_eq!(std::fs::read(&copied).unwrap(), b"other archive");
         let again = open.download(&url, &file).unwrap_err();
         assert_eq!(
-            (again.status, again.message.as_str()),
-            (500, "Model file already exists other.mar")
+            (again.kind, again.message.as_str()),
+            (Unresolvable::Exists, "Model file already exists other.mar")
         );
         let in_store = format!("file://{}", dir.path().join("pcam.mar").display());
         assert_eq!(
-            open.download(&in_store, "pcam.mar").unwrap_err().status,
-            500
+            open.download(&in_store, "pcam.mar").unwrap_err().kind,
+            Unresolvable::Exists
         );
         assert_eq!(
             std::fs::read(dir.path().join("pcam.mar")).unwrap(),
@@ -435,7 +466,7 @@ mod tests {
         );
         std::fs::remove_file(&copied).unwrap();
         let big = small.download(&url, "other.mar").unwrap_err();
-        assert_eq!(big.status, 400);
+        assert_eq!(big.kind, Unresolvable::Download);
         let left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -8,6 +8,7 @@ use super::workers::{Loader, OnBatch, Workers};
 use crate::engine::model_source::ModelSource;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::{Engine, EngineOptions};
+use crate::mar::manifest::ManifestError;
 use crate::records::OutputKind;
 use crate::records::Schema;
 use anyhow::{Context, Result};
@@ -23,12 +24,12 @@ pub(crate) struct ModelSpec {
 }
 
 impl std::str::FromStr for ModelSpec {
-    type Err = String;
+    type Err = ManifestError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ManifestError> {
         match s.split_once('=') {
             Some((name, path)) if !name.is_empty() && !name.contains('/') => {
-                crate::mar::manifest::validate_model_name(name).map_err(|e| e.to_string())?;
+                crate::mar::manifest::validate_model_name(name)?;
                 Ok(ModelSpec {
                     name: Some(name.into()),
                     path: path.into(),

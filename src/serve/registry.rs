@@ -16,17 +16,26 @@ struct Named {
     default: String,
 }
 
-/// No model of the name (or version) asked for, as TorchServe names the miss.
+/// No model of the name (or version) asked for, in TorchServe's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Missing {
-    pub(crate) kind: &'static str,
+    pub(crate) kind: MissingKind,
     pub(crate) message: String,
 }
 
+/// What was missing: TorchServe answers each with its own exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MissingKind {
+    /// No model of the name.
+    Model,
+    /// The name, but not the version.
+    Version,
+}
+
 impl Missing {
-    fn model(name: &str) -> Missing {
+    pub(crate) fn model(name: &str) -> Missing {
         Missing {
-            kind: "ModelNotFoundException",
+            kind: MissingKind::Model,
             message: format!("Model not found: {name}"),
         }
     }
@@ -69,7 +78,7 @@ impl Registry {
             .find(|m| m.version == wanted)
             .cloned()
             .ok_or_else(|| Missing {
-                kind: "ModelVersionNotFoundException",
+                kind: MissingKind::Version,
                 message: format!(
                     "Model version: {} does not exist for model: {name}",
                     version.unwrap_or_default()
@@ -156,7 +165,7 @@ impl Registry {
             .position(|m| m.version == wanted)
             .ok_or_else(|| {
                 RemoveError::Missing(Missing {
-                    kind: "ModelVersionNotFoundException",
+                    kind: MissingKind::Version,
                     message: format!("Model version: {wanted} does not exist for model: {name}"),
                 })
             })?;
@@ -178,7 +187,7 @@ impl Registry {
         let named = names.get_mut(name).ok_or_else(|| Missing::model(name))?;
         if !named.versions.iter().any(|m| m.version == version) {
             return Err(Missing {
-                kind: "ModelVersionNotFoundException",
+                kind: MissingKind::Version,
                 message: format!("Model version {version} does not exist for model {name}"),
             });
         }

@@ -6,18 +6,37 @@
 //! nested lists, as TorchServe's Python worker writes a handler's list (`json.dumps(indent=2)`).
 //! KServe V1's `:explain` explains each instance so, answered `{"explanations": [...]}`.
 
-use super::{image_bytes, pyjson, App, Failure};
+use super::errors::Failure;
+use super::state::App;
 use crate::records::OutputKind;
-use crate::serve::batcher::Answered;
+use crate::serve::batcher::{Answered, Arrival};
 use crate::serve::http::{Request, Response};
 use crate::serve::models::ServedModel;
-use crate::serve::multipart;
+use crate::serve::{multipart, pyjson};
+use hyper::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Why a request cannot be explained.
+#[derive(Debug, thiserror::Error)]
+enum Unexplainable {
+    #[error("target {0:?} is not a class index")]
+    NotAClassIndex(String),
+    #[error("target {target} is not an output of the model (0 to {})", columns - 1)]
+    NoSuchOutput { target: usize, columns: usize },
+    #[error("explanations attribute a class's output; this model's kind is \"{0}\"")]
+    NotAClass(OutputKind),
+}
+
+impl From<Unexplainable> for Failure {
+    fn from(why: Unexplainable) -> Failure {
+        Failure::BadInput(why.to_string())
+    }
+}
+
 /// The output column asked for: `?target=`, or a form field `target`.
-async fn target(request: &Request) -> Result<usize, String> {
+async fn target(request: &Request) -> Result<usize, Unexplainable> {
     let text = match request.query_param("target") {
         Some(t) => Some(t.to_string()),
         None => match multipart::boundary(request.header("content-type").unwrap_or("")) {
@@ -32,7 +51,7 @@ async fn target(request: &Request) -> Result<usize, String> {
         None | Some("") => Ok(0),
         Some(t) => t
             .parse::<usize>()
-            .map_err(|_| format!("target {t:?} is not a class index")),
+            .map_err(|_| Unexplainable::NotAClassIndex(t.to_string())),
     }
 }
 
@@ -41,6 +60,7 @@ pub(super) async fn explain(
     request: &Request,
     name: &str,
     version: Option<&str>,
+    arrival: Option<Arrival>,
 ) -> Response {
     let started = Instant::now();
     let model = match app.find(name, version) {
@@ -48,20 +68,19 @@ pub(super) async fn explain(
         Err(response) => return response,
     };
     let shown = format!("{} {}", request.method, request.path);
-    let arrival = model.queue.arrival();
+    let arrival = arrival.unwrap_or_else(|| model.queue.arrival());
     let columns = match explainable(&model) {
         Ok(c) => c,
-        Err(why) => return app.failure(&shown, &model, Failure::BadInput(why)),
+        Err(why) => return Failure::from(why).torchserve(&shown, &model),
     };
     let answered = async {
-        let target = target(request).await.map_err(Failure::BadInput)?;
+        let target = target(request).await?;
         if target >= columns {
-            return Err(Failure::BadInput(format!(
-                "target {target} is not an output of the model (0 to {})",
-                columns - 1
-            )));
+            return Err(Unexplainable::NoSuchOutput { target, columns }.into());
         }
-        let image = image_bytes(request).await.map_err(Failure::BadInput)?;
+        let image = multipart::image(request)
+            .await
+            .map_err(|why| Failure::BadInput(why.to_string()))?;
         let reservation = app.admit(&model, 1, version.is_some()).await?;
         let prepared = app.prepare(&model, vec![image], false).await?;
         app.run_jobs(&model, prepared, Some(target), reservation, arrival)
@@ -70,12 +89,8 @@ pub(super) async fn explain(
     .await;
     app.observe(&model, started, &answered);
     match answered {
-        Ok(answers) => Response::new(
-            200,
-            crate::serve::http::JSON,
-            pyjson::dumps(&nested(&model, &answers[0])),
-        ),
-        Err(failure) => app.failure(&shown, &model, failure),
+        Ok(answers) => Response::json(StatusCode::OK, pyjson::dumps(&nested(&model, &answers[0]))),
+        Err(failure) => failure.torchserve(&shown, &model),
     }
 }
 
@@ -86,13 +101,14 @@ pub(super) async fn explain_instances(
     model: &Arc<ServedModel>,
     request: &Request,
     images: Vec<bytes::Bytes>,
+    arrival: Option<Arrival>,
 ) -> Response {
     let started = Instant::now();
     let shown = format!("{} {}", request.method, request.path);
     if let Err(why) = explainable(model) {
-        return app.failure(&shown, model, Failure::BadInput(why));
+        return Failure::from(why).torchserve(&shown, model);
     }
-    let arrival = model.queue.arrival();
+    let arrival = arrival.unwrap_or_else(|| model.queue.arrival());
     let answered = async {
         let reservation = app.admit(model, images.len(), false).await?;
         let prepared = app.prepare(model, images, true).await?;
@@ -104,25 +120,22 @@ pub(super) async fn explain_instances(
     match answered {
         Ok(answers) => {
             let all: Vec<Value> = answers.iter().map(|a| nested(model, a)).collect();
-            Response::new(
-                200,
-                crate::serve::http::JSON,
+            Response::json(
+                StatusCode::OK,
                 pyjson::dumps(&serde_json::json!({ "explanations": all })),
             )
         }
-        Err(failure) => app.failure(&shown, model, failure),
+        Err(failure) => failure.torchserve(&shown, model),
     }
 }
 
 /// The output columns an explanation's target may name: a binary model's one logit, a multiclass
 /// model's classes.
-fn explainable(model: &ServedModel) -> Result<usize, String> {
+fn explainable(model: &ServedModel) -> Result<usize, Unexplainable> {
     match model.schema.kind {
         OutputKind::Binary => Ok(1),
         OutputKind::Multiclass => Ok(model.schema.classes.len()),
-        kind => Err(format!(
-            "explanations attribute a class's output; this model's kind is \"{kind}\""
-        )),
+        kind => Err(Unexplainable::NotAClass(kind)),
     }
 }
 

@@ -5,75 +5,94 @@
 //! the image. Also `GET /v1/models/{name}` (readiness) and `:explain` (each instance's Integrated
 //! Gradients, `explanations`).
 
-use super::{error, not_found, pretty, App};
+use super::errors::{pretty, Exception};
+use super::explanations;
+use super::state::App;
 use crate::serve::answer;
 use crate::serve::batcher::Arrival;
-use crate::serve::http::{Request, Response, JSON};
+use crate::serve::http::{Request, Response};
 use crate::serve::models::ServedModel;
 use crate::serve::pyjson;
 use base64::Engine as _;
 use bytes::Bytes;
+use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// `segments` follow `/v1`.
-pub(crate) async fn handle(
-    app: &Arc<App>,
-    request: &Request,
-    segments: &[&str],
-    arrival: Option<Arrival>,
-) -> Response {
-    let ["models", target] = segments else {
-        return not_found();
-    };
-    let (name, verb) = target.split_once(':').unwrap_or((target, ""));
-    match (request.method.as_str(), verb) {
-        ("GET", "") => match app.find(name, None) {
-            Ok(m) => {
-                let ready = m.workers.status().iter().any(|w| w.ready);
-                pretty(&json!({"name": m.name, "ready": ready}))
-            }
-            Err(response) => response,
-        },
-        ("POST", "predict") => match app.find(name, None) {
-            Ok(m) => match instances(&request.body) {
-                Ok(images) => predict(app, &m, request, images, arrival).await,
-                Err(why) => bad_request(request, &why),
-            },
-            Err(response) => response,
-        },
-        ("POST", "explain") => match app.find(name, None) {
-            Ok(m) => match instances(&request.body) {
-                Ok(images) => {
-                    super::explanations::explain_instances(app, &m, request, images).await
-                }
-                Err(why) => bad_request(request, &why),
-            },
-            Err(response) => response,
-        },
-        (_, "" | "predict" | "explain") => super::method_not_allowed(),
-        _ => not_found(),
+/// `GET /v1/models/{name}`: whether a worker is ready.
+pub(super) fn ready(app: &App, name: &str) -> Response {
+    match app.find(name, None) {
+        Ok(m) => {
+            let ready = m.workers.status().iter().any(|w| w.ready);
+            pretty(&json!({"name": m.name, "ready": ready}))
+        }
+        Err(response) => response,
     }
 }
 
-fn bad_request(request: &Request, why: &str) -> Response {
-    error(
-        400,
-        "BadRequestException",
+/// `POST /v1/models/{name}:predict`.
+pub(super) async fn predict(
+    app: &Arc<App>,
+    request: &Request,
+    name: &str,
+    arrival: Option<Arrival>,
+) -> Response {
+    match app.find(name, None) {
+        Ok(m) => match instances(&request.body) {
+            Ok(images) => predict_instances(app, &m, request, images, arrival).await,
+            Err(why) => bad_request(request, &why),
+        },
+        Err(response) => response,
+    }
+}
+
+/// `POST /v1/models/{name}:explain`.
+pub(super) async fn explain(
+    app: &Arc<App>,
+    request: &Request,
+    name: &str,
+    arrival: Option<Arrival>,
+) -> Response {
+    match app.find(name, None) {
+        Ok(m) => match instances(&request.body) {
+            Ok(images) => explanations::explain_instances(app, &m, request, images, arrival).await,
+            Err(why) => bad_request(request, &why),
+        },
+        Err(response) => response,
+    }
+}
+
+fn bad_request(request: &Request, why: &BadInstances) -> Response {
+    super::errors::error(
+        Exception::BadRequest,
         &format!("{} {}: {why}", request.method, request.path),
     )
 }
 
 /// Whether a body is a JSON object: the envelope of the `kserve` and `json` service envelopes.
-pub(crate) fn is_json_object(body: &[u8]) -> bool {
+pub(super) fn is_json_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
+/// What is wrong with a V1 body.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadInstances {
+    #[error("the request's JSON is not valid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the request has no \"instances\" array")]
+    NoInstances,
+    #[error("\"instances\" is empty")]
+    Empty,
+    #[error("instance {0}: expected {{\"data\": \"<base64 image>\"}}")]
+    NotAnImage(usize),
+    #[error("instance {0}: not base64: {1}")]
+    NotBase64(usize, base64::DecodeError),
+}
+
 /// The images of a V1 body, in order.
-pub(crate) fn instances(body: &[u8]) -> Result<Vec<Bytes>, String> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the request's JSON is not valid: {e}"))?;
+pub(super) fn instances(body: &[u8]) -> Result<Vec<Bytes>, BadInstances> {
+    let value: Value = serde_json::from_slice(body)?;
     let outer = if value.get("instances").is_some() {
         &value
     } else {
@@ -84,9 +103,9 @@ pub(crate) fn instances(body: &[u8]) -> Result<Vec<Bytes>, String> {
     };
     let instances = outer["instances"]
         .as_array()
-        .ok_or("the request has no \"instances\" array")?;
+        .ok_or(BadInstances::NoInstances)?;
     if instances.is_empty() {
-        return Err("\"instances\" is empty".into());
+        return Err(BadInstances::Empty);
     }
     instances
         .iter()
@@ -99,20 +118,18 @@ pub(crate) fn instances(body: &[u8]) -> Result<Vec<Bytes>, String> {
                     .find_map(|k| o.get(*k).and_then(Value::as_str)),
                 _ => None,
             }
-            .ok_or(format!(
-                "instance {i}: expected {{\"data\": \"<base64 image>\"}}"
-            ))?;
+            .ok_or(BadInstances::NotAnImage(i))?;
             base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
                 .map(Bytes::from)
-                .map_err(|e| format!("instance {i}: not base64: {e}"))
+                .map_err(|e| BadInstances::NotBase64(i, e))
         })
         .collect()
 }
 
 /// Predicts every instance in one request (queued together) and answers `{"predictions": [...]}`
 /// as TorchServe's envelope writes it.
-pub(crate) async fn predict(
+pub(super) async fn predict_instances(
     app: &Arc<App>,
     m: &Arc<ServedModel>,
     request: &Request,
@@ -134,12 +151,11 @@ pub(crate) async fn predict(
                 .iter()
                 .map(|a| answer::torchserve_value(&m.schema, &a.prediction))
                 .collect();
-            Response::new(
-                200,
-                JSON,
+            Response::json(
+                StatusCode::OK,
                 pyjson::dumps(&json!({ "predictions": predictions })),
             )
         }
-        Err(failure) => app.failure(&format!("{} {}", request.method, request.path), m, failure),
+        Err(failure) => failure.torchserve(&format!("{} {}", request.method, request.path), m),
     }
 }

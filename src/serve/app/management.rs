@@ -2,11 +2,13 @@
 //! set-default and unregister, with its parameters, status codes and bodies. Register and
 //! unregister answer 405 unless the model API is enabled, as in TorchServe.
 
-use super::{error, method_not_allowed, pretty, resident_bytes, App, Response};
-use crate::serve::http::Request;
+use super::errors::{self, error, pretty, Exception};
+use super::state::App;
+use crate::serve::http::{Request, Response};
 use crate::serve::model_store::Source;
 use crate::serve::models::{self, Registration, ServedModel};
 use crate::serve::registry::RemoveError;
+use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,29 +16,12 @@ use std::time::Duration;
 /// How long a synchronous register or scale waits for its workers (TorchServe's startupTimeout).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `segments` follow `/models`.
-pub(crate) async fn handle(app: &Arc<App>, request: &Request, segments: &[&str]) -> Response {
-    let method = request.method.as_str();
-    match (method, segments) {
-        ("GET", []) => list(app, request),
-        ("POST", []) if app.model_api => register(app, request).await,
-        ("GET", [name]) => describe(app, name, None),
-        ("GET", [name, version]) => describe(app, name, Some(version)),
-        ("PUT", [name]) => scale(app, request, name, None).await,
-        ("PUT", [name, version]) => scale(app, request, name, Some(version)).await,
-        ("PUT", [name, version, "set-default"]) => set_default(app, name, version).await,
-        ("DELETE", [name]) if app.model_api => unregister(app, name, None).await,
-        ("DELETE", [name, version]) if app.model_api => unregister(app, name, Some(version)).await,
-        _ => method_not_allowed(),
-    }
-}
-
 fn status(message: String) -> Response {
     pretty(&json!({ "status": message }))
 }
 
 fn bad_request(message: &str) -> Response {
-    error(400, "BadRequestException", message)
+    error(Exception::BadRequest, message)
 }
 
 /// A request's parameters: its query, or its JSON body when it is sent as JSON (TorchServe reads
@@ -104,7 +89,7 @@ impl Params {
 }
 
 /// `GET /models?limit=&next_page_token=`, TorchServe's paging included.
-fn list(app: &App, request: &Request) -> Response {
+pub(super) fn list(app: &App, request: &Request) -> Response {
     let params = match Params::of(request) {
         Ok(p) => p,
         Err(response) => return response,
@@ -136,7 +121,7 @@ fn list(app: &App, request: &Request) -> Response {
 }
 
 /// `GET /models/{name}[/{version}|/all]`: always an array, in TorchServe's shape.
-fn describe(app: &App, name: &str, version: Option<&str>) -> Response {
+pub(super) fn describe(app: &App, name: &str, version: Option<&str>) -> Response {
     let chosen: Vec<Arc<ServedModel>> = match version {
         Some("all") => app.registry.versions(name),
         _ => match app.find(name, version) {
@@ -146,8 +131,7 @@ fn describe(app: &App, name: &str, version: Option<&str>) -> Response {
     };
     if chosen.is_empty() {
         return error(
-            404,
-            "ModelNotFoundException",
+            Exception::ModelNotFound,
             &format!("Model not found: {name}"),
         );
     }
@@ -221,7 +205,7 @@ fn positive(value: Option<i64>) -> Option<u64> {
 }
 
 /// `POST /models?url=...`: registers an archive from the model store.
-async fn register(app: &Arc<App>, request: &Request) -> Response {
+pub(super) async fn register(app: &Arc<App>, request: &Request) -> Response {
     let params = match Params::of(request) {
         Ok(p) => p,
         Err(response) => return response,
@@ -231,8 +215,7 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
     };
     let Some(store) = &app.store else {
         return error(
-            404,
-            "ModelNotFoundException",
+            Exception::ModelNotFound,
             &format!("Model not found at: {url}"),
         );
     };
@@ -261,17 +244,16 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
             let store = Arc::clone(store);
             match tokio::task::spawn_blocking(move || store.download(&url, &file)).await {
                 Ok(Ok(path)) => (path, true),
-                Ok(Err(why)) => return error(why.status, why.kind, &why.message),
+                Ok(Err(why)) => return error((&why).into(), &why.message),
                 Err(e) => {
                     return error(
-                        500,
-                        "InternalServerException",
+                        Exception::InternalServer,
                         &format!("the download failed: {e}"),
                     )
                 }
             }
         }
-        Err(why) => return error(why.status, why.kind, &why.message),
+        Err(why) => return error((&why).into(), &why.message),
     };
     let defaults = &app.defaults;
     let mut settings = defaults.settings;
@@ -317,13 +299,13 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
         ));
     }
     if !synchronous {
-        return Response::json(202, processing());
+        return Response::json(StatusCode::ACCEPTED, processing());
     }
     match model.workers.settled(STARTUP_TIMEOUT).await {
         Ok(true) => status(format!(
             "Model \"{name}\" Version: {version} registered with {workers} initial workers"
         )),
-        Ok(false) => Response::json(206, processing()),
+        Ok(false) => Response::json(StatusCode::PARTIAL_CONTENT, processing()),
         Err(failed) => {
             // TorchServe unregisters a model whose workers cannot start.
             let _ = app.registry.remove(&name, Some(&version));
@@ -331,8 +313,7 @@ async fn register(app: &Arc<App>, request: &Request) -> Response {
             model.workers.scale(0, 0, None);
             app.changed();
             error(
-                500,
-                "InternalServerException",
+                Exception::InternalServer,
                 &format!("Failed to start workers for model {name} version: {version} ({failed} could not load the model)"),
             )
         }
@@ -346,16 +327,15 @@ fn processing() -> String {
     )
 }
 
-/// Why a registration was refused: TorchServe's status, exception type and message.
+/// Why a registration was refused: TorchServe's exception and message.
 pub(crate) struct Refusal {
-    pub(crate) status: u16,
-    pub(crate) kind: &'static str,
+    pub(crate) exception: Exception,
     pub(crate) message: String,
 }
 
 impl Refusal {
     pub(crate) fn response(&self) -> Response {
-        error(self.status, self.kind, &self.message)
+        error(self.exception, &self.message)
     }
 }
 
@@ -377,15 +357,13 @@ pub(crate) async fn load(
         Ok(Ok(loaded)) => loaded,
         Ok(Err(e)) => {
             return Err(Refusal {
-                status: 400,
-                kind: "InvalidModelException",
+                exception: Exception::InvalidModel,
                 message: format!("{e:#}"),
             })
         }
         Err(e) => {
             return Err(Refusal {
-                status: 500,
-                kind: "InternalServerException",
+                exception: Exception::InternalServer,
                 message: format!("loading the model failed: {e}"),
             })
         }
@@ -393,8 +371,7 @@ pub(crate) async fn load(
     let model = Arc::new(model);
     if let Err(conflict) = app.registry.insert(Arc::clone(&model)) {
         return Err(Refusal {
-            status: 409,
-            kind: "ConflictStatusException",
+            exception: Exception::ConflictStatus,
             message: conflict.0,
         });
     }
@@ -405,7 +382,12 @@ pub(crate) async fn load(
 }
 
 /// `PUT /models/{name}[/{version}]?min_worker=&max_worker=&synchronous=`.
-async fn scale(app: &Arc<App>, request: &Request, name: &str, version: Option<&str>) -> Response {
+pub(super) async fn scale(
+    app: &Arc<App>,
+    request: &Request,
+    name: &str,
+    version: Option<&str>,
+) -> Response {
     let params = match Params::of(request) {
         Ok(p) => p,
         Err(response) => return response,
@@ -431,8 +413,7 @@ async fn scale(app: &Arc<App>, request: &Request, name: &str, version: Option<&s
         // Unregistered meanwhile: nothing to scale.
         if !app.registry.contains(&model.name, &model.version) {
             return error(
-                404,
-                "ModelNotFoundException",
+                Exception::ModelNotFound,
                 &format!("Model not found: {name}"),
             );
         }
@@ -440,24 +421,23 @@ async fn scale(app: &Arc<App>, request: &Request, name: &str, version: Option<&s
         app.changed();
     }
     if !synchronous {
-        return Response::json(202, processing());
+        return Response::json(StatusCode::ACCEPTED, processing());
     }
     match model.workers.settled(STARTUP_TIMEOUT).await {
         Ok(true) => status(match version {
             Some(v) => format!("Workers scaled to {min} for model: {name}, version: {v}"),
             None => format!("Workers scaled to {min} for model: {name}"),
         }),
-        Ok(false) => Response::json(206, processing()),
+        Ok(false) => Response::json(StatusCode::PARTIAL_CONTENT, processing()),
         Err(failed) => error(
-            500,
-            "InternalServerException",
+            Exception::InternalServer,
             &format!("Failed to start workers for model {name}: {failed} could not load the model"),
         ),
     }
 }
 
 /// `PUT /models/{name}/{version}/set-default`.
-async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Response {
+pub(super) async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Response {
     let _change = app.changes.lock().await;
     match app.registry.set_default(name, version) {
         Ok(()) => {
@@ -466,19 +446,19 @@ async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Response {
                 "Default version successfully updated for model \"{name}\" to \"{version}\""
             ))
         }
-        Err(missing) => error(404, missing.kind, &missing.message),
+        Err(missing) => errors::missing(&missing),
     }
 }
 
 /// `DELETE /models/{name}[/{version}]`: the version (the default one if none is named) stops taking
 /// requests; those already queued are answered, then its workers stop.
-async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>) -> Response {
+pub(super) async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>) -> Response {
     let _change = app.changes.lock().await;
     let model = match app.registry.remove(name, version) {
         Ok(model) => model,
-        Err(RemoveError::Missing(missing)) => return error(404, missing.kind, &missing.message),
+        Err(RemoveError::Missing(missing)) => return errors::missing(&missing),
         Err(RemoveError::Default(message)) => {
-            return error(403, "InvalidModelVersionException", &message)
+            return error(Exception::InvalidModelVersion, &message)
         }
     };
     retire(&model);
@@ -495,4 +475,12 @@ async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>) -> Respon
 /// Stops a removed version: its queue takes no new job, its workers answer the queued ones and stop.
 pub(crate) fn retire(model: &ServedModel) {
     model.queue.close();
+}
+
+/// This process's resident memory in bytes (0 where /proc is missing).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }

@@ -2,6 +2,7 @@
 //! KServe call): health, metadata and `ModelInfer` with `raw_input_contents` or typed contents,
 //! answered through the same checks and path as V2 over REST, with `raw_output_contents`.
 
+use super::authorize;
 use super::proto::inference::grpc_inference_service_server::GrpcInferenceService;
 use super::proto::inference::model_infer_response::InferOutputTensor;
 use super::proto::inference::model_metadata_response::TensorMetadata;
@@ -10,8 +11,7 @@ use super::proto::inference::{
     ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
-use super::{authorize, status};
-use crate::serve::app::kserve::{self as v2, Data, Tensor};
+use crate::serve::app::kserve::{self as v2, BadTensor, Data, Tensor};
 use crate::serve::app::{App, Failure};
 use crate::serve::auth::Endpoint;
 use crate::serve::models::ServedModel;
@@ -36,19 +36,16 @@ impl KServe {
 }
 
 /// The call's one input tensor, its values from `raw_input_contents` or its typed contents.
-fn tensor(asked: &mut ModelInferRequest) -> Result<Tensor, String> {
+fn tensor(asked: &mut ModelInferRequest) -> Result<Tensor, BadTensor> {
     let [input] = asked.inputs.as_mut_slice() else {
-        return Err(format!(
-            "expected exactly one input tensor, got {}",
-            asked.inputs.len()
-        ));
+        return Err(BadTensor::InputCount(asked.inputs.len()));
     };
     let shape = input
         .shape
         .iter()
         .map(|&d| usize::try_from(d))
         .collect::<Result<Vec<usize>, _>>()
-        .map_err(|_| "the input shape must be non-negative integers".to_string())?;
+        .map_err(|_| BadTensor::NegativeShape)?;
     let data = match asked.raw_input_contents.as_mut_slice() {
         [raw] => Data::Raw(std::mem::take(raw)),
         [] => {
@@ -59,7 +56,7 @@ fn tensor(asked: &mut ModelInferRequest) -> Result<Tensor, String> {
                 Data::Fp32(contents.fp32_contents)
             }
         }
-        more => return Err(format!("{} raw_input_contents for one input", more.len())),
+        more => return Err(BadTensor::RawContents(more.len())),
     };
     Ok(Tensor {
         name: std::mem::take(&mut input.name),
@@ -155,19 +152,16 @@ impl GrpcInferenceService for KServe {
         // An unknown output is refused before any work is done for the call.
         let chosen = v2::requested(&m, &wanted);
         let answered = match (tensor(&mut asked), &chosen) {
-            (_, Err(why)) => Err(Failure::BadInput(why.clone())),
+            (_, Err(why)) => Err(Failure::BadInput(why.to_string())),
             (Ok(tensor), Ok(_)) => match app.off_thread(move || v2::input(shape, tensor)).await {
                 Ok(Ok(input)) => v2::run(app, &m, input, arrival).await,
-                Ok(Err(why)) => Err(Failure::BadInput(why)),
+                Ok(Err(why)) => Err(Failure::BadInput(why.to_string())),
                 Err(failure) => Err(failure),
             },
-            (Err(why), Ok(_)) => Err(Failure::BadInput(why)),
+            (Err(why), Ok(_)) => Err(Failure::BadInput(why.to_string())),
         };
         app.observe(&m, started, &answered);
-        let answers = answered.map_err(|failure| {
-            let (code, message) = v2::failure_status(failure);
-            status(code, message)
-        })?;
+        let answers = answered.map_err(Failure::kserve_grpc)?;
         let chosen = chosen.unwrap_or_default();
         let mut outputs = Vec::new();
         let mut raw = Vec::new();

@@ -116,14 +116,3 @@ fn authorize<T>(
         ))
     }
 }
-
-/// An HTTP status as the gRPC code for the same failure.
-fn status(code: u16, message: String) -> tonic::Status {
-    match code {
-        400 | 413 => tonic::Status::invalid_argument(message),
-        401 => tonic::Status::unauthenticated(message),
-        404 => tonic::Status::not_found(message),
-        503 => tonic::Status::unavailable(message),
-        _ => tonic::Status::internal(message),
-    }
-}

@@ -1,9 +1,9 @@
 //! TorchServe's gRPC inference API: `Ping`, and `Predictions` (and its one-answer stream) with the
 //! image in `input["data"]` or `input["body"]`, answered with the bytes `/predictions` answers.
 
+use super::authorize;
 use super::proto::torchserve::inference_ap_is_service_server::InferenceApIsService;
 use super::proto::torchserve::{PredictionResponse, PredictionsRequest, TorchServeHealthResponse};
-use super::{authorize, status};
 use crate::serve::answer;
 use crate::serve::app::{App, Failure};
 use crate::serve::auth::Endpoint;
@@ -51,10 +51,7 @@ impl TorchServe {
                 prediction: answer::torchserve(&m.schema, &answers[0].prediction).into(),
                 sequence_id: asked.sequence_id,
             }),
-            Err(failure) => {
-                let (code, _, message) = app.explain(&format!("Predictions {name}"), &m, failure);
-                Err(status(code, message))
-            }
+            Err(failure) => Err(failure.torchserve_grpc(&format!("Predictions {name}"), &m)),
         }
     }
 }
