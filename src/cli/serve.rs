@@ -88,6 +88,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         auth,
         store: None,
         quiet: args.quiet,
+        hostname: crate::serve::metrics::hostname(environment("HOSTNAME")),
     };
     match config {
         None => without_store(&args, host, &mut options)?,

@@ -400,13 +400,14 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The host name for the `hostname` labels, as TorchServe reports it.
-pub(crate) fn hostname() -> String {
+/// The host name for the `hostname` labels, as TorchServe reports it: the kernel's, else
+/// `from_environment` (HOSTNAME), else localhost.
+pub(crate) fn hostname(from_environment: Option<String>) -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or(from_environment)
         .unwrap_or_else(|| "localhost".into())
 }
 

@@ -173,7 +173,7 @@ fn app_of(
     Ok(App {
         registry: registry::Registry::default(),
         queue_wait: options.queue_wait,
-        metrics: Arc::new(metrics::Metrics::new(metrics::hostname())),
+        metrics: Arc::new(metrics::Metrics::new(options.hostname.clone())),
         auth,
         defaults: options.defaults.clone(),
         store,

@@ -28,6 +28,8 @@ pub(crate) struct ServeOptions {
     /// TorchServe's model store, where the server has one (--model-store, --ts-config).
     pub(crate) store: Option<StoreOptions>,
     pub(crate) quiet: bool,
+    /// The `hostname` label of every metric.
+    pub(crate) hostname: String,
 }
 
 /// A model store and what the TorchServe configuration around it says.
