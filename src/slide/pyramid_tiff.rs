@@ -9,6 +9,7 @@
 //! continues, and identical tiles (glass, the inside of a window) are compressed and stored once:
 //! their entries point at the same bytes, which TIFF allows.
 
+use super::error::WriteError;
 use flate2::write::ZlibEncoder;
 use std::collections::HashMap;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -83,14 +84,14 @@ pub(crate) fn write_file(
     path: &std::path::Path,
     raster: &dyn Raster,
     layout: &Layout,
-    what: &str,
-) -> Result<(), String> {
-    crate::output_file::write_file_with(path, |out| write(out, raster, layout)).map_err(|e| {
-        format!(
-            "cannot write the {what} {}: {}",
-            path.display(),
-            crate::inputs::io_message(&e)
-        )
+    what: &'static str,
+) -> Result<(), WriteError> {
+    crate::output_file::write_file_with(path, |out| write(out, raster, layout)).map_err(|error| {
+        WriteError {
+            what,
+            path: path.to_path_buf(),
+            error,
+        }
     })
 }
 

@@ -6,9 +6,10 @@ pub(crate) mod asap_xml;
 pub(crate) mod geojson;
 pub(crate) mod lesions_csv;
 
+use super::error::WriteError;
 use super::provenance::Provenance;
 use super::regions::Grid;
-use super::SlideResult;
+use super::types::SlideResult;
 use std::path::Path;
 
 /// One slide's results as an export sees them.
@@ -73,20 +74,44 @@ impl Format {
         }
     }
 
+    /// The command-line flag that asks for it.
+    pub(crate) fn flag(self) -> &'static str {
+        match self {
+            Format::GeoJson => "--geojson",
+            Format::AsapXml => "--asap-xml",
+            Format::LesionsCsv => "--lesions",
+        }
+    }
+
+    /// The extensions that make the flag's path one file rather than a folder.
+    pub(crate) fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Format::GeoJson => &["geojson", "json"],
+            Format::AsapXml => &["xml"],
+            Format::LesionsCsv => &["csv"],
+        }
+    }
+
+    /// What a slide's file in a folder is named: `<the input's path><suffix>`.
+    pub(crate) fn suffix(self) -> &'static str {
+        match self {
+            Format::GeoJson => ".geojson",
+            Format::AsapXml => ".xml",
+            Format::LesionsCsv => ".lesions.csv",
+        }
+    }
+
     /// Writes `export` to `path` (through its `.partial`).
-    pub(crate) fn write(self, export: &Export, path: &Path) -> Result<(), String> {
+    pub(crate) fn write(self, export: &Export, path: &Path) -> Result<(), WriteError> {
         crate::output_file::write_file_with(path, |out| match self {
             Format::GeoJson => geojson::write(export, out),
             Format::AsapXml => asap_xml::write(export, out),
             Format::LesionsCsv => lesions_csv::write(export, out),
         })
-        .map_err(|e| {
-            format!(
-                "cannot write the {} {}: {}",
-                self.key(),
-                path.display(),
-                crate::inputs::io_message(&e)
-            )
+        .map_err(|error| WriteError {
+            what: self.key(),
+            path: path.to_path_buf(),
+            error,
         })
     }
 }

@@ -11,15 +11,115 @@
 mod openslide;
 mod resampled;
 
+use crate::engine::decode::InputError;
 use crate::engine::handler_config::Color;
 use crate::engine::preprocess::convert;
 #[cfg(not(feature = "openslide"))]
 use crate::slide::resolution::Target;
-use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid};
+use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid, ResolutionError};
 use image::{DynamicImage, ImageBuffer};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek};
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::Path;
+
+/// Why a slide's pixels cannot be read: its file, its format, or a size it declares.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    #[error("{}", crate::inputs::io_message(.0))]
+    Io(io::Error),
+    /// The reader could not even look at the format.
+    #[error("{0}")]
+    Guess(io::Error),
+    #[error("empty file")]
+    Empty,
+    /// A format decoded whole, by the decoder single patches go through.
+    #[error(transparent)]
+    Decode(#[from] InputError),
+    #[error(transparent)]
+    Resolution(#[from] ResolutionError),
+    #[error("the slide declares {width}x{height} pixels: no pixels")]
+    NoPixels { width: usize, height: usize },
+    #[error("the slide declares {width}x{height} pixels; scancer reads slides up to {MAX_SIDE} pixels a side")]
+    TooLarge { width: usize, height: usize },
+    #[error("{what} of {width}x{rows} pixels would take {} MiB; scancer holds at most {} MiB of rows at once", width.saturating_mul(*rows).saturating_mul(3) >> 20, MAX_BAND_BYTES >> 20)]
+    Band {
+        what: &'static str,
+        width: usize,
+        rows: usize,
+    },
+    #[error("the decoded rows do not match the image size")]
+    RowsSize,
+    #[error("cannot read PNG: {0}")]
+    PngHeader(png::DecodingError),
+    #[error("interlaced PNG cannot be read in strips; save the slide without interlacing")]
+    InterlacedPng,
+    #[error("PNG palette not expanded")]
+    PngPalette,
+    #[error("cannot read PNG row {row}: {error}")]
+    PngRow {
+        row: usize,
+        error: png::DecodingError,
+    },
+    #[error("the PNG ends at row {row} of {height}")]
+    PngEnds { row: usize, height: usize },
+    #[error("cannot read TIFF: {0}")]
+    TiffHeader(tiff::TiffError),
+    #[error("{0}")]
+    Tiff(tiff::TiffError),
+    /// JPEG-compressed tiles, which OpenSlide reads.
+    #[error("{JPEG_TIFF}")]
+    JpegTiff,
+    #[error("TIFF colour type {0:?} is not supported")]
+    TiffColour(tiff::ColorType),
+    #[error("the TIFF declares {width}x{height}-pixel {kind}s; scancer reads {kind}s of up to {} MiB decoded", MAX_CHUNK_BYTES >> 20)]
+    TiffChunkSize {
+        width: usize,
+        height: usize,
+        kind: &'static str,
+    },
+    #[error("the TIFF declares {width}x{height}-pixel tiles")]
+    TiffTileSize { width: usize, height: usize },
+    #[error("cannot read TIFF chunk {index}: {error}")]
+    TiffChunk { index: u32, error: tiff::TiffError },
+    #[error("TIFF sample format is not 8 or 16-bit unsigned")]
+    TiffSamples,
+    #[error("TIFF chunk {index} holds fewer pixels than its size says")]
+    TiffShortChunk { index: u32 },
+    #[cfg(not(feature = "openslide"))]
+    #[error(
+        "{kind} slides are read through OpenSlide, which this build leaves out: {}",
+        crate::inputs::OPENSLIDE_NOTE
+    )]
+    VendorNeedsOpenSlide { kind: String },
+    #[cfg(not(feature = "openslide"))]
+    #[error("--level {level} reads a pyramid through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`")]
+    LevelNeedsOpenSlide { level: u32 },
+    #[cfg(not(feature = "openslide"))]
+    #[error(
+        "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: {}",
+        crate::inputs::OPENSLIDE_NOTE
+    )]
+    JpegTiffNeedsOpenSlide,
+    #[cfg(feature = "openslide")]
+    #[error("cannot load OpenSlide (install Debian's libopenslide0, or set SCANCER_OPENSLIDE to a libopenslide.so): {tried}")]
+    OpenSlideLibrary { tried: String },
+    #[cfg(feature = "openslide")]
+    #[error("{0}")]
+    OpenSlideSymbol(libloading::Error),
+    #[cfg(feature = "openslide")]
+    #[error("the path holds a NUL byte")]
+    NulInPath,
+    #[cfg(feature = "openslide")]
+    #[error("OpenSlide does not recognise this file")]
+    NotOpenSlide,
+    #[cfg(feature = "openslide")]
+    #[error("OpenSlide finds no levels in this slide")]
+    NoLevels,
+    /// OpenSlide's own message.
+    #[cfg(feature = "openslide")]
+    #[error("OpenSlide: {0}")]
+    OpenSlide(String),
+}
 
 /// Rows of a slide as 8-bit RGB.
 pub(crate) trait Rows {
@@ -27,7 +127,7 @@ pub(crate) trait Rows {
     fn size(&self) -> (usize, usize);
     /// Fills `out` (width * rows * 3 bytes) with rows `y..y + rows`; rows below the image are white.
     /// Calls come with `y` never decreasing.
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String>;
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError>;
     /// Microns per pixel as the file declares them, and where.
     fn resolution(&self) -> Option<(f64, &'static str)> {
         None
@@ -51,28 +151,20 @@ pub(crate) const MAX_CHUNK_BYTES: usize = 512 << 20;
 pub(crate) const MAX_BAND_BYTES: usize = 1 << 30;
 
 /// Refuses a declared size before anything is allocated for it.
-pub(crate) fn check_size(width: usize, height: usize) -> Result<(), String> {
+pub(crate) fn check_size(width: usize, height: usize) -> Result<(), ReadError> {
     if width == 0 || height == 0 {
-        return Err(format!(
-            "the slide declares {width}x{height} pixels: no pixels"
-        ));
+        return Err(ReadError::NoPixels { width, height });
     }
     if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(format!(
-            "the slide declares {width}x{height} pixels; scancer reads slides up to {MAX_SIDE} pixels a side"
-        ));
+        return Err(ReadError::TooLarge { width, height });
     }
     Ok(())
 }
 
-fn check_band(width: usize, rows: usize, what: &str) -> Result<(), String> {
+fn check_band(width: usize, rows: usize, what: &'static str) -> Result<(), ReadError> {
     let bytes = width.saturating_mul(rows).saturating_mul(3);
     if bytes > MAX_BAND_BYTES {
-        return Err(format!(
-            "{what} of {width}x{rows} pixels would take {} MiB; scancer holds at most {} MiB of rows at once",
-            bytes >> 20,
-            MAX_BAND_BYTES >> 20
-        ));
+        return Err(ReadError::Band { what, width, rows });
     }
     Ok(())
 }
@@ -86,7 +178,11 @@ pub(crate) struct Opened {
 }
 
 /// Opens a slide at the level `choice` asks for, resampled the rest of the way.
-pub(crate) fn open(path: &Path, max_pixels: u64, choice: &LevelChoice) -> Result<Opened, String> {
+pub(crate) fn open(
+    path: &Path,
+    max_pixels: u64,
+    choice: &LevelChoice,
+) -> Result<Opened, ReadError> {
     let vendor = crate::inputs::vendor_format(path);
     #[cfg(feature = "openslide")]
     {
@@ -103,53 +199,45 @@ pub(crate) fn open(path: &Path, max_pixels: u64, choice: &LevelChoice) -> Result
                 return Ok(finish(Box::new(slide), None, plan));
             }
         } else if vendor.is_some() {
-            return Err("OpenSlide does not recognise this file".into());
+            return Err(ReadError::NotOpenSlide);
         }
     }
     #[cfg(not(feature = "openslide"))]
     {
         if let Some(kind) = vendor {
-            return Err(format!(
-                "{kind} slides are read through OpenSlide, which this build leaves out: {}",
-                crate::inputs::OPENSLIDE_NOTE
-            ));
+            return Err(ReadError::VendorNeedsOpenSlide { kind });
         }
         if let Some(Target::Level(level @ 1..)) = choice.target {
-            return Err(format!(
-                "--level {level} reads a pyramid through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`"
-            ));
+            return Err(ReadError::LevelNeedsOpenSlide { level });
         }
     }
-    let file = File::open(path).map_err(|e| crate::inputs::io_message(&e))?;
+    let file = File::open(path).map_err(ReadError::Io)?;
     match sniff(BufReader::new(file), max_pixels) {
         #[cfg(feature = "openslide")]
-        Err(e) if e == JPEG_TIFF => {
+        Err(ReadError::JpegTiff) => {
             let mut slide = openslide::OpenSlideRows::open(path, 0)?;
             let plan = resolution::plan(&slide.pyramid()?, choice)?;
             slide.set_level(plan.level)?;
             Ok(finish(Box::new(slide), None, plan))
         }
         #[cfg(not(feature = "openslide"))]
-        Err(e) if e == JPEG_TIFF => Err(format!(
-            "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: {}",
-            crate::inputs::OPENSLIDE_NOTE
-        )),
+        Err(ReadError::JpegTiff) => Err(ReadError::JpegTiffNeedsOpenSlide),
         Err(e) => Err(e),
         Ok(reading) => flat(reading, choice),
     }
 }
 
 /// A slide from standard input, already in memory.
-pub(crate) fn from_bytes(
-    bytes: Vec<u8>,
+pub(crate) fn from_bytes<B: AsRef<[u8]> + Send + 'static>(
+    bytes: B,
     max_pixels: u64,
     choice: &LevelChoice,
-) -> Result<Opened, String> {
+) -> Result<Opened, ReadError> {
     flat(sniff(std::io::Cursor::new(bytes), max_pixels)?, choice)
 }
 
 /// A single-level image, planned on its own resolution.
-fn flat(reading: Reading, choice: &LevelChoice) -> Result<Opened, String> {
+fn flat(reading: Reading, choice: &LevelChoice) -> Result<Opened, ReadError> {
     let (rows, whole) = match reading {
         Reading::Streamed(rows) => (rows, None),
         Reading::Whole(rows, format) => (rows, Some(format)),
@@ -172,13 +260,11 @@ fn finish(rows: Box<dyn Rows + Send>, whole: Option<&'static str>, plan: Plan) -
 pub(crate) fn sniff<R: BufRead + Seek + Send + 'static>(
     mut reader: R,
     max_pixels: u64,
-) -> Result<Reading, String> {
-    let magic = reader
-        .fill_buf()
-        .map_err(|e| crate::inputs::io_message(&e))?;
+) -> Result<Reading, ReadError> {
+    let magic = reader.fill_buf().map_err(ReadError::Io)?;
     let magic = &magic[..magic.len().min(8)];
     if magic.is_empty() {
-        return Err("empty file".into());
+        return Err(ReadError::Empty);
     }
     if magic.starts_with(b"\x89PNG") {
         return Ok(Reading::Streamed(Box::new(PngRows::new(reader)?)));
@@ -192,7 +278,7 @@ pub(crate) fn sniff<R: BufRead + Seek + Send + 'static>(
     }
     let reader = image::ImageReader::new(reader)
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(ReadError::Guess)?;
     let format = reader.format().map_or("this format", format_name);
     whole(reader.into_inner(), max_pixels, format)
 }
@@ -202,8 +288,8 @@ fn whole<R: std::io::BufRead + Seek>(
     reader: R,
     max_pixels: u64,
     format: &'static str,
-) -> Result<Reading, String> {
-    let image = crate::engine::decode::decode(reader, max_pixels).map_err(|e| e.to_string())?;
+) -> Result<Reading, ReadError> {
+    let image = crate::engine::decode::decode(reader, max_pixels)?;
     let pixels = convert(image, Color::Rgb);
     Ok(Reading::Whole(
         Box::new(Whole {
@@ -250,7 +336,7 @@ impl Rows for Whole {
         (self.width, self.height)
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         copy_rows(&self.data, 0, self.width, y, rows, out);
         Ok(())
     }
@@ -263,9 +349,9 @@ fn to_rgb(
     channels: usize,
     sixteen: bool,
     bytes: Vec<u8>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ReadError> {
     let (w, h) = (width as u32, rows as u32);
-    let bad = || "the decoded rows do not match the image size".to_string();
+    let bad = || ReadError::RowsSize;
     let image = if sixteen {
         let samples: Vec<u16> = bytes
             .chunks_exact(2)
@@ -303,20 +389,15 @@ struct PngRows<R: BufRead + Seek> {
 }
 
 impl<R: BufRead + Seek> PngRows<R> {
-    fn new(reader: R) -> Result<Self, String> {
+    fn new(reader: R) -> Result<Self, ReadError> {
         let mut decoder = png::Decoder::new(reader);
         // Palettes and low bit depths become 8-bit samples; tRNS becomes alpha (dropped later).
         decoder.set_transformations(png::Transformations::EXPAND);
         decoder.set_ignore_text_chunk(true);
-        let reader = decoder
-            .read_info()
-            .map_err(|e| format!("cannot read PNG: {e}"))?;
+        let reader = decoder.read_info().map_err(ReadError::PngHeader)?;
         let info = reader.info();
         if info.interlaced {
-            return Err(
-                "interlaced PNG cannot be read in strips; save the slide without interlacing"
-                    .into(),
-            );
+            return Err(ReadError::InterlacedPng);
         }
         let (color, depth) = reader.output_color_type();
         let channels = match color {
@@ -324,7 +405,7 @@ impl<R: BufRead + Seek> PngRows<R> {
             png::ColorType::GrayscaleAlpha => 2,
             png::ColorType::Rgb => 3,
             png::ColorType::Rgba => 4,
-            png::ColorType::Indexed => return Err("PNG palette not expanded".into()),
+            png::ColorType::Indexed => return Err(ReadError::PngPalette),
         };
         let (width, height) = (info.width as usize, info.height as usize);
         check_size(width, height)?;
@@ -355,7 +436,7 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
         self.resolution
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         let stride = self.width * 3;
         // Forget rows above the band asked for.
         if y > self.band_y {
@@ -370,8 +451,14 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
             let row = self
                 .reader
                 .next_row()
-                .map_err(|e| format!("cannot read PNG row {}: {e}", self.next))?
-                .ok_or_else(|| format!("the PNG ends at row {} of {}", self.next, self.height))?;
+                .map_err(|error| ReadError::PngRow {
+                    row: self.next,
+                    error,
+                })?
+                .ok_or(ReadError::PngEnds {
+                    row: self.next,
+                    height: self.height,
+                })?;
             raw.extend_from_slice(row.data());
             self.next += 1;
             decoded += 1;
@@ -388,8 +475,8 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
 /// Channels and whether samples are 16-bit, for the sample layouts slides use.
 fn layout<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<R>,
-) -> Result<(usize, bool), String> {
-    let colour = decoder.colortype().map_err(|e| e.to_string())?;
+) -> Result<(usize, bool), ReadError> {
+    let colour = decoder.colortype().map_err(ReadError::Tiff)?;
     use tiff::ColorType as C;
     Ok(match colour {
         C::Gray(8) => (1, false),
@@ -400,7 +487,7 @@ fn layout<R: Read + Seek>(
         C::RGB(16) => (3, true),
         C::RGBA(8) => (4, false),
         C::RGBA(16) => (4, true),
-        other => return Err(format!("TIFF colour type {other:?} is not supported")),
+        other => return Err(ReadError::TiffColour(other)),
     })
 }
 
@@ -436,18 +523,16 @@ struct TiffRows<R: Read + Seek> {
 }
 
 impl<R: Read + Seek> TiffRows<R> {
-    fn new(file: R) -> Result<Self, String> {
+    fn new(file: R) -> Result<Self, ReadError> {
         let mut limits = tiff::decoder::Limits::default();
         limits.decoding_buffer_size = MAX_CHUNK_BYTES;
         limits.intermediate_buffer_size = MAX_CHUNK_BYTES;
         // Offsets and byte counts of every strip or tile: 8 bytes each in a BigTIFF.
         limits.ifd_value_size = 64 << 20;
         let mut decoder = tiff::decoder::Decoder::new(file)
-            .map_err(|e| format!("cannot read TIFF: {e}"))?
+            .map_err(ReadError::TiffHeader)?
             .with_limits(limits);
-        let (w, h) = decoder
-            .dimensions()
-            .map_err(|e| format!("cannot read TIFF: {e}"))?;
+        let (w, h) = decoder.dimensions().map_err(ReadError::TiffHeader)?;
         let (cw, ch) = decoder.chunk_dimensions();
         let tiled = matches!(decoder.get_chunk_type(), tiff::decoder::ChunkType::Tile);
         let (width, height) = (w as usize, h as usize);
@@ -458,20 +543,23 @@ impl<R: Read + Seek> TiffRows<R> {
             decoder.get_tag_u32(tiff::tags::Tag::Compression),
             Ok(6) | Ok(7)
         ) {
-            return Err(JPEG_TIFF.into());
+            return Err(ReadError::JpegTiff);
         }
         let (cw, ch) = (cw as usize, (ch as usize).max(1));
         let (channels, sixteen) = layout(&mut decoder)?;
         let per_pixel = channels * if sixteen { 2 } else { 1 };
         if cw.saturating_mul(ch).saturating_mul(per_pixel) > MAX_CHUNK_BYTES {
-            let kind = if tiled { "tile" } else { "strip" };
-            return Err(format!(
-                "the TIFF declares {cw}x{ch}-pixel {kind}s; scancer reads {kind}s of up to {} MiB decoded",
-                MAX_CHUNK_BYTES >> 20
-            ));
+            return Err(ReadError::TiffChunkSize {
+                width: cw,
+                height: ch,
+                kind: if tiled { "tile" } else { "strip" },
+            });
         }
         if tiled && (cw == 0 || cw > MAX_SIDE || ch > MAX_SIDE) {
-            return Err(format!("the TIFF declares {cw}x{ch}-pixel tiles"));
+            return Err(ReadError::TiffTileSize {
+                width: cw,
+                height: ch,
+            });
         }
         check_band(width, ch.min(height), "a row of TIFF chunks")?;
         let chunk_width = if tiled { cw } else { width };
@@ -494,7 +582,7 @@ impl<R: Read + Seek> TiffRows<R> {
     }
 
     /// Decodes chunk row `r` (all chunks across) into `cached` as RGB rows.
-    fn load(&mut self, r: usize) -> Result<(), String> {
+    fn load(&mut self, r: usize) -> Result<(), ReadError> {
         let (channels, sixteen) = layout(&mut self.decoder)?;
         let rows = self.chunk_height.min(self.height - r * self.chunk_height);
         let mut band = vec![255u8; self.width * rows * 3];
@@ -503,7 +591,7 @@ impl<R: Read + Seek> TiffRows<R> {
             let data = self
                 .decoder
                 .read_chunk(index)
-                .map_err(|e| format!("cannot read TIFF chunk {index}: {e}"))?;
+                .map_err(|error| ReadError::TiffChunk { index, error })?;
             let (dw, dh) = self.decoder.chunk_data_dimensions(index);
             let (dw, dh) = (dw as usize, dh as usize);
             let bytes = match data {
@@ -511,7 +599,7 @@ impl<R: Read + Seek> TiffRows<R> {
                 tiff::decoder::DecodingResult::U16(v) => {
                     v.iter().flat_map(|s| s.to_ne_bytes()).collect()
                 }
-                _ => return Err("TIFF sample format is not 8 or 16-bit unsigned".into()),
+                _ => return Err(ReadError::TiffSamples),
             };
             // Edge tiles come either cut to the image or padded to the full tile size.
             let per = channels * if sixteen { 2 } else { 1 };
@@ -522,9 +610,7 @@ impl<R: Read + Seek> TiffRows<R> {
             };
             let stored_rows = bytes.len() / (stored_width * per).max(1);
             if stored_width < dw || stored_rows < dh.min(rows) {
-                return Err(format!(
-                    "TIFF chunk {index} holds fewer pixels than its size says"
-                ));
+                return Err(ReadError::TiffShortChunk { index });
             }
             let rgb = to_rgb(stored_width, stored_rows, channels, sixteen, bytes)?;
             let x0 = c * self.chunk_width;
@@ -549,7 +635,7 @@ impl<R: Read + Seek> Rows for TiffRows<R> {
         self.resolution
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         let stride = self.width * 3;
         out.fill(255);
         for r in 0..rows {
