@@ -3,14 +3,16 @@
 //! found, its files written (heatmaps, mask, explanation, exports, `--tiles` rows) and its
 //! record's prediction and summary made.
 
+use super::classes;
 use super::error::{SlideError, WriteError};
 use super::exports;
 use super::heatmap;
+use super::heatmap_tiff;
 use super::provenance::{self, Provenance};
 use super::rows::{self, ReadError};
+use super::scan;
 use super::tiles::TileWriter;
 use super::types::{SlideOptions, SlideResult};
-use super::{classes, heatmap_tiff, scan};
 use crate::engine::model_source::ModelIdentity;
 use crate::engine::preprocess::Prepared;
 use crate::engine::Engine;

@@ -2,59 +2,14 @@
 //! coordinate in level-0 pixels, each file with the run's provenance: QuPath GeoJSON, ASAP XML,
 //! Camelyon16's lesion CSV. Each is written whole through a `.partial` file.
 
-pub(crate) mod asap_xml;
-pub(crate) mod geojson;
-pub(crate) mod lesions_csv;
+mod asap_xml;
+mod export;
+mod geojson;
+mod lesions_csv;
 
 use super::error::WriteError;
-use super::provenance::Provenance;
-use super::regions::Grid;
-use super::types::SlideResult;
+pub(crate) use export::Export;
 use std::path::Path;
-
-/// One slide's results as an export sees them.
-pub(crate) struct Export<'a> {
-    pub(crate) result: &'a SlideResult,
-    pub(crate) provenance: &'a Provenance,
-    /// The slide as named in records.
-    pub(crate) slide: &'a str,
-}
-
-impl Export<'_> {
-    pub(crate) fn grid(&self) -> Grid<'_> {
-        self.result.grid()
-    }
-
-    /// Whether class `c` is what the slide is searched for (drawn in the positive colour): the
-    /// focus class, or, without one, every class but the first (background, normal...).
-    pub(crate) fn positive(&self, c: usize) -> bool {
-        match self.result.focus {
-            Some(f) => c == f,
-            None => c > 0,
-        }
-    }
-
-    /// Microns per level-0 pixel.
-    pub(crate) fn mpp(&self) -> Option<f64> {
-        self.result.plan.mpp.map(|(m, _)| m)
-    }
-
-    /// What a file says about itself: the slide, its level-0 size, and the provenance.
-    pub(crate) fn about(&self) -> serde_json::Value {
-        let (w, h) = self.result.plan.level0;
-        serde_json::json!({
-            "slide": self.slide,
-            "width": w,
-            "height": h,
-            "coordinates": "level-0 pixels",
-            "provenance": self.provenance.to_json(),
-        })
-    }
-}
-
-fn number(x: f32) -> serde_json::Value {
-    crate::records::number(x)
-}
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

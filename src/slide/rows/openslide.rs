@@ -3,7 +3,7 @@
 //! the system's libopenslide.so.1 or .so.0 (Debian: libopenslide0 / libopenslide-dev). Bands are read
 //! with `openslide_read_region` at the chosen level and composited over white, as slides are.
 
-use super::{ReadError, Rows};
+use super::reader::{check_size, ReadError, Rows};
 use crate::slide::resolution::{Level, Pyramid, ResolutionError};
 use libloading::{Library, Symbol};
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -111,7 +111,7 @@ impl OpenSlideRows {
         self.level = level as i32;
         self.downsample = l.downsample;
         (self.width, self.height) = (l.width, l.height);
-        super::check_size(self.width, self.height)
+        check_size(self.width, self.height)
     }
 
     /// Every level's size and downsample.

@@ -2,7 +2,7 @@
 //! (Pillow's bilinear, bit for bit): the rows equal those of the whole level resized at once, so a
 //! window of the resampled slide is the window a user would cut from a resized copy.
 
-use super::{ReadError, Rows};
+use super::reader::{ReadError, Rows};
 use crate::engine::resample::Axis;
 
 pub(crate) struct Resampled {
@@ -92,7 +92,7 @@ mod tests {
             (self.0, self.1)
         }
         fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
-            super::super::copy_rows(&self.2, 0, self.0, y, rows, out);
+            super::super::reader::copy_rows(&self.2, 0, self.0, y, rows, out);
             Ok(())
         }
     }
