@@ -24,8 +24,9 @@ use crate::remote::predict::{
 };
 use crate::resume::{self, Recorded};
 use crate::slide::exports::Format as Export;
+use crate::slide::outputs;
 use crate::slide::tiles::{self, TileWriter};
-use crate::slide::Slide;
+use crate::slide::{Files, Slides};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
@@ -52,12 +53,10 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     }
     let all = discovered.items;
     // Heatmap names come from every input, so that shards of one job array agree on them.
-    let heatmaps = heatmap_targets(&config, &all)?;
-    let exports = export_targets(&config, &all)?;
-    let explanations = match &config.explain {
-        Some(dir) => per_slide("--explain", &dir.join(""), &all, &[], ".explain.png")?,
-        None => vec![None; all.len()],
-    };
+    let tiff = config.slides.heatmap_format == HeatmapFormat::Tiff;
+    let heatmaps = outputs::heatmaps(config.slides.heatmap.as_deref(), tiff, &all)?;
+    let exports = outputs::exports(&config.slides.exports, &all)?;
+    let explanations = outputs::explanations(config.explain.as_deref(), &all)?;
     let range = config.shard.map_or(0..all.len(), |s| s.range(all.len()));
     let mut piece = Piece {
         before: range.start,
@@ -65,10 +64,7 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
         closes: config.shard.is_none_or(|s| s.index + 1 == s.count),
     };
     let shard: Vec<Item> = all[range.clone()].to_vec();
-    let heatmaps: Vec<Option<PathBuf>> = heatmaps.map_or_else(
-        || vec![None; shard.len()],
-        |names| names[range.clone()].to_vec(),
-    );
+    let heatmaps = heatmaps[range.clone()].to_vec();
     let exports = exports[range.clone()].to_vec();
     let explanations = explanations[range].to_vec();
     let resumed = Resumed::load(&config, &shard, piece.opens)?;
@@ -211,109 +207,6 @@ fn left_behind(path: &Path) -> Result<(PathBuf, Vec<u8>)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((from, Vec::new())),
         Err(e) => Err(e).with_context(|| format!("{}: cannot read", from.display())),
     }
-}
-
-/// Each input's heatmap file: `--heatmap FILE.png` (or `.tif`) for a single input, else
-/// `DIR/<the input's path>.heatmap.png` (`.heatmap.tif` with `--heatmap-format tiff`).
-fn heatmap_targets(config: &PredictConfig, all: &[Item]) -> Result<Option<Vec<Option<PathBuf>>>> {
-    config
-        .slides
-        .heatmap
-        .as_deref()
-        .map(|path| {
-            let suffix = match config.slides.heatmap_format {
-                HeatmapFormat::Png => ".heatmap.png",
-                HeatmapFormat::Tiff => ".heatmap.tif",
-            };
-            per_slide("--heatmap", path, all, &["png", "tif", "tiff"], suffix)
-        })
-        .transpose()
-}
-
-/// Each input's files of every export format asked for.
-fn export_targets(config: &PredictConfig, all: &[Item]) -> Result<Vec<Vec<(Export, PathBuf)>>> {
-    let mut targets = vec![Vec::new(); all.len()];
-    for (format, path) in &config.slides.exports {
-        let (flag, extensions, suffix): (&str, &[&str], &str) = match format {
-            Export::GeoJson => ("--geojson", &["geojson", "json"], ".geojson"),
-            Export::AsapXml => ("--asap-xml", &["xml"], ".xml"),
-            Export::LesionsCsv => ("--lesions", &["csv"], ".lesions.csv"),
-        };
-        let names = per_slide(flag, path, all, extensions, suffix)?;
-        for (target, name) in targets.iter_mut().zip(names) {
-            target.extend(name.map(|n| (*format, n)));
-        }
-    }
-    Ok(targets)
-}
-
-/// One file per input for a per-slide output: `path` itself for a single input when it has one of
-/// `extensions`, else `path/<the input's path><suffix>`, mirroring the path as given so that no
-/// two inputs of a job array, whichever shard runs them, share a name.
-fn per_slide(
-    flag: &str,
-    path: &Path,
-    all: &[Item],
-    extensions: &[&str],
-    suffix: &str,
-) -> Result<Vec<Option<PathBuf>>> {
-    let folder = path.is_dir()
-        || path.as_os_str().to_string_lossy().ends_with('/')
-        || !path.extension().is_some_and(|e| {
-            extensions
-                .iter()
-                .any(|x| e.eq_ignore_ascii_case(std::ffi::OsStr::new(x)))
-        });
-    if !folder {
-        if all.len() > 1 {
-            anyhow::bail!(
-                "{flag} {} names one file, but there are {} inputs: give a folder ({flag} out/) for one file per slide",
-                path.display(),
-                all.len()
-            );
-        }
-        return Ok(vec![Some(path.to_path_buf()); all.len()]);
-    }
-    let mut seen: std::collections::HashMap<PathBuf, &str> = std::collections::HashMap::new();
-    let mut names = Vec::with_capacity(all.len());
-    for item in all {
-        let name = match item {
-            Ok(input) => {
-                let mut rel = match &input.source {
-                    Source::File(path) => mirrored(path),
-                    Source::Stdin => PathBuf::from("stdin"),
-                }
-                .into_os_string();
-                rel.push(suffix);
-                let name = path.join(rel);
-                if let Some(other) = seen.insert(name.clone(), &input.display) {
-                    anyhow::bail!(
-                        "{flag}: the files of {other} and {} would both be {}: give each slide once, by paths that differ",
-                        input.display,
-                        name.display()
-                    );
-                }
-                Some(name)
-            }
-            Err(_) => None,
-        };
-        names.push(name);
-    }
-    Ok(names)
-}
-
-/// A path as given, made relative: `/data/a/x.svs` -> `data/a/x.svs`, `../x.svs` -> `__/x.svs`.
-fn mirrored(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut rel = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::Normal(name) => rel.push(name),
-            Component::ParentDir => rel.push("__"),
-            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
-        }
-    }
-    rel
 }
 
 fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
@@ -489,12 +382,6 @@ fn slides(
     schema: Schema,
 ) -> Result<Exit> {
     let config = &run.config.slides;
-    let heatmap = &config.heatmap_options;
-    let input = &engine.config().input;
-    let mut options = config.options.clone();
-    options.choice.model_mpp = input.mpp;
-    options.choice.patch = (input.width as usize, input.height as usize);
-    let options = &options;
     let tiles = match &config.tiles {
         Some(path) => {
             let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
@@ -505,43 +392,23 @@ fn slides(
         }
         None => None,
     };
-    let (quiet, max_pixels) = (run.config.quiet, run.config.engine.max_pixels);
-    let (heatmaps, exports, identity) = (&run.heatmaps, &run.exports, &identity);
-    // A segmentation model's stitched masks: MASK_DIR/<the input's path>.mask.tif.
-    let masks = (engine.config().output.kind == OutputKind::Segmentation)
-        .then(|| {
-            let dir = run.config.mask_dir.join("");
-            per_slide("--mask-dir", &dir, items, &[], ".mask.tif")
-        })
-        .transpose()?;
+    let masks = outputs::masks(&run.config.mask_dir, items, engine.config().output.kind)?;
     let produce: Producer = Box::new(move |emit| {
-        let mut tiles = tiles;
-        for (i, item) in items.iter().enumerate() {
-            let slide = Slide {
-                engine: &engine,
-                options,
-                identity,
-                heatmap: heatmaps[i].as_deref().map(|t| (t, heatmap)),
-                mask: masks.as_ref().and_then(|m| m[i].clone()),
-                explain: run.explanations[i].clone(),
-                exports: exports[i].clone(),
-                max_pixels,
-                quiet,
-            };
-            let predicted = slide.predict(item);
-            if let (Some(writer), Some(result)) = (&mut tiles, &predicted.result) {
-                if let Err(e) = writer.write(display(item), result) {
-                    return Ok(Err(e));
-                }
-            }
-            if let Err(e) = emit(i, predicted.outcome, predicted.summary) {
-                return Ok(Err(e));
-            }
-        }
-        Ok(match tiles {
-            Some(writer) => writer.finish(),
-            None => Ok(()),
-        })
+        let slides = Slides {
+            engine: &engine,
+            identity: &identity,
+            options: &config.options,
+            heatmap: &config.heatmap_options,
+            max_pixels: run.config.engine.max_pixels,
+            quiet: run.config.quiet,
+        };
+        let files = Files {
+            heatmaps: &run.heatmaps,
+            exports: &run.exports,
+            explanations: &run.explanations,
+            masks: &masks,
+        };
+        Ok(slides.predict_each(items, &files, tiles, emit))
     });
     write_results(run, items, schema, produce, true)
 }

@@ -3,10 +3,11 @@
 //! asked), per-class summaries, and for segmentation models the windows' masks stitched into one
 //! class mask of the slide with each class's share of the analysed tissue.
 
+use super::error::WriteError;
 use super::provenance::Provenance;
 use super::pyramid_tiff::{self, Layout, Pixels, Raster};
-use super::regions::{self, Region};
-use super::SlideResult;
+use super::regions::{self, Grid, Region};
+use super::types::{region_summary, SlideResult, Tile};
 use crate::records::summary::ClassSummary;
 use crate::records::OutputKind;
 use std::path::Path;
@@ -14,14 +15,35 @@ use std::path::Path;
 /// The value of mask pixels no window analysed (glass, or beyond the slide).
 pub(crate) const NOT_ANALYSED: u8 = 255;
 
+/// A scanned slide's windows, as regions are found on them.
+pub(crate) struct Windows<'a> {
+    pub(crate) kind: OutputKind,
+    pub(crate) grid: Grid<'a>,
+    pub(crate) tiles: &'a [Tile],
+    /// Per window and class, the model's probability (NaN: not run).
+    pub(crate) scores: &'a [f32],
+    pub(crate) classes: usize,
+    pub(crate) threshold: f32,
+    pub(crate) focus: Option<usize>,
+}
+
+/// What is found on a slide's windows (`SlideResult`'s fields of the same names); all empty for
+/// segmentation.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    pub(crate) cells: Vec<Vec<f32>>,
+    pub(crate) regions: Vec<Region>,
+    pub(crate) class_regions: Vec<Vec<Region>>,
+}
+
 /// Each class's map (its probability per window, NaN where not tissue), smoothed over tissue with
 /// `smooth` (analysed pixels), for the classes that get one: binary's positive class, every class
 /// of a multiclass model (`--class` only that one for the regions); none for segmentation.
-pub(crate) fn find_regions(result: &mut SlideResult, smooth: f32) {
-    let (nx, ny) = result.grid;
-    let classes = result.labels.len();
+pub(crate) fn find_regions(result: &Windows, smooth: f32) -> Found {
+    let (nx, ny) = (result.grid.across, result.grid.down);
+    let classes = result.classes;
     if result.kind == OutputKind::Segmentation || result.scores.is_empty() {
-        return;
+        return Found::default();
     }
     let mapped: Vec<usize> = match result.kind {
         OutputKind::Binary => vec![1],
@@ -41,7 +63,8 @@ pub(crate) fn find_regions(result: &mut SlideResult, smooth: f32) {
                 }
             })
             .collect();
-        super::heatmap::smooth_tissue(&mut map, nx, ny, smooth / result.stride as f32);
+        let stride = result.grid.stride as f32;
+        super::heatmap::smooth_tissue(&mut map, nx, ny, smooth / stride);
         cells[c] = map;
     }
     let raw = |c: usize| -> Vec<Option<f32>> {
@@ -55,12 +78,12 @@ pub(crate) fn find_regions(result: &mut SlideResult, smooth: f32) {
             })
             .collect()
     };
-    let grid = result.grid();
+    let grid = &result.grid;
     let mut class_regions = vec![Vec::new(); classes];
     match result.kind {
         OutputKind::Binary => {
             let positive: Vec<bool> = cells[1].iter().map(|&p| p > result.threshold).collect();
-            class_regions[1] = regions::regions(&grid, &positive, &raw(1));
+            class_regions[1] = regions::regions(grid, &positive, &raw(1));
         }
         _ => {
             // A window is its class's when that class's (smoothed) probability is the highest.
@@ -80,15 +103,17 @@ pub(crate) fn find_regions(result: &mut SlideResult, smooth: f32) {
                     continue;
                 }
                 let positive: Vec<bool> = winner.iter().map(|w| *w == Some(c)).collect();
-                *found = regions::regions(&grid, &positive, &raw(c));
+                *found = regions::regions(grid, &positive, &raw(c));
             }
         }
     }
-    if let Some(f) = result.focus {
-        result.regions = class_regions[f].clone();
+    Found {
+        regions: result
+            .focus
+            .map_or_else(Vec::new, |f| class_regions[f].clone()),
+        class_regions,
+        cells,
     }
-    result.class_regions = class_regions;
-    result.cells = cells;
 }
 
 /// How many regions each class summary lists.
@@ -137,7 +162,7 @@ pub(crate) fn summaries(
                     top_regions: found
                         .iter()
                         .take(CLASS_TOP_REGIONS)
-                        .map(|r| super::region_summary(r, mpp))
+                        .map(|r| region_summary(r, mpp))
                         .collect(),
                     heatmap: heatmaps.get(c).cloned().flatten(),
                 }
@@ -257,7 +282,7 @@ pub(crate) fn write_mask(
     result: &SlideResult,
     provenance: &Provenance,
     path: &Path,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     let plan = &result.plan;
     let raster = MaskRaster {
         mask: Stitched::new(result),

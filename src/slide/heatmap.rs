@@ -7,8 +7,9 @@
 //! tissue" swatch. The PNG's text chunks record the slide's size and the downsample factor. Drawn
 //! at a reduced scale so that any slide gives an image that opens anywhere.
 
+use super::plasma;
 use super::provenance::Provenance;
-use super::{plasma, SlideResult};
+use super::types::SlideResult;
 use image::RgbImage;
 
 #[derive(Debug, Clone, Copy)]

@@ -5,9 +5,11 @@
 //! is not tissue is transparent. With `--smooth`, the probabilities are those regions are found on
 //! (smoothed over tissue on the window grid). Resolution and provenance ride in the TIFF's tags.
 
+use super::error::WriteError;
+use super::plasma;
 use super::provenance::Provenance;
 use super::pyramid_tiff::{self, Layout, Pixels, Raster};
-use super::{plasma, SlideResult};
+use super::types::SlideResult;
 use std::path::Path;
 
 /// A slide's cells, coloured, with their level-0 edges.
@@ -55,7 +57,7 @@ pub(crate) fn write(
     provenance: &Provenance,
     label: &str,
     path: &Path,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     let (nx, ny) = result.grid;
     let plan = &result.plan;
     let (w0, h0) = plan.level0;

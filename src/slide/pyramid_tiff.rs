@@ -9,6 +9,7 @@
 //! continues, and identical tiles (glass, the inside of a window) are compressed and stored once:
 //! their entries point at the same bytes, which TIFF allows.
 
+use super::error::WriteError;
 use flate2::write::ZlibEncoder;
 use std::collections::HashMap;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -83,14 +84,14 @@ pub(crate) fn write_file(
     path: &std::path::Path,
     raster: &dyn Raster,
     layout: &Layout,
-    what: &str,
-) -> Result<(), String> {
-    crate::output_file::write_file_with(path, |out| write(out, raster, layout)).map_err(|e| {
-        format!(
-            "cannot write the {what} {}: {}",
-            path.display(),
-            crate::inputs::io_message(&e)
-        )
+    what: &'static str,
+) -> Result<(), WriteError> {
+    crate::output_file::write_file_with(path, |out| write(out, raster, layout)).map_err(|error| {
+        WriteError {
+            what,
+            path: path.to_path_buf(),
+            error,
+        }
     })
 }
 
@@ -101,12 +102,20 @@ pub(crate) fn write<W: Write + Seek>(
     layout: &Layout,
 ) -> io::Result<()> {
     let (width, height) = raster.size();
-    let tile = u64::from(layout.tile);
-    let samples = layout.pixels.samples();
     // The header, its first IFD's offset filled in at the end.
     out.write_all(b"II\x2b\x00\x08\x00\x00\x00")?;
     out.write_all(&0u64.to_le_bytes())?;
-    let mut position = 16u64;
+    let mut levels = levels(width, height, u64::from(layout.tile));
+    let position = write_tiles(out, raster, layout, &mut levels, 16)?;
+    let first_ifd = write_ifds(out, layout, &levels, position)?;
+    out.seek(SeekFrom::Start(8))?;
+    out.write_all(&first_ifd.to_le_bytes())?;
+    out.seek(SeekFrom::End(0))?;
+    Ok(())
+}
+
+/// Level 0 at full size, each further level half the last, until one tile holds it.
+fn levels(width: u64, height: u64, tile: u64) -> Vec<Level> {
     let mut levels = Vec::new();
     let mut step = 1u64;
     loop {
@@ -119,15 +128,28 @@ pub(crate) fn write<W: Write + Seek>(
             counts: Vec::new(),
         });
         if w <= tile && h <= tile {
-            break;
+            return levels;
         }
         step *= 2;
     }
+}
+
+/// Writes every level's tiles from `position` on, each uniform tile stored once, filling in the
+/// levels' offsets and byte counts; where the tiles end.
+fn write_tiles<W: Write>(
+    out: &mut W,
+    raster: &dyn Raster,
+    layout: &Layout,
+    levels: &mut [Level],
+    mut position: u64,
+) -> io::Result<u64> {
+    let tile = u64::from(layout.tile);
+    let samples = layout.pixels.samples();
     let tile_bytes = (tile * tile) as usize * samples;
     let mut pixels = vec![0u8; tile_bytes];
     let mut stored: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
     let mut compressed = Vec::new();
-    for level in &mut levels {
+    for level in levels {
         let (across, down) = (level.width.div_ceil(tile), level.height.div_ceil(tile));
         for ty in 0..down {
             for tx in 0..across {
@@ -168,84 +190,26 @@ pub(crate) fn write<W: Write + Seek>(
             }
         }
     }
-    // The IFDs, each after its own arrays.
+    Ok(position)
+}
+
+/// An IFD entry: tag, field type, count, and the value (or its offset) in 8 bytes.
+type Entry = (u16, u16, u64, [u8; 8]);
+
+/// Writes each level's IFD from `position` on, after the values that do not fit in an entry,
+/// each linked from the one before; the first IFD's offset.
+fn write_ifds<W: Write + Seek>(
+    out: &mut W,
+    layout: &Layout,
+    levels: &[Level],
+    mut position: u64,
+) -> io::Result<u64> {
     let software = format!("scancer {}\0", env!("CARGO_PKG_VERSION"));
     let description = format!("{}\0", layout.description.replace('\0', " "));
     let mut first_ifd = 0u64;
     let mut previous_next: Option<u64> = None;
     for (n, level) in levels.iter().enumerate() {
-        // Values that do not fit in an entry's 8 bytes go before the IFD.
-        let mut blob = Vec::new();
-        let at = |bytes: &[u8], blob: &mut Vec<u8>| -> u64 {
-            let offset = position + blob.len() as u64;
-            blob.extend_from_slice(bytes);
-            if blob.len() % 2 == 1 {
-                blob.push(0);
-            }
-            offset
-        };
-        let le = |v: &[u64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let offsets_at = at(&le(&level.offsets), &mut blob);
-        let counts_at = at(&le(&level.counts), &mut blob);
-        let software_at = at(software.as_bytes(), &mut blob);
-        let description_at = (n == 0).then(|| at(description.as_bytes(), &mut blob));
-        let per_cm = layout.mpp.map(|m| 10_000.0 / (m * level.step as f64));
-        let rational = |v: f64| -> [u8; 8] {
-            let mut b = [0u8; 8];
-            b[..4].copy_from_slice(&((v * 1000.0).round() as u32).to_le_bytes());
-            b[4..].copy_from_slice(&1000u32.to_le_bytes());
-            b
-        };
-        let mut entries: Vec<(u16, u16, u64, [u8; 8])> = Vec::new();
-        let inline = |values: &[u8]| -> [u8; 8] {
-            let mut b = [0u8; 8];
-            b[..values.len()].copy_from_slice(values);
-            b
-        };
-        let short = |v: u16| inline(&v.to_le_bytes());
-        let long = |v: u32| inline(&v.to_le_bytes());
-        let offset = |v: u64| v.to_le_bytes();
-        entries.push((254, LONG, 1, long(u32::from(n > 0))));
-        entries.push((256, LONG, 1, long(level.width as u32)));
-        entries.push((257, LONG, 1, long(level.height as u32)));
-        let bits: Vec<u8> = std::iter::repeat_n(8u16.to_le_bytes(), samples)
-            .flatten()
-            .collect();
-        entries.push((258, SHORT, samples as u64, inline(&bits)));
-        entries.push((259, SHORT, 1, short(8)));
-        let photometric = match layout.pixels {
-            Pixels::Rgba => 2,
-            Pixels::Gray => 1,
-        };
-        entries.push((262, SHORT, 1, short(photometric)));
-        if let Some(d) = description_at {
-            entries.push((270, ASCII, description.len() as u64, offset(d)));
-        }
-        entries.push((277, SHORT, 1, short(samples as u16)));
-        if let Some(per_cm) = per_cm {
-            entries.push((282, RATIONAL, 1, rational(per_cm)));
-            entries.push((283, RATIONAL, 1, rational(per_cm)));
-        }
-        entries.push((284, SHORT, 1, short(1)));
-        if per_cm.is_some() {
-            entries.push((296, SHORT, 1, short(3)));
-        }
-        entries.push((305, ASCII, software.len() as u64, offset(software_at)));
-        entries.push((322, LONG, 1, long(layout.tile)));
-        entries.push((323, LONG, 1, long(layout.tile)));
-        let tiles = level.offsets.len() as u64;
-        let array = |at: u64, values: &[u64]| {
-            if values.len() == 1 {
-                offset(values[0])
-            } else {
-                offset(at)
-            }
-        };
-        entries.push((324, LONG8, tiles, array(offsets_at, &level.offsets)));
-        entries.push((325, LONG8, tiles, array(counts_at, &level.counts)));
-        if layout.pixels == Pixels::Rgba {
-            entries.push((338, SHORT, 1, short(2)));
-        }
+        let (blob, entries) = ifd(layout, level, n, position, &software, &description);
         out.write_all(&blob)?;
         position += blob.len() as u64;
         let ifd = position;
@@ -270,10 +234,92 @@ pub(crate) fn write<W: Write + Seek>(
         previous_next = Some(next_at);
         position = next_at + 8;
     }
-    out.seek(SeekFrom::Start(8))?;
-    out.write_all(&first_ifd.to_le_bytes())?;
-    out.seek(SeekFrom::End(0))?;
-    Ok(())
+    Ok(first_ifd)
+}
+
+/// Level `n`'s IFD entries, and the bytes of the values that do not fit in an entry, which go at
+/// `position`, before the IFD.
+fn ifd(
+    layout: &Layout,
+    level: &Level,
+    n: usize,
+    position: u64,
+    software: &str,
+    description: &str,
+) -> (Vec<u8>, Vec<Entry>) {
+    let samples = layout.pixels.samples();
+    let mut blob = Vec::new();
+    let at = |bytes: &[u8], blob: &mut Vec<u8>| -> u64 {
+        let offset = position + blob.len() as u64;
+        blob.extend_from_slice(bytes);
+        if blob.len() % 2 == 1 {
+            blob.push(0);
+        }
+        offset
+    };
+    let le = |v: &[u64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let offsets_at = at(&le(&level.offsets), &mut blob);
+    let counts_at = at(&le(&level.counts), &mut blob);
+    let software_at = at(software.as_bytes(), &mut blob);
+    let description_at = (n == 0).then(|| at(description.as_bytes(), &mut blob));
+    let per_cm = layout.mpp.map(|m| 10_000.0 / (m * level.step as f64));
+    let rational = |v: f64| -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&((v * 1000.0).round() as u32).to_le_bytes());
+        b[4..].copy_from_slice(&1000u32.to_le_bytes());
+        b
+    };
+    let mut entries: Vec<Entry> = Vec::new();
+    let inline = |values: &[u8]| -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..values.len()].copy_from_slice(values);
+        b
+    };
+    let short = |v: u16| inline(&v.to_le_bytes());
+    let long = |v: u32| inline(&v.to_le_bytes());
+    let offset = |v: u64| v.to_le_bytes();
+    entries.push((254, LONG, 1, long(u32::from(n > 0))));
+    entries.push((256, LONG, 1, long(level.width as u32)));
+    entries.push((257, LONG, 1, long(level.height as u32)));
+    let bits: Vec<u8> = std::iter::repeat_n(8u16.to_le_bytes(), samples)
+        .flatten()
+        .collect();
+    entries.push((258, SHORT, samples as u64, inline(&bits)));
+    entries.push((259, SHORT, 1, short(8)));
+    let photometric = match layout.pixels {
+        Pixels::Rgba => 2,
+        Pixels::Gray => 1,
+    };
+    entries.push((262, SHORT, 1, short(photometric)));
+    if let Some(d) = description_at {
+        entries.push((270, ASCII, description.len() as u64, offset(d)));
+    }
+    entries.push((277, SHORT, 1, short(samples as u16)));
+    if let Some(per_cm) = per_cm {
+        entries.push((282, RATIONAL, 1, rational(per_cm)));
+        entries.push((283, RATIONAL, 1, rational(per_cm)));
+    }
+    entries.push((284, SHORT, 1, short(1)));
+    if per_cm.is_some() {
+        entries.push((296, SHORT, 1, short(3)));
+    }
+    entries.push((305, ASCII, software.len() as u64, offset(software_at)));
+    entries.push((322, LONG, 1, long(layout.tile)));
+    entries.push((323, LONG, 1, long(layout.tile)));
+    let tiles = level.offsets.len() as u64;
+    let array = |at: u64, values: &[u64]| {
+        if values.len() == 1 {
+            offset(values[0])
+        } else {
+            offset(at)
+        }
+    };
+    entries.push((324, LONG8, tiles, array(offsets_at, &level.offsets)));
+    entries.push((325, LONG8, tiles, array(counts_at, &level.counts)));
+    if layout.pixels == Pixels::Rgba {
+        entries.push((338, SHORT, 1, short(2)));
+    }
+    (blob, entries)
 }
 
 /// One tile of a level, rows filled from the raster and repeated within a band; rows below the

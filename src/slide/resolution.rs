@@ -110,18 +110,31 @@ impl Plan {
     }
 }
 
-fn plausible(mpp: f64, source: &str) -> Result<f64, String> {
+/// Why a slide cannot be read at the level or resolution asked for.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum ResolutionError {
+    /// A resolution tag that no scan has (`tag` names where it was read).
+    #[error("{tag} says {mpp:.4} um per pixel, which no microscope scan has (a screen or editor default?): pass --slide-mpp with the scanner's resolution")]
+    Implausible { tag: &'static str, mpp: f64 },
+    /// A resolution is needed for `what` (said as "--mpp 0.5 was asked for"...), and none is known.
+    #[error("{what}, but the slide declares no resolution (no mpp property, TIFF or PNG resolution): pass --slide-mpp with the scanner's microns per pixel, or --level")]
+    Undeclared { what: String },
+    #[error("--level {level}: the slide has levels 0 to {last}")]
+    NoSuchLevel { level: u32, last: usize },
+    #[error("{asked} is finer than the slide's level 0 ({mpp:.4} um per pixel): scancer does not enlarge a slide")]
+    Finer { asked: String, mpp: f64 },
+}
+
+fn plausible(mpp: f64, tag: &'static str) -> Result<f64, ResolutionError> {
     if PLAUSIBLE_MPP.contains(&mpp) {
         Ok(mpp)
     } else {
-        Err(format!(
-            "{source} says {mpp:.4} um per pixel, which no microscope scan has (a screen or editor default?): pass --slide-mpp with the scanner's resolution"
-        ))
+        Err(ResolutionError::Implausible { tag, mpp })
     }
 }
 
 /// Chooses the level of `pyramid` for `choice`.
-pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, String> {
+pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, ResolutionError> {
     let base = pyramid.levels[0];
     let mpp = match (choice.slide_mpp, pyramid.mpp) {
         (Some(given), _) => Some((given, "--slide-mpp")),
@@ -136,31 +149,32 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Stri
         (None, Some((m, source))) => plausible(m, source).err(),
         _ => None,
     };
-    let unknown = |what: String| -> String {
-        implausible.clone().unwrap_or_else(|| {
-            format!("{what}, but the slide declares no resolution (no mpp property, TIFF or PNG resolution): pass --slide-mpp with the scanner's microns per pixel, or --level")
-        })
+    let unknown = |what: String| -> ResolutionError {
+        implausible
+            .clone()
+            .unwrap_or(ResolutionError::Undeclared { what })
     };
-    let at_level = |level: u32, note: Option<String>| -> Result<Plan, String> {
-        let l = *pyramid.levels.get(level as usize).ok_or_else(|| {
-            format!(
-                "--level {level}: the slide has levels 0 to {}",
-                pyramid.levels.len() - 1
-            )
-        })?;
-        Ok(Plan {
-            level,
-            resample: None,
-            size: (l.width, l.height),
-            level0: (base.width, base.height),
-            scale: (
-                base.width as f64 / l.width.max(1) as f64,
-                base.height as f64 / l.height.max(1) as f64,
-            ),
-            mpp,
-            note,
-        })
-    };
+    let at_level =
+        |level: u32, note: Option<String>| -> Result<Plan, ResolutionError> {
+            let l = *pyramid.levels.get(level as usize).ok_or_else(|| {
+                ResolutionError::NoSuchLevel {
+                    level,
+                    last: pyramid.levels.len() - 1,
+                }
+            })?;
+            Ok(Plan {
+                level,
+                resample: None,
+                size: (l.width, l.height),
+                level0: (base.width, base.height),
+                scale: (
+                    base.width as f64 / l.width.max(1) as f64,
+                    base.height as f64 / l.height.max(1) as f64,
+                ),
+                mpp,
+                note,
+            })
+        };
     if base.width <= choice.patch.0 && base.height <= choice.patch.1 {
         return at_level(0, None);
     }
@@ -187,6 +201,7 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Stri
                     0,
                     Some(
                         unknown(format!("the model was trained at {target} um per pixel"))
+                            .to_string()
                             .replace(": pass", "; read at level 0 as it is: pass"),
                     ),
                 )
@@ -195,10 +210,10 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Stri
         },
     };
     if wanted < 1.0 - TOLERANCE {
-        return Err(format!(
-            "{asked} is finer than the slide's level 0 ({:.4} um per pixel): scancer does not enlarge a slide",
-            mpp.map_or(f64::NAN, |(m, _)| m)
-        ));
+        return Err(ResolutionError::Finer {
+            asked,
+            mpp: mpp.map_or(f64::NAN, |(m, _)| m),
+        });
     }
     // The coarsest level that is not coarser than wanted (within the tolerance).
     let (index, level) = pyramid
@@ -295,14 +310,18 @@ mod tests {
         assert_eq!((w, h), (11_882, 26_874));
         assert!((p.mpp.unwrap().0 * p.downsample() - 2.0).abs() < 1e-3);
         // Finer than level 0 is refused, not enlarged.
-        let e = plan(&camelyon(), &target(Target::Mpp(0.1))).unwrap_err();
+        let e = plan(&camelyon(), &target(Target::Mpp(0.1)))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("finer than the slide's level 0"), "{e}");
     }
 
     #[test]
     fn no_resolution_is_refused_for_a_target_and_noted_for_the_model_default() {
         let flat = Pyramid::flat(1000, 1000, None);
-        let e = plan(&flat, &target(Target::Mpp(1.0))).unwrap_err();
+        let e = plan(&flat, &target(Target::Mpp(1.0)))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("declares no resolution") && e.contains("--slide-mpp"),
             "{e}"
@@ -326,7 +345,9 @@ mod tests {
     #[test]
     fn a_screen_resolution_is_not_a_scan_resolution() {
         let flat = Pyramid::flat(500, 500, from_tiff(72.0, 2));
-        let e = plan(&flat, &target(Target::Mpp(1.0))).unwrap_err();
+        let e = plan(&flat, &target(Target::Mpp(1.0)))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("352.7778 um per pixel"), "{e}");
         assert_eq!(plan(&flat, &LevelChoice::default()).unwrap().mpp, None);
         assert_eq!(from_tiff(40_000.0, 3), Some((0.25, "TIFF XResolution")));
@@ -337,6 +358,6 @@ mod tests {
     #[test]
     fn levels_beyond_the_pyramid_are_named() {
         let e = plan(&camelyon(), &target(Target::Level(7))).unwrap_err();
-        assert_eq!(e, "--level 7: the slide has levels 0 to 3");
+        assert_eq!(e.to_string(), "--level 7: the slide has levels 0 to 3");
     }
 }

@@ -3,13 +3,19 @@
 //! preprocessing run on the calling thread while the engine's lanes run the forward passes, so that
 //! a slide goes at the speed of the slower of the two instead of their sum.
 
+use super::classes::{self, Windows};
+use super::error::SlideError;
+use super::regions::Grid;
 use super::resolution::Plan;
 use super::rows::{self, Rows};
-use super::{tissue, SlideOptions, SlideResult, Tile};
+use super::tissue;
+use super::types::{SlideOptions, SlideResult, Tile};
+use super::usage::{self, UsageError};
 use crate::engine::preprocess::{convert, Prepared};
 use crate::engine::Engine;
 use crate::records::{OutputKind, Prediction};
 use image::{DynamicImage, RgbImage};
+use std::fmt::Display;
 
 /// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
 pub(crate) const MAX_WINDOWS: usize = 1 << 24;
@@ -38,16 +44,16 @@ enum Read {
 /// What the reader leaves at the end.
 type Thumbnail = Option<(RgbImage, usize)>;
 
-/// Predicts every window of a slide. `progress` hears (windows done, windows in all).
+/// Predicts every window of a slide, and finds its regions.
 pub(crate) fn predict(
     engine: &Engine,
     rows: &mut (dyn Rows + Send),
     plan: Plan,
     options: &SlideOptions,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<SlideResult, String> {
+) -> Result<SlideResult, SlideError> {
     let config = engine.config();
-    let (stride, focus) = super::check(config, options.stride, options.class.as_deref())?;
+    let (stride, focus) = usage::check(config, options.stride, options.class.as_deref())?;
     let pre = engine.preprocessor();
     let [_, wh, ww] = pre.input_shape();
     let (width, height) = rows.size();
@@ -56,49 +62,38 @@ pub(crate) fn predict(
     let ys = origins(height, wh, stride);
     let total = xs.len().saturating_mul(ys.len());
     if total > MAX_WINDOWS {
-        return Err(format!(
-            "the slide's {width}x{height} pixels make {total} windows at stride {stride}; scancer predicts up to {MAX_WINDOWS} windows a slide (use a larger --stride, --level or --mpp)"
-        ));
+        return Err(SlideError::TooManyWindows {
+            width,
+            height,
+            windows: total,
+            stride,
+            limit: MAX_WINDOWS,
+        });
     }
     if width.saturating_mul(wh).saturating_mul(3) > rows::MAX_BAND_BYTES {
-        return Err(format!(
-            "a band of {width}x{wh} pixels is over {} MiB",
-            rows::MAX_BAND_BYTES >> 20
-        ));
+        return Err(SlideError::Band { width, rows: wh });
     }
     let labels = engine.class_labels();
     if let Some(f) = focus.filter(|&f| f >= labels.len()) {
-        return Err(format!(
-            "--class {f}: the model has {} classes",
-            labels.len()
-        ));
+        return Err(UsageError::ClassIndex {
+            class: f,
+            classes: labels.len(),
+        }
+        .into());
     }
     let kind = config.output.kind;
-    let mut result = SlideResult {
-        width,
-        height,
-        stride,
-        window: (ww, wh),
-        grid: (xs.len(), ys.len()),
-        tiles: Vec::with_capacity(total),
-        threshold: config.threshold(),
-        tissue_threshold: options.tissue_threshold,
-        thumbnail: None,
-        plan,
-        kind,
-        labels,
-        focus,
-        scores: Vec::new(),
-        masks: Vec::new(),
-        mask_size: (0, 0),
-        cells: Vec::new(),
-        regions: Vec::new(),
-        class_regions: Vec::new(),
-        hotspot_input: None,
-    };
+    let threshold = config.threshold();
+    let mut outputs = Outputs::new(
+        Filing {
+            classes: labels.len(),
+            focus,
+            kind,
+            threshold,
+        },
+        total,
+    );
     let batch = engine.batch_size();
     let mut done = 0;
-    let mut outputs = Outputs::default();
     let answer = |lane: usize, inputs: Vec<(usize, Prepared)>| {
         let prepared: Vec<&Prepared> = inputs.iter().map(|(_, p)| p).collect();
         let answers = engine.infer_each(lane, &prepared);
@@ -107,12 +102,12 @@ pub(crate) fn predict(
     // Reading runs here while the lanes run the forward passes.
     let thumbnail = engine.run_ordered(answer, |lanes| {
         // Takes what was read (None: the end), and files the answers ready (at the end, all).
-        let mut take = |message: Option<Read>| -> Result<bool, String> {
+        let mut take = |message: Option<Read>| -> Result<bool, SlideError> {
             let end = message.is_none();
             match message {
                 Some(Read::Tiles(tiles)) => {
                     done += tiles.iter().filter(|t| !t.runs).count();
-                    result.tiles.extend(tiles);
+                    outputs.tiles.extend(tiles);
                     progress(done, total);
                 }
                 Some(Read::Batch(inputs)) => lanes.submit(inputs),
@@ -120,7 +115,7 @@ pub(crate) fn predict(
             }
             while let Some((inputs, answers)) = if end { lanes.wait() } else { lanes.ready() } {
                 done += inputs.len();
-                file(inputs, answers, &mut result, &mut outputs)?;
+                outputs.file(inputs, answers)?;
                 progress(done, total);
             }
             Ok(true)
@@ -129,13 +124,59 @@ pub(crate) fn predict(
             take(Some(m))
         })?;
         take(None)?;
-        Ok::<_, String>(thumbnail)
+        Ok::<_, SlideError>(thumbnail)
     })?;
-    result.thumbnail = thumbnail;
-    outputs.finish(&mut result);
+    let Outputs {
+        tiles,
+        scores,
+        masks,
+        mask_size,
+        best,
+        ..
+    } = outputs.finish();
     progress(done, total);
-    super::classes::find_regions(&mut result, options.smooth);
-    Ok(result)
+    let grid = (xs.len(), ys.len());
+    let found = classes::find_regions(
+        &Windows {
+            kind,
+            grid: Grid {
+                across: grid.0,
+                down: grid.1,
+                stride,
+                size: (width, height),
+                window: (ww, wh),
+                plan: &plan,
+            },
+            tiles: &tiles,
+            scores: &scores,
+            classes: labels.len(),
+            threshold,
+            focus,
+        },
+        options.smooth,
+    );
+    Ok(SlideResult {
+        width,
+        height,
+        stride,
+        window: (ww, wh),
+        grid,
+        tiles,
+        threshold,
+        tissue_threshold: options.tissue_threshold,
+        thumbnail,
+        plan,
+        kind,
+        labels,
+        focus,
+        scores,
+        masks,
+        mask_size,
+        cells: found.cells,
+        regions: found.regions,
+        class_regions: found.class_regions,
+        hotspot_input: best.map(|(_, _, input)| input),
+    })
 }
 
 /// Reads the grid band by band: every window's tissue test, and the inputs of the windows that
@@ -149,8 +190,8 @@ fn read(
     ys: &[usize],
     (ww, wh): (usize, usize),
     batch: usize,
-    deliver: &mut dyn FnMut(Read) -> Result<bool, String>,
-) -> Result<Thumbnail, String> {
+    deliver: &mut dyn FnMut(Read) -> Result<bool, SlideError>,
+) -> Result<Thumbnail, SlideError> {
     let (width, height) = rows.size();
     let color = pre.color();
     let mut thumbnail = (options.thumbnail_side > 0).then(|| {
@@ -215,9 +256,21 @@ fn read(
     Ok(thumbnail)
 }
 
-/// What the windows' answers are gathered into before they are the result's.
-#[derive(Default)]
+/// How the windows' answers are filed.
+#[derive(Clone, Copy)]
+struct Filing {
+    classes: usize,
+    focus: Option<usize>,
+    kind: OutputKind,
+    /// Binary: the positive class's threshold.
+    threshold: f32,
+}
+
+/// What the windows and their answers are gathered into before they are the result's.
 struct Outputs {
+    filing: Filing,
+    /// Every window read so far, in raster order.
+    tiles: Vec<Tile>,
     /// Per tile and class (NaN: not run).
     scores: Vec<f32>,
     masks: Vec<Option<Box<[u8]>>>,
@@ -229,78 +282,94 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn finish(self, result: &mut SlideResult) {
-        let classes = result.labels.len();
-        result.scores = self.scores;
-        result.scores.resize(result.tiles.len() * classes, f32::NAN);
-        result.masks = self.masks;
-        result.masks.resize(result.tiles.len(), None);
-        result.mask_size = self.mask_size;
-        result.hotspot_input = self.best.map(|(_, _, input)| input);
-    }
-}
-
-/// Files each answer of a batch under its tile.
-fn file(
-    inputs: Vec<(usize, Prepared)>,
-    answers: Vec<Result<Prediction, String>>,
-    result: &mut SlideResult,
-    outputs: &mut Outputs,
-) -> Result<(), String> {
-    let predictions = answers.into_iter().collect::<Result<Vec<_>, String>>()?;
-    let classes = result.labels.len();
-    for ((k, input), prediction) in inputs.iter().zip(predictions) {
-        let k = *k;
-        match prediction {
-            Prediction::Class(c) => {
-                if outputs.scores.len() < (k + 1) * classes {
-                    outputs.scores.resize((k + 1) * classes, f32::NAN);
-                }
-                outputs.scores[k * classes..(k + 1) * classes].copy_from_slice(&c.probabilities);
-                let tile = &mut result.tiles[k];
-                tile.class = Some(c.class);
-                tile.probability = Some(match result.focus {
-                    Some(f) => c.probabilities[f],
-                    None => c.score,
-                });
-                if result.kind == OutputKind::Binary {
-                    tile.class = Some(usize::from(c.probabilities[1] > result.threshold));
-                }
-                if let (Some(f), true) = (result.focus, tile.tissue) {
-                    let p = c.probabilities[f];
-                    if outputs.best.as_ref().is_none_or(|(_, b, _)| p > *b) {
-                        outputs.best = Some((k, p, input.clone()));
-                    }
-                }
-            }
-            Prediction::Segmentation(s) => {
-                outputs.mask_bytes += s.mask.len();
-                if outputs.mask_bytes > MAX_MASK_BYTES {
-                    return Err(format!(
-                        "the slide's segmentation masks need over {} MiB: analyse it at a coarser resolution (--mpp, --level) or a larger --stride",
-                        MAX_MASK_BYTES >> 20
-                    ));
-                }
-                outputs.mask_size = (s.width, s.height);
-                if outputs.masks.len() <= k {
-                    outputs.masks.resize(k + 1, None);
-                }
-                // The window's class: its most frequent pixel class.
-                let class = s
-                    .fractions
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::MIN), |b, (c, &f)| if f > b.1 { (c, f) } else { b })
-                    .0;
-                let tile = &mut result.tiles[k];
-                tile.class = Some(class);
-                tile.probability = Some(s.fractions[class]);
-                outputs.masks[k] = Some(s.mask.into_boxed_slice());
-            }
-            Prediction::Raw(_) => return Err("a raw model's output has no classes to map".into()),
+    fn new(filing: Filing, windows: usize) -> Outputs {
+        Outputs {
+            filing,
+            tiles: Vec::with_capacity(windows),
+            scores: Vec::new(),
+            masks: Vec::new(),
+            mask_size: (0, 0),
+            mask_bytes: 0,
+            best: None,
         }
     }
-    Ok(())
+
+    /// Scores and masks for every window (NaN and none for those not run).
+    fn finish(mut self) -> Outputs {
+        let windows = self.tiles.len();
+        self.scores.resize(windows * self.filing.classes, f32::NAN);
+        self.masks.resize(windows, None);
+        self
+    }
+
+    /// Files each answer of a batch under its tile.
+    fn file<E: Display>(
+        &mut self,
+        inputs: Vec<(usize, Prepared)>,
+        answers: Vec<Result<Prediction, E>>,
+    ) -> Result<(), SlideError> {
+        let predictions = answers
+            .into_iter()
+            .map(|a| a.map_err(|e| SlideError::Model(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Filing {
+            classes,
+            focus,
+            kind,
+            threshold,
+        } = self.filing;
+        for ((k, input), prediction) in inputs.iter().zip(predictions) {
+            let k = *k;
+            match prediction {
+                Prediction::Class(c) => {
+                    if self.scores.len() < (k + 1) * classes {
+                        self.scores.resize((k + 1) * classes, f32::NAN);
+                    }
+                    self.scores[k * classes..(k + 1) * classes].copy_from_slice(&c.probabilities);
+                    let tile = &mut self.tiles[k];
+                    tile.class = Some(c.class);
+                    tile.probability = Some(match focus {
+                        Some(f) => c.probabilities[f],
+                        None => c.score,
+                    });
+                    if kind == OutputKind::Binary {
+                        tile.class = Some(usize::from(c.probabilities[1] > threshold));
+                    }
+                    if let (Some(f), true) = (focus, tile.tissue) {
+                        let p = c.probabilities[f];
+                        if self.best.as_ref().is_none_or(|(_, b, _)| p > *b) {
+                            self.best = Some((k, p, input.clone()));
+                        }
+                    }
+                }
+                Prediction::Segmentation(s) => {
+                    self.mask_bytes += s.mask.len();
+                    if self.mask_bytes > MAX_MASK_BYTES {
+                        return Err(SlideError::MasksTooLarge {
+                            limit: MAX_MASK_BYTES,
+                        });
+                    }
+                    self.mask_size = (s.width, s.height);
+                    if self.masks.len() <= k {
+                        self.masks.resize(k + 1, None);
+                    }
+                    // The window's class: its most frequent pixel class.
+                    let class = s
+                        .fractions
+                        .iter()
+                        .enumerate()
+                        .fold((0, f32::MIN), |b, (c, &f)| if f > b.1 { (c, f) } else { b })
+                        .0;
+                    let tile = &mut self.tiles[k];
+                    tile.class = Some(class);
+                    tile.probability = Some(s.fractions[class]);
+                    self.masks[k] = Some(s.mask.into_boxed_slice());
+                }
+                Prediction::Raw(_) => return Err(SlideError::RawOutput),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The window at `x` of a band, white beyond the right edge.

@@ -1,11 +1,11 @@
 //! `--tiles FILE`: one row per window of every slide, in level-0 pixels, as CSV or JSON Lines,
 //! written through a `.partial` file like `--output`.
 
-use super::SlideResult;
+use super::types::SlideResult;
 use crate::output_file::OutputFile;
 use crate::records::number;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const HEADER: [&str; 9] = [
     "path",
@@ -24,18 +24,20 @@ pub(crate) enum TileWriter {
     Jsonl(io::BufWriter<OutputFile>),
 }
 
+/// `--tiles FILE.json`: the rows are JSON Lines, which is not one JSON document.
+#[derive(Debug, thiserror::Error)]
+#[error("--tiles {}: rows are written as JSON Lines, one window a line, which is not one JSON document: name the file .jsonl (or .csv for CSV)", .0.display())]
+pub(crate) struct JsonTiles(PathBuf);
+
 /// Whether `path` gets CSV (else JSON Lines); a `.json` file is refused, since rows are written as
 /// they come and JSON Lines is not one JSON document.
-pub(crate) fn is_csv(path: &Path) -> Result<bool, String> {
+pub(crate) fn is_csv(path: &Path) -> Result<bool, JsonTiles> {
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     match extension.as_deref() {
         Some("jsonl") | Some("ndjson") => Ok(false),
-        Some("json") => Err(format!(
-            "--tiles {}: rows are written as JSON Lines, one window a line, which is not one JSON document: name the file .jsonl (or .csv for CSV)",
-            path.display()
-        )),
+        Some("json") => Err(JsonTiles(path.to_path_buf())),
         _ => Ok(true),
     }
 }

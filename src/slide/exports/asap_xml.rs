@@ -3,7 +3,7 @@
 //! non-tumour exclusion inside a lesion) per hole, in level-0 pixels. ASAP, QuPath's ASAP importers
 //! and the Camelyon evaluation code read it; the provenance is an XML comment.
 
-use super::Export;
+use super::export::Export;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 use std::io::{self, Write};

@@ -4,7 +4,7 @@
 //! exports objects (`objectType`, `classification {name, color}`, `measurements {name: value}`).
 //! Provenance rides along as a foreign member, which GeoJSON readers ignore.
 
-use super::Export;
+use super::export::{number, Export};
 use geo::{MultiPolygon, Polygon};
 use serde_json::{json, Map, Value};
 use std::io::{self, Write};
@@ -78,7 +78,7 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
         for region in regions {
             n += 1;
             let mut measurements = Map::new();
-            measurements.insert("peak_probability".into(), super::number(region.peak));
+            measurements.insert("peak_probability".into(), number(region.peak));
             measurements.insert("windows".into(), region.windows.len().into());
             measurements.insert("area_px".into(), json!(region.area));
             measurements.insert("diameter_px".into(), json!(region.diameter));
@@ -114,18 +114,15 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
         if result.scores.is_empty() {
             measurements.insert(
                 "fraction".into(),
-                tile.probability.map_or(Value::Null, super::number),
+                tile.probability.map_or(Value::Null, number),
             );
         } else if classes == 2 && result.focus == Some(1) {
-            measurements.insert(
-                "probability".into(),
-                super::number(result.scores[k * classes + 1]),
-            );
+            measurements.insert("probability".into(), number(result.scores[k * classes + 1]));
         } else {
             for (c, label) in result.labels.iter().enumerate() {
                 measurements.insert(
                     format!("probability {label}"),
-                    super::number(result.scores[k * classes + c]),
+                    number(result.scores[k * classes + c]),
                 );
             }
         }

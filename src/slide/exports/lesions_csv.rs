@@ -2,7 +2,7 @@
 //! (its peak probability and the peak window's centre in level-0 pixels), no header, as the
 //! challenge's FROC evaluation (`Evaluation_FROC.py`) reads it.
 
-use super::Export;
+use super::export::Export;
 use std::io::{self, Write};
 
 pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {

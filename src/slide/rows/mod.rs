@@ -9,6 +9,7 @@
 
 #[cfg(feature = "openslide")]
 mod openslide;
+mod reader;
 mod resampled;
 
 use crate::engine::handler_config::Color;
@@ -17,64 +18,17 @@ use crate::engine::preprocess::convert;
 use crate::slide::resolution::Target;
 use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid};
 use image::{DynamicImage, ImageBuffer};
+use reader::{check_band, copy_rows};
+pub(crate) use reader::{check_size, ReadError, Rows, MAX_BAND_BYTES, MAX_CHUNK_BYTES, MAX_SIDE};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
-
-/// Rows of a slide as 8-bit RGB.
-pub(crate) trait Rows {
-    /// Width and height in pixels.
-    fn size(&self) -> (usize, usize);
-    /// Fills `out` (width * rows * 3 bytes) with rows `y..y + rows`; rows below the image are white.
-    /// Calls come with `y` never decreasing.
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String>;
-    /// Microns per pixel as the file declares them, and where.
-    fn resolution(&self) -> Option<(f64, &'static str)> {
-        None
-    }
-}
 
 /// How a slide is read.
 pub(crate) enum Reading {
     Streamed(Box<dyn Rows + Send>),
     /// The format cannot be read in strips: the whole image was decoded (its format named).
     Whole(Box<dyn Rows + Send>, &'static str),
-}
-
-const JPEG_TIFF: &str = "JPEG-compressed TIFF";
-
-/// The longest side of a slide that scancer reads (the largest scanners' slides are ~200,000).
-pub(crate) const MAX_SIDE: usize = 1 << 20;
-/// The most bytes one decoded TIFF strip or tile may take.
-pub(crate) const MAX_CHUNK_BYTES: usize = 512 << 20;
-/// The most bytes of one band of full-width rows held at once.
-pub(crate) const MAX_BAND_BYTES: usize = 1 << 30;
-
-/// Refuses a declared size before anything is allocated for it.
-pub(crate) fn check_size(width: usize, height: usize) -> Result<(), String> {
-    if width == 0 || height == 0 {
-        return Err(format!(
-            "the slide declares {width}x{height} pixels: no pixels"
-        ));
-    }
-    if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(format!(
-            "the slide declares {width}x{height} pixels; scancer reads slides up to {MAX_SIDE} pixels a side"
-        ));
-    }
-    Ok(())
-}
-
-fn check_band(width: usize, rows: usize, what: &str) -> Result<(), String> {
-    let bytes = width.saturating_mul(rows).saturating_mul(3);
-    if bytes > MAX_BAND_BYTES {
-        return Err(format!(
-            "{what} of {width}x{rows} pixels would take {} MiB; scancer holds at most {} MiB of rows at once",
-            bytes >> 20,
-            MAX_BAND_BYTES >> 20
-        ));
-    }
-    Ok(())
 }
 
 /// A slide opened at the level its plan chose.
@@ -86,7 +40,11 @@ pub(crate) struct Opened {
 }
 
 /// Opens a slide at the level `choice` asks for, resampled the rest of the way.
-pub(crate) fn open(path: &Path, max_pixels: u64, choice: &LevelChoice) -> Result<Opened, String> {
+pub(crate) fn open(
+    path: &Path,
+    max_pixels: u64,
+    choice: &LevelChoice,
+) -> Result<Opened, ReadError> {
     let vendor = crate::inputs::vendor_format(path);
     #[cfg(feature = "openslide")]
     {
@@ -103,53 +61,45 @@ pub(crate) fn open(path: &Path, max_pixels: u64, choice: &LevelChoice) -> Result
                 return Ok(finish(Box::new(slide), None, plan));
             }
         } else if vendor.is_some() {
-            return Err("OpenSlide does not recognise this file".into());
+            return Err(ReadError::NotOpenSlide);
         }
     }
     #[cfg(not(feature = "openslide"))]
     {
         if let Some(kind) = vendor {
-            return Err(format!(
-                "{kind} slides are read through OpenSlide, which this build leaves out: {}",
-                crate::inputs::OPENSLIDE_NOTE
-            ));
+            return Err(ReadError::VendorNeedsOpenSlide { kind });
         }
         if let Some(Target::Level(level @ 1..)) = choice.target {
-            return Err(format!(
-                "--level {level} reads a pyramid through OpenSlide, which this build leaves out: build scancer with `cargo build --release --features openslide`"
-            ));
+            return Err(ReadError::LevelNeedsOpenSlide { level });
         }
     }
-    let file = File::open(path).map_err(|e| crate::inputs::io_message(&e))?;
+    let file = File::open(path).map_err(ReadError::Io)?;
     match sniff(BufReader::new(file), max_pixels) {
         #[cfg(feature = "openslide")]
-        Err(e) if e == JPEG_TIFF => {
+        Err(ReadError::JpegTiff) => {
             let mut slide = openslide::OpenSlideRows::open(path, 0)?;
             let plan = resolution::plan(&slide.pyramid()?, choice)?;
             slide.set_level(plan.level)?;
             Ok(finish(Box::new(slide), None, plan))
         }
         #[cfg(not(feature = "openslide"))]
-        Err(e) if e == JPEG_TIFF => Err(format!(
-            "{JPEG_TIFF} is read through OpenSlide, which this build leaves out: {}",
-            crate::inputs::OPENSLIDE_NOTE
-        )),
+        Err(ReadError::JpegTiff) => Err(ReadError::JpegTiffNeedsOpenSlide),
         Err(e) => Err(e),
         Ok(reading) => flat(reading, choice),
     }
 }
 
 /// A slide from standard input, already in memory.
-pub(crate) fn from_bytes(
-    bytes: Vec<u8>,
+pub(crate) fn from_bytes<B: AsRef<[u8]> + Send + 'static>(
+    bytes: B,
     max_pixels: u64,
     choice: &LevelChoice,
-) -> Result<Opened, String> {
+) -> Result<Opened, ReadError> {
     flat(sniff(std::io::Cursor::new(bytes), max_pixels)?, choice)
 }
 
 /// A single-level image, planned on its own resolution.
-fn flat(reading: Reading, choice: &LevelChoice) -> Result<Opened, String> {
+fn flat(reading: Reading, choice: &LevelChoice) -> Result<Opened, ReadError> {
     let (rows, whole) = match reading {
         Reading::Streamed(rows) => (rows, None),
         Reading::Whole(rows, format) => (rows, Some(format)),
@@ -172,13 +122,11 @@ fn finish(rows: Box<dyn Rows + Send>, whole: Option<&'static str>, plan: Plan) -
 pub(crate) fn sniff<R: BufRead + Seek + Send + 'static>(
     mut reader: R,
     max_pixels: u64,
-) -> Result<Reading, String> {
-    let magic = reader
-        .fill_buf()
-        .map_err(|e| crate::inputs::io_message(&e))?;
+) -> Result<Reading, ReadError> {
+    let magic = reader.fill_buf().map_err(ReadError::Io)?;
     let magic = &magic[..magic.len().min(8)];
     if magic.is_empty() {
-        return Err("empty file".into());
+        return Err(ReadError::Empty);
     }
     if magic.starts_with(b"\x89PNG") {
         return Ok(Reading::Streamed(Box::new(PngRows::new(reader)?)));
@@ -192,7 +140,7 @@ pub(crate) fn sniff<R: BufRead + Seek + Send + 'static>(
     }
     let reader = image::ImageReader::new(reader)
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(ReadError::Guess)?;
     let format = reader.format().map_or("this format", format_name);
     whole(reader.into_inner(), max_pixels, format)
 }
@@ -202,8 +150,8 @@ fn whole<R: std::io::BufRead + Seek>(
     reader: R,
     max_pixels: u64,
     format: &'static str,
-) -> Result<Reading, String> {
-    let image = crate::engine::decode::decode(reader, max_pixels).map_err(|e| e.to_string())?;
+) -> Result<Reading, ReadError> {
+    let image = crate::engine::decode::decode(reader, max_pixels)?;
     let pixels = convert(image, Color::Rgb);
     Ok(Reading::Whole(
         Box::new(Whole {
@@ -225,20 +173,6 @@ fn format_name(format: image::ImageFormat) -> &'static str {
     }
 }
 
-/// White rows below the image, and a copy of the rows that exist.
-fn copy_rows(band: &[u8], band_y: usize, width: usize, y: usize, rows: usize, out: &mut [u8]) {
-    let stride = width * 3;
-    out.fill(255);
-    let band_rows = band.len() / stride.max(1);
-    for r in 0..rows {
-        let source = y + r;
-        if source >= band_y && source < band_y + band_rows {
-            let from = (source - band_y) * stride;
-            out[r * stride..(r + 1) * stride].copy_from_slice(&band[from..from + stride]);
-        }
-    }
-}
-
 struct Whole {
     width: usize,
     height: usize,
@@ -250,7 +184,7 @@ impl Rows for Whole {
         (self.width, self.height)
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         copy_rows(&self.data, 0, self.width, y, rows, out);
         Ok(())
     }
@@ -263,9 +197,9 @@ fn to_rgb(
     channels: usize,
     sixteen: bool,
     bytes: Vec<u8>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ReadError> {
     let (w, h) = (width as u32, rows as u32);
-    let bad = || "the decoded rows do not match the image size".to_string();
+    let bad = || ReadError::RowsSize;
     let image = if sixteen {
         let samples: Vec<u16> = bytes
             .chunks_exact(2)
@@ -303,20 +237,15 @@ struct PngRows<R: BufRead + Seek> {
 }
 
 impl<R: BufRead + Seek> PngRows<R> {
-    fn new(reader: R) -> Result<Self, String> {
+    fn new(reader: R) -> Result<Self, ReadError> {
         let mut decoder = png::Decoder::new(reader);
         // Palettes and low bit depths become 8-bit samples; tRNS becomes alpha (dropped later).
         decoder.set_transformations(png::Transformations::EXPAND);
         decoder.set_ignore_text_chunk(true);
-        let reader = decoder
-            .read_info()
-            .map_err(|e| format!("cannot read PNG: {e}"))?;
+        let reader = decoder.read_info().map_err(ReadError::PngHeader)?;
         let info = reader.info();
         if info.interlaced {
-            return Err(
-                "interlaced PNG cannot be read in strips; save the slide without interlacing"
-                    .into(),
-            );
+            return Err(ReadError::InterlacedPng);
         }
         let (color, depth) = reader.output_color_type();
         let channels = match color {
@@ -324,7 +253,7 @@ impl<R: BufRead + Seek> PngRows<R> {
             png::ColorType::GrayscaleAlpha => 2,
             png::ColorType::Rgb => 3,
             png::ColorType::Rgba => 4,
-            png::ColorType::Indexed => return Err("PNG palette not expanded".into()),
+            png::ColorType::Indexed => return Err(ReadError::PngPalette),
         };
         let (width, height) = (info.width as usize, info.height as usize);
         check_size(width, height)?;
@@ -355,7 +284,7 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
         self.resolution
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         let stride = self.width * 3;
         // Forget rows above the band asked for.
         if y > self.band_y {
@@ -370,8 +299,14 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
             let row = self
                 .reader
                 .next_row()
-                .map_err(|e| format!("cannot read PNG row {}: {e}", self.next))?
-                .ok_or_else(|| format!("the PNG ends at row {} of {}", self.next, self.height))?;
+                .map_err(|error| ReadError::PngRow {
+                    row: self.next,
+                    error,
+                })?
+                .ok_or(ReadError::PngEnds {
+                    row: self.next,
+                    height: self.height,
+                })?;
             raw.extend_from_slice(row.data());
             self.next += 1;
             decoded += 1;
@@ -388,8 +323,8 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
 /// Channels and whether samples are 16-bit, for the sample layouts slides use.
 fn layout<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<R>,
-) -> Result<(usize, bool), String> {
-    let colour = decoder.colortype().map_err(|e| e.to_string())?;
+) -> Result<(usize, bool), ReadError> {
+    let colour = decoder.colortype().map_err(ReadError::Tiff)?;
     use tiff::ColorType as C;
     Ok(match colour {
         C::Gray(8) => (1, false),
@@ -400,7 +335,7 @@ fn layout<R: Read + Seek>(
         C::RGB(16) => (3, true),
         C::RGBA(8) => (4, false),
         C::RGBA(16) => (4, true),
-        other => return Err(format!("TIFF colour type {other:?} is not supported")),
+        other => return Err(ReadError::TiffColour(other)),
     })
 }
 
@@ -436,18 +371,16 @@ struct TiffRows<R: Read + Seek> {
 }
 
 impl<R: Read + Seek> TiffRows<R> {
-    fn new(file: R) -> Result<Self, String> {
+    fn new(file: R) -> Result<Self, ReadError> {
         let mut limits = tiff::decoder::Limits::default();
         limits.decoding_buffer_size = MAX_CHUNK_BYTES;
         limits.intermediate_buffer_size = MAX_CHUNK_BYTES;
         // Offsets and byte counts of every strip or tile: 8 bytes each in a BigTIFF.
         limits.ifd_value_size = 64 << 20;
         let mut decoder = tiff::decoder::Decoder::new(file)
-            .map_err(|e| format!("cannot read TIFF: {e}"))?
+            .map_err(ReadError::TiffHeader)?
             .with_limits(limits);
-        let (w, h) = decoder
-            .dimensions()
-            .map_err(|e| format!("cannot read TIFF: {e}"))?;
+        let (w, h) = decoder.dimensions().map_err(ReadError::TiffHeader)?;
         let (cw, ch) = decoder.chunk_dimensions();
         let tiled = matches!(decoder.get_chunk_type(), tiff::decoder::ChunkType::Tile);
         let (width, height) = (w as usize, h as usize);
@@ -458,20 +391,23 @@ impl<R: Read + Seek> TiffRows<R> {
             decoder.get_tag_u32(tiff::tags::Tag::Compression),
             Ok(6) | Ok(7)
         ) {
-            return Err(JPEG_TIFF.into());
+            return Err(ReadError::JpegTiff);
         }
         let (cw, ch) = (cw as usize, (ch as usize).max(1));
         let (channels, sixteen) = layout(&mut decoder)?;
         let per_pixel = channels * if sixteen { 2 } else { 1 };
         if cw.saturating_mul(ch).saturating_mul(per_pixel) > MAX_CHUNK_BYTES {
-            let kind = if tiled { "tile" } else { "strip" };
-            return Err(format!(
-                "the TIFF declares {cw}x{ch}-pixel {kind}s; scancer reads {kind}s of up to {} MiB decoded",
-                MAX_CHUNK_BYTES >> 20
-            ));
+            return Err(ReadError::TiffChunkSize {
+                width: cw,
+                height: ch,
+                kind: if tiled { "tile" } else { "strip" },
+            });
         }
         if tiled && (cw == 0 || cw > MAX_SIDE || ch > MAX_SIDE) {
-            return Err(format!("the TIFF declares {cw}x{ch}-pixel tiles"));
+            return Err(ReadError::TiffTileSize {
+                width: cw,
+                height: ch,
+            });
         }
         check_band(width, ch.min(height), "a row of TIFF chunks")?;
         let chunk_width = if tiled { cw } else { width };
@@ -494,7 +430,7 @@ impl<R: Read + Seek> TiffRows<R> {
     }
 
     /// Decodes chunk row `r` (all chunks across) into `cached` as RGB rows.
-    fn load(&mut self, r: usize) -> Result<(), String> {
+    fn load(&mut self, r: usize) -> Result<(), ReadError> {
         let (channels, sixteen) = layout(&mut self.decoder)?;
         let rows = self.chunk_height.min(self.height - r * self.chunk_height);
         let mut band = vec![255u8; self.width * rows * 3];
@@ -503,7 +439,7 @@ impl<R: Read + Seek> TiffRows<R> {
             let data = self
                 .decoder
                 .read_chunk(index)
-                .map_err(|e| format!("cannot read TIFF chunk {index}: {e}"))?;
+                .map_err(|error| ReadError::TiffChunk { index, error })?;
             let (dw, dh) = self.decoder.chunk_data_dimensions(index);
             let (dw, dh) = (dw as usize, dh as usize);
             let bytes = match data {
@@ -511,7 +447,7 @@ impl<R: Read + Seek> TiffRows<R> {
                 tiff::decoder::DecodingResult::U16(v) => {
                     v.iter().flat_map(|s| s.to_ne_bytes()).collect()
                 }
-                _ => return Err("TIFF sample format is not 8 or 16-bit unsigned".into()),
+                _ => return Err(ReadError::TiffSamples),
             };
             // Edge tiles come either cut to the image or padded to the full tile size.
             let per = channels * if sixteen { 2 } else { 1 };
@@ -522,9 +458,7 @@ impl<R: Read + Seek> TiffRows<R> {
             };
             let stored_rows = bytes.len() / (stored_width * per).max(1);
             if stored_width < dw || stored_rows < dh.min(rows) {
-                return Err(format!(
-                    "TIFF chunk {index} holds fewer pixels than its size says"
-                ));
+                return Err(ReadError::TiffShortChunk { index });
             }
             let rgb = to_rgb(stored_width, stored_rows, channels, sixteen, bytes)?;
             let x0 = c * self.chunk_width;
@@ -549,7 +483,7 @@ impl<R: Read + Seek> Rows for TiffRows<R> {
         self.resolution
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         let stride = self.width * 3;
         out.fill(255);
         for r in 0..rows {

@@ -3,8 +3,8 @@
 //! the system's libopenslide.so.1 or .so.0 (Debian: libopenslide0 / libopenslide-dev). Bands are read
 //! with `openslide_read_region` at the chosen level and composited over white, as slides are.
 
-use super::Rows;
-use crate::slide::resolution::{Level, Pyramid};
+use super::reader::{check_size, ReadError, Rows};
+use crate::slide::resolution::{Level, Pyramid, ResolutionError};
 use libloading::{Library, Symbol};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
@@ -19,7 +19,7 @@ type ReadRegion = unsafe extern "C" fn(*mut c_void, *mut u32, i64, i64, i32, i64
 type DetectVendor = unsafe extern "C" fn(*const c_char) -> *const c_char;
 type PropertyValue = unsafe extern "C" fn(*mut c_void, *const c_char) -> *const c_char;
 
-fn library() -> Result<Library, String> {
+fn library() -> Result<Library, ReadError> {
     let mut tried = Vec::new();
     let candidates: Vec<String> = std::env::var("SCANCER_OPENSLIDE")
         .ok()
@@ -37,10 +37,9 @@ fn library() -> Result<Library, String> {
             Err(e) => tried.push(format!("{name}: {e}")),
         }
     }
-    Err(format!(
-        "cannot load OpenSlide (install Debian's libopenslide0, or set SCANCER_OPENSLIDE to a libopenslide.so): {}",
-        tried.join("; ")
-    ))
+    Err(ReadError::OpenSlideLibrary {
+        tried: tried.join("; "),
+    })
 }
 
 /// The vendor OpenSlide recognises in a file ("aperio", "hamamatsu", "generic-tiff"...), if any.
@@ -71,17 +70,19 @@ pub(crate) struct OpenSlideRows {
 unsafe impl Send for OpenSlideRows {}
 
 impl OpenSlideRows {
-    pub(crate) fn open(path: &Path, level: u32) -> Result<OpenSlideRows, String> {
+    pub(crate) fn open(path: &Path, level: u32) -> Result<OpenSlideRows, ReadError> {
         let lib = library()?;
-        let name = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| "the path holds a NUL byte".to_string())?;
+        let name =
+            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| ReadError::NulInPath)?;
         // SAFETY: the signatures are OpenSlide's public API; the handle is checked before use and
         // closed in Drop.
         unsafe {
-            let open: Symbol<Open> = lib.get(b"openslide_open\0").map_err(|e| e.to_string())?;
+            let open: Symbol<Open> = lib
+                .get(b"openslide_open\0")
+                .map_err(ReadError::OpenSlideSymbol)?;
             let handle = open(name.as_ptr());
             if handle.is_null() {
-                return Err("OpenSlide does not recognise this file".into());
+                return Err(ReadError::NotOpenSlide);
             }
             let mut rows = OpenSlideRows {
                 lib,
@@ -99,36 +100,36 @@ impl OpenSlideRows {
     }
 
     /// Reads `level` from now on.
-    pub(crate) fn set_level(&mut self, level: u32) -> Result<(), String> {
+    pub(crate) fn set_level(&mut self, level: u32) -> Result<(), ReadError> {
         let levels = self.levels()?;
-        let l = levels.get(level as usize).ok_or_else(|| {
-            format!(
-                "--level {level}: the slide has levels 0 to {}",
-                levels.len() - 1
-            )
-        })?;
+        let l = levels
+            .get(level as usize)
+            .ok_or(ResolutionError::NoSuchLevel {
+                level,
+                last: levels.len() - 1,
+            })?;
         self.level = level as i32;
         self.downsample = l.downsample;
         (self.width, self.height) = (l.width, l.height);
-        super::check_size(self.width, self.height)
+        check_size(self.width, self.height)
     }
 
     /// Every level's size and downsample.
-    pub(crate) fn levels(&self) -> Result<Vec<Level>, String> {
+    pub(crate) fn levels(&self) -> Result<Vec<Level>, ReadError> {
         // SAFETY: OpenSlide's public API on a valid handle; out-parameters are plain integers.
         let levels = unsafe {
             let count: Symbol<LevelCount> = self
                 .lib
                 .get(b"openslide_get_level_count\0")
-                .map_err(|e| e.to_string())?;
+                .map_err(ReadError::OpenSlideSymbol)?;
             let dimensions: Symbol<LevelDimensions> = self
                 .lib
                 .get(b"openslide_get_level_dimensions\0")
-                .map_err(|e| e.to_string())?;
+                .map_err(ReadError::OpenSlideSymbol)?;
             let downsample: Symbol<LevelDownsample> = self
                 .lib
                 .get(b"openslide_get_level_downsample\0")
-                .map_err(|e| e.to_string())?;
+                .map_err(ReadError::OpenSlideSymbol)?;
             (0..count(self.handle).max(0))
                 .map(|k| {
                     let (mut w, mut h) = (0i64, 0i64);
@@ -143,7 +144,7 @@ impl OpenSlideRows {
         };
         self.check()?;
         if levels.is_empty() {
-            return Err("OpenSlide finds no levels in this slide".into());
+            return Err(ReadError::NoLevels);
         }
         Ok(levels)
     }
@@ -160,7 +161,7 @@ impl OpenSlideRows {
     }
 
     /// The levels, and the resolution and objective power the slide declares.
-    pub(crate) fn pyramid(&self) -> Result<Pyramid, String> {
+    pub(crate) fn pyramid(&self) -> Result<Pyramid, ReadError> {
         let number = |name: &CStr| {
             self.property(name)
                 .and_then(|v| v.trim().parse::<f64>().ok())
@@ -179,20 +180,19 @@ impl OpenSlideRows {
     }
 
     /// OpenSlide's sticky error, if any.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ReadError> {
         // SAFETY: a valid handle; the returned string lives as long as the handle.
         unsafe {
             let get: Symbol<GetError> = self
                 .lib
                 .get(b"openslide_get_error\0")
-                .map_err(|e| e.to_string())?;
+                .map_err(ReadError::OpenSlideSymbol)?;
             let error = get(self.handle);
             if error.is_null() {
                 Ok(())
             } else {
-                Err(format!(
-                    "OpenSlide: {}",
-                    CStr::from_ptr(error).to_string_lossy()
+                Err(ReadError::OpenSlide(
+                    CStr::from_ptr(error).to_string_lossy().into_owned(),
                 ))
             }
         }
@@ -204,7 +204,7 @@ impl Rows for OpenSlideRows {
         (self.width, self.height)
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         out.fill(255);
         let rows_inside = rows.min(self.height.saturating_sub(y));
         if rows_inside == 0 {
@@ -216,7 +216,7 @@ impl Rows for OpenSlideRows {
             let read: Symbol<ReadRegion> = self
                 .lib
                 .get(b"openslide_read_region\0")
-                .map_err(|e| e.to_string())?;
+                .map_err(ReadError::OpenSlideSymbol)?;
             // Coordinates are in level 0 pixels.
             let y0 = (y as f64 * self.downsample).round() as i64;
             read(

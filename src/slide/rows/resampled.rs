@@ -2,7 +2,7 @@
 //! (Pillow's bilinear, bit for bit): the rows equal those of the whole level resized at once, so a
 //! window of the resampled slide is the window a user would cut from a resized copy.
 
-use super::Rows;
+use super::reader::{ReadError, Rows};
 use crate::engine::resample::Axis;
 
 pub(crate) struct Resampled {
@@ -39,7 +39,7 @@ impl Rows for Resampled {
         self.output
     }
 
-    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
+    fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
         let (in_w, _) = self.input;
         let (out_w, out_h) = self.output;
         let stride = out_w * 3;
@@ -91,8 +91,8 @@ mod tests {
         fn size(&self) -> (usize, usize) {
             (self.0, self.1)
         }
-        fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), String> {
-            super::super::copy_rows(&self.2, 0, self.0, y, rows, out);
+        fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
+            super::super::reader::copy_rows(&self.2, 0, self.0, y, rows, out);
             Ok(())
         }
     }

@@ -1,0 +1,52 @@
+//! Why one input of a slide run has no result: reading it, the run's settings, the model, or an
+//! output file. Each becomes that input's error record, with the message it displays.
+
+use super::rows::{ReadError, MAX_BAND_BYTES};
+use super::usage::UsageError;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SlideError {
+    /// The input could not be listed or read, as the inputs layer says.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// More windows than `limit`, scan's most.
+    #[error("the slide's {width}x{height} pixels make {windows} windows at stride {stride}; scancer predicts up to {limit} windows a slide (use a larger --stride, --level or --mpp)")]
+    TooManyWindows {
+        width: usize,
+        height: usize,
+        windows: usize,
+        stride: usize,
+        limit: usize,
+    },
+    #[error("a band of {width}x{rows} pixels is over {} MiB", MAX_BAND_BYTES >> 20)]
+    Band { width: usize, rows: usize },
+    /// Masks over `limit` bytes, scan's most.
+    #[error("the slide's segmentation masks need over {} MiB: analyse it at a coarser resolution (--mpp, --level) or a larger --stride", limit >> 20)]
+    MasksTooLarge { limit: usize },
+    #[error("a raw model's output has no classes to map")]
+    RawOutput,
+    /// The engine's message for a window's (or a patch's) forward pass.
+    #[error("{0}")]
+    Model(String),
+    /// Explaining the hotspot window, as the explanation writer says.
+    #[error("{0}")]
+    Explain(String),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// An output file of a slide (heatmap, mask, export) that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the {what} {}: {}", .path.display(), crate::inputs::io_message(.error))]
+pub(crate) struct WriteError {
+    /// What the file is ("heatmap", "mask", an export's key).
+    pub(crate) what: &'static str,
+    pub(crate) path: PathBuf,
+    pub(crate) error: io::Error,
+}

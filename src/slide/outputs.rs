@@ -1,0 +1,280 @@
+//! Where each input's files go (`--heatmap`, the exports, `--explain`, a segmentation model's
+//! masks): a path with the output's extension is one file, for a single input; anything else is a
+//! folder holding `<the input's path as given><suffix>` per input, so that no two inputs of a job
+//! array, whichever shard runs them, share a name. Names are settled before any work, from every
+//! input of the run.
+
+use super::exports::Format;
+use crate::inputs::{Item, Source};
+use crate::records::OutputKind;
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+/// A per-input output that cannot be named one file per input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NamingError {
+    #[error("{flag} {} names one file, but there are {inputs} inputs: give a folder ({flag} out/) for one file per slide", .path.display())]
+    OneFile {
+        flag: &'static str,
+        path: PathBuf,
+        inputs: usize,
+    },
+    /// Two inputs (as displayed) whose files would be `name`.
+    #[error("{flag}: the files of {first} and {second} would both be {}: give each slide once, by paths that differ", .name.display())]
+    Collision {
+        flag: &'static str,
+        first: String,
+        second: String,
+        name: PathBuf,
+    },
+}
+
+/// Each input's heatmap file (none without `--heatmap`): `--heatmap FILE.png` (or `.tif`) for a
+/// single input, else `DIR/<the input's path>.heatmap.png` (`.heatmap.tif` when `tiff`).
+pub(crate) fn heatmaps(
+    path: Option<&Path>,
+    tiff: bool,
+    all: &[Item],
+) -> Result<Vec<Option<PathBuf>>, NamingError> {
+    let Some(path) = path else {
+        return Ok(vec![None; all.len()]);
+    };
+    let suffix = if tiff { ".heatmap.tif" } else { ".heatmap.png" };
+    per_input("--heatmap", path, all, &["png", "tif", "tiff"], suffix)
+}
+
+/// Each input's files of every export format asked for.
+pub(crate) fn exports(
+    asked: &[(Format, PathBuf)],
+    all: &[Item],
+) -> Result<Vec<Vec<(Format, PathBuf)>>, NamingError> {
+    let mut targets = vec![Vec::new(); all.len()];
+    for (format, path) in asked {
+        let names = per_input(
+            format.flag(),
+            path,
+            all,
+            format.extensions(),
+            format.suffix(),
+        )?;
+        for (target, name) in targets.iter_mut().zip(names) {
+            target.extend(name.map(|n| (*format, n)));
+        }
+    }
+    Ok(targets)
+}
+
+/// Each input's explanation (none without `--explain DIR`): `DIR/<the input's path>.explain.png`.
+pub(crate) fn explanations(
+    dir: Option<&Path>,
+    all: &[Item],
+) -> Result<Vec<Option<PathBuf>>, NamingError> {
+    match dir {
+        Some(dir) => per_input("--explain", &dir.join(""), all, &[], ".explain.png"),
+        None => Ok(vec![None; all.len()]),
+    }
+}
+
+/// A segmentation model's stitched masks: `DIR/<the input's path>.mask.tif`; none for a model of
+/// another kind.
+pub(crate) fn masks(
+    dir: &Path,
+    items: &[Item],
+    kind: OutputKind,
+) -> Result<Option<Vec<Option<PathBuf>>>, NamingError> {
+    (kind == OutputKind::Segmentation)
+        .then(|| per_input("--mask-dir", &dir.join(""), items, &[], ".mask.tif"))
+        .transpose()
+}
+
+/// One file per input for a per-input output: `path` itself for a single input when it has one of
+/// `extensions`, else `path/<the input's path><suffix>`, mirroring the path as given; none for an
+/// input that could not be listed.
+fn per_input(
+    flag: &'static str,
+    path: &Path,
+    all: &[Item],
+    extensions: &[&str],
+    suffix: &str,
+) -> Result<Vec<Option<PathBuf>>, NamingError> {
+    let folder = path.is_dir()
+        || path.as_os_str().to_string_lossy().ends_with('/')
+        || !path.extension().is_some_and(|e| {
+            extensions
+                .iter()
+                .any(|x| e.eq_ignore_ascii_case(std::ffi::OsStr::new(x)))
+        });
+    if !folder {
+        if all.len() > 1 {
+            return Err(NamingError::OneFile {
+                flag,
+                path: path.to_path_buf(),
+                inputs: all.len(),
+            });
+        }
+        return Ok(vec![Some(path.to_path_buf()); all.len()]);
+    }
+    let mut seen: HashMap<PathBuf, &str> = HashMap::new();
+    let mut names = Vec::with_capacity(all.len());
+    for item in all {
+        let name = match item {
+            Ok(input) => {
+                let mut rel = match &input.source {
+                    Source::File(path) => mirrored(path),
+                    Source::Stdin => PathBuf::from("stdin"),
+                }
+                .into_os_string();
+                rel.push(suffix);
+                let name = path.join(rel);
+                if let Some(other) = seen.insert(name.clone(), &input.display) {
+                    return Err(NamingError::Collision {
+                        flag,
+                        first: other.to_string(),
+                        second: input.display.clone(),
+                        name,
+                    });
+                }
+                Some(name)
+            }
+            Err(_) => None,
+        };
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// A path as given, made relative: `/data/a/x.svs` -> `data/a/x.svs`, `../x.svs` -> `__/x.svs`.
+fn mirrored(path: &Path) -> PathBuf {
+    let mut rel = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(name) => rel.push(name),
+            Component::ParentDir => rel.push("__"),
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+        }
+    }
+    rel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inputs::{Input, Unlisted};
+
+    fn file(path: &str) -> Item {
+        Ok(Input {
+            display: path.to_string(),
+            source: Source::File(PathBuf::from(path)),
+        })
+    }
+
+    fn names(found: Vec<Option<PathBuf>>) -> Vec<Option<String>> {
+        found
+            .into_iter()
+            .map(|n| n.map(|p| p.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn paths_are_mirrored_below_the_folder() {
+        assert_eq!(
+            mirrored(Path::new("/data/a/x.svs")),
+            Path::new("data/a/x.svs")
+        );
+        assert_eq!(mirrored(Path::new("../x.svs")), Path::new("__/x.svs"));
+        assert_eq!(mirrored(Path::new("./a/../b.tif")), Path::new("a/__/b.tif"));
+    }
+
+    #[test]
+    fn a_folder_holds_one_file_per_input() {
+        let all = [
+            file("/data/a.svs"),
+            file("b/c.tif"),
+            Ok(Input {
+                display: "-".into(),
+                source: Source::Stdin,
+            }),
+            Err(Unlisted {
+                display: "gone.svs".into(),
+                message: "not found".into(),
+            }),
+        ];
+        let found = heatmaps(Some(Path::new("maps")), false, &all).unwrap();
+        assert_eq!(
+            names(found),
+            [
+                Some("maps/data/a.svs.heatmap.png".into()),
+                Some("maps/b/c.tif.heatmap.png".into()),
+                Some("maps/stdin.heatmap.png".into()),
+                None,
+            ]
+        );
+        let found = heatmaps(Some(Path::new("maps")), true, &all[..1]).unwrap();
+        assert_eq!(names(found), [Some("maps/data/a.svs.heatmap.tif".into())]);
+    }
+
+    #[test]
+    fn a_path_with_the_extension_is_one_file_for_one_input() {
+        let one = [file("a.svs")];
+        let found = heatmaps(Some(Path::new("map.PNG")), false, &one).unwrap();
+        assert_eq!(names(found), [Some("map.PNG".into())]);
+        // A trailing slash makes it a folder, whatever its name.
+        let found = heatmaps(Some(Path::new("map.png/")), false, &one).unwrap();
+        assert_eq!(names(found), [Some("map.png/a.svs.heatmap.png".into())]);
+        let two = [file("a.svs"), file("b.svs")];
+        let e = heatmaps(Some(Path::new("map.png")), false, &two).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--heatmap map.png names one file, but there are 2 inputs: give a folder (--heatmap out/) for one file per slide"
+        );
+    }
+
+    #[test]
+    fn two_inputs_never_share_a_file() {
+        let all = [file("a/x.svs"), file("./a/x.svs")];
+        let e = exports(&[(Format::GeoJson, PathBuf::from("out"))], &all).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--geojson: the files of a/x.svs and ./a/x.svs would both be out/a/x.svs.geojson: give each slide once, by paths that differ"
+        );
+    }
+
+    #[test]
+    fn each_export_has_its_own_flag_extensions_and_suffix() {
+        let all = [file("s.svs")];
+        let asked = [
+            (Format::GeoJson, PathBuf::from("s.json")),
+            (Format::AsapXml, PathBuf::from("out")),
+            (Format::LesionsCsv, PathBuf::from("l.csv")),
+        ];
+        let found = exports(&asked, &all).unwrap();
+        assert_eq!(
+            found,
+            [vec![
+                (Format::GeoJson, PathBuf::from("s.json")),
+                (Format::AsapXml, PathBuf::from("out/s.svs.xml")),
+                (Format::LesionsCsv, PathBuf::from("l.csv")),
+            ]]
+        );
+        let two = [file("a.svs"), file("b.svs")];
+        let e = exports(&[(Format::LesionsCsv, PathBuf::from("l.csv"))], &two).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--lesions l.csv names one file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn explanations_and_masks_always_go_to_a_folder() {
+        let one = [file("p.png")];
+        let found = explanations(Some(Path::new("why.png")), &one).unwrap();
+        assert_eq!(names(found), [Some("why.png/p.png.explain.png".into())]);
+        assert_eq!(explanations(None, &one).unwrap(), [None]);
+        let found = masks(Path::new("masks"), &one, OutputKind::Segmentation).unwrap();
+        assert_eq!(names(found.unwrap()), [Some("masks/p.png.mask.tif".into())]);
+        assert_eq!(
+            masks(Path::new("masks"), &one, OutputKind::Binary),
+            Ok(None)
+        );
+    }
+}
