@@ -111,6 +111,25 @@ pub(crate) fn png(explained: &Explained) -> Vec<u8> {
     crate::png_text::encode(&image, texts)
 }
 
+/// Why an input has no explanation: that input's error record.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExplainError {
+    #[error("cannot explain: {0}")]
+    Explain(#[from] crate::engine::EngineError),
+    #[error("cannot write the explanation {}: {}", .path.display(), crate::inputs::io_message(.error))]
+    Write {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// For callers that still keep an input's failure as its message.
+impl From<ExplainError> for String {
+    fn from(error: ExplainError) -> String {
+        error.to_string()
+    }
+}
+
 /// Explains one model input towards `class` (a binary model: its one logit, the positive class's)
 /// and writes the PNG.
 pub(crate) fn explain_to(
@@ -119,16 +138,14 @@ pub(crate) fn explain_to(
     path: &std::path::Path,
     input: &crate::engine::preprocess::Prepared,
     class: usize,
-) -> Result<(), String> {
+) -> Result<(), ExplainError> {
     let binary = engine.config().output.kind == crate::records::OutputKind::Binary;
     let (column, label) = if binary {
         (0, engine.postprocessor().label(1))
     } else {
         (class, engine.postprocessor().label(class))
     };
-    let explanation = engine
-        .explain(input, column)
-        .map_err(|e| format!("cannot explain: {e}"))?;
+    let explanation = engine.explain(input, column)?;
     let bytes = png(&Explained {
         config: engine.config(),
         input,
@@ -140,11 +157,30 @@ pub(crate) fn explain_to(
             ("output-change".into(), format!("{:.6e}", explanation.delta)),
         ],
     });
-    crate::output_file::write_file(path, &bytes).map_err(|e| {
-        format!(
-            "cannot write the explanation {}: {}",
-            path.display(),
-            crate::inputs::io_message(&e)
-        )
+    crate::output_file::write_file(path, &bytes).map_err(|error| ExplainError::Write {
+        path: path.to_owned(),
+        error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explanation_errors_say_which_step_failed() {
+        let unloaded = ExplainError::from(crate::engine::EngineError::NoExplanations);
+        assert_eq!(
+            unloaded.to_string(),
+            "cannot explain: this engine was loaded without explanations"
+        );
+        let write = ExplainError::Write {
+            path: "out/x.png".into(),
+            error: std::io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(
+            String::from(write),
+            "cannot write the explanation out/x.png: No such file or directory"
+        );
+    }
 }

@@ -157,37 +157,68 @@ fn looks_like_image(path: &Path) -> std::io::Result<bool> {
     Ok(image::guess_format(&head[..n]).is_ok())
 }
 
+/// Why an input's bytes could not be read: that input's error record.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// It could not even be listed or opened: the listing's message.
+    #[error("{0}")]
+    Unlisted(String),
+    #[error("cannot read standard input: {}", io_message(.0))]
+    Stdin(std::io::Error),
+    #[error("standard input is larger than {0} bytes")]
+    StdinTooLarge(u64),
+    #[error("{}", io_message(.0))]
+    File(std::io::Error),
+    #[error("larger than {0} bytes")]
+    FileTooLarge(u64),
+}
+
+/// For callers that still keep an input's failure as its message.
+impl From<ReadError> for String {
+    fn from(error: ReadError) -> String {
+        error.to_string()
+    }
+}
+
+/// The input itself, or the message of why it could not be listed.
+pub(crate) fn listed(item: &Item) -> Result<&Input, ReadError> {
+    item.as_ref()
+        .map_err(|u| ReadError::Unlisted(u.message.clone()))
+}
+
 /// Standard input, up to `max` bytes.
-pub(crate) fn read_stdin(max: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_stdin(max: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()
         .take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read standard input: {}", io_message(&e)))?;
+        .map_err(ReadError::Stdin)?;
     if bytes.len() as u64 > max {
-        return Err(format!("standard input is larger than {max} bytes"));
+        return Err(ReadError::StdinTooLarge(max));
     }
     Ok(bytes)
 }
 
 /// The bytes of an input, up to `max`: its error if it could not be listed or read.
-pub(crate) fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, String> {
-    let input = item.as_ref().map_err(|u| u.message.clone())?;
-    match &input.source {
+pub(crate) fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, ReadError> {
+    match &listed(item)?.source {
         Source::Stdin => read_stdin(max),
-        Source::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
-            let mut bytes = Vec::new();
-            file.take(max + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| io_message(&e))?;
-            if bytes.len() as u64 > max {
-                return Err(format!("larger than {max} bytes"));
-            }
-            Ok(bytes)
-        }
+        Source::File(path) => read_file(path, max),
     }
+}
+
+/// A file's bytes, up to `max`.
+fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::File::open(path).map_err(ReadError::File)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::File)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::FileTooLarge(max));
+    }
+    Ok(bytes)
 }
 
 /// An OS error without Rust's " (os error N)" suffix.
@@ -274,6 +305,32 @@ mod tests {
             }
             assert_eq!(joined, all, "n = {n}");
         }
+    }
+
+    #[test]
+    fn read_errors_say_what_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        std::fs::write(&path, b"12345").unwrap();
+        let item: Item = Ok(file(&path));
+        assert_eq!(read_item(&item, 5).unwrap(), b"12345");
+        assert_eq!(
+            read_item(&item, 4).unwrap_err().to_string(),
+            "larger than 4 bytes"
+        );
+        let missing: Item = Ok(file(&dir.path().join("gone.png")));
+        assert_eq!(
+            read_item(&missing, 4).unwrap_err().to_string(),
+            "No such file or directory"
+        );
+        let unlisted: Item = Err(Unlisted {
+            display: "x".into(),
+            message: "permission denied".into(),
+        });
+        assert!(matches!(
+            read_item(&unlisted, 4),
+            Err(ReadError::Unlisted(m)) if m == "permission denied"
+        ));
     }
 
     #[test]

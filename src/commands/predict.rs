@@ -5,13 +5,11 @@
 use super::stderr_is_terminal;
 use crate::cli::{HeatmapFormat, PredictConfig, RemoteConfig};
 use crate::engine::handler_config::HandlerConfig;
-use crate::engine::model::DeviceChoice;
 use crate::engine::model_source::{ModelIdentity, ModelSource};
-use crate::engine::postprocess::Postprocessor;
 use crate::engine::preprocess::Preprocessor;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::Engine;
 use crate::exit::Exit;
-use crate::inputs::{discover, io_message, read_item, Item, Source};
+use crate::inputs::{discover, io_message, Item, Source};
 use crate::output_file::{partial_of, write_file, OutputFile, Target};
 use crate::pipeline;
 use crate::records::Outcome;
@@ -19,9 +17,7 @@ use crate::records::OutputKind;
 use crate::records::Summary;
 use crate::records::{self, Answer, Format, Piece, Schema, TableStyle};
 use crate::records::{Prediction, SegmentationPrediction};
-use crate::remote::predict::{
-    guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
-};
+use crate::remote::predict::{run as predict_remote, RemoteModel};
 use crate::resume::{self, Recorded};
 use crate::slide::exports::Format as Export;
 use crate::slide::tiles::{self, TileWriter};
@@ -357,22 +353,7 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let preprocessor = Preprocessor::new(&source.config, config.engine.max_pixels);
     // Decoding starts now and overlaps loading the model.
     let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), config.pipeline);
-    // No more CPU instances than there are batches: one image loads one.
-    let batches = items.len().div_ceil(config.engine.batch_size.max(1)).max(1);
-    let options = EngineOptions {
-        threads: match config.engine.device {
-            DeviceChoice::Cpu => Some(
-                config
-                    .engine
-                    .threads
-                    .unwrap_or_else(crate::engine::model::physical_cores)
-                    .min(batches),
-            ),
-            DeviceChoice::Cuda | DeviceChoice::Auto => config.engine.threads,
-        },
-        ..config.engine.clone()
-    };
-    let engine = Engine::load(&source, &options)?;
+    let engine = Engine::load(&source, &config.engine.for_images(items.len()))?;
     let schema = engine.schema();
     let identity = match &config.explain {
         Some(_) => Some(
@@ -404,60 +385,13 @@ fn remote(run: &Run, remote: &RemoteConfig, items: &Arc<[Item]>) -> Result<Exit>
         name: config.model.to_string_lossy().into_owned(),
         retries: remote.retries,
     };
-    // The labels and kind: the configuration given, else what scancer serve says, else what the
-    // first answer implies.
-    let known = match &config.config {
-        Some(path) => {
-            let config = HandlerConfig::from_path(path)?;
-            let post = Postprocessor::new(&config);
-            let classes = match config.output.kind {
-                OutputKind::Binary => vec![post.label(0), post.label(1)],
-                _ => config.output.labels.clone().unwrap_or_default(),
-            };
-            Some(Schema {
-                kind: config.output.kind,
-                classes,
-            })
-        }
-        None => model.metadata_schema(),
-    };
-    // The first input goes alone: a wrong URL, model or credentials stops the run before any record.
-    let mut first = None;
-    let mut from = 0;
-    if let Some(item) = items.first() {
-        from = 1;
-        first = Some(match read_item(item, MAX_UPLOAD) {
-            Err(why) => (Outcome::Failed(why), None),
-            Ok(bytes) => match model.predict(&bytes) {
-                Ok(answer) => (Outcome::Failed(String::new()), Some(answer)),
-                Err(Ok(why)) => (Outcome::Failed(why), None),
-                Err(Err(fatal)) => anyhow::bail!(fatal),
-            },
-        });
-    }
-    let schema = known.unwrap_or_else(|| match &first {
-        Some((_, Some(answer))) => guess_schema(answer),
-        _ => Schema {
-            kind: OutputKind::Binary,
-            classes: vec!["0".into(), "1".into()],
-        },
-    });
-    let first = first.map(|(failed, answer)| match answer {
-        Some(answer) => remote_outcome(&answer, &schema),
-        None => failed,
-    });
-    let jobs = remote.jobs;
-    let schema_for_run = schema.clone();
+    let configured = config.config.as_deref().map(HandlerConfig::from_path);
+    let known = model.known_schema(configured.transpose()?.as_ref());
+    let start = model.start(known, items.first())?;
+    let (jobs, schema) = (remote.jobs, start.schema.clone());
     let produce: Producer = Box::new(move |emit| {
-        if let Some(outcome) = first {
-            if let Err(e) = emit(0, outcome, None) {
-                return Ok(Err(e));
-            }
-        }
-        predict_remote(&model, &schema_for_run, items, from, jobs, |i, o| {
-            emit(i, o, None)
-        })
-        .map_err(anyhow::Error::from)
+        let emit = |i, outcome| emit(i, outcome, None);
+        Ok(predict_remote(&model, start, items, jobs, emit)?)
     });
     write_results(run, items, schema, produce, false)
 }
@@ -476,7 +410,7 @@ fn explained(
     };
     match crate::attribution_png::explain_to(engine, identity, path, input, prediction.class) {
         Ok(()) => outcome,
-        Err(e) => Outcome::Failed(e),
+        Err(e) => Outcome::Failed(e.to_string()),
     }
 }
 

@@ -337,11 +337,14 @@ impl Runner for Engine {
     }
 
     fn infer_each(&self, images: &[&Prepared]) -> Vec<Result<Prediction, String>> {
-        Engine::infer_each(self, 0, images)
+        let answers = Engine::infer_each(self, 0, images).into_iter();
+        answers.map(|a| a.map_err(String::from)).collect()
     }
 
     fn explain(&self, image: &Prepared, target: usize) -> Result<Vec<f32>, String> {
-        Engine::explain(self, image, target).map(|e| e.attribution)
+        Engine::explain(self, image, target)
+            .map(|e| e.attribution)
+            .map_err(String::from)
     }
 }
 

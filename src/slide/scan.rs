@@ -101,7 +101,8 @@ pub(crate) fn predict(
     let mut outputs = Outputs::default();
     let answer = |lane: usize, inputs: Vec<(usize, Prepared)>| {
         let prepared: Vec<&Prepared> = inputs.iter().map(|(_, p)| p).collect();
-        let answers = engine.infer_each(lane, &prepared);
+        let answers = engine.infer_each(lane, &prepared).into_iter();
+        let answers = answers.map(|a| a.map_err(String::from)).collect();
         (inputs, answers)
     };
     // Reading runs here while the lanes run the forward passes.
