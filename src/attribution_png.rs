@@ -111,6 +111,20 @@ pub(crate) fn png(explained: &Explained) -> Vec<u8> {
     crate::png_text::encode(&image, texts)
 }
 
+/// `--explain` for a model whose output is not a class's.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("--explain attributes a class's output: this model's kind is \"{0}\" (explanations need a binary or multiclass model)")]
+pub(crate) struct NoClassOutput(crate::records::OutputKind);
+
+/// Checks that a model of `kind` has a class's output to explain.
+pub(crate) fn check_kind(kind: crate::records::OutputKind) -> Result<(), NoClassOutput> {
+    use crate::records::OutputKind;
+    match kind {
+        OutputKind::Binary | OutputKind::Multiclass => Ok(()),
+        OutputKind::Segmentation | OutputKind::Raw => Err(NoClassOutput(kind)),
+    }
+}
+
 /// Why an input has no explanation: that input's error record.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExplainError {
@@ -163,9 +177,40 @@ pub(crate) fn explain_to(
     })
 }
 
+/// `outcome` with its input explained to `path` (Integrated Gradients of the predicted class's
+/// output), or the input's error when that fails; other outcomes as they are.
+pub(crate) fn explained(
+    engine: &crate::engine::Engine,
+    identity: &crate::engine::model_source::ModelIdentity,
+    path: &std::path::Path,
+    outcome: crate::records::Outcome,
+    input: &crate::engine::preprocess::Prepared,
+) -> crate::records::Outcome {
+    use crate::records::{Outcome, Prediction};
+    let Outcome::Predicted(Prediction::Class(prediction)) = &outcome else {
+        return outcome;
+    };
+    match explain_to(engine, identity, path, input, prediction.class) {
+        Ok(()) => outcome,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::OutputKind;
+
+    #[test]
+    fn only_class_outputs_are_explained() {
+        assert_eq!(check_kind(OutputKind::Binary), Ok(()));
+        assert_eq!(check_kind(OutputKind::Multiclass), Ok(()));
+        assert_eq!(
+            check_kind(OutputKind::Segmentation).unwrap_err().to_string(),
+            "--explain attributes a class's output: this model's kind is \"segmentation\" (explanations need a binary or multiclass model)"
+        );
+        assert!(check_kind(OutputKind::Raw).is_err());
+    }
 
     #[test]
     fn explanation_errors_say_which_step_failed() {

@@ -2,6 +2,7 @@
 //! recursively in sorted order (image files only), `-` for standard input. Anything that cannot be
 //! listed becomes an input with its error, so every path the user gave is answered exactly once.
 
+use crate::records::Piece;
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::Read;
@@ -186,6 +187,23 @@ pub(crate) fn listed(item: &Item) -> Result<&Input, ReadError> {
         .map_err(|u| ReadError::Unlisted(u.message.clone()))
 }
 
+/// How an input is shown in records and messages (its path as given, `-` for standard input).
+pub(crate) fn display(item: &Item) -> &str {
+    match item {
+        Ok(input) => &input.display,
+        Err(unlisted) => &unlisted.display,
+    }
+}
+
+/// The most characters an input's path takes when shown.
+pub(crate) fn widest(items: &[Item]) -> usize {
+    items
+        .iter()
+        .map(|i| display(i).chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Standard input, up to `max` bytes.
 pub(crate) fn read_stdin(max: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
@@ -242,6 +260,16 @@ impl Shard {
     /// This shard's slice of `len` inputs.
     pub(crate) fn range(&self, len: usize) -> std::ops::Range<usize> {
         len * self.index / self.count..len * (self.index + 1) / self.count
+    }
+
+    /// Where this shard's records sit in the output of all `len` inputs: the first shard writes
+    /// its start (a header, an opening bracket), the last its end.
+    pub(crate) fn piece(&self, len: usize) -> Piece {
+        Piece {
+            before: self.range(len).start,
+            opens: self.index == 0,
+            closes: self.index + 1 == self.count,
+        }
     }
 
     #[cfg(test)]
@@ -327,10 +355,33 @@ mod tests {
             display: "x".into(),
             message: "permission denied".into(),
         });
+        assert_eq!(display(&unlisted), "x");
+        assert_eq!(widest(&[unlisted.clone(), Ok(file(Path::new("é/ab")))]), 4);
+        assert_eq!(widest(&[]), 0);
         assert!(matches!(
             read_item(&unlisted, 4),
             Err(ReadError::Unlisted(m)) if m == "permission denied"
         ));
+        assert_eq!(display(&item), path.to_string_lossy());
+    }
+
+    #[test]
+    fn shards_write_pieces_of_one_output() {
+        let piece = |index, count| Shard { index, count }.piece(10);
+        assert_eq!(
+            piece(0, 3),
+            Piece {
+                before: 0,
+                opens: true,
+                closes: false
+            }
+        );
+        assert_eq!(
+            (piece(1, 3).before, piece(1, 3).opens, piece(1, 3).closes),
+            (3, false, false)
+        );
+        assert_eq!((piece(2, 3).before, piece(2, 3).closes), (6, true));
+        assert_eq!(piece(0, 1), Piece::WHOLE);
     }
 
     #[test]
