@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Scancer's public API takes bodies up to 400 MB (nginx client_max_body_size 400M).
-pub(crate) const MAX_UPLOAD: u64 = 400 << 20;
+const MAX_UPLOAD: u64 = 400 << 20;
 
 pub(crate) struct RemoteModel {
     pub(crate) client: Client,
@@ -192,7 +192,7 @@ impl RemoteModel {
     }
 
     /// Sends one image, retrying transient failures; the server's answer, or why there is none.
-    pub(crate) fn predict(&self, bytes: &[u8]) -> Result<Answer, PredictError> {
+    fn predict(&self, bytes: &[u8]) -> Result<Answer, PredictError> {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0;
         loop {
