@@ -111,6 +111,32 @@ pub(crate) fn png(explained: &Explained) -> Vec<u8> {
     crate::png_text::encode(&image, texts)
 }
 
+/// `--explain` for a model whose output is not a class's.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("--explain attributes a class's output: this model's kind is \"{0}\" (explanations need a binary or multiclass model)")]
+pub(crate) struct NoClassOutput(crate::records::OutputKind);
+
+/// Checks that a model of `kind` has a class's output to explain.
+pub(crate) fn check_kind(kind: crate::records::OutputKind) -> Result<(), NoClassOutput> {
+    use crate::records::OutputKind;
+    match kind {
+        OutputKind::Binary | OutputKind::Multiclass => Ok(()),
+        OutputKind::Segmentation | OutputKind::Raw => Err(NoClassOutput(kind)),
+    }
+}
+
+/// Why an input has no explanation: that input's error record.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExplainError {
+    #[error("cannot explain: {0}")]
+    Explain(#[from] crate::engine::EngineError),
+    #[error("cannot write the explanation {}: {}", .path.display(), crate::inputs::io_message(.error))]
+    Write {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+}
+
 /// Explains one model input towards `class` (a binary model: its one logit, the positive class's)
 /// and writes the PNG.
 pub(crate) fn explain_to(
@@ -119,16 +145,14 @@ pub(crate) fn explain_to(
     path: &std::path::Path,
     input: &crate::engine::preprocess::Prepared,
     class: usize,
-) -> Result<(), String> {
+) -> Result<(), ExplainError> {
     let binary = engine.config().output.kind == crate::records::OutputKind::Binary;
     let (column, label) = if binary {
         (0, engine.postprocessor().label(1))
     } else {
         (class, engine.postprocessor().label(class))
     };
-    let explanation = engine
-        .explain(input, column)
-        .map_err(|e| format!("cannot explain: {e}"))?;
+    let explanation = engine.explain(input, column)?;
     let bytes = png(&Explained {
         config: engine.config(),
         input,
@@ -140,11 +164,61 @@ pub(crate) fn explain_to(
             ("output-change".into(), format!("{:.6e}", explanation.delta)),
         ],
     });
-    crate::output_file::write_file(path, &bytes).map_err(|e| {
-        format!(
-            "cannot write the explanation {}: {}",
-            path.display(),
-            crate::inputs::io_message(&e)
-        )
+    crate::output_file::write_file(path, &bytes).map_err(|error| ExplainError::Write {
+        path: path.to_owned(),
+        error,
     })
+}
+
+/// `outcome` with its input explained to `path` (Integrated Gradients of the predicted class's
+/// output), or the input's error when that fails; other outcomes as they are.
+pub(crate) fn explained(
+    engine: &crate::engine::Engine,
+    identity: &crate::engine::model_source::ModelIdentity,
+    path: &std::path::Path,
+    outcome: crate::records::Outcome,
+    input: &crate::engine::preprocess::Prepared,
+) -> crate::records::Outcome {
+    use crate::records::{Outcome, Prediction};
+    let Outcome::Predicted(Prediction::Class(prediction)) = &outcome else {
+        return outcome;
+    };
+    match explain_to(engine, identity, path, input, prediction.class) {
+        Ok(()) => outcome,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::OutputKind;
+
+    #[test]
+    fn only_class_outputs_are_explained() {
+        assert_eq!(check_kind(OutputKind::Binary), Ok(()));
+        assert_eq!(check_kind(OutputKind::Multiclass), Ok(()));
+        assert_eq!(
+            check_kind(OutputKind::Segmentation).unwrap_err().to_string(),
+            "--explain attributes a class's output: this model's kind is \"segmentation\" (explanations need a binary or multiclass model)"
+        );
+        assert!(check_kind(OutputKind::Raw).is_err());
+    }
+
+    #[test]
+    fn explanation_errors_say_which_step_failed() {
+        let unloaded = ExplainError::from(crate::engine::EngineError::NoExplanations);
+        assert_eq!(
+            unloaded.to_string(),
+            "cannot explain: this engine was loaded without explanations"
+        );
+        let write = ExplainError::Write {
+            path: "out/x.png".into(),
+            error: std::io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(
+            write.to_string(),
+            "cannot write the explanation out/x.png: No such file or directory"
+        );
+    }
 }

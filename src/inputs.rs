@@ -2,6 +2,7 @@
 //! recursively in sorted order (image files only), `-` for standard input. Anything that cannot be
 //! listed becomes an input with its error, so every path the user gave is answered exactly once.
 
+use crate::records::Piece;
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::Read;
@@ -157,37 +158,78 @@ fn looks_like_image(path: &Path) -> std::io::Result<bool> {
     Ok(image::guess_format(&head[..n]).is_ok())
 }
 
+/// Why an input's bytes could not be read: that input's error record.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// It could not even be listed or opened: the listing's message.
+    #[error("{0}")]
+    Unlisted(String),
+    #[error("cannot read standard input: {}", io_message(.0))]
+    Stdin(std::io::Error),
+    #[error("standard input is larger than {0} bytes")]
+    StdinTooLarge(u64),
+    #[error("{}", io_message(.0))]
+    File(std::io::Error),
+    #[error("larger than {0} bytes")]
+    FileTooLarge(u64),
+}
+
+/// The input itself, or the message of why it could not be listed.
+pub(crate) fn listed(item: &Item) -> Result<&Input, ReadError> {
+    item.as_ref()
+        .map_err(|u| ReadError::Unlisted(u.message.clone()))
+}
+
+/// How an input is shown in records and messages (its path as given, `-` for standard input).
+pub(crate) fn display(item: &Item) -> &str {
+    match item {
+        Ok(input) => &input.display,
+        Err(unlisted) => &unlisted.display,
+    }
+}
+
+/// The most characters an input's path takes when shown.
+pub(crate) fn widest(items: &[Item]) -> usize {
+    items
+        .iter()
+        .map(|i| display(i).chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Standard input, up to `max` bytes.
-pub(crate) fn read_stdin(max: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_stdin(max: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()
         .take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read standard input: {}", io_message(&e)))?;
+        .map_err(ReadError::Stdin)?;
     if bytes.len() as u64 > max {
-        return Err(format!("standard input is larger than {max} bytes"));
+        return Err(ReadError::StdinTooLarge(max));
     }
     Ok(bytes)
 }
 
 /// The bytes of an input, up to `max`: its error if it could not be listed or read.
-pub(crate) fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, String> {
-    let input = item.as_ref().map_err(|u| u.message.clone())?;
-    match &input.source {
+pub(crate) fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, ReadError> {
+    match &listed(item)?.source {
         Source::Stdin => read_stdin(max),
-        Source::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
-            let mut bytes = Vec::new();
-            file.take(max + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| io_message(&e))?;
-            if bytes.len() as u64 > max {
-                return Err(format!("larger than {max} bytes"));
-            }
-            Ok(bytes)
-        }
+        Source::File(path) => read_file(path, max),
     }
+}
+
+/// A file's bytes, up to `max`.
+fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::File::open(path).map_err(ReadError::File)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::File)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::FileTooLarge(max));
+    }
+    Ok(bytes)
 }
 
 /// An OS error without Rust's " (os error N)" suffix.
@@ -211,6 +253,16 @@ impl Shard {
     /// This shard's slice of `len` inputs.
     pub(crate) fn range(&self, len: usize) -> std::ops::Range<usize> {
         len * self.index / self.count..len * (self.index + 1) / self.count
+    }
+
+    /// Where this shard's records sit in the output of all `len` inputs: the first shard writes
+    /// its start (a header, an opening bracket), the last its end.
+    pub(crate) fn piece(&self, len: usize) -> Piece {
+        Piece {
+            before: self.range(len).start,
+            opens: self.index == 0,
+            closes: self.index + 1 == self.count,
+        }
     }
 
     #[cfg(test)]
@@ -274,6 +326,55 @@ mod tests {
             }
             assert_eq!(joined, all, "n = {n}");
         }
+    }
+
+    #[test]
+    fn read_errors_say_what_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        std::fs::write(&path, b"12345").unwrap();
+        let item: Item = Ok(file(&path));
+        assert_eq!(read_item(&item, 5).unwrap(), b"12345");
+        assert_eq!(
+            read_item(&item, 4).unwrap_err().to_string(),
+            "larger than 4 bytes"
+        );
+        let missing: Item = Ok(file(&dir.path().join("gone.png")));
+        assert_eq!(
+            read_item(&missing, 4).unwrap_err().to_string(),
+            "No such file or directory"
+        );
+        let unlisted: Item = Err(Unlisted {
+            display: "x".into(),
+            message: "permission denied".into(),
+        });
+        assert_eq!(display(&unlisted), "x");
+        assert_eq!(widest(&[unlisted.clone(), Ok(file(Path::new("é/ab")))]), 4);
+        assert_eq!(widest(&[]), 0);
+        assert!(matches!(
+            read_item(&unlisted, 4),
+            Err(ReadError::Unlisted(m)) if m == "permission denied"
+        ));
+        assert_eq!(display(&item), path.to_string_lossy());
+    }
+
+    #[test]
+    fn shards_write_pieces_of_one_output() {
+        let piece = |index, count| Shard { index, count }.piece(10);
+        assert_eq!(
+            piece(0, 3),
+            Piece {
+                before: 0,
+                opens: true,
+                closes: false
+            }
+        );
+        assert_eq!(
+            (piece(1, 3).before, piece(1, 3).opens, piece(1, 3).closes),
+            (3, false, false)
+        );
+        assert_eq!((piece(2, 3).before, piece(2, 3).closes), (6, true));
+        assert_eq!(piece(0, 1), Piece::WHOLE);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use crate::engine::decode::InputError;
 use crate::engine::preprocess::{Prepared, Preprocessor};
-use crate::engine::Engine;
-use crate::inputs::{io_message, read_stdin, Item, Source};
+use crate::engine::{Engine, EngineError};
+use crate::inputs::{listed, read_stdin, Item, ReadError, Source};
 use crate::records::Outcome;
 use std::io::{self, BufReader};
 use std::panic::AssertUnwindSafe;
@@ -47,23 +47,52 @@ pub(crate) fn panic_is_caught() -> bool {
     CATCHING.with(std::cell::Cell::get)
 }
 
+/// A decoder panicked on an input (a bug): that input's error, not the run's.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("the image decoder crashed on this file ({0})")]
+pub(crate) struct DecoderCrashed(String);
+
 /// Runs a decoder over one input: a decoder bug costs that input, not the run.
-pub(crate) fn decoding<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+pub(crate) fn decoding<T, E: From<DecoderCrashed>>(
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let was = CATCHING.with(|c| c.replace(true));
     let result = std::panic::catch_unwind(AssertUnwindSafe(f));
     CATCHING.with(|c| c.set(was));
-    result.unwrap_or_else(|payload| {
-        Err(format!(
-            "the image decoder crashed on this file ({})",
-            panic_text(&*payload)
-        ))
-    })
+    result.unwrap_or_else(|payload| Err(DecoderCrashed(panic_text(&*payload)).into()))
+}
+
+/// Why an input did not become a model input: its error record.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrepareError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("{0} is a whole-slide format: predict it with --tile, through OpenSlide ({note})", note = crate::inputs::OPENSLIDE_NOTE)]
+    WholeSlide(String),
+    /// Larger than a patch: most likely a slide or a scan region.
+    #[error("{0}; to cut a whole slide into windows of the model's input, add --tile")]
+    NotAPatch(InputError),
+    #[error(transparent)]
+    Input(InputError),
+    #[error(transparent)]
+    Crashed(#[from] DecoderCrashed),
+}
+
+impl From<InputError> for PrepareError {
+    fn from(error: InputError) -> PrepareError {
+        match error {
+            InputError::WrongSize { .. } | InputError::TooLarge { .. } => {
+                PrepareError::NotAPatch(error)
+            }
+            error => PrepareError::Input(error),
+        }
+    }
 }
 
 /// Decoding under way on worker threads, waiting for a model. Starting it before the model loads
 /// overlaps the model's start-up with the first batches' decoding.
 pub(crate) struct Decoding {
-    receivers: Vec<Receiver<Result<Prepared, String>>>,
+    receivers: Vec<Receiver<Result<Prepared, PrepareError>>>,
     len: usize,
 }
 
@@ -102,7 +131,7 @@ pub(crate) fn start(
 
 /// A batch on its way through a lane: every pending input (index, prepared or its error), then
 /// the answers of the prepared ones.
-type Pending = Vec<(usize, Result<Prepared, String>)>;
+type Pending = Vec<(usize, Result<Prepared, PrepareError>)>;
 
 impl Decoding {
     /// Runs the decoded inputs through `engine`, its lanes side by side, calling
@@ -149,34 +178,23 @@ impl Decoding {
     }
 }
 
-fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, String> {
-    let input = item.as_ref().map_err(|u| u.message.clone())?;
-    let result = match &input.source {
+fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, PrepareError> {
+    Ok(match &listed(item)?.source {
         Source::File(path) => {
             if let Some(kind) = crate::inputs::vendor_format(path) {
-                return Err(format!(
-                    "{kind} is a whole-slide format: predict it with --tile, through OpenSlide ({})",
-                    crate::inputs::OPENSLIDE_NOTE
-                ));
+                return Err(PrepareError::WholeSlide(kind));
             }
-            let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
-            pre.prepare_from(BufReader::new(file))
+            let file = std::fs::File::open(path).map_err(ReadError::File)?;
+            pre.prepare_from(BufReader::new(file))?
         }
-        Source::Stdin => pre.prepare(&read_stdin(MAX_STDIN_BYTES)?),
-    };
-    result.map_err(|e| match e {
-        // Larger than a patch: most likely a slide or a scan region.
-        InputError::WrongSize { .. } | InputError::TooLarge { .. } => {
-            format!("{e}; to cut a whole slide into windows of the model's input, add --tile")
-        }
-        e => e.to_string(),
+        Source::Stdin => pre.prepare(&read_stdin(MAX_STDIN_BYTES)?)?,
     })
 }
 
 /// Emits every input of a batch in order, with its answer, or its error from before the model.
 fn emit_all<E>(
     pending: Pending,
-    answers: Vec<Result<crate::records::Prediction, String>>,
+    answers: Vec<Result<crate::records::Prediction, EngineError>>,
     emit: &mut E,
 ) -> io::Result<()>
 where
@@ -184,14 +202,14 @@ where
 {
     let mut answers = answers
         .into_iter()
-        .map(|answer| answer.map_or_else(Outcome::Failed, Outcome::Predicted));
+        .map(|answer| answer.map_or_else(|e| Outcome::Failed(e.to_string()), Outcome::Predicted));
     for (i, prepared) in pending {
         match prepared {
             Ok(input) => {
                 let outcome = answers.next().expect("one answer per prepared input");
                 emit(i, outcome, Some(&input))?;
             }
-            Err(message) => emit(i, Outcome::Failed(message), None)?,
+            Err(error) => emit(i, Outcome::Failed(error.to_string()), None)?,
         }
     }
     Ok(())
@@ -203,13 +221,51 @@ mod tests {
 
     #[test]
     fn a_decoder_panic_is_that_inputs_error() {
-        let caught: Result<(), String> = decoding(|| panic!("index out of bounds"));
-        let message = caught.unwrap_err();
+        let caught: Result<(), PrepareError> = decoding(|| panic!("index out of bounds"));
+        let message = caught.unwrap_err().to_string();
         assert!(
             message.starts_with("the image decoder crashed on this file (index out of bounds"),
             "{message}"
         );
         assert!(!panic_is_caught(), "only while decoding");
-        assert_eq!(decoding(|| Ok(7)), Ok(7));
+        assert_eq!(decoding::<_, DecoderCrashed>(|| Ok(7)), Ok(7));
+    }
+
+    #[test]
+    fn inputs_larger_than_a_patch_are_pointed_to_tile() {
+        let wrong = InputError::WrongSize {
+            width: 512,
+            height: 512,
+            want_width: 96,
+            want_height: 96,
+        };
+        assert_eq!(
+            PrepareError::from(wrong).to_string(),
+            "image is 512x512 but the model takes 96x96 (the handler configuration sets resize = \"reject\"); to cut a whole slide into windows of the model's input, add --tile"
+        );
+        assert_eq!(
+            PrepareError::from(InputError::Empty).to_string(),
+            "empty file"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let slide = dir.path().join("a.svs");
+        std::fs::write(&slide, b"x").unwrap();
+        let config = crate::engine::handler_config::HandlerConfig::from_toml(
+            "[input]\nheight = 96\nwidth = 96\n[output]\nkind = \"binary\"\n",
+        )
+        .unwrap();
+        let pre = Preprocessor::new(&config, 1 << 20);
+        let item = Ok(crate::inputs::Input {
+            display: "a.svs".into(),
+            source: Source::File(slide),
+        });
+        let error = prepare(&pre, &item).unwrap_err();
+        assert!(
+            matches!(&error, PrepareError::WholeSlide(kind) if kind == "SVS"),
+            "{error}"
+        );
+        assert!(error.to_string().starts_with(
+            "SVS is a whole-slide format: predict it with --tile, through OpenSlide ("
+        ));
     }
 }

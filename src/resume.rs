@@ -3,9 +3,176 @@
 //! complete record that matches are kept, and the run goes on from the next input, so that the
 //! finished output equals one uninterrupted run byte for byte.
 
-use crate::records::Format;
+use crate::output_file::{partial_of, Target};
+use crate::records::{Format, Piece};
 use serde_json::Value;
 use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a run cannot start on the outputs it was given, or go on from what they hold.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResumeError {
+    /// Run without `--resume` over an interrupted run's `.partial`.
+    #[error("{} holds the records of an interrupted run: add --resume to go on from them, or delete it to start again", .0.display())]
+    Interrupted(PathBuf),
+    #[error("--resume needs --output FILE (the file an interrupted run was writing)")]
+    NoOutput,
+    #[error("--resume needs --format json, jsonl or csv (a table cannot be read back)")]
+    Table,
+    #[error("{}", .path.display())]
+    Target { path: PathBuf, source: io::Error },
+    #[error("--resume: {} is not a regular file, so nothing can be resumed from it", .0.display())]
+    NotRegular(PathBuf),
+    #[error("{}: cannot read", .path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// The records read are not this run's.
+    #[error("--resume: {}: {mismatch}", .from.display())]
+    Mismatch { from: PathBuf, mismatch: Mismatch },
+    #[error("--resume: {}: its CSV header is not the one this command writes: it was written by another command or model", .0.display())]
+    OtherHeader(PathBuf),
+}
+
+/// Why an output's records are not those of this run's inputs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Mismatch {
+    /// Record `n` (from 1) is for `found`, where this run's input `n` is `expected`.
+    #[error("its record {n} is for {found}, but this run's input {n} is {expected}: it was written for other inputs")]
+    OtherInput {
+        n: usize,
+        found: String,
+        expected: String,
+    },
+    /// More records than this run's inputs (how many).
+    #[error(
+        "it holds more records than this run has inputs ({0}): it was written for other inputs"
+    )]
+    MoreRecords(usize),
+    #[error("--resume needs --format json, jsonl or csv (a table cannot be read back)")]
+    Table,
+}
+
+/// Where a run writes: its records (`--output`; standard output when `None`) and its `--tiles`,
+/// with whether those are CSV.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outputs<'a> {
+    pub(crate) records: Option<&'a Path>,
+    pub(crate) tiles: Option<(&'a Path, bool)>,
+}
+
+/// `--resume`: the records an earlier run of the same command left in the output.
+#[derive(Debug)]
+pub(crate) struct Resumed {
+    /// The file they were read from (the `.partial`, or a finished output).
+    pub(crate) from: PathBuf,
+    bytes: Vec<u8>,
+    pub(crate) recorded: Recorded,
+    /// The `--tiles` bytes of the finished slides.
+    pub(crate) tiles: Vec<u8>,
+}
+
+impl Resumed {
+    /// Checks the outputs and `--resume` together; reads what an earlier run left (`None` without
+    /// `--resume`). `paths`: this run's inputs as shown; `opens`: this run writes the start of the
+    /// whole output (a CSV header).
+    pub(crate) fn load(
+        outputs: Outputs,
+        format: Format,
+        resume: bool,
+        paths: &[&str],
+        opens: bool,
+    ) -> Result<Option<Resumed>, ResumeError> {
+        if !resume {
+            // Never start over on top of an interrupted run's records.
+            let files = [outputs.records, outputs.tiles.map(|(path, _)| path)];
+            for path in files.into_iter().flatten() {
+                if let Some(partial) = Target::of(path).ok().and_then(|t| t.partial()) {
+                    if partial.exists() {
+                        return Err(ResumeError::Interrupted(partial));
+                    }
+                }
+            }
+            return Ok(None);
+        }
+        let output = outputs.records.ok_or(ResumeError::NoOutput)?;
+        if format == Format::Table {
+            return Err(ResumeError::Table);
+        }
+        let (from, bytes) = left_behind(output)?;
+        let csv_header = format == Format::Csv && opens;
+        let recorded = match recorded(format, &bytes, paths, csv_header) {
+            Ok(recorded) => recorded,
+            Err(mismatch) => return Err(ResumeError::Mismatch { from, mismatch }),
+        };
+        let tiles = match outputs.tiles {
+            Some((path, csv)) => {
+                let (_, bytes) = left_behind(path)?;
+                let done: HashSet<&str> = paths[..recorded.records].iter().copied().collect();
+                let keep = tiles_kept(&bytes, csv, &done);
+                bytes[..keep].to_vec()
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(Resumed {
+            from,
+            bytes,
+            recorded,
+            tiles,
+        }))
+    }
+
+    /// Says, when there are any, how many of the run's `inputs` were recorded already, and where.
+    pub(crate) fn note(&self, inputs: usize) {
+        if self.recorded.records > 0 {
+            crate::messages::note!(
+                "resuming: {} of {inputs} input(s) already recorded in {}",
+                self.recorded.records,
+                self.from.display()
+            );
+        }
+    }
+
+    /// The piece this run writes after what was recorded: its records follow those, and the
+    /// output's start (a header, an opening bracket) is not written twice.
+    pub(crate) fn rest_of(&self, piece: Piece) -> Piece {
+        Piece {
+            before: piece.before + self.recorded.records,
+            opens: piece.opens && !self.recorded.opened,
+            closes: piece.closes,
+        }
+    }
+
+    /// The bytes of records to keep. A CSV that holds its header must hold `header()`, the one
+    /// this command writes.
+    pub(crate) fn kept(
+        &self,
+        format: Format,
+        header: impl FnOnce() -> Vec<u8>,
+    ) -> Result<&[u8], ResumeError> {
+        if self.recorded.opened && format == Format::Csv && !self.bytes.starts_with(&header()) {
+            return Err(ResumeError::OtherHeader(self.from.clone()));
+        }
+        Ok(&self.bytes[..self.recorded.keep])
+    }
+}
+
+/// What an interrupted run left for `path`: its `.partial`, else a finished file, else nothing.
+fn left_behind(path: &Path) -> Result<(PathBuf, Vec<u8>), ResumeError> {
+    let target = Target::of(path).map_err(|source| ResumeError::Target {
+        path: path.to_owned(),
+        source,
+    })?;
+    let Target::Regular { path: file, .. } = target else {
+        return Err(ResumeError::NotRegular(path.to_owned()));
+    };
+    let partial = partial_of(&file);
+    let from = if partial.exists() { partial } else { file };
+    match std::fs::read(&from) {
+        Ok(bytes) => Ok((from, bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((from, Vec::new())),
+        Err(source) => Err(ResumeError::Read { path: from, source }),
+    }
+}
 
 /// What an earlier run left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,38 +194,30 @@ pub(crate) fn recorded(
     bytes: &[u8],
     paths: &[&str],
     csv_header: bool,
-) -> Result<Recorded, String> {
+) -> Result<Recorded, Mismatch> {
     let mut done = Recorded {
         records: 0,
         failed: 0,
         keep: 0,
         opened: false,
     };
-    let matched = |done: &mut Recorded, path: &str, failed: bool, end: usize| {
-        match paths.get(done.records) {
+    let matched =
+        |done: &mut Recorded, path: &str, failed: bool, end: usize| match paths.get(done.records) {
             Some(&expected) if expected == path => {
                 done.records += 1;
                 done.failed += usize::from(failed);
                 done.keep = end;
                 Ok(())
             }
-            Some(&expected) => Err(format!(
-                "its record {} is for {path}, but this run's input {} is {expected}: it was written for other inputs",
-                done.records + 1,
-                done.records + 1
-            )),
-            None => Err(format!(
-                "it holds more records than this run has inputs ({}): it was written for other inputs",
-                paths.len()
-            )),
-        }
-    };
+            Some(&expected) => Err(Mismatch::OtherInput {
+                n: done.records + 1,
+                found: path.to_owned(),
+                expected: expected.to_owned(),
+            }),
+            None => Err(Mismatch::MoreRecords(paths.len())),
+        };
     match format {
-        Format::Table => {
-            return Err(
-                "--resume needs --format json, jsonl or csv (a table cannot be read back)".into(),
-            )
-        }
+        Format::Table => return Err(Mismatch::Table),
         Format::Jsonl | Format::Json => {
             let mut at = 0;
             for line in bytes.split_inclusive(|&b| b == b'\n') {
@@ -201,7 +360,14 @@ mod tests {
         assert_eq!((r.records, r.failed), (2, 1));
         assert_eq!(r.keep, text.iter().rposition(|&b| b == b'\n').unwrap() + 1);
         let other = recorded(Format::Jsonl, text, &["a", "x"], false).unwrap_err();
-        assert!(other.contains("other inputs"), "{other}");
+        assert_eq!(
+            other.to_string(),
+            "its record 2 is for b, but this run's input 2 is x: it was written for other inputs"
+        );
+        assert_eq!(
+            recorded(Format::Jsonl, text, &["a"], false).unwrap_err(),
+            Mismatch::MoreRecords(1)
+        );
     }
 
     #[test]
@@ -238,5 +404,126 @@ mod tests {
         let text = b"path,x\na,0\na,1\nb,0\nb,";
         let done: HashSet<&str> = ["a"].into();
         assert_eq!(tiles_kept(text, true, &done), 15);
+    }
+
+    /// `Resumed::load` over `output` (JSON Lines, with `--tiles` beside it as CSV).
+    fn load(dir: &Path, resume: bool, paths: &[&str]) -> Result<Option<Resumed>, ResumeError> {
+        let (output, tiles) = (dir.join("out.jsonl"), dir.join("tiles.csv"));
+        let outputs = Outputs {
+            records: Some(&output),
+            tiles: Some((&tiles, true)),
+        };
+        Resumed::load(outputs, Format::Jsonl, resume, paths, true)
+    }
+
+    #[test]
+    fn a_run_goes_on_from_the_partial_only_with_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("out.jsonl.partial");
+        std::fs::write(
+            &partial,
+            b"{\"path\":\"a\",\"error\":null}\n{\"path\":\"b\"",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("tiles.csv.partial"), b"path,x\na,0\nb,0\n").unwrap();
+        let refused = load(dir.path(), false, &["a", "b"]).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "{} holds the records of an interrupted run: add --resume to go on from them, or delete it to start again",
+                partial.display()
+            )
+        );
+        let resumed = load(dir.path(), true, &["a", "b"]).unwrap().unwrap();
+        assert_eq!(resumed.from, partial);
+        assert_eq!((resumed.recorded.records, resumed.recorded.failed), (1, 0));
+        assert_eq!(resumed.tiles, b"path,x\na,0\n");
+        let rest = resumed.rest_of(Piece::WHOLE);
+        assert_eq!((rest.before, rest.opens, rest.closes), (1, true, true));
+        assert_eq!(
+            resumed.kept(Format::Jsonl, Vec::new).unwrap(),
+            b"{\"path\":\"a\",\"error\":null}\n"
+        );
+        let other = load(dir.path(), true, &["x"]).unwrap_err();
+        assert!(
+            matches!(
+                &other,
+                ResumeError::Mismatch {
+                    mismatch: Mismatch::OtherInput { n: 1, .. },
+                    ..
+                }
+            ),
+            "{other}"
+        );
+        assert!(other.to_string().starts_with(&format!(
+            "--resume: {}: its record 1 is for a",
+            partial.display()
+        )));
+    }
+
+    #[test]
+    fn resume_needs_a_file_it_can_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let nothing = Outputs {
+            records: None,
+            tiles: None,
+        };
+        assert!(matches!(
+            Resumed::load(nothing, Format::Jsonl, true, &[], true),
+            Err(ResumeError::NoOutput)
+        ));
+        let output = dir.path().join("out.txt");
+        let table = Outputs {
+            records: Some(&output),
+            tiles: None,
+        };
+        assert!(matches!(
+            Resumed::load(table, Format::Table, true, &[], true),
+            Err(ResumeError::Table)
+        ));
+        // Nothing written yet: an empty start.
+        let fresh = load(dir.path(), true, &["a"]).unwrap().unwrap();
+        assert_eq!((fresh.recorded.records, fresh.tiles.len()), (0, 0));
+        assert!(load(dir.path(), false, &["a"]).unwrap().is_none());
+        let special = Outputs {
+            records: Some(Path::new("/dev/null")),
+            tiles: None,
+        };
+        assert_eq!(
+            Resumed::load(special, Format::Csv, true, &[], true)
+                .unwrap_err()
+                .to_string(),
+            "--resume: /dev/null is not a regular file, so nothing can be resumed from it"
+        );
+    }
+
+    #[test]
+    fn a_csv_resumes_only_under_its_own_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.csv");
+        std::fs::write(&output, b"path,label,error\na,x,\n").unwrap();
+        let outputs = Outputs {
+            records: Some(&output),
+            tiles: None,
+        };
+        let resumed = Resumed::load(outputs, Format::Csv, true, &["a", "b"], true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(resumed.from, output);
+        let rest = resumed.rest_of(Piece::WHOLE);
+        assert_eq!((rest.before, rest.opens, rest.closes), (1, false, true));
+        assert_eq!(
+            resumed
+                .kept(Format::Csv, || b"path,label,error\n".to_vec())
+                .unwrap(),
+            b"path,label,error\na,x,\n"
+        );
+        assert_eq!(
+            resumed.kept(Format::Csv, || b"path,score,error\n".to_vec()).unwrap_err().to_string(),
+            format!(
+                "--resume: {}: its CSV header is not the one this command writes: it was written by another command or model",
+                output.display()
+            )
+        );
     }
 }

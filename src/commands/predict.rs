@@ -3,35 +3,27 @@
 //! this run's records sit in the whole output (`--shard`, `--resume`) and where each heatmap goes.
 
 use super::stderr_is_terminal;
+use crate::attribution_png::explained;
 use crate::cli::{HeatmapFormat, PredictConfig, RemoteConfig};
+use crate::destination::{watch_interrupts, Destination};
 use crate::engine::handler_config::HandlerConfig;
-use crate::engine::model::DeviceChoice;
 use crate::engine::model_source::{ModelIdentity, ModelSource};
-use crate::engine::postprocess::Postprocessor;
 use crate::engine::preprocess::Preprocessor;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::Engine;
 use crate::exit::Exit;
-use crate::inputs::{discover, io_message, read_item, Item, Source};
-use crate::output_file::{partial_of, write_file, OutputFile, Target};
+use crate::inputs::{discover, display, widest, Item};
+use crate::mask_png::MaskWriter;
 use crate::pipeline;
-use crate::records::Outcome;
-use crate::records::OutputKind;
-use crate::records::Summary;
-use crate::records::{self, Answer, Format, Piece, Schema, TableStyle};
-use crate::records::{Prediction, SegmentationPrediction};
-use crate::remote::predict::{
-    guess_schema, outcome as remote_outcome, run as predict_remote, RemoteModel, MAX_UPLOAD,
-};
-use crate::resume::{self, Recorded};
+use crate::records::{self, Answer, Outcome, OutputKind, Piece, Schema, Summary, TableStyle};
+use crate::remote::predict::{run as predict_remote, RemoteModel};
+use crate::resume::{Outputs, Resumed};
 use crate::slide::exports::Format as Export;
 use crate::slide::outputs;
 use crate::slide::tiles::{self, TileWriter};
 use crate::slide::{Files, Slides};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::HashSet;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,35 +50,21 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     let exports = outputs::exports(&config.slides.exports, &all)?;
     let explanations = outputs::explanations(config.explain.as_deref(), &all)?;
     let range = config.shard.map_or(0..all.len(), |s| s.range(all.len()));
-    let mut piece = Piece {
-        before: range.start,
-        opens: config.shard.is_none_or(|s| s.index == 0),
-        closes: config.shard.is_none_or(|s| s.index + 1 == s.count),
-    };
+    let mut piece = config.shard.map_or(Piece::WHOLE, |s| s.piece(all.len()));
     let shard: Vec<Item> = all[range.clone()].to_vec();
     let heatmaps = heatmaps[range.clone()].to_vec();
     let exports = exports[range.clone()].to_vec();
     let explanations = explanations[range].to_vec();
-    let resumed = Resumed::load(&config, &shard, piece.opens)?;
+    let resumed = resumed(&config, &shard, piece.opens)?;
     if let Some(r) = &resumed {
-        piece.before += r.recorded.records;
-        piece.opens &= !r.recorded.opened;
-        if !config.quiet && r.recorded.records > 0 {
-            crate::messages::note!(
-                "resuming: {} of {} input(s) already recorded in {}",
-                r.recorded.records,
-                shard.len(),
-                r.from.display()
-            );
+        piece = r.rest_of(piece);
+        if !config.quiet {
+            r.note(shard.len());
         }
     }
     let skip = resumed.as_ref().map_or(0, |r| r.recorded.records);
     // The table's path column fits every input, so that shards' tables line up when joined.
-    let path_width = all
-        .iter()
-        .map(|i| display(i).chars().count())
-        .max()
-        .unwrap_or(0);
+    let path_width = widest(&all);
     let items: Arc<[Item]> = shard[skip..].to_vec().into();
     let run = Run {
         config: &config,
@@ -128,100 +106,30 @@ struct Run<'a> {
     path_width: usize,
 }
 
-/// `--resume`: the records an earlier run of the same command left in the output.
-struct Resumed {
-    /// The file they were read from (the `.partial`, or a finished output).
-    from: PathBuf,
-    bytes: Vec<u8>,
-    recorded: Recorded,
-    /// The `--tiles` bytes of the finished slides.
-    tiles: Vec<u8>,
-}
-
-impl Resumed {
-    /// Checks `--output`, `--tiles` and `--resume` together; reads what an earlier run left.
-    fn load(config: &PredictConfig, items: &[Item], opens: bool) -> Result<Option<Resumed>> {
-        if let Some(path) = &config.slides.tiles {
-            tiles::is_csv(path).map_err(anyhow::Error::msg)?;
-        }
-        let outputs = [config.output.as_deref(), config.slides.tiles.as_deref()];
-        if !config.resume {
-            // Never start over on top of an interrupted run's records.
-            for path in outputs.into_iter().flatten() {
-                if let Some(partial) = Target::of(path).ok().and_then(|t| t.partial()) {
-                    if partial.exists() {
-                        anyhow::bail!(
-                            "{} holds the records of an interrupted run: add --resume to go on from them, or delete it to start again",
-                            partial.display()
-                        );
-                    }
-                }
-            }
-            return Ok(None);
-        }
-        let Some(output) = &config.output else {
-            anyhow::bail!("--resume needs --output FILE (the file an interrupted run was writing)");
-        };
-        if config.format == Format::Table {
-            anyhow::bail!(
-                "--resume needs --format json, jsonl or csv (a table cannot be read back)"
-            );
-        }
-        let (from, bytes) = left_behind(output)?;
-        let paths: Vec<&str> = items.iter().map(display).collect();
-        let csv_header = config.format == Format::Csv && opens;
-        let recorded = resume::recorded(config.format, &bytes, &paths, csv_header)
-            .map_err(|why| anyhow::anyhow!("--resume: {}: {why}", from.display()))?;
-        let tiles = match &config.slides.tiles {
-            Some(path) => {
-                let csv = tiles::is_csv(path).map_err(anyhow::Error::msg)?;
-                let (_, bytes) = left_behind(path)?;
-                let done: HashSet<&str> = paths[..recorded.records].iter().copied().collect();
-                let keep = resume::tiles_kept(&bytes, csv, &done);
-                bytes[..keep].to_vec()
-            }
-            None => Vec::new(),
-        };
-        Ok(Some(Resumed {
-            from,
-            bytes,
-            recorded,
-            tiles,
-        }))
-    }
-}
-
-/// What an interrupted run left for `path`: its `.partial`, else a finished file, else nothing.
-fn left_behind(path: &Path) -> Result<(PathBuf, Vec<u8>)> {
-    let target = Target::of(path).with_context(|| format!("{}", path.display()))?;
-    let Target::Regular { path: file, .. } = target else {
-        anyhow::bail!(
-            "--resume: {} is not a regular file, so nothing can be resumed from it",
-            path.display()
-        );
-    };
-    let partial = partial_of(&file);
-    let from = if partial.exists() { partial } else { file };
-    match std::fs::read(&from) {
-        Ok(bytes) => Ok((from, bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((from, Vec::new())),
-        Err(e) => Err(e).with_context(|| format!("{}: cannot read", from.display())),
-    }
+/// Checks `--output`, `--tiles` and `--resume` together; reads what an earlier run left.
+fn resumed(config: &PredictConfig, items: &[Item], opens: bool) -> Result<Option<Resumed>> {
+    let rows = config.slides.tiles.as_deref();
+    let csv = rows.map(tiles::is_csv).transpose();
+    let (records, tiles) = (
+        config.output.as_deref(),
+        rows.zip(csv.map_err(anyhow::Error::msg)?),
+    );
+    let paths: Vec<&str> = items.iter().map(display).collect();
+    let (format, resume) = (config.format, config.resume);
+    Ok(Resumed::load(
+        Outputs { records, tiles },
+        format,
+        resume,
+        &paths,
+        opens,
+    )?)
 }
 
 fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let config = run.config;
     let source = ModelSource::open(&config.model, config.config.as_deref())?;
-    if config.explain.is_some()
-        && matches!(
-            source.config.output.kind,
-            OutputKind::Segmentation | OutputKind::Raw
-        )
-    {
-        anyhow::bail!(
-            "--explain attributes a class's output: this model's kind is \"{}\" (explanations need a binary or multiclass model)",
-            source.config.output.kind
-        );
+    if config.explain.is_some() {
+        crate::attribution_png::check_kind(source.config.output.kind)?;
     }
     if config.slides.tile || source.config.input.patch {
         // Usage errors, before any slide is read or any output touched.
@@ -250,31 +158,12 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let preprocessor = Preprocessor::new(&source.config, config.engine.max_pixels);
     // Decoding starts now and overlaps loading the model.
     let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), config.pipeline);
-    // No more CPU instances than there are batches: one image loads one.
-    let batches = items.len().div_ceil(config.engine.batch_size.max(1)).max(1);
-    let options = EngineOptions {
-        threads: match config.engine.device {
-            DeviceChoice::Cpu => Some(
-                config
-                    .engine
-                    .threads
-                    .unwrap_or_else(crate::engine::model::physical_cores)
-                    .min(batches),
-            ),
-            DeviceChoice::Cuda | DeviceChoice::Auto => config.engine.threads,
-        },
-        ..config.engine.clone()
-    };
-    let engine = Engine::load(&source, &options)?;
+    let engine = Engine::load(&source, &config.engine.for_images(items.len()))?;
     let schema = engine.schema();
-    let identity = match &config.explain {
-        Some(_) => Some(
-            source
-                .identity()
-                .with_context(|| format!("{}: cannot read", source.name))?,
-        ),
-        None => None,
-    };
+    let identity = config.explain.as_ref().map(|_| source.identity());
+    let identity = identity
+        .transpose()
+        .with_context(|| format!("{}: cannot read", source.name))?;
     let explanations = &run.explanations;
     let produce: Producer = Box::new(move |emit| {
         Ok(decoding.finish(&engine, |i, outcome, input| {
@@ -297,80 +186,15 @@ fn remote(run: &Run, remote: &RemoteConfig, items: &Arc<[Item]>) -> Result<Exit>
         name: config.model.to_string_lossy().into_owned(),
         retries: remote.retries,
     };
-    // The labels and kind: the configuration given, else what scancer serve says, else what the
-    // first answer implies.
-    let known = match &config.config {
-        Some(path) => {
-            let config = HandlerConfig::from_path(path)?;
-            let post = Postprocessor::new(&config);
-            let classes = match config.output.kind {
-                OutputKind::Binary => vec![post.label(0), post.label(1)],
-                _ => config.output.labels.clone().unwrap_or_default(),
-            };
-            Some(Schema {
-                kind: config.output.kind,
-                classes,
-            })
-        }
-        None => model.metadata_schema(),
-    };
-    // The first input goes alone: a wrong URL, model or credentials stops the run before any record.
-    let mut first = None;
-    let mut from = 0;
-    if let Some(item) = items.first() {
-        from = 1;
-        first = Some(match read_item(item, MAX_UPLOAD) {
-            Err(why) => (Outcome::Failed(why), None),
-            Ok(bytes) => match model.predict(&bytes) {
-                Ok(answer) => (Outcome::Failed(String::new()), Some(answer)),
-                Err(Ok(why)) => (Outcome::Failed(why), None),
-                Err(Err(fatal)) => anyhow::bail!(fatal),
-            },
-        });
-    }
-    let schema = known.unwrap_or_else(|| match &first {
-        Some((_, Some(answer))) => guess_schema(answer),
-        _ => Schema {
-            kind: OutputKind::Binary,
-            classes: vec!["0".into(), "1".into()],
-        },
-    });
-    let first = first.map(|(failed, answer)| match answer {
-        Some(answer) => remote_outcome(&answer, &schema),
-        None => failed,
-    });
-    let jobs = remote.jobs;
-    let schema_for_run = schema.clone();
+    let configured = config.config.as_deref().map(HandlerConfig::from_path);
+    let known = model.known_schema(configured.transpose()?.as_ref());
+    let start = model.start(known, items.first())?;
+    let (jobs, schema) = (remote.jobs, start.schema.clone());
     let produce: Producer = Box::new(move |emit| {
-        if let Some(outcome) = first {
-            if let Err(e) = emit(0, outcome, None) {
-                return Ok(Err(e));
-            }
-        }
-        predict_remote(&model, &schema_for_run, items, from, jobs, |i, o| {
-            emit(i, o, None)
-        })
-        .map_err(anyhow::Error::from)
+        let emit = |i, outcome| emit(i, outcome, None);
+        Ok(predict_remote(&model, start, items, jobs, emit)?)
     });
     write_results(run, items, schema, produce, false)
-}
-
-/// `outcome` with its input explained to `path` (Integrated Gradients of the predicted class's
-/// output), or the input's error when that fails.
-fn explained(
-    engine: &Engine,
-    identity: &ModelIdentity,
-    path: &Path,
-    outcome: Outcome,
-    input: &crate::engine::preprocess::Prepared,
-) -> Outcome {
-    let Outcome::Predicted(Prediction::Class(prediction)) = &outcome else {
-        return outcome;
-    };
-    match crate::attribution_png::explain_to(engine, identity, path, input, prediction.class) {
-        Ok(()) => outcome,
-        Err(e) => Outcome::Failed(e),
-    }
 }
 
 /// Whole slides: every input is cut into windows when larger than the model's input.
@@ -422,21 +246,9 @@ fn write_results(
     produce: Producer,
     slides: bool,
 ) -> Result<Exit> {
-    let config = run.config;
-    let quiet = config.quiet;
-    let kept: &[u8] = match &run.resumed {
-        Some(r) => {
-            if r.recorded.opened && config.format == Format::Csv {
-                let header = records::csv_header(&schema, slides);
-                if !r.bytes.starts_with(&header) {
-                    anyhow::bail!(
-                        "--resume: {}: its CSV header is not the one this command writes: it was written by another command or model",
-                        r.from.display()
-                    );
-                }
-            }
-            &r.bytes[..r.recorded.keep]
-        }
+    let (config, quiet) = (run.config, run.config.quiet);
+    let kept = match &run.resumed {
+        Some(r) => r.kept(config.format, || records::csv_header(&schema, slides))?,
         None => &[],
     };
     let mut destination = Destination::open(config.output.as_deref(), kept)?;
@@ -445,40 +257,21 @@ fn write_results(
         color: config.color,
         path_width: run.path_width,
     };
-    let mut masks = MaskWriter::new(
-        config.mask_dir.clone(),
-        schema.kind == OutputKind::Segmentation,
-    );
+    let segmentation = schema.kind == OutputKind::Segmentation;
+    let mut masks = MaskWriter::new(config.mask_dir.clone(), segmentation);
     // Slides show a bar of their own windows instead.
-    let progress = progress_bar(items.len(), quiet || slides);
+    let progress = crate::progress::images(items.len(), quiet || slides);
     let mut failed = run.resumed.as_ref().map_or(0, |r| r.recorded.failed);
     let mut written = 0usize;
     let result = {
-        let mut writer = records::writer(
-            config.format,
-            schema,
-            destination.writer(),
-            style,
-            slides,
-            run.piece,
-        );
+        let output = destination.writer();
+        let mut writer = records::writer(config.format, schema, output, style, slides, run.piece);
         let mut emit = |i: usize, outcome: Outcome, slide: Option<Summary>| {
-            let path = display(&items[i]);
-            // A slide's stitched mask was written with it; a patch's is written here.
-            let stitched = slide
-                .as_ref()
-                .and_then(|s| s.exports.iter().find(|(k, _)| *k == "mask"))
-                .map(|(_, p)| p.clone());
-            let (outcome, mask_file) = match stitched {
-                Some(p) => (outcome, Some(p)),
-                None => masks.write(&items[i], outcome),
-            };
-            if matches!(outcome, Outcome::Failed(_)) {
-                failed += 1;
-            }
+            let (outcome, mask_file) = masks.record(&items[i], outcome, slide.as_ref());
+            failed += usize::from(matches!(outcome, Outcome::Failed(_)));
             progress.inc(1);
             let answer = Answer {
-                path,
+                path: display(&items[i]),
                 outcome: &outcome,
                 mask_file: mask_file.as_deref(),
                 slide: slide.as_ref(),
@@ -492,21 +285,25 @@ fn write_results(
     if let Some(handle) = interrupt {
         handle.close();
     }
-    let written_out = match result {
-        Ok(written_out) => written_out,
-        Err(fatal) => return Err(destination.abandon(fatal, written)),
-    };
-    match written_out {
-        Ok(()) => destination.commit()?,
+    // A fatal error keeps the finished records for --resume.
+    let abandon =
+        |destination: Destination, error: anyhow::Error| match destination.abandon(written) {
+            Some(kept) => error.context(kept),
+            None => error,
+        };
+    match result {
+        Ok(Ok(())) => destination.commit()?,
         // The reader went away (`| head`): stop quietly, as other Unix tools do.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Exit::Success),
-        Err(e) => {
-            let e = anyhow::Error::from(e)
-                .context(format!("cannot write results to {}", destination.name()));
-            return Err(destination.abandon(e, written));
+        Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Exit::Success),
+        Ok(Err(e)) => {
+            let context = format!("cannot write results to {}", destination.name());
+            return Err(abandon(
+                destination,
+                anyhow::Error::from(e).context(context),
+            ));
         }
+        Err(fatal) => return Err(abandon(destination, fatal)),
     }
-
     let total = items.len() + run.resumed.as_ref().map_or(0, |r| r.recorded.records);
     if !quiet && (failed > 0 || stderr_is_terminal()) {
         let seconds = run.started.elapsed().as_secs_f64();
@@ -520,187 +317,4 @@ fn write_results(
     } else {
         Exit::Success
     })
-}
-
-/// On SIGINT or SIGTERM while an output is being written: says where the finished records are and
-/// how to go on, then dies of the signal as it would have (a shell reports 130 or 143). Exiting
-/// normally from this thread would run libtorch's static destructors under the model thread.
-fn watch_interrupts(partial: PathBuf) -> Option<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).ok()?;
-    let handle = signals.handle();
-    std::thread::Builder::new()
-        .name("scancer-signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                crate::messages::note!(
-"interrupted: the finished records are in {}; run the same command with --resume to go on",
-                    partial.display()
-                );
-                let _ = signal_hook::low_level::emulate_default_handler(signal);
-                std::process::abort();
-            }
-        })
-        .ok()?;
-    Some(handle)
-}
-
-fn display(item: &Item) -> &str {
-    match item {
-        Ok(input) => &input.display,
-        Err(unlisted) => &unlisted.display,
-    }
-}
-
-fn progress_bar(len: usize, quiet: bool) -> ProgressBar {
-    if quiet || len <= 1 || !stderr_is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} images [{wide_bar}] {rate} ETA {eta}")
-            .expect("valid template")
-            .with_key(
-                "rate",
-                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{:.0} images/s", state.per_sec());
-                },
-            )
-            .progress_chars("=> "),
-    );
-    bar
-}
-
-/// Standard output, or `--output` written through its `.partial` (see `output_file`).
-enum Destination {
-    Stdout,
-    File { file: OutputFile, path: PathBuf },
-}
-
-impl Destination {
-    /// Opens `--output`, starting with the bytes `kept` of an interrupted run.
-    fn open(path: Option<&Path>, kept: &[u8]) -> Result<Destination> {
-        let Some(path) = path else {
-            return Ok(Destination::Stdout);
-        };
-        let mut file = OutputFile::create(path)
-            .with_context(|| format!("{}: cannot create the output file", path.display()))?;
-        file.write_all(kept)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(Destination::File {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    fn partial(&self) -> Option<PathBuf> {
-        match self {
-            Destination::File { file, .. } => file.target().partial(),
-            Destination::Stdout => None,
-        }
-    }
-
-    fn writer(&mut self) -> Box<dyn Write + '_> {
-        match self {
-            // Records are flushed one by one: a killed run keeps every finished one.
-            Destination::Stdout => Box::new(io::BufWriter::new(io::stdout().lock())),
-            Destination::File { file, .. } => Box::new(io::BufWriter::new(file)),
-        }
-    }
-
-    fn name(&self) -> String {
-        match self {
-            Destination::Stdout => "standard output".into(),
-            Destination::File { path, .. } => path.display().to_string(),
-        }
-    }
-
-    /// A run that stops on a fatal error: a `.partial` without records goes (the output is left as
-    /// it was); one with records stays, for --resume, and the error says so.
-    fn abandon(self, error: anyhow::Error, written: usize) -> anyhow::Error {
-        let Some(partial) = self.partial() else {
-            return error;
-        };
-        let kept = std::fs::metadata(&partial).map_or(0, |m| m.len());
-        if written == 0 && kept == 0 {
-            let _ = std::fs::remove_file(&partial);
-            return error;
-        }
-        error.context(format!(
-            "the finished records are in {}: fix the problem and run the same command with --resume",
-            partial.display()
-        ))
-    }
-
-    fn commit(self) -> Result<()> {
-        if let Destination::File { file, path } = self {
-            file.commit()
-                .with_context(|| format!("{}: cannot write", path.display()))?;
-        }
-        Ok(())
-    }
-}
-
-/// Writes segmentation masks as 8-bit PNGs of class indices, one uniquely named file per input.
-struct MaskWriter {
-    dir: PathBuf,
-    enabled: bool,
-    used: HashSet<String>,
-}
-
-impl MaskWriter {
-    fn new(dir: PathBuf, enabled: bool) -> Self {
-        MaskWriter {
-            dir,
-            enabled,
-            used: HashSet::new(),
-        }
-    }
-
-    fn write(&mut self, item: &Item, outcome: Outcome) -> (Outcome, Option<String>) {
-        let Outcome::Predicted(Prediction::Segmentation(seg)) = &outcome else {
-            return (outcome, None);
-        };
-        if !self.enabled {
-            return (outcome, None);
-        }
-        let name = self.unique_name(item);
-        let path = self.dir.join(name);
-        match save_mask(&path, seg) {
-            Ok(()) => (outcome, Some(path.to_string_lossy().into_owned())),
-            Err(e) => (
-                Outcome::Failed(format!("cannot write mask {}: {e}", path.display())),
-                None,
-            ),
-        }
-    }
-
-    fn unique_name(&mut self, item: &Item) -> String {
-        let stem = match item {
-            Ok(input) => match &input.source {
-                Source::File(p) => p
-                    .file_stem()
-                    .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned()),
-                Source::Stdin => "stdin".into(),
-            },
-            Err(_) => "image".into(),
-        };
-        let mut name = format!("{stem}.mask.png");
-        let mut n = 1;
-        while !self.used.insert(name.clone()) {
-            n += 1;
-            name = format!("{stem}-{n}.mask.png");
-        }
-        name
-    }
-}
-
-fn save_mask(path: &Path, seg: &SegmentationPrediction) -> Result<(), String> {
-    let image = image::GrayImage::from_raw(seg.width as u32, seg.height as u32, seg.mask.clone())
-        .ok_or("mask size does not match its pixels")?;
-    let mut png = Vec::new();
-    image
-        .write_to(&mut io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| e.to_string())?;
-    write_file(path, &png).map_err(|e| io_message(&e))
 }

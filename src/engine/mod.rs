@@ -18,7 +18,6 @@ pub(crate) use torch::set_cpu_policy;
 mod ordered;
 
 use crate::records::Prediction;
-use anyhow::{anyhow, Result};
 use handler_config::HandlerConfig;
 use model::{physical_cores, DeviceChoice, Model, ModelError};
 use model_source::ModelSource;
@@ -46,6 +45,40 @@ pub(crate) struct EngineOptions {
     /// often partial (serve); a directory or a slide pads only its last batch, which costs less
     /// than the check.
     pub(crate) smaller_shapes: bool,
+}
+
+impl EngineOptions {
+    /// These options for a run over `images` images: on the CPU, no more instances than there are
+    /// batches, so that one image loads one.
+    pub(crate) fn for_images(&self, images: usize) -> EngineOptions {
+        let batches = images.div_ceil(self.batch_size.max(1)).max(1);
+        let threads = match self.device {
+            DeviceChoice::Cpu => Some(self.threads.unwrap_or_else(physical_cores).min(batches)),
+            DeviceChoice::Cuda | DeviceChoice::Auto => self.threads,
+        };
+        EngineOptions {
+            threads,
+            ..self.clone()
+        }
+    }
+}
+
+/// Why the engine did not load, or gave no answer or explanation for an image.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EngineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The probe images at the full batch shape failed: the configuration does not fit the model.
+    #[error(
+        "{name}: the model does not fit its handler configuration: on a {shape:?} input, {error}"
+    )]
+    Mismatch {
+        name: String,
+        shape: [usize; 4],
+        error: ModelError,
+    },
+    #[error("this engine was loaded without explanations")]
+    NoExplanations,
 }
 
 /// An image's attribution (`[C, H, W]`) and its output's change from the baseline.
@@ -82,7 +115,10 @@ impl Engine {
     /// batch shape, so that a mismatch is one clear error before any image is read (and the first
     /// real batch does not pay libtorch's warm-up); then keeps the smaller batch shapes that answer
     /// the probe bit for bit as the full one.
-    pub(crate) fn load(source: &ModelSource, options: &EngineOptions) -> Result<Engine> {
+    pub(crate) fn load(
+        source: &ModelSource,
+        options: &EngineOptions,
+    ) -> Result<Engine, EngineError> {
         let config = source.config.clone();
         let torch = torch::torch().map_err(ModelError::from)?;
         if options.optimize {
@@ -135,10 +171,10 @@ impl Engine {
                 .into_iter()
                 .map(|l| {
                     l.join()
-                        .unwrap_or_else(|_| Err(ModelError::Forward("loading panicked".into())))
+                        .unwrap_or(Err(ModelError::Panicked("loading panicked")))
                 })
                 .collect::<Result<Vec<_>, _>>();
-            checked.and(others.map_err(anyhow::Error::from))
+            checked.and(others.map_err(EngineError::from))
         })?;
         engine.lanes.extend(others.into_iter().map(Mutex::new));
         Ok(engine)
@@ -147,16 +183,18 @@ impl Engine {
     /// Runs the probe images at the full batch shape (the configuration check, and the classes),
     /// then, with `smaller`, at each smaller power-of-two shape, keeping those that answer bit for
     /// bit the same.
-    fn check_shapes(&mut self, name: &str, smaller: bool) -> Result<()> {
+    fn check_shapes(&mut self, name: &str, smaller: bool) -> Result<(), EngineError> {
         let [c, h, w] = self.pre.input_shape();
         let n = self.batch_size;
         let probe = probe_images(n, c * h * w);
         let images: Vec<&Prepared> = probe.iter().collect();
-        let reference = self.infer_at(0, &images, n).map_err(|e| {
-            anyhow!(
-                "{name}: the model does not fit its handler configuration: on a [{n}, {c}, {h}, {w}] input, {e}"
-            )
-        })?;
+        let reference = self
+            .infer_at(0, &images, n)
+            .map_err(|error| EngineError::Mismatch {
+                name: name.to_owned(),
+                shape: [n, c, h, w],
+                error,
+            })?;
         self.classes = match &reference[0] {
             Prediction::Class(c) => c.probabilities.len(),
             Prediction::Segmentation(s) => s.fractions.len(),
@@ -236,12 +274,12 @@ impl Engine {
     /// model's one logit is column 0), with TorchServe's 15 steps: an attribution per input value,
     /// and how much the output moved from the baseline's (which the attributions add up to, within
     /// the quadrature's error).
-    pub(crate) fn explain(&self, image: &Prepared, target: usize) -> Result<Explanation, String> {
-        let explainer = lock(
-            self.explainer
-                .as_ref()
-                .ok_or("this engine was loaded without explanations")?,
-        );
+    pub(crate) fn explain(
+        &self,
+        image: &Prepared,
+        target: usize,
+    ) -> Result<Explanation, EngineError> {
+        let explainer = lock(self.explainer.as_ref().ok_or(EngineError::NoExplanations)?);
         let shape = self.pre.input_shape();
         let [c, h, w] = shape;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -262,8 +300,8 @@ impl Engine {
             let delta = out[target] - out[columns + target];
             Ok(Explanation { attribution, delta })
         }))
-        .unwrap_or_else(|_| Err(ModelError::Forward("the gradient panicked".into())))
-        .map_err(|e| e.to_string())
+        .unwrap_or(Err(ModelError::Panicked("the gradient panicked")))
+        .map_err(EngineError::from)
     }
 
     /// Runs preprocessed images through lane `lane` of the model, `batch_size` at a time, with the
@@ -276,7 +314,7 @@ impl Engine {
         &self,
         lane: usize,
         images: &[&Prepared],
-    ) -> Vec<Result<Prediction, String>> {
+    ) -> Vec<Result<Prediction, EngineError>> {
         answer_each(images, self.batch_size, |batch| {
             let shape = self
                 .shapes
@@ -287,12 +325,10 @@ impl Engine {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.infer_at(lane, batch, shape)
             }))
-            .unwrap_or_else(|_| {
-                Err(ModelError::Forward(
-                    "the model panicked (a bug, please report it)".into(),
-                ))
-            })
-            .map_err(|e| e.to_string())
+            .unwrap_or(Err(ModelError::Panicked(
+                "the model panicked (a bug, please report it)",
+            )))
+            .map_err(EngineError::from)
         })
     }
 
@@ -356,11 +392,11 @@ fn probe_images(n: usize, size: usize) -> Vec<Prepared> {
 
 /// The failed-batch policy of `Engine::infer_each`, apart from the model: `run` answers a batch of
 /// at most `batch` items; a batch it fails is run again item by item.
-fn answer_each<I: Copy, P>(
+fn answer_each<I: Copy, P, E>(
     items: &[I],
     batch: usize,
-    run: impl Fn(&[I]) -> Result<Vec<P>, String>,
-) -> Vec<Result<P, String>> {
+    run: impl Fn(&[I]) -> Result<Vec<P>, E>,
+) -> Vec<Result<P, E>> {
     let mut answers = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch.max(1)) {
         match run(chunk) {
@@ -378,7 +414,27 @@ fn answer_each<I: Copy, P>(
 
 #[cfg(test)]
 mod tests {
-    use super::answer_each;
+    use super::{answer_each, DeviceChoice, EngineOptions};
+
+    #[test]
+    fn a_cpu_run_loads_no_more_instances_than_batches() {
+        let options = |device, threads| EngineOptions {
+            device,
+            threads,
+            max_pixels: 1 << 20,
+            batch_size: 4,
+            optimize: true,
+            explain: false,
+            smaller_shapes: false,
+        };
+        let threads = |device, threads, images| options(device, threads).for_images(images).threads;
+        assert_eq!(threads(DeviceChoice::Cpu, Some(8), 9), Some(3));
+        assert_eq!(threads(DeviceChoice::Cpu, Some(2), 100), Some(2));
+        assert_eq!(threads(DeviceChoice::Cpu, Some(8), 0), Some(1));
+        assert_eq!(threads(DeviceChoice::Cpu, None, 1), Some(1));
+        assert_eq!(threads(DeviceChoice::Cuda, None, 100), None);
+        assert_eq!(threads(DeviceChoice::Auto, Some(3), 1), Some(3));
+    }
 
     #[test]
     fn a_failed_batch_costs_only_the_items_that_fail_alone() {

@@ -1,7 +1,8 @@
 //! A TorchScript model on a device, ready for inference: eval mode, InferenceMode, a fixed thread
 //! count, and by default frozen and optimised for inference (in the libtorch engine, `torch`).
 
-use super::torch::{torch, Module, Tensor, Unavailable};
+use super::postprocess::OutputError;
+use super::torch::{torch, Module, Tensor, TorchError, Unavailable};
 use std::path::Path;
 
 /// Where the model runs.
@@ -16,13 +17,16 @@ pub(crate) enum DeviceChoice {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ModelError {
     #[error("{path}: cannot load TorchScript model: {detail}")]
-    Load { path: String, detail: String },
+    Load { path: String, detail: TorchError },
     #[error("CUDA was requested but is not available (no GPU is visible, or this libtorch was built without CUDA)")]
     NoCuda,
     #[error("forward failed: {0}")]
-    Forward(String),
-    #[error("{0}")]
-    OutputShape(String),
+    Forward(TorchError),
+    /// A forward pass (or a lane's loading) panicked: what panicked.
+    #[error("forward failed: {0}")]
+    Panicked(&'static str),
+    #[error(transparent)]
+    Output(#[from] OutputError),
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }

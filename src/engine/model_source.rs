@@ -234,36 +234,48 @@ fn image_classifier(archive: &Archive) -> Result<HandlerConfig> {
     })
 }
 
+/// Why an archive's `index_to_name.json` gives no labels.
+#[derive(Debug, thiserror::Error)]
+enum IndexToNameError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("key {0:?} is not a class index")]
+    NotAnIndex(String),
+    #[error("class {0}: the list's last element is not a name")]
+    ListWithoutName(usize),
+    #[error("class {0}: not a name or a list of names")]
+    NotAName(usize),
+    #[error("class {index} is beyond the {count} classes listed")]
+    Beyond { index: usize, count: usize },
+    #[error("class {0} is missing")]
+    Missing(usize),
+}
+
 /// `{"0": "cat", "1": ["n01", "dog"]}` -> `["cat", "dog"]`; every index from 0 must be present.
-fn index_to_name(bytes: &[u8]) -> Result<Vec<String>, String> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+fn index_to_name(bytes: &[u8]) -> Result<Vec<String>, IndexToNameError> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
     let mut labels = vec![None; map.len()];
     for (key, value) in &map {
         let index: usize = key
             .parse()
-            .map_err(|_| format!("key {key:?} is not a class index"))?;
+            .map_err(|_| IndexToNameError::NotAnIndex(key.clone()))?;
         let name = match value {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Array(items) => match items.last() {
                 Some(serde_json::Value::String(s)) => s.clone(),
-                _ => {
-                    return Err(format!(
-                        "class {index}: the list's last element is not a name"
-                    ))
-                }
+                _ => return Err(IndexToNameError::ListWithoutName(index)),
             },
-            _ => return Err(format!("class {index}: not a name or a list of names")),
+            _ => return Err(IndexToNameError::NotAName(index)),
         };
-        *labels.get_mut(index).ok_or(format!(
-            "class {index} is beyond the {} classes listed",
-            map.len()
-        ))? = Some(name);
+        *labels.get_mut(index).ok_or(IndexToNameError::Beyond {
+            index,
+            count: map.len(),
+        })? = Some(name);
     }
     labels
         .into_iter()
         .enumerate()
-        .map(|(i, l)| l.ok_or(format!("class {i} is missing")))
+        .map(|(i, l)| l.ok_or(IndexToNameError::Missing(i)))
         .collect()
 }
 
@@ -295,15 +307,32 @@ mod tests {
             index_to_name(br#"{"1": ["n1", "dog"], "0": "cat"}"#).unwrap(),
             ["cat", "dog"]
         );
-        assert!(index_to_name(br#"{"0": "cat", "2": "dog"}"#)
-            .unwrap_err()
-            .contains("beyond"));
-        assert!(index_to_name(br#"{"x": "cat"}"#)
-            .unwrap_err()
-            .contains("not a class index"));
-        assert!(index_to_name(br#"{"0": 3}"#)
-            .unwrap_err()
-            .contains("not a name"));
+        let message = |bytes: &[u8]| index_to_name(bytes).unwrap_err().to_string();
+        assert_eq!(
+            message(br#"{"0": "cat", "2": "dog"}"#),
+            "class 2 is beyond the 2 classes listed"
+        );
+        assert_eq!(
+            message(br#"{"x": "cat"}"#),
+            "key \"x\" is not a class index"
+        );
+        assert_eq!(
+            message(br#"{"0": 3}"#),
+            "class 0: not a name or a list of names"
+        );
+        assert_eq!(
+            message(br#"{"0": ["n0", 1]}"#),
+            "class 0: the list's last element is not a name"
+        );
+        // "00" is class 0 again, so class 1 has no name.
+        assert_eq!(
+            message(br#"{"0": "cat", "00": "dog"}"#),
+            "class 1 is missing"
+        );
+        assert!(matches!(
+            index_to_name(b"{"),
+            Err(IndexToNameError::Json(_))
+        ));
     }
 
     fn fixture(name: &str) -> PathBuf {

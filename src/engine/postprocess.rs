@@ -3,11 +3,30 @@
 //! same kernels as in PyTorch.
 
 use super::handler_config::HandlerConfig;
-use super::model::ModelError;
-use super::torch::{Op, Tensor};
+use super::torch::{Op, Tensor, TorchError};
 use crate::records::{
     ClassPrediction, OutputKind, Prediction, RawPrediction, SegmentationPrediction,
 };
+
+/// Why a model's output gives no predictions.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum OutputError {
+    /// The output's shape does not fit the configured kind: the shape and what was expected.
+    #[error("model output shape [{shown}] does not fit kind = \"{kind}\" (expected {expected})", shown = shown(.shape))]
+    Shape {
+        shape: Vec<usize>,
+        kind: OutputKind,
+        expected: String,
+    },
+    /// An activation, run in libtorch, failed.
+    #[error("forward failed: {0}")]
+    Tensor(TorchError),
+}
+
+/// `[1, 2]` as `1, 2`.
+fn shown(shape: &[usize]) -> String {
+    format!("{shape:?}").replace(']', "").replace('[', "")
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Postprocessor {
@@ -37,14 +56,14 @@ impl Postprocessor {
 
     /// Checks that an output of `shape` fits the configured kind for a batch of `n`; the message
     /// names the shape and what was expected.
-    pub(crate) fn check_shape(&self, shape: &[usize], n: usize) -> Result<(), String> {
-        let shown = format!("{shape:?}").replace(']', "").replace('[', "");
+    pub(crate) fn check_shape(&self, shape: &[usize], n: usize) -> Result<(), OutputError> {
         let labels = self.labels.as_ref().map(Vec::len);
         let fail = |expect: &str| {
-            Err(format!(
-                "model output shape [{shown}] does not fit kind = \"{}\" (expected {expect})",
-                self.kind
-            ))
+            Err(OutputError::Shape {
+                shape: shape.to_vec(),
+                kind: self.kind,
+                expected: expect.to_owned(),
+            })
         };
         if shape.first() != Some(&n) {
             return fail(&format!("a first dimension of {n}, the batch size"));
@@ -81,16 +100,15 @@ impl Postprocessor {
         &self,
         output: &Tensor,
         n: usize,
-    ) -> Result<Vec<Prediction>, ModelError> {
+    ) -> Result<Vec<Prediction>, OutputError> {
         let shape = output.dims();
-        self.check_shape(&shape, n)
-            .map_err(ModelError::OutputShape)?;
+        self.check_shape(&shape, n)?;
         let host = |op: Option<Op>| {
             match op {
                 Some(op) => output.apply(op).and_then(|t| t.to_vec()),
                 None => output.to_vec(),
             }
-            .map_err(ModelError::Forward)
+            .map_err(OutputError::Tensor)
         };
         Ok(match self.kind {
             OutputKind::Binary => host(Some(Op::Sigmoid))?
@@ -174,5 +192,41 @@ pub(crate) fn segmentation(
         height,
         mask,
         fractions: counts.iter().map(|&c| c as f32 / total).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(kind: &str, labels: &str) -> Postprocessor {
+        let text = format!("[input]\nheight = 8\nwidth = 8\n[output]\nkind = \"{kind}\"\n{labels}");
+        Postprocessor::new(&HandlerConfig::from_toml(&text).unwrap())
+    }
+
+    #[test]
+    fn an_output_of_the_wrong_shape_says_what_was_expected() {
+        let binary = post("binary", "");
+        assert_eq!(binary.check_shape(&[4, 1], 4), Ok(()));
+        assert_eq!(binary.check_shape(&[4], 4), Ok(()));
+        assert_eq!(
+            binary.check_shape(&[4, 2], 4).unwrap_err().to_string(),
+            "model output shape [4, 2] does not fit kind = \"binary\" (expected [N, 1]: one logit per image)"
+        );
+        assert_eq!(
+            binary.check_shape(&[2, 1], 4).unwrap_err().to_string(),
+            "model output shape [2, 1] does not fit kind = \"binary\" (expected a first dimension of 4, the batch size)"
+        );
+        let labelled = post("multiclass", "labels = [\"a\", \"b\", \"c\"]\n");
+        assert_eq!(labelled.check_shape(&[1, 3], 1), Ok(()));
+        assert_eq!(
+            labelled.check_shape(&[1, 4], 1).unwrap_err().to_string(),
+            "model output shape [1, 4] does not fit kind = \"multiclass\" (expected [N, 3] to match the 3 labels)"
+        );
+        let segmentation = post("segmentation", "");
+        assert!(matches!(
+            segmentation.check_shape(&[1, 2, 8], 1),
+            Err(OutputError::Shape { .. })
+        ));
     }
 }

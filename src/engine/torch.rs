@@ -15,6 +15,18 @@ pub(crate) const ENGINE_VAR: &str = "SCANCER_TORCH";
 #[error("{0}")]
 pub(crate) struct Unavailable(String);
 
+/// A call into the engine failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum TorchError {
+    /// libtorch's own message (its first meaningful line).
+    #[error("{0}")]
+    Libtorch(String),
+    #[error("path contains a NUL byte")]
+    NulInPath,
+    #[error("{values} values do not make a {dims:?} tensor")]
+    Shape { values: usize, dims: Vec<usize> },
+}
+
 pub(crate) struct Torch {
     api: &'static Api,
 }
@@ -170,8 +182,10 @@ fn take_message(api: &Api, message: Message) -> Option<String> {
     Some(first_line(&text))
 }
 
-fn error_of(api: &Api, message: Message) -> String {
-    take_message(api, message).unwrap_or_else(|| "unknown libtorch error".into())
+fn error_of(api: &Api, message: Message) -> TorchError {
+    TorchError::Libtorch(
+        take_message(api, message).unwrap_or_else(|| "unknown libtorch error".into()),
+    )
 }
 
 fn first_line(text: &str) -> String {
@@ -211,9 +225,9 @@ impl Torch {
         path: &Path,
         cuda: Option<usize>,
         optimize: bool,
-    ) -> Result<(Module, Option<String>), String> {
-        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| "path contains a NUL byte".to_owned())?;
+    ) -> Result<(Module, Option<String>), TorchError> {
+        let c_path =
+            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| TorchError::NulInPath)?;
         let device = cuda.map_or(-1, |i| c_int::try_from(i).unwrap_or(c_int::MAX));
         let (mut error, mut optimize_error) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: a valid C string and out-pointers.
@@ -259,7 +273,7 @@ impl Drop for Module {
 
 impl Module {
     /// Runs the module on `data`, a contiguous `f32` tensor of shape `dims`.
-    pub(crate) fn forward(&self, data: &[f32], dims: &[usize]) -> Result<Tensor, String> {
+    pub(crate) fn forward(&self, data: &[f32], dims: &[usize]) -> Result<Tensor, TorchError> {
         // SAFETY: the arguments are model_forward's, as `call` passes them.
         self.call(data, dims, |api, handle, data, dims, ndim, error| unsafe {
             (api.model_forward)(handle, data, dims, ndim, error)
@@ -273,7 +287,7 @@ impl Module {
         data: &[f32],
         dims: &[usize],
         target: usize,
-    ) -> Result<Tensor, String> {
+    ) -> Result<Tensor, TorchError> {
         // SAFETY: the arguments are model_gradient's, as `call` passes them.
         self.call(data, dims, |api, handle, data, dims, ndim, error| unsafe {
             (api.model_gradient)(handle, data, dims, ndim, target as i64, error)
@@ -294,12 +308,12 @@ impl Module {
             usize,
             *mut Message,
         ) -> *mut c_void,
-    ) -> Result<Tensor, String> {
+    ) -> Result<Tensor, TorchError> {
         if dims.iter().product::<usize>() != data.len() {
-            return Err(format!(
-                "{} values do not make a {dims:?} tensor",
-                data.len()
-            ));
+            return Err(TorchError::Shape {
+                values: data.len(),
+                dims: dims.to_vec(),
+            });
         }
         let dims = dims_i64(dims);
         let mut error = std::ptr::null_mut();
@@ -347,7 +361,7 @@ impl Drop for Tensor {
 }
 
 impl Tensor {
-    fn made(api: &'static Api, handle: *mut c_void, error: Message) -> Result<Tensor, String> {
+    fn made(api: &'static Api, handle: *mut c_void, error: Message) -> Result<Tensor, TorchError> {
         if handle.is_null() {
             return Err(error_of(api, error));
         }
@@ -367,7 +381,7 @@ impl Tensor {
         dims[..n].iter().map(|&d| d.max(0) as usize).collect()
     }
 
-    pub(crate) fn apply(&self, operation: Op) -> Result<Tensor, String> {
+    pub(crate) fn apply(&self, operation: Op) -> Result<Tensor, TorchError> {
         let (code, arg) = match operation {
             Op::Sigmoid => (op::SIGMOID, 0.0),
             Op::Softmax => (op::SOFTMAX, 0.0),
@@ -382,12 +396,12 @@ impl Tensor {
     }
 
     /// This tensor with zero rows appended up to `rows` along dimension 0.
-    pub(crate) fn pad_rows(&self, rows: usize) -> Result<Tensor, String> {
+    pub(crate) fn pad_rows(&self, rows: usize) -> Result<Tensor, TorchError> {
         self.apply(Op::PadRows(rows))
     }
 
     /// The values, contiguous, as `f32` in host memory.
-    pub(crate) fn to_vec(&self) -> Result<Vec<f32>, String> {
+    pub(crate) fn to_vec(&self) -> Result<Vec<f32>, TorchError> {
         let len = self.dims().iter().product();
         let mut values = vec![0f32; len];
         let mut error = std::ptr::null_mut();
@@ -412,6 +426,20 @@ mod tests {
             "shape mismatch"
         );
         assert_eq!(first_line("\n\n"), "unknown libtorch error");
+    }
+
+    #[test]
+    fn errors_read_as_before() {
+        let shape = TorchError::Shape {
+            values: 5,
+            dims: vec![1, 2, 3],
+        };
+        assert_eq!(shape.to_string(), "5 values do not make a [1, 2, 3] tensor");
+        assert_eq!(
+            TorchError::NulInPath.to_string(),
+            "path contains a NUL byte"
+        );
+        assert_eq!(TorchError::Libtorch("oom".into()).to_string(), "oom");
     }
 
     #[test]

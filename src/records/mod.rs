@@ -87,7 +87,6 @@ pub(crate) struct Piece {
 }
 
 impl Piece {
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) const WHOLE: Piece = Piece {
         before: 0,
         opens: true,

@@ -8,9 +8,15 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SlideError {
-    /// The input could not be listed or read, as the inputs layer says.
+    /// The input could not be listed, as the inputs layer says.
     #[error("{0}")]
     Input(String),
+    /// Standard input could not be read.
+    #[error(transparent)]
+    Stdin(#[from] crate::inputs::ReadError),
+    /// A decoder panicked on this input.
+    #[error(transparent)]
+    Crashed(#[from] crate::pipeline::DecoderCrashed),
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
@@ -31,12 +37,12 @@ pub(crate) enum SlideError {
     MasksTooLarge { limit: usize },
     #[error("a raw model's output has no classes to map")]
     RawOutput,
-    /// The engine's message for a window's (or a patch's) forward pass.
-    #[error("{0}")]
-    Model(String),
-    /// Explaining the hotspot window, as the explanation writer says.
-    #[error("{0}")]
-    Explain(String),
+    /// A window's (or a patch's) forward pass.
+    #[error(transparent)]
+    Model(#[from] crate::engine::EngineError),
+    /// Explaining the hotspot window.
+    #[error(transparent)]
+    Explain(#[from] crate::attribution_png::ExplainError),
     #[error(transparent)]
     Write(#[from] WriteError),
 }

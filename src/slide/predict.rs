@@ -142,10 +142,10 @@ impl Slide<'_> {
     /// a summary, or an error record with the summary when it holds no tissue), else a single patch
     /// exactly as plain predict answers it. A decoder that panics costs this input only.
     fn predict(&self, item: &Item) -> Predicted {
-        match crate::pipeline::decoding(|| self.try_predict(item).map_err(|e| e.to_string())) {
+        match crate::pipeline::decoding(|| self.try_predict(item)) {
             Ok(done) => done,
             Err(why) => Predicted {
-                outcome: Outcome::Failed(why),
+                outcome: Outcome::Failed(why.to_string()),
                 summary: None,
                 result: None,
             },
@@ -159,9 +159,7 @@ impl Slide<'_> {
         let choice = &self.options.choice;
         let origin = match &input.source {
             Source::File(path) => Origin::File(path),
-            Source::Stdin => Origin::Stdin(Shared(Arc::new(
-                read_stdin(MAX_STDIN_BYTES).map_err(|e| SlideError::Input(e.to_string()))?,
-            ))),
+            Source::Stdin => Origin::Stdin(Shared(Arc::new(read_stdin(MAX_STDIN_BYTES)?))),
         };
         let opened = match &origin {
             Origin::File(path) => rows::open(path, self.max_pixels, choice)?,
@@ -176,11 +174,7 @@ impl Slide<'_> {
         if plan.level0.0 <= ww && plan.level0.1 <= wh {
             drop(rows);
             let prepared = self.patch(&origin)?;
-            let answer = self
-                .engine
-                .infer_each(0, &[&prepared])
-                .remove(0)
-                .map_err(|e| SlideError::Model(e.to_string()))?;
+            let answer = self.engine.infer_each(0, &[&prepared]).remove(0)?;
             return Ok(Predicted {
                 outcome: Outcome::Predicted(answer),
                 summary: None,
@@ -290,8 +284,7 @@ impl Slide<'_> {
         if let (Some(path), Some(input), Some(focus)) =
             (&self.explain, &result.hotspot_input, result.focus)
         {
-            crate::attribution_png::explain_to(self.engine, self.identity, path, input, focus)
-                .map_err(|e| SlideError::Explain(e.to_string()))?;
+            crate::attribution_png::explain_to(self.engine, self.identity, path, input, focus)?;
             written.push(("explanation", path.display().to_string()));
         }
         let export = exports::Export {

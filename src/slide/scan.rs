@@ -13,9 +13,9 @@ use super::types::{SlideOptions, SlideResult, Tile};
 use super::usage::{self, UsageError};
 use crate::engine::preprocess::{convert, Prepared};
 use crate::engine::Engine;
+use crate::engine::EngineError;
 use crate::records::{OutputKind, Prediction};
 use image::{DynamicImage, RgbImage};
-use std::fmt::Display;
 
 /// The most windows of one slide (a 200,000 x 100,000 scan at stride 48 has 8.7 million).
 pub(crate) const MAX_WINDOWS: usize = 1 << 24;
@@ -303,15 +303,12 @@ impl Outputs {
     }
 
     /// Files each answer of a batch under its tile.
-    fn file<E: Display>(
+    fn file(
         &mut self,
         inputs: Vec<(usize, Prepared)>,
-        answers: Vec<Result<Prediction, E>>,
+        answers: Vec<Result<Prediction, EngineError>>,
     ) -> Result<(), SlideError> {
-        let predictions = answers
-            .into_iter()
-            .map(|a| a.map_err(|e| SlideError::Model(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let predictions = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
         let Filing {
             classes,
             focus,
