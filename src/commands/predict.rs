@@ -51,11 +51,8 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     let explanations = outputs::explanations(config.explain.as_deref(), &all)?;
     let range = config.shard.map_or(0..all.len(), |s| s.range(all.len()));
     let mut piece = config.shard.map_or(Piece::WHOLE, |s| s.piece(all.len()));
-    let shard: Vec<Item> = all[range.clone()].to_vec();
-    let heatmaps = heatmaps[range.clone()].to_vec();
-    let exports = exports[range.clone()].to_vec();
-    let explanations = explanations[range].to_vec();
-    let resumed = resumed(&config, &shard, piece.opens)?;
+    let shard = &all[range.clone()];
+    let resumed = resumed(&config, shard, piece.opens)?;
     if let Some(r) = &resumed {
         piece = r.rest_of(piece);
         if !config.quiet {
@@ -66,14 +63,16 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     // The table's path column fits every input, so that shards' tables line up when joined.
     let path_width = widest(&all);
     let items: Arc<[Item]> = shard[skip..].to_vec().into();
+    // What is left to do: the shard's inputs after those already recorded.
+    let left = range.start + skip..range.end;
     let run = Run {
         config: &config,
         started,
         piece,
         resumed,
-        heatmaps: heatmaps[skip..].to_vec(),
-        exports: exports[skip..].to_vec(),
-        explanations: explanations[skip..].to_vec(),
+        heatmaps: heatmaps[left.clone()].to_vec(),
+        exports: exports[left.clone()].to_vec(),
+        explanations: explanations[left].to_vec(),
         path_width,
     };
     let code = if let Some(remote) = &config.remote {
@@ -109,17 +108,16 @@ struct Run<'a> {
 /// Checks `--output`, `--tiles` and `--resume` together; reads what an earlier run left.
 fn resumed(config: &PredictConfig, items: &[Item], opens: bool) -> Result<Option<Resumed>> {
     let rows = config.slides.tiles.as_deref();
-    let csv = rows.map(tiles::is_csv).transpose();
-    let (records, tiles) = (
-        config.output.as_deref(),
-        rows.zip(csv.map_err(anyhow::Error::msg)?),
-    );
+    let tiles = rows.zip(rows.map(tiles::is_csv).transpose()?);
+    let outputs = Outputs {
+        records: config.output.as_deref(),
+        tiles,
+    };
     let paths: Vec<&str> = items.iter().map(display).collect();
-    let (format, resume) = (config.format, config.resume);
     Ok(Resumed::load(
-        Outputs { records, tiles },
-        format,
-        resume,
+        outputs,
+        config.format,
+        config.resume,
         &paths,
         opens,
     )?)
@@ -131,39 +129,25 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     if config.explain.is_some() {
         crate::attribution_png::check_kind(source.config.output.kind)?;
     }
+    // What explanations and slide provenance name the model by.
+    let identity = || {
+        let identity = source.identity();
+        identity.with_context(|| format!("{}: cannot read", source.name))
+    };
     if config.slides.tile || source.config.input.patch {
-        // Usage errors, before any slide is read or any output touched.
-        let options = &config.slides.options;
-        let (_, focus) =
-            crate::slide::check(&source.config, options.stride, options.class.as_deref())
-                .map_err(anyhow::Error::msg)?;
-        crate::slide::check_outputs(
-            source.config.output.kind,
-            focus,
-            config.slides.heatmap.is_some(),
-            config
-                .slides
-                .exports
-                .iter()
-                .any(|(f, _)| *f == Export::LesionsCsv),
-        )
-        .map_err(anyhow::Error::msg)?;
+        let asked = &config.slides;
+        let heatmap = asked.heatmap.is_some();
+        crate::slide::check_run(&source.config, &asked.options, heatmap, &asked.exports)?;
         let engine = Engine::load(&source, &config.engine)?;
-        let identity = source
-            .identity()
-            .with_context(|| format!("{}: cannot read", source.name))?;
         let schema = engine.schema();
-        return slides(run, items, engine, identity, schema);
+        return slides(run, items, engine, identity()?, schema);
     }
     let preprocessor = Preprocessor::new(&source.config, config.engine.max_pixels);
     // Decoding starts now and overlaps loading the model.
     let decoding = pipeline::start(Arc::new(preprocessor), Arc::clone(items), config.pipeline);
     let engine = Engine::load(&source, &config.engine.for_images(items.len()))?;
     let schema = engine.schema();
-    let identity = config.explain.as_ref().map(|_| source.identity());
-    let identity = identity
-        .transpose()
-        .with_context(|| format!("{}: cannot read", source.name))?;
+    let identity = config.explain.as_ref().map(|_| identity()).transpose()?;
     let explanations = &run.explanations;
     let produce: Producer = Box::new(move |emit| {
         Ok(decoding.finish(&engine, |i, outcome, input| {
@@ -206,16 +190,11 @@ fn slides(
     schema: Schema,
 ) -> Result<Exit> {
     let config = &run.config.slides;
-    let tiles = match &config.tiles {
-        Some(path) => {
-            let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
-            Some(
-                TileWriter::create(path, kept)
-                    .with_context(|| format!("{}: cannot create", path.display()))?,
-            )
-        }
-        None => None,
-    };
+    let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
+    let tiles = config.tiles.as_deref().map(|path| {
+        TileWriter::create(path, kept).with_context(|| format!("{}: cannot create", path.display()))
+    });
+    let tiles = tiles.transpose()?;
     let masks = outputs::masks(&run.config.mask_dir, items, engine.config().output.kind)?;
     let produce: Producer = Box::new(move |emit| {
         let slides = Slides {

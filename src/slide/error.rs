@@ -2,7 +2,7 @@
 //! output file. Each becomes that input's error record, with the message it displays.
 
 use super::rows::{ReadError, MAX_BAND_BYTES};
-use super::usage::UsageError;
+use crate::records::OutputKind;
 use std::io;
 use std::path::PathBuf;
 
@@ -55,4 +55,25 @@ pub(crate) struct WriteError {
     pub(crate) what: &'static str,
     pub(crate) path: PathBuf,
     pub(crate) error: io::Error,
+}
+
+/// A slide run's settings that do not suit the model, or each other.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum UsageError {
+    #[error("slides need a model with classes (kind = \"binary\", \"multiclass\" or \"segmentation\"); a raw model's output has nothing to map")]
+    RawModel,
+    #[error("--stride {stride} must be between 1 and the window size ({window})")]
+    Stride { stride: usize, window: usize },
+    /// `--class NAME` names none of `labels` (joined for the message).
+    #[error("--class {name:?} is not one of the model's classes ({labels})")]
+    UnknownClass { name: String, labels: String },
+    #[error("--class picks one class of a multiclass model; this model's kind is \"{kind}\"")]
+    ClassNeedsMulticlass { kind: OutputKind },
+    /// A class index past the model's classes (known once the model is loaded).
+    #[error("--class {class}: the model has {classes} classes")]
+    ClassIndex { class: usize, classes: usize },
+    #[error("a segmentation model's slides get a class mask (written to --mask-dir), not a probability heatmap: leave out --heatmap")]
+    SegmentationHeatmap,
+    #[error("--lesions lists the regions of one class: name it with --class (a multiclass model), or use a binary model")]
+    LesionsNeedClass,
 }

@@ -1,29 +1,12 @@
 //! A slide run's settings checked against the model and against each other before any slide is
 //! read: what is wrong here is the command's, not one slide's.
 
+pub(crate) use super::error::UsageError;
+use super::exports::Format;
+use super::types::SlideOptions;
 use crate::engine::handler_config::HandlerConfig;
 use crate::records::OutputKind;
-
-/// A slide run's settings that do not suit the model, or each other.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub(crate) enum UsageError {
-    #[error("slides need a model with classes (kind = \"binary\", \"multiclass\" or \"segmentation\"); a raw model's output has nothing to map")]
-    RawModel,
-    #[error("--stride {stride} must be between 1 and the window size ({window})")]
-    Stride { stride: usize, window: usize },
-    /// `--class NAME` names none of `labels` (joined for the message).
-    #[error("--class {name:?} is not one of the model's classes ({labels})")]
-    UnknownClass { name: String, labels: String },
-    #[error("--class picks one class of a multiclass model; this model's kind is \"{kind}\"")]
-    ClassNeedsMulticlass { kind: OutputKind },
-    /// A class index past the model's classes (known once the model is loaded).
-    #[error("--class {class}: the model has {classes} classes")]
-    ClassIndex { class: usize, classes: usize },
-    #[error("a segmentation model's slides get a class mask (written to --mask-dir), not a probability heatmap: leave out --heatmap")]
-    SegmentationHeatmap,
-    #[error("--lesions lists the regions of one class: name it with --class (a multiclass model), or use a binary model")]
-    LesionsNeedClass,
-}
+use std::path::PathBuf;
 
 /// Checks a slide run's settings against the model before any slide is read: these are usage
 /// errors, not one slide's. The stride, and the focus class (binary: the positive class;
@@ -71,7 +54,7 @@ pub(crate) fn check(
 }
 
 /// Usage errors of the outputs asked for, before any slide is read.
-pub(crate) fn check_outputs(
+fn check_outputs(
     kind: OutputKind,
     focus: Option<usize>,
     heatmap: bool,
@@ -84,4 +67,17 @@ pub(crate) fn check_outputs(
         return Err(UsageError::LesionsNeedClass);
     }
     Ok(())
+}
+
+/// A slide run's settings and outputs against the model, before any slide is read or any output
+/// touched: `heatmap` asked for, and `exports`.
+pub(crate) fn check_run(
+    engine_config: &HandlerConfig,
+    options: &SlideOptions,
+    heatmap: bool,
+    exports: &[(Format, PathBuf)],
+) -> Result<(), UsageError> {
+    let (_, focus) = check(engine_config, options.stride, options.class.as_deref())?;
+    let lesions = exports.iter().any(|(f, _)| *f == Format::LesionsCsv);
+    check_outputs(engine_config.output.kind, focus, heatmap, lesions)
 }
