@@ -4,6 +4,7 @@
 //! once); `values` gives plain enums their names on the command line.
 
 mod config;
+pub(crate) mod environment;
 mod resolve;
 mod serve;
 mod ts_config;
@@ -68,7 +69,7 @@ macro_rules! store_examples {
     long_about = "Run, package, manage and serve Scancer's breast-cancer detection models.\n\n\
         Models are TorchScript files with a small TOML handler configuration that describes their \
         preprocessing and output, the same models that Scancer's TorchServe deployment serves.",
-    after_long_help = exit::table(Table::Models),
+    after_long_help = format!("{}\n\n{}", exit::table(Table::Models), environment::HELP),
     propagate_version = true,
     max_term_width = 100
 )]

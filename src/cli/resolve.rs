@@ -3,6 +3,7 @@
 //! configuration file, else the default.
 
 use super::config::{PredictConfig, RemoteConfig, SlideConfig};
+use super::environment::variable;
 use super::{ColorChoice, EngineArgs, PredictArgs, RemoteArgs};
 use crate::engine::EngineOptions;
 use crate::pipeline::PipelineOptions;
@@ -146,16 +147,10 @@ fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
 /// The configuration file of profiles: `scancer/config.toml` under XDG_CONFIG_HOME, else under
 /// `~/.config`.
 fn config_file() -> Option<PathBuf> {
-    if let Some(dir) = environment("XDG_CONFIG_HOME") {
+    if let Some(dir) = variable("XDG_CONFIG_HOME") {
         return Some(PathBuf::from(dir).join("scancer/config.toml"));
     }
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/scancer/config.toml"))
-}
-
-/// An environment variable's value; unset, empty or not UTF-8 counts as not given. The environment
-/// is read here in cli/ and nowhere below it.
-pub(super) fn environment(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// The first of a flag, its environment variable and the profile's value that is given (an empty
@@ -163,7 +158,7 @@ pub(super) fn environment(name: &str) -> Option<String> {
 fn layered(flag: Option<String>, env: &str, profile: Option<String>) -> Option<String> {
     let given = |v: &String| !v.is_empty();
     flag.filter(given)
-        .or_else(|| environment(env))
+        .or_else(|| variable(env))
         .or(profile.filter(given))
 }
 
@@ -205,10 +200,7 @@ pub(crate) const DEFAULT_STORE_URL: &str = "http://127.0.0.1:8081";
 
 /// A client for `api`: its URL (`url` is the command's own flag), credentials and timeout.
 pub(crate) fn client(args: &RemoteArgs, url: Option<String>, api: Api) -> Result<Client> {
-    let named = args
-        .profile
-        .clone()
-        .or_else(|| environment("SCANCER_PROFILE"));
+    let named = args.profile.clone().or_else(|| variable("SCANCER_PROFILE"));
     let profile = load_profile(named, config_file())?;
     let url = match (layered(url, api.url_env(), api.profile_url(&profile)), api) {
         (Some(url), _) => url,

@@ -4,7 +4,8 @@
 //! command line, as TorchServe layers them. Reading the archives and restoring the models is the
 //! server's start-up (`serve::startup`).
 
-use super::resolve::{engine, environment};
+use super::environment::variable;
+use super::resolve::engine;
 use super::ts_config::{self, TsConfig};
 use super::ServeArgs;
 use crate::engine::model::DeviceChoice;
@@ -88,7 +89,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         auth,
         store: None,
         quiet: args.quiet,
-        hostname: crate::serve::metrics::hostname(environment("HOSTNAME")),
+        hostname: crate::serve::metrics::hostname(variable("HOSTNAME")),
     };
     match config {
         None => without_store(&args, host, &mut options)?,
@@ -107,8 +108,8 @@ fn auth(args: &ServeArgs, store_mode: bool) -> Result<Auth> {
         args.open.clone()
     };
     let extra = Credentials {
-        basic: environment("SCANCER_AUTH"),
-        token: environment("SCANCER_TOKEN"),
+        basic: variable("SCANCER_AUTH"),
+        token: variable("SCANCER_TOKEN"),
     };
     if extra.basic.as_ref().is_some_and(|pair| !pair.contains(':')) {
         bail!("SCANCER_AUTH: expected name:password");
@@ -123,7 +124,7 @@ fn auth(args: &ServeArgs, store_mode: bool) -> Result<Auth> {
 
 /// The folder TorchServe keeps its snapshots in: `config` under LOG_LOCATION, else under `logs`.
 fn snapshots_folder() -> PathBuf {
-    let logs = environment("LOG_LOCATION").unwrap_or_else(|| "logs".into());
+    let logs = variable("LOG_LOCATION").unwrap_or_else(|| "logs".into());
     snapshot::folder(Path::new(&logs))
 }
 

@@ -149,12 +149,12 @@ fn timestamps(reproducible: bool) -> Result<(String, zip::DateTime, u64)> {
             .map_or(0, |d| d.as_secs());
         return Ok((created, dos, unix));
     }
-    let epoch: i64 = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v
+    let epoch: i64 = match crate::cli::environment::variable("SOURCE_DATE_EPOCH") {
+        Some(v) => v
             .trim()
             .parse()
             .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
-        Err(_) => 315_532_800, // 1980-01-01T00:00:00Z
+        None => 315_532_800, // 1980-01-01T00:00:00Z
     };
     let t =
         chrono::DateTime::from_timestamp(epoch, 0).context("SOURCE_DATE_EPOCH is out of range")?;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 /// anywhere in an error's chain of causes, ends the command quietly with 0, as ripgrep does.
 pub fn main() -> ExitCode {
     // Before any thread starts (see there).
-    crate::engine::set_cpu_policy();
+    cli::environment::prepare();
     std::panic::set_hook(Box::new(|info| {
         // The last resort: no path of user input should reach a panic.
         if !crate::pipeline::panic_is_caught() {

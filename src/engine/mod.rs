@@ -13,7 +13,7 @@ pub(crate) mod preprocess;
 pub(crate) mod resample;
 mod torch;
 
-pub(crate) use torch::set_cpu_policy;
+pub(crate) use torch::{use_library, ENGINE_VAR};
 
 mod ordered;
 

@@ -31,15 +31,12 @@ pub(crate) struct Torch {
     api: &'static Api,
 }
 
-/// Starts libtorch's OpenMP runtime with one thread per team, unless the user chose a count: every
-/// forward pass runs on one intra-op thread (see `Engine`), and the engine also sets that on each
-/// thread that runs one (`Model::forward`), so no OpenMP team is ever formed and no thread spins at
-/// a barrier, whatever the machine's load. OpenMP reads this when libtorch is opened, so this runs
-/// first, in `main`, while the process has one thread (changing the environment is only safe then).
-pub(crate) fn set_cpu_policy() {
-    if std::env::var_os("OMP_NUM_THREADS").is_none() {
-        std::env::set_var("OMP_NUM_THREADS", "1");
-    }
+/// The engine library the user named (SCANCER_TORCH), as cli/ read it at start.
+static NAMED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Looks for the engine at `path` alone (SCANCER_TORCH); set once, before any model is loaded.
+pub(crate) fn use_library(path: PathBuf) {
+    let _ = NAMED.set(path);
 }
 
 /// The engine, opened once per process (and never closed: libtorch cannot be unloaded).
@@ -52,8 +49,8 @@ pub(crate) fn torch() -> Result<&'static Torch, Unavailable> {
 /// (`cargo build`'s target folder, a release archive), in `deps/` (where `cargo test` leaves it)
 /// and in `../lib/scancer/` (an installed prefix).
 fn candidates() -> Vec<PathBuf> {
-    if let Some(explicit) = std::env::var_os(ENGINE_VAR) {
-        return vec![PathBuf::from(explicit)];
+    if let Some(named) = NAMED.get() {
+        return vec![named.clone()];
     }
     let Some(dir) = std::env::current_exe()
         .ok()
@@ -73,7 +70,7 @@ fn open() -> Result<Torch, Unavailable> {
     let candidates = candidates();
     let Some(path) = candidates.iter().find(|p| p.exists()) else {
         let mut looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        if std::env::var_os(ENGINE_VAR).is_some() {
+        if NAMED.get().is_some() {
             looked[0] = format!("{ENGINE_VAR}={}", looked[0]);
         }
         return Err(Unavailable(format!(

@@ -18,6 +18,8 @@ use crate::engine::preprocess::convert;
 use crate::slide::resolution::Target;
 use crate::slide::resolution::{self, LevelChoice, Plan, Pyramid};
 use image::{DynamicImage, ImageBuffer};
+#[cfg(feature = "openslide")]
+pub(crate) use openslide::use_library as use_openslide;
 use reader::{check_band, copy_rows};
 pub(crate) use reader::{check_size, ReadError, Rows, MAX_BAND_BYTES, MAX_CHUNK_BYTES, MAX_SIDE};
 use std::fs::File;

@@ -19,11 +19,19 @@ type ReadRegion = unsafe extern "C" fn(*mut c_void, *mut u32, i64, i64, i32, i64
 type DetectVendor = unsafe extern "C" fn(*const c_char) -> *const c_char;
 type PropertyValue = unsafe extern "C" fn(*mut c_void, *const c_char) -> *const c_char;
 
+/// The OpenSlide library the user named (SCANCER_OPENSLIDE), as cli/ read it at start.
+static NAMED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Tries `name` before the system's OpenSlide; set once, before any slide is read.
+pub(crate) fn use_library(name: String) {
+    let _ = NAMED.set(name);
+}
+
 fn library() -> Result<Library, ReadError> {
     let mut tried = Vec::new();
-    let candidates: Vec<String> = std::env::var("SCANCER_OPENSLIDE")
-        .ok()
-        .filter(|p| !p.is_empty())
+    let candidates: Vec<String> = NAMED
+        .get()
+        .cloned()
         .into_iter()
         .chain([
             "libopenslide.so.1".to_string(),
