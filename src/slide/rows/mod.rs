@@ -314,6 +314,14 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
             decoded += 1;
         }
         if decoded > 0 {
+            if self.sixteen {
+                // PNG stores 16-bit samples big-endian; `to_rgb` takes them in the machine's order
+                // (as TIFF's decoder gives them).
+                for sample in raw.chunks_exact_mut(2) {
+                    let value = u16::from_be_bytes([sample[0], sample[1]]);
+                    sample.copy_from_slice(&value.to_ne_bytes());
+                }
+            }
             let rgb = to_rgb(self.width, decoded, self.channels, self.sixteen, raw)?;
             self.band.extend_from_slice(&rgb);
         }
@@ -501,5 +509,34 @@ impl<R: Read + Seek> Rows for TiffRows<R> {
             out[r * stride..(r + 1) * stride].copy_from_slice(&self.cached[from..from + stride]);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16-bit PNG's rows are the 8-bit RGB the image decoder makes of the same file, with
+    /// samples whose two bytes differ (v * 257 would read the same in either byte order).
+    #[test]
+    fn sixteen_bit_png_rows_are_what_the_image_decoder_reads() {
+        let (width, height) = (3u32, 2u32);
+        let samples: Vec<u16> = (0..(width * height * 3) as u16)
+            .map(|i| 0x1000u16.wrapping_mul(i + 1).wrapping_add(0x0F3 * i))
+            .collect();
+        let mut file = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut file, width, height);
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Sixteen);
+            let mut writer = encoder.write_header().unwrap();
+            let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_be_bytes()).collect();
+            writer.write_image_data(&bytes).unwrap();
+        }
+        let mut rows = PngRows::new(std::io::Cursor::new(file.clone())).unwrap();
+        let mut read = vec![0u8; (width * height * 3) as usize];
+        rows.read(0, height as usize, &mut read).unwrap();
+        let decoded = image::load_from_memory(&file).unwrap();
+        assert_eq!(read, convert(decoded, Color::Rgb).data);
     }
 }
