@@ -2,7 +2,7 @@
 //! KServe call): health, metadata and `ModelInfer` with `raw_input_contents` or typed contents,
 //! answered through the same checks and path as V2 over REST, with `raw_output_contents`.
 
-use super::authorize;
+use super::credentials::authorize;
 use super::proto::inference::grpc_inference_service_server::GrpcInferenceService;
 use super::proto::inference::model_infer_response::InferOutputTensor;
 use super::proto::inference::model_metadata_response::TensorMetadata;

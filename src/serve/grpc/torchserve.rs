@@ -1,7 +1,7 @@
 //! TorchServe's gRPC inference API: `Ping`, and `Predictions` (and its one-answer stream) with the
 //! image in `input["data"]` or `input["body"]`, answered with the bytes `/predictions` answers.
 
-use super::authorize;
+use super::credentials::authorize;
 use super::proto::torchserve::inference_ap_is_service_server::InferenceApIsService;
 use super::proto::torchserve::{PredictionResponse, PredictionsRequest, TorchServeHealthResponse};
 use crate::serve::answer;
