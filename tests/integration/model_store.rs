@@ -1150,6 +1150,12 @@ fn configuration_errors_are_one_line_and_exit_2() {
             "Model not found at: missing.mar",
         ),
         (
+            // Compiled when the command line is read: refused before any port or model.
+            vec!["--model-store", "store", "--allowed-urls", "file://(.*"],
+            None,
+            "allowed_urls: \"file://(.*\" is not a regular expression",
+        ),
+        (
             vec!["--enable-model-api", "examples/pcam-classification.pt"],
             None,
             "--enable-model-api needs --model-store",
