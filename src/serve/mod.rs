@@ -93,7 +93,7 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
     runtime.block_on(register(&app, plan))?;
     app.recording.store(true, Ordering::SeqCst);
     if let Some(snapshots) = &app.snapshots {
-        snapshots.write(snapshot::Kind::Startup, &app.registry);
+        snapshots.write_or_warn(snapshot::Kind::Startup, &app.registry);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
@@ -277,7 +277,7 @@ fn shut_down(app: &App) {
         }
     }
     if let Some(snapshots) = &app.snapshots {
-        snapshots.write(snapshot::Kind::Shutdown, &app.registry);
+        snapshots.write_or_warn(snapshot::Kind::Shutdown, &app.registry);
     }
     crate::messages::note!("stopped");
 }

@@ -11,6 +11,7 @@ pub(crate) struct Registry {
     names: RwLock<BTreeMap<String, Named>>,
 }
 
+#[derive(Clone)]
 struct Named {
     versions: Vec<Arc<ServedModel>>,
     default: String,
@@ -119,6 +120,14 @@ impl Registry {
         self.read()
             .get(name)
             .is_some_and(|n| n.versions.iter().any(|m| m.version == version))
+    }
+
+    /// A copy to try a change on (the models are shared, not copied): the snapshot of a change is
+    /// written before the change is made.
+    pub(crate) fn preview(&self) -> Registry {
+        Registry {
+            names: RwLock::new(self.read().clone()),
+        }
     }
 
     /// Adds a version; the first of a name becomes its default.

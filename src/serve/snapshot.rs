@@ -79,15 +79,18 @@ impl Snapshots {
         })
     }
 
-    /// Writes a snapshot of the registered models; says why not on standard error (the change it
-    /// records has happened either way).
-    pub(crate) fn write(&self, kind: Kind, registry: &Registry) {
-        if let Err(e) = self.try_write(kind, registry) {
-            crate::messages::warning!(
-                "cannot write a config snapshot in {}: {e:#}",
-                self.dir.display()
-            );
+    /// Writes a snapshot of the registered models; says why not on standard error (at start and
+    /// stop, where nothing waits for it).
+    pub(crate) fn write_or_warn(&self, kind: Kind, registry: &Registry) {
+        if let Err(e) = self.write(kind, registry) {
+            crate::messages::warning!("{e:#}");
         }
+    }
+
+    /// Writes a snapshot of `registry`, on disk (file and folder synced) when this returns.
+    pub(crate) fn write(&self, kind: Kind, registry: &Registry) -> Result<PathBuf> {
+        self.try_write(kind, registry)
+            .with_context(|| format!("cannot write a config snapshot in {}", self.dir.display()))
     }
 
     fn try_write(&self, kind: Kind, registry: &Registry) -> Result<PathBuf> {

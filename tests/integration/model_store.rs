@@ -1328,3 +1328,130 @@ fn basic_credentials_guard_every_listener() {
         }
     }
 }
+
+/// A small tmpfs at `at`, unmounted when dropped: a disk that fills up.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf) -> SmallDisk {
+        std::fs::create_dir_all(&at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "this test mounts a 64 KiB tmpfs (it runs as root, as CI does)"
+        );
+        SmallDisk(at)
+    }
+
+    /// Fills what is left of the disk.
+    fn fill(&self) {
+        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = [0u8; 4096];
+        while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+        let _ = filler.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_change_that_cannot_be_saved_is_refused_and_changes_nothing() {
+    let running_as_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !running_as_root {
+        eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let work = Work::new();
+    let files = FileServer::serve(work.path().join("www"));
+    // LOG_LOCATION is logs/: the snapshots go to logs/config on a 64 KiB disk.
+    let disk = SmallDisk::mount(work.path().join("logs"));
+    let server = open_store(&work, &files, &[]);
+    let call = |method: &str, path: &str| {
+        server.request_to(server.management_port, method, path, &[], b"")
+    };
+    for path in [
+        "/models?url=pcam.mar&initial_workers=1&synchronous=true",
+        "/models?url=pcam-2.0.mar&initial_workers=1&synchronous=true",
+    ] {
+        let reply = call("POST", path);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+    let described =
+        |version: &str| call("GET", &format!("/models/pcam/{version}")).json()[0].clone();
+    let before = (described("1.0"), described("2.0"));
+    let listing = work.listing();
+
+    disk.fill();
+    let refused = |method: &str, path: &str| {
+        let reply = call(method, path);
+        assert_eq!(reply.status, 500, "{method} {path}: {}", reply.text());
+        let body = reply.json();
+        assert_eq!(body["type"], "InternalServerException", "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("could not be saved") && message.contains("No space left on device"),
+            "{method} {path}: {message}"
+        );
+    };
+    refused(
+        "PUT",
+        "/models/pcam/1.0?min_worker=2&max_worker=2&synchronous=true",
+    );
+    refused("PUT", "/models/pcam/2.0/set-default");
+    refused("DELETE", "/models/pcam/2.0");
+    let url = format!("{}/files/pcamurl.mar", files.url);
+    refused(
+        "POST",
+        &format!("/models?url={url}&model_name=pcamurl&initial_workers=1&synchronous=true"),
+    );
+    // Nothing changed: the same versions, workers and default, the version still answers, and the
+    // archive downloaded for the refused registration is gone.
+    assert_eq!(described("1.0")["minWorkers"], before.0["minWorkers"]);
+    assert_eq!(call("GET", "/models/pcam").json()[0]["modelVersion"], "1.0");
+    assert_eq!(call("GET", "/models/pcamurl").status, 404);
+    let answer = server.request_to(server.port, "PUT", "/predictions/pcam/2.0", &[], &patch());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(work.listing(), listing);
+
+    // Once there is room again, a change is saved and confirmed; a restart brings back exactly
+    // what was confirmed.
+    disk.free();
+    let reply = call("PUT", "/models/pcam/2.0/set-default");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    server.kill();
+    let server = Server::start_in(
+        work.path(),
+        &["--model-store", "store", "--disable-token-auth"],
+        &[],
+    );
+    let call = |method: &str, path: &str| {
+        server.request_to(server.management_port, method, path, &[], b"")
+    };
+    assert_eq!(call("GET", "/models/pcam").json()[0]["modelVersion"], "2.0");
+    assert_eq!(
+        call("GET", "/models/pcam/1.0").json()[0]["minWorkers"],
+        before.0["minWorkers"]
+    );
+    assert_eq!(
+        call("GET", "/models/pcam/2.0").json()[0]["minWorkers"],
+        before.1["minWorkers"]
+    );
+    assert_eq!(call("GET", "/models/pcamurl").status, 404);
+    server.kill();
+    drop(disk);
+}

@@ -311,7 +311,9 @@ pub(super) async fn register(app: &Arc<App>, request: &Request) -> Response {
             let _ = app.registry.remove(&name, Some(&version));
             model.queue.close();
             model.workers.scale(0, 0, None);
-            app.changed();
+            if let Err(e) = app.changed() {
+                crate::messages::warning!("{name} {version}: {e}");
+            }
             error(
                 Exception::InternalServer,
                 &format!("Failed to start workers for model {name} version: {version} ({failed} could not load the model)"),
@@ -377,7 +379,15 @@ pub(crate) async fn load(
     }
     // The engine loaded to check the model is the first worker's (or dropped for none).
     model.workers.scale(min, max, Some(engine));
-    app.changed();
+    if let Err(e) = app.changed() {
+        let _ = app.registry.remove(&model.name, Some(&model.version));
+        retire(&model);
+        model.workers.scale(0, 0, None);
+        return Err(Refusal {
+            exception: Exception::InternalServer,
+            message: e.to_string(),
+        });
+    }
     Ok(model)
 }
 
@@ -417,8 +427,12 @@ pub(super) async fn scale(
                 &format!("Model not found: {name}"),
             );
         }
+        let (was_min, was_max) = model.workers.limits();
         model.workers.scale(min, max, None);
-        app.changed();
+        if let Err(e) = app.changed() {
+            model.workers.scale(was_min, was_max, None);
+            return error(Exception::InternalServer, &e.to_string());
+        }
     }
     if !synchronous {
         return Response::json(StatusCode::ACCEPTED, processing());
@@ -439,13 +453,17 @@ pub(super) async fn scale(
 /// `PUT /models/{name}/{version}/set-default`.
 pub(super) async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Response {
     let _change = app.changes.lock().await;
+    let preview = app.registry.preview();
+    if let Err(missing) = preview.set_default(name, version) {
+        return errors::missing(&missing);
+    }
+    if let Err(e) = app.record(&preview) {
+        return error(Exception::InternalServer, &e.to_string());
+    }
     match app.registry.set_default(name, version) {
-        Ok(()) => {
-            app.changed();
-            status(format!(
-                "Default version successfully updated for model \"{name}\" to \"{version}\""
-            ))
-        }
+        Ok(()) => status(format!(
+            "Default version successfully updated for model \"{name}\" to \"{version}\""
+        )),
         Err(missing) => errors::missing(&missing),
     }
 }
@@ -454,15 +472,24 @@ pub(super) async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Re
 /// requests; those already queued are answered, then its workers stop.
 pub(super) async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>) -> Response {
     let _change = app.changes.lock().await;
-    let model = match app.registry.remove(name, version) {
+    // The snapshot without the version is on disk before it goes, and before its archive does.
+    let preview = app.registry.preview();
+    let removed = match preview.remove(name, version) {
         Ok(model) => model,
         Err(RemoveError::Missing(missing)) => return errors::missing(&missing),
         Err(RemoveError::Default(message)) => {
             return error(Exception::InvalidModelVersion, &message)
         }
     };
+    if let Err(e) = app.record(&preview) {
+        return error(Exception::InternalServer, &e.to_string());
+    }
+    // Changes are made one at a time (`changes`): the registry is still the one previewed.
+    let model = app
+        .registry
+        .remove(name, Some(&removed.version))
+        .unwrap_or(removed);
     retire(&model);
-    app.changed();
     if model.downloaded {
         // TorchServe deletes the archives it downloaded.
         if let Err(e) = std::fs::remove_file(&model.path) {

@@ -132,15 +132,30 @@ impl App {
         self.registry.lookup(name, version)
     }
 
-    /// After every change to the registered models: the snapshot that restores them.
-    pub(crate) fn changed(&self) {
-        if let Some(snapshots) = &self.snapshots {
-            if self.recording.load(Ordering::SeqCst) {
-                snapshots.write(Kind::Snapshot, &self.registry);
-            }
+    /// After every change to the registered models: the snapshot that restores them, on disk
+    /// before the change is confirmed.
+    pub(crate) fn changed(&self) -> Result<(), NotSaved> {
+        self.record(&self.registry)
+    }
+
+    /// The snapshot of `registry` (the registered models as a change would leave them), on disk
+    /// before the change is made or confirmed. Nothing is recorded during start-up, or with --ncs.
+    pub(crate) fn record(&self, registry: &Registry) -> Result<(), NotSaved> {
+        match &self.snapshots {
+            Some(snapshots) if self.recording.load(Ordering::SeqCst) => snapshots
+                .write(Kind::Snapshot, registry)
+                .map(drop)
+                .map_err(|e| NotSaved(format!("{e:#}"))),
+            _ => Ok(()),
         }
     }
 }
+
+/// A management change whose snapshot could not be written: refused, so that a restart never
+/// loses (or brings back) what a client was told.
+#[derive(Debug, thiserror::Error)]
+#[error("the change was not made, because it could not be saved: {0}")]
+pub(crate) struct NotSaved(String);
 
 #[cfg(test)]
 mod tests {
