@@ -193,8 +193,11 @@ fn temp_beside(target: &Path, force: bool) -> Result<tempfile::NamedTempFile, Wr
         return Err(WriteError::Exists(target.display().to_string()));
     }
     let dir = parent_dir(target);
+    // As any file a command writes: 0666 less the umask (tempfile's own default is 0600, which
+    // an archive copied to the model store's service user could not be read with).
     tempfile::Builder::new()
         .prefix(".scancer-archive-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(io_error(dir))
 }

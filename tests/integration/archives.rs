@@ -383,3 +383,26 @@ fn a_closed_stdout_ends_archive_quietly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn archives_are_written_with_the_umask_like_any_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, mode) in [("022", 0o644), ("027", 0o640)] {
+        // The umask is the shell's, as a user's or a service's would be.
+        let status = std::process::Command::new("sh")
+            .args(["-c", &format!("umask {umask}; exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_scancer"))
+            .arg("archive")
+            .args(PCAM_ARGS)
+            .args(["--force", "--export-path"])
+            .arg(dir.path())
+            .current_dir(crate::util::root())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let written = dir.path().join("pcam-classification.mar");
+        let got = std::fs::metadata(&written).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "umask {umask}: {got:o}");
+    }
+}
