@@ -10,7 +10,8 @@ pub(crate) const ARCHIVER_VERSION: &str = "0.12.0";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Manifest {
-    /// Local time of archiving, `%d/%m/%Y %H:%M:%S`.
+    /// Local time of archiving, `%d/%m/%Y %H:%M:%S`; TorchServe serves archives without it.
+    #[serde(default)]
     pub(crate) created_on: String,
     pub(crate) runtime: String,
     pub(crate) model: ModelSection,

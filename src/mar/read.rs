@@ -52,8 +52,9 @@ pub(crate) enum ArchiveError {
     TooLarge { path: String, detail: String },
     #[error("{path}: no MAR-INF/MANIFEST.json")]
     NoManifest { path: String },
-    #[error("{path}: {source}")]
-    Manifest { path: String, source: ManifestError },
+    /// The manifest's error is this one's message, not a cause below it (it would be said twice).
+    #[error("{path}: {error}")]
+    Manifest { path: String, error: ManifestError },
     #[error("{path}: the manifest names {name:?} ({field}), which the archive does not contain")]
     MissingFile {
         path: String,
@@ -152,9 +153,9 @@ impl Archive {
             return Err(ArchiveError::NoManifest { path: shown(path) });
         }
         let bytes = archive.read(MANIFEST_PATH, 1 << 20)?;
-        archive.manifest = Manifest::parse(&bytes).map_err(|source| ArchiveError::Manifest {
+        archive.manifest = Manifest::parse(&bytes).map_err(|error| ArchiveError::Manifest {
             path: shown(path),
-            source,
+            error,
         })?;
         let model = &archive.manifest.model;
         let named = [
@@ -555,6 +556,22 @@ mod tests {
         Archive::open(file.path(), Limits::default())
             .unwrap_err()
             .to_string()
+    }
+
+    /// TorchServe serves an archive whose manifest has no createdOn; a manifest that is wrong is
+    /// said once, even with its causes (`{:#}`).
+    #[test]
+    fn manifests_without_created_on_open_and_bad_ones_are_said_once() {
+        let bare = br#"{"runtime": "python", "archiverVersion": "0.12.0",
+        "model": {"modelName": "m", "serializedFile": "m.pt", "handler": "image_classifier"}}"#;
+        let file = zip_with(&[("m.pt", b"x"), (MANIFEST_PATH, bare)]);
+        let archive = Archive::open(file.path(), Limits::default()).unwrap();
+        assert_eq!(archive.manifest.created_on, "");
+        assert_eq!(archive.manifest.model.model_version, "1.0");
+        let bad = zip_with(&[("m.pt", b"x"), (MANIFEST_PATH, br#"{"runtime": 1}"#)]);
+        let err = anyhow::Error::from(Archive::open(bad.path(), Limits::default()).unwrap_err());
+        let shown = format!("{err:#}");
+        assert_eq!(shown.matches("not a valid manifest").count(), 1, "{shown}");
     }
 
     #[test]
