@@ -132,6 +132,14 @@ fn is_archive(path: &Path) -> bool {
         || path.join("MAR-INF/MANIFEST.json").is_file()
 }
 
+/// Whether a file starts as a zip file does (TorchScript files are zip files).
+fn is_zip(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| magic == *b"PK\x03\x04")
+}
+
 /// The model's path with `.toml`.
 fn beside(model: &Path) -> Result<PathBuf> {
     let beside = model.with_extension("toml");
@@ -140,6 +148,13 @@ fn beside(model: &Path) -> Result<PathBuf> {
     }
     if !model.exists() {
         bail!("{}: no such model file", model.display());
+    }
+    if model.is_file() && !is_zip(model) {
+        bail!(
+            "{}: not a model: neither a model archive (.mar, .tar.gz, a folder with \
+             MAR-INF/MANIFEST.json) nor a TorchScript file (a zip file)",
+            model.display()
+        );
     }
     bail!(
         "{}: no handler configuration: pass --config FILE (or put one at {})",
@@ -287,7 +302,11 @@ mod tests {
     fn config_beside_the_model() {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("m.pt");
+        // A file that is not even a zip file is no model, whatever configuration it gets.
         std::fs::write(&model, b"x").unwrap();
+        let err = beside(&model).unwrap_err().to_string();
+        assert!(err.contains("m.pt: not a model: neither"), "{err}");
+        std::fs::write(&model, b"PK\x03\x04 a TorchScript file").unwrap();
         let err = beside(&model).unwrap_err().to_string();
         assert!(
             err.contains("no handler configuration") && err.contains("m.toml"),

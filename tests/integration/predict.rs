@@ -326,7 +326,8 @@ fn model_and_configuration_errors_are_fatal_one_liners() {
     let cases: &[(&[&str], &str)] = &[
         (&["-m", "testdata/models/not-torchscript.pt", "-c", "examples/pcam-classification.toml"], "not-torchscript.pt: cannot load TorchScript model"),
         (&["-m", "nowhere.pt"], "nowhere.pt: no such model file"),
-        (&["-m", "testdata/models/not-torchscript.pt"], "no handler configuration: pass --config FILE"),
+        (&["-m", "testdata/models/not-torchscript.pt"], "not-torchscript.pt: not a model: neither a model archive"),
+        (&["-m", "examples/patches/patch-00.png"], "patch-00.png: not a model: neither a model archive"),
         (&["-m", PCAM, "-c", "testdata/configs/malformed.toml"], "malformed.toml: invalid handler configuration at line 5"),
         (&["-m", PCAM, "-c", "missing.toml"], "missing.toml: cannot read handler configuration"),
         (&["-m", MULTICLASS, "-c", "testdata/configs/multiclass-as-binary.toml"], "model output shape [16, 4] does not fit kind = \"binary\""),
