@@ -318,10 +318,7 @@ fn announce(
             }
         );
     }
-    let host = |address: SocketAddr| match address {
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        SocketAddr::V4(a) => a.ip().to_string(),
-    };
+    let host = |address: SocketAddr| host_text(address.ip());
     if let Some(keys) = &app.keys {
         crate::messages::note!(
             "token authorization on: keys in {} (--disable-token-auth turns it off)",
