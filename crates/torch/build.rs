@@ -1,5 +1,7 @@
 //! Compiles the TorchScript shim (csrc/model.cpp) against the libtorch that torch-sys linked, and sets
-//! an rpath to it, so the engine opens without LD_LIBRARY_PATH.
+//! the engine's library path: `$ORIGIN` first (an installed layout or release archive keeps libtorch's
+//! libraries beside the engine), then the build's libtorch (a build tree), so the engine opens without
+//! LD_LIBRARY_PATH wherever it is.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +31,8 @@ fn main() {
         .define("GLOG_USE_GLOG_EXPORT", None)
         .file("csrc/model.cpp")
         .compile("scancer_model");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // `$ORIGIN` reaches the linker as written (no shell between), and ld.so expands it.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN:{}", lib.display());
     // A CUDA libtorch registers its CUDA backend from libtorch_cuda.so, which nothing references by
     // symbol: without --no-as-needed the linker drops it and CUDA is never available.
     if lib.join("libtorch_cuda.so").exists() {

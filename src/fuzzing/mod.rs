@@ -281,6 +281,7 @@ fn app() -> Arc<App> {
     };
     let app = Arc::new(App {
         registry: Registry::default(),
+        unrestored: Default::default(),
         queue_wait: Duration::from_millis(100),
         metrics: Arc::new(Metrics::new("fuzz".into())),
         auth: Auth::new(&[FUZZ_BASIC], &[FUZZ_TOKEN], vec![OpenEndpoint::Health]),

@@ -27,6 +27,7 @@ pub(crate) mod registry;
 pub(crate) mod snapshot;
 mod startup;
 pub(crate) mod tokens;
+pub(crate) mod unrestored;
 pub(crate) mod workers;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -92,9 +93,7 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
         .context("cannot start the server's I/O runtime")?;
     runtime.block_on(register(&app, plan))?;
     app.recording.store(true, Ordering::SeqCst);
-    if let Some(snapshots) = &app.snapshots {
-        snapshots.write_or_warn(snapshot::Kind::Startup, &app.registry);
-    }
+    app.record_or_warn(snapshot::Kind::Startup);
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
     announce(
@@ -172,6 +171,7 @@ fn app_of(
     };
     Ok(App {
         registry: registry::Registry::default(),
+        unrestored: unrestored::Unrestored::default(),
         queue_wait: options.queue_wait,
         metrics: Arc::new(metrics::Metrics::new(options.hostname.clone())),
         auth,
@@ -189,28 +189,53 @@ fn app_of(
 }
 
 /// Registers the models a server starts with, each once its workers are up, then sets the
-/// default versions a snapshot names.
+/// default versions a snapshot names. A snapshot's version that cannot be restored is left out
+/// and reported; any other model that cannot load stops the start.
 async fn register(app: &Arc<App>, plan: startup::Plan) -> Result<()> {
+    for (version, reason) in plan.unrestored {
+        left_out(app, version, reason);
+    }
     for startup::Startup {
         registration,
         min,
         max,
+        restored,
     } in plan.models
     {
         let shown = registration.path.display().to_string();
-        let model = app::management::load(app, registration, min, max)
-            .await
-            .map_err(|refused| anyhow!("{shown}: {}", refused.message))?;
+        let model = match app::management::load(app, registration, min, max).await {
+            Ok(model) => model,
+            Err(refused) => match restored {
+                Some(version) => {
+                    left_out(app, version, format!("{shown}: {}", refused.message));
+                    continue;
+                }
+                None => bail!("{shown}: {}", refused.message),
+            },
+        };
         if model.workers.settled(Duration::from_secs(120)).await != Ok(true) {
             bail!("{shown}: the workers of model {} did not start", model.name);
         }
     }
     for (name, version) in &plan.defaults_to_set {
-        app.registry
-            .set_default(name, version)
-            .map_err(|missing| anyhow!("{}", missing.message))?;
+        // A default version that was left out: the name keeps its first restored version.
+        if app.registry.contains(name, version) {
+            app.registry
+                .set_default(name, version)
+                .map_err(|missing| anyhow!("{}", missing.message))?;
+        }
     }
     Ok(())
+}
+
+/// A snapshot's version that is not served: said now, and reported until it is dealt with.
+fn left_out(app: &App, version: snapshot::Restored, reason: String) {
+    crate::messages::warning!(
+        "model {} version {} is not served: {reason}; serving the other models (put the archive back and restart, register it again, or unregister it)",
+        version.name,
+        version.version
+    );
+    app.unrestored.add(version, reason);
 }
 
 /// Accepts connections on every listener until a stop signal, then waits until every connection
@@ -276,9 +301,7 @@ fn shut_down(app: &App) {
             crate::messages::note!("{} {}: workers still busy at exit", m.name, m.version);
         }
     }
-    if let Some(snapshots) = &app.snapshots {
-        snapshots.write_or_warn(snapshot::Kind::Shutdown, &app.registry);
-    }
+    app.record_or_warn(snapshot::Kind::Shutdown);
     crate::messages::note!("stopped");
 }
 

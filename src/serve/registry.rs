@@ -115,6 +115,11 @@ impl Registry {
         self.read().get(name).map(|n| n.default.clone())
     }
 
+    /// Whether `name` has a registered version.
+    pub(crate) fn contains_name(&self, name: &str) -> bool {
+        self.read().contains_key(name)
+    }
+
     /// Whether `name` `version` is registered.
     pub(crate) fn contains(&self, name: &str, version: &str) -> bool {
         self.read()

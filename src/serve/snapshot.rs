@@ -81,19 +81,30 @@ impl Snapshots {
 
     /// Writes a snapshot of the registered models; says why not on standard error (at start and
     /// stop, where nothing waits for it).
-    pub(crate) fn write_or_warn(&self, kind: Kind, registry: &Registry) {
-        if let Err(e) = self.write(kind, registry) {
+    pub(crate) fn write_or_warn(&self, kind: Kind, registry: &Registry, unrestored: &[Restored]) {
+        if let Err(e) = self.write(kind, registry, unrestored) {
             crate::messages::warning!("{e:#}");
         }
     }
 
-    /// Writes a snapshot of `registry`, on disk (file and folder synced) when this returns.
-    pub(crate) fn write(&self, kind: Kind, registry: &Registry) -> Result<PathBuf> {
-        self.try_write(kind, registry)
+    /// Writes a snapshot of `registry`, and of the versions a restore left out (`unrestored`), on
+    /// disk (file and folder synced) when this returns.
+    pub(crate) fn write(
+        &self,
+        kind: Kind,
+        registry: &Registry,
+        unrestored: &[Restored],
+    ) -> Result<PathBuf> {
+        self.try_write(kind, registry, unrestored)
             .with_context(|| format!("cannot write a config snapshot in {}", self.dir.display()))
     }
 
-    fn try_write(&self, kind: Kind, registry: &Registry) -> Result<PathBuf> {
+    fn try_write(
+        &self,
+        kind: Kind,
+        registry: &Registry,
+        unrestored: &[Restored],
+    ) -> Result<PathBuf> {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let now = chrono::Utc::now();
         let mut stamp = now.format("%Y%m%d%H%M%S%3f").to_string();
@@ -112,7 +123,7 @@ impl Snapshots {
                 properties::escape(value, false)
             ));
         }
-        let models = model_snapshot(&name, now.timestamp_millis(), registry);
+        let models = model_snapshot(&name, now.timestamp_millis(), registry, unrestored);
         text.push_str(&format!(
             "model_snapshot={}\n",
             properties::escape(&crate::serve::pyjson::dumps(&models), false)
@@ -153,25 +164,60 @@ impl Snapshots {
     }
 }
 
-/// The `model_snapshot` JSON: TorchServe's fields, in its order.
-fn model_snapshot(name: &str, created: i64, registry: &Registry) -> Value {
+/// The `model_snapshot` JSON: TorchServe's fields, in its order. Unrestored versions are recorded
+/// as they were read, unless registered again meanwhile; one that was its name's default stays
+/// the default (the served versions are then not).
+fn model_snapshot(name: &str, created: i64, registry: &Registry, unrestored: &[Restored]) -> Value {
     let all = registry.all();
     let mut models = Map::new();
-    for m in &all {
-        let default = registry.default_version(&m.name).as_deref() == Some(m.version.as_str());
-        let versions = models
-            .entry(m.name.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(versions) = versions {
-            versions.insert(m.version.clone(), version(m, default));
+    let mut count = all.len();
+    let mut add = |model: &str, version: &str, record: Value| {
+        if let Value::Object(versions) = models
+            .entry(model.to_string())
+            .or_insert_with(|| Value::Object(Map::new()))
+        {
+            versions.insert(version.to_string(), record);
         }
+    };
+    let unrestored: Vec<&Restored> = unrestored
+        .iter()
+        .filter(|r| !registry.contains(&r.name, &r.version))
+        .collect();
+    for m in &all {
+        let default = registry.default_version(&m.name).as_deref() == Some(m.version.as_str())
+            && !unrestored.iter().any(|r| r.name == m.name && r.default);
+        add(&m.name, &m.version, version(m, default));
+    }
+    for r in &unrestored {
+        add(&r.name, &r.version, as_read(r, r.default));
+        count += 1;
     }
     json!({
         "name": name,
-        "modelCount": all.len(),
+        "modelCount": count,
         "created": created,
         "models": models,
     })
+}
+
+/// An unrestored version's record: the fields its snapshot gave.
+fn as_read(r: &Restored, default: bool) -> Value {
+    let mut record = json!({
+        "defaultVersion": default,
+        "marName": r.mar_name,
+        "minWorkers": r.min_workers,
+        "maxWorkers": r.max_workers,
+    });
+    for (key, value) in [
+        ("batchSize", r.batch_size.map(|n| n as u64)),
+        ("maxBatchDelay", r.max_batch_delay_ms),
+        ("responseTimeout", r.response_timeout_s),
+    ] {
+        if let Some(value) = value {
+            record[key] = json!(value);
+        }
+    }
+    record
 }
 
 fn version(m: &ServedModel, default: bool) -> Value {

@@ -16,12 +16,17 @@ pub(super) struct Startup {
     pub(super) registration: Registration,
     pub(super) min: usize,
     pub(super) max: usize,
+    /// The snapshot's record, for a restored version: one that cannot load is left out (and
+    /// reported) rather than stopping the start.
+    pub(super) restored: Option<Restored>,
 }
 
-/// What a server registers at start, in order, and the default versions to set afterwards.
+/// What a server registers at start, in order, the default versions to set afterwards, and the
+/// snapshot's versions whose archive is gone.
 pub(super) struct Plan {
     pub(super) models: Vec<Startup>,
     pub(super) defaults_to_set: Vec<(String, String)>,
+    pub(super) unrestored: Vec<(Restored, String)>,
 }
 
 /// The registrations of the models a server starts with: the command line's files, or a
@@ -34,6 +39,7 @@ pub(super) fn plan(
     let mut plan = Plan {
         models: Vec::new(),
         defaults_to_set: Vec::new(),
+        unrestored: Vec::new(),
     };
     for file in &options.files {
         let url = file.path.file_name().map_or_else(
@@ -44,6 +50,7 @@ pub(super) fn plan(
             registration: registration(file.path.clone(), file.name.clone(), url, settings),
             min: options.workers,
             max: options.workers,
+            restored: None,
         });
     }
     let Some((options, store)) = store else {
@@ -57,7 +64,7 @@ pub(super) fn plan(
             models_ignored,
         } => {
             for r in versions {
-                restore(&mut plan, store, shown, r, settings)?;
+                restore(&mut plan, store, r, settings);
             }
             let what = if *from_snapshot {
                 "the config snapshot"
@@ -87,23 +94,17 @@ pub(super) fn plan(
     Ok(plan)
 }
 
-/// One version of a snapshot, from its archive in the store.
-fn restore(
-    plan: &mut Plan,
-    store: &ModelStore,
-    shown: &str,
-    r: &Restored,
-    settings: Settings,
-) -> Result<()> {
-    let path = store.file(&r.mar_name).map_err(|_| {
-        anyhow!(
-            "{shown}: the archive {} of model {} version {} is not in the model store {}",
+/// One version of a snapshot, from its archive in the store (or left out, when it is gone).
+fn restore(plan: &mut Plan, store: &ModelStore, r: &Restored, settings: Settings) {
+    let Ok(path) = store.file(&r.mar_name) else {
+        let reason = format!(
+            "its archive {} is not in the model store {}",
             r.mar_name,
-            r.name,
-            r.version,
             store.dir.display()
-        )
-    })?;
+        );
+        plan.unrestored.push((r.clone(), reason));
+        return;
+    };
     let settings = with_overrides(settings, r);
     let mut registration = registration(path, Some(r.name.clone()), r.mar_name.clone(), settings);
     registration.loaded_at_startup = false;
@@ -115,8 +116,8 @@ fn restore(
         registration,
         min: r.min_workers,
         max: r.max_workers,
+        restored: Some(r.clone()),
     });
-    Ok(())
 }
 
 /// The archives of one load_models entry, each with the `models` key's settings for its version
@@ -156,6 +157,7 @@ fn load(
             registration: registration(path, Some(name), file, settings),
             min,
             max,
+            restored: None,
         });
     }
     Ok(())

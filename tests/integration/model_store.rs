@@ -1160,11 +1160,6 @@ fn configuration_errors_are_one_line_and_exit_2() {
             None,
             "--enable-model-api needs --model-store",
         ),
-        (
-            vec!["--model-store", "store", "--ts-config", "config.properties"],
-            Some("model_snapshot={\"models\":{\"pcam\":{\"1.0\":{\"marName\":\"gone.mar\"}}}}\n"),
-            "the archive gone.mar of model pcam version 1.0 is not in the model store",
-        ),
     ] {
         // Without --ts-config, ./config.properties is read (TorchServe's rule).
         match config {
@@ -1247,16 +1242,7 @@ fn custom_handler_archive(path: &Path) {
 fn a_custom_handler_archive_takes_its_configuration_from_the_store() {
     let work = Work::new();
     custom_handler_archive(&work.store().join("custom.mar"));
-    let server = Server::start_in(
-        work.path(),
-        &[
-            "--model-store",
-            "store",
-            "--enable-model-api",
-            "--disable-token-auth",
-        ],
-        &[],
-    );
+    let server = start_store(&work);
     let register = "/models?url=custom.mar&initial_workers=1";
     let refused = server.request_to(server.management_port, "POST", register, &[], b"");
     assert_eq!(refused.status, 400, "{}", refused.text());
@@ -1419,5 +1405,154 @@ fn a_change_that_cannot_be_saved_is_refused_and_changes_nothing() {
         assert_eq!(now["minWorkers"], was["minWorkers"], "{version}");
     }
     assert_eq!(call("GET", "/models/pcamurl").status, 404);
+    server.kill();
+}
+
+/// The management port's answer to `method path`.
+fn managed(server: &Server, method: &str, path: &str) -> Reply {
+    server.request_to(server.management_port, method, path, &[], b"")
+}
+
+/// A server on the work folder's store, with the model API on and no TorchServe keys.
+fn start_store(work: &Work) -> Server {
+    Server::start_in(
+        work.path(),
+        &[
+            "--model-store",
+            "store",
+            "--enable-model-api",
+            "--disable-token-auth",
+        ],
+        &[],
+    )
+}
+
+/// Killed (no shutdown snapshot), then started again.
+fn restart(work: &Work, server: Server) -> Server {
+    server.kill();
+    start_store(work)
+}
+
+#[test]
+fn a_snapshot_naming_a_missing_archive_serves_the_rest_and_reports_it() {
+    let work = Work::new();
+    let files = FileServer::serve(work.path().join("www"));
+    let server = open_store(&work, &files, &[]);
+    for path in [
+        "/models?url=pcam.mar&initial_workers=1&synchronous=true",
+        "/models?url=pcam-2.0.mar&initial_workers=1&synchronous=true",
+    ] {
+        assert_eq!(managed(&server, "POST", path).status, 200, "{path}");
+    }
+    // pcam 1.0 is the default; its archive goes while the server is down.
+    let archive = work.store().join("pcam.mar");
+    let kept = work.path().join("pcam.mar.kept");
+    std::fs::rename(&archive, &kept).unwrap();
+    let server = restart(&work, server);
+    let ping = server.get("/ping");
+    assert_eq!(
+        (ping.status, ping.json()),
+        (500, json!({"status": "Unhealthy"}))
+    );
+    assert!(
+        server.log().contains(
+            "warning: model pcam version 1.0 is not served: its archive pcam.mar is not in the model store"
+        ),
+        "{}",
+        server.log()
+    );
+    // Version 2.0 answers; the default and 1.0 say why they do not.
+    let answer = server.request_to(server.port, "PUT", "/predictions/pcam/2.0", &[], &patch());
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    for path in ["/predictions/pcam", "/predictions/pcam/1.0"] {
+        let refused = server.request_to(server.port, "PUT", path, &[], &patch());
+        assert_eq!(refused.status, 404, "{path}");
+        assert!(
+            refused.json()["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Model pcam version 1.0 is not served: its archive pcam.mar"),
+            "{path}: {}",
+            refused.text()
+        );
+    }
+    let listed = managed(&server, "GET", "/models").json();
+    assert_eq!(listed["models"][0]["modelName"], "pcam", "{listed}");
+    let all = managed(&server, "GET", "/models/pcam/all").json();
+    let left_out = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["modelVersion"] == "1.0")
+        .unwrap();
+    assert_eq!(left_out["workers"], json!([]), "{all}");
+    assert_eq!(left_out["minWorkers"], 1, "{all}");
+    assert!(
+        left_out["notServed"].as_str().unwrap().contains("pcam.mar"),
+        "{all}"
+    );
+    assert_eq!(
+        managed(
+            &server,
+            "PUT",
+            "/models/pcam/1.0?min_worker=2&synchronous=true"
+        )
+        .status,
+        404
+    );
+    // The default cannot be unregistered while 2.0 is served (TorchServe's rule).
+    assert_eq!(managed(&server, "DELETE", "/models/pcam/1.0").status, 403);
+
+    // Every start keeps it in the snapshot: a second restart still knows it, and once the archive
+    // is back, a restart serves it again as the default.
+    let server = restart(&work, server);
+    assert_eq!(server.get("/ping").status, 500);
+    std::fs::rename(&kept, &archive).unwrap();
+    let server = restart(&work, server);
+    assert_eq!(server.get("/ping").status, 200, "{}", server.log());
+    assert_eq!(
+        managed(&server, "GET", "/models/pcam").json()[0]["modelVersion"],
+        "1.0"
+    );
+
+    // Gone again: registering the archive again (once back) serves it at once, as the default.
+    std::fs::rename(&archive, &kept).unwrap();
+    let server = restart(&work, server);
+    assert_eq!(server.get("/ping").status, 500);
+    std::fs::rename(&kept, &archive).unwrap();
+    let reply = managed(
+        &server,
+        "POST",
+        "/models?url=pcam.mar&initial_workers=1&synchronous=true",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(server.get("/ping").status, 200);
+    assert_eq!(
+        managed(&server, "GET", "/models/pcam").json()[0]["modelVersion"],
+        "1.0"
+    );
+
+    // Gone for good: 2.0 made the default, then 1.0 unregistered; the next start is healthy and
+    // knows nothing of 1.0.
+    std::fs::remove_file(&archive).unwrap();
+    let server = restart(&work, server);
+    assert_eq!(
+        managed(&server, "PUT", "/models/pcam/2.0/set-default").status,
+        200
+    );
+    assert_eq!(
+        managed(&server, "GET", "/models/pcam").json()[0]["modelVersion"],
+        "2.0"
+    );
+    let reply = managed(&server, "DELETE", "/models/pcam/1.0");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(server.get("/ping").status, 200);
+    let server = restart(&work, server);
+    assert_eq!(server.get("/ping").status, 200);
+    assert_eq!(managed(&server, "GET", "/models/pcam/1.0").status, 404);
+    assert_eq!(
+        managed(&server, "GET", "/models/pcam").json()[0]["modelVersion"],
+        "2.0"
+    );
     server.kill();
 }

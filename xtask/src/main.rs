@@ -2,6 +2,8 @@
 //! `cargo xtask test`; both start by making sure a CPU libtorch is available (see `libtorch`).
 
 mod audit;
+mod dist;
+mod install_check;
 mod libtorch;
 mod tools;
 
@@ -19,7 +21,11 @@ tasks:
                    .tools/libopenslide.so.1 (from the openslide-bin wheel) for the openslide ones
   demo             setup, build release, run `scancer predict` on the bundled example patches
   test [ARGS...]   setup, run the whole test suite (`cargo test --workspace ARGS...`), then the
-                   slide tests with the openslide feature
+                   slide tests with the openslide feature, then the install check (the debug
+                   build packed as `dist` packs it, unpacked and run as nobody)
+  dist             build release and pack it: target/dist/scancer-VERSION-ARCH-linux.tar.gz (unpacks
+                   onto a prefix such as /usr/local) and scancer_VERSION_ARCH.deb (with dpkg-deb)
+  install-check    build debug and run the install check alone
   bless            regenerate the checked-in man pages and shell completions
   audit            cargo-audit against ../shared/advisory-db (installs cargo-audit once), and check
                    that no locked dependency needs a newer Rust than the declared rust-version
@@ -83,7 +89,25 @@ fn run() -> Result<()> {
                 "slides::",
             ];
             cmd.extend(rest.iter().map(String::as_str));
-            cargo(&cmd)
+            cargo(&cmd)?;
+            // The debug build packed, installed and run as an unprivileged user.
+            install_check::run(&root)
+        }
+        "install-check" => {
+            libtorch::ensure(&root)?;
+            cargo(&["build", "--quiet"])?;
+            install_check::run(&root)
+        }
+        "dist" => {
+            libtorch::ensure(&root)?;
+            cargo(&["build", "--release", "--quiet"])?;
+            let out = root.join("target/dist");
+            let artefacts = dist::pack(&root, &root.join("target/release"), &out)?;
+            for path in std::iter::once(&artefacts.tarball).chain(&artefacts.deb) {
+                let mib = std::fs::metadata(path)?.len() as f64 / (1 << 20) as f64;
+                println!("{} ({mib:.0} MiB)", path.display());
+            }
+            Ok(())
         }
         "audit" => audit::run(&root),
         "bless" => {

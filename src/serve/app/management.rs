@@ -8,6 +8,7 @@ use crate::serve::http::{Request, Response};
 use crate::serve::model_store::Source;
 use crate::serve::models::{self, Registration, ServedModel};
 use crate::serve::registry::RemoveError;
+use crate::serve::unrestored::UnrestoredVersion;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -104,7 +105,21 @@ pub(super) fn list(app: &App, request: &Request) -> Response {
         100
     } as usize;
     let token = token.max(0) as usize;
-    let names = app.registry.defaults();
+    // Each name once, with its default version's URL; a name with no served version by the
+    // archive its snapshot names.
+    let mut names: Vec<(String, String)> = app
+        .registry
+        .defaults()
+        .iter()
+        .map(|m| (m.name.clone(), m.url.clone()))
+        .collect();
+    for left_out in app.unrestored.all() {
+        let name = &left_out.version.name;
+        if app.registry.default_version(name).is_none() && !names.iter().any(|(n, _)| n == name) {
+            names.push((name.clone(), left_out.version.mar_name.clone()));
+        }
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
     let mut last = token + limit;
     let mut body = serde_json::Map::new();
     if last > names.len() {
@@ -114,7 +129,7 @@ pub(super) fn list(app: &App, request: &Request) -> Response {
     }
     let page: Vec<Value> = names[token.min(last)..last]
         .iter()
-        .map(|m| json!({"modelName": m.name, "modelUrl": m.url}))
+        .map(|(name, url)| json!({"modelName": name, "modelUrl": url}))
         .collect();
     body.insert("models".into(), Value::Array(page));
     pretty(&Value::Object(body))
@@ -122,14 +137,18 @@ pub(super) fn list(app: &App, request: &Request) -> Response {
 
 /// `GET /models/{name}[/{version}|/all]`: always an array, in TorchServe's shape.
 pub(super) fn describe(app: &App, name: &str, version: Option<&str>) -> Response {
-    let chosen: Vec<Arc<ServedModel>> = match version {
-        Some("all") => app.registry.versions(name),
-        _ => match app.find(name, version) {
-            Ok(m) => vec![m],
-            Err(response) => return response,
+    // Versions a restore left out are described too, with no workers and the reason.
+    let (chosen, left_out): (Vec<Arc<ServedModel>>, Vec<UnrestoredVersion>) = match version {
+        Some("all") => (app.registry.versions(name), app.unrestored.versions(name)),
+        _ => match app.lookup(name, version) {
+            Ok(m) => (vec![m], Vec::new()),
+            Err(missing) => match app.unrestored.find(name, version) {
+                Some(left_out) => (Vec::new(), vec![left_out]),
+                None => return errors::missing(&missing),
+            },
         },
     };
-    if chosen.is_empty() {
+    if chosen.is_empty() && left_out.is_empty() {
         return error(
             Exception::ModelNotFound,
             &format!("Model not found: {name}"),
@@ -195,8 +214,31 @@ pub(super) fn describe(app: &App, name: &str, version: Option<&str>) -> Response
                 }
             })
         })
+        .chain(left_out.iter().map(|u| unrestored(app, u)))
         .collect();
     pretty(&Value::Array(described))
+}
+
+/// A version a restore left out, as describe shows it: its snapshot's settings, no workers, and
+/// why it is not served.
+fn unrestored(app: &App, left_out: &UnrestoredVersion) -> Value {
+    let r = &left_out.version;
+    let settings = &app.defaults.settings;
+    json!({
+        "modelName": r.name,
+        "modelVersion": r.version,
+        "modelUrl": r.mar_name,
+        "runtime": "python",
+        "minWorkers": r.min_workers,
+        "maxWorkers": r.max_workers,
+        "batchSize": r.batch_size.unwrap_or(settings.batch_size),
+        "maxBatchDelay": r.max_batch_delay_ms.unwrap_or(settings.max_batch_delay.as_millis() as u64),
+        "responseTimeout": r.response_timeout_s.unwrap_or(settings.response_timeout.as_secs()),
+        "startupTimeout": STARTUP_TIMEOUT.as_secs(),
+        "loadedAtStartup": false,
+        "workers": [],
+        "notServed": left_out.message(),
+    })
 }
 
 /// A positive setting, or the default: TorchServe ignores values of 0 and below.
@@ -377,9 +419,21 @@ pub(crate) async fn load(
             message: conflict.0,
         });
     }
+    // A version a restore left out as its name's default is the default again.
+    let previous_default = app.registry.default_version(&model.name);
+    let restores_default = app
+        .unrestored
+        .default_of(&model.name)
+        .is_some_and(|u| u.version.version == model.version);
+    if restores_default {
+        let _ = app.registry.set_default(&model.name, &model.version);
+    }
     // The engine loaded to check the model is the first worker's (or dropped for none).
     model.workers.scale(min, max, Some(engine));
     if let Err(e) = app.changed() {
+        if let Some(previous) = previous_default.filter(|_| restores_default) {
+            let _ = app.registry.set_default(&model.name, &previous);
+        }
         let _ = app.registry.remove(&model.name, Some(&model.version));
         retire(&model);
         model.workers.scale(0, 0, None);
@@ -388,6 +442,8 @@ pub(crate) async fn load(
             message: e.to_string(),
         });
     }
+    // Registered again: a version a restore left out is served now.
+    app.unrestored.forget(&model.name, &model.version);
     Ok(model)
 }
 
@@ -455,15 +511,21 @@ pub(super) async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Re
     let _change = app.changes.lock().await;
     let preview = app.registry.preview();
     if let Err(missing) = preview.set_default(name, version) {
-        return errors::missing(&missing);
+        return match app.unrestored.find(name, Some(version)) {
+            Some(left_out) => error(Exception::ModelNotFound, &left_out.message()),
+            None => errors::missing(&missing),
+        };
     }
-    if let Err(e) = app.record(&preview) {
+    if let Err(e) = app.record(&preview, &app.unrestored.without_default(name)) {
         return error(Exception::InternalServer, &e.to_string());
     }
     match app.registry.set_default(name, version) {
-        Ok(()) => status(format!(
-            "Default version successfully updated for model \"{name}\" to \"{version}\""
-        )),
+        Ok(()) => {
+            app.unrestored.clear_default(name);
+            status(format!(
+                "Default version successfully updated for model \"{name}\" to \"{version}\""
+            ))
+        }
         Err(missing) => errors::missing(&missing),
     }
 }
@@ -472,6 +534,15 @@ pub(super) async fn set_default(app: &Arc<App>, name: &str, version: &str) -> Re
 /// requests; those already queued are answered, then its workers stop.
 pub(super) async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>) -> Response {
     let _change = app.changes.lock().await;
+    if let Some(left_out) = unrestored_target(app, name, version) {
+        if left_out.version.default && app.registry.contains_name(name) {
+            return error(
+                Exception::InvalidModelVersion,
+                &format!("Cannot remove default version for model {name}"),
+            );
+        }
+        return forget(app, &left_out);
+    }
     // The snapshot without the version is on disk before it goes, and before its archive does.
     let preview = app.registry.preview();
     let removed = match preview.remove(name, version) {
@@ -481,7 +552,7 @@ pub(super) async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>
             return error(Exception::InvalidModelVersion, &message)
         }
     };
-    if let Err(e) = app.record(&preview) {
+    if let Err(e) = app.record(&preview, &app.unrestored.restored()) {
         return error(Exception::InternalServer, &e.to_string());
     }
     // Changes are made one at a time (`changes`): the registry is still the one previewed.
@@ -496,6 +567,27 @@ pub(super) async fn unregister(app: &Arc<App>, name: &str, version: Option<&str>
             crate::messages::note!("cannot remove {}: {e}", model.path.display());
         }
     }
+    status(format!("Model \"{name}\" unregistered"))
+}
+
+/// The version an unregister names, when a restore left it out: the one named, else the name's
+/// default (or any, for a name with no served version).
+fn unrestored_target(app: &App, name: &str, version: Option<&str>) -> Option<UnrestoredVersion> {
+    match version {
+        Some(v) if !app.registry.contains(name, v) => app.unrestored.find(name, Some(v)),
+        Some(_) => None,
+        None if app.registry.contains_name(name) => app.unrestored.default_of(name),
+        None => app.unrestored.find(name, None),
+    }
+}
+
+/// Unregisters a version a restore left out: no longer in the snapshots, nothing to stop or delete.
+fn forget(app: &App, left_out: &UnrestoredVersion) -> Response {
+    let (name, version) = (&left_out.version.name, &left_out.version.version);
+    if let Err(e) = app.record(&app.registry, &app.unrestored.without(name, version)) {
+        return error(Exception::InternalServer, &e.to_string());
+    }
+    app.unrestored.forget(name, version);
     status(format!("Model \"{name}\" unregistered"))
 }
 

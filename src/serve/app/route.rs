@@ -344,7 +344,7 @@ impl App {
             return response;
         }
         match route.endpoint {
-            Endpoint::Ping => torchserve::ping(),
+            Endpoint::Ping => torchserve::ping(self),
             Endpoint::Predict(m) => {
                 torchserve::predict(self, request, m.name, m.version, arrival).await
             }

@@ -8,15 +8,19 @@ use crate::serve::http::Response;
 use crate::serve::metrics::Metrics;
 use crate::serve::model_store::ModelStore;
 use crate::serve::models::{ServedModel, Settings};
-use crate::serve::registry::{Missing, Registry};
-use crate::serve::snapshot::{Kind, Snapshots};
+use crate::serve::registry::{Missing, MissingKind, Registry};
+use crate::serve::snapshot::{Kind, Restored, Snapshots};
 use crate::serve::tokens::Tokens;
+use crate::serve::unrestored::Unrestored;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) struct App {
     pub(crate) registry: Registry,
+    /// Versions a snapshot names that could not be restored at start: reported, and kept in
+    /// every snapshot.
+    pub(crate) unrestored: Unrestored,
     /// How long a request may wait for room in a full queue before its 503.
     pub(crate) queue_wait: Duration,
     pub(crate) metrics: Arc<Metrics>,
@@ -123,30 +127,67 @@ impl App {
             .map_err(|missing| errors::missing(&missing))
     }
 
-    /// `find`, with the miss as TorchServe names it.
+    /// `find`, with the miss as TorchServe names it (and why, for a version a restore left out).
     pub(crate) fn lookup(
         &self,
         name: &str,
         version: Option<&str>,
     ) -> Result<Arc<ServedModel>, Missing> {
-        self.registry.lookup(name, version)
+        let not_served = |left_out: crate::serve::unrestored::UnrestoredVersion, kind| Missing {
+            kind,
+            message: left_out.message(),
+        };
+        // The name's default version was left out: its requests are not answered by another.
+        if let Some(left_out) = version
+            .is_none()
+            .then(|| self.unrestored.default_of(name))
+            .flatten()
+        {
+            return Err(not_served(left_out, MissingKind::Model));
+        }
+        self.registry.lookup(name, version).map_err(|missing| {
+            match self.unrestored.find(name, version) {
+                Some(left_out) if version.is_some() || !self.registry.contains_name(name) => {
+                    not_served(left_out, missing.kind)
+                }
+                _ => missing,
+            }
+        })
+    }
+
+    /// `/ping`: Healthy while the server answers (TorchServe 0.12 says so with models at 0
+    /// workers, or with workers still starting), unless a version the snapshot names could not be
+    /// restored (scancer's addition: TorchServe would not have started).
+    pub(crate) fn healthy(&self) -> bool {
+        self.unrestored.is_empty()
     }
 
     /// After every change to the registered models: the snapshot that restores them, on disk
     /// before the change is confirmed.
     pub(crate) fn changed(&self) -> Result<(), NotSaved> {
-        self.record(&self.registry)
+        self.record(&self.registry, &self.unrestored.restored())
     }
 
-    /// The snapshot of `registry` (the registered models as a change would leave them), on disk
-    /// before the change is made or confirmed. Nothing is recorded during start-up, or with --ncs.
-    pub(crate) fn record(&self, registry: &Registry) -> Result<(), NotSaved> {
+    /// The snapshot of `registry` and `unrestored` (as a change would leave them), on disk before
+    /// the change is made or confirmed. Nothing is recorded during start-up, or with --ncs.
+    pub(crate) fn record(
+        &self,
+        registry: &Registry,
+        unrestored: &[Restored],
+    ) -> Result<(), NotSaved> {
         match &self.snapshots {
             Some(snapshots) if self.recording.load(Ordering::SeqCst) => snapshots
-                .write(Kind::Snapshot, registry)
+                .write(Kind::Snapshot, registry, unrestored)
                 .map(drop)
                 .map_err(|e| NotSaved(format!("{e:#}"))),
             _ => Ok(()),
+        }
+    }
+
+    /// A snapshot at start or stop: a failure is said, nothing waits for it.
+    pub(crate) fn record_or_warn(&self, kind: Kind) {
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.write_or_warn(kind, &self.registry, &self.unrestored.restored());
         }
     }
 }

@@ -13,10 +13,15 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// TorchServe's health: Healthy while the server answers (TorchServe 0.12 says so with models
-/// at 0 workers, or with workers still starting).
-pub(super) fn ping() -> Response {
-    pretty(&json!({"status": "Healthy"}))
+/// TorchServe's health (`App::healthy`): 200 Healthy, else 500 Unhealthy.
+pub(super) fn ping(app: &App) -> Response {
+    if app.healthy() {
+        pretty(&json!({"status": "Healthy"}))
+    } else {
+        let mut response = pretty(&json!({"status": "Unhealthy"}));
+        response.status = StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    }
 }
 
 pub(super) async fn predict(

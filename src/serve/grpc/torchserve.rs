@@ -64,7 +64,9 @@ impl InferenceApIsService for TorchServe {
     ) -> Result<Response<TorchServeHealthResponse>, Status> {
         authorize(&self.0, &request, Endpoint::Health)?;
         Ok(Response::new(TorchServeHealthResponse {
-            health: pyjson::dumps(&serde_json::json!({"status": "Healthy"})),
+            health: pyjson::dumps(&serde_json::json!({
+                "status": if self.0.healthy() { "Healthy" } else { "Unhealthy" }
+            })),
         }))
     }
 
