@@ -208,6 +208,9 @@ fn as_read(r: &Restored, default: bool) -> Value {
         "minWorkers": r.min_workers,
         "maxWorkers": r.max_workers,
     });
+    if let Some(url) = &r.model_url {
+        record["modelUrl"] = json!(url);
+    }
     for (key, value) in [
         ("batchSize", r.batch_size.map(|n| n as u64)),
         ("maxBatchDelay", r.max_batch_delay_ms),
@@ -222,7 +225,7 @@ fn as_read(r: &Restored, default: bool) -> Value {
 
 fn version(m: &ServedModel, default: bool) -> Value {
     let (min, max) = m.workers.limits();
-    json!({
+    let mut record = json!({
         "defaultVersion": default,
         "marName": mar_name(&m.path),
         "minWorkers": min,
@@ -232,7 +235,11 @@ fn version(m: &ServedModel, default: bool) -> Value {
         "responseTimeout": m.settings.response_timeout.as_secs(),
         "startupTimeout": 120,
         "runtimeType": m.runtime,
-    })
+    });
+    if m.downloaded {
+        record["modelUrl"] = json!(m.url);
+    }
+    record
 }
 
 /// The archive's name in the model store.
@@ -255,6 +262,9 @@ pub(crate) struct Restored {
     pub(crate) batch_size: Option<usize>,
     pub(crate) max_batch_delay_ms: Option<u64>,
     pub(crate) response_timeout_s: Option<u64>,
+    /// Where a downloaded archive came from (scancer's addition; TorchServe records only the
+    /// archive's name, and ignores the field).
+    pub(crate) model_url: Option<String>,
 }
 
 /// Reads `model_snapshot` (or the `models` key, whose versions carry the same fields): every
@@ -291,6 +301,7 @@ pub(crate) fn restored(json: &str, shown: &str, key: &str) -> Result<Vec<Restore
                 batch_size: positive("batchSize").map(|v| v as usize),
                 max_batch_delay_ms: positive("maxBatchDelay"),
                 response_timeout_s: positive("responseTimeout"),
+                model_url: fields["modelUrl"].as_str().map(str::to_owned),
             });
         }
     }

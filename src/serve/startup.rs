@@ -106,8 +106,11 @@ fn restore(plan: &mut Plan, store: &ModelStore, r: &Restored, settings: Settings
         return;
     };
     let settings = with_overrides(settings, r);
-    let mut registration = registration(path, Some(r.name.clone()), r.mar_name.clone(), settings);
+    let url = r.model_url.clone().unwrap_or_else(|| r.mar_name.clone());
+    let mut registration = registration(path, Some(r.name.clone()), url, settings);
     registration.loaded_at_startup = false;
+    // Downloaded: its unregistration deletes the archive, as before the restart.
+    registration.downloaded = r.model_url.is_some();
     if r.default {
         plan.defaults_to_set
             .push((r.name.clone(), r.version.clone()));

@@ -131,6 +131,7 @@ mod tests {
             batch_size: None,
             max_batch_delay_ms: None,
             response_timeout_s: None,
+            model_url: None,
         }
     }
 

@@ -142,17 +142,24 @@ fn same_description(ours: &Value, theirs: &Value, delay: bool, name: &str) {
 /// A server on the work folder's store with the model API on, no TorchServe keys, and downloads
 /// allowed from `files`.
 fn open_store(work: &Work, files: &FileServer, extra: &[&str]) -> Server {
-    let allowed = format!("{}/.*", files.url);
-    let mut args = vec![
+    let mut args = store_args(files);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_in(work.path(), &args, &[])
+}
+
+fn store_args(files: &FileServer) -> Vec<String> {
+    [
         "--model-store",
         "store",
         "--enable-model-api",
         "--disable-token-auth",
         "--allowed-urls",
-        &allowed,
-    ];
-    args.extend_from_slice(extra);
-    Server::start_in(work.path(), &args, &[])
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([format!("{}/.*", files.url)])
+    .collect()
 }
 
 /// Polls `GET /models/{name}` until every worker is READY.
@@ -742,18 +749,7 @@ fn a_restart_restores_every_model_and_a_killed_download_leaves_a_clean_store() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| {
-                json!([
-                    v["modelVersion"],
-                    v["modelUrl"],
-                    v["minWorkers"],
-                    v["maxWorkers"],
-                    v["batchSize"],
-                    v["maxBatchDelay"],
-                    v["responseTimeout"],
-                    v["workers"].as_array().unwrap().len()
-                ])
-            })
+            .map(|v| json!([version_settings(v), v["workers"].as_array().unwrap().len()]))
             .collect()
     };
     let pcam = describe(&server, "pcam");
@@ -1315,37 +1311,136 @@ fn basic_credentials_guard_every_listener() {
     }
 }
 
-/// The snapshot folder broken and repaired under a running server: a file where the folder was
-/// (what root cannot write either), so that every snapshot fails as on a full disk.
-struct SnapshotFolder(PathBuf);
+/// What stops snapshots under a running server, made and undone by the test.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// A file where the snapshot folder was.
+    FileInPlace,
+    /// LOG_LOCATION on a 64 KiB tmpfs, filled up (ENOSPC).
+    FullDisk,
+    /// The snapshot folder made read-only (the server runs without CAP_DAC_OVERRIDE).
+    ReadOnlyFolder,
+}
 
-impl SnapshotFolder {
-    fn break_it(&self) {
-        std::fs::rename(&self.0, self.0.with_extension("kept")).unwrap();
-        std::fs::write(&self.0, "not a folder\n").unwrap();
+impl Fault {
+    /// The error the refusal must name.
+    fn errno(self) -> &'static str {
+        match self {
+            Fault::FileInPlace => "Not a directory",
+            Fault::FullDisk => "No space left on device",
+            Fault::ReadOnlyFolder => "Permission denied",
+        }
     }
 
-    fn repair(&self) {
-        std::fs::remove_file(&self.0).unwrap();
-        std::fs::rename(self.0.with_extension("kept"), &self.0).unwrap();
+    /// Before the server starts: the full disk's tmpfs (unmounted when the guard drops); None if
+    /// it cannot be mounted here.
+    fn prepare(self, work: &Work) -> Option<Option<Tmpfs>> {
+        match self {
+            Fault::FullDisk => Tmpfs::mount(&work.path().join("logs"), "full disk").map(Some),
+            _ => Some(None),
+        }
+    }
+
+    fn start(self, work: &Work, files: &FileServer) -> Server {
+        match self {
+            // Root writes anywhere: drop that, so that the folder's mode counts.
+            Fault::ReadOnlyFolder => {
+                let args = store_args(files);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Server::start_in_as_plain_user(work.path(), &args)
+            }
+            _ => open_store(work, files, &[]),
+        }
+    }
+
+    fn cause(self, work: &Work) {
+        let folder = work.path().join("logs/config");
+        match self {
+            Fault::FileInPlace => {
+                std::fs::rename(&folder, folder.with_extension("kept")).unwrap();
+                std::fs::write(&folder, "not a folder\n").unwrap();
+            }
+            Fault::FullDisk => {
+                use std::io::Write;
+                let mut filler = std::fs::File::create(work.path().join("logs/filler")).unwrap();
+                while filler.write_all(&[0; 1024]).is_ok() {}
+            }
+            Fault::ReadOnlyFolder => set_mode(&folder, 0o555),
+        }
+    }
+
+    fn repair(self, work: &Work) {
+        let folder = work.path().join("logs/config");
+        match self {
+            Fault::FileInPlace => {
+                std::fs::remove_file(&folder).unwrap();
+                std::fs::rename(folder.with_extension("kept"), &folder).unwrap();
+            }
+            Fault::FullDisk => std::fs::remove_file(work.path().join("logs/filler")).unwrap(),
+            Fault::ReadOnlyFolder => set_mode(&folder, 0o755),
+        }
     }
 }
 
-#[test]
-fn a_change_that_cannot_be_saved_is_refused_and_changes_nothing() {
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A small tmpfs mounted on a folder for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Needs root and CAP_SYS_ADMIN (CI has both); without them the test is skipped, or fails
+    /// where SCANCER_NO_SKIP is set.
+    fn mount(dir: &Path, test: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "scancer-test"])
+            .arg(dir)
+            .stderr(std::process::Stdio::piped())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            other => {
+                crate::util::skip(
+                    test,
+                    &format!("cannot mount a 64 KiB tmpfs (root and CAP_SYS_ADMIN): {other:?}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Every management change refused while `fault` stops snapshots: a 500 that names the error, and
+/// nothing changed (versions, workers, default, answers, the store's files: the case was
+/// a downloaded archive deleted by an unregister whose snapshot failed). Once repaired, a change is
+/// confirmed, and a restart after SIGKILL brings back exactly what was confirmed.
+fn refused_while(fault: Fault) {
     let work = Work::new();
-    let files = FileServer::serve(work.path().join("www"));
-    // LOG_LOCATION is logs/: the snapshots go to logs/config.
-    let folder = SnapshotFolder(work.path().join("logs/config"));
-    let server = open_store(&work, &files, &[]);
-    let call = |method: &str, path: &str| {
-        server.request_to(server.management_port, method, path, &[], b"")
+    let Some(_tmpfs) = fault.prepare(&work) else {
+        return;
     };
+    let files = FileServer::serve(work.path().join("www"));
+    let server = fault.start(&work, &files);
+    let call = |method: &str, path: &str| managed(&server, method, path);
+    let url = format!("{}/files/pcamurl.mar", files.url);
     for path in [
-        "/models?url=pcam.mar&initial_workers=1&synchronous=true",
-        "/models?url=pcam-2.0.mar&initial_workers=1&synchronous=true",
+        "/models?url=pcam.mar&initial_workers=1&synchronous=true".to_string(),
+        "/models?url=pcam-2.0.mar&initial_workers=1&synchronous=true".to_string(),
+        format!("/models?url={url}&model_name=pcamurl&initial_workers=1&synchronous=true"),
     ] {
-        let reply = call("POST", path);
+        let reply = call("POST", &path);
         assert_eq!(reply.status, 200, "{path}: {}", reply.text());
     }
     let described =
@@ -1353,16 +1448,21 @@ fn a_change_that_cannot_be_saved_is_refused_and_changes_nothing() {
     let before = (described("1.0"), described("2.0"));
     let listing = work.listing();
 
-    folder.break_it();
+    fault.cause(&work);
     let refused = |method: &str, path: &str| {
         let reply = call(method, path);
-        assert_eq!(reply.status, 500, "{method} {path}: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            500,
+            "{fault:?}: {method} {path}: {}",
+            reply.text()
+        );
         let body = reply.json();
         assert_eq!(body["type"], "InternalServerException", "{body}");
         let message = body["message"].as_str().unwrap();
         assert!(
-            message.contains("could not be saved") && message.contains("Not a directory"),
-            "{method} {path}: {message}"
+            message.contains("could not be saved") && message.contains(fault.errno()),
+            "{fault:?}: {method} {path}: {message}"
         );
     };
     refused(
@@ -1371,41 +1471,55 @@ fn a_change_that_cannot_be_saved_is_refused_and_changes_nothing() {
     );
     refused("PUT", "/models/pcam/2.0/set-default");
     refused("DELETE", "/models/pcam/2.0");
-    let url = format!("{}/files/pcamurl.mar", files.url);
+    refused("DELETE", "/models/pcamurl");
+    let www = work.path().join("www/files");
+    std::fs::copy(www.join("pcamurl.mar"), www.join("pcamother.mar")).unwrap();
     refused(
         "POST",
-        &format!("/models?url={url}&model_name=pcamurl&initial_workers=1&synchronous=true"),
+        &format!(
+            "/models?url={}/files/pcamother.mar&model_name=pcamother&initial_workers=1&synchronous=true",
+            files.url
+        ),
     );
-    // Nothing changed: the same versions, workers and default, the version still answers, and the
-    // archive downloaded for the refused registration is gone.
     assert_eq!(described("1.0")["minWorkers"], before.0["minWorkers"]);
     assert_eq!(call("GET", "/models/pcam").json()[0]["modelVersion"], "1.0");
-    assert_eq!(call("GET", "/models/pcamurl").status, 404);
-    let answer = server.request_to(server.port, "PUT", "/predictions/pcam/2.0", &[], &patch());
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(work.listing(), listing);
+    assert_eq!(call("GET", "/models/pcamother").status, 404);
+    for path in ["/predictions/pcam/2.0", "/predictions/pcamurl"] {
+        let answer = server.request_to(server.port, "PUT", path, &[], &patch());
+        assert_eq!(answer.status, 200, "{fault:?}: {path}: {}", answer.text());
+    }
+    assert_eq!(work.listing(), listing, "{fault:?}");
 
-    // Once the folder is back, a change is saved and confirmed; a restart brings back exactly
-    // what was confirmed.
-    folder.repair();
+    fault.repair(&work);
     let reply = call("PUT", "/models/pcam/2.0/set-default");
     assert_eq!(reply.status, 200, "{}", reply.text());
     server.kill();
-    let server = Server::start_in(
-        work.path(),
-        &["--model-store", "store", "--disable-token-auth"],
-        &[],
-    );
-    let call = |method: &str, path: &str| {
-        server.request_to(server.management_port, method, path, &[], b"")
-    };
+    let server = start_store(&work);
+    let call = |method: &str, path: &str| managed(&server, method, path);
     assert_eq!(call("GET", "/models/pcam").json()[0]["modelVersion"], "2.0");
     for (version, was) in [("1.0", &before.0), ("2.0", &before.1)] {
         let now = call("GET", &format!("/models/pcam/{version}")).json()[0].clone();
         assert_eq!(now["minWorkers"], was["minWorkers"], "{version}");
     }
-    assert_eq!(call("GET", "/models/pcamurl").status, 404);
+    assert_eq!(call("GET", "/models/pcamurl").status, 200);
+    assert_eq!(call("GET", "/models/pcamother").status, 404);
+    assert_eq!(server.get("/ping").status, 200);
     server.kill();
+}
+
+#[test]
+fn a_change_that_cannot_be_saved_is_refused_and_changes_nothing() {
+    refused_while(Fault::FileInPlace);
+}
+
+#[test]
+fn a_change_on_a_full_disk_is_refused_and_changes_nothing() {
+    refused_while(Fault::FullDisk);
+}
+
+#[test]
+fn a_change_in_a_read_only_folder_is_refused_and_changes_nothing() {
+    refused_while(Fault::ReadOnlyFolder);
 }
 
 /// The management port's answer to `method path`.
@@ -1554,5 +1668,80 @@ fn a_snapshot_naming_a_missing_archive_serves_the_rest_and_reports_it() {
         managed(&server, "GET", "/models/pcam").json()[0]["modelVersion"],
         "2.0"
     );
+    server.kill();
+}
+
+/// A described version's archive, workers and settings.
+fn version_settings(v: &Value) -> Value {
+    json!([
+        v["modelVersion"],
+        v["modelUrl"],
+        v["minWorkers"],
+        v["maxWorkers"],
+        v["batchSize"],
+        v["maxBatchDelay"],
+        v["responseTimeout"]
+    ])
+}
+
+/// What a restart must bring back: the model list, and each model's default and versions with
+/// their archive, workers and settings.
+fn confirmed_state(server: &Server) -> Value {
+    let listed = managed(server, "GET", "/models").json();
+    let mut state = vec![listed.clone()];
+    for model in listed["models"].as_array().unwrap() {
+        let name = model["modelName"].as_str().unwrap();
+        let default =
+            managed(server, "GET", &format!("/models/{name}")).json()[0]["modelVersion"].clone();
+        let versions: Vec<Value> = managed(server, "GET", &format!("/models/{name}/all"))
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(version_settings)
+            .collect();
+        state.push(json!({"name": name, "default": default, "versions": versions}));
+    }
+    Value::Array(state)
+}
+
+#[test]
+fn kill_9_after_every_confirmed_change_restarts_to_it() {
+    let work = Work::new();
+    let files = FileServer::serve(work.path().join("www"));
+    let url = format!("{}/files/pcamurl.mar", files.url);
+    let steps = [
+        ("POST", "/models?url=pcam.mar&initial_workers=1&synchronous=true".to_string()),
+        ("POST", "/models?url=pcam-2.0.mar&initial_workers=1&synchronous=true".to_string()),
+        ("PUT", "/models/pcam/1.0?min_worker=2&max_worker=3&synchronous=true".to_string()),
+        ("PUT", "/models/pcam/2.0/set-default".to_string()),
+        (
+            "POST",
+            format!("/models?url={url}&model_name=pcamurl&batch_size=4&max_batch_delay=50&initial_workers=1&synchronous=true"),
+        ),
+        ("DELETE", "/models/pcam/1.0".to_string()),
+        ("DELETE", "/models/pcamurl".to_string()),
+    ];
+    let mut server = open_store(&work, &files, &[]);
+    for (method, path) in &steps {
+        let reply = managed(&server, method, path);
+        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text());
+        let confirmed = confirmed_state(&server);
+        let listing = work.listing();
+        server.kill();
+        server = open_store(&work, &files, &[]);
+        assert_eq!(confirmed_state(&server), confirmed, "after {method} {path}");
+        assert_eq!(work.listing(), listing, "after {method} {path}");
+        assert_eq!(server.get("/ping").status, 200);
+        let answer = server.request_to(server.port, "PUT", "/predictions/pcam", &[], &patch());
+        assert_eq!(
+            answer.status,
+            200,
+            "after {method} {path}: {}",
+            answer.text()
+        );
+    }
+    // The downloaded archive went with its unregistration, and stayed gone.
+    assert!(!work.listing().contains(&"pcamurl.mar".to_string()));
     server.kill();
 }

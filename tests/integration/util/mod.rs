@@ -130,19 +130,27 @@ pub fn with_closed_stdout(cmd: &mut std::process::Command) -> (Option<i32>, Stri
 /// the harness's capture; where SCANCER_NO_SKIP is set (CI sets it), a missing tool fails the test
 /// instead, so that CI never passes on skipped tests.
 pub fn fetched(var: &str, test: &str) -> Option<PathBuf> {
-    use std::io::Write;
     let path = std::env::var_os(var)
         .map(PathBuf::from)
         .filter(|p| !p.as_os_str().is_empty() && p.exists());
     if path.is_none() {
-        let why = format!(
-            "{test}: {var} does not name an existing file ({:?}); run `cargo xtask setup`",
-            std::env::var_os(var).unwrap_or_default()
+        skip(
+            test,
+            &format!(
+                "{var} does not name an existing file ({:?}); run `cargo xtask setup`",
+                std::env::var_os(var).unwrap_or_default()
+            ),
         );
-        if std::env::var_os("SCANCER_NO_SKIP").is_some_and(|v| !v.is_empty()) {
-            panic!("{why} (SCANCER_NO_SKIP is set: nothing may be skipped)");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED {why}");
     }
     path
+}
+
+/// A test that cannot run here says why and is skipped, straight to the terminal; where
+/// SCANCER_NO_SKIP is set (CI), it fails instead.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    if std::env::var_os("SCANCER_NO_SKIP").is_some_and(|v| !v.is_empty()) {
+        panic!("{test}: {why} (SCANCER_NO_SKIP is set: nothing may be skipped)");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }

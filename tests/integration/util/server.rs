@@ -61,7 +61,37 @@ impl Server {
     /// Starts the server in `dir` (where TorchServe's layout keeps key_file.json and logs/config),
     /// with LOG_LOCATION there too.
     pub fn start_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(assert_cmd::cargo::cargo_bin("scancer"));
+        let command = Command::new(assert_cmd::cargo::cargo_bin("scancer"));
+        Server::spawn_in(command, dir, args, env)
+    }
+
+    /// `start_in`, for a server that file modes bind: as root (CI), it runs without
+    /// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv), so a read-only folder is read-only to it.
+    pub fn start_in_as_plain_user(dir: &std::path::Path, args: &[&str]) -> Server {
+        let scancer = assert_cmd::cargo::cargo_bin("scancer");
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+        let command = if root {
+            let mut setpriv = Command::new("setpriv");
+            setpriv
+                .arg("--bounding-set=-dac_override,-dac_read_search")
+                .arg("--")
+                .arg(scancer);
+            setpriv
+        } else {
+            Command::new(scancer)
+        };
+        Server::spawn_in(command, dir, args, &[])
+    }
+
+    fn spawn_in(
+        mut command: Command,
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         command
             .current_dir(dir)
             .env("LOG_LOCATION", dir.join("logs"));
