@@ -90,6 +90,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         store: None,
         quiet: args.quiet,
         hostname: crate::serve::metrics::hostname(variable("HOSTNAME")),
+        cors: match &config {
+            Some(config) => cors(config)?,
+            None => Vec::new(),
+        },
     };
     match config {
         None => without_store(&args, host, &mut options)?,
@@ -148,6 +152,27 @@ fn without_store(args: &ServeArgs, host: IpAddr, options: &mut ServeOptions) -> 
     options.grpc_address =
         (!args.no_grpc).then(|| SocketAddr::new(host, args.grpc_port.unwrap_or(7070)));
     Ok(())
+}
+
+/// The CORS headers the configuration sets: each non-empty key's value, copied as it is.
+fn cors(config: &TsConfig) -> Result<Vec<(&'static str, String)>> {
+    let mut headers = Vec::new();
+    for (key, header) in [
+        ("cors_allowed_origin", "Access-Control-Allow-Origin"),
+        ("cors_allowed_methods", "Access-Control-Allow-Methods"),
+        ("cors_allowed_headers", "Access-Control-Allow-Headers"),
+    ] {
+        if let Some(value) = config.get(key) {
+            if hyper::header::HeaderValue::from_str(value).is_err() {
+                bail!(
+                    "{}: {key}={value:?} cannot be sent as an HTTP header value",
+                    config.shown()
+                );
+            }
+            headers.push((header, value.to_string()));
+        }
+    }
+    Ok(headers)
 }
 
 /// A server with TorchServe's model store: its three APIs on their addresses, the models of its

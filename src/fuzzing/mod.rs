@@ -261,7 +261,8 @@ fn exchanges() -> Arc<Exchanges> {
         keep_alive: Duration::from_secs(5),
         max_buffered: 1 << 20,
     };
-    let made = EXCHANGES.get_or_init(|| Arc::new(Exchanges::new(app(), limits, true, Roles::ALL)));
+    let made = EXCHANGES
+        .get_or_init(|| Arc::new(Exchanges::new(app(), limits, true, Roles::ALL, Vec::new())));
     Arc::clone(made)
 }
 

@@ -23,12 +23,20 @@ pub(crate) struct Exchanges {
     /// Body bytes buffered over all requests, one permit a byte.
     buffered: Arc<Semaphore>,
     pub(crate) quiet: bool,
+    /// Headers every answer carries (TorchServe's CORS settings).
+    pub(crate) always: Vec<(&'static str, String)>,
     /// The whole HTTP/1.1 answer to a client whose request head stalls.
     pub(crate) stalled: Bytes,
 }
 
 impl Exchanges {
-    pub(crate) fn new(app: Arc<App>, limits: Limits, quiet: bool, roles: Roles) -> Exchanges {
+    pub(crate) fn new(
+        app: Arc<App>,
+        limits: Limits,
+        quiet: bool,
+        roles: Roles,
+        always: Vec<(&'static str, String)>,
+    ) -> Exchanges {
         // Room for at least one body of the largest size, or that body could never be read.
         let budget = limits
             .max_buffered
@@ -41,6 +49,8 @@ impl Exchanges {
                 limits.head_timeout.as_secs_f64()
             ),
         );
+        let mut timeout = timeout;
+        timeout.headers.extend(always.iter().cloned());
         let stalled = timeout.to_http1_closing("Request Timeout");
         Exchanges {
             app,
@@ -48,6 +58,7 @@ impl Exchanges {
             limits,
             buffered: Arc::new(Semaphore::new(budget)),
             quiet,
+            always,
             stalled: Bytes::from(stalled),
         }
     }
@@ -68,10 +79,11 @@ pub(crate) async fn answer(
     let line = format!("{} {}", head.method, head.uri.path());
     let app = &exchanges.app;
     let route = Route::parse(&head.method, head.uri.path(), exchanges.roles);
-    let (response, close) = match receive(&exchanges, &head, &route, body).await {
+    let (mut response, close) = match receive(&exchanges, &head, &route, body).await {
         Ok((request, arrival, _buffered)) => (app.handle(request, &route, arrival).await, false),
         Err(refused) => refused,
     };
+    response.headers.extend(exchanges.always.iter().cloned());
     app.metrics.response(response.status);
     if !exchanges.quiet {
         crate::messages::note!(

@@ -115,13 +115,17 @@ impl Response {
     /// The whole answer as HTTP/1.1 bytes, closing the connection: for the two answers written
     /// around hyper, to a connection over the limit and to a stalled request head.
     pub(crate) fn to_http1_closing(&self, reason: &str) -> Vec<u8> {
-        let mut bytes = format!(
-            "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        let mut head = format!(
+            "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
             self.status.as_u16(),
             self.content_type,
             self.body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
         bytes.extend_from_slice(&self.body);
         bytes
     }

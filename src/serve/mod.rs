@@ -255,6 +255,7 @@ async fn serve_until_stopped(
             options.limits,
             options.quiet,
             roles,
+            options.cors.clone(),
         ));
         served.push(accepting(
             listener,

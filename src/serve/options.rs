@@ -30,6 +30,9 @@ pub(crate) struct ServeOptions {
     pub(crate) quiet: bool,
     /// The `hostname` label of every metric.
     pub(crate) hostname: String,
+    /// TorchServe's CORS headers (cors_allowed_origin, _methods, _headers), sent on every HTTP
+    /// answer, errors included, as TorchServe sends them.
+    pub(crate) cors: Vec<(&'static str, String)>,
 }
 
 /// A model store and what the TorchServe configuration around it says.

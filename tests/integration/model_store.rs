@@ -1745,3 +1745,67 @@ fn kill_9_after_every_confirmed_change_restarts_to_it() {
     assert!(!work.listing().contains(&"pcamurl.mar".to_string()));
     server.kill();
 }
+
+#[test]
+fn cors_headers_are_on_every_answer_as_torchserve_sends_them() {
+    let work = Work::new();
+    std::fs::write(
+        work.path().join("config.properties"),
+        "cors_allowed_origin=https://scancer.org\n\
+         cors_allowed_methods=GET, POST, PUT, OPTIONS\n\
+         cors_allowed_headers=X-Custom-Header, Authorization\n",
+    )
+    .unwrap();
+    let server = Server::start_in(
+        work.path(),
+        &[
+            "--model-store",
+            "store",
+            "--ts-config",
+            "config.properties",
+            "--disable-token-auth",
+            "--models",
+            "pcam.mar",
+        ],
+        &[],
+    );
+    let cors = |reply: &Reply| {
+        [
+            "access-control-allow-origin",
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+        ]
+        .map(|h| reply.header(h).unwrap_or_default().to_string())
+    };
+    let wanted = [
+        "https://scancer.org",
+        "GET, POST, PUT, OPTIONS",
+        "X-Custom-Header, Authorization",
+    ];
+    // Answers and errors, on the three ports (TorchServe copies them onto every answer).
+    for (port, method, path, status) in [
+        (server.port, "GET", "/ping", 200),
+        (server.port, "PUT", "/predictions/pcam", 200),
+        (server.port, "PUT", "/predictions/nothere", 404),
+        (server.port, "GET", "/nowhere", 404),
+        (server.management_port, "GET", "/models", 200),
+        (server.management_port, "DELETE", "/models/nothere", 405),
+        (server.metrics_port, "GET", "/metrics", 200),
+    ] {
+        let body = if method == "PUT" { patch() } else { Vec::new() };
+        let reply = server.request_to(port, method, path, &[], &body);
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
+        assert_eq!(cors(&reply), wanted, "{method} {path}");
+    }
+    // Without the keys, none.
+    std::fs::remove_file(work.path().join("config.properties")).unwrap();
+    let plain = Server::start_in(
+        work.path(),
+        &["--model-store", "store", "--ncs", "--disable-token-auth"],
+        &[],
+    );
+    let reply = plain.get("/ping");
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    plain.kill();
+    server.kill();
+}
