@@ -94,6 +94,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
             Some(config) => cors(config)?,
             None => Vec::new(),
         },
+        system_metrics: match &config {
+            Some(config) if config.flag("disable_system_metrics") => None,
+            _ => Some(Duration::from_secs(
+                number("metric_time_interval", None)?
+                    .filter(|&s| s > 0)
+                    .unwrap_or(60),
+            )),
+        },
     };
     match config {
         None => without_store(&args, host, &mut options)?,

@@ -64,13 +64,11 @@ const KEYS: &[(&str, Handling)] = &[
         Ignored("/metrics is always Prometheus text"),
     ),
     ("metrics_config", Ignored("scancer's metrics are built in")),
-    (
-        "disable_system_metrics",
-        Ignored("scancer reports no system metrics"),
-    ),
+    ("disable_system_metrics", Honoured),
+    ("metric_time_interval", Honoured),
     (
         "system_metrics_cmd",
-        Ignored("scancer reports no system metrics"),
+        Ignored("scancer samples the system itself (CPU, memory, the disk of /)"),
     ),
     ("enable_metrics_api", Ignored("/metrics is always served")),
     ("number_of_netty_threads", Ignored(NO_JVM)),

@@ -346,7 +346,8 @@ fn app() -> Arc<App> {
                 load,
                 Arc::clone(&queue),
                 Duration::ZERO,
-                Arc::new(|_| {}),
+                Arc::new(Unheard),
+                Duration::ZERO,
                 format!("{name} {version}"),
                 no_worker_message(name, None),
             )),
@@ -595,4 +596,12 @@ fn write_all_formats(schema: &Schema, outcome: &Outcome) {
         writer.write(&answer).expect("a sink takes everything");
         writer.finish().expect("a sink takes everything");
     }
+}
+
+/// Worker events nobody listens to.
+struct Unheard;
+
+impl crate::serve::workers::WorkerEvents for Unheard {
+    fn batch(&self, _: &crate::serve::batcher::BatchTimes) {}
+    fn loaded(&self, _: u32, _: Duration) {}
 }

@@ -360,14 +360,14 @@ pub(crate) fn serve(
     queue: &Queue,
     max_delay: Duration,
     stop: &AtomicBool,
-    on_batch: impl Fn(usize),
+    on_batch: impl Fn(&BatchTimes),
 ) {
     while let Some(batch) = queue.next_batch(engine.shapes(), max_delay, stop) {
         let started = Instant::now();
         let inputs: Vec<&Prepared> = batch.iter().map(|j| &j.input).collect();
         let answers = engine.infer_each(&inputs);
+        let handler = started.elapsed();
         let n = batch.len();
-        on_batch(n);
         for (job, answer) in batch.into_iter().zip(answers) {
             // An explanation's gradients run after its batch's forward pass.
             let attribution = match job.explain {
@@ -394,7 +394,21 @@ pub(crate) fn serve(
             );
         }
         queue.answered(n);
+        on_batch(&BatchTimes {
+            size: n,
+            handler,
+            worker: started.elapsed(),
+        });
     }
+}
+
+/// One batch as a worker ran it: its size, the model's part (the forward pass, with the tensors in
+/// and out: TorchServe's HandlerTime) and the whole (explanations and answers included).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchTimes {
+    pub(crate) size: usize,
+    pub(crate) handler: Duration,
+    pub(crate) worker: Duration,
 }
 
 #[cfg(test)]

@@ -79,6 +79,9 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
     let bound = Bound::new(&options)?;
     let auth = std::mem::take(&mut options.auth);
     let app = Arc::new(app_of(&options, auth, store)?);
+    if let Some(interval) = options.system_metrics {
+        app.metrics.watch_system(interval);
+    }
     // One I/O worker per core: a worker decodes a small patch itself (no hand-off, see
     // `App::prepare`), so up to `cores` decode at once; large images and bodies go to a bounded pool
     // beside them. Either way many clients sending images cannot multiply decoded-pixel memory or

@@ -2,9 +2,11 @@
 //! their settings (TorchServe's per-model batchSize, maxBatchDelay, responseTimeout, workers), what
 //! clients need to know about their inputs and outputs, and each version's queue and workers.
 
+use super::batcher::BatchTimes;
 use super::batcher::Queue;
 use super::batcher::Runner;
-use super::workers::{Loader, OnBatch, Workers};
+use super::metrics::Metrics;
+use super::workers::{Loader, WorkerEvents, Workers};
 use crate::engine::model_source::ModelSource;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::{Engine, EngineOptions};
@@ -118,7 +120,7 @@ pub(crate) fn no_worker_message(name: &str, version: Option<&str>) -> String {
 pub(crate) fn load(
     registration: &Registration,
     options: &EngineOptions,
-    on_batch: OnBatch,
+    metrics: Arc<Metrics>,
 ) -> Result<(ServedModel, Box<dyn Runner>)> {
     let path = &registration.path;
     let beside = store_config(path);
@@ -140,7 +142,9 @@ pub(crate) fn load(
         threads: Some(1),
         ..options.clone()
     };
+    let loading = std::time::Instant::now();
     let engine = Engine::load(&source, &options)?;
+    let first_load = loading.elapsed();
     let (_, out_shape, _) = engine
         .probe()
         .with_context(|| format!("{}: cannot run the model", source.name))?;
@@ -161,7 +165,12 @@ pub(crate) fn load(
             load,
             Arc::clone(&queue),
             settings.max_batch_delay,
-            on_batch,
+            Arc::new(Reported {
+                metrics,
+                name: name.clone(),
+                version: version.clone(),
+            }),
+            first_load,
             format!("{name} {version}"),
             no_worker_message(&name, None),
         )),
@@ -176,6 +185,25 @@ pub(crate) fn load(
         downloaded: registration.downloaded,
     };
     Ok((served, Box::new(engine)))
+}
+
+/// A version's worker events, as its metrics.
+struct Reported {
+    metrics: Arc<Metrics>,
+    name: String,
+    version: String,
+}
+
+impl WorkerEvents for Reported {
+    fn batch(&self, times: &BatchTimes) {
+        self.metrics.batch(&self.name, times);
+    }
+
+    /// TorchServe's worker name: `W-9000-pcam_1.0`.
+    fn loaded(&self, worker: u32, took: std::time::Duration) {
+        self.metrics
+            .worker_loaded(format!("W-{worker}-{}_{}", self.name, self.version), took);
+    }
 }
 
 /// The name and version a model file registers as, from its manifest (without loading it).

@@ -33,6 +33,8 @@ pub(crate) struct ServeOptions {
     /// TorchServe's CORS headers (cors_allowed_origin, _methods, _headers), sent on every HTTP
     /// answer, errors included, as TorchServe sends them.
     pub(crate) cors: Vec<(&'static str, String)>,
+    /// How often the system metrics are sampled (None: disable_system_metrics).
+    pub(crate) system_metrics: Option<Duration>,
 }
 
 /// A model store and what the TorchServe configuration around it says.

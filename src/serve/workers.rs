@@ -4,17 +4,21 @@
 //! the batch it is running), as TorchServe does. A version left with no worker answers its queued
 //! jobs with TorchServe's "no worker" error rather than leaving them to time out.
 
-use super::batcher::{self, Queue, Runner};
+use super::batcher::{self, BatchTimes, Queue, Runner};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// Worker ids, as TorchServe numbers them (from its first worker port, 9000), across all models.
 static NEXT_ID: AtomicU32 = AtomicU32::new(9000);
 
-/// Hears the size of every batch a worker runs.
-pub(crate) type OnBatch = Arc<dyn Fn(usize) + Send + Sync>;
+/// What a version's workers report (to the metrics): each batch they run, and how long each took
+/// to load its model.
+pub(crate) trait WorkerEvents: Send + Sync {
+    fn batch(&self, times: &BatchTimes);
+    fn loaded(&self, worker: u32, took: Duration);
+}
 
 /// Loads a new worker's runner (on the worker's thread).
 pub(crate) type Loader = Arc<dyn Fn() -> anyhow::Result<Box<dyn Runner>> + Send + Sync>;
@@ -28,7 +32,9 @@ pub(crate) struct Workers {
     load: Loader,
     queue: Arc<Queue>,
     delay: Duration,
-    on_batch: OnBatch,
+    events: Arc<dyn WorkerEvents>,
+    /// How long the engine given to the first worker took to load.
+    first_load: Duration,
     /// How messages name the version: `pcam 1.0`.
     label: String,
     /// Said to a job when no worker is left to run it.
@@ -64,7 +70,8 @@ impl Workers {
         load: Loader,
         queue: Arc<Queue>,
         delay: Duration,
-        on_batch: OnBatch,
+        events: Arc<dyn WorkerEvents>,
+        first_load: Duration,
         label: String,
         no_worker: String,
     ) -> Workers {
@@ -80,7 +87,8 @@ impl Workers {
             load,
             queue,
             delay,
-            on_batch,
+            events,
+            first_load,
             label,
             no_worker,
         }
@@ -141,18 +149,22 @@ impl Workers {
     }
 
     fn run(self: Arc<Self>, id: u32, stop: &AtomicBool, engine: Option<Box<dyn Runner>>) {
+        let loading = Instant::now();
         let engine = match engine {
-            Some(engine) => Ok(engine),
-            None => (self.load)(),
+            Some(engine) => Ok((engine, self.first_load)),
+            None => (self.load)().map(|engine| (engine, loading.elapsed())),
         };
         match engine {
-            Ok(engine) => {
+            Ok((engine, took)) => {
                 if let Some(w) = self.lock().live.iter_mut().find(|w| w.id == id) {
                     w.ready = true;
                 }
                 self.changed.notify_waiters();
-                let on_batch = Arc::clone(&self.on_batch);
-                batcher::serve(&*engine, &self.queue, self.delay, stop, |n| on_batch(n));
+                self.events.loaded(id, took);
+                let events = Arc::clone(&self.events);
+                batcher::serve(&*engine, &self.queue, self.delay, stop, |times| {
+                    events.batch(times)
+                });
             }
             Err(e) => {
                 crate::messages::note!("{}: worker {id} cannot load the model: {e:#}", self.label);

@@ -642,7 +642,8 @@ fn the_readme_workflow_through_curl_and_scancer_store() {
     assert_eq!(answer, "1");
     let metrics = curl(&[&format!("http://127.0.0.1:{}/metrics", server.metrics_port)]);
     assert!(
-        metrics.contains("ts_inference_requests_total{model_name=\"pcam\",model_version=\"1.0\""),
+        metrics
+            .contains("ts_inference_requests_total{model_name=\"pcam\",model_version=\"default\""),
         "{metrics}"
     );
     // Version 2.0 from the store, made the default, then version 1.0 removed: its archive goes.

@@ -806,26 +806,48 @@ fn metrics_pass_promtool() {
     );
     let text = metrics.text();
     let value = |prefix: &str| metric(&text, prefix);
-    // One series for the version that answered, whether the request named it or not.
+    // As TorchServe labels them: the version a request named, else "default".
     let series = "{model_name=\"pcam-classification\",model_version=\"1.0\"";
-    assert!(!text.contains("model_version=\"default\""), "{text}");
-    assert_eq!(value(&format!("ts_inference_requests_total{series}")), 4.0);
+    let default = "{model_name=\"pcam-classification\",model_version=\"default\"";
+    assert_eq!(value(&format!("ts_inference_requests_total{series}")), 1.0);
+    assert_eq!(value(&format!("ts_inference_requests_total{default}")), 3.0);
     assert_eq!(
-        value(&format!("scancer_inference_images_total{series}")),
-        4.0
+        value(&format!("scancer_inference_images_total{default}")),
+        3.0
     );
     assert_eq!(
         value(&format!("scancer_inference_latency_seconds_count{series}")),
-        4.0
+        1.0
     );
     let rejected = text
         .lines()
         .find(|l| {
-            l.starts_with(&format!("scancer_rejected_requests_total{series}"))
+            l.starts_with(&format!("scancer_rejected_requests_total{default}"))
                 && l.contains("reason=\"bad_input\"")
         })
         .unwrap_or_else(|| panic!("no rejected series in {text}"));
     assert!(rejected.ends_with("} 1"), "{rejected}");
+    // TorchServe's gauges: the model's times, its worker's load, the machine.
+    for gauge in [
+        "QueueTime{Level=\"Host\",Hostname=",
+        "WorkerThreadTime{Level=\"Host\",Hostname=",
+        "WorkerLoadTime{WorkerName=\"W-",
+        "HandlerTime{ModelName=\"pcam-classification\",Level=\"Model\",Hostname=",
+        "PredictionTime{ModelName=\"pcam-classification\",Level=\"Model\",Hostname=",
+        "CPUUtilization{Level=\"Host\",Hostname=",
+        "MemoryUsed{Level=\"Host\",Hostname=",
+        "MemoryAvailable{Level=\"Host\",Hostname=",
+        "MemoryUtilization{Level=\"Host\",Hostname=",
+        "DiskUsage{Level=\"Host\",Hostname=",
+        "DiskAvailable{Level=\"Host\",Hostname=",
+        "DiskUtilization{Level=\"Host\",Hostname=",
+    ] {
+        assert!(value(gauge) >= 0.0, "{gauge}");
+    }
+    assert!(
+        value("HandlerTime{") > 0.0 && value("MemoryUsed{") > 0.0,
+        "{text}"
+    );
     assert_eq!(value("Requests2XX"), 4.0);
     assert_eq!(value("Requests4XX"), 2.0);
 
@@ -869,6 +891,18 @@ fn metrics_pass_promtool() {
         "Requests5XX",
         "ts_inference_latency_microseconds",
         "ts_queue_latency_microseconds",
+        "QueueTime",
+        "WorkerThreadTime",
+        "WorkerLoadTime",
+        "HandlerTime",
+        "PredictionTime",
+        "CPUUtilization",
+        "MemoryUsed",
+        "MemoryAvailable",
+        "MemoryUtilization",
+        "DiskUsage",
+        "DiskAvailable",
+        "DiskUtilization",
     ];
     assert!(matches!(out.status.code(), Some(0 | 3)), "{complaints}");
     for line in complaints.lines() {

@@ -87,7 +87,7 @@ pub(super) async fn explain(
             .await
     }
     .await;
-    app.observe(&model, started, &answered);
+    app.observe(&model, version, started, &answered);
     match answered {
         Ok(answers) => Response::json(StatusCode::OK, pyjson::dumps(&nested(&model, &answers[0]))),
         Err(failure) => failure.torchserve(&shown, &model),
@@ -99,6 +99,7 @@ pub(super) async fn explain(
 pub(super) async fn explain_instances(
     app: &Arc<App>,
     model: &Arc<ServedModel>,
+    requested: Option<&str>,
     request: &Request,
     images: Vec<bytes::Bytes>,
     arrival: Option<Arrival>,
@@ -116,7 +117,7 @@ pub(super) async fn explain_instances(
             .await
     }
     .await;
-    app.observe(model, started, &answered);
+    app.observe(model, requested, started, &answered);
     match answered {
         Ok(answers) => {
             let all: Vec<Value> = answers.iter().map(|a| nested(model, a)).collect();

@@ -38,6 +38,7 @@ impl App {
     pub(crate) fn observe(
         &self,
         m: &ServedModel,
+        requested: Option<&str>,
         started: Instant,
         answered: &Result<Vec<Answered>, Failure>,
     ) {
@@ -45,13 +46,15 @@ impl App {
             Ok(answers) => self.metrics.predicted(&Observation {
                 model: &m.name,
                 version: &m.version,
+                requested,
                 images: answers.len(),
                 latency: started.elapsed(),
                 queued: answers.iter().map(|a| a.queued).max().unwrap_or_default(),
             }),
-            Err(failure) => self
-                .metrics
-                .rejected(&m.name, &m.version, failure.rejection()),
+            Err(failure) => {
+                self.metrics
+                    .rejected(&m.name, &m.version, requested, failure.rejection())
+            }
         }
     }
 

@@ -40,7 +40,7 @@ pub(super) async fn predict(
 ) -> Response {
     match app.find(name, None) {
         Ok(m) => match instances(&request.body) {
-            Ok(images) => predict_instances(app, &m, request, images, arrival).await,
+            Ok(images) => predict_instances(app, &m, None, request, images, arrival).await,
             Err(why) => bad_request(request, &why),
         },
         Err(response) => response,
@@ -56,7 +56,9 @@ pub(super) async fn explain(
 ) -> Response {
     match app.find(name, None) {
         Ok(m) => match instances(&request.body) {
-            Ok(images) => explanations::explain_instances(app, &m, request, images, arrival).await,
+            Ok(images) => {
+                explanations::explain_instances(app, &m, None, request, images, arrival).await
+            }
             Err(why) => bad_request(request, &why),
         },
         Err(response) => response,
@@ -132,6 +134,7 @@ pub(super) fn instances(body: &[u8]) -> Result<Vec<Bytes>, BadInstances> {
 pub(super) async fn predict_instances(
     app: &Arc<App>,
     m: &Arc<ServedModel>,
+    requested: Option<&str>,
     request: &Request,
     images: Vec<Bytes>,
     arrival: Option<Arrival>,
@@ -144,7 +147,7 @@ pub(super) async fn predict_instances(
         app.infer(m, prepared, reservation, arrival).await
     }
     .await;
-    app.observe(m, started, &answered);
+    app.observe(m, requested, started, &answered);
     match answered {
         Ok(answers) => {
             let predictions: Vec<Value> = answers

@@ -393,10 +393,8 @@ pub(crate) async fn load(
 ) -> Result<Arc<ServedModel>, Refusal> {
     let options = app.defaults.engine.clone();
     let metrics = Arc::clone(&app.metrics);
-    let loaded = tokio::task::spawn_blocking(move || {
-        models::load(&registration, &options, Arc::new(move |n| metrics.batch(n)))
-    })
-    .await;
+    let loaded =
+        tokio::task::spawn_blocking(move || models::load(&registration, &options, metrics)).await;
     let (model, engine) = match loaded {
         Ok(Ok(loaded)) => loaded,
         Ok(Err(e)) => {

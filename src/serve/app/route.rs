@@ -405,7 +405,7 @@ impl App {
                 kserve::statistics(self, std::slice::from_ref(&m))
             }
             ModelCall::Statistics => kserve::statistics(self, &self.registry.versions(&m.name)),
-            ModelCall::Infer => kserve::infer(self, &m, request, arrival).await,
+            ModelCall::Infer => kserve::infer(self, &m, model.version, request, arrival).await,
             ModelCall::MethodNotAllowed => {
                 kserve_method_not_allowed(&request.method, &request.path)
             }

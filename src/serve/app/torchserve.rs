@@ -41,7 +41,9 @@ pub(super) async fn predict(
     // `{`); anything else is the image itself.
     if app.envelope == Envelope::Instances && kserve_v1::is_json_object(&request.body) {
         return match kserve_v1::instances(&request.body) {
-            Ok(images) => kserve_v1::predict_instances(app, &model, request, images, arrival).await,
+            Ok(images) => {
+                kserve_v1::predict_instances(app, &model, version, request, images, arrival).await
+            }
             Err(why) => Failure::BadInput(why.to_string()).torchserve(&shown, &model),
         };
     }
@@ -53,7 +55,7 @@ pub(super) async fn predict(
             .map(|answered| vec![answered]),
         Err(why) => Err(Failure::BadInput(why.to_string())),
     };
-    app.observe(&model, started, &answered);
+    app.observe(&model, version, started, &answered);
     let answered = match answered {
         Ok(mut answers) => answers.remove(0),
         Err(failure) => return failure.torchserve(&shown, &model),

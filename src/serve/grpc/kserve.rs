@@ -160,7 +160,8 @@ impl GrpcInferenceService for KServe {
             },
             (Err(why), Ok(_)) => Err(Failure::BadInput(why.to_string())),
         };
-        app.observe(&m, started, &answered);
+        let requested = (!asked.model_version.is_empty()).then_some(asked.model_version.as_str());
+        app.observe(&m, requested, started, &answered);
         let answers = answered.map_err(Failure::kserve_grpc)?;
         let chosen = chosen.unwrap_or_default();
         let mut outputs = Vec::new();

@@ -45,7 +45,7 @@ impl TorchServe {
                 )))
             }
         };
-        app.observe(&m, started, &answered);
+        app.observe(&m, version, started, &answered);
         match answered {
             Ok(answers) => Ok(PredictionResponse {
                 prediction: answer::torchserve(&m.schema, &answers[0].prediction).into(),

@@ -210,6 +210,7 @@ pub(crate) async fn run(
 pub(super) async fn infer(
     app: &Arc<App>,
     m: &Arc<ServedModel>,
+    named_version: Option<&str>,
     request: &Request,
     arrival: Option<Arrival>,
 ) -> Response {
@@ -247,7 +248,7 @@ pub(super) async fn infer(
     }
     .await;
     // One request, one latency, however many images it carried.
-    app.observe(m, started, &answered);
+    app.observe(m, named_version, started, &answered);
     let answers = match answered {
         Ok(answers) => answers,
         // TorchServe's envelope answers errors as TorchServe does.

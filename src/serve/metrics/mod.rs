@@ -1,10 +1,16 @@
 //! Prometheus metrics (text format 0.0.4) with TorchServe 0.12's names and labels, so dashboards and
 //! alerts written for TorchServe scrape scancer unchanged, plus a latency histogram and batching
-//! counters that TorchServe lacks.
+//! counters that TorchServe lacks. `gauges` renders TorchServe's gauges (times, workers, system),
+//! `system` samples the machine.
 
+mod gauges;
+mod system;
+
+use super::batcher::BatchTimes;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use system::Sampler;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 14] = [
@@ -14,12 +20,14 @@ const BUCKETS: [f64; 14] = [
 /// Reads one counter of a series.
 type SeriesValue = fn(&Series) -> f64;
 
-/// Counters for one model version: the version that answered, whether the request named it or not
-/// (TorchServe splits one model into a "default" and a versioned series; dashboards then add them up).
+/// Counters for one model version and label: the version that answered (for KServe's statistics),
+/// and the `model_version` label, which is the version the request named, or "default" (TorchServe
+/// splits one model into a "default" and a versioned series; dashboards then add them up).
 #[derive(Debug, Clone)]
 struct Series {
     model: String,
     version: String,
+    label: String,
     /// Requests answered.
     requests: u64,
     /// Images (tensors) in those requests: a V2 request may carry many.
@@ -86,6 +94,7 @@ struct State {
     status: [u64; 3],
     batches: u64,
     batched: u64,
+    gauges: gauges::Gauges,
 }
 
 #[derive(Debug)]
@@ -99,6 +108,8 @@ pub(crate) struct Observation<'a> {
     pub(crate) model: &'a str,
     /// The version that answered.
     pub(crate) version: &'a str,
+    /// The version the request named (None: the default version).
+    pub(crate) requested: Option<&'a str>,
     /// Images (tensors) answered.
     pub(crate) images: usize,
     /// From the request being read to its answer being ready.
@@ -119,10 +130,11 @@ impl Metrics {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a response by status class, as TorchServe's Requests2XX/4XX/5XX do.
+    /// Counts a response by status class, as TorchServe's Requests2XX/4XX/5XX do (anything neither
+    /// 2xx nor 4xx is a 5XX).
     pub(crate) fn response(&self, status: hyper::StatusCode) {
         let class = match status.as_u16() {
-            200..=399 => 0,
+            200..=299 => 0,
             400..=499 => 1,
             _ => 2,
         };
@@ -132,7 +144,8 @@ impl Metrics {
     /// An answered request: counted once, with its latency once, whatever the number of its images.
     pub(crate) fn predicted(&self, o: &Observation) {
         let mut state = self.lock();
-        let s = series(&mut state, o.model, o.version);
+        state.gauges.queue_ms = Some(o.queued.as_secs_f64() * 1e3);
+        let s = series(&mut state, o.model, o.version, o.requested);
         let seconds = o.latency.as_secs_f64();
         s.requests += 1;
         s.images += o.images as u64;
@@ -150,34 +163,66 @@ impl Metrics {
     /// What (model, version) has answered and refused so far.
     pub(crate) fn statistics(&self, model: &str, version: &str) -> Statistics {
         let state = self.lock();
-        let Some(s) = state
+        let mut statistics = Statistics::default();
+        for s in state
             .series
             .iter()
-            .find(|s| s.model == model && s.version == version)
-        else {
-            return Statistics::default();
-        };
-        Statistics {
-            requests: s.requests,
-            images: s.images,
-            latency_ns: (s.latency_us * 1e3) as u64,
-            queue_ns: (s.queue_us * 1e3) as u64,
-            failed: s.rejected.iter().sum(),
-            last_ms: s.last_ms,
+            .filter(|s| s.model == model && s.version == version)
+        {
+            statistics.requests += s.requests;
+            statistics.images += s.images;
+            statistics.latency_ns += (s.latency_us * 1e3) as u64;
+            statistics.queue_ns += (s.queue_us * 1e3) as u64;
+            statistics.failed += s.rejected.iter().sum::<u64>();
+            statistics.last_ms = statistics.last_ms.max(s.last_ms);
         }
+        statistics
     }
 
     /// A request routed to a model that got no prediction: counted apart from the answered ones.
-    pub(crate) fn rejected(&self, model: &str, version: &str, why: Rejection) {
+    pub(crate) fn rejected(
+        &self,
+        model: &str,
+        version: &str,
+        requested: Option<&str>,
+        why: Rejection,
+    ) {
         let mut state = self.lock();
         let k = Rejection::ALL.iter().position(|&r| r == why).unwrap_or(0);
-        series(&mut state, model, version).rejected[k] += 1;
+        series(&mut state, model, version, requested).rejected[k] += 1;
     }
 
-    pub(crate) fn batch(&self, size: usize) {
+    /// A forward pass of `model`'s: counted, and its times kept as TorchServe's gauges.
+    pub(crate) fn batch(&self, model: &str, times: &BatchTimes) {
         let mut state = self.lock();
         state.batches += 1;
-        state.batched += size as u64;
+        state.batched += times.size as u64;
+        state.gauges.batch(model, times);
+    }
+
+    /// A worker (TorchServe's name for it) loaded its model in `took`.
+    pub(crate) fn worker_loaded(&self, worker: String, took: Duration) {
+        self.lock().gauges.worker_loaded(worker, took);
+    }
+
+    /// Samples the machine now and every `interval` after (TorchServe's system metrics), on a
+    /// thread of its own for the life of the process.
+    pub(crate) fn watch_system(self: &Arc<Self>, interval: Duration) {
+        let metrics = Arc::clone(self);
+        let watching = std::thread::Builder::new()
+            .name("scancer-system".into())
+            .spawn(move || {
+                let mut sampler = Sampler::default();
+                loop {
+                    if let Some(sample) = sampler.sample() {
+                        metrics.lock().gauges.system = Some(sample);
+                    }
+                    std::thread::sleep(interval);
+                }
+            });
+        if let Err(e) = watching {
+            crate::messages::warning!("no system metrics: cannot start their thread: {e}");
+        }
     }
 
     /// The exposition text. `pending` gives the queued requests of each model name, `arriving` the
@@ -195,8 +240,10 @@ impl Metrics {
             wanted: names,
             text: String::new(),
         };
-        torchserve_families(&state, &host, &mut out);
-        scancer_families(&state, &host, pending, arriving, &mut out);
+        let series = by_label(&state.series);
+        torchserve_families(&state, &series, &host, &mut out);
+        state.gauges.render(&host, &mut out);
+        scancer_families(&state, &series, &host, pending, arriving, &mut out);
         out.text
     }
 }
@@ -223,12 +270,41 @@ fn model_labels(s: &Series, host: &str) -> String {
     format!(
         "model_name=\"{}\",model_version=\"{}\",hostname=\"{host}\",",
         escape(&s.model),
-        escape(&s.version)
+        escape(&s.label)
     )
 }
 
+/// The series as Prometheus shows them: one per model and label, whichever versions answered (a
+/// "default" series spans a change of the default version).
+fn by_label(all: &[Series]) -> Vec<Series> {
+    let mut merged: Vec<Series> = Vec::new();
+    for s in all {
+        match merged
+            .iter_mut()
+            .find(|m| m.model == s.model && m.label == s.label)
+        {
+            Some(m) => {
+                m.requests += s.requests;
+                m.images += s.images;
+                m.latency_us += s.latency_us;
+                m.queue_us += s.queue_us;
+                m.latency_sum += s.latency_sum;
+                for (a, b) in m.buckets.iter_mut().zip(s.buckets) {
+                    *a += b;
+                }
+                for (a, b) in m.rejected.iter_mut().zip(s.rejected) {
+                    *a += b;
+                }
+                m.last_ms = m.last_ms.max(s.last_ms);
+            }
+            None => merged.push(s.clone()),
+        }
+    }
+    merged
+}
+
 /// TorchServe's own families: its per-model counters and its requests by status class.
-fn torchserve_families(state: &State, host: &str, out: &mut Exposition) {
+fn torchserve_families(state: &State, series: &[Series], host: &str, out: &mut Exposition) {
     let counters: [(&str, &str, SeriesValue); 3] = [
         ("ts_inference_requests_total", "Count", |s| {
             s.requests as f64
@@ -242,7 +318,7 @@ fn torchserve_families(state: &State, host: &str, out: &mut Exposition) {
     ];
     for (name, unit, value) in counters {
         let mut body = String::new();
-        for s in &state.series {
+        for s in series {
             let _ = writeln!(body, "{name}{{{}}} {:?}", model_labels(s, host), value(s));
         }
         out.family(
@@ -272,6 +348,7 @@ fn torchserve_families(state: &State, host: &str, out: &mut Exposition) {
 /// scancer's families: the latency histogram, images, refusals, batching and queues.
 fn scancer_families(
     state: &State,
+    series: &[Series],
     host: &str,
     pending: &[(String, usize)],
     arriving: usize,
@@ -279,7 +356,7 @@ fn scancer_families(
 ) {
     let name = "scancer_inference_latency_seconds";
     let mut body = String::new();
-    for s in &state.series {
+    for s in series {
         let labels = model_labels(s, host);
         let mut cumulative = 0;
         for (bound, count) in BUCKETS.iter().zip(s.buckets) {
@@ -300,7 +377,7 @@ fn scancer_families(
         body,
     );
     let mut body = String::new();
-    for s in &state.series {
+    for s in series {
         let _ = writeln!(
             body,
             "scancer_inference_images_total{{{}}} {}",
@@ -315,7 +392,7 @@ fn scancer_families(
         body,
     );
     let mut body = String::new();
-    for s in &state.series {
+    for s in series {
         for (k, why) in Rejection::ALL.iter().enumerate() {
             let _ = writeln!(
                 body,
@@ -366,17 +443,24 @@ fn scancer_families(
     );
 }
 
-fn series<'a>(state: &'a mut State, model: &str, version: &str) -> &'a mut Series {
+fn series<'a>(
+    state: &'a mut State,
+    model: &str,
+    version: &str,
+    requested: Option<&str>,
+) -> &'a mut Series {
+    let label = requested.unwrap_or("default");
     let at = match state
         .series
         .iter()
-        .position(|s| s.model == model && s.version == version)
+        .position(|s| s.model == model && s.version == version && s.label == label)
     {
         Some(at) => at,
         None => {
             state.series.push(Series {
                 model: model.to_string(),
                 version: version.to_string(),
+                label: label.to_string(),
                 requests: 0,
                 images: 0,
                 latency_us: 0.0,
@@ -418,11 +502,12 @@ mod tests {
     #[test]
     fn torchserve_names_and_labels() {
         let m = Metrics::new("vm".into());
-        // Two requests to version 1.0, one naming it and one not: one series.
-        for _ in 0..2 {
+        // Two requests to version 1.0 naming it, one naming none ("default").
+        for requested in [Some("1.0"), Some("1.0"), None] {
             m.predicted(&Observation {
                 model: "pcam",
                 version: "1.0",
+                requested,
                 images: 1,
                 latency: Duration::from_millis(3),
                 queued: Duration::from_micros(250),
@@ -432,20 +517,27 @@ mod tests {
         m.predicted(&Observation {
             model: "pcam",
             version: "1.0",
+            requested: Some("1.0"),
             images: 4,
             latency: Duration::from_millis(10),
             queued: Duration::from_micros(500),
         });
-        m.rejected("pcam", "1.0", Rejection::QueueFull);
+        m.rejected("pcam", "1.0", Some("1.0"), Rejection::QueueFull);
         m.response(hyper::StatusCode::OK);
         m.response(hyper::StatusCode::NOT_FOUND);
+        // A redirect is no success: TorchServe counts it with the 5XX.
+        m.response(hyper::StatusCode::MOVED_PERMANENTLY);
         let text = m.render(&[("pcam".into(), 0)], 0, &[]);
         let labels = "model_name=\"pcam\",model_version=\"1.0\",hostname=\"vm\",";
+        let default = "model_name=\"pcam\",model_version=\"default\",hostname=\"vm\",";
         assert!(
             text.contains(&format!("ts_inference_requests_total{{{labels}}} 3.0\n")),
             "{text}"
         );
-        assert!(!text.contains("default"), "{text}");
+        assert!(
+            text.contains(&format!("ts_inference_requests_total{{{default}}} 1.0\n")),
+            "{text}"
+        );
         assert!(text.contains(&format!(
             "ts_inference_latency_microseconds{{{labels}}} 16000.0\n"
         )));
@@ -456,7 +548,9 @@ mod tests {
         assert!(text.contains(&format!(
             "scancer_rejected_requests_total{{{labels}reason=\"queue_full\"}} 1\n"
         )));
+        assert!(text.contains("Requests2XX{Level=\"Host\",Hostname=\"vm\",} 1.0\n"));
         assert!(text.contains("Requests4XX{Level=\"Host\",Hostname=\"vm\",} 1.0\n"));
+        assert!(text.contains("Requests5XX{Level=\"Host\",Hostname=\"vm\",} 1.0\n"));
         assert!(text.contains(&format!(
             "scancer_inference_latency_seconds_bucket{{{labels}le=\"0.0025\"}} 0\n"
         )));
@@ -466,6 +560,49 @@ mod tests {
         assert!(text.contains(&format!(
             "scancer_inference_latency_seconds_count{{{labels}}} 3\n"
         )));
+        // KServe's statistics count what the version answered, under any label.
+        assert_eq!(m.statistics("pcam", "1.0").requests, 4);
+        assert_eq!(m.statistics("pcam", "1.0").failed, 1);
+        // The last request's queue time.
+        assert!(
+            text.contains("QueueTime{Level=\"Host\",Hostname=\"vm\",} 0.5\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn gauges_as_torchserve_names_them() {
+        let m = Metrics::new("vm".into());
+        let text = m.render(&[], 0, &[]);
+        // Every family is there before any sample.
+        for name in [
+            "WorkerLoadTime",
+            "HandlerTime",
+            "CPUUtilization",
+            "DiskAvailable",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} gauge\n")), "{text}");
+        }
+        m.batch(
+            "pcam",
+            &BatchTimes {
+                size: 4,
+                handler: Duration::from_millis(30),
+                worker: Duration::from_millis(32),
+            },
+        );
+        m.worker_loaded("W-9000-pcam_1.0".into(), Duration::from_millis(412));
+        let text = m.render(&[], 0, &[]);
+        for line in [
+            "HandlerTime{ModelName=\"pcam\",Level=\"Model\",Hostname=\"vm\",} 30.0",
+            "PredictionTime{ModelName=\"pcam\",Level=\"Model\",Hostname=\"vm\",} 32.0",
+            "WorkerThreadTime{Level=\"Host\",Hostname=\"vm\",} 2.0",
+            "WorkerLoadTime{WorkerName=\"W-9000-pcam_1.0\",Level=\"Host\",Hostname=\"vm\",} 412.0",
+            "# HELP HandlerTime Torchserve prometheus gauge metric with unit: ms",
+            "# HELP QueueTime Torchserve prometheus gauge metric with unit: Milliseconds",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 
     #[test]
