@@ -4,6 +4,16 @@
 
 use std::fmt;
 use std::io::Write;
+use std::sync::OnceLock;
+
+/// Where messages also go, besides standard error (serve's ts_log.log).
+type Also = Box<dyn Fn(Level, &str) + Send + Sync>;
+static ALSO: OnceLock<Also> = OnceLock::new();
+
+/// Sends every later message to `sink` too (once per process).
+pub(crate) fn also_to(sink: Also) {
+    let _ = ALSO.set(sink);
+}
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Level {
@@ -23,6 +33,9 @@ pub(crate) fn emit(level: Level, text: fmt::Arguments) {
         Level::Error => "scancer: error: ",
     };
     let _ = writeln!(std::io::stderr().lock(), "{prefix}{line}");
+    if let Some(also) = ALSO.get() {
+        also(level, &line);
+    }
 }
 
 /// `scancer: ...` on standard error.

@@ -16,8 +16,10 @@ pub(crate) const HELP: &str = "Environment:
   SCANCER_TOKEN       --remote's and store's URL, profile and credentials, under their flags
   XDG_CONFIG_HOME, HOME   where the profiles' config.toml is
   SCANCER_AUTH, SCANCER_TOKEN   serve: one more name:password and Bearer token
-  LOG_LOCATION, TS_CONFIG_FILE, TS_*   serve: TorchServe's log folder (config snapshots go to
-                      its config/), configuration file and enable_envvars_config variables
+  LOG_LOCATION, TS_CONFIG_FILE, TS_*   serve: TorchServe's log folder (its log files, and config
+                      snapshots in its config/), configuration file and enable_envvars_config
+                      variables
+  METRICS_LOCATION    serve: the folder of ts_metrics.log and model_metrics.log (else ./logs)
   HOSTNAME            serve: the metrics' hostname label where the kernel gives none
   SOURCE_DATE_EPOCH   archive --reproducible: the timestamp";
 

@@ -16,8 +16,8 @@ use crate::serve::model_store::DownloadLimits;
 use crate::serve::models::Settings;
 use crate::serve::snapshot;
 use crate::serve::{
-    ApiAddresses, Defaults, Envelope, KeyOptions, ModelFile, Roles, ServeOptions, SnapshotOptions,
-    StoreArchives, StoreEntry, StoreModels, StoreOptions,
+    ApiAddresses, Defaults, Envelope, KeyOptions, LogFiles, ModelFile, Roles, ServeOptions,
+    SnapshotOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions,
 };
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -94,6 +94,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
             Some(config) => cors(config)?,
             None => Vec::new(),
         },
+        // TorchServe writes them always; a plain `serve MODEL` only where LOG_LOCATION asks.
+        log_files: (store_mode || variable("LOG_LOCATION").is_some()).then(|| LogFiles {
+            logs: PathBuf::from(variable("LOG_LOCATION").unwrap_or_else(|| "logs".into())),
+            metrics: PathBuf::from(variable("METRICS_LOCATION").unwrap_or_else(|| "logs".into())),
+        }),
         system_metrics: match &config {
             Some(config) if config.flag("disable_system_metrics") => None,
             _ => Some(Duration::from_secs(

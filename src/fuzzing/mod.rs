@@ -284,7 +284,7 @@ fn app() -> Arc<App> {
         registry: Registry::default(),
         unrestored: Default::default(),
         queue_wait: Duration::from_millis(100),
-        metrics: Arc::new(Metrics::new("fuzz".into())),
+        metrics: Arc::new(Metrics::new("fuzz".into(), None)),
         auth: Auth::new(&[FUZZ_BASIC], &[FUZZ_TOKEN], vec![OpenEndpoint::Health]),
         defaults: Defaults {
             engine: crate::engine::EngineOptions {
@@ -604,4 +604,6 @@ struct Unheard;
 impl crate::serve::workers::WorkerEvents for Unheard {
     fn batch(&self, _: &crate::serve::batcher::BatchTimes) {}
     fn loaded(&self, _: u32, _: Duration) {}
+    fn failed(&self, _: u32, _: &str) {}
+    fn stopped(&self, _: u32) {}
 }

@@ -5,6 +5,7 @@
 use super::app::{error, refusal, App, Exception, Roles, Route};
 use super::conn::Tracker;
 use super::http::{Limits, Request, Response};
+use super::log_files::LogFile;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
@@ -77,6 +78,7 @@ pub(crate) async fn answer(
     let started = Instant::now();
     let (head, body) = request.into_parts();
     let line = format!("{} {}", head.method, head.uri.path());
+    let version = head.version;
     let app = &exchanges.app;
     let route = Route::parse(&head.method, head.uri.path(), exchanges.roles);
     let (mut response, close) = match receive(&exchanges, &head, &route, body).await {
@@ -85,12 +87,26 @@ pub(crate) async fn answer(
     };
     response.headers.extend(exchanges.always.iter().cloned());
     app.metrics.response(response.status);
+    let took = started.elapsed();
+    if let Some(log) = app.metrics.log() {
+        // TorchServe's access_log.log: `- /127.0.0.1:53514 "POST /predictions/m HTTP/1.1" 200 118`.
+        log.line(
+            LogFile::Access,
+            &format!(
+                "- /{peer} \"{line} {version:?}\" {} {}",
+                response.status.as_u16(),
+                took.as_millis()
+            ),
+        );
+    }
     if !exchanges.quiet {
+        let ip = peer.rsplit_once(':').map_or(&*peer, |(ip, _)| ip);
         crate::messages::note!(
-            "{peer} \"{line}\" {} {} B {:.1} ms",
+            "{} \"{line}\" {} {} B {:.1} ms",
+            ip.trim_start_matches('[').trim_end_matches(']'),
             response.status.as_u16(),
             response.body.len(),
-            started.elapsed().as_secs_f64() * 1e3,
+            took.as_secs_f64() * 1e3,
         );
     }
     Ok(into_hyper(response, close || tracker.stopping()))

@@ -17,6 +17,7 @@ pub(crate) mod conn;
 pub(crate) mod exchange;
 pub(crate) mod grpc;
 pub(crate) mod http;
+pub(crate) mod log_files;
 pub(crate) mod metrics;
 pub(crate) mod model_store;
 pub(crate) mod models;
@@ -36,8 +37,8 @@ pub(crate) use app::{Defaults, Envelope, Roles};
 use exchange::Exchanges;
 use http::Limits;
 pub(crate) use options::{
-    ApiAddresses, KeyOptions, ModelFile, ServeOptions, SnapshotOptions, StoreArchives, StoreEntry,
-    StoreModels, StoreOptions,
+    ApiAddresses, KeyOptions, LogFiles, ModelFile, ServeOptions, SnapshotOptions, StoreArchives,
+    StoreEntry, StoreModels, StoreOptions,
 };
 pub(crate) use startup::host_text;
 use std::net::SocketAddr;
@@ -78,7 +79,11 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
     let plan = startup::plan(&options, options.store.as_ref().zip(store.as_deref()))?;
     let bound = Bound::new(&options)?;
     let auth = std::mem::take(&mut options.auth);
-    let app = Arc::new(app_of(&options, auth, store)?);
+    let logs = match &options.log_files {
+        Some(files) => Some(start_log_files(files)?),
+        None => None,
+    };
+    let app = Arc::new(app_of(&options, auth, store, logs)?);
     if let Some(interval) = options.system_metrics {
         app.metrics.watch_system(interval);
     }
@@ -109,6 +114,32 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
     drop(runtime);
     shut_down(&app);
     Ok(())
+}
+
+/// TorchServe's log files, with every message of the server in ts_log.log.
+fn start_log_files(files: &options::LogFiles) -> Result<log_files::LogSink> {
+    let sink = log_files::LogSink::start(&files.logs, &files.metrics).with_context(|| {
+        format!(
+            "cannot open the log files in {} and {}",
+            files.logs.display(),
+            files.metrics.display()
+        )
+    })?;
+    let ts_log = sink.clone();
+    crate::messages::also_to(Box::new(move |level, text| {
+        let level = match level {
+            crate::messages::Level::Note => "INFO ",
+            crate::messages::Level::Warning => "WARN ",
+            crate::messages::Level::Error => "ERROR",
+        };
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("main");
+        ts_log.line(
+            log_files::LogFile::Ts,
+            &format!("[{level}] {thread} scancer - {text}"),
+        );
+    }));
+    Ok(sink)
 }
 
 /// The listening sockets, bound before any model loads so that a taken port is said at once.
@@ -159,6 +190,7 @@ fn app_of(
     options: &ServeOptions,
     auth: auth::Auth,
     store: Option<Arc<model_store::ModelStore>>,
+    logs: Option<log_files::LogSink>,
 ) -> Result<App> {
     let configured = options.store.as_ref();
     let snapshots = match configured.and_then(|s| s.snapshots.as_ref().map(|o| (s, o))) {
@@ -176,7 +208,7 @@ fn app_of(
         registry: registry::Registry::default(),
         unrestored: unrestored::Unrestored::default(),
         queue_wait: options.queue_wait,
-        metrics: Arc::new(metrics::Metrics::new(options.hostname.clone())),
+        metrics: Arc::new(metrics::Metrics::new(options.hostname.clone(), logs)),
         auth,
         defaults: options.defaults.clone(),
         store,
@@ -307,6 +339,9 @@ fn shut_down(app: &App) {
     }
     app.record_or_warn(snapshot::Kind::Shutdown);
     crate::messages::note!("stopped");
+    if let Some(logs) = app.metrics.log() {
+        logs.flush();
+    }
 }
 
 fn announce(
@@ -478,7 +513,7 @@ async fn accept_loop<F, Served>(
             continue;
         }
         let slot = ConnectionSlot(Arc::clone(connections));
-        let served = serve(stream, peer.ip().to_string().into(), stop.clone());
+        let served = serve(stream, peer.to_string().into(), stop.clone());
         tokio::spawn(async move {
             served.await;
             drop(slot);

@@ -5,6 +5,7 @@
 use super::batcher::BatchTimes;
 use super::batcher::Queue;
 use super::batcher::Runner;
+use super::log_files::LogFile;
 use super::metrics::Metrics;
 use super::workers::{Loader, WorkerEvents, Workers};
 use crate::engine::model_source::ModelSource;
@@ -199,10 +200,48 @@ impl WorkerEvents for Reported {
         self.metrics.batch(&self.name, times);
     }
 
-    /// TorchServe's worker name: `W-9000-pcam_1.0`.
     fn loaded(&self, worker: u32, took: std::time::Duration) {
-        self.metrics
-            .worker_loaded(format!("W-{worker}-{}_{}", self.name, self.version), took);
+        let name = self.worker(worker);
+        self.model_log(
+            "INFO ",
+            &name,
+            &format!(
+                "model {} {} loaded in {} ms",
+                self.name,
+                self.version,
+                took.as_millis()
+            ),
+        );
+        self.metrics.worker_loaded(name, took);
+    }
+
+    fn failed(&self, worker: u32, why: &str) {
+        self.model_log(
+            "ERROR",
+            &self.worker(worker),
+            &format!("cannot load the model: {why}"),
+        );
+    }
+
+    fn stopped(&self, worker: u32) {
+        self.model_log("INFO ", &self.worker(worker), "worker stopped");
+    }
+}
+
+impl Reported {
+    /// TorchServe's worker name: `W-9000-pcam_1.0`.
+    fn worker(&self, id: u32) -> String {
+        format!("W-{id}-{}_{}", self.name, self.version)
+    }
+
+    /// A model_log.log line, in TorchServe's layout: `[INFO ] W-9000-pcam_1.0 MODEL_LOG - ...`.
+    fn model_log(&self, level: &str, worker: &str, text: &str) {
+        if let Some(log) = self.metrics.log() {
+            log.line(
+                LogFile::Model,
+                &format!("[{level}] {worker} MODEL_LOG - {text}"),
+            );
+        }
     }
 }
 

@@ -35,6 +35,16 @@ pub(crate) struct ServeOptions {
     pub(crate) cors: Vec<(&'static str, String)>,
     /// How often the system metrics are sampled (None: disable_system_metrics).
     pub(crate) system_metrics: Option<Duration>,
+    /// TorchServe's log files (with a model store, or LOG_LOCATION set).
+    pub(crate) log_files: Option<LogFiles>,
+}
+
+/// Where TorchServe's log files go.
+pub(crate) struct LogFiles {
+    /// access_log, ts_log, model_log (LOG_LOCATION, else ./logs).
+    pub(crate) logs: PathBuf,
+    /// ts_metrics, model_metrics (METRICS_LOCATION, else ./logs).
+    pub(crate) metrics: PathBuf,
 }
 
 /// A model store and what the TorchServe configuration around it says.

@@ -18,6 +18,10 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(9000);
 pub(crate) trait WorkerEvents: Send + Sync {
     fn batch(&self, times: &BatchTimes);
     fn loaded(&self, worker: u32, took: Duration);
+    /// The worker could not load its model.
+    fn failed(&self, worker: u32, why: &str);
+    /// The worker stopped (retired, or its version unregistered).
+    fn stopped(&self, worker: u32);
 }
 
 /// Loads a new worker's runner (on the worker's thread).
@@ -168,9 +172,11 @@ impl Workers {
             }
             Err(e) => {
                 crate::messages::note!("{}: worker {id} cannot load the model: {e:#}", self.label);
+                self.events.failed(id, &format!("{e:#}"));
                 self.lock().failed += 1;
             }
         }
+        self.events.stopped(id);
         let mut pool = self.lock();
         pool.live.retain(|w| w.id != id);
         if pool.live.is_empty() {

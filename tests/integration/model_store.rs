@@ -1810,3 +1810,75 @@ fn cors_headers_are_on_every_answer_as_torchserve_sends_them() {
     plain.kill();
     server.kill();
 }
+
+#[test]
+fn torchserve_log_files_are_written_in_log_location() {
+    let work = Work::new();
+    let server = Server::start_in(
+        work.path(),
+        &[
+            "--model-store",
+            "store",
+            "--disable-token-auth",
+            "--models",
+            "pcam=pcam.mar",
+        ],
+        &[],
+    );
+    let answer = server.request_to(server.port, "PUT", "/predictions/pcam", &[], &patch());
+    assert_eq!(answer.status, 200);
+    assert_eq!(server.get("/nowhere").status, 404);
+    let (code, _) = server.stop();
+    assert_eq!(code, 0);
+    let logs = work.path().join("logs");
+    let read = |name: &str| {
+        std::fs::read_to_string(logs.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let expect = |name: &str, needles: &[&str]| {
+        let text = read(name);
+        for needle in needles {
+            assert!(text.contains(needle), "{name} lacks {needle:?}:\n{text}");
+        }
+        // Every line starts with log4j's ISO 8601 date: 2024-05-30T21:46:03,625.
+        for line in text.lines() {
+            let date = line.split(' ').next().unwrap();
+            assert!(
+                date.len() == 23 && &date[10..11] == "T" && &date[19..20] == ",",
+                "{name}: {line}"
+            );
+        }
+    };
+    expect(
+        "access_log.log",
+        &[
+            " - /127.0.0.1:",
+            "\"PUT /predictions/pcam HTTP/1.1\" 200 ",
+            "\"GET /nowhere HTTP/1.1\" 404 ",
+        ],
+    );
+    expect(
+        "ts_log.log",
+        &["[INFO ] ", " scancer - listening on http://127.0.0.1:", "scancer - stopped"],
+    );
+    expect(
+        "model_log.log",
+        &["[INFO ] W-", "-pcam_1.0 MODEL_LOG - model pcam 1.0 loaded in "],
+    );
+    expect(
+        "ts_metrics.log",
+        &[
+            " - Requests2XX.Count:1.0|#Level:Host|#hostname:",
+            " - Requests4XX.Count:1.0|#Level:Host|#hostname:",
+            " - ts_inference_requests_total.Count:1.0|#model_name:pcam,model_version:default|#hostname:",
+            " - QueueTime.Milliseconds:",
+            " - WorkerLoadTime.Milliseconds:",
+            " - CPUUtilization.Percent:",
+            " - DiskAvailable.Gigabytes:",
+            ",timestamp:",
+        ],
+    );
+    expect(
+        "model_metrics.log",
+        &[" - HandlerTime.ms:", "|#ModelName:pcam,Level:Model|#hostname:"],
+    );
+}

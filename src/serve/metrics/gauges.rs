@@ -11,6 +11,25 @@ use std::time::Duration;
 /// Reads one value of a system sample.
 type SampleValue = fn(&Sample) -> f64;
 
+/// TorchServe's system metrics: name, unit, value.
+const SYSTEM: [(&str, &str, SampleValue); 7] = [
+    ("CPUUtilization", "Percent", |s| s.cpu_percent),
+    ("MemoryUsed", "Megabytes", |s| s.memory_used_mb),
+    ("MemoryAvailable", "Megabytes", |s| s.memory_available_mb),
+    ("MemoryUtilization", "Percent", |s| s.memory_percent),
+    ("DiskUsage", "Gigabytes", |s| s.disk_used_gb),
+    ("DiskAvailable", "Gigabytes", |s| s.disk_available_gb),
+    ("DiskUtilization", "Percent", |s| s.disk_percent),
+];
+
+/// A sample's system metrics, as the metric log writes them.
+pub(super) fn system_values(sample: &Sample) -> Vec<(&'static str, &'static str, f64)> {
+    SYSTEM
+        .iter()
+        .map(|(name, unit, value)| (*name, *unit, value(sample)))
+        .collect()
+}
+
 /// Worker load times kept: one per worker ever started, so bounded.
 const WORKERS_KEPT: usize = 1000;
 
@@ -99,16 +118,7 @@ impl Gauges {
             "ms",
             per(&self.prediction_ms, "ModelName", "Model"),
         );
-        let system: [(&str, &str, SampleValue); 7] = [
-            ("CPUUtilization", "Percent", |s| s.cpu_percent),
-            ("MemoryUsed", "Megabytes", |s| s.memory_used_mb),
-            ("MemoryAvailable", "Megabytes", |s| s.memory_available_mb),
-            ("MemoryUtilization", "Percent", |s| s.memory_percent),
-            ("DiskUsage", "Gigabytes", |s| s.disk_used_gb),
-            ("DiskAvailable", "Gigabytes", |s| s.disk_available_gb),
-            ("DiskUtilization", "Percent", |s| s.disk_percent),
-        ];
-        for (name, unit, value) in system {
+        for (name, unit, value) in SYSTEM {
             gauge(out, name, unit, one(self.system.as_ref().map(value)));
         }
     }

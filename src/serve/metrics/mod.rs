@@ -7,10 +7,14 @@ mod gauges;
 mod system;
 
 use super::batcher::BatchTimes;
+use super::log_files::{LogFile, LogSink};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use system::Sampler;
+
+/// The dimensions of a host-level metric line.
+const HOST: &str = "Level:Host";
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 14] = [
@@ -97,10 +101,12 @@ struct State {
     gauges: gauges::Gauges,
 }
 
-#[derive(Debug)]
 pub(crate) struct Metrics {
     hostname: String,
     state: Mutex<State>,
+    /// TorchServe's metric log files (ts_metrics.log, model_metrics.log), and the other log files
+    /// for those who report through the metrics (the workers' model_log.log).
+    log: Option<LogSink>,
 }
 
 /// What one answered request adds to the metrics.
@@ -119,10 +125,33 @@ pub(crate) struct Observation<'a> {
 }
 
 impl Metrics {
-    pub(crate) fn new(hostname: String) -> Metrics {
+    pub(crate) fn new(hostname: String, log: Option<LogSink>) -> Metrics {
         Metrics {
             hostname,
             state: Mutex::new(State::default()),
+            log,
+        }
+    }
+
+    /// The log files, where the server writes them.
+    pub(crate) fn log(&self) -> Option<&LogSink> {
+        self.log.as_ref()
+    }
+
+    /// One line of TorchServe's metric log format:
+    /// `Requests2XX.Count:1.0|#Level:Host|#hostname:h,timestamp:1717105307`.
+    fn log_metric(&self, file: LogFile, name: &str, unit: &str, value: f64, dimensions: &str) {
+        if let Some(log) = &self.log {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            log.line(
+                file,
+                &format!(
+                    "- {name}.{unit}:{value:?}|#{dimensions}|#hostname:{},timestamp:{now}",
+                    self.hostname
+                ),
+            );
         }
     }
 
@@ -138,13 +167,42 @@ impl Metrics {
             400..=499 => 1,
             _ => 2,
         };
+        let name = ["Requests2XX", "Requests4XX", "Requests5XX"][class];
+        self.log_metric(LogFile::TsMetrics, name, "Count", 1.0, HOST);
         self.lock().status[class] += 1;
     }
 
     /// An answered request: counted once, with its latency once, whatever the number of its images.
     pub(crate) fn predicted(&self, o: &Observation) {
+        let model = format!(
+            "model_name:{},model_version:{}",
+            o.model,
+            o.requested.unwrap_or("default")
+        );
+        self.log_metric(
+            LogFile::TsMetrics,
+            "ts_inference_requests_total",
+            "Count",
+            1.0,
+            &model,
+        );
+        for (name, value) in [
+            ("ts_inference_latency_microseconds", o.latency),
+            ("ts_queue_latency_microseconds", o.queued),
+        ] {
+            let us = value.as_secs_f64() * 1e6;
+            self.log_metric(LogFile::TsMetrics, name, "Microseconds", us, &model);
+        }
+        let queue_ms = o.queued.as_secs_f64() * 1e3;
+        self.log_metric(
+            LogFile::TsMetrics,
+            "QueueTime",
+            "Milliseconds",
+            queue_ms,
+            HOST,
+        );
         let mut state = self.lock();
-        state.gauges.queue_ms = Some(o.queued.as_secs_f64() * 1e3);
+        state.gauges.queue_ms = Some(queue_ms);
         let s = series(&mut state, o.model, o.version, o.requested);
         let seconds = o.latency.as_secs_f64();
         s.requests += 1;
@@ -194,6 +252,22 @@ impl Metrics {
 
     /// A forward pass of `model`'s: counted, and its times kept as TorchServe's gauges.
     pub(crate) fn batch(&self, model: &str, times: &BatchTimes) {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let thread = ms(times.worker.saturating_sub(times.handler));
+        self.log_metric(
+            LogFile::TsMetrics,
+            "WorkerThreadTime",
+            "Milliseconds",
+            thread,
+            HOST,
+        );
+        let dimensions = format!("ModelName:{model},Level:Model");
+        for (name, value) in [
+            ("HandlerTime", times.handler),
+            ("PredictionTime", times.worker),
+        ] {
+            self.log_metric(LogFile::ModelMetrics, name, "ms", ms(value), &dimensions);
+        }
         let mut state = self.lock();
         state.batches += 1;
         state.batched += times.size as u64;
@@ -202,6 +276,15 @@ impl Metrics {
 
     /// A worker (TorchServe's name for it) loaded its model in `took`.
     pub(crate) fn worker_loaded(&self, worker: String, took: Duration) {
+        let ms = took.as_secs_f64() * 1e3;
+        let dimensions = format!("WorkerName:{worker},Level:Host");
+        self.log_metric(
+            LogFile::TsMetrics,
+            "WorkerLoadTime",
+            "Milliseconds",
+            ms,
+            &dimensions,
+        );
         self.lock().gauges.worker_loaded(worker, took);
     }
 
@@ -215,6 +298,9 @@ impl Metrics {
                 let mut sampler = Sampler::default();
                 loop {
                     if let Some(sample) = sampler.sample() {
+                        for (name, unit, value) in gauges::system_values(&sample) {
+                            metrics.log_metric(LogFile::TsMetrics, name, unit, value, HOST);
+                        }
                         metrics.lock().gauges.system = Some(sample);
                     }
                     std::thread::sleep(interval);
@@ -501,7 +587,7 @@ mod tests {
 
     #[test]
     fn torchserve_names_and_labels() {
-        let m = Metrics::new("vm".into());
+        let m = Metrics::new("vm".into(), None);
         // Two requests to version 1.0 naming it, one naming none ("default").
         for requested in [Some("1.0"), Some("1.0"), None] {
             m.predicted(&Observation {
@@ -572,7 +658,7 @@ mod tests {
 
     #[test]
     fn gauges_as_torchserve_names_them() {
-        let m = Metrics::new("vm".into());
+        let m = Metrics::new("vm".into(), None);
         let text = m.render(&[], 0, &[]);
         // Every family is there before any sample.
         for name in [
@@ -607,7 +693,7 @@ mod tests {
 
     #[test]
     fn name_filters_keep_only_the_families_asked_for() {
-        let m = Metrics::new("vm".into());
+        let m = Metrics::new("vm".into(), None);
         let text = m.render(
             &[],
             0,
