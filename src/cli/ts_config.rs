@@ -134,6 +134,44 @@ const KEYS: &[(&str, Handling)] = &[
         "disable_ts_logging",
         Ignored("scancer logs to standard error"),
     ),
+    (
+        "limit_max_image_pixels",
+        Ignored("scancer always bounds an image's pixels (--max-image-pixels)"),
+    ),
+    (
+        "default_startup_timeout",
+        Ignored("a model's workers get 120 s to start, TorchServe's default"),
+    ),
+    (
+        "ipex_enable",
+        Ignored("scancer runs libtorch without the Intel Extension for PyTorch"),
+    ),
+    (
+        "ipex_gpu_enable",
+        Ignored("scancer runs libtorch without the Intel Extension for PyTorch"),
+    ),
+    (
+        "ts_open_inference_protocol",
+        Ignored("KServe's V1 and V2 protocols are always served, over HTTP and gRPC"),
+    ),
+    (
+        "model_metrics_auto_detect",
+        Ignored("scancer's model metrics are built in"),
+    ),
+    ("cpp_log_config", Ignored("scancer has no C++ backend")),
+    (
+        "unregister_model_timeout",
+        Ignored("an unregistered version answers what it has queued, then its workers stop"),
+    ),
+    ("prefer_direct_buffer", Ignored(NO_JVM)),
+    (
+        "tsConfigFile",
+        Ignored("written in snapshots by TorchServe; the file read is the one scancer uses"),
+    ),
+    (
+        "version",
+        Ignored("the version of the TorchServe that wrote the file"),
+    ),
 ];
 
 /// A TorchServe configuration, values resolved.
@@ -274,6 +312,27 @@ impl TsConfig {
     /// Stops at a key whose effect scancer cannot give, and notes once the keys it reads without
     /// effect and the keys it does not know.
     pub(crate) fn check(&self) -> Result<()> {
+        let (ignored, unknown) = self.classify()?;
+        if !ignored.is_empty() {
+            crate::messages::note!(
+                "{}: no effect in scancer: {}",
+                self.shown(),
+                ignored.join("; ")
+            );
+        }
+        if !unknown.is_empty() {
+            crate::messages::warning!(
+                "{}: unknown key(s), ignored: {}",
+                self.shown(),
+                unknown.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// The keys with no effect here (with why), and the keys TorchServe does not have; an error
+    /// for a key scancer cannot honour.
+    fn classify(&self) -> Result<(Vec<String>, Vec<&str>)> {
         let mut ignored = Vec::new();
         let mut unknown = Vec::new();
         for (key, value) in &self.values {
@@ -290,21 +349,7 @@ impl TsConfig {
                 None => unknown.push(key.as_str()),
             }
         }
-        if !ignored.is_empty() {
-            crate::messages::note!(
-                "{}: no effect in scancer: {}",
-                self.shown(),
-                ignored.join("; ")
-            );
-        }
-        if !unknown.is_empty() {
-            crate::messages::warning!(
-                "{}: unknown key(s), ignored: {}",
-                self.shown(),
-                unknown.join(", ")
-            );
-        }
-        Ok(())
+        Ok((ignored, unknown))
     }
 }
 
@@ -385,6 +430,41 @@ pub(crate) fn address(key: &str, value: &str, shown: &str) -> Result<std::net::S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn torchserve_0_12_keys_are_known() {
+        let keys = [
+            "limit_max_image_pixels",
+            "default_startup_timeout",
+            "ipex_enable",
+            "ipex_gpu_enable",
+            "metric_time_interval",
+            "ts_open_inference_protocol",
+            "model_metrics_auto_detect",
+            "cpp_log_config",
+            "unregister_model_timeout",
+            "prefer_direct_buffer",
+            "tsConfigFile",
+            "version",
+            "cors_allowed_origin",
+            "disable_system_metrics",
+        ];
+        let config = TsConfig {
+            path: None,
+            from_snapshot: false,
+            values: keys
+                .iter()
+                .map(|k| (k.to_string(), "1".to_string()))
+                .chain([("no_such_key".to_string(), "1".to_string())])
+                .collect(),
+            from_env: Vec::new(),
+        };
+        let (ignored, unknown) = config.classify().unwrap();
+        assert_eq!(unknown, ["no_such_key"]);
+        // Each one without effect says why.
+        assert_eq!(ignored.len(), 11, "{ignored:?}");
+        assert!(ignored.iter().all(|i| i.contains(" (")), "{ignored:?}");
+    }
 
     #[test]
     fn addresses_as_torchserve_writes_them() {
