@@ -1287,19 +1287,34 @@ fn basic_credentials_guard_every_listener() {
             (server.management_port, "GET", "/models", Vec::new()),
             (server.metrics_port, "GET", "/metrics", Vec::new()),
         ] {
-            let refused = server.request_to(port, method, path, &[], &body);
-            let expected = if tokens && port != server.metrics_port {
-                400
-            } else {
-                401
-            };
-            assert_eq!(
-                refused.status,
-                expected,
-                "{path} (tokens {tokens}): {}\n{}",
-                refused.text(),
-                server.log()
-            );
+            // No credentials, or a wrong password: 401 with a Basic challenge (a browser asks
+            // for them), keys on or not; a wrong TorchServe key: its 400.
+            let wrong = format!("Basic {}", b64(b"ana:wrong"));
+            for header in [None, Some(wrong.as_str())] {
+                let headers: Vec<(&str, &str)> =
+                    header.map(|h| ("authorization", h)).into_iter().collect();
+                let refused = server.request_to(port, method, path, &headers, &body);
+                assert_eq!(
+                    refused.status,
+                    401,
+                    "{path} (tokens {tokens}, {header:?}): {}\n{}",
+                    refused.text(),
+                    server.log()
+                );
+                assert!(
+                    refused
+                        .header("www-authenticate")
+                        .is_some_and(|h| h.starts_with("Basic")),
+                    "{path}: {:?}",
+                    refused.headers
+                );
+            }
+            if tokens && port != server.metrics_port {
+                let bad_key = [("authorization", "Bearer not-a-key")];
+                let refused = server.request_to(port, method, path, &bad_key, &body);
+                assert_eq!(refused.status, 400, "{path}: {}", refused.text());
+                assert_eq!(refused.json()["type"], "InvalidKeyException");
+            }
             let allowed =
                 server.request_to(port, method, path, &[("authorization", &basic)], &body);
             assert_eq!(

@@ -311,11 +311,20 @@ impl App {
             if keys.allows(kind, authorization) {
                 return None;
             }
-            return Some(errors::refusal(
-                path,
-                Exception::InvalidKey,
-                tokens::REFUSED,
-            ));
+            // A wrong key is TorchServe's 400; without one, a server that also takes credentials
+            // asks for them (401 and WWW-Authenticate, so that a browser prompts).
+            let bearer = authorization.is_some_and(|a| {
+                a.trim_start()
+                    .get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+            });
+            if bearer || !self.auth.enabled() {
+                return Some(errors::refusal(
+                    path,
+                    Exception::InvalidKey,
+                    tokens::REFUSED,
+                ));
+            }
         }
         if !self.auth.enabled() {
             return None;

@@ -23,7 +23,8 @@ pub(super) fn authorize<T>(
     if unguarded || open || keyed || app.auth.accepts(authorization) {
         Ok(())
     } else if app.keys.is_some() {
-        Err(tonic::Status::unauthenticated(
+        // TorchServe's code for a missing or wrong key.
+        Err(tonic::Status::permission_denied(
             crate::serve::tokens::REFUSED,
         ))
     } else {
