@@ -75,30 +75,11 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
             let answer = store.register(&register)?;
             report(&answer, json);
             if r.wait.wait {
-                // The name is the archive's, unless given: TorchServe's answer says it.
-                let name = match &r.model_name {
-                    Some(name) => name.clone(),
-                    None => match registered_name(&answer) {
-                        Some(name) => name,
-                        // An asynchronous answer names no model: the listing shows which
-                        // model came from this URL.
-                        None => store
-                            .list()?
-                            .iter()
-                            .find(|m| m["modelUrl"] == r.archive.as_str())
-                            .and_then(|m| m["modelName"].as_str().map(str::to_string))
-                            .ok_or_else(|| {
-                                StoreError::Refused(format!(
-                                    "{}: no registered model has this URL; pass --model-name to --wait",
-                                    r.archive
-                                ))
-                            })?,
-                    },
-                };
+                let (name, version) = registered_version(store, &answer, r)?;
                 wait(
                     store,
                     &name,
-                    None,
+                    version.as_deref(),
                     r.initial_workers.unwrap_or(1) as usize,
                     &r.wait,
                 )?;
@@ -133,12 +114,53 @@ fn execute(store: &Store, args: &StoreArgs) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `Model "pcam" Version: 1.0 registered with 1 initial workers` -> `pcam`.
-pub(crate) fn registered_name(answer: &Value) -> Option<String> {
+/// `Model "pcam" Version: 1.0 registered with 1 initial workers` -> `pcam`, `1.0`.
+pub(crate) fn registered_identity(answer: &Value) -> Option<(String, Option<String>)> {
     let status = answer["status"].as_str()?;
     let start = status.find("Model \"")? + 7;
     let end = status[start..].find('"')? + start;
-    Some(status[start..end].to_string())
+    let version = status[end..]
+        .strip_prefix("\" Version: ")
+        .and_then(|rest| rest.split(' ').next())
+        .map(str::to_string);
+    Some((status[start..end].to_string(), version))
+}
+
+/// The version a registration made, to wait for: its answer says it; an asynchronous answer says
+/// nothing, so the version whose URL is the one registered is looked for among every version of
+/// every model (a new version of a model is not its default, which is all the listing shows).
+fn registered_version(
+    store: &Store,
+    answer: &Value,
+    r: &crate::cli::RegisterArgs,
+) -> Result<(String, Option<String>), StoreError> {
+    if let Some((name, version)) = registered_identity(answer) {
+        return Ok((name, version));
+    }
+    let names: Vec<String> = match &r.model_name {
+        Some(name) => vec![name.clone()],
+        None => store
+            .list()?
+            .iter()
+            .filter_map(|m| m["modelName"].as_str().map(str::to_string))
+            .collect(),
+    };
+    for name in names {
+        let Ok(Value::Array(versions)) = store.describe(&name, Some("all")) else {
+            continue;
+        };
+        if let Some(v) = versions
+            .iter()
+            .rev()
+            .find(|v| v["modelUrl"] == r.archive.as_str())
+        {
+            return Ok((name, v["modelVersion"].as_str().map(str::to_string)));
+        }
+    }
+    Err(StoreError::Refused(format!(
+        "{}: no registered version has this URL; pass --model-name to --wait",
+        r.archive
+    )))
 }
 
 /// Polls until `wanted` workers are READY, with a spinner on a terminal.
@@ -316,5 +338,23 @@ fn mib(value: &Value) -> String {
     match value.as_f64() {
         Some(bytes) => format!("{:.0} MiB", bytes / (1 << 20) as f64),
         None => text(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registration_answer_names_the_model_and_version() {
+        let answer = serde_json::json!({
+            "status": "Model \"pcam\" Version: 2.0 registered with 1 initial workers"
+        });
+        assert_eq!(
+            registered_identity(&answer),
+            Some(("pcam".into(), Some("2.0".into())))
+        );
+        let processing = serde_json::json!({"status": "Processing worker updates..."});
+        assert_eq!(registered_identity(&processing), None);
     }
 }

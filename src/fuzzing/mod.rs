@@ -568,7 +568,7 @@ pub fn store_answers(data: &[u8]) {
         url: "pcam.mar".into(),
         ..Register::default()
     }) {
-        let _ = crate::commands::store::registered_name(&registered);
+        let _ = crate::commands::store::registered_identity(&registered);
     }
     let _ = store.scale("pcam", None, Some(1), Some(2), false);
     let _ = store.set_default("pcam", "1.0");

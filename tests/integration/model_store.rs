@@ -690,15 +690,20 @@ fn the_readme_workflow_through_curl_and_scancer_store() {
     let url = format!("http://127.0.0.1:{m}");
     let store = |args: &[&str]| scancer_ok(&[&["store", "--url", url.as_str()], args].concat());
     store(&["register", "pcam.mar", "--initial-workers", "1", "--wait"]);
+    // A new version of a registered model, asynchronously (the answer names no model): --wait
+    // finds the version by its URL among every version, and waits for its workers.
     store(&[
         "register",
         "pcam-2.0.mar",
-        "--model-name",
-        "pcam",
         "--initial-workers",
-        "1",
+        "2",
         "--wait",
     ]);
+    let version: Value =
+        serde_json::from_str(&store(&["describe", "pcam", "--version", "2.0", "--json"])).unwrap();
+    let workers = version[0]["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{version}");
+    assert!(workers.iter().all(|w| w["status"] == "READY"), "{version}");
     store(&[
         "scale",
         "pcam",
@@ -1873,11 +1878,18 @@ fn torchserve_log_files_are_written_in_log_location() {
     );
     expect(
         "ts_log.log",
-        &["[INFO ] ", " scancer - listening on http://127.0.0.1:", "scancer - stopped"],
+        &[
+            "[INFO ] ",
+            " scancer - listening on http://127.0.0.1:",
+            "scancer - stopped",
+        ],
     );
     expect(
         "model_log.log",
-        &["[INFO ] W-", "-pcam_1.0 MODEL_LOG - model pcam 1.0 loaded in "],
+        &[
+            "[INFO ] W-",
+            "-pcam_1.0 MODEL_LOG - model pcam 1.0 loaded in ",
+        ],
     );
     expect(
         "ts_metrics.log",
@@ -1894,6 +1906,9 @@ fn torchserve_log_files_are_written_in_log_location() {
     );
     expect(
         "model_metrics.log",
-        &[" - HandlerTime.ms:", "|#ModelName:pcam,Level:Model|#hostname:"],
+        &[
+            " - HandlerTime.ms:",
+            "|#ModelName:pcam,Level:Model|#hostname:",
+        ],
     );
 }
