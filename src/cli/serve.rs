@@ -16,8 +16,8 @@ use crate::serve::model_store::DownloadLimits;
 use crate::serve::models::Settings;
 use crate::serve::snapshot;
 use crate::serve::{
-    ApiAddresses, Defaults, Envelope, KeyOptions, LogFiles, ModelFile, Roles, ServeOptions,
-    SnapshotOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions,
+    ApiAddress, ApiAddresses, Defaults, Envelope, KeyOptions, Listener, LogFiles, ModelFile, Roles,
+    ServeOptions, SnapshotOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions,
 };
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -71,6 +71,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         workers,
         listeners: Vec::new(),
         grpc_address: None,
+        tls: None,
+        grpc_tls: false,
         defaults: Defaults {
             engine,
             settings,
@@ -161,7 +163,11 @@ fn without_store(args: &ServeArgs, host: IpAddr, options: &mut ServeOptions) -> 
             name: spec.name.clone(),
         })
         .collect();
-    options.listeners = vec![(SocketAddr::new(host, args.port.unwrap_or(8080)), Roles::ALL)];
+    options.listeners = vec![Listener {
+        at: SocketAddr::new(host, args.port.unwrap_or(8080)),
+        roles: Roles::ALL,
+        tls: false,
+    }];
     options.grpc_address =
         (!args.no_grpc).then(|| SocketAddr::new(host, args.grpc_port.unwrap_or(7070)));
     Ok(())
@@ -221,7 +227,17 @@ fn with_store(
         .parse()
         .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let addresses = api_addresses(args, host, config)?;
-    options.listeners = addresses.listeners();
+    options.listeners = addresses
+        .listeners()
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    options.tls = ts_config::certificate(config)?;
+    options.grpc_tls = config.flag("enable_grpc_ssl");
+    let wants_tls = options.grpc_tls || options.listeners.iter().any(|l| l.tls);
+    if wants_tls && options.tls.is_none() {
+        bail!(
+            "{shown}: an https:// address or enable_grpc_ssl needs a certificate: keystore (PKCS#12), or certificate_file and private_key_file (PEM)"
+        );
+    }
     if !args.no_grpc {
         let grpc_host = match config.get("grpc_inference_address") {
             Some(h) if args.host.is_none() => h.parse().with_context(|| {
@@ -274,18 +290,24 @@ fn with_store(
 /// TorchServe's.
 fn api_addresses(args: &ServeArgs, host: IpAddr, config: &TsConfig) -> Result<ApiAddresses> {
     let shown = config.shown();
-    let address = |key: &str, port: Option<u16>, default: u16| -> Result<SocketAddr> {
+    let address = |key: &str, port: Option<u16>, default: u16| -> Result<ApiAddress> {
+        // A flag moves the API, and keeps the file's scheme (an https:// API stays on TLS).
+        let scheme = match config.get(key).map(|v| ts_config::address(key, v, &shown)) {
+            Some(Ok((_, true))) => "https",
+            _ => "http",
+        };
         let flag = (args.host.is_some() || port.is_some()).then(|| {
             format!(
-                "http://{}:{}",
+                "{scheme}://{}:{}",
                 crate::serve::host_text(host),
                 port.unwrap_or(default)
             )
         });
-        match config.layered(key, flag) {
-            Some(value) => ts_config::address(key, &value, &shown),
-            None => Ok(SocketAddr::new(host, default)),
-        }
+        let (at, tls) = match config.layered(key, flag) {
+            Some(value) => ts_config::address(key, &value, &shown)?,
+            None => (SocketAddr::new(host, default), false),
+        };
+        Ok(ApiAddress { at, tls })
     };
     Ok(ApiAddresses {
         inference: address("inference_address", args.port, 8080)?,

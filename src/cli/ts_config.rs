@@ -1,8 +1,7 @@
 //! TorchServe's start-up configuration for `scancer serve`: `config.properties` found as TorchServe
 //! finds it (TS_CONFIG_FILE, else --ts-config, else the newest config snapshot unless --ncs, else
 //! ./config.properties), `$$VAR$$` substitutions, and with enable_envvars_config the TS_* variables
-//! over the file. Every key is honoured, reported once as having no effect here, or refused where
-//! ignoring it would change what the server does (TLS).
+//! over the file. Every key is honoured, or reported once as having no effect here.
 
 use crate::properties;
 use anyhow::{bail, Context, Result};
@@ -14,14 +13,11 @@ enum Handling {
     Honoured,
     /// Read, with no effect in scancer (why).
     Ignored(&'static str),
-    /// Would change behaviour in a way scancer cannot match: start-up stops (why).
-    Refused(&'static str),
 }
 
-use Handling::{Honoured, Ignored, Refused};
+use Handling::{Honoured, Ignored};
 
 const NO_JVM: &str = "scancer has no JVM, Netty or Python workers";
-const NO_TLS: &str = "scancer serves plain HTTP: terminate TLS in front of it (nginx, the ingress)";
 
 /// TorchServe 0.12's keys (ConfigManager) and what scancer does with each.
 const KEYS: &[(&str, Handling)] = &[
@@ -38,7 +34,7 @@ const KEYS: &[(&str, Handling)] = &[
         "grpc_management_port",
         Ignored("scancer serves no gRPC management API"),
     ),
-    ("enable_grpc_ssl", Refused(NO_TLS)),
+    ("enable_grpc_ssl", Honoured),
     ("model_store", Honoured),
     ("load_models", Honoured),
     ("models", Honoured),
@@ -112,11 +108,11 @@ const KEYS: &[(&str, Handling)] = &[
     ("cors_allowed_origin", Honoured),
     ("cors_allowed_methods", Honoured),
     ("cors_allowed_headers", Honoured),
-    ("keystore", Refused(NO_TLS)),
-    ("keystore_pass", Refused(NO_TLS)),
-    ("keystore_type", Refused(NO_TLS)),
-    ("certificate_file", Refused(NO_TLS)),
-    ("private_key_file", Refused(NO_TLS)),
+    ("keystore", Honoured),
+    ("keystore_pass", Honoured),
+    ("keystore_type", Honoured),
+    ("certificate_file", Honoured),
+    ("private_key_file", Honoured),
     ("workflow_model_store", Ignored("scancer has no workflows")),
     (
         "ts_header_key_sequence_id",
@@ -335,16 +331,9 @@ impl TsConfig {
     fn classify(&self) -> Result<(Vec<String>, Vec<&str>)> {
         let mut ignored = Vec::new();
         let mut unknown = Vec::new();
-        for (key, value) in &self.values {
+        for (key, _) in &self.values {
             match KEYS.iter().find(|(k, _)| k == key).map(|(_, h)| *h) {
                 Some(Honoured) => {}
-                Some(Refused(why)) => {
-                    let off =
-                        key == "enable_grpc_ssl" && !value.trim().eq_ignore_ascii_case("true");
-                    if !off {
-                        bail!("{}: {key} is not supported: {why}", self.shown());
-                    }
-                }
                 Some(Ignored(why)) => ignored.push(format!("{key} ({why})")),
                 None => unknown.push(key.as_str()),
             }
@@ -400,15 +389,16 @@ fn newest_snapshot(dir: &Path, ncs: bool) -> Result<Option<PathBuf>> {
 }
 
 /// An address key: `http://HOST:PORT` (TorchServe's form) as a socket address.
-pub(crate) fn address(key: &str, value: &str, shown: &str) -> Result<std::net::SocketAddr> {
+/// `http://HOST:PORT` or `https://HOST:PORT` (TLS): the address, and whether it is on TLS.
+pub(crate) fn address(key: &str, value: &str, shown: &str) -> Result<(std::net::SocketAddr, bool)> {
     let lower = value.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        bail!("{shown}: {key}={value}: {NO_TLS}");
-    }
-    let rest = lower
-        .strip_prefix("http://")
-        .map(|_| &value[7..])
-        .with_context(|| format!("{shown}: {key}={value}: expected http://HOST:PORT"))?;
+    let (rest, tls) = if lower.starts_with("https://") {
+        (&value[8..], true)
+    } else if lower.starts_with("http://") {
+        (&value[7..], false)
+    } else {
+        bail!("{shown}: {key}={value}: expected http://HOST:PORT or https://HOST:PORT");
+    };
     let rest = rest.trim_end_matches('/');
     let (host, port) = rest
         .rsplit_once(':')
@@ -424,7 +414,41 @@ pub(crate) fn address(key: &str, value: &str, shown: &str) -> Result<std::net::S
             .parse()
             .with_context(|| format!("{shown}: {key}={value}: {host:?} is not an IP address"))?,
     };
-    Ok(std::net::SocketAddr::new(ip, port))
+    Ok((std::net::SocketAddr::new(ip, port), tls))
+}
+
+/// The certificate TLS listeners serve: `keystore` (PKCS#12) first, else `certificate_file` and
+/// `private_key_file` (PEM), as TorchServe chooses; None when none is configured.
+pub(crate) fn certificate(config: &TsConfig) -> Result<Option<crate::serve::CertificateSource>> {
+    use crate::serve::CertificateSource;
+    let shown = config.shown();
+    if let Some(keystore) = config.get("keystore") {
+        let kind = config.get("keystore_type").unwrap_or("PKCS12");
+        if !kind.eq_ignore_ascii_case("PKCS12") {
+            bail!(
+                "{shown}: keystore_type={kind}: only PKCS12 keystores are read; convert it with `keytool -importkeystore -srckeystore {keystore} -destkeystore {keystore}.p12 -deststoretype PKCS12`"
+            );
+        }
+        return Ok(Some(CertificateSource::Pkcs12 {
+            path: PathBuf::from(keystore),
+            password: config
+                .get("keystore_pass")
+                .unwrap_or("changeit")
+                .to_string(),
+        }));
+    }
+    match (
+        config.get("certificate_file"),
+        config.get("private_key_file"),
+    ) {
+        (Some(certificate), Some(key)) => Ok(Some(CertificateSource::Pem {
+            certificate: PathBuf::from(certificate),
+            key: PathBuf::from(key),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => bail!("{shown}: certificate_file needs private_key_file"),
+        (None, Some(_)) => bail!("{shown}: private_key_file needs certificate_file"),
+    }
 }
 
 #[cfg(test)]
@@ -468,19 +492,16 @@ mod tests {
 
     #[test]
     fn addresses_as_torchserve_writes_them() {
-        let at = |v: &str| address("inference_address", v, "config.properties");
-        assert_eq!(
-            at("http://0.0.0.0:8085").unwrap().to_string(),
-            "0.0.0.0:8085"
-        );
-        assert_eq!(
-            at("http://127.0.0.1:8080/").unwrap().to_string(),
-            "127.0.0.1:8080"
-        );
-        assert_eq!(at("http://localhost:9").unwrap().to_string(), "127.0.0.1:9");
-        assert_eq!(at("http://[::1]:8081").unwrap().to_string(), "[::1]:8081");
-        let tls = at("https://0.0.0.0:8443").unwrap_err().to_string();
-        assert!(tls.contains("plain HTTP"), "{tls}");
+        let at = |v: &str| {
+            address("inference_address", v, "config.properties")
+                .map(|(at, tls)| format!("{at}{}", if tls { " tls" } else { "" }))
+        };
+        assert_eq!(at("http://0.0.0.0:8085").unwrap(), "0.0.0.0:8085");
+        assert_eq!(at("http://127.0.0.1:8080/").unwrap(), "127.0.0.1:8080");
+        assert_eq!(at("http://localhost:9").unwrap(), "127.0.0.1:9");
+        assert_eq!(at("http://[::1]:8081").unwrap(), "[::1]:8081");
+        assert_eq!(at("https://0.0.0.0:8443").unwrap(), "0.0.0.0:8443 tls");
+        assert_eq!(at("HTTPS://[::1]:8443").unwrap(), "[::1]:8443 tls");
         assert!(at("0.0.0.0:8080").is_err());
         assert!(at("http://0.0.0.0").is_err());
     }

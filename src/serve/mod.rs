@@ -27,6 +27,7 @@ pub(crate) mod pyjson;
 pub(crate) mod registry;
 pub(crate) mod snapshot;
 mod startup;
+pub(crate) mod tls;
 pub(crate) mod tokens;
 pub(crate) mod unrestored;
 pub(crate) mod workers;
@@ -35,16 +36,16 @@ use anyhow::{anyhow, bail, Context, Result};
 use app::{error, App, Exception};
 pub(crate) use app::{Defaults, Envelope, Roles};
 use exchange::Exchanges;
-use http::Limits;
 pub(crate) use options::{
-    ApiAddresses, KeyOptions, LogFiles, ModelFile, ServeOptions, SnapshotOptions, StoreArchives,
-    StoreEntry, StoreModels, StoreOptions,
+    ApiAddress, ApiAddresses, KeyOptions, Listener, LogFiles, ModelFile, ServeOptions,
+    SnapshotOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions,
 };
-pub(crate) use startup::host_text;
+pub(crate) use options::host_text;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+pub(crate) use tls::CertificateSource;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
@@ -104,12 +105,7 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
     app.record_or_warn(snapshot::Kind::Startup);
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
-    announce(
-        &app,
-        &bound.addresses()?,
-        bound.grpc_address()?,
-        options.limits,
-    );
+    announce(&app, &bound.listeners()?, bound.grpc_address()?);
     runtime.block_on(serve_until_stopped(&app, bound, &options, stop_rx))?;
     drop(runtime);
     shut_down(&app);
@@ -142,44 +138,61 @@ fn start_log_files(files: &options::LogFiles) -> Result<log_files::LogSink> {
     Ok(sink)
 }
 
-/// The listening sockets, bound before any model loads so that a taken port is said at once.
+/// The listening sockets, bound before any model loads so that a taken port (or a certificate
+/// that cannot be read) is said at once; each with its TLS acceptor when on TLS.
 struct Bound {
-    http: Vec<(std::net::TcpListener, Roles)>,
-    grpc: Option<std::net::TcpListener>,
+    http: Vec<(std::net::TcpListener, Listener, Option<TlsAcceptor>)>,
+    grpc: Option<(std::net::TcpListener, Option<TlsAcceptor>)>,
 }
+
+type TlsAcceptor = tokio_rustls::TlsAcceptor;
 
 impl Bound {
     fn new(options: &ServeOptions) -> Result<Bound> {
+        let acceptor = |on: bool, alpn: &[&[u8]]| -> Result<Option<TlsAcceptor>> {
+            match (&options.tls, on) {
+                (Some(source), true) => Ok(Some(tls::acceptor(source, alpn)?)),
+                _ => Ok(None),
+            }
+        };
         let mut http = Vec::new();
-        for &(at, roles) in &options.listeners {
-            let listener = std::net::TcpListener::bind(at)
-                .with_context(|| format!("cannot listen on {at} ({})", roles.names()))?;
-            listener.set_nonblocking(true)?;
-            http.push((listener, roles));
+        for listener in &options.listeners {
+            let at = listener.at;
+            let socket = std::net::TcpListener::bind(at)
+                .with_context(|| format!("cannot listen on {at} ({})", listener.roles.names()))?;
+            socket.set_nonblocking(true)?;
+            let tls = acceptor(listener.tls, &[b"h2", b"http/1.1"])?;
+            http.push((socket, *listener, tls));
         }
         let grpc = match options.grpc_address {
             Some(at) => {
-                let listener = std::net::TcpListener::bind(at)
+                let socket = std::net::TcpListener::bind(at)
                     .with_context(|| format!("cannot listen on {at} (gRPC, --grpc-port)"))?;
-                listener.set_nonblocking(true)?;
-                Some(listener)
+                socket.set_nonblocking(true)?;
+                Some((socket, acceptor(options.grpc_tls, &[b"h2"])?))
             }
             None => None,
         };
         Ok(Bound { http, grpc })
     }
 
-    fn addresses(&self) -> std::io::Result<Vec<(SocketAddr, Roles)>> {
+    /// The listeners as bound (port 0 resolved).
+    fn listeners(&self) -> std::io::Result<Vec<Listener>> {
         self.http
             .iter()
-            .map(|(l, roles)| Ok((l.local_addr()?, *roles)))
+            .map(|(socket, listener, _)| {
+                Ok(Listener {
+                    at: socket.local_addr()?,
+                    ..*listener
+                })
+            })
             .collect()
     }
 
-    fn grpc_address(&self) -> std::io::Result<Option<SocketAddr>> {
+    fn grpc_address(&self) -> std::io::Result<Option<(SocketAddr, bool)>> {
         self.grpc
             .as_ref()
-            .map(std::net::TcpListener::local_addr)
+            .map(|(socket, tls)| Ok((socket.local_addr()?, tls.is_some())))
             .transpose()
     }
 }
@@ -284,30 +297,59 @@ async fn serve_until_stopped(
     let connections = Arc::new(Connections::default());
     let max = options.max_connections;
     let mut served = Vec::new();
-    for (listener, roles) in bound.http {
+    let handshake_timeout = options.limits.head_timeout;
+    for (socket, listener, tls) in bound.http {
         let exchanges = Arc::new(Exchanges::new(
             Arc::clone(app),
             options.limits,
             options.quiet,
-            roles,
+            listener.roles,
             options.cors.clone(),
         ));
         served.push(accepting(
-            listener,
+            socket,
             &connections,
             max,
             stop.clone(),
-            move |stream, peer, stop| serve_http(stream, peer, Arc::clone(&exchanges), stop),
+            move |stream, peer, stop| {
+                let (exchanges, tls) = (Arc::clone(&exchanges), tls.clone());
+                async move {
+                    match tls {
+                        None => serve_http(stream, peer, exchanges, stop).await,
+                        Some(tls) => {
+                            if let Some(stream) =
+                                tls::handshake(&tls, stream, handshake_timeout).await
+                            {
+                                serve_http(stream, peer, exchanges, stop).await;
+                            }
+                        }
+                    }
+                }
+            },
         )?);
     }
-    if let Some(listener) = bound.grpc {
+    if let Some((socket, tls)) = bound.grpc {
         let router = grpc::Router::new(Arc::clone(app), options.limits);
         served.push(accepting(
-            listener,
+            socket,
             &connections,
             max,
             stop.clone(),
-            move |stream, _, stop| grpc::serve(stream, router.clone(), stop),
+            move |stream, _, stop| {
+                let (router, tls) = (router.clone(), tls.clone());
+                async move {
+                    match tls {
+                        None => grpc::serve(stream, router, stop).await,
+                        Some(tls) => {
+                            if let Some(stream) =
+                                tls::handshake(&tls, stream, handshake_timeout).await
+                            {
+                                grpc::serve(stream, router, stop).await;
+                            }
+                        }
+                    }
+                }
+            },
         )?);
     }
     for task in served {
@@ -344,12 +386,7 @@ fn shut_down(app: &App) {
     }
 }
 
-fn announce(
-    app: &App,
-    listeners: &[(SocketAddr, Roles)],
-    grpc: Option<SocketAddr>,
-    _limits: Limits,
-) {
+fn announce(app: &App, listeners: &[Listener], grpc: Option<(SocketAddr, bool)>) {
     for m in app.registry.all() {
         let [c, h, w] = m.input_shape;
         let labels = if m.schema.classes.is_empty() {
@@ -387,7 +424,8 @@ fn announce(
             keys.path().display()
         );
     }
-    for &(address, roles) in listeners {
+    for listener in listeners {
+        let (address, roles) = (listener.at, listener.roles);
         let guarded = app.auth.enabled() || (app.keys.is_some() && !roles.metrics);
         if !address.ip().is_loopback() && !guarded {
             crate::messages::note!(
@@ -397,22 +435,25 @@ fn announce(
             );
         }
         crate::messages::note!(
-            "listening on http://{}:{} ({})",
+            "listening on {}://{}:{} ({})",
+            if listener.tls { "https" } else { "http" },
             host(address),
             address.port(),
             roles.names()
         );
     }
-    if let Some(grpc) = grpc {
+    if let Some((grpc, tls)) = grpc {
         crate::messages::note!(
-            "gRPC on {}:{} (inference.GRPCInferenceService, \
+            "gRPC{} on {}:{} (inference.GRPCInferenceService, \
              org.pytorch.serve.grpc.inference.InferenceAPIsService)",
+            if tls { " over TLS" } else { "" },
             host(grpc),
             grpc.port()
         );
     }
-    let inference = listeners.iter().find(|(_, roles)| roles.inference);
-    if let (Some(m), Some(&(address, _))) = (app.registry.defaults().first(), inference) {
+    let inference = listeners.iter().find(|l| l.roles.inference);
+    if let (Some(m), Some(listener)) = (app.registry.defaults().first(), inference) {
+        let address = listener.at;
         // A client reaches an unspecified address (0.0.0.0, ::) through loopback.
         let reach = match address.ip() {
             std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
@@ -424,7 +465,8 @@ fn announce(
             _ => address,
         };
         crate::messages::note!(
-            "try: curl -T patch.png http://{}:{}/predictions/{}",
+            "try: curl -T patch.png {}://{}:{}/predictions/{}",
+            if listener.tls { "https" } else { "http" },
             host(reach),
             address.port(),
             m.name

@@ -7,6 +7,7 @@ use super::auth::Auth;
 use super::http::Limits;
 use super::model_store::{AllowedUrls, DownloadLimits};
 use super::snapshot::Restored;
+use super::tls::CertificateSource;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,9 +17,13 @@ pub(crate) struct ServeOptions {
     pub(crate) files: Vec<ModelFile>,
     pub(crate) workers: usize,
     /// Where to listen, and what each address answers (one address may answer several APIs).
-    pub(crate) listeners: Vec<(SocketAddr, Roles)>,
+    pub(crate) listeners: Vec<Listener>,
     /// The gRPC port's address, if it is on.
     pub(crate) grpc_address: Option<SocketAddr>,
+    /// The certificate of the TLS listeners (https:// addresses, gRPC with enable_grpc_ssl).
+    pub(crate) tls: Option<CertificateSource>,
+    /// The gRPC port is on TLS (enable_grpc_ssl).
+    pub(crate) grpc_tls: bool,
     pub(crate) defaults: Defaults,
     /// How long a request may wait for room in a full queue before its 503.
     pub(crate) queue_wait: Duration,
@@ -68,17 +73,48 @@ pub(crate) struct StoreOptions {
     pub(crate) models: StoreModels,
 }
 
+/// One HTTP listener: where, which APIs it answers, and whether on TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Listener {
+    pub(crate) at: SocketAddr,
+    pub(crate) roles: Roles,
+    pub(crate) tls: bool,
+}
+
+/// One API's address, as TorchServe writes it (`https://127.0.0.1:8443`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ApiAddress {
+    pub(crate) at: SocketAddr,
+    pub(crate) tls: bool,
+}
+
+impl ApiAddress {
+    pub(crate) fn url(self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!(
+            "{scheme}://{}:{}",
+            host_text(self.at.ip()),
+            self.at.port()
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ApiAddresses {
-    pub(crate) inference: SocketAddr,
-    pub(crate) management: SocketAddr,
-    pub(crate) metrics: SocketAddr,
+    pub(crate) inference: ApiAddress,
+    pub(crate) management: ApiAddress,
+    pub(crate) metrics: ApiAddress,
 }
+
+/// Two APIs on one address, one with TLS and one without.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} cannot be both http:// and https://: give the APIs that share it one scheme")]
+pub(crate) struct MixedSchemes(SocketAddr);
 
 impl ApiAddresses {
     /// One listener per address: APIs given the same address (and port) share it, as TorchServe
     /// does when two of its addresses are equal. Port 0 always gets its own listener.
-    pub(crate) fn listeners(self) -> Vec<(SocketAddr, Roles)> {
+    pub(crate) fn listeners(self) -> Result<Vec<Listener>, MixedSchemes> {
         let only = |pick: fn(&mut Roles)| {
             let mut roles = Roles::default();
             pick(&mut roles);
@@ -89,21 +125,24 @@ impl ApiAddresses {
             (self.management, only(|r| r.management = true)),
             (self.metrics, only(|r| r.metrics = true)),
         ];
-        let mut listeners: Vec<(SocketAddr, Roles)> = Vec::new();
-        for (at, roles) in wanted {
-            match listeners
-                .iter_mut()
-                .find(|(a, _)| *a == at && at.port() != 0)
-            {
-                Some((_, shared)) => {
-                    shared.inference |= roles.inference;
-                    shared.management |= roles.management;
-                    shared.metrics |= roles.metrics;
+        let mut listeners: Vec<Listener> = Vec::new();
+        for (address, roles) in wanted {
+            let at = address.at;
+            match listeners.iter_mut().find(|l| l.at == at && at.port() != 0) {
+                Some(shared) if shared.tls != address.tls => return Err(MixedSchemes(at)),
+                Some(shared) => {
+                    shared.roles.inference |= roles.inference;
+                    shared.roles.management |= roles.management;
+                    shared.roles.metrics |= roles.metrics;
                 }
-                None => listeners.push((at, roles)),
+                None => listeners.push(Listener {
+                    at,
+                    roles,
+                    tls: address.tls,
+                }),
             }
         }
-        listeners
+        Ok(listeners)
     }
 }
 
@@ -158,4 +197,12 @@ pub(crate) enum StoreArchives {
     All,
     /// One file of the store, registered under its manifest's name or the one given.
     File { name: Option<String>, file: String },
+}
+
+/// An address's host as a URL writes it (`[::1]`).
+pub(crate) fn host_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+    }
 }

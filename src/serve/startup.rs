@@ -7,7 +7,6 @@ use super::models::{self, Registration, Settings};
 use super::options::{ServeOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions};
 use super::snapshot::Restored;
 use anyhow::{anyhow, Result};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -210,10 +209,9 @@ pub(super) fn snapshot_properties(
         Some(pair) => pair.1 = value,
         None => properties.push((key.to_string(), value)),
     };
-    let url = |a: SocketAddr| format!("http://{}:{}", host_text(a.ip()), a.port());
-    set("inference_address", url(store.addresses.inference));
-    set("management_address", url(store.addresses.management));
-    set("metrics_address", url(store.addresses.metrics));
+    set("inference_address", store.addresses.inference.url());
+    set("management_address", store.addresses.management.url());
+    set("metrics_address", store.addresses.metrics.url());
     if let Some(grpc) = options.grpc_address {
         set("grpc_inference_port", grpc.port().to_string());
     }
@@ -242,12 +240,4 @@ pub(super) fn snapshot_properties(
         set("disable_token_authorization", "true".into());
     }
     properties
-}
-
-/// An address's host as a URL writes it (`[::1]`).
-pub(crate) fn host_text(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-    }
 }

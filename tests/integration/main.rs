@@ -17,3 +17,4 @@ mod slide_kinds;
 mod slide_regions;
 mod slides;
 mod store;
+mod tls;

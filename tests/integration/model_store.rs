@@ -1134,12 +1134,12 @@ fn configuration_errors_are_one_line_and_exit_2() {
         (
             vec!["--model-store", "store", "--ts-config", "config.properties"],
             Some("inference_address=https://127.0.0.1:8443\n"),
-            "plain HTTP",
+            "an https:// address or enable_grpc_ssl needs a certificate",
         ),
         (
             vec!["--model-store", "store", "--ts-config", "config.properties"],
-            Some("keystore=x.jks\n"),
-            "keystore is not supported",
+            Some("inference_address=https://127.0.0.1:0\nkeystore=x.jks\nkeystore_type=JKS\n"),
+            "only PKCS12 keystores are read",
         ),
         (
             vec!["--model-store", "store", "--ts-config", "config.properties"],

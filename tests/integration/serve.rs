@@ -1314,20 +1314,14 @@ fn tritonclient_http_and_grpc_and_torchserve_grpc_stubs() {
     std::fs::write(&tokens, "clients-token\n").unwrap();
     let server = Server::start(&[PCAM, "-q", "--token-file", tokens.to_str().unwrap()]);
     let patches = patches();
-    let out = std::process::Command::new(python)
-        .current_dir(root())
-        .arg(root().join("tests/clients/v2_and_torchserve_clients.py"))
-        .args([server.port.to_string(), server.grpc_port().to_string()])
-        .args(["clients-token", root().join("proto").to_str().unwrap()])
-        .args(&patches)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let got = crate::util::client_json(
+        std::process::Command::new(python)
+            .current_dir(root())
+            .arg(root().join("tests/clients/v2_and_torchserve_clients.py"))
+            .args([server.port.to_string(), server.grpc_port().to_string()])
+            .args(["clients-token", root().join("proto").to_str().unwrap()])
+            .args(&patches),
     );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     let expected = predict(
         PCAM,
         &patches.iter().map(String::as_str).collect::<Vec<_>>(),

@@ -161,17 +161,11 @@ fn regions_are_measured_exactly_and_exported_for_qupath_asap_and_camelyon() {
     else {
         return;
     };
-    let read = std::process::Command::new(&python)
-        .arg(root().join("tests/clients/slide_exports.py"))
-        .args([&geojson, &xml])
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
+    let got = crate::util::client_json(
+        std::process::Command::new(&python)
+            .arg(root().join("tests/clients/slide_exports.py"))
+            .args([&geojson, &xml]),
     );
-    let got: Value = serde_json::from_slice(&read.stdout).unwrap();
     let g = &got["geojson"];
     assert_eq!(g["invalid"], json!([]), "shapely: every geometry valid");
     assert_eq!(g["detections"], 17);

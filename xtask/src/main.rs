@@ -16,7 +16,8 @@ usage: cargo xtask <task> [args...]
 
 tasks:
   setup            fetch (pip) and unpack the pinned CPU libtorch into the user cache, link .libtorch;
-                   link .tools/promtool (from PATH, else the Debian package) for the metrics test
+                   link .tools/promtool and .tools/prometheus (from PATH, else the Debian package)
+                   for the metrics tests
                    .tools/ihc.png (from the scikit-image wheel) for the slide tests and
                    .tools/libopenslide.so.1 (from the openslide-bin wheel) for the openslide ones
   demo             setup, build release, run `scancer predict` on the bundled example patches
@@ -50,6 +51,7 @@ fn run() -> Result<()> {
         "setup" => {
             let dir = libtorch::ensure(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
+            tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
             tools::ensure_openslide(&root)?;
             tools::ensure_clients(&root)?;
@@ -71,6 +73,7 @@ fn run() -> Result<()> {
         "test" => {
             libtorch::ensure(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
+            tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
             tools::ensure_openslide(&root)?;
             tools::ensure_clients(&root)?;

@@ -22,6 +22,13 @@ pub const PROMTOOL: Tool = Tool {
     path_in_package: "usr/bin/promtool",
 };
 
+/// The Prometheus server itself (the same package), for the test that scrapes /metrics over TLS.
+pub const PROMETHEUS: Tool = Tool {
+    name: "prometheus",
+    package: "prometheus",
+    path_in_package: "usr/bin/prometheus",
+};
+
 pub const HEY: Tool = Tool {
     name: "hey",
     package: "hey",

@@ -60,11 +60,10 @@ impl Router {
 
 /// Serves one gRPC (HTTP/2) connection until it closes; when `stop` turns true, the calls already
 /// open are answered (GOAWAY) and it closes.
-pub(crate) async fn serve(
-    socket: tokio::net::TcpStream,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve<S>(socket: S, router: Router, mut stop: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use hyper_util::rt::TokioIo;
     let service = hyper::service::service_fn(move |request| router.route(request));
     let builder = super::http::connection_builder().http2_only();

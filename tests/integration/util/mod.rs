@@ -154,3 +154,14 @@ pub fn skip(test: &str, why: &str) {
     }
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
+
+/// A third-party client script's JSON answer; it must succeed (its stderr says why not).
+pub fn client_json(cmd: &mut std::process::Command) -> Value {
+    let out = cmd.output().expect("the client runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the client prints JSON")
+}

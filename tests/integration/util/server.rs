@@ -157,6 +157,10 @@ impl Server {
                     let listening = line
                         .find("listening on http://127.0.0.1:")
                         .map(|at| at + 30)
+                        .or_else(|| {
+                            line.find("listening on https://127.0.0.1:")
+                                .map(|at| at + 31)
+                        })
                         .or_else(|| line.find("listening on http://0.0.0.0:").map(|at| at + 28));
                     if let Some(at) = listening {
                         let rest = &line[at..];
@@ -196,8 +200,12 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log();
-            if let Some(at) = log.find("gRPC on 127.0.0.1:") {
-                let rest = &log[at + 18..];
+            let found = log
+                .find("gRPC on 127.0.0.1:")
+                .map(|at| at + 18)
+                .or_else(|| log.find("gRPC over TLS on 127.0.0.1:").map(|at| at + 27));
+            if let Some(at) = found {
+                let rest = &log[at..];
                 let end = rest
                     .find(|c: char| !c.is_ascii_digit())
                     .unwrap_or(rest.len());
