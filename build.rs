@@ -2,10 +2,15 @@
 //! that building needs no system protoc.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/kserve_v2.proto", "proto/torchserve_inference.proto"];
+    let protos = [
+        "proto/kserve_v2.proto",
+        "proto/torchserve_inference.proto",
+        "proto/torchserve_management.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
+    println!("cargo:rerun-if-changed=proto/google/rpc/status.proto");
     let descriptors = protox::compile(protos, ["proto"])?;
     tonic_prost_build::configure()
         .build_client(false)

@@ -243,6 +243,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -s p -l port -d '
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l management-port -d 'Port of the management API, with --model-store (0: any free port) [default: 8081]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l metrics-port -d 'Port of the metrics API, with --model-store (0: any free port) [default: 8082]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l grpc-port -d 'gRPC port: KServe V2\'s and TorchServe\'s gRPC inference services (0: any free port, printed at start-up) [default: 7070]' -r
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l grpc-management-port -d 'gRPC management port, with --model-store: TorchServe\'s gRPC management API (0: any free port) [default: 7071]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s b -l batch-size -d 'Images per forward pass (serve: the most requests batched together). Every answer is the one this batch shape gives: a partial batch is padded, or runs at a smaller shape checked at load to answer bit for bit the same, so on one machine a result is identical whatever the image\'s neighbours, the load and the threads; another CPU\'s instruction set (AVX-512, AVX2, AVX) agrees within 1e-5, and so does another batch size' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l threads -d 'Model instances running side by side, each running whole forward passes on one thread (serve: workers per model) [default: one per physical core; one on CUDA]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l device -d 'Where the model runs' -r -f -a "cpu\t''
@@ -271,7 +272,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -l start -d 'Acce
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l foreground -d 'Accepted for TorchServe\'s command lines: serve always runs in the foreground'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l enable-model-api -d 'Allow registering and unregistering models through the management API (TorchServe\'s enable_model_api)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l disable-token-auth -l dt -d 'No TorchServe token authorization with --model-store (its key_file.json; TorchServe\'s disable_token_authorization)'
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-grpc -d 'No gRPC port'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-grpc -d 'No gRPC ports'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s q -l quiet -d 'No access log on standard error'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -568,8 +568,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "PORT")]
     pub(crate) grpc_port: Option<u16>,
 
-    /// No gRPC port
-    #[arg(long, conflicts_with = "grpc_port")]
+    /// gRPC management port, with --model-store: TorchServe's gRPC management API (0: any free
+    /// port) [default: 7071]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) grpc_management_port: Option<u16>,
+
+    /// No gRPC ports
+    #[arg(long, conflicts_with_all = ["grpc_port", "grpc_management_port"])]
     pub(crate) no_grpc: bool,
 
     #[command(flatten)]

@@ -71,6 +71,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         workers,
         listeners: Vec::new(),
         grpc_address: None,
+        grpc_management_address: None,
         tls: None,
         grpc_tls: false,
         defaults: Defaults {
@@ -149,6 +150,9 @@ fn snapshots_folder() -> PathBuf {
 
 /// `scancer serve MODEL...`: the files given, all APIs on one port, gRPC beside it.
 fn without_store(args: &ServeArgs, host: IpAddr, options: &mut ServeOptions) -> Result<()> {
+    if args.grpc_management_port.is_some() {
+        bail!("--grpc-management-port needs --model-store: TorchServe's gRPC management API manages a model store");
+    }
     if args.enable_model_api {
         bail!("--enable-model-api needs --model-store: the folder registered archives live in");
     }
@@ -249,6 +253,16 @@ fn with_store(
             .layered_number("grpc_inference_port", args.grpc_port)?
             .unwrap_or(7070);
         options.grpc_address = Some(SocketAddr::new(grpc_host, port));
+        let management_host = match config.get("grpc_management_address") {
+            Some(h) if args.host.is_none() => h.parse().with_context(|| {
+                format!("{shown}: grpc_management_address={h} is not an IP address")
+            })?,
+            _ => host,
+        };
+        let port = config
+            .layered_number("grpc_management_port", args.grpc_management_port)?
+            .unwrap_or(7071);
+        options.grpc_management_address = Some(SocketAddr::new(management_host, port));
     }
     let models = store_models(args, config, workers)?;
     let allowed_urls = config

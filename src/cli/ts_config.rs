@@ -26,14 +26,8 @@ const KEYS: &[(&str, Handling)] = &[
     ("metrics_address", Honoured),
     ("grpc_inference_address", Honoured),
     ("grpc_inference_port", Honoured),
-    (
-        "grpc_management_address",
-        Ignored("scancer serves no gRPC management API"),
-    ),
-    (
-        "grpc_management_port",
-        Ignored("scancer serves no gRPC management API"),
-    ),
+    ("grpc_management_address", Honoured),
+    ("grpc_management_port", Honoured),
     ("enable_grpc_ssl", Honoured),
     ("model_store", Honoured),
     ("load_models", Honoured),

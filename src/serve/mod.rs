@@ -17,6 +17,7 @@ pub(crate) mod conn;
 pub(crate) mod exchange;
 pub(crate) mod grpc;
 pub(crate) mod http;
+pub(crate) mod ids;
 pub(crate) mod log_files;
 pub(crate) mod metrics;
 pub(crate) mod model_store;
@@ -36,11 +37,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use app::{error, App, Exception};
 pub(crate) use app::{Defaults, Envelope, Roles};
 use exchange::Exchanges;
+pub(crate) use options::host_text;
 pub(crate) use options::{
     ApiAddress, ApiAddresses, KeyOptions, Listener, LogFiles, ModelFile, ServeOptions,
     SnapshotOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions,
 };
-pub(crate) use options::host_text;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -105,7 +106,7 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
     app.record_or_warn(snapshot::Kind::Startup);
     let (stop_tx, stop_rx) = watch::channel(false);
     watch_signals(stop_tx)?;
-    announce(&app, &bound.listeners()?, bound.grpc_address()?);
+    announce(&app, &bound.listeners()?, &bound.grpc_ports()?);
     runtime.block_on(serve_until_stopped(&app, bound, &options, stop_rx))?;
     drop(runtime);
     shut_down(&app);
@@ -142,7 +143,15 @@ fn start_log_files(files: &options::LogFiles) -> Result<log_files::LogSink> {
 /// that cannot be read) is said at once; each with its TLS acceptor when on TLS.
 struct Bound {
     http: Vec<(std::net::TcpListener, Listener, Option<TlsAcceptor>)>,
-    grpc: Option<(std::net::TcpListener, Option<TlsAcceptor>)>,
+    /// The gRPC inference port, then the management port.
+    grpc: Vec<(std::net::TcpListener, GrpcPort, Option<TlsAcceptor>)>,
+}
+
+/// Which of TorchServe's two gRPC ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrpcPort {
+    Inference,
+    Management,
 }
 
 type TlsAcceptor = tokio_rustls::TlsAcceptor;
@@ -164,15 +173,22 @@ impl Bound {
             let tls = acceptor(listener.tls, &[b"h2", b"http/1.1"])?;
             http.push((socket, *listener, tls));
         }
-        let grpc = match options.grpc_address {
-            Some(at) => {
+        let mut grpc = Vec::new();
+        for (at, port, flag) in [
+            (options.grpc_address, GrpcPort::Inference, "--grpc-port"),
+            (
+                options.grpc_management_address,
+                GrpcPort::Management,
+                "--grpc-management-port",
+            ),
+        ] {
+            if let Some(at) = at {
                 let socket = std::net::TcpListener::bind(at)
-                    .with_context(|| format!("cannot listen on {at} (gRPC, --grpc-port)"))?;
+                    .with_context(|| format!("cannot listen on {at} (gRPC, {flag})"))?;
                 socket.set_nonblocking(true)?;
-                Some((socket, acceptor(options.grpc_tls, &[b"h2"])?))
+                grpc.push((socket, port, acceptor(options.grpc_tls, &[b"h2"])?));
             }
-            None => None,
-        };
+        }
         Ok(Bound { http, grpc })
     }
 
@@ -189,11 +205,12 @@ impl Bound {
             .collect()
     }
 
-    fn grpc_address(&self) -> std::io::Result<Option<(SocketAddr, bool)>> {
+    /// The gRPC ports as bound: address, which, on TLS.
+    fn grpc_ports(&self) -> std::io::Result<Vec<(SocketAddr, GrpcPort, bool)>> {
         self.grpc
-            .as_ref()
-            .map(|(socket, tls)| Ok((socket.local_addr()?, tls.is_some())))
-            .transpose()
+            .iter()
+            .map(|(socket, port, tls)| Ok((socket.local_addr()?, *port, tls.is_some())))
+            .collect()
     }
 }
 
@@ -328,8 +345,11 @@ async fn serve_until_stopped(
             },
         )?);
     }
-    if let Some((socket, tls)) = bound.grpc {
-        let router = grpc::Router::new(Arc::clone(app), options.limits);
+    for (socket, port, tls) in bound.grpc {
+        let router = match port {
+            GrpcPort::Inference => grpc::Router::inference(Arc::clone(app), options.limits),
+            GrpcPort::Management => grpc::Router::management(Arc::clone(app), options.limits),
+        };
         served.push(accepting(
             socket,
             &connections,
@@ -386,7 +406,7 @@ fn shut_down(app: &App) {
     }
 }
 
-fn announce(app: &App, listeners: &[Listener], grpc: Option<(SocketAddr, bool)>) {
+fn announce(app: &App, listeners: &[Listener], grpc: &[(SocketAddr, GrpcPort, bool)]) {
     for m in app.registry.all() {
         let [c, h, w] = m.input_shape;
         let labels = if m.schema.classes.is_empty() {
@@ -442,13 +462,22 @@ fn announce(app: &App, listeners: &[Listener], grpc: Option<(SocketAddr, bool)>)
             roles.names()
         );
     }
-    if let Some((grpc, tls)) = grpc {
+    for &(at, port, tls) in grpc {
+        let (what, services) = match port {
+            GrpcPort::Inference => (
+                "gRPC",
+                "inference.GRPCInferenceService, org.pytorch.serve.grpc.inference.InferenceAPIsService",
+            ),
+            GrpcPort::Management => (
+                "gRPC management",
+                "org.pytorch.serve.grpc.management.ManagementAPIsService",
+            ),
+        };
         crate::messages::note!(
-            "gRPC{} on {}:{} (inference.GRPCInferenceService, \
-             org.pytorch.serve.grpc.inference.InferenceAPIsService)",
+            "{what}{} on {}:{} ({services})",
             if tls { " over TLS" } else { "" },
-            host(grpc),
-            grpc.port()
+            host(at),
+            at.port()
         );
     }
     let inference = listeners.iter().find(|l| l.roles.inference);

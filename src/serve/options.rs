@@ -20,6 +20,8 @@ pub(crate) struct ServeOptions {
     pub(crate) listeners: Vec<Listener>,
     /// The gRPC port's address, if it is on.
     pub(crate) grpc_address: Option<SocketAddr>,
+    /// The gRPC management port's address (with a model store), if it is on.
+    pub(crate) grpc_management_address: Option<SocketAddr>,
     /// The certificate of the TLS listeners (https:// addresses, gRPC with enable_grpc_ssl).
     pub(crate) tls: Option<CertificateSource>,
     /// The gRPC port is on TLS (enable_grpc_ssl).
@@ -91,11 +93,7 @@ pub(crate) struct ApiAddress {
 impl ApiAddress {
     pub(crate) fn url(self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
-        format!(
-            "{scheme}://{}:{}",
-            host_text(self.at.ip()),
-            self.at.port()
-        )
+        format!("{scheme}://{}:{}", host_text(self.at.ip()), self.at.port())
     }
 }
 

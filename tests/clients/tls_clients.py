@@ -34,7 +34,8 @@ def stubs(port, ca, proto_dir, image):
 
     out = tempfile.mkdtemp()
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto_dir}", f"--python_out={out}",
-                    f"--grpc_python_out={out}", f"{proto_dir}/torchserve_inference.proto"], check=True)
+                    f"--grpc_python_out={out}", f"{proto_dir}/torchserve_inference.proto",
+                    f"{proto_dir}/google/rpc/status.proto"], check=True)
     sys.path.insert(0, out)
     import torchserve_inference_pb2 as ts
     import torchserve_inference_pb2_grpc as ts_grpc

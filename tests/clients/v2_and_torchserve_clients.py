@@ -65,6 +65,7 @@ def torchserve(port, token, proto_dir, images):
     out = tempfile.mkdtemp()
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto_dir}", f"--python_out={out}",
                     f"--grpc_python_out={out}", f"{proto_dir}/torchserve_inference.proto",
+                    f"{proto_dir}/google/rpc/status.proto",
                     f"{proto_dir}/kserve_v2.proto"], check=True)
     sys.path.insert(0, out)
     import kserve_v2_pb2

@@ -1003,11 +1003,13 @@ fn kserve_layout_and_command_line_work_unchanged() {
             .unwrap()
             .port()
     };
-    let (api, metrics, grpc) = (free(), free(), free());
-    // KServe's sample config (docs/samples/v1beta1/torchserve/v1/config.properties), on loopback.
+    let (api, metrics, grpc, management) = (free(), free(), free(), free());
+    // KServe's sample config (docs/samples/v1beta1/torchserve/v1/config.properties), on loopback,
+    // with the gRPC management port moved off 7071 (which a pod has to itself, a test machine not).
     let config = format!(
         "inference_address=http://127.0.0.1:{api}\nmanagement_address=http://127.0.0.1:{api}\n\
-         metrics_address=http://127.0.0.1:{metrics}\ngrpc_inference_port={grpc}\nenable_metrics_api=true\n\
+         metrics_address=http://127.0.0.1:{metrics}\ngrpc_inference_port={grpc}\n\
+         grpc_management_port={management}\nenable_metrics_api=true\n\
          metrics_format=prometheus\nnumber_of_netty_threads=4\njob_queue_size=10\nenable_envvars_config=true\n\
          install_py_dep_per_model=true\nmodel_store={store}\n\
          model_snapshot={{\"name\":\"startup.cfg\",\"modelCount\":1,\"models\":{{\"pcam\":{{\"1.0\":{{\"defaultVersion\":true,\"marName\":\"pcam.mar\",\"minWorkers\":1,\"maxWorkers\":5,\"batchSize\":1,\"maxBatchDelay\":5000,\"responseTimeout\":120}}}}}}}}\n",
@@ -1911,4 +1913,102 @@ fn torchserve_log_files_are_written_in_log_location() {
             "|#ModelName:pcam,Level:Model|#hostname:",
         ],
     );
+}
+
+/// TorchServe's gRPC management API through grpcio stubs generated from proto/: the same workflow,
+/// rules, keys and bodies as REST; and StreamPredictions2.
+#[test]
+fn the_grpc_management_api_answers_as_rest_does() {
+    let Some(python) = crate::util::fetched("SCANCER_CLIENTS_PYTHON", "grpc management API") else {
+        return;
+    };
+    let work = Work::new();
+    let server = Server::start_in(
+        work.path(),
+        &[
+            "--model-store",
+            "store",
+            "--enable-model-api",
+            "--models",
+            "pcam.mar",
+        ],
+        &[],
+    );
+    let management_port = server.grpc_management_port();
+    let got = crate::util::client_json(
+        std::process::Command::new(python)
+            .arg(root().join("tests/clients/management_clients.py"))
+            .args([
+                server.grpc_port().to_string(),
+                management_port.to_string(),
+                work.key("management"),
+                work.key("inference"),
+            ])
+            .arg(root().join("proto"))
+            .arg(root().join("examples/patches/patch-00.png")),
+    );
+    let rest = |path: &str| {
+        let key = format!("Bearer {}", work.key("management"));
+        server
+            .request_to(
+                server.management_port,
+                "GET",
+                path,
+                &[("authorization", &key)],
+                b"",
+            )
+            .text()
+            .trim_end()
+            .to_string()
+    };
+    assert_eq!(
+        got["register"],
+        "{\n  \"status\": \"Model \\\"pcam\\\" Version: 2.0 registered with 1 initial workers\"\n}"
+    );
+    assert_eq!(
+        got["scale"],
+        "{\n  \"status\": \"Workers scaled to 2 for model: pcam, version: 2.0\"\n}"
+    );
+    assert!(got["set_default"]
+        .as_str()
+        .unwrap()
+        .contains("Default version successfully updated"));
+    // The bodies are REST's, byte for byte.
+    assert_eq!(got["list"], rest("/models").as_str());
+    assert_eq!(got["list_paged"], rest("/models?limit=1").as_str());
+    let described: Value = serde_json::from_str(got["describe"].as_str().unwrap()).unwrap();
+    assert_eq!(described[0]["modelVersion"], "2.0");
+    assert_eq!(described[0]["workers"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        got["unregister"],
+        "{\n  \"status\": \"Model \\\"pcam\\\" unregistered\"\n}"
+    );
+    assert_eq!(
+        managed(&server, "GET", "/models/pcam/1.0").status,
+        400,
+        "a key is needed"
+    );
+    let errors = &got["errors"];
+    assert_eq!(errors["unknown"][0], "NOT_FOUND", "{errors}");
+    assert_eq!(errors["unknown"][1], "Model not found: nope");
+    // TorchServe's code for a missing or wrong key.
+    assert_eq!(errors["no_key"][0], "PERMISSION_DENIED", "{errors}");
+    assert_eq!(errors["inference_key"][0], "PERMISSION_DENIED", "{errors}");
+    assert_eq!(errors["bad_workers"][0], "INVALID_ARGUMENT", "{errors}");
+    assert_eq!(errors["not_an_archive"][0], "INVALID_ARGUMENT", "{errors}");
+    assert_eq!(errors["slash"][0], "INVALID_ARGUMENT", "{errors}");
+
+    let stream = got["stream2"].as_array().unwrap();
+    assert_eq!(stream.len(), 3, "{stream:?}");
+    assert_eq!(stream[0]["prediction"], "1");
+    assert_eq!(stream[0]["sequence_id"], "seq-1");
+    assert!(stream[0]["status"].is_null());
+    // NOT_FOUND (5), answered in the stream, with a sequence id made for it.
+    assert_eq!(stream[1]["status"][0], 5, "{stream:?}");
+    assert!(stream[1]["sequence_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("ts-seq-"));
+    assert_eq!(stream[2]["prediction"], "1");
+    server.kill();
 }

@@ -143,7 +143,7 @@ fn store_with_config(dir: &Path, lines: &str) {
         dir.join("config.properties"),
         format!(
             "inference_address=https://127.0.0.1:0\nmanagement_address=https://127.0.0.1:0\n\
-             metrics_address=https://127.0.0.1:0\ngrpc_inference_port=0\n\
+             metrics_address=https://127.0.0.1:0\ngrpc_inference_port=0\ngrpc_management_port=0\n\
              model_store={}\nload_models=pcam=pcam.mar\ndisable_token_authorization=true\n{lines}",
             store.display()
         ),

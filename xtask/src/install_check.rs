@@ -248,6 +248,7 @@ impl Server {
             .args(&unit.command[1..])
             .args(["--port", "0", "--management-port", "0"])
             .args(["--metrics-port", "0", "--grpc-port", "0"])
+            .args(["--grpc-management-port", "0"])
             .current_dir(&unit.directory)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")

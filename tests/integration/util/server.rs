@@ -97,6 +97,7 @@ impl Server {
             .env("LOG_LOCATION", dir.join("logs"));
         command.args(["serve", "--port", "0", "--grpc-port", "0"]);
         command.args(["--management-port", "0", "--metrics-port", "0"]);
+        command.args(["--grpc-management-port", "0"]);
         Server::spawn_command(command, args, env)
     }
 
@@ -197,21 +198,33 @@ impl Server {
 
     /// The gRPC port, from the start-up log (which prints it after the HTTP port).
     pub fn grpc_port(&self) -> u16 {
+        self.logged_port(&["gRPC on 127.0.0.1:", "gRPC over TLS on 127.0.0.1:"])
+    }
+
+    /// The gRPC management port (with a model store), from the start-up log.
+    pub fn grpc_management_port(&self) -> u16 {
+        self.logged_port(&[
+            "gRPC management on 127.0.0.1:",
+            "gRPC management over TLS on 127.0.0.1:",
+        ])
+    }
+
+    /// The port after the first of `prefixes` in the log, waiting up to 10 s for it.
+    fn logged_port(&self, prefixes: &[&str]) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log();
-            let found = log
-                .find("gRPC on 127.0.0.1:")
-                .map(|at| at + 18)
-                .or_else(|| log.find("gRPC over TLS on 127.0.0.1:").map(|at| at + 27));
+            let found = prefixes
+                .iter()
+                .find_map(|p| log.find(p).map(|at| at + p.len()));
             if let Some(at) = found {
                 let rest = &log[at..];
                 let end = rest
                     .find(|c: char| !c.is_ascii_digit())
                     .unwrap_or(rest.len());
-                return rest[..end].parse().expect("a gRPC port");
+                return rest[..end].parse().expect("a port");
             }
-            assert!(Instant::now() < deadline, "no gRPC port in {log}");
+            assert!(Instant::now() < deadline, "no {prefixes:?} in {log}");
             let _ = self
                 .lines
                 .lock()

@@ -72,7 +72,7 @@ pub(super) fn envelope_answer(
     let id = body
         .get("id")
         .cloned()
-        .unwrap_or_else(|| Value::String(request_id()));
+        .unwrap_or_else(|| Value::String(crate::serve::ids::uuid4()));
     let response = json!({
         "id": id,
         "model_name": m.name,
@@ -80,23 +80,6 @@ pub(super) fn envelope_answer(
         "outputs": [{"name": input, "datatype": datatype, "data": data, "shape": [data.len()]}],
     });
     Response::json(StatusCode::OK, crate::serve::pyjson::dumps(&response))
-}
-
-/// A random UUID (version 4), as TorchServe gives a request without an id.
-fn request_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// One output's values for one answer, as V2's JSON gives them.
