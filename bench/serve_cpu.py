@@ -11,6 +11,7 @@ batch 16) and the decode-only rate (decode_bench, one thread), which give the fo
 32-client one.
 
     python3 bench/serve_cpu.py [--before OLD/scancer] [--python VENV/bin/python] [--rounds 2] [--seconds 8]
+        [--log-files]
 """
 
 import argparse
@@ -87,6 +88,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--clients", default="8,32,128")
+    ap.add_argument("--log-files", action="store_true",
+                    help="LOG_LOCATION set for every scancer: this build writes TorchServe's log files "
+                         "(access_log, ts_metrics, ...) as in production (issue 25)")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     work = Path(tempfile.mkdtemp(prefix="scancer-serve-cpu-"))
@@ -101,8 +105,12 @@ def main():
     try:
         for name, binary in binaries.items():
             port = ts_bench.free_port()
+            env = dict(os.environ)
+            if args.log_files:
+                env["LOG_LOCATION"] = str(work / f"logs-{port}")
+                env["METRICS_LOCATION"] = env["LOG_LOCATION"]
             servers[name] = subprocess.Popen([binary, "serve", "--quiet", "--port", str(port), "--no-grpc", mar],
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             ts_bench.wait_for(f"http://127.0.0.1:{port}/ping")
             urls[name] = f"http://127.0.0.1:{port}/predictions/pcam-classification"
         if args.python:

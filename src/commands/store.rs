@@ -127,8 +127,9 @@ pub(crate) fn registered_identity(answer: &Value) -> Option<(String, Option<Stri
 }
 
 /// The version a registration made, to wait for: its answer says it; an asynchronous answer says
-/// nothing, so the version whose URL is the one registered is looked for among every version of
-/// every model (a new version of a model is not its default, which is all the listing shows).
+/// nothing, so the model whose default came from the URL is looked for in the listing, else the
+/// version whose URL it is among every version (a new version of a model is not its default,
+/// which is all the listing shows).
 fn registered_version(
     store: &Store,
     answer: &Value,
@@ -137,10 +138,19 @@ fn registered_version(
     if let Some((name, version)) = registered_identity(answer) {
         return Ok((name, version));
     }
+    let listed = store.list()?;
+    // A name whose default version came from the URL: its default is the version.
+    if let Some(name) = listed
+        .iter()
+        .filter(|m| m["modelUrl"] == r.archive.as_str())
+        .filter_map(|m| m["modelName"].as_str())
+        .find(|name| r.model_name.as_deref().is_none_or(|wanted| wanted == *name))
+    {
+        return Ok((name.to_string(), None));
+    }
     let names: Vec<String> = match &r.model_name {
         Some(name) => vec![name.clone()],
-        None => store
-            .list()?
+        None => listed
             .iter()
             .filter_map(|m| m["modelName"].as_str().map(str::to_string))
             .collect(),

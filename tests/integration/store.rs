@@ -131,7 +131,8 @@ fn register_scale_set_default_unregister_with_wait() {
                 "/models?url=pcam.mar&initial_workers=1&synchronous=true",
                 &["register-sync"],
             ),
-            ("GET", "/models/pcam", &["describe"]),
+            // --wait polls the version the answer names (its description is the default's here).
+            ("GET", "/models/pcam/1.0", &["describe"]),
             (
                 "PUT",
                 "/models/tissue?min_worker=2&max_worker=2&synchronous=false",

@@ -78,6 +78,17 @@ fn lay_out(root: &Path, built: &Path, prefix: &Path, binary: &str) -> Result<()>
     // Every library of the unpacked libtorch (they find each other through their own `$ORIGIN`).
     let libtorch = fs::canonicalize(root.join(".libtorch/lib"))
         .context("no .libtorch/lib: run `cargo xtask setup` first")?;
+    // The engine must find them beside itself, never at the build machine's path.
+    let engine_bytes = fs::read(engine.join("libscancer_torch.so"))?;
+    let build_path = libtorch.display().to_string();
+    if engine_bytes
+        .windows(build_path.len())
+        .any(|w| w == build_path.as_bytes())
+    {
+        bail!(
+            "the engine's library path names this machine's libtorch ({build_path}): build it in the workspace's target/ with its .libtorch (no CARGO_TARGET_DIR or LIBTORCH elsewhere)"
+        );
+    }
     for entry in fs::read_dir(&libtorch)? {
         let path = entry?.path();
         let file = path.file_name().unwrap_or_default().to_string_lossy();
