@@ -16,9 +16,15 @@ shown and not counted).
 
     python examples/interop_torchserve.py [--scancer target/release/scancer] [--only-store]
 
-`--only-store` runs only the live model-store workflow. `torchserve` is looked for beside the Python
-that runs the script first, then on PATH.
+`--only-store` runs only the live model-store workflow; `--only-observability` only the comparison
+of what operators watch (issue 25): the metric families TorchServe 0.12 exports in Prometheus mode
+(names, types, label names, `model_version="default"`), its five log files line by line against the
+shapes of TorchServe's own lines, and one Prometheus server scraping both with the same queries
+(`prometheus` from .tools/ or PATH). `torchserve` is looked for beside the Python that runs the
+script first, then on PATH.
 """
+
+import re
 
 import argparse
 import http.client
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -612,16 +619,198 @@ def archive_checks(scancer, work):
     return failures
 
 
+# What operators watch, by TorchServe 0.12's names (issue 25).
+WATCHED = ["ts_inference_requests_total", "ts_inference_latency_microseconds", "ts_queue_latency_microseconds",
+           "Requests2XX", "Requests4XX", "QueueTime", "WorkerThreadTime", "WorkerLoadTime", "HandlerTime",
+           "PredictionTime", "CPUUtilization", "MemoryUsed", "MemoryAvailable", "MemoryUtilization",
+           "DiskAvailable", "DiskUsage", "DiskUtilization"]
+DATE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3}"
+LOG_LINES = {
+    "access_log.log": DATE + r' - /127\.0\.0\.1:\d+ "[A-Z]+ \S+ HTTP/1\.1" \d{3} \d+$',
+    "ts_log.log": DATE + r" \[(INFO |WARN |ERROR|DEBUG)\] \S+ \S+ - ",
+    "model_log.log": DATE + r" \[(INFO |WARN |ERROR|DEBUG)\] W-\d+-\S+ MODEL_LOG - ",
+    "ts_metrics.log": DATE + r" - \w+\.\w+:[-\d.E]+\|#[^|]*\|#hostname:[^,]+,timestamp:\d+$",
+    "model_metrics.log": DATE + r" - \w+\.\w+:[-\d.E]+\|#ModelName:\w+,Level:Model\|#hostname:[^,]+,"
+                         r"(requestID:[^,]+,)?timestamp:\d+$",
+}
+
+
+def families(port):
+    """{name: (type, sorted label names, sorted model_version values)} of /metrics."""
+    text = exchange(port, "GET", "/metrics")[1].decode()
+    found = {}
+    for name in WATCHED:
+        kind = next((l.split()[3] for l in text.splitlines() if l.startswith(f"# TYPE {name} ")), None)
+        labels, versions = set(), set()
+        for line in text.splitlines():
+            if line.startswith(name + "{"):
+                pairs = [kv.split("=", 1) for kv in line[line.index("{") + 1:line.index("}")].split(",") if kv]
+                labels |= {k for k, _ in pairs}
+                versions |= {v.strip('"') for k, v in pairs if k == "model_version"}
+        found[name] = (kind, sorted(labels), sorted(versions))
+    return found
+
+
+def observability_checks(scancer, store, work):
+    """TorchServe and `scancer serve --model-store` side by side, the same requests to both; then
+    their metric families, log files and a Prometheus server's queries compared."""
+    failures = []
+    servers = {}
+    for name in ("torchserve", "scancer"):
+        home = work / f"observe-{name}"
+        home.mkdir()
+        ports = {k: free_port() for k in ("inference", "management", "metrics")}
+        (home / "config.properties").write_text(
+            f"inference_address=http://127.0.0.1:{ports['inference']}\n"
+            f"management_address=http://127.0.0.1:{ports['management']}\n"
+            f"metrics_address=http://127.0.0.1:{ports['metrics']}\n"
+            "disable_token_authorization=true\ndefault_workers_per_model=1\nmetrics_mode=prometheus\n"
+            f"metric_time_interval=2\nmodel_store={store}\nload_models=pcam=pcam.mar\n")
+        env = dict(os.environ, LOG_LOCATION=str(home / "logs"), METRICS_LOCATION=str(home / "logs"))
+        if name == "torchserve":
+            subprocess.run(["torchserve", "--start", "--ncs", "--ts-config", home / "config.properties",
+                            "--disable-token-auth"], check=True, env=env, cwd=home,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stop = lambda env=env, home=home: subprocess.run(["torchserve", "--stop"], env=env, cwd=home,
+                                                               stdout=subprocess.DEVNULL)
+        else:
+            process = subprocess.Popen([scancer, "serve", "--ts-config", "config.properties", "--ncs", "--no-grpc"],
+                                       env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stop = lambda process=process: (process.terminate(), process.wait())
+        servers[name] = (ports, home, stop)
+    try:
+        for name, (ports, _, _) in servers.items():
+            deadline = time.time() + 180
+            while True:
+                try:
+                    workers = json.loads(exchange(ports["management"], "GET", "/models/pcam")[1])[0]["workers"]
+                    if workers and all(w["status"] == "READY" for w in workers):
+                        break
+                except (OSError, ValueError, KeyError, IndexError):
+                    pass
+                if time.time() > deadline:
+                    sys.exit(f"{name} did not get ready in 180 s")
+                time.sleep(0.5)
+        png = (ROOT / "examples/patches/patch-00.png").read_bytes()
+        raw = {"Content-Type": "application/octet-stream"}
+        for ports, _, _ in servers.values():
+            for path in ["/predictions/pcam"] * 3 + ["/predictions/pcam/1.0"] * 2:
+                exchange(ports["inference"], "PUT", path, png, raw)
+            exchange(ports["inference"], "GET", "/nowhere")
+        time.sleep(5)  # two system samples on each (metric_time_interval=2)
+        found = {name: families(ports["metrics"]) for name, (ports, _, _) in servers.items()}
+        for family in WATCHED:
+            theirs, ours = found["torchserve"][family], found["scancer"][family]
+            ok = theirs == ours
+            print(f"{'ok  ' if ok else 'FAIL'} metrics {family}: TorchServe {theirs}"
+                  + ("" if ok else f", scancer {ours}"))
+            if not ok:
+                failures.append(("metrics", family))
+        failures += log_checks({name: home / "logs" for name, (_, home, _) in servers.items()})
+        failures += prometheus_checks({name: ports["metrics"] for name, (ports, _, _) in servers.items()}, work)
+    finally:
+        for _, _, stop in servers.values():
+            stop()
+    return failures
+
+
+def log_checks(folders):
+    """Every line of scancer's five files has the shape TorchServe's lines of that file have."""
+    failures = []
+    for file, pattern in LOG_LINES.items():
+        shapes = {}
+        for name, folder in folders.items():
+            path = folder / file
+            lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+            matching = [l for l in lines if re.match(pattern, l)]
+            shapes[name] = (len(lines), len(matching))
+        theirs, ours = shapes["torchserve"], shapes["scancer"]
+        ok = ours[0] > 0 and ours[0] == ours[1] and theirs[1] > 0
+        print(f"{'ok  ' if ok else 'FAIL'} logs {file}: TorchServe {theirs[1]} of {theirs[0]} lines in this shape, "
+              f"scancer {ours[1]} of {ours[0]}")
+        if not ok:
+            failures.append(("logs", file))
+    return failures
+
+
+def prometheus_checks(metrics_ports, work):
+    """One Prometheus scraping both; each watched family queried, the label names compared."""
+    prometheus = shutil.which("prometheus") or str(ROOT / ".tools/prometheus")
+    if not Path(prometheus).exists():
+        print("skip prometheus: no prometheus on PATH or in .tools/ (cargo xtask setup)")
+        return []
+    config = work / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n" + "".join(
+        f"  - job_name: {name}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        for name, port in metrics_ports.items()))
+    web = free_port()
+    process = subprocess.Popen([prometheus, f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
+                                f"--web.listen-address=127.0.0.1:{web}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failures = []
+    try:
+        def query(expression):
+            url = f"http://127.0.0.1:{web}/api/v1/query?query={urllib.parse.quote(expression)}"
+            return json.load(urllib.request.urlopen(url))["data"]["result"]
+
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if len([r for r in query("up") if r["value"][1] == "1"]) == len(metrics_ports):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        time.sleep(3)
+        for family in WATCHED:
+            labels = {}
+            for result in query(family):
+                metric = dict(result["metric"])
+                job = metric.pop("job")
+                for k in ("instance", "__name__"):
+                    metric.pop(k, None)
+                labels.setdefault(job, set()).update(metric)
+            theirs, ours = sorted(labels.get("torchserve", [])), sorted(labels.get("scancer", []))
+            ok = theirs == ours and "torchserve" in labels and "scancer" in labels
+            print(f"{'ok  ' if ok else 'FAIL'} prometheus {family}: labels TorchServe {theirs}"
+                  + ("" if ok else f", scancer {ours} (jobs answering: {sorted(labels)})"))
+            if not ok:
+                failures.append(("prometheus", family))
+    finally:
+        process.terminate()
+        process.wait()
+    return failures
+
+
+def observability(scancer, work):
+    """observability_checks on a store of its own holding the pcam archive."""
+    store = work / "observe-store"
+    store.mkdir()
+    subprocess.run([scancer, "archive", "--model-name", "pcam", "--version", "1.0", "--serialized-file",
+                    ROOT / "examples/pcam-classification.pt", "--config", ROOT / "examples/pcam-classification.toml",
+                    "--export-path", store], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return observability_checks(scancer, store, work)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scancer", default=str(ROOT / "target/release/scancer"))
     ap.add_argument("--only-store", action="store_true", help="run only the live model-store workflow")
+    ap.add_argument("--only-observability", action="store_true",
+                    help="run only the metrics, log files and Prometheus comparison")
     args = ap.parse_args()
     # `torchserve` beside the Python that runs this (a virtual environment need not be activated).
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     work = Path(tempfile.mkdtemp(prefix="scancer-interop-"))
+    if args.only_observability:
+        failures = observability(args.scancer, work)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"interop: {len(failures)} mismatch(es)")
+        return 1 if failures else 0
     failures = [] if args.only_store else archive_checks(args.scancer, work)
     failures += store_workflow(args.scancer, work)
+    if not args.only_store:
+        failures += observability(args.scancer, work)
     shutil.rmtree(work, ignore_errors=True)
     print(f"interop: {len(failures)} mismatch(es)")
     return 1 if failures else 0
