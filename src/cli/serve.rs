@@ -101,6 +101,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         log_files: (store_mode || variable("LOG_LOCATION").is_some()).then(|| LogFiles {
             logs: PathBuf::from(variable("LOG_LOCATION").unwrap_or_else(|| "logs".into())),
             metrics: PathBuf::from(variable("METRICS_LOCATION").unwrap_or_else(|| "logs".into())),
+            metric_lines: !config.as_ref().is_some_and(|c| {
+                c.get("metrics_mode")
+                    .is_some_and(|m| m.eq_ignore_ascii_case("prometheus"))
+            }),
         }),
         system_metrics: match &config {
             Some(config) if config.flag("disable_system_metrics") => None,

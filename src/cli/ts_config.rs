@@ -45,10 +45,9 @@ const KEYS: &[(&str, Handling)] = &[
     ("enable_model_api", Honoured),
     ("token_expiration_min", Honoured),
     ("enable_envvars_config", Honoured),
-    (
-        "metrics_mode",
-        Ignored("/metrics is always Prometheus text"),
-    ),
+    // /metrics is always Prometheus text; `prometheus` also leaves ts_metrics.log and
+    // model_metrics.log without lines, as TorchServe leaves them.
+    ("metrics_mode", Honoured),
     (
         "metrics_format",
         Ignored("/metrics is always Prometheus text"),

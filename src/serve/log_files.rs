@@ -65,11 +65,18 @@ enum Message {
 pub(crate) struct LogSink {
     tx: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
+    /// ts_metrics.log and model_metrics.log get lines (TorchServe's metrics_mode=log, its
+    /// default); with metrics_mode=prometheus they stay empty, as TorchServe leaves them.
+    metric_lines: bool,
 }
 
 impl LogSink {
     /// Opens (appends to) the five files and starts their writer.
-    pub(crate) fn start(logs: &Path, metrics: &Path) -> std::io::Result<LogSink> {
+    pub(crate) fn start(
+        logs: &Path,
+        metrics: &Path,
+        metric_lines: bool,
+    ) -> std::io::Result<LogSink> {
         let mut files = Vec::new();
         for file in LogFile::ALL {
             let dir = match file {
@@ -84,11 +91,18 @@ impl LogSink {
         std::thread::Builder::new()
             .name("scancer-logs".into())
             .spawn(move || write_until_closed(rx, files, &counted))?;
-        Ok(LogSink { tx, dropped })
+        Ok(LogSink {
+            tx,
+            dropped,
+            metric_lines,
+        })
     }
 
     /// One line, `text` after log4j's ISO 8601 date (`2024-05-30T21:46:03,625 `).
     pub(crate) fn line(&self, file: LogFile, text: &str) {
+        if !self.metric_lines && matches!(file, LogFile::TsMetrics | LogFile::ModelMetrics) {
+            return;
+        }
         let stamp = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S,%3f");
         match self
             .tx
@@ -311,7 +325,7 @@ mod tests {
     fn lines_reach_their_files_with_log4j_dates() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = dir.path().join("metrics");
-        let sink = LogSink::start(dir.path(), &metrics).unwrap();
+        let sink = LogSink::start(dir.path(), &metrics, true).unwrap();
         sink.line(
             LogFile::Access,
             "- /127.0.0.1:5000 \"GET /ping HTTP/1.1\" 200 0",
@@ -329,6 +343,27 @@ mod tests {
         assert_eq!(rest, "- /127.0.0.1:5000 \"GET /ping HTTP/1.1\" 200 0\n");
         let metric = std::fs::read_to_string(metrics.join("ts_metrics.log")).unwrap();
         assert!(metric.ends_with(" - Requests2XX.Count:1.0|#Level:Host|#hostname:h,timestamp:1\n"));
+        // metrics_mode=prometheus: the metric files exist, without lines (as TorchServe's).
+        let quiet = tempfile::tempdir().unwrap();
+        let sink = LogSink::start(quiet.path(), quiet.path(), false).unwrap();
+        sink.line(
+            LogFile::TsMetrics,
+            "- Requests2XX.Count:1.0|#Level:Host|#hostname:h,timestamp:1",
+        );
+        sink.line(
+            LogFile::Access,
+            "- /127.0.0.1:5000 \"GET /ping HTTP/1.1\" 200 0",
+        );
+        sink.flush();
+        assert_eq!(
+            std::fs::read_to_string(quiet.path().join("ts_metrics.log")).unwrap(),
+            ""
+        );
+        assert!(
+            !std::fs::read_to_string(quiet.path().join("access_log.log"))
+                .unwrap()
+                .is_empty()
+        );
         for stem in ["ts_log", "model_log", "model_metrics"] {
             assert!(
                 metrics.join(format!("{stem}.log")).exists()

@@ -115,13 +115,14 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
 
 /// TorchServe's log files, with every message of the server in ts_log.log.
 fn start_log_files(files: &options::LogFiles) -> Result<log_files::LogSink> {
-    let sink = log_files::LogSink::start(&files.logs, &files.metrics).with_context(|| {
-        format!(
-            "cannot open the log files in {} and {}",
-            files.logs.display(),
-            files.metrics.display()
-        )
-    })?;
+    let sink = log_files::LogSink::start(&files.logs, &files.metrics, files.metric_lines)
+        .with_context(|| {
+            format!(
+                "cannot open the log files in {} and {}",
+                files.logs.display(),
+                files.metrics.display()
+            )
+        })?;
     let ts_log = sink.clone();
     crate::messages::also_to(Box::new(move |level, text| {
         let level = match level {

@@ -52,6 +52,8 @@ pub(crate) struct LogFiles {
     pub(crate) logs: PathBuf,
     /// ts_metrics, model_metrics (METRICS_LOCATION, else ./logs).
     pub(crate) metrics: PathBuf,
+    /// Metric lines in those two (metrics_mode=log, TorchServe's default; not with prometheus).
+    pub(crate) metric_lines: bool,
 }
 
 /// A model store and what the TorchServe configuration around it says.
