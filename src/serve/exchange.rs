@@ -92,7 +92,7 @@ pub(crate) async fn answer(
         // TorchServe's access_log.log: `- /127.0.0.1:53514 "POST /predictions/m HTTP/1.1" 200 118`.
         log.line(
             LogFile::Access,
-            &format!(
+            format!(
                 "- /{peer} \"{line} {version:?}\" {} {}",
                 response.status.as_u16(),
                 took.as_millis()

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A file rolls once it reaches this size.
 const ROLL_BYTES: u64 = 100 << 20;
@@ -55,7 +55,8 @@ impl LogFile {
 }
 
 enum Message {
-    Line(LogFile, String),
+    /// Lines (one or more, newline-separated) and when they were logged; dated by the writer.
+    Line(LogFile, SystemTime, String),
     /// Write everything received so far, then say so.
     Flush(SyncSender<()>),
 }
@@ -98,15 +99,21 @@ impl LogSink {
         })
     }
 
-    /// One line, `text` after log4j's ISO 8601 date (`2024-05-30T21:46:03,625 `).
-    pub(crate) fn line(&self, file: LogFile, text: &str) {
-        if !self.metric_lines && matches!(file, LogFile::TsMetrics | LogFile::ModelMetrics) {
+    /// Whether `file` takes lines (the metric files do not with metrics_mode=prometheus): a
+    /// caller can skip making them.
+    pub(crate) fn takes(&self, file: LogFile) -> bool {
+        self.metric_lines || !matches!(file, LogFile::TsMetrics | LogFile::ModelMetrics)
+    }
+
+    /// One line (or several, newline-separated), each written after log4j's ISO 8601 date of now
+    /// (`2024-05-30T21:46:03,625 `). The caller only sends it: the writer dates and writes it.
+    pub(crate) fn line(&self, file: LogFile, text: impl Into<String>) {
+        if !self.takes(file) {
             return;
         }
-        let stamp = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S,%3f");
         match self
             .tx
-            .try_send(Message::Line(file, format!("{stamp} {text}\n")))
+            .try_send(Message::Line(file, SystemTime::now(), text.into()))
         {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
@@ -126,6 +133,7 @@ impl LogSink {
 
 fn write_until_closed(rx: Receiver<Message>, mut files: Vec<Rolling>, dropped: &AtomicU64) {
     let mut warned = false;
+    let mut clock = Clock::default();
     loop {
         // Flushed whenever nothing is waiting: a quiet server's files are always complete.
         let message = match rx.recv_timeout(Duration::from_millis(200)) {
@@ -145,8 +153,14 @@ fn write_until_closed(rx: Receiver<Message>, mut files: Vec<Rolling>, dropped: &
             let _ = files[LogFile::Ts.index()].write(line.as_bytes());
         }
         match message {
-            Message::Line(file, text) => {
-                if let Err(e) = files[file.index()].write(text.as_bytes()) {
+            Message::Line(file, at, text) => {
+                let mut dated = String::with_capacity(text.len() + 32);
+                for line in text.lines() {
+                    clock.date(at, &mut dated);
+                    dated.push_str(line);
+                    dated.push('\n');
+                }
+                if let Err(e) = files[file.index()].write(dated.as_bytes()) {
                     if !warned {
                         // Said once: the server goes on, its log files do not.
                         warned = true;
@@ -165,6 +179,28 @@ fn write_until_closed(rx: Receiver<Message>, mut files: Vec<Rolling>, dropped: &
         }
     }
     flush_all(&mut files);
+}
+
+/// log4j's `%d{ISO8601}` in local time, the seconds' part made once a second.
+#[derive(Default)]
+struct Clock {
+    second: Option<u64>,
+    prefix: String,
+}
+
+impl Clock {
+    /// Appends `2024-05-30T21:46:03,625 ` for `at` to `out`.
+    fn date(&mut self, at: SystemTime, out: &mut String) {
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(since.as_secs()) {
+            self.second = Some(since.as_secs());
+            self.prefix = chrono::DateTime::<chrono::Local>::from(at)
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+        }
+        out.push_str(&self.prefix);
+        out.push_str(&format!(",{:03} ", since.subsec_millis()));
+    }
 }
 
 fn flush_all(files: &mut [Rolling]) {

@@ -134,7 +134,7 @@ fn start_log_files(files: &options::LogFiles) -> Result<log_files::LogSink> {
         let thread = thread.name().unwrap_or("main");
         ts_log.line(
             log_files::LogFile::Ts,
-            &format!("[{level}] {thread} scancer - {text}"),
+            format!("[{level}] {thread} scancer - {text}"),
         );
     }));
     Ok(sink)

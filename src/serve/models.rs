@@ -239,7 +239,7 @@ impl Reported {
         if let Some(log) = self.metrics.log() {
             log.line(
                 LogFile::Model,
-                &format!("[{level}] {worker} MODEL_LOG - {text}"),
+                format!("[{level}] {worker} MODEL_LOG - {text}"),
             );
         }
     }

@@ -138,20 +138,26 @@ impl Metrics {
         self.log.as_ref()
     }
 
+    /// Where metric lines go, when `file` takes them (not with metrics_mode=prometheus).
+    fn metric_log(&self, file: LogFile) -> Option<&LogSink> {
+        self.log.as_ref().filter(|log| log.takes(file))
+    }
+
     /// One line of TorchServe's metric log format:
     /// `Requests2XX.Count:1.0|#Level:Host|#hostname:h,timestamp:1717105307`.
+    fn metric_line(&self, name: &str, unit: &str, value: f64, dimensions: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!(
+            "- {name}.{unit}:{value:?}|#{dimensions}|#hostname:{},timestamp:{now}",
+            self.hostname
+        )
+    }
+
     fn log_metric(&self, file: LogFile, name: &str, unit: &str, value: f64, dimensions: &str) {
-        if let Some(log) = &self.log {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            log.line(
-                file,
-                &format!(
-                    "- {name}.{unit}:{value:?}|#{dimensions}|#hostname:{},timestamp:{now}",
-                    self.hostname
-                ),
-            );
+        if let Some(log) = self.metric_log(file) {
+            log.line(file, self.metric_line(name, unit, value, dimensions));
         }
     }
 
@@ -174,33 +180,32 @@ impl Metrics {
 
     /// An answered request: counted once, with its latency once, whatever the number of its images.
     pub(crate) fn predicted(&self, o: &Observation) {
-        let model = format!(
-            "model_name:{},model_version:{}",
-            o.model,
-            o.requested.unwrap_or("default")
-        );
-        self.log_metric(
-            LogFile::TsMetrics,
-            "ts_inference_requests_total",
-            "Count",
-            1.0,
-            &model,
-        );
-        for (name, value) in [
-            ("ts_inference_latency_microseconds", o.latency),
-            ("ts_queue_latency_microseconds", o.queued),
-        ] {
-            let us = value.as_secs_f64() * 1e6;
-            self.log_metric(LogFile::TsMetrics, name, "Microseconds", us, &model);
-        }
         let queue_ms = o.queued.as_secs_f64() * 1e3;
-        self.log_metric(
-            LogFile::TsMetrics,
-            "QueueTime",
-            "Milliseconds",
-            queue_ms,
-            HOST,
-        );
+        // One message for the request's four lines.
+        if let Some(log) = self.metric_log(LogFile::TsMetrics) {
+            let model = format!(
+                "model_name:{},model_version:{}",
+                o.model,
+                o.requested.unwrap_or("default")
+            );
+            let lines = [
+                self.metric_line("ts_inference_requests_total", "Count", 1.0, &model),
+                self.metric_line(
+                    "ts_inference_latency_microseconds",
+                    "Microseconds",
+                    o.latency.as_secs_f64() * 1e6,
+                    &model,
+                ),
+                self.metric_line(
+                    "ts_queue_latency_microseconds",
+                    "Microseconds",
+                    o.queued.as_secs_f64() * 1e6,
+                    &model,
+                ),
+                self.metric_line("QueueTime", "Milliseconds", queue_ms, HOST),
+            ];
+            log.line(LogFile::TsMetrics, lines.join("\n"));
+        }
         let mut state = self.lock();
         state.gauges.queue_ms = Some(queue_ms);
         let s = series(&mut state, o.model, o.version, o.requested);
