@@ -62,12 +62,22 @@ impl Management {
     }
 }
 
-/// The REST answer as gRPC: a success's body is `msg`; an error is TorchServe's code for its
-/// status (a refused key or credentials, and the model API being off, are PERMISSION_DENIED).
+/// The REST answer as gRPC, as TorchServe 0.12 gives it: a success's `msg` is the body (list,
+/// describe), or just the status text of a `{"status": ...}` body (register, scale, set-default,
+/// unregister); an error is TorchServe's code for its status (a refused key or credentials, and
+/// the model API being off, are PERMISSION_DENIED), with the REST message.
 fn grpc_answer(answer: http::Response) -> Answer {
     let body = String::from_utf8_lossy(&answer.body).trim_end().to_string();
     if answer.status.is_success() {
-        return Ok(Response::new(ManagementResponse { msg: body }));
+        let status = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| match v.as_object() {
+                Some(o) if o.len() == 1 => o.get("status")?.as_str().map(str::to_string),
+                _ => None,
+            });
+        return Ok(Response::new(ManagementResponse {
+            msg: status.unwrap_or(body),
+        }));
     }
     let parsed: Option<serde_json::Value> = serde_json::from_str(&body).ok();
     let kind = parsed
@@ -134,10 +144,11 @@ impl ManagementApIsService for Management {
 
     async fn list_models(&self, call: Request<ListModelsRequest>) -> Answer {
         let asked = call.get_ref();
-        let paging = query(&[
-            ("limit", given(asked.limit)),
-            ("next_page_token", given(asked.next_page_token)),
-        ]);
+        // As given, 0 included: TorchServe's gRPC answers limit 0 with an empty page.
+        let paging = [
+            ("limit", asked.limit.to_string()),
+            ("next_page_token", asked.next_page_token.to_string()),
+        ];
         self.rest(&call, Method::GET, &[], &paging).await
     }
 
@@ -215,5 +226,8 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(ok.get_ref().msg, "{}");
+        let status = "{\n  \"status\": \"Model \\\"pcam\\\" unregistered\"\n}\n";
+        let ok = grpc_answer(http::Response::json(StatusCode::OK, status.to_string())).unwrap();
+        assert_eq!(ok.get_ref().msg, "Model \"pcam\" unregistered");
     }
 }
