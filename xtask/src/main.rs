@@ -93,7 +93,9 @@ fn run() -> Result<()> {
             ];
             cmd.extend(rest.iter().map(String::as_str));
             cargo(&cmd)?;
-            // The debug build packed, installed and run as an unprivileged user.
+            // The debug build packed, installed and run as an unprivileged user (`cargo test`
+            // builds the engine only in deps/: the build itself makes target/debug's).
+            cargo(&["build", "--quiet"])?;
             install_check::run(&root)
         }
         "install-check" => {
