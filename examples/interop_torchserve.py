@@ -68,6 +68,20 @@ def exchange(port, method, path, body=b"", headers=None, timeout=60):
     return answer
 
 
+def wait_answering(port, path, what="scancer serve", timeout=60):
+    """Polls GET path on port until it answers 200, or exits after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if exchange(port, "GET", path, timeout=5)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            sys.exit(f"{what} did not start")
+        time.sleep(0.2)
+
+
 def metric_values(port):
     """{(name, model, version): value} of TorchServe's per-model counters."""
     text = exchange(port, "GET", "/metrics")[1].decode()
@@ -92,16 +106,7 @@ def compare_servers(scancer, store, ports):
     failures = []
     counted_before = metric_values(ports["metrics"])
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if exchange(port, "GET", "/ping")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                sys.exit("scancer serve did not start")
-            time.sleep(0.2)
+        wait_answering(port, "/ping")
         png = (ROOT / "examples/patches/patch-00.png").read_bytes()
         boundary = "interop-boundary"
         form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"p.png\"\r\n"
@@ -825,16 +830,7 @@ def grpc_management_checks(scancer, work):
                                str(free_port()), "--grpc-management-port", str(port)],
                               cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if exchange(management, "GET", "/models", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                sys.exit("scancer serve did not start")
-            time.sleep(0.2)
+        wait_answering(management, "/models")
         answers["scancer"] = replay(port)
     finally:
         server.terminate()

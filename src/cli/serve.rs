@@ -181,6 +181,29 @@ fn without_store(args: &ServeArgs, host: IpAddr, options: &mut ServeOptions) -> 
     Ok(())
 }
 
+/// A gRPC port's address: `grpc_{api}_address` (unless --host) and `grpc_{api}_port` (a TS_*
+/// variable, else the flag, else the file), else TorchServe's default port.
+fn grpc_address(
+    args: &ServeArgs,
+    host: IpAddr,
+    config: &TsConfig,
+    api: &str,
+    flag: Option<u16>,
+    default: u16,
+) -> Result<SocketAddr> {
+    let key = format!("grpc_{api}_address");
+    let host = match config.get(&key) {
+        Some(h) if args.host.is_none() => h
+            .parse()
+            .with_context(|| format!("{}: {key}={h} is not an IP address", config.shown()))?,
+        _ => host,
+    };
+    let port = config
+        .layered_number(&format!("grpc_{api}_port"), flag)?
+        .unwrap_or(default);
+    Ok(SocketAddr::new(host, port))
+}
+
 /// The CORS headers the configuration sets: each non-empty key's value, copied as it is.
 fn cors(config: &TsConfig) -> Result<Vec<(&'static str, String)>> {
     let mut headers = Vec::new();
@@ -247,26 +270,22 @@ fn with_store(
         );
     }
     if !args.no_grpc {
-        let grpc_host = match config.get("grpc_inference_address") {
-            Some(h) if args.host.is_none() => h.parse().with_context(|| {
-                format!("{shown}: grpc_inference_address={h} is not an IP address")
-            })?,
-            _ => host,
-        };
-        let port = config
-            .layered_number("grpc_inference_port", args.grpc_port)?
-            .unwrap_or(7070);
-        options.grpc_address = Some(SocketAddr::new(grpc_host, port));
-        let management_host = match config.get("grpc_management_address") {
-            Some(h) if args.host.is_none() => h.parse().with_context(|| {
-                format!("{shown}: grpc_management_address={h} is not an IP address")
-            })?,
-            _ => host,
-        };
-        let port = config
-            .layered_number("grpc_management_port", args.grpc_management_port)?
-            .unwrap_or(7071);
-        options.grpc_management_address = Some(SocketAddr::new(management_host, port));
+        options.grpc_address = Some(grpc_address(
+            args,
+            host,
+            config,
+            "inference",
+            args.grpc_port,
+            7070,
+        )?);
+        options.grpc_management_address = Some(grpc_address(
+            args,
+            host,
+            config,
+            "management",
+            args.grpc_management_port,
+            7071,
+        )?);
     }
     let models = store_models(args, config, workers)?;
     let allowed_urls = config

@@ -301,7 +301,7 @@ impl TsConfig {
     /// Stops at a key whose effect scancer cannot give, and notes once the keys it reads without
     /// effect and the keys it does not know.
     pub(crate) fn check(&self) -> Result<()> {
-        let (ignored, unknown) = self.classify()?;
+        let (ignored, unknown) = self.classify();
         if !ignored.is_empty() {
             crate::messages::note!(
                 "{}: no effect in scancer: {}",
@@ -319,9 +319,8 @@ impl TsConfig {
         Ok(())
     }
 
-    /// The keys with no effect here (with why), and the keys TorchServe does not have; an error
-    /// for a key scancer cannot honour.
-    fn classify(&self) -> Result<(Vec<String>, Vec<&str>)> {
+    /// The keys with no effect here (with why), and the keys TorchServe does not have.
+    fn classify(&self) -> (Vec<String>, Vec<&str>) {
         let mut ignored = Vec::new();
         let mut unknown = Vec::new();
         for (key, _) in &self.values {
@@ -331,7 +330,7 @@ impl TsConfig {
                 None => unknown.push(key.as_str()),
             }
         }
-        Ok((ignored, unknown))
+        (ignored, unknown)
     }
 }
 
@@ -476,7 +475,7 @@ mod tests {
                 .collect(),
             from_env: Vec::new(),
         };
-        let (ignored, unknown) = config.classify().unwrap();
+        let (ignored, unknown) = config.classify();
         assert_eq!(unknown, ["no_such_key"]);
         // Each one without effect says why.
         assert_eq!(ignored.len(), 11, "{ignored:?}");

@@ -198,8 +198,9 @@ impl Clock {
                 .format("%Y-%m-%dT%H:%M:%S")
                 .to_string();
         }
+        use std::fmt::Write as _;
         out.push_str(&self.prefix);
-        out.push_str(&format!(",{:03} ", since.subsec_millis()));
+        let _ = write!(out, ",{:03} ", since.subsec_millis());
     }
 }
 
