@@ -50,6 +50,10 @@ fn main() {
         runpath.push(lib.display().to_string());
     }
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", runpath.join(":"));
+    // An AOTInductor package's compiled model names libtorch.so, which nothing of the engine
+    // references by symbol: kept loaded, the model's dependency is met by it wherever the package
+    // is unpacked (its library has no search path of its own).
+    println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch,--as-needed");
     // A CUDA libtorch registers its CUDA backend from libtorch_cuda.so, which nothing references by
     // symbol: without --no-as-needed the linker drops it and CUDA is never available.
     if lib.join("libtorch_cuda.so").exists() {

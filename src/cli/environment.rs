@@ -8,8 +8,10 @@ use std::path::PathBuf;
 pub(crate) const HELP: &str = "Environment:
   OMP_NUM_THREADS     OpenMP threads per team; scancer sets 1 unless given (each model instance
                       runs its forward passes on one thread; --threads sets the instances)
-  SCANCER_TORCH       the model engine library to load (else beside scancer, in deps/, or in
-                      ../lib/scancer/)
+  SCANCER_TORCH       the libtorch engine library to load, for TorchScript and .pt2 models (else
+                      beside scancer, in deps/, or in ../lib/scancer/)
+  SCANCER_ONNXRUNTIME ONNX Runtime's library to load, for .onnx models (else libonnxruntime.so.1
+                      beside scancer, in ../lib/scancer/, or in a build tree's .onnxruntime/)
   SCANCER_OPENSLIDE   the OpenSlide library to try first (builds with the openslide feature)
   NO_COLOR            no colour on terminals (--color auto)
   SCANCER_API_URL, SCANCER_STORE_URL, SCANCER_PROFILE, SCANCER_USER, SCANCER_PASSWORD,
@@ -32,14 +34,20 @@ pub(crate) fn variable(name: &str) -> Option<String> {
 /// libtorch's OpenMP runtime gets one thread per team unless the user chose a count, since every
 /// forward pass runs on one intra-op thread (see `Engine`) and so no thread ever spins at a
 /// barrier, whatever the machine's load (OpenMP reads it when libtorch is opened); and the
-/// libraries the user named, SCANCER_TORCH (the engine) and SCANCER_OPENSLIDE (with the `openslide`
-/// feature), are where the engine and the slide readers look.
+/// libraries the user named, SCANCER_TORCH (the libtorch engine), SCANCER_ONNXRUNTIME and
+/// SCANCER_OPENSLIDE (with the `openslide` feature), are where the engines and the slide readers
+/// look.
 pub(crate) fn prepare() {
     if std::env::var_os("OMP_NUM_THREADS").is_none() {
         std::env::set_var("OMP_NUM_THREADS", "1");
     }
     if let Some(engine) = std::env::var_os(crate::engine::ENGINE_VAR).filter(|v| !v.is_empty()) {
         crate::engine::use_library(PathBuf::from(engine));
+    }
+    if let Some(runtime) =
+        std::env::var_os(crate::engine::ONNXRUNTIME_VAR).filter(|v| !v.is_empty())
+    {
+        crate::engine::use_onnxruntime(PathBuf::from(runtime));
     }
     #[cfg(feature = "openslide")]
     if let Some(openslide) = variable("SCANCER_OPENSLIDE") {

@@ -21,7 +21,7 @@ use crate::slide::exports::Format as Export;
 use crate::slide::outputs;
 use crate::slide::tiles::{self, TileWriter};
 use crate::slide::{Files, Slides};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -128,6 +128,13 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
     let source = ModelSource::open(&config.model, config.config.as_deref())?;
     if config.explain.is_some() {
         crate::attribution_png::check_kind(source.config.output.kind)?;
+        if !source.format.has_gradients() {
+            bail!(
+                "{}: --explain needs gradients, which only TorchScript models give (this is {}); explain with the model's TorchScript export",
+                source.name,
+                source.format.noun_with_article()
+            );
+        }
     }
     // What explanations and slide provenance name the model by.
     let identity = || {

@@ -1,18 +1,24 @@
 //! The engine: the one inference path (decode + preprocess + model + postprocess, configured by the
 //! handler configuration), shared by every command that answers for an image, so a result can never
-//! differ between them. Only model commands load it: libtorch itself is opened at run time, the first
-//! time a model is loaded (`torch`).
+//! differ between them. Only model commands load it: the engine a model file needs (libtorch for
+//! TorchScript and AOTInductor, `torch`; ONNX Runtime for ONNX, `onnx`) is opened at run time, the
+//! first time such a model is loaded.
 
 pub(crate) mod decode;
 pub(crate) mod explain;
 pub(crate) mod handler_config;
+mod library;
 pub(crate) mod model;
+pub(crate) mod model_format;
 pub(crate) mod model_source;
+mod onnx;
+mod output;
 pub(crate) mod postprocess;
 pub(crate) mod preprocess;
 pub(crate) mod resample;
 mod torch;
 
+pub(crate) use onnx::{use_library as use_onnxruntime, RUNTIME_VAR as ONNXRUNTIME_VAR};
 pub(crate) use torch::{use_library, ENGINE_VAR};
 
 mod ordered;
@@ -20,6 +26,7 @@ mod ordered;
 use crate::records::Prediction;
 use handler_config::HandlerConfig;
 use model::{physical_cores, DeviceChoice, Model, ModelError};
+use model_format::ModelFormat;
 use model_source::ModelSource;
 use postprocess::Postprocessor;
 use preprocess::{Prepared, Preprocessor};
@@ -79,6 +86,9 @@ pub(crate) enum EngineError {
     },
     #[error("this engine was loaded without explanations")]
     NoExplanations,
+    /// Explanations need gradients, which this model's engine does not give.
+    #[error("{name}: {error}")]
+    NoGradients { name: String, error: ModelError },
 }
 
 /// An image's attribution (`[C, H, W]`) and its output's change from the baseline.
@@ -100,6 +110,9 @@ pub(crate) struct Engine {
     lanes: Vec<Mutex<Model>>,
     /// The module as saved (not frozen), for gradients: `explain` only.
     explainer: Option<Mutex<Model>>,
+    /// The model's name and format (explanations need a format with gradients).
+    name: String,
+    format: ModelFormat,
     pre: Preprocessor,
     post: Postprocessor,
     config: HandlerConfig,
@@ -120,14 +133,23 @@ impl Engine {
         options: &EngineOptions,
     ) -> Result<Engine, EngineError> {
         let config = source.config.clone();
-        let torch = torch::torch().map_err(ModelError::from)?;
-        if options.optimize {
+        if options.optimize && source.format == ModelFormat::TorchScript {
             // The frozen graph is already optimised; the profiling executor would only spend its
             // first calls (about 50 ms) profiling it again.
-            torch.set_profiling_mode(false);
+            torch::torch()
+                .map_err(ModelError::from)?
+                .set_profiling_mode(false);
         }
-        let load = || Model::load(&source.path, &source.name, options.device, options.optimize);
-        let first = load()?;
+        let load = |optimize| {
+            Model::load(
+                &source.path,
+                &source.name,
+                source.format,
+                options.device,
+                optimize,
+            )
+        };
+        let first = load(options.optimize)?;
         if let Some(why) = first.optimize_error() {
             crate::messages::warning!(
                 "{}: cannot optimise the model for inference ({why}); running it as it is",
@@ -138,14 +160,16 @@ impl Engine {
             .threads
             .unwrap_or_else(|| if first.on_cuda() { 1 } else { physical_cores() })
             .max(1);
-        let explainer = options
-            .explain
-            .then(|| Model::load(&source.path, &source.name, options.device, false))
+        // Only a TorchScript module gives gradients; other formats answer explanations with why not.
+        let explainer = (options.explain && source.format.has_gradients())
+            .then(|| load(false))
             .transpose()?;
         let batch_size = options.batch_size.max(1);
         let mut engine = Engine {
             lanes: vec![Mutex::new(first)],
             explainer: explainer.map(Mutex::new),
+            name: source.name.clone(),
+            format: source.format,
             pre: Preprocessor::new(&config, options.max_pixels),
             post: Postprocessor::new(&config),
             config,
@@ -160,7 +184,7 @@ impl Engine {
             let loading: Vec<_> = (1..lanes)
                 .map(|_| {
                     scope.spawn(|| -> Result<Model, ModelError> {
-                        let model = load()?;
+                        let mut model = load(options.optimize)?;
                         model.forward(&vec![0.0; full.iter().product()], full)?;
                         Ok(model)
                     })
@@ -279,7 +303,13 @@ impl Engine {
         image: &Prepared,
         target: usize,
     ) -> Result<Explanation, EngineError> {
-        let explainer = lock(self.explainer.as_ref().ok_or(EngineError::NoExplanations)?);
+        if !self.format.has_gradients() {
+            return Err(EngineError::NoGradients {
+                name: self.name.clone(),
+                error: ModelError::NoGradients(self.format),
+            });
+        }
+        let mut explainer = lock(self.explainer.as_ref().ok_or(EngineError::NoExplanations)?);
         let shape = self.pre.input_shape();
         let [c, h, w] = shape;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -294,7 +324,7 @@ impl Engine {
             pair.resize(2 * image.data.len(), 0.0);
             let out = explainer
                 .forward(&pair, [2, c, h, w])?
-                .to_vec()
+                .values(None)
                 .map_err(ModelError::Forward)?;
             let columns = out.len() / 2;
             let delta = out[target] - out[columns + target];

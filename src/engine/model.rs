@@ -1,8 +1,14 @@
-//! A TorchScript model on a device, ready for inference: eval mode, InferenceMode, a fixed thread
-//! count, and by default frozen and optimised for inference (in the libtorch engine, `torch`).
+//! A model on a device, ready for inference, in the engine its file needs: TorchScript and
+//! AOTInductor packages in libtorch (`torch`; a TorchScript module in eval mode, InferenceMode, by
+//! default frozen and optimised for inference), ONNX in ONNX Runtime (`onnx`). Every instance runs
+//! its forward passes on one thread.
 
+use super::library::Unavailable;
+use super::model_format::ModelFormat;
+use super::onnx::{self, OnnxError, OnnxLoadError};
+use super::output::Output;
 use super::postprocess::OutputError;
-use super::torch::{torch, Module, Tensor, TorchError, Unavailable};
+use super::torch::{torch, Module, TorchError};
 use std::path::Path;
 
 /// Where the model runs.
@@ -14,14 +20,32 @@ pub(crate) enum DeviceChoice {
     Auto,
 }
 
+/// A call into an engine failed: its own message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum RuntimeError {
+    #[error(transparent)]
+    Torch(#[from] TorchError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ModelError {
-    #[error("{path}: cannot load TorchScript model: {detail}")]
-    Load { path: String, detail: TorchError },
+    #[error("{path}: cannot load {noun}: {detail}", noun = .format.noun())]
+    Load {
+        path: String,
+        format: ModelFormat,
+        detail: RuntimeError,
+    },
+    #[error("{0}: a torch.export program (.pt2) runs only once compiled: package it with torch._inductor.aoti_compile_and_package (an AOTInductor .pt2), or export it to ONNX")]
+    NotCompiled(String),
+    /// Explanations asked of a model whose engine gives no gradients.
+    #[error("explanations need gradients, which only TorchScript models give (this is {})", .0.noun_with_article())]
+    NoGradients(ModelFormat),
     #[error("CUDA was requested but is not available (no GPU is visible, or this libtorch was built without CUDA)")]
     NoCuda,
     #[error("forward failed: {0}")]
-    Forward(TorchError),
+    Forward(RuntimeError),
     /// A forward pass (or a lane's loading) panicked: what panicked.
     #[error("forward failed: {0}")]
     Panicked(&'static str),
@@ -29,45 +53,88 @@ pub(crate) enum ModelError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
+    #[error("{path}: {detail}")]
+    Onnx { path: String, detail: OnnxLoadError },
+}
+
+/// The engine a model runs in.
+enum Runtime {
+    Torch(Module),
+    Onnx(onnx::Session),
 }
 
 pub(crate) struct Model {
-    module: Module,
+    runtime: Runtime,
     on_cuda: bool,
     /// Why `optimize` was asked for but not done (the plain module runs instead).
     optimize_error: Option<String>,
 }
 
 impl Model {
-    /// Loads a TorchScript file. With `optimize`, the module is frozen and optimised for inference
-    /// (batch-norm folded into convolutions, oneDNN prepacked weights): several times faster on
-    /// CPU, with results within a few 1e-6 of the plain module (see BENCHMARKS.md).
+    /// Loads a model file of `format`. With `optimize`, a TorchScript module is frozen and
+    /// optimised for inference (batch-norm folded into convolutions, oneDNN prepacked weights):
+    /// several times faster on CPU, with results within a few 1e-6 of the plain module (see
+    /// BENCHMARKS.md); AOTInductor packages and ONNX models come optimised.
     /// `name` is how messages name the model (an archive member is loaded from a temporary file).
     pub(crate) fn load(
         path: &Path,
         name: &str,
+        format: ModelFormat,
         device: DeviceChoice,
         optimize: bool,
     ) -> Result<Model, ModelError> {
-        let torch = torch()?;
-        let cuda = match device {
-            DeviceChoice::Cpu => None,
-            DeviceChoice::Cuda if torch.cuda_available() => Some(0),
-            DeviceChoice::Cuda => return Err(ModelError::NoCuda),
-            DeviceChoice::Auto => torch.cuda_available().then_some(0),
-        };
-        let (module, optimize_error) =
-            torch
-                .load(path, cuda, optimize)
-                .map_err(|detail| ModelError::Load {
-                    path: name.to_owned(),
-                    detail,
+        match format {
+            ModelFormat::Onnx => {
+                let cuda = match device {
+                    DeviceChoice::Cpu => Some(false),
+                    DeviceChoice::Cuda => Some(true),
+                    DeviceChoice::Auto => None,
+                };
+                let session = onnx::Session::load(path, cuda).map_err(|detail| match detail {
+                    OnnxLoadError::Unavailable(u) => ModelError::Unavailable(u),
+                    OnnxLoadError::Load(detail) => ModelError::Load {
+                        path: name.to_owned(),
+                        format,
+                        detail: detail.into(),
+                    },
+                    detail => ModelError::Onnx {
+                        path: name.to_owned(),
+                        detail,
+                    },
                 })?;
-        Ok(Model {
-            module,
-            on_cuda: cuda.is_some(),
-            optimize_error,
-        })
+                Ok(Model {
+                    on_cuda: session.on_cuda(),
+                    runtime: Runtime::Onnx(session),
+                    optimize_error: None,
+                })
+            }
+            ModelFormat::ExportedProgram => Err(ModelError::NotCompiled(name.to_owned())),
+            ModelFormat::TorchScript | ModelFormat::AotInductor => {
+                let torch = torch()?;
+                let cuda = match device {
+                    DeviceChoice::Cpu => Some(None),
+                    DeviceChoice::Cuda if torch.cuda_available() => Some(Some(0)),
+                    DeviceChoice::Cuda => return Err(ModelError::NoCuda),
+                    // A package runs where it was compiled for.
+                    DeviceChoice::Auto if format == ModelFormat::AotInductor => None,
+                    DeviceChoice::Auto => Some(torch.cuda_available().then_some(0)),
+                };
+                let optimize = optimize && format == ModelFormat::TorchScript;
+                let (module, optimize_error) =
+                    torch.load(path, format, cuda, optimize).map_err(|detail| {
+                        ModelError::Load {
+                            path: name.to_owned(),
+                            format,
+                            detail: detail.into(),
+                        }
+                    })?;
+                Ok(Model {
+                    on_cuda: module.on_cuda(),
+                    runtime: Runtime::Torch(module),
+                    optimize_error,
+                })
+            }
+        }
     }
 
     /// Whether the model runs on a CUDA device.
@@ -80,27 +147,43 @@ impl Model {
     }
 
     /// The gradient of output column `target`, summed over the batch, with respect to the batch
-    /// (`[N, C, H, W]`); the model must have been loaded without `optimize`.
+    /// (`[N, C, H, W]`); the model must be TorchScript, loaded without `optimize`.
     pub(crate) fn gradient(
         &self,
         batch: &[f32],
         shape: [usize; 4],
         target: usize,
     ) -> Result<Vec<f32>, ModelError> {
+        let Runtime::Torch(module) = &self.runtime else {
+            return Err(ModelError::NoGradients(ModelFormat::Onnx));
+        };
         on_one_thread()?;
-        self.module
+        module
             .gradient(batch, &shape, target)
             .and_then(|t| t.to_vec())
-            .map_err(ModelError::Forward)
+            .map_err(|e| ModelError::Forward(e.into()))
     }
 
     /// Runs one batch `[N, C, H, W]` of `f32` (CHW per image, concatenated); the output is float32
     /// on the CPU.
-    pub(crate) fn forward(&self, batch: &[f32], shape: [usize; 4]) -> Result<Tensor, ModelError> {
-        on_one_thread()?;
-        self.module
-            .forward(batch, &shape)
-            .map_err(ModelError::Forward)
+    pub(crate) fn forward(
+        &mut self,
+        batch: &[f32],
+        shape: [usize; 4],
+    ) -> Result<Output, ModelError> {
+        match &mut self.runtime {
+            Runtime::Torch(module) => {
+                on_one_thread()?;
+                module
+                    .forward(batch, &shape)
+                    .map(Output::Torch)
+                    .map_err(|e| ModelError::Forward(e.into()))
+            }
+            Runtime::Onnx(session) => session
+                .forward(batch, &shape)
+                .map(Output::Host)
+                .map_err(|e| ModelError::Forward(e.into())),
+        }
     }
 }
 

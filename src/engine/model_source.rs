@@ -1,10 +1,11 @@
-//! Where a model and its handler configuration come from: a TorchScript file with its TOML beside it
-//! (or `--config`), or a TorchServe archive (`.mar`, `.tar.gz` or an unpacked folder) that carries a
+//! Where a model and its handler configuration come from: a model file (TorchScript, AOTInductor
+//! `.pt2` or ONNX) with its TOML beside it (or `--config`), or a TorchServe archive (`.mar`, `.tar.gz` or an unpacked folder) that carries a
 //! scancer configuration or names TorchServe's built-in `image_classifier` handler.
 
 use crate::engine::handler_config::{
     Color, HandlerConfig, InputConfig, OutputConfig, OutputKind, ResizePolicy,
 };
+use crate::engine::model_format::ModelFormat;
 use crate::mar::manifest::Manifest;
 use crate::mar::read::{Archive, ArchiveError, Limits};
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,6 +21,8 @@ pub(crate) struct ModelSource {
     pub(crate) path: PathBuf,
     /// How to name the model in messages.
     pub(crate) name: String,
+    /// What the model file holds, which decides the engine that runs it.
+    pub(crate) format: ModelFormat,
     pub(crate) config: HandlerConfig,
     /// The archive's manifest (None for a bare TorchScript file).
     pub(crate) manifest: Option<Manifest>,
@@ -50,6 +53,7 @@ impl ModelSource {
         };
         let (config, config_sha256) = read_config(&config_path)?;
         Ok(ModelSource {
+            format: ModelFormat::of(model, &model.to_string_lossy()),
             path: model.to_path_buf(),
             name: model.display().to_string(),
             config,
@@ -149,10 +153,13 @@ fn beside(model: &Path) -> Result<PathBuf> {
     if !model.exists() {
         bail!("{}: no such model file", model.display());
     }
-    if model.is_file() && !is_zip(model) {
+    if model.is_file()
+        && !is_zip(model)
+        && ModelFormat::of(model, &model.to_string_lossy()) != ModelFormat::Onnx
+    {
         bail!(
             "{}: not a model: neither a model archive (.mar, .tar.gz, a folder with \
-             MAR-INF/MANIFEST.json) nor a TorchScript file (a zip file)",
+             MAR-INF/MANIFEST.json) nor a model file (TorchScript or .pt2, zip files; ONNX)",
             model.display()
         );
     }
@@ -172,11 +179,12 @@ fn from_archive(
     let shown = path.display().to_string();
     let model = &archive.manifest.model;
     if let Some(model_file) = &model.model_file {
-        bail!("{shown}: the archive holds an eager-mode model (modelFile {model_file}) that needs Python; scancer runs TorchScript models only");
+        bail!("{shown}: the archive holds an eager-mode model (modelFile {model_file}) that needs Python; scancer runs TorchScript, AOTInductor (.pt2) and ONNX models");
     }
-    let serialized = model.serialized_file.clone().ok_or_else(|| {
-        anyhow!("{shown}: the manifest names no serializedFile (the TorchScript model)")
-    })?;
+    let serialized = model
+        .serialized_file
+        .clone()
+        .ok_or_else(|| anyhow!("{shown}: the manifest names no serializedFile (the model file)"))?;
     let (config, config_sha256) = if let Some(explicit) = explicit_config {
         read_config(explicit)?
     } else if archive.files.contains_key(ARCHIVED_CONFIG) {
@@ -207,6 +215,7 @@ fn from_archive(
     let (path, unpacked) = unpack(&archive, &serialized)
         .with_context(|| format!("{shown}: cannot unpack {serialized}"))?;
     Ok(ModelSource {
+        format: ModelFormat::of(&path, &serialized),
         path,
         name: format!("{shown} ({serialized})"),
         config,

@@ -1,9 +1,11 @@
 //! The model's output tensor -> one prediction per image, as the handler configuration's output kind
-//! says. Activations (sigmoid, softmax, argmax) run in libtorch, so probabilities are computed by the
-//! same kernels as in PyTorch.
+//! says. Activations (sigmoid, softmax, argmax) run where the output is (see `output`): in libtorch
+//! for libtorch's models, so probabilities are computed by the same kernels as in PyTorch.
 
 use super::handler_config::HandlerConfig;
-use super::torch::{Op, Tensor, TorchError};
+use super::model::RuntimeError;
+use super::output::Output;
+use super::torch::Op;
 use crate::records::{
     ClassPrediction, OutputKind, Prediction, RawPrediction, SegmentationPrediction,
 };
@@ -20,7 +22,7 @@ pub(crate) enum OutputError {
     },
     /// An activation, run in libtorch, failed.
     #[error("forward failed: {0}")]
-    Tensor(TorchError),
+    Tensor(RuntimeError),
 }
 
 /// `[1, 2]` as `1, 2`.
@@ -98,18 +100,12 @@ impl Postprocessor {
     /// Turns the raw output of a batch of `n` images into `n` predictions.
     pub(crate) fn predictions(
         &self,
-        output: &Tensor,
+        output: &Output,
         n: usize,
     ) -> Result<Vec<Prediction>, OutputError> {
         let shape = output.dims();
         self.check_shape(&shape, n)?;
-        let host = |op: Option<Op>| {
-            match op {
-                Some(op) => output.apply(op).and_then(|t| t.to_vec()),
-                None => output.to_vec(),
-            }
-            .map_err(OutputError::Tensor)
-        };
+        let host = |op: Option<Op>| output.values(op).map_err(OutputError::Tensor);
         Ok(match self.kind {
             OutputKind::Binary => host(Some(Op::Sigmoid))?
                 .into_iter()

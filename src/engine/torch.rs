@@ -1,19 +1,19 @@
 //! libtorch, opened at run time: finds the engine library (`libscancer_torch.so`, built from
 //! crates/torch beside the scancer binary), checks its ABI, and wraps its C functions in safe types.
-//! Only commands that run a model come here, so every other command starts without libtorch.
+//! Only commands that run a TorchScript model or an AOTInductor package come here, so every other
+//! command (and every ONNX model) runs without libtorch.
 
-use scancer_torch_abi::{op, Api, Entry, Message, ABI_VERSION, ENTRY, LIBRARY};
+use super::library::{beside_executable, Unavailable};
+use super::model_format::ModelFormat;
+use scancer_torch_abi::{
+    format, op, Api, Entry, Message, ABI_VERSION, AS_COMPILED, ENTRY, LIBRARY,
+};
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The environment variable that names the engine library explicitly.
 pub(crate) const ENGINE_VAR: &str = "SCANCER_TORCH";
-
-/// The engine could not be opened; the message says where it looked and what failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct Unavailable(String);
 
 /// A call into the engine failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -46,24 +46,12 @@ pub(crate) fn torch() -> Result<&'static Torch, Unavailable> {
 }
 
 /// Where the engine is looked for: `$SCANCER_TORCH` alone when set; else beside the executable
-/// (`cargo build`'s target folder, a release archive), in `deps/` (where `cargo test` leaves it)
-/// and in `../lib/scancer/` (an installed prefix).
+/// (see `beside_executable`).
 fn candidates() -> Vec<PathBuf> {
-    if let Some(named) = NAMED.get() {
-        return vec![named.clone()];
+    match NAMED.get() {
+        Some(named) => vec![named.clone()],
+        None => beside_executable(LIBRARY, None),
     }
-    let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-    else {
-        return Vec::new();
-    };
-    let prefix = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
-    vec![
-        dir.join(LIBRARY),
-        dir.join("deps").join(LIBRARY),
-        prefix.join("lib/scancer").join(LIBRARY),
-    ]
 }
 
 fn open() -> Result<Torch, Unavailable> {
@@ -215,22 +203,32 @@ impl Torch {
         unsafe { (self.api.set_profiling_mode)(c_int::from(on)) }
     }
 
-    /// Loads a TorchScript file onto the CPU or a CUDA device (see `Api::model_load`). Returns the
-    /// module, and why optimisation was skipped if it was.
+    /// Loads a TorchScript file or an AOTInductor package onto the CPU or a CUDA device (`None`
+    /// for a package: where it was compiled for; see `Api::model_load`). Returns the module, and
+    /// why optimisation was skipped if it was.
     pub(crate) fn load(
         &'static self,
         path: &Path,
-        cuda: Option<usize>,
+        model_format: ModelFormat,
+        device: Option<Option<usize>>,
         optimize: bool,
     ) -> Result<(Module, Option<String>), TorchError> {
         let c_path =
             CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| TorchError::NulInPath)?;
-        let device = cuda.map_or(-1, |i| c_int::try_from(i).unwrap_or(c_int::MAX));
+        let kind = match model_format {
+            ModelFormat::AotInductor => format::AOTI_PACKAGE,
+            _ => format::TORCHSCRIPT,
+        };
+        let device = match device {
+            None => AS_COMPILED,
+            Some(cuda) => cuda.map_or(-1, |i| c_int::try_from(i).unwrap_or(c_int::MAX)),
+        };
         let (mut error, mut optimize_error) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: a valid C string and out-pointers.
         let handle = unsafe {
             (self.api.model_load)(
                 c_path.as_ptr(),
+                kind,
                 device,
                 c_int::from(optimize),
                 &mut error,
@@ -251,7 +249,7 @@ impl Torch {
     }
 }
 
-/// A loaded TorchScript module.
+/// A loaded TorchScript module or AOTInductor package.
 pub(crate) struct Module {
     handle: *mut c_void,
     api: &'static Api,
@@ -269,6 +267,12 @@ impl Drop for Module {
 }
 
 impl Module {
+    /// Whether the model runs on a CUDA device.
+    pub(crate) fn on_cuda(&self) -> bool {
+        // SAFETY: a model of this engine.
+        unsafe { (self.api.model_device)(self.handle) >= 0 }
+    }
+
     /// Runs the module on `data`, a contiguous `f32` tensor of shape `dims`.
     pub(crate) fn forward(&self, data: &[f32], dims: &[usize]) -> Result<Tensor, TorchError> {
         // SAFETY: the arguments are model_forward's, as `call` passes them.

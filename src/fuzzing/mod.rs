@@ -334,6 +334,7 @@ fn app() -> Arc<App> {
             url: format!("{name}.mar"),
             path: PathBuf::from(format!("{name}.mar")),
             runtime: "python".into(),
+            format: crate::engine::model_format::ModelFormat::TorchScript,
             input_shape: pre.input_shape(),
             preprocessor: pre,
             schema: Schema { kind, classes },

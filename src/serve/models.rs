@@ -8,6 +8,7 @@ use super::batcher::Runner;
 use super::log_files::LogFile;
 use super::metrics::Metrics;
 use super::workers::{Loader, WorkerEvents, Workers};
+use crate::engine::model_format::ModelFormat;
 use crate::engine::model_source::ModelSource;
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::{Engine, EngineOptions};
@@ -80,6 +81,8 @@ pub(crate) struct ServedModel {
     /// The archive file, where the model came from one.
     pub(crate) path: PathBuf,
     pub(crate) runtime: String,
+    /// What the model file holds (explanations need TorchScript's gradients).
+    pub(crate) format: ModelFormat,
     pub(crate) preprocessor: Preprocessor,
     pub(crate) schema: Schema,
     pub(crate) input_shape: [usize; 3],
@@ -151,12 +154,14 @@ pub(crate) fn load(
         .with_context(|| format!("{}: cannot run the model", source.name))?;
     let queue = Arc::new(Queue::new(settings.job_queue_size));
     let preprocessor = Preprocessor::new(&source.config, options.max_pixels);
+    let format = source.format;
     let source = Arc::new(source);
     let load: Loader = {
         let options = options.clone();
         Arc::new(move || Ok(Box::new(Engine::load(&source, &options)?) as Box<dyn Runner>))
     };
     let served = ServedModel {
+        format,
         preprocessor,
         schema: engine.schema(),
         input_shape: engine.preprocessor().input_shape(),

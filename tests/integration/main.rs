@@ -7,6 +7,7 @@ mod archives;
 mod assets;
 mod engine;
 mod explanations;
+mod formats;
 mod hostile;
 mod model_store;
 mod parity;

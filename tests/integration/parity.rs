@@ -1,5 +1,7 @@
 //! scancer against PyTorch: the reference outputs in testdata/reference.json were computed by
-//! examples/export_test_models.py with Pillow, torchvision transforms and the same TorchScript files.
+//! examples/export_test_models.py with Pillow, torchvision transforms and the same TorchScript files,
+//! from which the script also exported each model as an AOTInductor package (`.pt2`, run in
+//! libtorch) and to ONNX (`.onnx`, run in ONNX Runtime): every format meets the same bounds.
 
 use crate::util::*;
 use serde_json::Value;
@@ -11,22 +13,40 @@ const EXACT: f64 = 1e-5;
 /// pixels are identical and the same bound holds; kept separate so a change to resizing shows here.
 const RESIZED: f64 = 1e-5;
 
+/// The other formats of a TorchScript test model (`.pt`), exported from the same network.
+const FORMATS: [&str; 2] = ["onnx", "pt2"];
+
+/// `model` (a `.pt` path) in another format.
+fn exported(model: &str, format: &str) -> String {
+    format!("{}.{format}", model.strip_suffix(".pt").unwrap())
+}
+
 #[test]
 fn pcam_matches_pytorch_on_every_lossless_format() {
-    pcam_parity(&[]);
+    pcam_parity(PCAM, &[]);
 }
 
 /// The graph as saved, without scancer's inference optimisations, as TorchServe runs it.
 #[test]
 fn pcam_matches_pytorch_unoptimised() {
-    pcam_parity(&["--no-optimize"]);
+    pcam_parity(PCAM, &["--no-optimize"]);
 }
 
-fn pcam_parity(flags: &[&str]) {
+/// AOTInductor packages and ONNX models: every fixture of every test model within the bounds.
+#[test]
+fn every_format_matches_pytorch_on_every_fixture() {
+    for format in FORMATS {
+        pcam_parity(&exported(PCAM, format), &[]);
+        multiclass_parity(&exported(MULTICLASS, format));
+        segmentation_parity(&exported(SEGMENTATION, format));
+    }
+}
+
+fn pcam_parity(model: &str, flags: &[&str]) {
     let reference = reference();
     let cases = reference["pcam"].as_object().unwrap();
     let paths: Vec<&str> = cases.keys().map(String::as_str).collect();
-    let run = predict(PCAM, &[flags, paths.as_slice()].concat());
+    let run = predict(model, &[flags, paths.as_slice()].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.records().len(), paths.len());
     for (path, want) in cases {
@@ -36,7 +56,7 @@ fn pcam_parity(flags: &[&str]) {
         let tolerance = EXACT;
         assert!(
             (p - want_p).abs() <= tolerance,
-            "{path}: scancer {p}, PyTorch {want_p}"
+            "{model} {path}: scancer {p}, PyTorch {want_p}"
         );
         assert_eq!(
             got["label"],
@@ -54,10 +74,14 @@ fn pcam_parity(flags: &[&str]) {
 
 #[test]
 fn multiclass_with_resize_and_crop_matches_pytorch() {
+    multiclass_parity(MULTICLASS);
+}
+
+fn multiclass_parity(model: &str) {
     let reference = reference();
     let cases = reference["multiclass"].as_object().unwrap();
     let paths: Vec<&str> = cases.keys().map(String::as_str).collect();
-    let run = predict(MULTICLASS, &paths);
+    let run = predict(model, &paths);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let labels = ["adipose", "stroma", "tumour", "lymphocytes"];
     for (path, want) in cases {
@@ -82,7 +106,7 @@ fn multiclass_with_resize_and_crop_matches_pytorch() {
             let k = labels.iter().position(|l| l == label).unwrap();
             assert!(
                 (f(p) - want[k]).abs() <= RESIZED,
-                "{path} {label}: scancer {p}, PyTorch {}",
+                "{model} {path} {label}: scancer {p}, PyTorch {}",
                 want[k]
             );
         }
@@ -93,13 +117,17 @@ fn multiclass_with_resize_and_crop_matches_pytorch() {
 
 #[test]
 fn segmentation_masks_match_pytorch() {
+    segmentation_parity(SEGMENTATION);
+}
+
+fn segmentation_parity(model: &str) {
     let reference = reference();
     let cases = reference["segmentation"].as_object().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let paths: Vec<&str> = cases.keys().map(String::as_str).collect();
     let mask_dir = dir.path().to_str().unwrap();
     let run = predict(
-        SEGMENTATION,
+        model,
         &[&["--mask-dir", mask_dir][..], paths.as_slice()].concat(),
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -114,7 +142,7 @@ fn segmentation_masks_match_pytorch() {
         let mask_file = got["mask"].as_str().unwrap();
         let mask = image::open(mask_file).unwrap().to_luma8();
         assert_eq!(mask.dimensions(), (32, 32));
-        assert_eq!(mask.as_raw(), &want_mask, "{path}: mask");
+        assert_eq!(mask.as_raw(), &want_mask, "{model} {path}: mask");
         let fractions = got["class_fractions"].as_object().unwrap();
         for (k, label) in ["background", "tissue", "tumour"].iter().enumerate() {
             let expected = want_mask.iter().filter(|&&c| c as usize == k).count() as f64 / 1024.0;
@@ -198,9 +226,9 @@ fn instruction_sets() -> Vec<Vec<(&'static str, &'static str)>> {
 
 /// The inputs' probabilities from `predict ARGS...` under `env`, in input order (null for the
 /// inputs that fail, which make the exit status 1).
-fn probabilities(env: &[(&str, &str)], args: &[&str]) -> Vec<(String, Value)> {
+fn probabilities(model: &str, env: &[(&str, &str)], args: &[&str]) -> Vec<(String, Value)> {
     let run = run(scancer()
-        .args(["predict", "-m", PCAM, "-f", "jsonl", "-q"])
+        .args(["predict", "-m", model, "-f", "jsonl", "-q"])
         .args(args)
         .envs(env.iter().copied()));
     assert!(run.code <= 1, "{}", run.stderr);
@@ -222,9 +250,23 @@ fn probabilities(env: &[(&str, &str)], args: &[&str]) -> Vec<(String, Value)> {
 /// 2,000 patches of the full-width model, BENCHMARKS.md).
 #[test]
 fn every_path_answers_alike_under_every_instruction_set() {
+    answers_alike(PCAM, instruction_sets());
+}
+
+/// The same rules in every engine, on the CPU's own instruction set (ONNX Runtime's kernels take
+/// no cap; an AOTInductor package's own kernels are compiled for one).
+#[test]
+fn every_path_answers_alike_in_every_engine() {
+    for format in FORMATS {
+        answers_alike(&exported(PCAM, format), vec![vec![]]);
+    }
+}
+
+fn answers_alike(model: &str, instruction_sets: Vec<Vec<(&'static str, &'static str)>>) {
     let dir = "examples/patches";
+    let probabilities = |env: &[(&str, &str)], args: &[&str]| probabilities(model, env, args);
     let mut reference: Option<Vec<(String, Value)>> = None;
-    for env in instruction_sets() {
+    for env in instruction_sets {
         let scan = probabilities(&env, &["--threads", "1", dir]);
         assert_eq!(scan.len(), 12);
         for threads in ["2", "3"] {
@@ -256,8 +298,8 @@ fn every_path_answers_alike_under_every_instruction_set() {
         let find = |path: &str| &mixed.iter().find(|(p, _)| p == path).unwrap().1;
         assert_eq!(find("examples/patches/patch-07.png"), &scan[7].1, "{env:?}");
         assert_eq!(find("examples/patches/patch-00.png"), &scan[0].1, "{env:?}");
-        served_alike(&env, &scan);
-        slide_windows_alike(&env, &scan);
+        served_alike(model, &env, &scan);
+        slide_windows_alike(model, &env, &scan);
         match &reference {
             None => reference = Some(scan),
             Some(machine) => {
@@ -274,12 +316,12 @@ fn every_path_answers_alike_under_every_instruction_set() {
 }
 
 /// serve with three workers answers every patch as predict does, alone and under eight clients.
-fn served_alike(env: &[(&str, &str)], scan: &[(String, Value)]) {
+fn served_alike(model: &str, env: &[(&str, &str)], scan: &[(String, Value)]) {
     let server = std::sync::Arc::new(crate::util::server::Server::start_with(
-        &[PCAM, "-q", "--threads", "3"],
+        &[&format!("pcam={model}"), "-q", "--threads", "3"],
         env,
     ));
-    let url = "/predictions/pcam-classification?details=true";
+    let url = "/predictions/pcam?details=true";
     for (path, want) in scan {
         let body = std::fs::read(root().join(path)).unwrap();
         assert_eq!(
@@ -309,7 +351,7 @@ fn served_alike(env: &[(&str, &str)], scan: &[(String, Value)]) {
 }
 
 /// Four patches as the windows of one 192 x 192 slide: each window answers as its patch alone.
-fn slide_windows_alike(env: &[(&str, &str)], scan: &[(String, Value)]) {
+fn slide_windows_alike(model: &str, env: &[(&str, &str)], scan: &[(String, Value)]) {
     let dir = tempfile::tempdir().unwrap();
     let mut slide = image::RgbImage::new(192, 192);
     for (k, (path, _)) in scan.iter().take(4).enumerate() {
@@ -323,7 +365,7 @@ fn slide_windows_alike(env: &[(&str, &str)], scan: &[(String, Value)]) {
         .args([
             "predict",
             "-m",
-            PCAM,
+            model,
             "--tile",
             "--all-tiles",
             "-q",

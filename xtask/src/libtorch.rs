@@ -76,6 +76,9 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
     if !dir.join(STAMP).is_file() {
         install(&dir)?;
     }
+    if !dir.join(CPU_LIBTORCH_STAMP).is_file() {
+        cpu_libtorch_so(&dir)?;
+    }
     if fs::read_link(&link).ok().as_deref() != Some(dir.as_path()) {
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&dir, &link)
@@ -85,6 +88,41 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
 }
 
 const STAMP: &str = ".scancer-libtorch-complete";
+const CPU_LIBTORCH_STAMP: &str = ".scancer-libtorch-so-cpu";
+
+/// Replaces the wheel's `libtorch.so` by the CPU build's: the wheel's names `libtorch_cuda.so`,
+/// which is left out, so it cannot be loaded, and AOTInductor packages' compiled models name
+/// `libtorch.so`. In every libtorch it holds no code of its own; the CPU build's names only
+/// `libtorch_cpu.so` and `libc10.so`, and this one is made so (with the system's C compiler).
+fn cpu_libtorch_so(dir: &Path) -> Result<()> {
+    let lib = dir.join("lib");
+    let staged = lib.join(format!("libtorch.so.{}.partial", std::process::id()));
+    let empty = lib.join(format!("empty.{}.c", std::process::id()));
+    fs::write(&empty, "")?;
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let status = Command::new(&compiler)
+        .args(["-shared", "-o"])
+        .arg(&staged)
+        .arg(&empty)
+        .args(["-Wl,-soname,libtorch.so", "-Wl,-rpath,$ORIGIN"])
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath-link,{}", lib.display()))
+        .args(["-Wl,--no-as-needed", "-ltorch_cpu", "-lc10"])
+        .status();
+    let _ = fs::remove_file(&empty);
+    let status =
+        status.with_context(|| format!("cannot run {compiler} (a C compiler is needed)"))?;
+    check!(
+        status.success(),
+        "{compiler} could not make libtorch.so ({status})"
+    );
+    fs::rename(&staged, lib.join("libtorch.so"))?;
+    fs::write(
+        dir.join(CPU_LIBTORCH_STAMP),
+        "libtorch.so names libtorch_cpu.so and libc10.so\n",
+    )?;
+    Ok(())
+}
 
 pub fn cache_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("SCANCER_CACHE_DIR") {

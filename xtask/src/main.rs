@@ -16,6 +16,7 @@ usage: cargo xtask <task> [args...]
 
 tasks:
   setup            fetch (pip) and unpack the pinned CPU libtorch into the user cache, link .libtorch;
+                   ONNX Runtime's library (the onnxruntime wheel's) likewise, link .onnxruntime;
                    link .tools/promtool and .tools/prometheus (from PATH, else the Debian package)
                    for the metrics tests
                    .tools/ihc.png (from the scikit-image wheel) for the slide tests and
@@ -50,6 +51,7 @@ fn run() -> Result<()> {
     match task.as_str() {
         "setup" => {
             let dir = libtorch::ensure(&root)?;
+            tools::ensure_onnxruntime(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
@@ -60,6 +62,7 @@ fn run() -> Result<()> {
         }
         "demo" => {
             libtorch::ensure(&root)?;
+            tools::ensure_onnxruntime(&root)?;
             // The default members: scancer and the libtorch engine it opens.
             cargo(&["build", "--release", "--quiet"])?;
             let bin = root.join("target/release/scancer");
@@ -72,6 +75,7 @@ fn run() -> Result<()> {
         }
         "test" => {
             libtorch::ensure(&root)?;
+            tools::ensure_onnxruntime(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
@@ -100,11 +104,13 @@ fn run() -> Result<()> {
         }
         "install-check" => {
             libtorch::ensure(&root)?;
+            tools::ensure_onnxruntime(&root)?;
             cargo(&["build", "--quiet"])?;
             install_check::run(&root)
         }
         "dist" => {
             libtorch::ensure(&root)?;
+            tools::ensure_onnxruntime(&root)?;
             cargo(&["build", "--release", "--quiet"])?;
             let out = root.join("target/dist");
             let artefacts = dist::pack(&root, &root.join("target/release"), &out)?;

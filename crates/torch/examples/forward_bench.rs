@@ -1,4 +1,5 @@
-//! The forward-only limit for `cargo xtask bench`: the TorchScript model on pre-made tensors, at a
+//! The forward-only limit for `cargo xtask bench`: the TorchScript model (or an AOTInductor
+//! package, `.pt2`) on pre-made tensors, at a
 //! fixed batch size, through the engine's own C ABI (the calls `scancer predict` makes), reading
 //! every output back as scancer does. By default it runs the way scancer does: one model instance
 //! per core, side by side, each on one intra-op thread; WORKERS and THREADS measure the other
@@ -27,12 +28,19 @@ fn api() -> &'static Api {
 fn load(path: &str, optimize: bool) -> Result<Loaded, String> {
     let api = api();
     let c_path = CString::new(path).map_err(|e| e.to_string())?;
+    // An AOTInductor package by its name, as scancer's model files are told apart.
+    let format = if path.ends_with(".pt2") {
+        scancer_torch_abi::format::AOTI_PACKAGE
+    } else {
+        scancer_torch_abi::format::TORCHSCRIPT
+    };
     let (mut error, mut optimize_error) = (std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: plain calls into the engine with valid strings and out-pointers.
     let model = unsafe {
         (api.set_profiling_mode)(i32::from(!optimize));
         (api.model_load)(
             c_path.as_ptr(),
+            format,
             -1,
             i32::from(optimize),
             &mut error,

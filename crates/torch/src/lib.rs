@@ -1,7 +1,8 @@
 //! scancer's libtorch engine, built as `libscancer_torch.so` and opened by scancer at run time only
 //! when a command runs a model (the ABI: crates/torch-abi). Everything that touches libtorch is here:
-//! loading and running TorchScript modules (through the C++ shim, csrc/model.cpp, for
-//! `optimize_for_inference` and InferenceMode, which tch does not expose) and the few tensor
+//! loading and running TorchScript modules and AOTInductor packages (through the C++ shim,
+//! csrc/model.cpp, for `optimize_for_inference`, InferenceMode and `AOTIModelPackageLoader`, which
+//! tch does not expose) and the few tensor
 //! operations that post-processing must run in libtorch for bit-parity with PyTorch.
 //!
 //! Every entry point catches panics and turns them, like libtorch's errors, into messages.
@@ -14,6 +15,7 @@ use tch::{Device, Kind, Tensor};
 extern "C" {
     fn scancer_model_load(
         path: *const c_char,
+        format: c_int,
         device: c_int,
         optimize: c_int,
         error: *mut *mut c_char,
@@ -30,6 +32,7 @@ extern "C" {
         target: std::ffi::c_long,
         error: *mut *mut c_char,
     ) -> *mut c_void;
+    fn scancer_model_device(model: *mut c_void) -> c_int;
     fn scancer_model_free(model: *mut c_void);
     fn scancer_free_error(error: *mut c_char);
 }
@@ -42,6 +45,7 @@ static API: Api = Api {
     model_load,
     model_forward,
     model_gradient,
+    model_device,
     model_free,
     tensor_dims,
     tensor_apply,
@@ -152,6 +156,7 @@ unsafe extern "C" fn set_profiling_mode(on: c_int) {
 
 unsafe extern "C" fn model_load(
     path: *const c_char,
+    format: c_int,
     device: c_int,
     optimize: c_int,
     error: *mut Message,
@@ -169,6 +174,7 @@ unsafe extern "C" fn model_load(
         let shim = unsafe {
             scancer_model_load(
                 path,
+                format,
                 device,
                 optimize,
                 &mut shim_error,
@@ -253,6 +259,12 @@ unsafe fn through_shim(
         let output = unsafe { Tensor::from_ptr(out as *mut _) };
         Ok(Box::into_raw(Box::new(output)).cast())
     })
+}
+
+unsafe extern "C" fn model_device(model: *mut c_void) -> c_int {
+    // SAFETY: `model` came from model_load; the shim only reads its device.
+    let model = unsafe { &*model.cast::<Model>() };
+    unsafe { scancer_model_device(model.shim) }
 }
 
 unsafe extern "C" fn model_free(model: *mut c_void) {

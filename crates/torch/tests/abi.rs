@@ -36,6 +36,7 @@ fn load(api: &Api, path: &CString, optimize: bool) -> Result<*mut c_void, String
     let model = unsafe {
         (api.model_load)(
             path.as_ptr(),
+            scancer_torch_abi::format::TORCHSCRIPT,
             -1,
             optimize as i32,
             &mut error,

@@ -8,6 +8,7 @@
 
 use super::errors::Failure;
 use super::state::App;
+use crate::engine::model_format::ModelFormat;
 use crate::records::OutputKind;
 use crate::serve::batcher::{Answered, Arrival};
 use crate::serve::http::{Request, Response};
@@ -27,6 +28,8 @@ enum Unexplainable {
     NoSuchOutput { target: usize, columns: usize },
     #[error("explanations attribute a class's output; this model's kind is \"{0}\"")]
     NotAClass(OutputKind),
+    #[error("explanations need gradients, which only TorchScript models give (this is {})", .0.noun_with_article())]
+    NoGradients(ModelFormat),
 }
 
 impl From<Unexplainable> for Failure {
@@ -133,6 +136,9 @@ pub(super) async fn explain_instances(
 /// The output columns an explanation's target may name: a binary model's one logit, a multiclass
 /// model's classes.
 fn explainable(model: &ServedModel) -> Result<usize, Unexplainable> {
+    if !model.format.has_gradients() {
+        return Err(Unexplainable::NoGradients(model.format));
+    }
     match model.schema.kind {
         OutputKind::Binary => Ok(1),
         OutputKind::Multiclass => Ok(model.schema.classes.len()),

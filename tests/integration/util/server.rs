@@ -58,6 +58,11 @@ impl Server {
         )
     }
 
+    /// Starts `binary serve ...` (another copy of scancer) as `start_with` does.
+    pub fn start_binary(binary: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(Command::new(binary), args, env)
+    }
+
     /// Starts the server in `dir` (where TorchServe's layout keeps key_file.json and logs/config),
     /// with LOG_LOCATION there too.
     pub fn start_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
@@ -231,6 +236,20 @@ impl Server {
                 .unwrap()
                 .recv_timeout(Duration::from_millis(100));
         }
+    }
+
+    /// The libraries mapped into the server's memory (from /proc/PID/maps), each once.
+    pub fn mapped_libraries(&self) -> Vec<String> {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.child.id())).unwrap();
+        let mut libraries: Vec<String> = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| p.contains(".so"))
+            .map(str::to_owned)
+            .collect();
+        libraries.sort();
+        libraries.dedup();
+        libraries
     }
 
     /// The server's resident memory in bytes.

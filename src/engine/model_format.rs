@@ -1,0 +1,163 @@
+//! What a model file holds, which decides the engine that runs it: TorchScript and AOTInductor
+//! packages run in libtorch, ONNX in ONNX Runtime. Told by the file's name where it says (`.onnx`,
+//! `.pt2`), else by its content, so a model saved under another name still loads.
+
+use std::io::Read;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModelFormat {
+    /// `torch.jit.save` (a zip of code and pickled constants): the legacy format.
+    TorchScript,
+    /// `torch._inductor.aoti_compile_and_package`: a `.pt2` zip holding a compiled shared library.
+    AotInductor,
+    /// `torch.onnx.export`: an ONNX ModelProto.
+    Onnx,
+    /// A `.pt2` that `torch.export.save` wrote: a program that still needs compiling.
+    ExportedProgram,
+}
+
+impl std::fmt::Display for ModelFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelFormat::TorchScript => "TorchScript",
+            ModelFormat::AotInductor => "AOTInductor",
+            ModelFormat::Onnx => "ONNX",
+            ModelFormat::ExportedProgram => "torch.export",
+        })
+    }
+}
+
+impl ModelFormat {
+    /// The format of the model file at `path`, whose name (an archive member's, when `path` is a
+    /// file unpacked from an archive) is `name`.
+    pub(crate) fn of(path: &Path, name: &str) -> ModelFormat {
+        let extension = Path::new(name)
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("onnx") => return ModelFormat::Onnx,
+            Some("pt2") => return pt2_kind(path),
+            _ => {}
+        }
+        let mut head = [0u8; 4];
+        let read = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        match &head[..read] {
+            [b'P', b'K', 3, 4] if is_pt2(path) => pt2_kind(path),
+            [b'P', b'K', ..] => ModelFormat::TorchScript,
+            // An ONNX ModelProto opens with field 1 (ir_version, a varint): tag 0x08.
+            [0x08, ..] => ModelFormat::Onnx,
+            _ => ModelFormat::TorchScript,
+        }
+    }
+
+    /// Whether the engine can give gradients through this model (explanations need them).
+    pub(crate) fn has_gradients(self) -> bool {
+        self == ModelFormat::TorchScript
+    }
+
+    /// "an ONNX model", "a TorchScript model"...
+    pub(crate) fn noun_with_article(self) -> String {
+        let noun = self.noun();
+        let article = if noun.starts_with(['A', 'O']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {noun}")
+    }
+
+    /// How messages call a model of this format.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            ModelFormat::TorchScript => "TorchScript model",
+            ModelFormat::AotInductor => "AOTInductor package",
+            ModelFormat::Onnx => "ONNX model",
+            ModelFormat::ExportedProgram => "torch.export program",
+        }
+    }
+}
+
+/// The names inside a zip file, or none if it is not one.
+fn zip_names(path: &Path) -> Vec<String> {
+    std::fs::File::open(path)
+        .ok()
+        .and_then(|f| zip::ZipArchive::new(f).ok())
+        .map(|z| z.file_names().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A PT2 archive has `archive_format` in its top folder.
+fn is_pt2(path: &Path) -> bool {
+    has_pt2_marker(&zip_names(path))
+}
+
+fn has_pt2_marker(names: &[String]) -> bool {
+    names
+        .iter()
+        .any(|n| n.rsplit('/').next() == Some("archive_format"))
+}
+
+/// An AOTInductor package holds `data/aotinductor/`; another PT2 archive is a program not yet
+/// compiled. Anything else named `.pt2` goes to the package loader, which says what is wrong.
+fn pt2_kind(path: &Path) -> ModelFormat {
+    let names = zip_names(path);
+    let compiled = names.iter().any(|n| n.contains("data/aotinductor/"));
+    if has_pt2_marker(&names) && !compiled {
+        ModelFormat::ExportedProgram
+    } else {
+        ModelFormat::AotInductor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModelFormat;
+    use std::io::Write;
+
+    fn zip_with(path: &std::path::Path, names: &[&str]) {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for name in names {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(b"x").unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    #[test]
+    fn formats_are_told_by_name_then_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        zip_with(&at("ts.bin"), &["m/data.pkl", "m/code/__torch__.py"]);
+        zip_with(
+            &at("aoti.bin"),
+            &["m/archive_format", "m/data/aotinductor/model/m.so"],
+        );
+        zip_with(
+            &at("exported.pt2"),
+            &["m/archive_format", "m/models/m.json"],
+        );
+        std::fs::write(at("model.bin"), b"\x08\x08\x12\x07pytorch").unwrap();
+        std::fs::write(at("text.pt"), b"not a model").unwrap();
+        let of = |name: &str| ModelFormat::of(&at(name), name);
+        assert_eq!(of("ts.bin"), ModelFormat::TorchScript);
+        assert_eq!(of("aoti.bin"), ModelFormat::AotInductor);
+        assert_eq!(of("exported.pt2"), ModelFormat::ExportedProgram);
+        assert_eq!(of("model.bin"), ModelFormat::Onnx);
+        assert_eq!(of("text.pt"), ModelFormat::TorchScript);
+        // The name decides first (an archive member is unpacked under another path).
+        assert_eq!(
+            ModelFormat::of(&at("text.pt"), "model.onnx"),
+            ModelFormat::Onnx
+        );
+        assert_eq!(
+            ModelFormat::of(&at("aoti.bin"), "x.pt2"),
+            ModelFormat::AotInductor
+        );
+        assert!(ModelFormat::TorchScript.has_gradients());
+        assert!(!ModelFormat::Onnx.has_gradients());
+    }
+}

@@ -1,0 +1,207 @@
+//! Models from torch.export: AOTInductor packages (`.pt2`) and ONNX models work everywhere a
+//! TorchScript file does (archives, a model store, TorchServe's and KServe's APIs), answer as
+//! `predict` does, and refuse explanations with why.
+
+use crate::util::server::Server;
+use crate::util::{predict, root, run, scancer, PCAM};
+use serde_json::{json, Value};
+
+const PATCH: &str = "examples/patches/patch-02.png";
+
+fn exported(format: &str) -> String {
+    PCAM.replace(".pt", &format!(".{format}"))
+}
+
+/// `scancer archive` of the pcam model in `format` into `store`, as `pcam-FORMAT.mar`.
+fn archive(format: &str, store: &std::path::Path) {
+    let out = run(scancer().args([
+        "archive",
+        "--model-name",
+        &format!("pcam-{format}"),
+        "--version",
+        "1.0",
+        "--serialized-file",
+        &exported(format),
+        "--config",
+        "examples/pcam-classification.toml",
+        "--export-path",
+        store.to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, 0, "{format}: {}", out.stderr);
+}
+
+#[test]
+fn archives_of_every_format_serve_from_a_model_store_on_every_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let formats = ["pt", "onnx", "pt2"];
+    for format in formats {
+        archive(format, &store);
+    }
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            "--model-store",
+            "store",
+            "--disable-token-auth",
+            "--models",
+            "pcam-pt.mar",
+            "pcam-onnx.mar",
+            "pcam-pt2.mar",
+        ],
+        &[],
+    );
+    let image = std::fs::read(root().join(PATCH)).unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&image);
+    let mut answers: Vec<Value> = Vec::new();
+    for format in formats {
+        let name = format!("pcam-{format}");
+        let want = predict(&exported(format), &[PATCH]).record(PATCH);
+        // TorchServe's /predictions (details: the probabilities).
+        let reply = server.put(&format!("/predictions/{name}?details=true"), &image);
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text());
+        assert_eq!(
+            reply.json()["probabilities"],
+            want["probabilities"],
+            "{name}"
+        );
+        // KServe V1 and V2.
+        let v1 = json!({"instances": [{"data": b64}]}).to_string();
+        let reply = server.request(
+            "POST",
+            &format!("/v1/models/{name}:predict"),
+            &[("content-type", "application/json")],
+            v1.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{name} v1: {}", reply.text());
+        let v2 = json!({"inputs": [{"name": "input__0", "shape": [1], "datatype": "BYTES",
+                                    "data": [b64]}]})
+        .to_string();
+        let reply = server.request(
+            "POST",
+            &format!("/v2/models/{name}/infer"),
+            &[("content-type", "application/json")],
+            v2.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{name} v2: {}", reply.text());
+        let outputs = reply.json()["outputs"].clone();
+        let probabilities = outputs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "probabilities")
+            .unwrap()["data"]
+            .clone();
+        let p = probabilities[1].as_f64().unwrap();
+        let want_p = want["probabilities"]["metastatic"].as_f64().unwrap();
+        assert!((p - want_p).abs() < 1e-6, "{name} v2: {p} vs {want_p}");
+        answers.push(want["probabilities"].clone());
+        // Explanations: TorchScript gives them; the others say why not.
+        let reply = server.put(&format!("/explanations/{name}"), &image);
+        if format == "pt" {
+            assert_eq!(reply.status, 200, "{name}: {}", reply.text());
+        } else {
+            assert_eq!(reply.status, 400, "{name}: {}", reply.text());
+            assert!(
+                reply
+                    .text()
+                    .contains("explanations need gradients, which only TorchScript models give"),
+                "{name}: {}",
+                reply.text()
+            );
+        }
+    }
+    // The three formats agree within the parity bound.
+    for other in &answers[1..] {
+        let (a, b) = (
+            answers[0]["metastatic"].as_f64().unwrap(),
+            other["metastatic"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // The management API describes each with its worker.
+    for format in formats {
+        let reply = server.request_to(
+            server.management_port,
+            "GET",
+            &format!("/models/pcam-{format}"),
+            &[],
+            b"",
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json()[0]["workers"][0]["status"], "READY");
+    }
+    assert!(!server.log().contains("panicked"));
+}
+
+#[test]
+fn explanations_and_uncompiled_programs_are_refused_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["onnx", "pt2"] {
+        let out = run(scancer().args([
+            "predict",
+            "-m",
+            &exported(format),
+            "--explain",
+            dir.path().to_str().unwrap(),
+            PATCH,
+        ]));
+        assert_eq!(out.code, 2, "{format}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("--explain needs gradients, which only TorchScript models give"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+    // A torch.export program saved as it is (not compiled by AOTInductor).
+    let program = dir.path().join("program.pt2");
+    {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&program).unwrap());
+        for name in ["program/archive_format", "program/models/model.json"] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(b"pt2").unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        program.to_str().unwrap(),
+        "-c",
+        "examples/pcam-classification.toml",
+        PATCH,
+    ]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("runs only once compiled")
+            && out.stderr.contains("aoti_compile_and_package"),
+        "{}",
+        out.stderr
+    );
+    // Not an ONNX model, though named one.
+    let fake = dir.path().join("fake.onnx");
+    std::fs::write(&fake, b"patient notes, not a model").unwrap();
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        fake.to_str().unwrap(),
+        "-c",
+        "examples/pcam-classification.toml",
+        PATCH,
+    ]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("fake.onnx: cannot load ONNX model"),
+        "{}",
+        out.stderr
+    );
+}
