@@ -33,7 +33,8 @@ pub(crate) fn variable(name: &str) -> Option<String> {
 /// Prepares the process before any thread starts (changing the environment is only safe then):
 /// libtorch's OpenMP runtime gets one thread per team unless the user chose a count, since every
 /// forward pass runs on one intra-op thread (see `Engine`) and so no thread ever spins at a
-/// barrier, whatever the machine's load (OpenMP reads it when libtorch is opened); and the
+/// barrier, whatever the machine's load (OpenMP reads it when libtorch is opened); AOTInductor
+/// packages check their inputs' shapes (AOTI_RUNTIME_CHECK_INPUTS); and the
 /// libraries the user named, SCANCER_TORCH (the libtorch engine), SCANCER_ONNXRUNTIME and
 /// SCANCER_OPENSLIDE (with the `openslide` feature), are where the engines and the slide readers
 /// look.
@@ -41,6 +42,9 @@ pub(crate) fn prepare() {
     if std::env::var_os("OMP_NUM_THREADS").is_none() {
         std::env::set_var("OMP_NUM_THREADS", "1");
     }
+    // An AOTInductor package checks its inputs' shapes only when asked; unchecked, a batch of
+    // another size than it was compiled for is read past its end.
+    std::env::set_var("AOTI_RUNTIME_CHECK_INPUTS", "1");
     if let Some(engine) = std::env::var_os(crate::engine::ENGINE_VAR).filter(|v| !v.is_empty()) {
         crate::engine::use_library(PathBuf::from(engine));
     }

@@ -84,6 +84,13 @@ pub(crate) enum EngineError {
         shape: [usize; 4],
         error: ModelError,
     },
+    /// The model was exported with a fixed batch size other than the one scancer runs.
+    #[error("{name}: the model takes batches of exactly {fixed} image(s) (its batch dimension was fixed when it was exported), and scancer runs batches of {asked}: run with --batch-size {fixed} (serve: --batch-size or batchSize), or export it with a dynamic batch dimension")]
+    FixedBatch {
+        name: String,
+        fixed: usize,
+        asked: usize,
+    },
     #[error("this engine was loaded without explanations")]
     NoExplanations,
     /// Explanations need gradients, which this model's engine does not give.
@@ -156,6 +163,14 @@ impl Engine {
                 source.name
             );
         }
+        let batch_size = options.batch_size.max(1);
+        if let Some(fixed) = first.fixed_batch().filter(|&f| f != batch_size) {
+            return Err(EngineError::FixedBatch {
+                name: source.name.clone(),
+                fixed,
+                asked: batch_size,
+            });
+        }
         let lanes = options
             .threads
             .unwrap_or_else(|| if first.on_cuda() { 1 } else { physical_cores() })
@@ -164,7 +179,6 @@ impl Engine {
         let explainer = (options.explain && source.format.has_gradients())
             .then(|| load(false))
             .transpose()?;
-        let batch_size = options.batch_size.max(1);
         let mut engine = Engine {
             lanes: vec![Mutex::new(first)],
             explainer: explainer.map(Mutex::new),
@@ -212,13 +226,20 @@ impl Engine {
         let n = self.batch_size;
         let probe = probe_images(n, c * h * w);
         let images: Vec<&Prepared> = probe.iter().collect();
-        let reference = self
-            .infer_at(0, &images, n)
-            .map_err(|error| EngineError::Mismatch {
-                name: name.to_owned(),
-                shape: [n, c, h, w],
-                error,
-            })?;
+        let reference =
+            self.infer_at(0, &images, n)
+                .map_err(|error| match package_batch(&error) {
+                    Some(fixed) if fixed != n => EngineError::FixedBatch {
+                        name: name.to_owned(),
+                        fixed,
+                        asked: n,
+                    },
+                    _ => EngineError::Mismatch {
+                        name: name.to_owned(),
+                        shape: [n, c, h, w],
+                        error,
+                    },
+                })?;
         self.classes = match &reference[0] {
             Prediction::Class(c) => c.probabilities.len(),
             Prediction::Segmentation(s) => s.fractions.len(),
@@ -386,6 +407,14 @@ impl Engine {
         answers.truncate(images.len());
         Ok(answers)
     }
+}
+
+/// The batch size an AOTInductor package was compiled for, from its refusal of another
+/// ("input_handles[0]: unmatched dim value at 0, expected: 4, but got: 16").
+fn package_batch(error: &ModelError) -> Option<usize> {
+    let text = error.to_string();
+    let rest = text.split("unmatched dim value at 0, expected: ").nth(1)?;
+    rest.split(',').next()?.trim().parse().ok()
 }
 
 /// A lane's model, usable even if a thread panicked while holding it (a forward pass leaves no

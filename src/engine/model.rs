@@ -4,7 +4,7 @@
 //! its forward passes on one thread.
 
 use super::library::Unavailable;
-use super::model_format::ModelFormat;
+use super::model_format::{missing_cpu_flag, package_isa, ModelFormat};
 use super::onnx::{self, OnnxError, OnnxLoadError};
 use super::output::Output;
 use super::postprocess::OutputError;
@@ -42,6 +42,13 @@ pub(crate) enum ModelError {
     /// Explanations asked of a model whose engine gives no gradients.
     #[error("explanations need gradients, which only TorchScript models give (this is {})", .0.noun_with_article())]
     NoGradients(ModelFormat),
+    /// An AOTInductor package compiled for an instruction set this CPU lacks.
+    #[error("{path}: this AOTInductor package's kernels were compiled for {isa}, and this CPU lacks it (no {flag}): compile it on (or for) a CPU this one can run, e.g. with torch._inductor.config.cpp.march = \"x86-64-v3\" and cpp.simdlen = 256 for any AVX2 CPU")]
+    Isa {
+        path: String,
+        isa: String,
+        flag: &'static str,
+    },
     #[error("CUDA was requested but is not available (no GPU is visible, or this libtorch was built without CUDA)")]
     NoCuda,
     #[error("forward failed: {0}")]
@@ -110,6 +117,18 @@ impl Model {
             }
             ModelFormat::ExportedProgram => Err(ModelError::NotCompiled(name.to_owned())),
             ModelFormat::TorchScript | ModelFormat::AotInductor => {
+                if format == ModelFormat::AotInductor {
+                    // Kernels for a missing instruction set would stop the process (SIGILL).
+                    if let Some(isa) = package_isa(path) {
+                        if let Some(flag) = missing_cpu_flag(&isa) {
+                            return Err(ModelError::Isa {
+                                path: name.to_owned(),
+                                isa,
+                                flag,
+                            });
+                        }
+                    }
+                }
                 let torch = torch()?;
                 let cuda = match device {
                     DeviceChoice::Cpu => Some(None),
@@ -140,6 +159,15 @@ impl Model {
     /// Whether the model runs on a CUDA device.
     pub(crate) fn on_cuda(&self) -> bool {
         self.on_cuda
+    }
+
+    /// The batch size the model takes, where its batch dimension was fixed at export (as far as
+    /// the file says: an AOTInductor package says it only when run at another).
+    pub(crate) fn fixed_batch(&self) -> Option<usize> {
+        match &self.runtime {
+            Runtime::Onnx(session) => session.fixed_batch(),
+            Runtime::Torch(_) => None,
+        }
     }
 
     pub(crate) fn optimize_error(&self) -> Option<&str> {

@@ -80,6 +80,51 @@ impl ModelFormat {
     }
 }
 
+/// The instruction set an AOTInductor package's CPU kernels were compiled for (`AOTI_CPU_ISA` in
+/// its metadata: "AVX2", "AVX512"...), where it says one.
+pub(crate) fn package_isa(path: &Path) -> Option<String> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).ok()?).ok()?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter(|n| n.contains("data/aotinductor/") && n.ends_with("_metadata.json"))
+        .map(str::to_owned)
+        .collect();
+    names.iter().find_map(|name| {
+        let mut text = String::new();
+        zip.by_name(name)
+            .ok()?
+            .take(1 << 16)
+            .read_to_string(&mut text)
+            .ok()?;
+        let metadata: serde_json::Value = serde_json::from_str(&text).ok()?;
+        metadata["AOTI_CPU_ISA"]
+            .as_str()
+            .filter(|isa| !isa.is_empty())
+            .map(str::to_owned)
+    })
+}
+
+/// The CPU flags (from /proc/cpuinfo) an instruction set named as AOTInductor names it needs,
+/// the first of them this CPU lacks.
+pub(crate) fn missing_cpu_flag(isa: &str) -> Option<&'static str> {
+    let needs: &[&'static str] = match isa.to_ascii_uppercase().as_str() {
+        "AVX2" => &["avx2", "fma"],
+        "AVX512" => &["avx512f", "avx512bw", "avx512vl", "avx512dq"],
+        "AMX" | "AMX_TILE" => &["amx_tile"],
+        _ => &[],
+    };
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    if flags.is_empty() {
+        return None;
+    }
+    needs.iter().copied().find(|n| !flags.contains(n))
+}
+
 /// The names inside a zip file, or none if it is not one.
 fn zip_names(path: &Path) -> Vec<String> {
     std::fs::File::open(path)
@@ -158,6 +203,25 @@ mod tests {
             ModelFormat::AotInductor
         );
         assert!(ModelFormat::TorchScript.has_gradients());
+        assert_eq!(super::package_isa(&at("aoti.bin")), None);
         assert!(!ModelFormat::Onnx.has_gradients());
+    }
+
+    #[test]
+    fn a_package_says_its_instruction_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.pt2");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("m/archive_format", options).unwrap();
+        zip.write_all(b"pt2").unwrap();
+        zip.start_file("m/data/aotinductor/model/x.wrapper_metadata.json", options)
+            .unwrap();
+        zip.write_all(br#"{"AOTI_DEVICE_KEY": "cpu", "AOTI_CPU_ISA": "AVX512"}"#)
+            .unwrap();
+        zip.finish().unwrap();
+        assert_eq!(super::package_isa(&path).as_deref(), Some("AVX512"));
+        // An instruction set scancer does not know is not refused.
+        assert_eq!(super::missing_cpu_flag("NEON9"), None);
     }
 }

@@ -85,6 +85,8 @@ fn cuda_provider() -> bool {
 pub(crate) struct Session {
     session: OrtSession,
     input: String,
+    /// The batch size the model was exported with, where its batch dimension is not dynamic.
+    fixed_batch: Option<usize>,
     on_cuda: bool,
 }
 
@@ -113,8 +115,15 @@ impl Session {
             builder.commit_from_file(path)
         };
         let session = build().map_err(|e| OnnxLoadError::Load(e.into()))?;
-        let input = match session.inputs() {
-            [one] => one.name().to_owned(),
+        let (input, fixed_batch) = match session.inputs() {
+            [one] => (
+                one.name().to_owned(),
+                one.dtype()
+                    .tensor_shape()
+                    .and_then(|shape| shape.first().copied())
+                    .and_then(|rows| usize::try_from(rows).ok())
+                    .filter(|&rows| rows > 0),
+            ),
             more => {
                 return Err(OnnxLoadError::Load(OnnxError(format!(
                     "the model takes {} inputs ({}); scancer feeds one image tensor",
@@ -126,8 +135,13 @@ impl Session {
         Ok(Session {
             session,
             input,
+            fixed_batch,
             on_cuda,
         })
+    }
+
+    pub(crate) fn fixed_batch(&self) -> Option<usize> {
+        self.fixed_batch
     }
 
     pub(crate) fn on_cuda(&self) -> bool {

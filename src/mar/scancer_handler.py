@@ -5,6 +5,11 @@ torchvision Resize/CenterCrop (Pillow bilinear), ToTensor and Normalize in float
 configured output. Answers per request: binary -> the class index (0 or 1, like Scancer's pcam
 handler), multiclass -> {label: probability} for the top k (like image_classifier), segmentation ->
 the class mask as nested lists, raw -> the output tensor as nested lists.
+
+The archive's serialized file may be TorchScript (`.pt`, loaded by TorchServe's BaseHandler), ONNX
+(`.onnx`: BaseHandler sets up the ONNX Runtime session, this handler runs it) or an AOTInductor package
+(`.pt2`, from torch.export and torch._inductor.aoti_compile_and_package: loaded here with
+torch._inductor.aoti_load_package, which BaseHandler cannot do).
 """
 
 import io
@@ -16,11 +21,17 @@ import torch
 from PIL import Image
 from torchvision import transforms
 from ts.torch_handler.base_handler import BaseHandler
+from ts.utils.util import load_label_mapping
 
 
 class ScancerHandler(BaseHandler):
     def initialize(self, context):
-        super().initialize(context)
+        serialized = context.manifest["model"].get("serializedFile", "")
+        if serialized.endswith(".pt2"):
+            self._initialize_pt2(context)
+        else:
+            super().initialize(context)  # .pt: TorchScript; .onnx: an ONNX Runtime InferenceSession
+        self.onnx = serialized.endswith(".onnx")
         model_dir = context.system_properties.get("model_dir")
         with open(os.path.join(model_dir, "scancer-handler.json"), encoding="utf-8") as f:
             self.config = json.load(f)
@@ -36,6 +47,29 @@ class ScancerHandler(BaseHandler):
             steps += [transforms.Resize(size)]
         steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
         self.transform = transforms.Compose(steps)
+
+    def _initialize_pt2(self, context):
+        """BaseHandler.initialize for an AOTInductor package: the same attributes, the model from
+        torch._inductor.aoti_load_package. The package was compiled for one device; it runs there."""
+        from torch._inductor import aoti_load_package
+
+        if hasattr(context, "model_yaml_config"):
+            self.model_yaml_config = context.model_yaml_config
+        properties = context.system_properties
+        self.manifest = context.manifest
+        model_dir = properties.get("model_dir")
+        self.model_pt_path = os.path.join(model_dir, self.manifest["model"]["serializedFile"])
+        gpu_id = properties.get("gpu_id")
+        on_gpu = torch.cuda.is_available() and gpu_id is not None
+        self.model = aoti_load_package(self.model_pt_path, device_index=int(gpu_id) if on_gpu else -1)
+        if on_gpu and self.model.get_metadata().get("AOTI_DEVICE_KEY") == "cuda":
+            self.map_location = "cuda"
+            self.device = torch.device(f"cuda:{gpu_id}")
+        else:
+            self.map_location = "cpu"
+            self.device = torch.device("cpu")
+        self.mapping = load_label_mapping(os.path.join(model_dir, "index_to_name.json"))
+        self.initialized = True
 
     def _image(self, row):
         data = row.get("data") or row.get("body")
@@ -60,6 +94,10 @@ class ScancerHandler(BaseHandler):
         return torch.stack([self._image(row) for row in data]).to(self.device)
 
     def inference(self, data, *args, **kwargs):
+        if self.onnx:
+            name = self.model.get_inputs()[0].name
+            output = self.model.run(None, {name: data.cpu().numpy()})[0]
+            return torch.from_numpy(np.asarray(output, dtype=np.float32))
         with torch.inference_mode():
             return self.model(data).float()
 
