@@ -91,6 +91,13 @@ pub(crate) enum EngineError {
         fixed: usize,
         asked: usize,
     },
+    /// The model was exported with a bound on its batch dimension below scancer's batch size.
+    #[error("{name}: the model takes batches of at most {most} images (its batch dimension's bound when it was exported), and scancer runs batches of {asked}: run with --batch-size {most} or less, or export it with a larger bound")]
+    BatchBound {
+        name: String,
+        most: usize,
+        asked: usize,
+    },
     #[error("this engine was loaded without explanations")]
     NoExplanations,
     /// Explanations need gradients, which this model's engine does not give.
@@ -226,20 +233,26 @@ impl Engine {
         let n = self.batch_size;
         let probe = probe_images(n, c * h * w);
         let images: Vec<&Prepared> = probe.iter().collect();
-        let reference =
-            self.infer_at(0, &images, n)
-                .map_err(|error| match package_batch(&error) {
-                    Some(fixed) if fixed != n => EngineError::FixedBatch {
-                        name: name.to_owned(),
-                        fixed,
-                        asked: n,
-                    },
-                    _ => EngineError::Mismatch {
-                        name: name.to_owned(),
-                        shape: [n, c, h, w],
-                        error,
-                    },
-                })?;
+        let reference = self.infer_at(0, &images, n).map_err(|error| {
+            let name = name.to_owned();
+            match package_batch(&error) {
+                Some(PackageBatch::Fixed(fixed)) if fixed != n => EngineError::FixedBatch {
+                    name,
+                    fixed,
+                    asked: n,
+                },
+                Some(PackageBatch::AtMost(most)) if most < n => EngineError::BatchBound {
+                    name,
+                    most,
+                    asked: n,
+                },
+                _ => EngineError::Mismatch {
+                    name,
+                    shape: [n, c, h, w],
+                    error,
+                },
+            }
+        })?;
         self.classes = match &reference[0] {
             Prediction::Class(c) => c.probabilities.len(),
             Prediction::Segmentation(s) => s.fractions.len(),
@@ -409,12 +422,24 @@ impl Engine {
     }
 }
 
-/// The batch size an AOTInductor package was compiled for, from its refusal of another
-/// ("input_handles[0]: unmatched dim value at 0, expected: 4, but got: 16").
-fn package_batch(error: &ModelError) -> Option<usize> {
+/// What an AOTInductor package's batch dimension allows.
+#[derive(Debug, PartialEq)]
+enum PackageBatch {
+    Fixed(usize),
+    AtMost(usize),
+}
+
+/// The batch sizes an AOTInductor package was compiled for, from its refusal of another
+/// ("input_handles[0]: unmatched dim value at 0, expected: 4, but got: 16", or "dim value is too
+/// large at 0, expected to be <= 15, but got: 16").
+fn package_batch(error: &ModelError) -> Option<PackageBatch> {
     let text = error.to_string();
-    let rest = text.split("unmatched dim value at 0, expected: ").nth(1)?;
-    rest.split(',').next()?.trim().parse().ok()
+    let number = |rest: &str| rest.split(',').next()?.trim().parse().ok();
+    if let Some(rest) = text.split("unmatched dim value at 0, expected: ").nth(1) {
+        return number(rest).map(PackageBatch::Fixed);
+    }
+    let rest = text.split("too large at 0, expected to be <= ").nth(1)?;
+    number(rest).map(PackageBatch::AtMost)
 }
 
 /// A lane's model, usable even if a thread panicked while holding it (a forward pass leaves no
@@ -493,6 +518,31 @@ mod tests {
         assert_eq!(threads(DeviceChoice::Cpu, None, 1), Some(1));
         assert_eq!(threads(DeviceChoice::Cuda, None, 100), None);
         assert_eq!(threads(DeviceChoice::Auto, Some(3), 1), Some(3));
+    }
+
+    #[test]
+    fn a_packages_batch_sizes_are_read_from_its_refusal() {
+        use super::{package_batch, ModelError, PackageBatch};
+        let refusal =
+            |text: &str| ModelError::Panicked(Box::leak(text.to_owned().into_boxed_str()));
+        assert_eq!(
+            package_batch(&refusal(
+                "input_handles[0]: unmatched dim value at 0, expected: 4, but got: 16"
+            )),
+            Some(PackageBatch::Fixed(4))
+        );
+        assert_eq!(
+            package_batch(&refusal(
+                "input_handles[0]: dim value is too large at 0, expected to be <= 15, but got: 16"
+            )),
+            Some(PackageBatch::AtMost(15))
+        );
+        assert_eq!(
+            package_batch(&refusal(
+                "input_handles[0]: unmatched dim value at 1, expected: 3"
+            )),
+            None
+        );
     }
 
     #[test]

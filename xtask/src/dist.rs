@@ -1,7 +1,8 @@
 //! Release artefacts: `cargo xtask dist` lays out an installed scancer and packs it twice, as a
 //! tarball for any prefix (`/usr/local`, `/opt/scancer`) and as a Debian package (`/usr`). Both are
-//! relocatable: scancer finds its engine in `../lib/scancer`, and the engine finds libtorch's
-//! libraries beside itself (`$ORIGIN`), so neither needs LD_LIBRARY_PATH or the build user's cache.
+//! relocatable: scancer finds its engines in `../lib/scancer` (the libtorch engine, which finds
+//! libtorch's libraries beside itself through `$ORIGIN`, and ONNX Runtime's library), so neither
+//! needs LD_LIBRARY_PATH or the build user's cache.
 
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -50,6 +51,7 @@ pub fn pack(root: &Path, built: &Path, out: &Path) -> Result<Artefacts> {
         let depends = depends(&[
             &usr.join("bin/scancer"),
             &usr.join("lib/scancer/libscancer_torch.so"),
+            &usr.join("lib/scancer/libonnxruntime.so.1"),
         ])?;
         control(&tree, &version, size_bytes(&usr)?.div_ceil(1024), &depends)?;
         let deb = out.join(format!("scancer_{version}_{}.deb", deb_arch()));
@@ -96,6 +98,17 @@ fn lay_out(root: &Path, built: &Path, prefix: &Path, binary: &str) -> Result<()>
             install(&path, &engine.join(&*file), 0o755)?;
         }
     }
+    // ONNX Runtime, for `.onnx` models (scancer opens it at run time, only for them).
+    let onnxruntime = root
+        .join(crate::tools::ONNXRUNTIME_LINK)
+        .join("libonnxruntime.so.1");
+    if !onnxruntime.is_file() {
+        bail!(
+            "no {}: run `cargo xtask setup` first",
+            onnxruntime.display()
+        );
+    }
+    install(&onnxruntime, &engine.join("libonnxruntime.so.1"), 0o755)?;
     let unit = fs::read_to_string(root.join("deploy/scancer.service"))?;
     if !unit.contains(UNIT_BINARY) {
         bail!("deploy/scancer.service no longer runs {UNIT_BINARY}");
@@ -161,7 +174,8 @@ fn control(tree: &Path, version: &str, installed_kib: u64, depends: &str) -> Res
              Description: breast-cancer detection models: predict, archive, store and serve\n \
              One binary that runs Scancer's PyTorch models over image files, folders and whole\n \
              slides, packages them as TorchServe archives, manages a TorchServe model store and\n \
-             serves TorchServe's and KServe's APIs. Includes the CPU libtorch it runs models with.\n",
+             serves TorchServe's and KServe's APIs. Includes the CPU libtorch (TorchScript, AOTInductor)\n \
+             and ONNX Runtime (ONNX) it runs models with.\n",
             deb_arch()
         ),
     )?;

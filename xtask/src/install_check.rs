@@ -36,15 +36,22 @@ pub fn run(root: &Path) -> Result<()> {
     let data = work.join("data");
     for (from, to) in [
         ("examples/pcam-classification.pt", "pcam.pt"),
+        ("examples/pcam-classification.pt2", "pcam.pt2"),
+        ("examples/pcam-classification.onnx", "pcam.onnx"),
         ("examples/pcam-classification.toml", "pcam.toml"),
         ("examples/patches/patch-00.png", "patch-00.png"),
         ("examples/patches/patch-01.png", "patch-01.png"),
     ] {
         copy_readable(&root.join(from), &data.join(to))?;
     }
-    // What the build tree answers: every installed copy must answer the same.
-    let expected =
-        output(Command::new(root.join("target/debug/scancer")).args(predict_args(&data)))?;
+    // What the build tree answers, for the model in each format: every installed copy must
+    // answer the same.
+    let expected = MODELS
+        .iter()
+        .map(|model| {
+            output(Command::new(root.join("target/debug/scancer")).args(predict_args(&data, model)))
+        })
+        .collect::<Result<Vec<_>>>()?;
 
     let prefix = work.join("prefix");
     make_dir(&prefix)?;
@@ -90,30 +97,42 @@ pub fn run(root: &Path) -> Result<()> {
         &prefix,
         &work.join("state"),
     )?;
-    serve_as_the_unit(&unit, &user, &prefix, &data, &expected)
+    serve_as_the_unit(&unit, &user, &prefix, &data, &expected[0])
 }
 
-/// An installed scancer, run as `user`, predicts what the build tree does.
-fn agrees(user: &User, scancer: &Path, data: &Path, expected: &str, artefact: &str) -> Result<()> {
-    let predicted = output(user.command(scancer).args(predict_args(data)))?;
-    ensure!(
-        predicted == expected,
-        "{artefact}'s scancer predicts\n{predicted}\nthe build tree's\n{expected}"
-    );
+/// The example model in each format: TorchScript, AOTInductor (both in libtorch), ONNX.
+const MODELS: [&str; 3] = ["pcam.pt", "pcam.pt2", "pcam.onnx"];
+
+/// An installed scancer, run as `user`, predicts what the build tree does, in every format.
+fn agrees(
+    user: &User,
+    scancer: &Path,
+    data: &Path,
+    expected: &[String],
+    artefact: &str,
+) -> Result<()> {
+    for (model, expected) in MODELS.iter().zip(expected) {
+        let predicted = output(user.command(scancer).args(predict_args(data, model)))?;
+        ensure!(
+            &predicted == expected,
+            "{artefact}'s scancer predicts with {model}\n{predicted}\nthe build tree's\n{expected}"
+        );
+    }
     eprintln!(
-        "install check: predict from {artefact} as {} agrees",
-        user.name
+        "install check: predict from {artefact} as {} agrees ({})",
+        user.name,
+        MODELS.join(", ")
     );
     Ok(())
 }
 
-/// `scancer predict` on the two patches, one JSON line each.
-fn predict_args(data: &Path) -> Vec<PathBuf> {
+/// `scancer predict` with `model` on the two patches, one JSON line each.
+fn predict_args(data: &Path, model: &str) -> Vec<PathBuf> {
     ["predict", "-f", "jsonl", "--model"]
         .into_iter()
         .map(PathBuf::from)
         .chain([
-            data.join("pcam.pt"),
+            data.join(model),
             data.join("patch-00.png"),
             data.join("patch-01.png"),
         ])
