@@ -82,7 +82,7 @@ pub(crate) enum EngineError {
     Mismatch {
         name: String,
         shape: [usize; 4],
-        error: ModelError,
+        error: Box<ModelError>,
     },
     /// The model was exported with a fixed batch size other than the one scancer runs.
     #[error("{name}: the model takes batches of exactly {fixed} image(s) (its batch dimension was fixed when it was exported), and scancer runs batches of {asked}: run with --batch-size {fixed} (serve: --batch-size or batchSize), or export it with a dynamic batch dimension")]
@@ -101,8 +101,8 @@ pub(crate) enum EngineError {
     #[error("this engine was loaded without explanations")]
     NoExplanations,
     /// Explanations need gradients, which this model's engine does not give.
-    #[error("{name}: {error}")]
-    NoGradients { name: String, error: ModelError },
+    #[error("{name}: explanations need gradients, which only TorchScript models give (this is {})", .format.noun_with_article())]
+    NoGradients { name: String, format: ModelFormat },
 }
 
 /// An image's attribution (`[C, H, W]`) and its output's change from the baseline.
@@ -249,7 +249,7 @@ impl Engine {
                 _ => EngineError::Mismatch {
                     name,
                     shape: [n, c, h, w],
-                    error,
+                    error: Box::new(error),
                 },
             }
         })?;
@@ -340,7 +340,7 @@ impl Engine {
         if !self.format.has_gradients() {
             return Err(EngineError::NoGradients {
                 name: self.name.clone(),
-                error: ModelError::NoGradients(self.format),
+                format: self.format,
             });
         }
         let mut explainer = lock(self.explainer.as_ref().ok_or(EngineError::NoExplanations)?);
