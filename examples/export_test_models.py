@@ -1,11 +1,36 @@
 #!/usr/bin/env python3
 """Export scancer's test and example models and the PyTorch reference outputs.
 
-Developer script (PyTorch 2.13 + torchvision 0.28 + Pillow in a venv); the tests and CI never run it,
-they read what it commits into examples/ and testdata/.
+Developer script (PyTorch 2.13 + torchvision 0.28 + Pillow, plus onnxruntime 1.32, onnx and onnxscript
+for the ONNX export and its check, in a venv); the tests and CI never run it, they read what it commits
+into examples/ and testdata/.
 
     python examples/export_test_models.py            # examples/ + testdata/ (committed)
     python examples/export_test_models.py --bench DIR  # full-width pcam model + 2,000 PNG patches
+    python examples/export_test_models.py --keep       # keep the .pt and reference.json, add .pt2/.onnx
+
+Every model is written three ways, all from the same nn.Module (eval mode, after BatchNorm calibration
+and output rescaling), each with a dynamic batch dimension:
+
+    NAME.pt2   torch.export.export, then AOTInductor (aoti_compile_and_package, freezing=True), compiled
+               under torch.set_num_threads(1): scancer runs each forward pass on one thread, several
+               model instances side by side. This is the format to prefer; its shared library is
+               built for any x86-64 CPU with AVX2 (-march=x86-64-v3, 256-bit vectors), not for this
+               machine's own (Inductor's default, -march=native, could stop another CPU with SIGILL).
+    NAME.onnx  torch.onnx.export(dynamo=True), the exporter's default opset, weights inside the file;
+               for ONNX Runtime.
+    NAME.pt    torch.jit.trace (TorchScript): the legacy format, kept for older deployments.
+
+The BatchNorm calibration, the output rescaling and the references are float32 arithmetic, and
+another CPU (its instruction set, hence other oneDNN/MKL kernels) rounds them differently: run on a
+machine other than the one that made the committed files, the script gives BatchNorm statistics and a
+last layer that differ in the last bits, and reference logits up to ~2e-5 apart. --keep keeps the
+committed .pt files and testdata/reference.json as they are and exports the .pt2 and .onnx from the
+weights of those .pt files (the random draws are the same either way, so the other fixtures are too).
+
+Before it exits the script checks that the .pt2 (aoti_load_package) and the .onnx (ONNX Runtime, CPU)
+answer every reference input like the eager module, alone and inside a batch of 16: probabilities
+within 1e-5, logits within 1e-5 relative to their magnitude (at least 1e-5); it fails otherwise.
 
 Models use seeded random weights with non-trivial BatchNorm statistics: they exercise exactly the code
 paths of a trained model, but their answers mean nothing medically.
@@ -13,17 +38,22 @@ paths of a trained model, but their answers mean nothing medically.
 
 import argparse
 import json
+import os
 import struct
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch._inductor.utils  # aoti_compile_and_package, aoti_load_package, utils.fresh_cache
 import torch.nn as nn
 from PIL import Image
 from torchvision import transforms
 
 ROOT = Path(__file__).resolve().parent.parent
+# As scancer runs them: an AOTInductor package checks its input's shape against its guards.
+os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"
 SEED = 20261127
 
 
@@ -93,10 +123,12 @@ def calibrate_batchnorm(model, sample):
     model.eval()
 
 
-def export(model, example_shape, path, sample):
+def export(model, example_shape, path, sample, keep=False):
     """Trace exactly as Scancer does and save. Before that, rescale the last layer so that the outputs
     over `sample` spread with a standard deviation of 2 around 0: random deep networks otherwise answer
-    almost the same logit for every image, and a parity test on such outputs could not fail."""
+    almost the same logit for every image, and a parity test on such outputs could not fail.
+    With `keep`, the existing .pt stays and the module takes its weights instead.
+    Returns the TorchScript model as loaded from the .pt and the module."""
     model.eval()
     calibrate_batchnorm(model, sample)
     last = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
@@ -107,10 +139,126 @@ def export(model, example_shape, path, sample):
         print(f"{path.name}: output std {out.std().item():.3g} before rescaling")
     last.weight.data *= scale
     last.bias.data = (last.bias.data - centre) * scale
-    traced = torch.jit.trace(model, torch.rand(*example_shape))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    traced.save(str(path))
-    return torch.jit.load(str(path)).eval()
+    example = torch.rand(*example_shape)  # drawn with or without keep: the fixtures depend on it
+    if keep:
+        model.load_state_dict(torch.jit.load(str(path)).state_dict())
+    else:
+        traced = torch.jit.trace(model, example)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        traced.save(str(path))
+    # The .pt2 and .onnx beside it, from the same module. fork_rng: whatever the exporters draw from
+    # torch's generator is put back, so the models and fixtures made after this one stay as they were.
+    with torch.random.fork_rng(devices=[]):
+        export_pt2(model, sample[:16], path.with_suffix(".pt2"))
+        export_onnx(model, sample[:4], path.with_suffix(".onnx"))
+    return torch.jit.load(str(path)).eval(), model
+
+
+def batch_dim():
+    """The dynamic batch dimension: any size from 1 up. The example batch is 4, not 1: torch.export
+    would specialise on a size-1 example (0 and 1 are always specialised). AOTInductor narrows it
+    further (below)."""
+    return torch.export.Dim("batch", min=1)
+
+
+def export_pt2(model, example, path):
+    """torch.export with a dynamic batch, then AOTInductor with the weights frozen into the kernels.
+    Compiled with one thread in effect: Inductor sizes the OpenMP parallelism of its generated C++
+    kernels by torch.get_num_threads() at compile time (with 1 it emits no `#pragma omp parallel`),
+    and scancer runs each forward pass on one thread, several model instances side by side. The
+    convolutions and matrix products stay calls into libtorch (oneDNN/MKL), which use the threads of the
+    process that runs the model. The shared library inside is built for x86-64-v3 (AVX2, FMA, BMI2)
+    with AVX2 vectors (AOTI_CPU_ISA AVX2 in its metadata), whatever the CPU that builds it: Inductor's
+    default, -march=native and the widest vectors there, would tie the package to this machine.
+    The example batch is 16, scancer's batch size: AOTInductor keeps the guards its compilation added
+    as the package's input checks, and a CPU convolution's backend (hence the layout its output is
+    assumed to have) depends on whether the batch is at least 16, so a package compiled from a
+    smaller example takes batches of 2 to 15 only, and this one takes 16 and more.
+    A fresh Inductor cache each time: from a reused one, Inductor takes its generated C++ sources and
+    appends the compile commands to them once more, so every re-export would grow the package."""
+    ep = torch.export.export(model, (example,), dynamic_shapes=({0: batch_dim()},))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        path.unlink(missing_ok=True)
+        with torch._inductor.utils.fresh_cache():
+            torch._inductor.aoti_compile_and_package(
+                ep, package_path=str(path),
+                inductor_configs={"freezing": True, "cpp.march": "x86-64-v3", "cpp.simdlen": 256})
+    finally:
+        torch.set_num_threads(threads)
+    print(f"{path.name}: {path.stat().st_size:,} bytes")
+
+
+def export_onnx(model, example, path):
+    """torch.onnx.export (dynamo) with a dynamic batch, the exporter's default opset, one self-contained
+    file: the weights are embedded, no external .data file. The exporter's per-node Python stack traces
+    (paths of this machine, line numbers of this script) are left out, so a re-export gives the same bytes."""
+    import onnx
+
+    data = path.with_name(path.name + ".data")
+    for stale in (path, data):
+        stale.unlink(missing_ok=True)
+    torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False, verbose=False,
+                      dynamic_shapes=({0: batch_dim()},), input_names=["input"], output_names=["output"])
+    proto = onnx.load(str(path))  # also reads an external .data file, should the exporter have written one
+    for node in proto.graph.node:
+        kept = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+    data.unlink(missing_ok=True)
+    onnx.checker.check_model(proto)
+    opset = {o.domain or "ai.onnx": o.version for o in proto.opset_import}
+    print(f"{path.name}: {path.stat().st_size:,} bytes, opset {opset}")
+
+
+def check_parity(name, module, path, inputs, probabilities, tolerance=1e-5):
+    """The .pt2 and the .onnx beside `path` against the eager `module` on every input (each 1xCxHxW):
+    alone (batch 1; not the .pt2, which takes 16 and more), and inside a batch of 16 where the input sits at row 0 and row 8 and the other rows
+    hold the other inputs. Also the TorchScript .pt for the record. Prints the largest absolute
+    differences of logits and of probabilities. Returns False if a probability differs by more than
+    `tolerance`, or a logit by more than `tolerance` times max(1, |eager logit|): float32 logits of
+    magnitude ~5 already differ by ~1e-5 between the eager module's own batch-1 and batch-16 answers
+    (other convolution kernels), so for logits the bound is relative."""
+    import onnxruntime as ort
+
+    aoti = torch._inductor.aoti_load_package(str(path.with_suffix(".pt2")))
+    session = ort.InferenceSession(str(path.with_suffix(".onnx")), providers=["CPUExecutionProvider"])
+    onnx_input = session.get_inputs()[0].name
+    script = torch.jit.load(str(path)).eval()
+    runners = {
+        "pt2": aoti,
+        "onnx": lambda x: torch.from_numpy(session.run(None, {onnx_input: x.numpy()})[0]).float(),
+        "pt": script,
+    }
+    with torch.inference_mode():
+        eager = [module(x) for x in inputs]
+    ok = True
+    for fmt, run in runners.items():
+        worst_logit = worst_relative = worst_prob = 0.0
+        with torch.inference_mode():
+            for i, x in enumerate(inputs):
+                others = [j for j in range(len(inputs)) if j != i] or [i]
+                rows = [others[k % len(others)] for k in range(16)]
+                rows[0] = rows[8] = i
+                # A package takes only the batch sizes its checks allow (16 and more, see export_pt2).
+                pairs = [] if fmt == "pt2" else [(run(x), eager[i])]
+                batch = run(torch.cat([inputs[j] for j in rows]))
+                pairs += [(batch[r:r + 1], eager[j]) for r, j in enumerate(rows)]
+                for got, want in pairs:
+                    assert got.shape == want.shape, (fmt, got.shape, want.shape)
+                    diff = (got - want).abs()
+                    worst_logit = max(worst_logit, diff.max().item())
+                    worst_relative = max(worst_relative, (diff / want.abs().clamp(min=1)).max().item())
+                    worst_prob = max(worst_prob, (probabilities(got) - probabilities(want)).abs().max().item())
+        bad = fmt != "pt" and max(worst_relative, worst_prob) > tolerance
+        ok &= not bad
+        print(f"parity {name:>12} {fmt:>4} vs eager: max |diff| logits {worst_logit:.3g} "
+              f"(relative {worst_relative:.3g}), probabilities {worst_prob:.3g} over {len(inputs)} inputs, "
+              f"batch 1 and 16"
+              + ("  FAIL" if bad else ""))
+    return ok
 
 
 def he_patch(rng, size=96):
@@ -185,6 +333,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", type=Path, help="write the full-width model and 2,000 patches here instead")
     ap.add_argument("--patches", type=int, default=2000)
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the existing .pt files and reference.json; export .pt2 and .onnx from the .pt weights")
     args = ap.parse_args()
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -197,8 +347,12 @@ def main():
         for i, p in enumerate(patches):
             Image.fromarray(p).save(out / "patches" / f"patch-{i:05d}.png")
         sample = torch.cat([pcam_tf(Image.fromarray(he_patch(rng))).unsqueeze(0) for _ in range(64)])
-        export(ModelCNN(16), (1, 3, 96, 96), out / "pcam-classification.pt", sample)
-        print(f"wrote {out}/pcam-classification.pt and {len(patches)} patches")
+        _, module = export(ModelCNN(16), (1, 3, 96, 96), out / "pcam-classification.pt", sample,
+                           args.keep)
+        print(f"wrote {out}/pcam-classification.{{pt,pt2,onnx}} and {len(patches)} patches")
+        if not check_parity("pcam-c16", module, out / "pcam-classification.pt", list(sample[:16].split(1)),
+                            torch.sigmoid):
+            sys.exit("the .pt2 or .onnx export does not match the eager model")
         return
 
     # The example: pcam-classification at width c = 4 (small enough to commit) and 12 patches.
@@ -208,7 +362,8 @@ def main():
     for i, p in enumerate(demo):
         Image.fromarray(p).save(examples / "patches" / f"patch-{i:02d}.png")
     sample = torch.cat([pcam_tf(Image.fromarray(he_patch(rng))).unsqueeze(0) for _ in range(64)])
-    pcam = export(ModelCNN(4), (1, 3, 96, 96), examples / "pcam-classification.pt", sample)
+    pcam, pcam_module = export(ModelCNN(4), (1, 3, 96, 96), examples / "pcam-classification.pt", sample,
+                               args.keep)
 
     multi_tf = transforms.Compose([
         transforms.Resize(72), transforms.CenterCrop(64), transforms.ToTensor(),
@@ -221,10 +376,19 @@ def main():
     write_fixtures(rng, images)
     models = ROOT / "testdata" / "models"
     he = [Image.fromarray(he_patch(rng, 64)) for _ in range(32)]
-    multi = export(TissueClassifier(), (1, 3, 64, 64), models / "tissue-multiclass.pt",
-                   torch.cat([tensor_from(p, multi_tf) for p in he]))
-    seg = export(TissueSegmenter(), (1, 1, 32, 32), models / "tissue-segmentation.pt",
-                 torch.cat([tensor_from(p.convert("L"), seg_tf) for p in he]))
+    multi, multi_module = export(TissueClassifier(), (1, 3, 64, 64), models / "tissue-multiclass.pt",
+                                 torch.cat([tensor_from(p, multi_tf) for p in he]), args.keep)
+    seg, seg_module = export(TissueSegmenter(), (1, 1, 32, 32), models / "tissue-segmentation.pt",
+                             torch.cat([tensor_from(p.convert("L"), seg_tf) for p in he]), args.keep)
+
+    # The segmenter exported to ONNX with its batch dimension fixed at 4 (no dynamic_shapes): scancer
+    # must say plainly that it takes batches of exactly 4.
+    with torch.random.fork_rng(devices=[]):
+        fixed = models / "fixed-batch-4.onnx"
+        torch.onnx.export(seg_module, (torch.zeros(4, 1, 32, 32),), str(fixed), dynamo=True,
+                          external_data=False, input_names=["input"], output_names=["output"])
+        fixed.with_name(fixed.name + ".data").unlink(missing_ok=True)
+        (models / "fixed-batch-4.toml").write_text((models / "tissue-segmentation.toml").read_text())
 
     # More JPEG flavours, from their own random stream so the fixtures above stay as they were.
     jpeg_rng = np.random.default_rng(SEED + 1)
@@ -269,8 +433,25 @@ def main():
                 "mask": mask.flatten().tolist(),
                 "probabilities": torch.softmax(logits, dim=0).flatten().tolist(),
             }
-    (ROOT / "testdata" / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
-    print("wrote examples/ and testdata/")
+    if args.keep:
+        print("wrote examples/ and testdata/ (kept the .pt files and testdata/reference.json)")
+    else:
+        (ROOT / "testdata" / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
+        print("wrote examples/ and testdata/")
+
+    # The .pt2 and .onnx exports against the eager modules on the reference inputs above (the
+    # image_classifier ones excepted: 224x224, and only the batch dimension of those exports is dynamic).
+    ok = check_parity("pcam", pcam_module, examples / "pcam-classification.pt",
+                      [tensor_from(Image.open(ROOT / rel).convert("RGB"), pcam_tf) for rel in ref["pcam"]],
+                      torch.sigmoid)
+    ok &= check_parity("multiclass", multi_module, models / "tissue-multiclass.pt",
+                       [tensor_from(Image.open(ROOT / rel).convert("RGB"), multi_tf) for rel in ref["multiclass"]],
+                       lambda logits: torch.softmax(logits, dim=1))
+    ok &= check_parity("segmentation", seg_module, models / "tissue-segmentation.pt",
+                       [tensor_from(Image.open(ROOT / rel).convert("L"), seg_tf) for rel in ref["segmentation"]],
+                       lambda logits: torch.softmax(logits, dim=1))
+    if not ok:
+        sys.exit("the .pt2 or .onnx exports do not match the eager models")
 
 
 if __name__ == "__main__":

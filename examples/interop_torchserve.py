@@ -20,7 +20,9 @@ shown and not counted).
 of what operators watch (issue 25): the metric families TorchServe 0.12 exports in Prometheus mode
 (names, types, label names, `model_version="default"`), its five log files line by line against the
 shapes of TorchServe's own lines, and one Prometheus server scraping both with the same queries
-(`prometheus` from .tools/ or PATH). `torchserve` is looked for beside the Python that runs the
+(`prometheus` from .tools/ or PATH); `--only-formats` only scancer's archives of ONNX models and of an
+AOTInductor package on TorchServe against `scancer serve` and `predict` (issue 26; needs onnxruntime
+1.32 beside torch). `torchserve` is looked for beside the Python that runs the
 script first, then on PATH.
 """
 
@@ -864,6 +866,76 @@ def observability(scancer, work):
             + observability_checks(scancer, store, work, "log"))
 
 
+def formats_checks(scancer, work):
+    """Issue 26: scancer's archives of ONNX models (and of an AOTInductor package) on a real TorchServe,
+    whose handler (src/mar/scancer_handler.py) runs them in onnxruntime (and aoti_load_package), against
+    `scancer serve` on the same archives and `scancer predict` on the model files: pcam's answers (class
+    indices) equal, the multiclass model's probabilities within 1e-6. The Python needs onnxruntime 1.32."""
+    store = work / "formats-store"
+    store.mkdir()
+    cases = {
+        "pcam-onnx": ("examples/pcam-classification.onnx", "examples/pcam-classification.toml"),
+        "tissue-onnx": ("testdata/models/tissue-multiclass.onnx", "testdata/models/tissue-multiclass.toml"),
+        "pcam-pt2": ("examples/pcam-classification.pt2", "examples/pcam-classification.toml"),
+    }
+    for name, (model, config) in cases.items():
+        subprocess.run([scancer, "archive", "--model-name", name, "--version", "1.0", "--serialized-file",
+                        ROOT / model, "--config", ROOT / config, "--export-path", store], check=True,
+                       capture_output=True)
+    ports = {k: free_port() for k in ("inference", "management", "metrics")}
+    (work / "formats.properties").write_text(
+        f"inference_address=http://127.0.0.1:{ports['inference']}\n"
+        f"management_address=http://127.0.0.1:{ports['management']}\n"
+        f"metrics_address=http://127.0.0.1:{ports['metrics']}\n"
+        "disable_token_authorization=true\ndefault_workers_per_model=1\n")
+    env = dict(os.environ, LOG_LOCATION=str(work / "formats-logs"), METRICS_LOCATION=str(work / "formats-logs"))
+    subprocess.run(["torchserve", "--start", "--ncs", "--model-store", store, "--ts-config",
+                    work / "formats.properties", "--models", *(f"{n}={n}.mar" for n in cases), "--disable-token-auth"],
+                   check=True, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A batch of 16 in scancer: the AOTInductor package takes 16 and more (an answer does not depend
+    # on the batch it ran in).
+    port = free_port()
+    server = subprocess.Popen([scancer, "serve", "--quiet", "--port", str(port), "--no-grpc", "--batch-size", "16",
+                               *(str(store / f"{n}.mar") for n in cases)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failures = []
+    raw = {"Content-Type": "application/octet-stream"}
+    try:
+        wait_answering(port, "/ping")
+        deadline = time.time() + 180
+        while not all(exchange(ports["inference"], "PUT", f"/predictions/{n}",
+                               (ROOT / "examples/patches/patch-00.png").read_bytes(), raw)[0] == 200
+                      for n in ("pcam-onnx", "pcam-pt2")):
+            if time.time() > deadline:
+                sys.exit(f"TorchServe did not answer in 180 s; see {work / 'formats-logs'}")
+            time.sleep(0.5)
+        pcam = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples/patches").glob("*.png"))
+        tissue = ["testdata/images/tall-130x160.png", "testdata/images/wide-203x80.png", "testdata/images/patch.jpg"]
+        for name, images in (("pcam-onnx", pcam), ("pcam-pt2", pcam), ("tissue-onnx", tissue)):
+            predicted = scancer_records(scancer, str(ROOT / cases[name][0]), [str(ROOT / i) for i in images])
+            for image in images:
+                body = (ROOT / image).read_bytes()
+                theirs = exchange(ports["inference"], "PUT", f"/predictions/{name}", body, raw)
+                ours = exchange(port, "PUT", f"/predictions/{name}", body, raw)
+                mine = predicted[str(ROOT / image)]
+                if name.startswith("pcam"):
+                    ok = theirs == ours and theirs[1].decode().strip() == str(mine["class"])
+                else:
+                    t, o = json.loads(theirs[1]), json.loads(ours[1])
+                    ok = theirs[0] == ours[0] == 200 and list(t) == list(o) == list(mine["probabilities"]) and all(
+                        abs(t[k] - o[k]) <= 1e-6 and abs(t[k] - mine["probabilities"][k]) <= 1e-6 for k in t)
+                print(f"{'ok  ' if ok else 'FAIL'} formats {name} {image}: TorchServe {theirs[0]} "
+                      f"{theirs[1][:70]!r}, scancer serve {ours[0]} {ours[1][:70]!r}")
+                if not ok:
+                    failures.append(("formats", name, image))
+    finally:
+        server.terminate()
+        server.wait()
+        subprocess.run(["torchserve", "--stop"], env=env, cwd=work, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scancer", default=str(ROOT / "target/release/scancer"))
@@ -872,12 +944,15 @@ def main():
                     help="run only the metrics, log files and Prometheus comparison")
     ap.add_argument("--only-grpc-management", action="store_true",
                     help="run only the gRPC management API comparison")
+    ap.add_argument("--only-formats", action="store_true",
+                    help="run only the ONNX and AOTInductor archives' comparison (issue 26)")
     args = ap.parse_args()
     # `torchserve` beside the Python that runs this (a virtual environment need not be activated).
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     work = Path(tempfile.mkdtemp(prefix="scancer-interop-"))
-    if args.only_observability or args.only_grpc_management:
+    if args.only_observability or args.only_grpc_management or args.only_formats:
         failures = (observability(args.scancer, work) if args.only_observability
+                    else formats_checks(args.scancer, work) if args.only_formats
                     else grpc_management_checks(args.scancer, work))
         shutil.rmtree(work, ignore_errors=True)
         print(f"interop: {len(failures)} mismatch(es)")
@@ -887,6 +962,7 @@ def main():
     if not args.only_store:
         failures += observability(args.scancer, work)
         failures += grpc_management_checks(args.scancer, work)
+        failures += formats_checks(args.scancer, work)
     shutil.rmtree(work, ignore_errors=True)
     print(f"interop: {len(failures)} mismatch(es)")
     return 1 if failures else 0

@@ -91,11 +91,12 @@ pub(crate) enum EngineError {
         fixed: usize,
         asked: usize,
     },
-    /// The model was exported with a bound on its batch dimension below scancer's batch size.
-    #[error("{name}: the model takes batches of at most {most} images (its batch dimension's bound when it was exported), and scancer runs batches of {asked}: run with --batch-size {most} or less, or export it with a larger bound")]
+    /// The model was compiled for a range of batch sizes without scancer's.
+    #[error("{name}: the model takes batches of {bound} images (the range its compilation allows), and scancer runs batches of {asked}: run with {flag} (serve: --batch-size or batchSize), or export it for this batch size")]
     BatchBound {
         name: String,
-        most: usize,
+        bound: String,
+        flag: String,
         asked: usize,
     },
     #[error("this engine was loaded without explanations")]
@@ -243,7 +244,14 @@ impl Engine {
                 },
                 Some(PackageBatch::AtMost(most)) if most < n => EngineError::BatchBound {
                     name,
-                    most,
+                    bound: format!("at most {most}"),
+                    flag: format!("--batch-size {most} or less"),
+                    asked: n,
+                },
+                Some(PackageBatch::AtLeast(least)) if least > n => EngineError::BatchBound {
+                    name,
+                    bound: format!("at least {least}"),
+                    flag: format!("--batch-size {least} or more"),
                     asked: n,
                 },
                 _ => EngineError::Mismatch {
@@ -427,6 +435,7 @@ impl Engine {
 enum PackageBatch {
     Fixed(usize),
     AtMost(usize),
+    AtLeast(usize),
 }
 
 /// The batch sizes an AOTInductor package was compiled for, from its refusal of another
@@ -437,6 +446,9 @@ fn package_batch(error: &ModelError) -> Option<PackageBatch> {
     let number = |rest: &str| rest.split(',').next()?.trim().parse().ok();
     if let Some(rest) = text.split("unmatched dim value at 0, expected: ").nth(1) {
         return number(rest).map(PackageBatch::Fixed);
+    }
+    if let Some(rest) = text.split("too small at 0, expected it to be >= ").nth(1) {
+        return number(rest).map(PackageBatch::AtLeast);
     }
     let rest = text.split("too large at 0, expected to be <= ").nth(1)?;
     number(rest).map(PackageBatch::AtMost)

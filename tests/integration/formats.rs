@@ -205,3 +205,103 @@ fn explanations_and_uncompiled_programs_are_refused_with_why() {
         out.stderr
     );
 }
+
+/// A model exported with its batch dimension fixed runs at that batch size, and says so plainly
+/// at any other.
+#[test]
+fn a_fixed_batch_dimension_is_said_plainly() {
+    let fixed = "testdata/models/fixed-batch-4.onnx";
+    let image = "testdata/images/patch-gray.png";
+    let out = run(scancer().args(["predict", "-m", fixed, "-q", image]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("takes batches of exactly 4 image(s)")
+            && out.stderr.contains("scancer runs batches of 16")
+            && out.stderr.contains("--batch-size 4"),
+        "{}",
+        out.stderr
+    );
+    // At its batch size it answers as the same network with a dynamic batch does.
+    let dir = tempfile::tempdir().unwrap();
+    let masks = dir.path().to_str().unwrap();
+    let at_four = predict(fixed, &["-b", "4", "--mask-dir", masks, image]).record(image);
+    let dynamic = predict(
+        "testdata/models/tissue-segmentation.onnx",
+        &["--mask-dir", masks, image],
+    )
+    .record(image);
+    assert_eq!(at_four["class_fractions"], dynamic["class_fractions"]);
+    // An AOTInductor package compiled from an example batch of 16 takes 16 and more.
+    let out = run(scancer().args(["predict", "-m", &exported("pt2"), "-b", "4", PATCH]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let ours: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("scancer"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{}", out.stderr);
+    assert!(
+        ours[0].contains("takes batches of at least 16 images")
+            && ours[0].contains("--batch-size 16 or more"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A package whose kernels need an instruction set this CPU lacks is refused before it runs (it
+/// would stop the process with SIGILL): the example package, its metadata claiming AVX-512 or AMX.
+#[test]
+fn a_package_for_another_cpu_is_refused_before_it_runs() {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let lacks = |flag: &str| !flags.split_whitespace().any(|f| f == flag);
+    let isa = match () {
+        _ if lacks("avx512f") => "AVX512",
+        _ if lacks("amx_tile") => "AMX",
+        _ => "AVX2",
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let claimed = dir.path().join("pcam-classification.pt2");
+    let mut source =
+        zip::ZipArchive::new(std::fs::File::open(root().join(exported("pt2"))).unwrap()).unwrap();
+    let mut copy = zip::ZipWriter::new(std::fs::File::create(&claimed).unwrap());
+    for k in 0..source.len() {
+        let mut entry = source.by_index(k).unwrap();
+        let name = entry.name().to_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if name.ends_with("_metadata.json") {
+            bytes = String::from_utf8(bytes)
+                .unwrap()
+                .replace("\"AVX2\"", &format!("\"{isa}\""))
+                .into_bytes();
+        }
+        copy.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut copy, &bytes).unwrap();
+    }
+    copy.finish().unwrap();
+    let out = run(scancer().args([
+        "predict",
+        "-m",
+        claimed.to_str().unwrap(),
+        "-c",
+        "examples/pcam-classification.toml",
+        "-q",
+        PATCH,
+    ]));
+    if isa == "AVX2" {
+        // A CPU with every instruction set scancer knows runs it.
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        return;
+    }
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "kernels were compiled for {isa}, and this CPU lacks it"
+        )),
+        "{}",
+        out.stderr
+    );
+}
