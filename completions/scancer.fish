@@ -34,7 +34,7 @@ complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Packag
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (Scancer\'s model store)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models: TorchServe\'s inference and management APIs, KServe V1 and V2, Prometheus metrics'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with --remote, the model\'s name on the server' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model\'s name on the server' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for reading on a terminal'
 json\t'One JSON array of records'
@@ -79,7 +79,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l color -d 'Wh
 always\t''
 never\t''"
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l resume -d 'Go on from an interrupted run of the same command: the inputs already recorded in --output\'s FILE.partial (or FILE) are skipped and the rest appended, so the output equals one uninterrupted run (formats json, jsonl, csv)'
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l no-optimize -d 'Run a TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6; .pt2 and ONNX models come optimised)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s q -l quiet -d 'No progress bar and no summary on standard error'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l tile -d 'Cut images larger than the model\'s input into windows (whole slides), as a handler configuration with `patch = true` does; each slide gets one record (its most suspicious window, plus a summary)'
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l all-tiles -d 'Run every window of a slide, background included (the result still counts only tissue)'
@@ -88,10 +88,10 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -s h -l help -d
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s V -l version -d 'Print version'
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l model-name -d 'Model name (^[A-Za-z0-9][A-Za-z0-9_\\-.]*$); the archive is <export path>/<name>.mar' -r
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -s v -l version -d 'Model version' -r
-complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l serialized-file -d 'The TorchScript model (.pt)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l serialized-file -d 'The model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt)' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l handler -d 'TorchServe handler: a built-in name (image_classifier, ...) or a Python file [default with --config: a generated handler that applies the configuration]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l config -d 'scancer handler configuration (TOML), carried in the archive as scancer-handler.toml' -r -F
-complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l model-file -d 'Python model file (eager-mode models; scancer itself runs TorchScript only)' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l model-file -d 'Python model file (eager-mode models; scancer itself runs exported models only)' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l extra-files -d 'Comma-separated files, folders (their contents go to the archive root) and glob patterns' -r
 complete -c scancer -n "__fish_scancer_using_subcommand archive; and not __fish_seen_subcommand_from inspect help" -l runtime -d 'Runtime named in the manifest' -r -f -a "python\t''
 python3\t''
@@ -273,7 +273,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -l foreground -d 
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l enable-model-api -d 'Allow registering and unregistering models through the management API (TorchServe\'s enable_model_api)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l disable-token-auth -l dt -d 'No TorchServe token authorization with --model-store (its key_file.json; TorchServe\'s disable_token_authorization)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-grpc -d 'No gRPC ports'
-complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-optimize -d 'Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6)'
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l no-optimize -d 'Run a TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for inference (several times faster on CPU; results agree within a few 1e-6; .pt2 and ONNX models come optimised)'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s q -l quiet -d 'No access log on standard error'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -s V -l version -d 'Print version'

@@ -902,10 +902,15 @@ def formats_checks(scancer, work):
     raw = {"Content-Type": "application/octet-stream"}
     try:
         wait_answering(port, "/ping")
+        def answering(name):
+            try:
+                return exchange(ports["inference"], "PUT", f"/predictions/{name}",
+                                (ROOT / "examples/patches/patch-00.png").read_bytes(), raw)[0] == 200
+            except OSError:  # not listening yet
+                return False
+
         deadline = time.time() + 180
-        while not all(exchange(ports["inference"], "PUT", f"/predictions/{n}",
-                               (ROOT / "examples/patches/patch-00.png").read_bytes(), raw)[0] == 200
-                      for n in ("pcam-onnx", "pcam-pt2")):
+        while not all(answering(n) for n in cases):
             if time.time() > deadline:
                 sys.exit(f"TorchServe did not answer in 180 s; see {work / 'formats-logs'}")
             time.sleep(0.5)

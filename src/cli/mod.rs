@@ -67,8 +67,10 @@ macro_rules! store_examples {
     version,
     about = "Run, package, manage and serve Scancer's breast-cancer detection models",
     long_about = "Run, package, manage and serve Scancer's breast-cancer detection models.\n\n\
-        Models are TorchScript files with a small TOML handler configuration that describes their \
-        preprocessing and output, the same models that Scancer's TorchServe deployment serves.",
+        Models are PyTorch networks exported with torch.export (AOTInductor .pt2 packages, run in \
+        libtorch, or ONNX, run in ONNX Runtime) or to TorchScript (.pt, the legacy format), each \
+        with a small TOML handler configuration that describes its preprocessing and output, the \
+        same models that Scancer's TorchServe deployment serves.",
     after_long_help = format!("{}\n\n{}", exit::table(Table::Models), environment::HELP),
     propagate_version = true,
     max_term_width = 100
@@ -262,8 +264,9 @@ pub(crate) struct PredictArgs {
     #[arg(required = true, value_name = "PATH")]
     pub(crate) inputs: Vec<PathBuf>,
 
-    /// TorchScript model (.pt), or a TorchServe archive (.mar, .tar.gz, or an unpacked folder); with
-    /// --remote, the model's name on the server
+    /// Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe
+    /// archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model's name on the
+    /// server
     #[arg(short, long, value_name = "FILE")]
     pub(crate) model: PathBuf,
 
@@ -470,8 +473,9 @@ pub(crate) struct EngineArgs {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub(crate) device: DeviceChoice,
 
-    /// Run the TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for
-    /// inference (several times faster on CPU; results agree within a few 1e-6)
+    /// Run a TorchScript graph as saved, as TorchServe does, instead of frozen and optimised for
+    /// inference (several times faster on CPU; results agree within a few 1e-6; .pt2 and ONNX
+    /// models come optimised)
     #[arg(long)]
     pub(crate) no_optimize: bool,
 
@@ -482,8 +486,8 @@ pub(crate) struct EngineArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Models to serve: TorchServe archives (.mar, .tar.gz, folders) or TorchScript files with their
-    /// .toml beside them; NAME=MODEL serves one under another name. Without --model-store, one port
+    /// Models to serve: TorchServe archives (.mar, .tar.gz, folders) or model files (.pt2, .onnx,
+    /// TorchScript .pt) with their .toml beside them; NAME=MODEL serves one under another name. Without --model-store, one port
     /// answers every API
     #[arg(value_name = "[NAME=]MODEL", required_unless_present_any = ["model_store", "ts_config"])]
     pub(crate) files: Vec<ModelSpec>,
@@ -643,7 +647,7 @@ pub(crate) struct ServeArgs {
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     disable_version_flag = true,
-    long_about = "Package a TorchScript model as a TorchServe model archive (.mar) that TorchServe 0.12 \
+    long_about = "Package a model (.pt2, .onnx or TorchScript) as a TorchServe model archive (.mar) that TorchServe 0.12 \
         serves unchanged and `scancer predict --model` reads. The flags are torch-model-archiver's; \
         with --config (a scancer handler configuration) and no --handler, the archive carries a \
         generated Python handler that applies that configuration in TorchServe exactly as scancer \
@@ -664,7 +668,7 @@ pub(crate) struct ArchiveArgs {
     #[arg(short = 'v', long, required = true)]
     pub(crate) version: Option<String>,
 
-    /// The TorchScript model (.pt)
+    /// The model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt)
     #[arg(long, value_name = "FILE")]
     pub(crate) serialized_file: Option<PathBuf>,
 
@@ -677,7 +681,7 @@ pub(crate) struct ArchiveArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Python model file (eager-mode models; scancer itself runs TorchScript only)
+    /// Python model file (eager-mode models; scancer itself runs exported models only)
     #[arg(long, value_name = "FILE")]
     pub(crate) model_file: Option<PathBuf>,
 

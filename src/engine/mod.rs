@@ -16,6 +16,7 @@ mod output;
 pub(crate) mod postprocess;
 pub(crate) mod preprocess;
 pub(crate) mod resample;
+mod tensor;
 mod torch;
 
 pub(crate) use onnx::{use_library as use_onnxruntime, RUNTIME_VAR as ONNXRUNTIME_VAR};

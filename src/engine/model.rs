@@ -5,10 +5,10 @@
 
 use super::library::Unavailable;
 use super::model_format::{missing_cpu_flag, package_isa, ModelFormat};
-use super::onnx::{self, OnnxError, OnnxLoadError};
-use super::output::Output;
+use super::onnx::{self, OnnxLoadError};
+use super::output::{Output, RuntimeError};
 use super::postprocess::OutputError;
-use super::torch::{torch, Module, TorchError};
+use super::torch::{torch, Module};
 use std::path::Path;
 
 /// Where the model runs.
@@ -18,15 +18,6 @@ pub(crate) enum DeviceChoice {
     Cuda,
     /// CUDA when a GPU is visible, else CPU.
     Auto,
-}
-
-/// A call into an engine failed: its own message.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub(crate) enum RuntimeError {
-    #[error(transparent)]
-    Torch(#[from] TorchError),
-    #[error(transparent)]
-    Onnx(#[from] OnnxError),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! Only commands that run an ONNX model come here; they never open libtorch.
 
 use super::library::{beside_executable, Unavailable};
-use super::output::HostTensor;
+use super::tensor::HostTensor;
 use ort::session::{builder::GraphOptimizationLevel, Session as OrtSession};
 use ort::value::TensorRef;
 use std::path::{Path, PathBuf};

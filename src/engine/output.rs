@@ -2,19 +2,22 @@
 //! activations run in libtorch so that probabilities are PyTorch's own to the bit, or values in host
 //! memory (ONNX Runtime), whose activations run here, within a few 1e-8 of PyTorch's.
 
-use super::model::RuntimeError;
-use super::torch::{Op, Tensor};
+use super::onnx::OnnxError;
+pub(crate) use super::tensor::HostTensor;
+use super::torch::{Op, Tensor, TorchError};
+
+/// A call into an engine failed: its own message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum RuntimeError {
+    #[error(transparent)]
+    Torch(#[from] TorchError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+}
 
 pub(crate) enum Output {
     Torch(Tensor),
     Host(HostTensor),
-}
-
-/// Contiguous `f32` values of a shape.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HostTensor {
-    pub(crate) dims: Vec<usize>,
-    pub(crate) values: Vec<f32>,
 }
 
 impl Output {

@@ -3,8 +3,7 @@
 //! for libtorch's models, so probabilities are computed by the same kernels as in PyTorch.
 
 use super::handler_config::HandlerConfig;
-use super::model::RuntimeError;
-use super::output::Output;
+use super::output::{Output, RuntimeError};
 use super::torch::Op;
 use crate::records::{
     ClassPrediction, OutputKind, Prediction, RawPrediction, SegmentationPrediction,
