@@ -1309,10 +1309,22 @@ fn tritonclient_http_and_grpc_and_torchserve_grpc_stubs() {
     else {
         return;
     };
+    // The model in every format, served under the name the clients ask for.
+    for model in [
+        PCAM,
+        "examples/pcam-classification.onnx",
+        "examples/pcam-classification.pt2",
+    ] {
+        clients_agree(&python, model);
+    }
+}
+
+fn clients_agree(python: &std::path::Path, model: &str) {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "clients-token\n").unwrap();
-    let server = Server::start(&[PCAM, "-q", "--token-file", tokens.to_str().unwrap()]);
+    let served = format!("pcam-classification={model}");
+    let server = Server::start(&[&served, "-q", "--token-file", tokens.to_str().unwrap()]);
     let patches = patches();
     let got = crate::util::client_json(
         std::process::Command::new(python)
@@ -1323,7 +1335,7 @@ fn tritonclient_http_and_grpc_and_torchserve_grpc_stubs() {
             .args(&patches),
     );
     let expected = predict(
-        PCAM,
+        model,
         &patches.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     let records: Vec<Value> = patches.iter().map(|p| expected.record(p)).collect();
@@ -1343,7 +1355,10 @@ fn tritonclient_http_and_grpc_and_torchserve_grpc_stubs() {
             assert_eq!(v2["class"][k], record["class"], "{protocol} {k}");
             let p = v2["probabilities"][k][1].as_f64().unwrap();
             let want = record["probabilities"]["metastatic"].as_f64().unwrap();
-            assert!((p - want).abs() < 1e-6, "{protocol} {k}: {p} vs {want}");
+            assert!(
+                (p - want).abs() < 1e-6,
+                "{model} {protocol} {k}: {p} vs {want}"
+            );
         }
         assert!(
             ["401", "StatusCode.UNAUTHENTICATED"]
