@@ -4,8 +4,9 @@ use crate::cli::{ArchiveArgs, ArchiveCommand, InspectArgs};
 use crate::engine::decode::DEFAULT_MAX_PIXELS;
 use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model::DeviceChoice;
+use crate::engine::model_format::ModelFormat;
 use crate::engine::model_source::{ModelSource, ARCHIVED_CONFIG};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::exit::Exit;
 use crate::mar::entries::Entries;
 use crate::mar::manifest::{validate_model_name, Manifest, ModelSection, ARCHIVER_VERSION};
@@ -193,12 +194,27 @@ fn inspect(args: &InspectArgs) -> Result<Exit> {
             // One instance: the check runs one forward pass.
             threads: Some(1),
             max_pixels: DEFAULT_MAX_PIXELS,
-            batch_size: 1,
+            // An AOTInductor package compiled as the README shows takes no batch under 16.
+            batch_size: if source.format == ModelFormat::AotInductor {
+                16
+            } else {
+                1
+            },
             optimize: true,
             explain: false,
             smaller_shapes: false,
         };
-        let engine = Engine::load(&source, &options)?;
+        // At batch 1, or at a batch size the model takes where it takes no batch of 1.
+        let engine = match Engine::load(&source, &options) {
+            Err(EngineError::BatchSize { takes, .. }) => Engine::load(
+                &source,
+                &EngineOptions {
+                    batch_size: takes.fitting(),
+                    ..options
+                },
+            )?,
+            loaded => loaded?,
+        };
         let loaded = started.elapsed();
         let (input, output, forward) = engine.probe()?;
         outln!(

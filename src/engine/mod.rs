@@ -85,19 +85,11 @@ pub(crate) enum EngineError {
         shape: [usize; 4],
         error: Box<ModelError>,
     },
-    /// The model was exported with a fixed batch size other than the one scancer runs.
-    #[error("{name}: the model takes batches of exactly {fixed} image(s) (its batch dimension was fixed when it was exported), and scancer runs batches of {asked}: run with --batch-size {fixed} (serve: --batch-size or batchSize), or export it with a dynamic batch dimension")]
-    FixedBatch {
+    /// The model was exported or compiled for batch sizes without the one scancer runs.
+    #[error("{name}: the model takes batches of {takes}, and scancer runs batches of {asked}: run with {flag} (serve: --batch-size or batchSize), or export it {how}", flag = .takes.flag(), how = .takes.remedy())]
+    BatchSize {
         name: String,
-        fixed: usize,
-        asked: usize,
-    },
-    /// The model was compiled for a range of batch sizes without scancer's.
-    #[error("{name}: the model takes batches of {bound} images (the range its compilation allows), and scancer runs batches of {asked}: run with {flag} (serve: --batch-size or batchSize), or export it for this batch size")]
-    BatchBound {
-        name: String,
-        bound: String,
-        flag: String,
+        takes: BatchSizes,
         asked: usize,
     },
     #[error("this engine was loaded without explanations")]
@@ -174,9 +166,9 @@ impl Engine {
         }
         let batch_size = options.batch_size.max(1);
         if let Some(fixed) = first.fixed_batch().filter(|&f| f != batch_size) {
-            return Err(EngineError::FixedBatch {
+            return Err(EngineError::BatchSize {
                 name: source.name.clone(),
-                fixed,
+                takes: BatchSizes::Exactly(fixed),
                 asked: batch_size,
             });
         }
@@ -238,21 +230,9 @@ impl Engine {
         let reference = self.infer_at(0, &images, n).map_err(|error| {
             let name = name.to_owned();
             match package_batch(&error) {
-                Some(PackageBatch::Fixed(fixed)) if fixed != n => EngineError::FixedBatch {
+                Some(takes) if !takes.holds(n) => EngineError::BatchSize {
                     name,
-                    fixed,
-                    asked: n,
-                },
-                Some(PackageBatch::AtMost(most)) if most < n => EngineError::BatchBound {
-                    name,
-                    bound: format!("at most {most}"),
-                    flag: format!("--batch-size {most} or less"),
-                    asked: n,
-                },
-                Some(PackageBatch::AtLeast(least)) if least > n => EngineError::BatchBound {
-                    name,
-                    bound: format!("at least {least}"),
-                    flag: format!("--batch-size {least} or more"),
+                    takes,
                     asked: n,
                 },
                 _ => EngineError::Mismatch {
@@ -431,28 +411,79 @@ impl Engine {
     }
 }
 
-/// What an AOTInductor package's batch dimension allows.
-#[derive(Debug, PartialEq)]
-enum PackageBatch {
-    Fixed(usize),
+/// The batch sizes an exported model takes, where they are not every size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum BatchSizes {
+    /// Fixed when it was exported.
+    Exactly(usize),
+    /// The range an AOTInductor package's compilation allows.
     AtMost(usize),
     AtLeast(usize),
+}
+
+impl BatchSizes {
+    fn holds(self, n: usize) -> bool {
+        match self {
+            BatchSizes::Exactly(k) => n == k,
+            BatchSizes::AtMost(k) => n <= k,
+            BatchSizes::AtLeast(k) => n >= k,
+        }
+    }
+
+    /// A batch size the model takes.
+    pub(crate) fn fitting(self) -> usize {
+        match self {
+            BatchSizes::Exactly(k) | BatchSizes::AtMost(k) | BatchSizes::AtLeast(k) => k,
+        }
+    }
+
+    fn flag(self) -> String {
+        match self {
+            BatchSizes::Exactly(k) => format!("--batch-size {k}"),
+            BatchSizes::AtMost(k) => format!("--batch-size {k} or less"),
+            BatchSizes::AtLeast(k) => format!("--batch-size {k} or more"),
+        }
+    }
+
+    fn remedy(self) -> &'static str {
+        match self {
+            BatchSizes::Exactly(_) => "with a dynamic batch dimension",
+            _ => "for this batch size",
+        }
+    }
+}
+
+impl std::fmt::Display for BatchSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchSizes::Exactly(k) => write!(
+                f,
+                "exactly {k} image(s) (its batch dimension was fixed when it was exported)"
+            ),
+            BatchSizes::AtMost(k) => {
+                write!(f, "at most {k} images (the range its compilation allows)")
+            }
+            BatchSizes::AtLeast(k) => {
+                write!(f, "at least {k} images (the range its compilation allows)")
+            }
+        }
+    }
 }
 
 /// The batch sizes an AOTInductor package was compiled for, from its refusal of another
 /// ("input_handles[0]: unmatched dim value at 0, expected: 4, but got: 16", or "dim value is too
 /// large at 0, expected to be <= 15, but got: 16").
-fn package_batch(error: &ModelError) -> Option<PackageBatch> {
+fn package_batch(error: &ModelError) -> Option<BatchSizes> {
     let text = error.to_string();
     let number = |rest: &str| rest.split(',').next()?.trim().parse().ok();
     if let Some(rest) = text.split("unmatched dim value at 0, expected: ").nth(1) {
-        return number(rest).map(PackageBatch::Fixed);
+        return number(rest).map(BatchSizes::Exactly);
     }
     if let Some(rest) = text.split("too small at 0, expected it to be >= ").nth(1) {
-        return number(rest).map(PackageBatch::AtLeast);
+        return number(rest).map(BatchSizes::AtLeast);
     }
     let rest = text.split("too large at 0, expected to be <= ").nth(1)?;
-    number(rest).map(PackageBatch::AtMost)
+    number(rest).map(BatchSizes::AtMost)
 }
 
 /// A lane's model, usable even if a thread panicked while holding it (a forward pass leaves no
@@ -535,20 +566,20 @@ mod tests {
 
     #[test]
     fn a_packages_batch_sizes_are_read_from_its_refusal() {
-        use super::{package_batch, ModelError, PackageBatch};
+        use super::{package_batch, BatchSizes, ModelError};
         let refusal =
             |text: &str| ModelError::Panicked(Box::leak(text.to_owned().into_boxed_str()));
         assert_eq!(
             package_batch(&refusal(
                 "input_handles[0]: unmatched dim value at 0, expected: 4, but got: 16"
             )),
-            Some(PackageBatch::Fixed(4))
+            Some(BatchSizes::Exactly(4))
         );
         assert_eq!(
             package_batch(&refusal(
                 "input_handles[0]: dim value is too large at 0, expected to be <= 15, but got: 16"
             )),
-            Some(PackageBatch::AtMost(15))
+            Some(BatchSizes::AtMost(15))
         );
         assert_eq!(
             package_batch(&refusal(

@@ -69,6 +69,24 @@ impl ModelFormat {
         format!("{article} {noun}")
     }
 
+    /// The platform KServe V2's model metadata names.
+    pub(crate) fn platform(self) -> &'static str {
+        match self {
+            ModelFormat::TorchScript => "pytorch_torchscript",
+            ModelFormat::AotInductor => "pytorch_aotinductor",
+            ModelFormat::Onnx => "onnxruntime_onnx",
+            ModelFormat::ExportedProgram => "pytorch_export",
+        }
+    }
+
+    /// The platform and backend of Triton's model configuration, by Triton's names.
+    pub(crate) fn triton(self) -> (&'static str, &'static str) {
+        match self {
+            ModelFormat::Onnx => ("onnxruntime_onnx", "onnxruntime"),
+            _ => ("pytorch_libtorch", "pytorch"),
+        }
+    }
+
     /// How messages call a model of this format.
     pub(crate) fn noun(self) -> &'static str {
         match self {

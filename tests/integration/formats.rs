@@ -98,6 +98,16 @@ fn archives_of_every_format_serve_from_a_model_store_on_every_api() {
         let want_p = want["probabilities"]["metastatic"].as_f64().unwrap();
         assert!((p - want_p).abs() < 1e-6, "{name} v2: {p} vs {want_p}");
         answers.push(want["probabilities"].clone());
+        // V2 metadata and Triton's configuration name the engine.
+        let platform = server.get(&format!("/v2/models/{name}")).json()["platform"].clone();
+        let config = server.get(&format!("/v2/models/{name}/config")).json();
+        let (want_platform, want_backend) = match format {
+            "pt" => ("pytorch_torchscript", "pytorch"),
+            "pt2" => ("pytorch_aotinductor", "pytorch"),
+            _ => ("onnxruntime_onnx", "onnxruntime"),
+        };
+        assert_eq!(platform, want_platform, "{name}");
+        assert_eq!(config["backend"], want_backend, "{name}");
         // Explanations: TorchScript gives them; the others say why not.
         let reply = server.put(&format!("/explanations/{name}"), &image);
         if format == "pt" {
@@ -120,6 +130,13 @@ fn archives_of_every_format_serve_from_a_model_store_on_every_api() {
             other["metastatic"].as_f64().unwrap(),
         );
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // `archive inspect --verify` loads each and runs it (the package at a batch it takes).
+    for format in formats {
+        let mar = store.join(format!("pcam-{format}.mar"));
+        let out = run(scancer().args(["archive", "inspect", "--verify", mar.to_str().unwrap()]));
+        assert_eq!(out.code, 0, "{format}: {}", out.stderr);
+        assert!(out.stdout.contains("verified: loaded in"), "{}", out.stdout);
     }
     // The management API describes each with its worker.
     for format in formats {

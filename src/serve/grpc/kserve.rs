@@ -120,7 +120,7 @@ impl GrpcInferenceService for KServe {
         Ok(Response::new(ModelMetadataResponse {
             name: m.name.clone(),
             versions: v2::versions(app, &m),
-            platform: v2::PLATFORM.into(),
+            platform: m.format.platform().into(),
             inputs: vec![TensorMetadata {
                 name: v2::INPUT.into(),
                 datatype: "FP32".into(),

@@ -92,8 +92,8 @@ pub(super) fn config(m: &ServedModel) -> Response {
         .collect();
     ok(json!({
         "name": m.name,
-        "platform": "pytorch_libtorch",
-        "backend": "pytorch",
+        "platform": m.format.triton().0,
+        "backend": m.format.triton().1,
         "version_policy": {"specific": {"versions": [m.version]}},
         "max_batch_size": m.settings.batch_size,
         "input": [{"name": INPUT, "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": [c, h, w]}],
@@ -133,9 +133,6 @@ pub(crate) fn versions(app: &App, m: &ServedModel) -> Vec<String> {
         .map(|o| o.version.clone())
         .collect()
 }
-
-/// The platform V2 metadata names.
-pub(crate) const PLATFORM: &str = "pytorch_torchscript";
 
 /// The statistics extension (`GET .../stats`, tritonclient's `get_inference_statistics`), from the
 /// counts `/metrics` shows: answered requests and their total and queue time, refused requests as
@@ -180,7 +177,7 @@ pub(super) fn metadata(app: &App, m: &ServedModel) -> Response {
     ok(json!({
         "name": m.name,
         "versions": versions,
-        "platform": PLATFORM,
+        "platform": m.format.platform(),
         "inputs": [
             {"name": INPUT, "datatype": "FP32", "shape": [-1, c, h, w]},
         ],
