@@ -19,7 +19,7 @@ pub(crate) enum OutputError {
         kind: OutputKind,
         expected: String,
     },
-    /// An activation, run in libtorch, failed.
+    /// An activation, run in the output's engine, failed.
     #[error("forward failed: {0}")]
     Tensor(RuntimeError),
 }
