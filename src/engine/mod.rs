@@ -220,8 +220,8 @@ impl Engine {
     }
 
     /// Runs the probe images at the full batch shape (the configuration check, and the classes),
-    /// then, with `smaller`, at each smaller power-of-two shape, keeping those that answer bit for
-    /// bit the same.
+    /// then, with `smaller`, at each smaller power-of-two shape down to the first the model
+    /// refuses, keeping those that answer bit for bit the same.
     fn check_shapes(&mut self, name: &str, smaller: bool) -> Result<(), EngineError> {
         let [c, h, w] = self.pre.input_shape();
         let n = self.batch_size;
@@ -247,15 +247,22 @@ impl Engine {
             Prediction::Segmentation(s) => s.fractions.len(),
             Prediction::Raw(_) => 0,
         };
-        let candidates = std::iter::successors(Some(1usize), |s| s.checked_mul(2))
-            .take_while(|&s| smaller && s < n);
-        let mut shapes: Vec<usize> = candidates
-            .filter(|&s| {
-                // The last `s` probe images, at rows 0.. of the smaller batch.
-                self.infer_at(0, &images[n - s..], s)
-                    .is_ok_and(|answers| same_bits(&answers, &reference[n - s..]))
-            })
+        let candidates: Vec<usize> = std::iter::successors(Some(1usize), |s| s.checked_mul(2))
+            .take_while(|&s| smaller && s < n)
             .collect();
+        // Largest first: a shape the model refuses (an exported model's batch range) ends the
+        // search, since every smaller one is outside the range too; a shape that answers other
+        // bits is only left out.
+        let mut shapes = Vec::new();
+        for &s in candidates.iter().rev() {
+            // The last `s` probe images, at rows 0.. of the smaller batch.
+            match self.infer_at(0, &images[n - s..], s) {
+                Ok(answers) if same_bits(&answers, &reference[n - s..]) => shapes.push(s),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        shapes.reverse();
         shapes.push(n);
         self.shapes = shapes;
         Ok(())

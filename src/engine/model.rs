@@ -4,11 +4,11 @@
 //! its forward passes on one thread.
 
 use super::library::Unavailable;
-use super::model_format::{missing_cpu_flag, package_isa, ModelFormat};
+use super::model_format::{missing_cpu_flag, package_isa, unpack_package, ModelFormat};
 use super::onnx::{self, OnnxLoadError};
 use super::output::{Output, RuntimeError};
 use super::postprocess::OutputError;
-use super::torch::{torch, Module};
+use super::torch::{torch, Module, TorchError};
 use std::path::Path;
 
 /// Where the model runs.
@@ -108,41 +108,7 @@ impl Model {
             }
             ModelFormat::ExportedProgram => Err(ModelError::NotCompiled(name.to_owned())),
             ModelFormat::TorchScript | ModelFormat::AotInductor => {
-                if format == ModelFormat::AotInductor {
-                    // Kernels for a missing instruction set would stop the process (SIGILL).
-                    if let Some(isa) = package_isa(path) {
-                        if let Some(flag) = missing_cpu_flag(&isa) {
-                            return Err(ModelError::Isa {
-                                path: name.to_owned(),
-                                isa,
-                                flag,
-                            });
-                        }
-                    }
-                }
-                let torch = torch()?;
-                let cuda = match device {
-                    DeviceChoice::Cpu => Some(None),
-                    DeviceChoice::Cuda if torch.cuda_available() => Some(Some(0)),
-                    DeviceChoice::Cuda => return Err(ModelError::NoCuda),
-                    // A package runs where it was compiled for.
-                    DeviceChoice::Auto if format == ModelFormat::AotInductor => None,
-                    DeviceChoice::Auto => Some(torch.cuda_available().then_some(0)),
-                };
-                let optimize = optimize && format == ModelFormat::TorchScript;
-                let (module, optimize_error) =
-                    torch.load(path, format, cuda, optimize).map_err(|detail| {
-                        ModelError::Load {
-                            path: name.to_owned(),
-                            format,
-                            detail: detail.into(),
-                        }
-                    })?;
-                Ok(Model {
-                    on_cuda: module.on_cuda(),
-                    runtime: Runtime::Torch(module),
-                    optimize_error,
-                })
+                load_in_libtorch(path, name, format, device, optimize)
             }
         }
     }
@@ -204,6 +170,61 @@ impl Model {
                 .map_err(|e| ModelError::Forward(e.into())),
         }
     }
+}
+
+/// A TorchScript file or an AOTInductor package, loaded in the libtorch engine.
+fn load_in_libtorch(
+    path: &Path,
+    name: &str,
+    format: ModelFormat,
+    device: DeviceChoice,
+    optimize: bool,
+) -> Result<Model, ModelError> {
+    let failed = |detail: RuntimeError| ModelError::Load {
+        path: name.to_owned(),
+        format,
+        detail,
+    };
+    let mut unpacked = None;
+    if format == ModelFormat::AotInductor {
+        // Kernels for a missing instruction set would stop the process (SIGILL).
+        if let Some(isa) = package_isa(path) {
+            if let Some(flag) = missing_cpu_flag(&isa) {
+                return Err(ModelError::Isa {
+                    path: name.to_owned(),
+                    isa,
+                    flag,
+                });
+            }
+        }
+        if path.is_file() {
+            let dir = unpack_package(path).map_err(|e| {
+                failed(TorchError::Libtorch(format!("cannot unpack it: {e}")).into())
+            })?;
+            unpacked = Some(dir);
+        }
+    }
+    let torch = torch()?;
+    let cuda = match device {
+        DeviceChoice::Cpu => Some(None),
+        DeviceChoice::Cuda if torch.cuda_available() => Some(Some(0)),
+        DeviceChoice::Cuda => return Err(ModelError::NoCuda),
+        // A package runs where it was compiled for.
+        DeviceChoice::Auto if format == ModelFormat::AotInductor => None,
+        DeviceChoice::Auto => Some(torch.cuda_available().then_some(0)),
+    };
+    let optimize = optimize && format == ModelFormat::TorchScript;
+    let load_path = unpacked.as_ref().map_or(path, |dir| dir.path());
+    let (module, optimize_error) = torch
+        .load(load_path, format, cuda, optimize)
+        .map_err(|detail| failed(detail.into()))?;
+    // Loaded, the package needs none of its unpacked files: `unpacked` goes here.
+    drop(unpacked);
+    Ok(Model {
+        on_cuda: module.on_cuda(),
+        runtime: Runtime::Torch(module),
+        optimize_error,
+    })
 }
 
 thread_local! {

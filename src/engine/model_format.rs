@@ -143,6 +143,39 @@ pub(crate) fn missing_cpu_flag(isa: &str) -> Option<&'static str> {
     needs.iter().copied().find(|n| !flags.contains(n))
 }
 
+/// An AOTInductor package unpacked into a new temporary folder (removed when dropped), for
+/// libtorch's loader, which then leaves it alone: loaded, the model needs none of its files (its
+/// library stays mapped), so the folder goes at once, and a process killed later leaves nothing
+/// behind (the loader's own unpacking lives as long as the model).
+pub(crate) fn unpack_package(path: &Path) -> std::io::Result<tempfile::TempDir> {
+    let invalid =
+        |e: zip::result::ZipError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path)?).map_err(invalid)?;
+    let dir = tempfile::Builder::new().prefix("scancer-pt2-").tempdir()?;
+    for k in 0..zip.len() {
+        let mut entry = zip.by_index(k).map_err(invalid)?;
+        let Some(name) = entry.enclosed_name() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "member {:?} would be written outside the package",
+                    entry.name()
+                ),
+            ));
+        };
+        let target = dir.path().join(name);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::io::copy(&mut entry, &mut std::fs::File::create(&target)?)?;
+    }
+    Ok(dir)
+}
+
 /// The names inside a zip file, or none if it is not one.
 fn zip_names(path: &Path) -> Vec<String> {
     std::fs::File::open(path)

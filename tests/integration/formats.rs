@@ -322,3 +322,20 @@ fn a_package_for_another_cpu_is_refused_before_it_runs() {
         out.stderr
     );
 }
+
+/// An AOTInductor package is unpacked only while it loads: a server killed while serving one
+/// leaves nothing in the temporary folder.
+#[test]
+fn a_killed_server_leaves_no_unpacked_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = format!("pcam={}", exported("pt2"));
+    let server = Server::start_with(
+        &[&served, "-q"],
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
+    );
+    let image = std::fs::read(root().join(PATCH)).unwrap();
+    assert_eq!(server.put("/predictions/pcam", &image).status, 200);
+    server.kill();
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
