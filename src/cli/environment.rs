@@ -42,8 +42,8 @@ pub(crate) fn prepare() {
     if std::env::var_os("OMP_NUM_THREADS").is_none() {
         std::env::set_var("OMP_NUM_THREADS", "1");
     }
-    // An AOTInductor package checks its inputs' shapes only when asked; unchecked, a batch of
-    // another size than it was compiled for is read past its end.
+    // An AOTInductor package checks its inputs' shapes only when asked; unchecked, it runs a
+    // batch of a size it was not compiled for, with undefined results.
     std::env::set_var("AOTI_RUNTIME_CHECK_INPUTS", "1");
     if let Some(engine) = std::env::var_os(crate::engine::ENGINE_VAR).filter(|v| !v.is_empty()) {
         crate::engine::use_library(PathBuf::from(engine));
