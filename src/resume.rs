@@ -108,7 +108,7 @@ impl Resumed {
             Some((path, csv)) => {
                 let (_, bytes) = left_behind(path)?;
                 let done: HashSet<&str> = paths[..recorded.records].iter().copied().collect();
-                let keep = tiles_kept(&bytes, csv, &done);
+                let keep = tiles_kept(&bytes, csv, csv && opens, &done);
                 bytes[..keep].to_vec()
             }
             None => Vec::new(),
@@ -286,14 +286,15 @@ pub(crate) fn recorded(
     Ok(done)
 }
 
-/// The bytes of a `--tiles` file to keep: its header and the rows of slides in `done`, up to the
-/// first row of any other slide (the one that was interrupted).
-pub(crate) fn tiles_kept(bytes: &[u8], csv: bool, done: &HashSet<&str>) -> usize {
+/// The bytes of a `--tiles` file to keep: its header (`header`: the file has one, as the shard
+/// that opens the whole output writes it) and the rows of slides in `done`, up to the first row of
+/// any other slide (the one that was interrupted).
+pub(crate) fn tiles_kept(bytes: &[u8], csv: bool, header: bool, done: &HashSet<&str>) -> usize {
     let mut keep = 0;
     if csv {
         // The header, then rows while they belong to finished slides.
         for (k, (record, end)) in complete_rows(bytes).enumerate() {
-            if k > 0 && !done.contains(record.get(0).unwrap_or_default()) {
+            if (k > 0 || !header) && !done.contains(record.get(0).unwrap_or_default()) {
                 break;
             }
             keep = end;
@@ -403,7 +404,21 @@ mod tests {
     fn tiles_stop_at_the_interrupted_slide() {
         let text = b"path,x\na,0\na,1\nb,0\nb,";
         let done: HashSet<&str> = ["a"].into();
-        assert_eq!(tiles_kept(text, true, &done), 15);
+        assert_eq!(tiles_kept(text, true, true, &done), 15);
+        // A shard's file has no header: only the finished slides' rows, none of an interrupted
+        // first slide.
+        assert_eq!(tiles_kept(&text[7..], true, false, &done), 8);
+        assert_eq!(
+            tiles_kept(
+                b"b,0
+b,1
+",
+                true,
+                false,
+                &done
+            ),
+            0
+        );
     }
 
     /// `Resumed::load` over `output` (JSON Lines, with `--tiles` beside it as CSV).

@@ -51,6 +51,8 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
     let explanations = outputs::explanations(config.explain.as_deref(), &all)?;
     let range = config.shard.map_or(0..all.len(), |s| s.range(all.len()));
     let mut piece = config.shard.map_or(Piece::WHOLE, |s| s.piece(all.len()));
+    // Whether this run's `--tiles` starts with the header: a resumed run keeps what it wrote.
+    let tiles_header = piece.opens;
     let shard = &all[range.clone()];
     let resumed = resumed(&config, shard, piece.opens)?;
     if let Some(r) = &resumed {
@@ -69,6 +71,7 @@ pub(crate) fn run(config: PredictConfig) -> Result<Exit> {
         config: &config,
         started,
         piece,
+        tiles_header,
         resumed,
         heatmaps: heatmaps[left.clone()].to_vec(),
         exports: exports[left.clone()].to_vec(),
@@ -93,6 +96,8 @@ struct Run<'a> {
     started: Instant,
     /// Where this run's records sit in the whole output (shards, resumed runs).
     piece: Piece,
+    /// Whether `--tiles` (CSV) starts with its header: the shard that opens the whole output.
+    tiles_header: bool,
     /// What an interrupted run already wrote.
     resumed: Option<Resumed>,
     /// Each remaining input's heatmap file.
@@ -199,7 +204,8 @@ fn slides(
     let config = &run.config.slides;
     let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
     let tiles = config.tiles.as_deref().map(|path| {
-        TileWriter::create(path, kept).with_context(|| format!("{}: cannot create", path.display()))
+        TileWriter::create(path, kept, run.tiles_header)
+            .with_context(|| format!("{}: cannot create", path.display()))
     });
     let tiles = tiles.transpose()?;
     let masks = outputs::masks(&run.config.mask_dir, items, engine.config().output.kind)?;

@@ -44,8 +44,9 @@ pub(crate) fn is_csv(path: &Path) -> Result<bool, JsonTiles> {
 
 impl TileWriter {
     /// Starts `path` (through its `.partial`) with the bytes `kept` from an interrupted run; a CSV
-    /// file starts with its header.
-    pub(crate) fn create(path: &Path, kept: &[u8]) -> io::Result<TileWriter> {
+    /// file starts with its header where the run `opens` the whole output (only a job array's
+    /// first shard writes it, so that the shards' files concatenate to one run's).
+    pub(crate) fn create(path: &Path, kept: &[u8], opens: bool) -> io::Result<TileWriter> {
         let csv = is_csv(path).map_err(io::Error::other)?;
         let mut out = OutputFile::create(path)?;
         out.write_all(kept)?;
@@ -53,7 +54,7 @@ impl TileWriter {
             return Ok(TileWriter::Jsonl(io::BufWriter::new(out)));
         }
         let mut csv = csv::Writer::from_writer(out);
-        if kept.is_empty() {
+        if kept.is_empty() && opens {
             csv.write_record(HEADER).map_err(io::Error::other)?;
         }
         Ok(TileWriter::Csv(Box::new(csv)))

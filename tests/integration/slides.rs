@@ -913,3 +913,39 @@ fn resume_after_sigkill_or_sigterm_equals_an_uninterrupted_run() {
         assert_eq!(files(cut.path()), a);
     }
 }
+
+/// `--tiles` under `--shard` follows the records' rule: only the shard that opens the whole output
+/// writes the CSV header, so the shards' files concatenate to the unsharded file (JSON Lines too).
+#[test]
+fn sharded_tiles_concatenate_to_the_whole_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for (k, slide) in SLIDES.iter().take(2).enumerate() {
+        std::fs::copy(
+            root().join(slide),
+            dir.path().join(format!("slide-{k}.png")),
+        )
+        .unwrap();
+    }
+    let model = root().join(PCAM);
+    for ext in ["csv", "jsonl"] {
+        let tiles = |name: &str, shard: Option<&str>| {
+            let mut cmd = scancer();
+            cmd.current_dir(dir.path())
+                .args(["predict", "--tile", "-q", "-f", "jsonl", "-m"])
+                .arg(&model)
+                .args(["--tiles", &format!("{name}.{ext}")]);
+            if let Some(shard) = shard {
+                cmd.args(["--shard", shard]);
+            }
+            let out = run(cmd.args(["slide-0.png", "slide-1.png"]));
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            std::fs::read_to_string(dir.path().join(format!("{name}.{ext}"))).unwrap()
+        };
+        let whole = tiles("whole", None);
+        let joined = tiles("part-0", Some("0/2")) + &tiles("part-1", Some("1/2"));
+        assert_eq!(joined, whole, "{ext}");
+        if ext == "csv" {
+            assert_eq!(whole.matches("path,x,y").count(), 1);
+        }
+    }
+}
