@@ -57,7 +57,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --heatmap 'Write each slide''s heatmap: a PNG to look at (tissue in matplotlib''s plasma colours, not-tissue grey, a colour bar), or a pyramidal TIFF at the slide''s level-0 size that OpenSlide opens and viewers overlay (not-tissue transparent). FILE.png or FILE.tif for one input, else DIR/<the input''s path>.heatmap.png (or .tif, see --heatmap-format)'
             cand --heatmap-format 'What --heatmap DIR writes for each slide'
             cand --heatmap-size 'Largest side of a heatmap in pixels (16 to 16384)'
-            cand --smooth 'Gaussian smoothing of the heatmap, sigma in slide pixels'
+            cand --smooth 'Gaussian smoothing of the heatmap and the regions over tissue, sigma in analysed pixels (the slide as read at the model''s resolution, not level 0)'
             cand --class 'The class of a multiclass model whose map, regions and most suspicious window are each slide''s result (its label, or its index) [default: every class, one map each]'
             cand --geojson 'Write each slide''s windows and positive regions as QuPath GeoJSON (File > Import objects), in level-0 pixels: FILE.geojson for one input, else DIR/<the input''s path>.geojson'
             cand --asap-xml 'Write each slide''s positive regions as ASAP XML annotations (the Camelyon16 ground truth''s format): FILE.xml for one input, else DIR/<the input''s path>.xml'

@@ -62,7 +62,7 @@ complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap -d '
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap-format -d 'What --heatmap DIR writes for each slide' -r -f -a "png\t'A PNG with a colour bar, to look at'
 tiff\t'A pyramidal TIFF at the slide\'s size, to overlay in a viewer'"
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l heatmap-size -d 'Largest side of a heatmap in pixels (16 to 16384)' -r
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -l smooth -d 'Gaussian smoothing of the heatmap, sigma in slide pixels' -r
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -l smooth -d 'Gaussian smoothing of the heatmap and the regions over tissue, sigma in analysed pixels (the slide as read at the model\'s resolution, not level 0)' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l class -d 'The class of a multiclass model whose map, regions and most suspicious window are each slide\'s result (its label, or its index) [default: every class, one map each]' -r
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l geojson -d 'Write each slide\'s windows and positive regions as QuPath GeoJSON (File > Import objects), in level-0 pixels: FILE.geojson for one input, else DIR/<the input\'s path>.geojson' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -l asap-xml -d 'Write each slide\'s positive regions as ASAP XML annotations (the Camelyon16 ground truth\'s format): FILE.xml for one input, else DIR/<the input\'s path>.xml' -r -F

@@ -400,7 +400,8 @@ pub(crate) struct PredictArgs {
     )]
     pub(crate) heatmap_size: u32,
 
-    /// Gaussian smoothing of the heatmap, sigma in slide pixels
+    /// Gaussian smoothing of the heatmap and the regions over tissue, sigma in analysed pixels (the
+    /// slide as read at the model's resolution, not level 0)
     #[arg(
         help_heading = "Whole slides",
         long,

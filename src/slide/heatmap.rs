@@ -16,7 +16,8 @@ use image::RgbImage;
 pub(crate) struct HeatmapOptions {
     /// Largest side of the map in pixels.
     pub(crate) max_side: usize,
-    /// Gaussian sigma in slide pixels (0: no smoothing).
+    /// Gaussian sigma in analysed pixels, the slide as read at the model's resolution (0: no
+    /// smoothing).
     pub(crate) smooth: f32,
     /// Blend over the slide (half and half, tissue only) instead of the map alone.
     pub(crate) overlay: bool,

@@ -547,3 +547,43 @@ fn the_model_instances_change_nothing_but_the_time() {
     assert_eq!(seen[0], seen[2]);
     assert!(seen[0].1.lines().count() == 97, "a header and 96 windows");
 }
+
+/// Every GeoJSON measurement is a number, for every kind of model: QuPath reads each as a double
+/// (`MeasurementList.putAll`), and a null fails its import. A segmentation window measures the
+/// share of its most frequent class; a multiclass window every class's probability.
+#[test]
+fn geojson_measurements_are_numbers_for_every_model_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    for (model, measurement) in [
+        (PCAM, "probability"),
+        ("testdata/models/tissue-multiclass.pt", "probability stroma"),
+        ("testdata/models/tissue-segmentation.pt", "fraction"),
+    ] {
+        let geojson = dir.path().join("slide.geojson");
+        let out = run(scancer()
+            .args(["predict", "--tile", "-q", "-f", "jsonl", "-m", model])
+            .args(["--geojson", geojson.to_str().unwrap()])
+            .arg("testdata/slides/tissue.png"));
+        assert_eq!(out.code, 0, "{model}: {}", out.stderr);
+        let collection: Value =
+            serde_json::from_str(&std::fs::read_to_string(&geojson).unwrap()).unwrap();
+        let features = collection["features"].as_array().unwrap();
+        let detections: Vec<&Value> = features
+            .iter()
+            .filter(|f| f["properties"]["objectType"] == "detection")
+            .collect();
+        assert!(!detections.is_empty(), "{model}");
+        for feature in features {
+            for (name, value) in feature["properties"]["measurements"].as_object().unwrap() {
+                assert!(value.is_number(), "{model}: {name} = {value}");
+            }
+        }
+        assert!(
+            detections
+                .iter()
+                .all(|d| d["properties"]["measurements"][measurement].is_number()),
+            "{model}: {}",
+            detections[0]
+        );
+    }
+}

@@ -78,7 +78,9 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
         for region in regions {
             n += 1;
             let mut measurements = Map::new();
-            measurements.insert("peak_probability".into(), number(region.peak));
+            if region.peak.is_finite() {
+                measurements.insert("peak_probability".into(), number(region.peak));
+            }
             measurements.insert("windows".into(), region.windows.len().into());
             measurements.insert("area_px".into(), json!(region.area));
             measurements.insert("diameter_px".into(), json!(region.diameter));
@@ -110,21 +112,26 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
             continue;
         };
         // Every class's probability (segmentation: the window's most frequent class's share).
+        // Only numbers: QuPath reads each measurement as a double, and a null fails its import.
+        let score = |c: usize| {
+            result
+                .scores
+                .get(k * classes + c)
+                .copied()
+                .filter(|p| p.is_finite())
+        };
         let mut measurements = Map::new();
-        if result.scores.is_empty() {
-            measurements.insert(
-                "fraction".into(),
-                tile.probability.map_or(Value::Null, number),
-            );
-        } else if classes == 2 && result.focus == Some(1) {
-            measurements.insert("probability".into(), number(result.scores[k * classes + 1]));
-        } else {
+        if classes == 2 && result.focus == Some(1) && score(1).is_some() {
+            measurements.insert("probability".into(), number(score(1).unwrap_or_default()));
+        } else if classes > 0 && (0..classes).all(|c| score(c).is_some()) {
             for (c, label) in result.labels.iter().enumerate() {
                 measurements.insert(
                     format!("probability {label}"),
-                    number(result.scores[k * classes + c]),
+                    number(score(c).unwrap_or_default()),
                 );
             }
+        } else if let Some(fraction) = tile.probability.filter(|p| p.is_finite()) {
+            measurements.insert("fraction".into(), number(fraction));
         }
         feature(
             out,
