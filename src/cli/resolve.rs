@@ -2,7 +2,7 @@
 //! here, in one order: the flag, else its environment variable, else the profile of the
 //! configuration file, else the default.
 
-use super::config::{PredictConfig, RemoteConfig, SlideConfig};
+use super::config::{HeatmapFormat, PredictConfig, RemoteConfig, SlideConfig};
 use super::environment::variable;
 use super::{ColorChoice, EngineArgs, PredictArgs, RemoteArgs};
 use crate::engine::EngineOptions;
@@ -49,6 +49,22 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
         }
         None => PathBuf::from("scancer-masks"),
     });
+    if args.overlay {
+        match &args.heatmap {
+            None => bail!("--overlay draws the heatmap over the slide: it needs --heatmap PATH"),
+            Some(path)
+                if args.heatmap_format == HeatmapFormat::Tiff
+                    || crate::slide::heatmap::is_tiff(path) =>
+            {
+                bail!(
+                    "--overlay draws a PNG heatmap over the slide, and a TIFF heatmap ({}) is the map \
+                     alone, at the slide's size, for a viewer to overlay: drop --overlay, or write a PNG",
+                    path.display()
+                )
+            }
+            Some(_) => {}
+        }
+    }
     let heatmap_side = args.heatmap_size as usize;
     let slides = SlideConfig {
         tile: args.tile,

@@ -19,6 +19,14 @@ pub(crate) enum NamingError {
         path: PathBuf,
         inputs: usize,
     },
+    /// A file name whose extension is not one of the flag's (`--heatmap o.jpg`): neither a file
+    /// it writes nor, without a trailing `/`, plainly a folder.
+    #[error("{flag} {}: not a file name it writes (.{}) nor a folder: name the file .{}, or end a folder's path with /", .path.display(), .extensions.join(", ."), .extensions[0])]
+    Extension {
+        flag: &'static str,
+        path: PathBuf,
+        extensions: &'static [&'static str],
+    },
     /// Two inputs (as displayed) whose files would be `name`.
     #[error("{flag}: the files of {first} and {second} would both be {}: give each slide once, by paths that differ", .name.display())]
     Collision {
@@ -94,16 +102,24 @@ fn per_input(
     flag: &'static str,
     path: &Path,
     all: &[Item],
-    extensions: &[&str],
+    extensions: &'static [&'static str],
     suffix: &str,
 ) -> Result<Vec<Option<PathBuf>>, NamingError> {
-    let folder = path.is_dir()
-        || path.as_os_str().to_string_lossy().ends_with('/')
-        || !path.extension().is_some_and(|e| {
-            extensions
-                .iter()
-                .any(|x| e.eq_ignore_ascii_case(std::ffi::OsStr::new(x)))
+    let said_folder = path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/');
+    let file = path.extension().is_some_and(|e| {
+        extensions
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(std::ffi::OsStr::new(x)))
+    });
+    // `o.jpg` is neither: made a folder, it would surprise whoever meant a file.
+    if !said_folder && !file && path.extension().is_some() && !extensions.is_empty() {
+        return Err(NamingError::Extension {
+            flag,
+            path: path.to_path_buf(),
+            extensions,
         });
+    }
+    let folder = said_folder || !file;
     if !folder {
         if all.len() > 1 {
             return Err(NamingError::OneFile {

@@ -680,7 +680,7 @@ fn slide_usage_errors_exit_two_before_any_work() {
     let output = dir.path().join("out.jsonl");
     std::fs::write(&output, "previous").unwrap();
     let o = output.to_str().unwrap();
-    let cases: [(&str, Vec<&str>, &str); 14] = [
+    let cases: [(&str, Vec<&str>, &str); 18] = [
         (
             PCAM,
             vec!["--stride", "0"],
@@ -728,6 +728,22 @@ fn slide_usage_errors_exit_two_before_any_work() {
             "--geojson one.geojson names one file, but there are 2 inputs",
         ),
         (PCAM, vec!["--tiles", "tiles.json"], "name the file .jsonl"),
+        (
+            PCAM,
+            vec!["--heatmap", "o.jpg"],
+            "--heatmap o.jpg: not a file name it writes (.png, .tif, .tiff) nor a folder",
+        ),
+        (
+            PCAM,
+            vec!["--geojson", "regions.txt"],
+            "name the file .geojson, or end a folder's path with /",
+        ),
+        (PCAM, vec!["--overlay"], "--overlay draws the heatmap over the slide: it needs --heatmap"),
+        (
+            PCAM,
+            vec!["--overlay", "--heatmap", "maps/", "--heatmap-format", "tiff"],
+            "a TIFF heatmap (maps/) is the map alone",
+        ),
         (PCAM, vec!["--heatmap-size", "0"], "0 is not in 16..=16384"),
         (
             PCAM,
