@@ -147,9 +147,13 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
         identity.with_context(|| format!("{}: cannot read", source.name))
     };
     if config.slides.tile || source.config.input.patch {
-        let asked = &config.slides;
-        let heatmap = asked.heatmap.is_some();
-        crate::slide::check_run(&source.config, &asked.options, heatmap, &asked.exports)?;
+        let slides_asked = &config.slides;
+        let asked = crate::slide::Asked {
+            heatmap: slides_asked.heatmap.is_some(),
+            explain: config.explain.is_some(),
+        };
+        let (options, exports) = (&slides_asked.options, &slides_asked.exports);
+        crate::slide::check_run(&source.config, options, &asked, exports)?;
         let engine = Engine::load(&source, &config.engine)?;
         let schema = engine.schema();
         return slides(run, items, engine, identity()?, schema);

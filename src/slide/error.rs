@@ -76,4 +76,6 @@ pub(crate) enum UsageError {
     SegmentationHeatmap,
     #[error("--lesions lists the regions of one class: name it with --class (a multiclass model), or use a binary model")]
     LesionsNeedClass,
+    #[error("--explain explains a slide's hotspot towards one class: name it with --class (a multiclass model)")]
+    ExplainNeedsClass,
 }

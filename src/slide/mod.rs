@@ -33,4 +33,4 @@ mod usage;
 
 pub(crate) use predict::{Files, Slides};
 pub(crate) use types::SlideOptions;
-pub(crate) use usage::check_run;
+pub(crate) use usage::{check_run, Asked};

@@ -57,27 +57,36 @@ pub(crate) fn check(
 fn check_outputs(
     kind: OutputKind,
     focus: Option<usize>,
-    heatmap: bool,
+    asked: &Asked,
     lesions: bool,
 ) -> Result<(), UsageError> {
-    if kind == OutputKind::Segmentation && heatmap {
+    if kind == OutputKind::Segmentation && asked.heatmap {
         return Err(UsageError::SegmentationHeatmap);
     }
     if lesions && focus.is_none() {
         return Err(UsageError::LesionsNeedClass);
     }
+    if asked.explain && focus.is_none() {
+        return Err(UsageError::ExplainNeedsClass);
+    }
     Ok(())
 }
 
+/// The per-slide files a run asks for besides the exports.
+pub(crate) struct Asked {
+    pub(crate) heatmap: bool,
+    pub(crate) explain: bool,
+}
+
 /// A slide run's settings and outputs against the model, before any slide is read or any output
-/// touched: `heatmap` asked for, and `exports`.
+/// touched: the heatmap and explanations `asked` for, and `exports`.
 pub(crate) fn check_run(
     engine_config: &HandlerConfig,
     options: &SlideOptions,
-    heatmap: bool,
+    asked: &Asked,
     exports: &[(Format, PathBuf)],
 ) -> Result<(), UsageError> {
     let (_, focus) = check(engine_config, options.stride, options.class.as_deref())?;
     let lesions = exports.iter().any(|(f, _)| *f == Format::LesionsCsv);
-    check_outputs(engine_config.output.kind, focus, heatmap, lesions)
+    check_outputs(engine_config.output.kind, focus, asked, lesions)
 }

@@ -680,7 +680,7 @@ fn slide_usage_errors_exit_two_before_any_work() {
     let output = dir.path().join("out.jsonl");
     std::fs::write(&output, "previous").unwrap();
     let o = output.to_str().unwrap();
-    let cases: [(&str, Vec<&str>, &str); 18] = [
+    let cases: [(&str, Vec<&str>, &str); 19] = [
         (
             PCAM,
             vec!["--stride", "0"],
@@ -728,6 +728,11 @@ fn slide_usage_errors_exit_two_before_any_work() {
             "--geojson one.geojson names one file, but there are 2 inputs",
         ),
         (PCAM, vec!["--tiles", "tiles.json"], "name the file .jsonl"),
+        (
+            crate::util::MULTICLASS,
+            vec!["--explain", "explanations/"],
+            "--explain explains a slide's hotspot towards one class: name it with --class",
+        ),
         (
             PCAM,
             vec!["--heatmap", "o.jpg"],
