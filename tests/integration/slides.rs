@@ -970,3 +970,60 @@ fn sharded_tiles_concatenate_to_the_whole_run() {
         }
     }
 }
+
+/// A slide OpenSlide refuses says why, as other formats do: unreadable (no permission), empty, a
+/// TIFF cut short, or no slide format at all; one error record each, and the other slides answer.
+#[cfg(feature = "openslide")]
+#[test]
+fn refused_slides_say_why() {
+    if crate::util::fetched("SCANCER_OPENSLIDE", "refused_slides_say_why").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    std::fs::write(at("empty.svs"), b"").unwrap();
+    std::fs::write(at("cut.svs"), b"II*\0\x08\0\0\0").unwrap();
+    std::fs::write(at("notes.svs"), b"patient notes\n").unwrap();
+    std::fs::copy(root().join(PYRAMID), at("locked.svs")).unwrap();
+    std::fs::set_permissions(
+        at("locked.svs"),
+        std::os::unix::fs::PermissionsExt::from_mode(0),
+    )
+    .unwrap();
+    std::fs::copy(root().join(PYRAMID), at("good.svs")).unwrap();
+    // As a user the file modes bind: root runs it without CAP_DAC_OVERRIDE, which reads any file.
+    let root_user = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    let mut cmd = if root_user {
+        let mut setpriv = assert_cmd::Command::new("setpriv");
+        setpriv
+            .args(["--bounding-set=-dac_override,-dac_read_search", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("scancer"));
+        setpriv
+    } else {
+        assert_cmd::Command::new(assert_cmd::cargo::cargo_bin("scancer"))
+    };
+    cmd.current_dir(dir.path())
+        .args(["predict", "--tile", "-q", "-f", "jsonl", "-m"])
+        .arg(root().join(PCAM))
+        .args([
+            "cut.svs",
+            "empty.svs",
+            "good.svs",
+            "locked.svs",
+            "notes.svs",
+        ]);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let error = |name: &str| out.record(name)["error"].as_str().unwrap_or("").to_owned();
+    assert_eq!(error("empty.svs"), "empty file");
+    assert_eq!(
+        error("cut.svs"),
+        "OpenSlide cannot read this TIFF (8 bytes): it is truncated or damaged"
+    );
+    assert!(error("notes.svs").contains("its first bytes are no slide format's"));
+    assert_eq!(error("locked.svs"), "Permission denied");
+    assert!(out.record("good.svs")["error"].is_null());
+}

@@ -63,7 +63,7 @@ pub(crate) fn open(
                 return Ok(finish(Box::new(slide), None, plan));
             }
         } else if vendor.is_some() {
-            return Err(ReadError::NotOpenSlide);
+            return Err(openslide::refused(path));
         }
     }
     #[cfg(not(feature = "openslide"))]

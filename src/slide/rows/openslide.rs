@@ -90,7 +90,7 @@ impl OpenSlideRows {
                 .map_err(ReadError::OpenSlideSymbol)?;
             let handle = open(name.as_ptr());
             if handle.is_null() {
-                return Err(ReadError::NotOpenSlide);
+                return Err(refused(path));
             }
             let mut rows = OpenSlideRows {
                 lib,
@@ -258,5 +258,23 @@ impl Drop for OpenSlideRows {
                 close(self.handle);
             }
         }
+    }
+}
+
+/// Why OpenSlide refused `path`, as far as the file itself says: unreadable (permissions), empty,
+/// a TIFF it cannot identify (cut short or damaged), or no slide format at all.
+pub(crate) fn refused(path: &Path) -> ReadError {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => return ReadError::Io(e),
+    };
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut magic = [0u8; 4];
+    let read = file.read(&mut magic).unwrap_or(0);
+    match &magic[..read] {
+        [] => ReadError::Empty,
+        b"II*\0" | b"MM\0*" | b"II+\0" | b"MM\0+" => ReadError::DamagedTiff { bytes },
+        _ => ReadError::NotOpenSlide,
     }
 }

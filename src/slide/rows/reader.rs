@@ -106,8 +106,12 @@ pub(crate) enum ReadError {
     #[error("the path holds a NUL byte")]
     NulInPath,
     #[cfg(feature = "openslide")]
-    #[error("OpenSlide does not recognise this file")]
+    #[error("OpenSlide does not recognise this file: its first bytes are no slide format's")]
     NotOpenSlide,
+    /// A TIFF that OpenSlide cannot even identify: cut short or damaged.
+    #[cfg(feature = "openslide")]
+    #[error("OpenSlide cannot read this TIFF ({bytes} bytes): it is truncated or damaged")]
+    DamagedTiff { bytes: u64 },
     #[cfg(feature = "openslide")]
     #[error("OpenSlide finds no levels in this slide")]
     NoLevels,
