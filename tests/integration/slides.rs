@@ -987,7 +987,7 @@ fn refused_slides_say_why() {
     std::fs::copy(root().join(PYRAMID), at("locked.svs")).unwrap();
     std::fs::set_permissions(
         at("locked.svs"),
-        std::os::unix::fs::PermissionsExt::from_mode(0),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
     )
     .unwrap();
     std::fs::copy(root().join(PYRAMID), at("good.svs")).unwrap();
