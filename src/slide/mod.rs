@@ -12,6 +12,7 @@
 //! the checks of a run's settings, `outputs` where each slide's files go, `error` why an input
 //! failed.
 
+mod class_colours;
 mod classes;
 mod error;
 pub(crate) mod exports;

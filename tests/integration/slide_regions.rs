@@ -587,3 +587,49 @@ fn geojson_measurements_are_numbers_for_every_model_kind() {
         );
     }
 }
+
+/// One colour per class, the same in QuPath's GeoJSON and ASAP's groups: stroma, tumour and
+/// lymphocytes no longer look alike in a viewer.
+#[test]
+fn every_class_has_its_own_colour_in_every_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (geojson, asap) = (dir.path().join("s.geojson"), dir.path().join("s.xml"));
+    let out = run(scancer()
+        .args(["predict", "--tile", "-q", "-f", "jsonl", "-m"])
+        .arg("testdata/models/tissue-multiclass.pt")
+        .args(["--geojson", geojson.to_str().unwrap()])
+        .args(["--asap-xml", asap.to_str().unwrap()])
+        .arg("testdata/slides/tissue.png"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let collection: Value =
+        serde_json::from_str(&std::fs::read_to_string(&geojson).unwrap()).unwrap();
+    let mut colours = std::collections::BTreeMap::new();
+    for feature in collection["features"].as_array().unwrap() {
+        let class = &feature["properties"]["classification"];
+        let (name, colour) = (class["name"].as_str().unwrap(), class["color"].clone());
+        assert_eq!(
+            colours.entry(name.to_owned()).or_insert(colour.clone()),
+            &colour,
+            "{name}: one colour"
+        );
+    }
+    assert!(colours.len() >= 2, "{colours:?}");
+    let distinct: std::collections::BTreeSet<String> =
+        colours.values().map(Value::to_string).collect();
+    assert_eq!(distinct.len(), colours.len(), "{colours:?}");
+    // ASAP: each class's group in its GeoJSON colour, as #RRGGBB.
+    let xml = std::fs::read_to_string(&asap).unwrap();
+    for (name, colour) in &colours {
+        let rgb: Vec<u64> = colour
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let hex = format!("#{:02X}{:02X}{:02X}", rgb[0], rgb[1], rgb[2]);
+        let group = format!("<Group Name=\"{name}\" PartOfGroup=\"None\" Color=\"{hex}\"");
+        if xml.contains(&format!("PartOfGroup=\"{name}\"")) {
+            assert!(xml.contains(&group), "{group} in {xml}");
+        }
+    }
+}

@@ -4,12 +4,15 @@
 //! and the Camelyon evaluation code read it; the provenance is an XML comment.
 
 use super::export::Export;
+use crate::slide::class_colours::{colour, hex};
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 use std::io::{self, Write};
 
 const TUMOR: &str = "Tumor";
 const EXCLUSION: &str = "_2";
+/// Camelyon16's colour of its exclusion group.
+const EXCLUSION_COLOUR: &str = "#64FE2E";
 
 fn polygon<W: Write>(
     xml: &mut Writer<W>,
@@ -75,7 +78,10 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
     xml.write_event(Event::Comment(BytesText::from_escaped(
         about.replace("--", "- -"),
     )))?;
-    let mut groups: Vec<String> = Vec::new();
+    // Each group with its class's colour (`class_colours`); Camelyon16's exclusion group last.
+    let classes = result.labels.len();
+    let coloured = |c: usize| (group(c), hex(colour(classes, c)));
+    let mut groups: Vec<(String, String)> = Vec::new();
     xml.create_element("ASAP_Annotations")
         .write_inner_content(|xml| {
             xml.create_element("Annotations")
@@ -84,9 +90,9 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
                     for (c, regions) in result.class_regions.iter().enumerate() {
                         for region in regions {
                             n += 1;
-                            let g = group(c);
-                            if !groups.contains(&g) {
-                                groups.push(g.clone());
+                            let (g, shade) = coloured(c);
+                            if !groups.iter().any(|(name, _)| *name == g) {
+                                groups.push((g.clone(), shade.clone()));
                             }
                             for (piece, p) in region.outline.0.iter().enumerate() {
                                 let name = if region.outline.0.len() == 1 {
@@ -94,10 +100,10 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
                                 } else {
                                     format!("Region {n} part {}", piece + 1)
                                 };
-                                polygon(xml, &name, &g, "#F4FA58", p.exterior())?;
+                                polygon(xml, &name, &g, &shade, p.exterior())?;
                                 for (h, hole) in p.interiors().iter().enumerate() {
                                     let hole_name = format!("{name} hole {}", h + 1);
-                                    polygon(xml, &hole_name, EXCLUSION, "#64FE2E", hole)?;
+                                    polygon(xml, &hole_name, EXCLUSION, EXCLUSION_COLOUR, hole)?;
                                 }
                             }
                         }
@@ -105,17 +111,13 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
                     Ok(())
                 })?;
             if groups.is_empty() {
-                groups.push(group(result.focus.unwrap_or(0)));
+                groups.push(coloured(result.focus.unwrap_or(0)));
             }
-            groups.push(EXCLUSION.to_string());
+            groups.push((EXCLUSION.to_string(), EXCLUSION_COLOUR.to_string()));
             xml.create_element("AnnotationGroups")
                 .write_inner_content(|xml| {
-                    for name in &groups {
-                        let color = if name == EXCLUSION {
-                            "#64FE2E"
-                        } else {
-                            "#F4FA58"
-                        };
+                    for (name, color) in &groups {
+                        let color = color.as_str();
                         xml.create_element("Group")
                             .with_attributes([
                                 ("Name", name.as_str()),

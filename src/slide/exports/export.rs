@@ -17,15 +17,6 @@ impl Export<'_> {
         self.result.grid()
     }
 
-    /// Whether class `c` is what the slide is searched for (drawn in the positive colour): the
-    /// focus class, or, without one, every class but the first (background, normal...).
-    pub(crate) fn positive(&self, c: usize) -> bool {
-        match self.result.focus {
-            Some(f) => c == f,
-            None => c > 0,
-        }
-    }
-
     /// Microns per level-0 pixel.
     pub(crate) fn mpp(&self) -> Option<f64> {
         self.result.plan.mpp.map(|(m, _)| m)

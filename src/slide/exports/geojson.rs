@@ -5,13 +5,12 @@
 //! Provenance rides along as a foreign member, which GeoJSON readers ignore.
 
 use super::export::{number, Export};
+use crate::slide::class_colours::colour;
 use geo::{MultiPolygon, Polygon};
 use serde_json::{json, Map, Value};
 use std::io::{self, Write};
 
 /// QuPath's colours for its default classes: Tumor red, and a neutral green for the rest.
-const POSITIVE_COLOR: [u8; 3] = [200, 0, 0];
-const NEGATIVE_COLOR: [u8; 3] = [20, 180, 20];
 
 fn ring(points: &geo::LineString<f64>) -> Value {
     Value::Array(
@@ -47,13 +46,9 @@ fn rectangle([x, y, w, h]: [u64; 4]) -> Value {
     })
 }
 
-fn classification(name: &str, positive: bool) -> Value {
-    let color = if positive {
-        POSITIVE_COLOR
-    } else {
-        NEGATIVE_COLOR
-    };
-    json!({"name": name, "color": color})
+/// QuPath's classification: the class's name and its colour (`class_colours`).
+fn classification(labels: &[String], class: usize) -> Value {
+    json!({"name": labels[class], "color": colour(labels.len(), class)})
 }
 
 /// Writes the FeatureCollection, one feature a line (a large slide has hundreds of thousands).
@@ -98,7 +93,7 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
                     "properties": {
                         "objectType": "annotation",
                         "name": format!("Region {n}"),
-                        "classification": classification(&result.labels[class], export.positive(class)),
+                        "classification": classification(&result.labels, class),
                         "isLocked": false,
                         "measurements": measurements,
                     },
@@ -140,7 +135,7 @@ pub(crate) fn write(export: &Export, out: &mut dyn Write) -> io::Result<()> {
                 "geometry": rectangle(grid.window_bounds(k)),
                 "properties": {
                     "objectType": "detection",
-                    "classification": classification(&result.labels[class], export.positive(class)),
+                    "classification": classification(&result.labels, class),
                     "measurements": measurements,
                 },
             }),
