@@ -10,8 +10,6 @@ use geo::{MultiPolygon, Polygon};
 use serde_json::{json, Map, Value};
 use std::io::{self, Write};
 
-/// QuPath's colours for its default classes: Tumor red, and a neutral green for the rest.
-
 fn ring(points: &geo::LineString<f64>) -> Value {
     Value::Array(
         points
