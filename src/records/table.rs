@@ -104,16 +104,26 @@ impl RecordWriter for Table<'_> {
             }
         };
         let b = match (answer.slide, answer.outcome) {
-            (Some(s), Outcome::Predicted(_)) => format!(
-                "{b}  ({} of {} tissue windows positive, {} background; tissue {:.1}%){}",
-                s.positive_tiles,
-                s.tissue_tiles,
-                s.tiles - s.tissue_tiles,
-                s.tissue_fraction * 100.0,
-                s.warning
-                    .as_ref()
-                    .map_or_else(String::new, |w| format!("  warning: {w}"))
-            ),
+            (Some(s), Outcome::Predicted(_)) => {
+                // A binary model's windows are positive or not; a model of classes' windows
+                // each have a class (the answer names their shares), none is "positive".
+                let windows = if s.classes.is_empty() {
+                    format!(
+                        "{} of {} tissue windows positive",
+                        s.positive_tiles, s.tissue_tiles
+                    )
+                } else {
+                    format!("{} tissue windows", s.tissue_tiles)
+                };
+                format!(
+                    "{b}  ({windows}, {} background; tissue {:.1}%){}",
+                    s.tiles - s.tissue_tiles,
+                    s.tissue_fraction * 100.0,
+                    s.warning
+                        .as_ref()
+                        .map_or_else(String::new, |w| format!("  warning: {w}"))
+                )
+            }
             _ => b,
         };
         // Pad by visible width: colour codes do not take space on screen.

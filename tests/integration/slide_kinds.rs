@@ -3,7 +3,7 @@
 //! The slides are composed of patches whose predictions alone are known, so every window, count,
 //! mean and mask pixel is checked exactly against plain `predict`.
 
-use crate::util::{root, run, scancer, Run, MULTICLASS, SEGMENTATION};
+use crate::util::{root, run, scancer, Run, MULTICLASS, PCAM, SEGMENTATION};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -330,4 +330,28 @@ fn segmentation_slides_stitch_one_class_mask() {
         description.contains("0=background, 1=tissue, 2=tumour; 255=not analysed"),
         "{description}"
     );
+}
+
+/// The table's slide column: a binary model's windows are counted positive; a model of classes'
+/// windows each have a class, so none is called positive (it read as a negative slide).
+#[test]
+fn the_table_counts_positive_windows_of_binary_models_only() {
+    let table = |model: &str| {
+        let out = run(scancer().args([
+            "predict",
+            "--tile",
+            "-q",
+            "-m",
+            model,
+            "testdata/slides/tissue.png",
+        ]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    assert!(table(PCAM).contains("tissue windows positive,"));
+    for model in [MULTICLASS, SEGMENTATION] {
+        let text = table(model);
+        assert!(!text.contains("positive"), "{model}: {text}");
+        assert!(text.contains(" tissue windows, "), "{model}: {text}");
+    }
 }
