@@ -363,10 +363,15 @@ pub(crate) struct PredictArgs {
     #[arg(help_heading = "Whole slides", long, value_name = "X", value_parser = positive_magnification)]
     pub(crate) magnification: Option<f64>,
 
-    /// The slides' level-0 resolution in microns per pixel, for files that declare none (or a wrong
-    /// one)
+    /// The slides' level-0 resolution in microns per pixel, for files that declare none (or an
+    /// implausible one); a resolution a slide declares is kept (see --override-slide-mpp)
     #[arg(help_heading = "Whole slides", long, value_name = "UM", value_parser = positive_mpp)]
     pub(crate) slide_mpp: Option<f64>,
+
+    /// Use --slide-mpp for every slide, also those that declare a resolution (each one said in a
+    /// warning): for slides whose declared resolution is wrong
+    #[arg(help_heading = "Whole slides", long, requires = "slide_mpp")]
+    pub(crate) override_slide_mpp: bool,
 
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
     /// probability, label; windows that were not run have no probability): JSON Lines for a .jsonl

@@ -87,6 +87,7 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
                 // The model's are the engine's, known once it is loaded.
                 model_mpp: None,
                 slide_mpp: args.slide_mpp,
+                override_mpp: args.override_slide_mpp,
                 patch: (0, 0),
             },
             smooth: args.smooth,

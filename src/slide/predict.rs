@@ -193,6 +193,12 @@ impl Slide<'_> {
                 crate::messages::note!("note: {}: {note}", input.display);
             }
         }
+        if let (Some((declared, source)), Some((given, _))) = (plan.overridden, plan.mpp) {
+            crate::messages::warning!(
+                "{}: the slide declares {declared} um per pixel ({source}); --override-slide-mpp analyses it as {given}",
+                input.display
+            );
+        }
         let bar = progress(&input.display, self.quiet);
         let result = scan::predict(
             self.engine,

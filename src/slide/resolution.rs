@@ -69,8 +69,11 @@ pub(crate) struct LevelChoice {
     pub(crate) target: Option<Target>,
     /// The model's training resolution (handler configuration `input.mpp`).
     pub(crate) model_mpp: Option<f64>,
-    /// `--slide-mpp`: the slide's level-0 resolution, for files that declare none (or a wrong one).
+    /// `--slide-mpp`: the slide's level-0 resolution, for files that declare none (or an
+    /// implausible one).
     pub(crate) slide_mpp: Option<f64>,
+    /// `--override-slide-mpp`: `slide_mpp` also for files that declare a resolution.
+    pub(crate) override_mpp: bool,
     /// The model's input: an image no larger is a patch, read as it is.
     pub(crate) patch: (usize, usize),
 }
@@ -91,6 +94,8 @@ pub(crate) struct Plan {
     pub(crate) mpp: Option<(f64, &'static str)>,
     /// Something the user should hear (the target could not be honoured exactly).
     pub(crate) note: Option<String>,
+    /// A resolution the slide declares that `--override-slide-mpp` replaced: (declared, where).
+    pub(crate) overridden: Option<(f64, &'static str)>,
 }
 
 impl Plan {
@@ -136,14 +141,17 @@ fn plausible(mpp: f64, tag: &'static str) -> Result<f64, ResolutionError> {
 /// Chooses the level of `pyramid` for `choice`.
 pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, ResolutionError> {
     let base = pyramid.levels[0];
-    let mpp = match (choice.slide_mpp, pyramid.mpp) {
-        (Some(given), _) => Some((given, "--slide-mpp")),
-        (None, Some((m, source))) => match plausible(m, source) {
-            Ok(m) => Some((m, source)),
-            // An implausible tag is no resolution, unless the user needs one.
-            Err(_) => None,
-        },
-        (None, None) => None,
+    // What the slide declares, if plausible (an implausible tag is no resolution).
+    let declared = pyramid
+        .mpp
+        .and_then(|(m, source)| plausible(m, source).ok().map(|m| (m, source)));
+    let (mpp, overridden) = match (choice.slide_mpp, declared) {
+        (Some(given), Some(declared)) if choice.override_mpp => {
+            (Some((given, "--override-slide-mpp")), Some(declared))
+        }
+        (_, Some(declared)) => (Some(declared), None),
+        (Some(given), None) => (Some((given, "--slide-mpp")), None),
+        (None, None) => (None, None),
     };
     let implausible = match (choice.slide_mpp, pyramid.mpp) {
         (None, Some((m, source))) => plausible(m, source).err(),
@@ -173,6 +181,7 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Reso
                 ),
                 mpp,
                 note,
+                overridden,
             })
         };
     if base.width <= choice.patch.0 && base.height <= choice.patch.1 {
@@ -243,6 +252,7 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Reso
         ),
         mpp,
         note: None,
+        overridden,
     })
 }
 
@@ -353,6 +363,30 @@ mod tests {
         assert_eq!(from_tiff(40_000.0, 3), Some((0.25, "TIFF XResolution")));
         assert_eq!(from_tiff(100.0, 1), None);
         assert_eq!(from_png(4_000_000), Some((0.25, "PNG pHYs")));
+    }
+
+    #[test]
+    fn a_declared_resolution_is_kept_unless_overridden() {
+        // --slide-mpp is a fallback: the slide's own 0.243 stands.
+        let fallback = LevelChoice {
+            slide_mpp: Some(0.25),
+            ..target(Target::Mpp(0.97))
+        };
+        let p = plan(&camelyon(), &fallback).unwrap();
+        assert_eq!(p.mpp, Some((0.243, "openslide.mpp-x")));
+        assert_eq!(p.overridden, None);
+        // --override-slide-mpp replaces it, and says what it replaced.
+        let forced = LevelChoice {
+            override_mpp: true,
+            ..fallback
+        };
+        let p = plan(&camelyon(), &forced).unwrap();
+        assert_eq!(p.mpp, Some((0.25, "--override-slide-mpp")));
+        assert_eq!(p.overridden, Some((0.243, "openslide.mpp-x")));
+        // Where the slide declares none, the fallback applies and nothing is overridden.
+        let flat = Pyramid::flat(1000, 1000, None);
+        let p = plan(&flat, &forced).unwrap();
+        assert_eq!((p.mpp, p.overridden), (Some((0.25, "--slide-mpp")), None));
     }
 
     #[test]

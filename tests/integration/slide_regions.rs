@@ -633,3 +633,51 @@ fn every_class_has_its_own_colour_in_every_export() {
         }
     }
 }
+
+/// `--slide-mpp` is a fallback: a slide that declares its resolution keeps it (0.25 um per pixel
+/// here, analysed at 0.5 from level 0 halved). `--override-slide-mpp` replaces it, and says so.
+#[test]
+fn slide_mpp_is_a_fallback_and_overriding_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("declared.png");
+    let slide = image::RgbImage::from_pixel(384, 384, image::Rgb([200, 120, 170]));
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, 384, 384);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: 4_000_000,
+            yppu: 4_000_000,
+            unit: png::Unit::Meter,
+        }));
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(slide.as_raw()).unwrap();
+    }
+    std::fs::write(&path, png_bytes).unwrap();
+    let analysed = |extra: &[&str]| {
+        let mut args = vec!["--mpp", "0.5"];
+        args.extend_from_slice(extra);
+        args.push(path.to_str().unwrap());
+        let out = slide_run(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        let provenance = &record["slide"]["provenance"];
+        (
+            record["slide"]["downsample"].as_f64().unwrap(),
+            provenance["mpp_source"].as_str().unwrap().to_owned(),
+            out.stderr,
+        )
+    };
+    let (downsample, source, stderr) = analysed(&["--slide-mpp", "0.125"]);
+    assert_eq!((downsample, source.as_str()), (2.0, "PNG pHYs"));
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let (downsample, source, stderr) = analysed(&["--slide-mpp", "0.125", "--override-slide-mpp"]);
+    assert_eq!((downsample, source.as_str()), (4.0, "--override-slide-mpp"));
+    assert!(
+        stderr.contains("the slide declares 0.25 um per pixel (PNG pHYs); --override-slide-mpp analyses it as 0.125"),
+        "{stderr}"
+    );
+    // The override alone is a usage error.
+    let out = slide_run(&["--override-slide-mpp", path.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
