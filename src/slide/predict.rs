@@ -193,6 +193,12 @@ impl Slide<'_> {
                 crate::messages::note!("note: {}: {note}", input.display);
             }
         }
+        if let (Some((x, y)), Some((mean, _))) = (plan.anisotropic, plan.mpp) {
+            crate::messages::warning!(
+                "{}: the slide's pixels are not square ({x} um across, {y} um down): analysed as square pixels of their mean, {mean} um",
+                input.display
+            );
+        }
         if let (Some((declared, source)), Some((given, _))) = (plan.overridden, plan.mpp) {
             crate::messages::warning!(
                 "{}: the slide declares {declared} um per pixel ({source}); --override-slide-mpp analyses it as {given}",

@@ -34,6 +34,27 @@ pub(crate) struct Pyramid {
     pub(crate) mpp: Option<(f64, &'static str)>,
     /// The scan's objective power (OpenSlide's `openslide.objective-power`).
     pub(crate) objective: Option<f64>,
+    /// Microns per pixel across and down, where they differ (`mpp` is their mean).
+    pub(crate) axes: Option<(f64, f64)>,
+}
+
+/// A resolution a file declares: one number (the mean of its axes), and the axes apart where they
+/// differ by more than 1 % (scancer analyses square pixels).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Declared {
+    pub(crate) mpp: (f64, &'static str),
+    pub(crate) axes: Option<(f64, f64)>,
+}
+
+/// One rule for every reader: the mean of the two axes, and the axes where they differ.
+pub(crate) fn across_and_down(
+    ((x, source), (y, _)): ((f64, &'static str), (f64, &'static str)),
+) -> Declared {
+    let differ = (x - y).abs() > 0.01 * x.min(y);
+    Declared {
+        mpp: ((x + y) / 2.0, source),
+        axes: differ.then_some((x, y)),
+    }
 }
 
 impl Pyramid {
@@ -47,6 +68,7 @@ impl Pyramid {
             }],
             mpp,
             objective: None,
+            axes: None,
         }
     }
 }
@@ -96,6 +118,9 @@ pub(crate) struct Plan {
     pub(crate) note: Option<String>,
     /// A resolution the slide declares that `--override-slide-mpp` replaced: (declared, where).
     pub(crate) overridden: Option<(f64, &'static str)>,
+    /// The declared resolution used was of pixels that are not square: microns across and down
+    /// (the analysis used their mean).
+    pub(crate) anisotropic: Option<(f64, f64)>,
 }
 
 impl Plan {
@@ -145,7 +170,7 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Reso
     let declared = pyramid
         .mpp
         .and_then(|(m, source)| plausible(m, source).ok().map(|m| (m, source)));
-    let (mpp, overridden) = match (choice.slide_mpp, declared) {
+    let (mpp, overridden): (Option<(f64, &'static str)>, _) = match (choice.slide_mpp, declared) {
         (Some(given), Some(declared)) if choice.override_mpp => {
             (Some((given, "--override-slide-mpp")), Some(declared))
         }
@@ -153,6 +178,10 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Reso
         (Some(given), None) => (Some((given, "--slide-mpp")), None),
         (None, None) => (None, None),
     };
+    // Square pixels are assumed: where the slide's own axes differ, the analysis says so.
+    let anisotropic = pyramid
+        .axes
+        .filter(|_| declared.is_some() && overridden.is_none() && mpp == declared);
     let implausible = match (choice.slide_mpp, pyramid.mpp) {
         (None, Some((m, source))) => plausible(m, source).err(),
         _ => None,
@@ -182,6 +211,7 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Reso
                 mpp,
                 note,
                 overridden,
+                anisotropic,
             })
         };
     if base.width <= choice.patch.0 && base.height <= choice.patch.1 {
@@ -253,6 +283,7 @@ pub(crate) fn plan(pyramid: &Pyramid, choice: &LevelChoice) -> Result<Plan, Reso
         mpp,
         note: None,
         overridden,
+        anisotropic,
     })
 }
 
@@ -290,6 +321,7 @@ mod tests {
                 .collect(),
             mpp: Some((0.243, "openslide.mpp-x")),
             objective: Some(40.0),
+            axes: None,
         }
     }
 
@@ -387,6 +419,28 @@ mod tests {
         let flat = Pyramid::flat(1000, 1000, None);
         let p = plan(&flat, &forced).unwrap();
         assert_eq!((p.mpp, p.overridden), (Some((0.25, "--slide-mpp")), None));
+    }
+
+    #[test]
+    fn pixels_that_are_not_square_are_analysed_at_their_mean_and_said() {
+        let declared = across_and_down(((0.25, "TIFF XResolution"), (0.3, "TIFF XResolution")));
+        assert_eq!(declared.mpp, (0.275, "TIFF XResolution"));
+        assert_eq!(declared.axes, Some((0.25, 0.3)));
+        // Within 1 %: square.
+        assert_eq!(across_and_down(((0.25, "x"), (0.2501, "x"))).axes, None);
+        let pyramid = Pyramid {
+            axes: declared.axes,
+            ..Pyramid::flat(1000, 1000, Some(declared.mpp))
+        };
+        let p = plan(&pyramid, &target(Target::Mpp(0.55))).unwrap();
+        assert_eq!(p.anisotropic, Some((0.25, 0.3)));
+        // Not when --override-slide-mpp replaced the declared resolution.
+        let forced = LevelChoice {
+            slide_mpp: Some(0.25),
+            override_mpp: true,
+            ..target(Target::Mpp(0.55))
+        };
+        assert_eq!(plan(&pyramid, &forced).unwrap().anisotropic, None);
     }
 
     #[test]

@@ -681,3 +681,36 @@ fn slide_mpp_is_a_fallback_and_overriding_is_said() {
     let out = slide_run(&["--override-slide-mpp", path.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// One rule for a resolution whose axes differ, whatever the reader: their mean, and a warning.
+#[test]
+fn pixels_that_are_not_square_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oblong.png");
+    let slide = image::RgbImage::from_pixel(384, 384, image::Rgb([200, 120, 170]));
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, 384, 384);
+        encoder.set_color(png::ColorType::Rgb);
+        // 0.25 um across, 0.3125 um down.
+        encoder.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: 4_000_000,
+            yppu: 3_200_000,
+            unit: png::Unit::Meter,
+        }));
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(slide.as_raw()).unwrap();
+    }
+    std::fs::write(&path, png_bytes).unwrap();
+    let out = slide_run(&[path.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the slide's pixels are not square (0.25 um across, 0.3125 um down): analysed as square pixels of their mean, 0.28125 um"
+        ),
+        "{}",
+        out.stderr
+    );
+    let record: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(record["slide"]["mpp"], json!(0.28125));
+}

@@ -107,7 +107,11 @@ fn flat(reading: Reading, choice: &LevelChoice) -> Result<Opened, ReadError> {
         Reading::Whole(rows, format) => (rows, Some(format)),
     };
     let (width, height) = rows.size();
-    let plan = resolution::plan(&Pyramid::flat(width, height, rows.resolution()), choice)?;
+    let pyramid = Pyramid {
+        axes: rows.axes(),
+        ..Pyramid::flat(width, height, rows.resolution())
+    };
+    let plan = resolution::plan(&pyramid, choice)?;
     Ok(finish(rows, whole, plan))
 }
 
@@ -235,7 +239,7 @@ struct PngRows<R: BufRead + Seek> {
     band_y: usize,
     /// Rows decoded so far.
     next: usize,
-    resolution: Option<(f64, &'static str)>,
+    resolution: Option<resolution::Declared>,
 }
 
 impl<R: BufRead + Seek> PngRows<R> {
@@ -259,12 +263,12 @@ impl<R: BufRead + Seek> PngRows<R> {
         };
         let (width, height) = (info.width as usize, info.height as usize);
         check_size(width, height)?;
-        let resolution = info
+        let axes = info
             .pixel_dims
             .filter(|d| d.unit == png::Unit::Meter)
-            .and_then(|d| resolution::from_png(d.xppu));
+            .and_then(|d| Some((resolution::from_png(d.xppu)?, resolution::from_png(d.yppu)?)));
         Ok(PngRows {
-            resolution,
+            resolution: axes.map(resolution::across_and_down),
             width,
             height,
             channels,
@@ -283,7 +287,11 @@ impl<R: BufRead + Seek> Rows for PngRows<R> {
     }
 
     fn resolution(&self) -> Option<(f64, &'static str)> {
-        self.resolution
+        self.resolution.map(|d| d.mpp)
+    }
+
+    fn axes(&self) -> Option<(f64, f64)> {
+        self.resolution.and_then(|d| d.axes)
     }
 
     fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {
@@ -349,22 +357,28 @@ fn layout<R: Read + Seek>(
     })
 }
 
-/// XResolution in ResolutionUnit (inches when absent, as TIFF says).
+/// XResolution and YResolution (Y as X where absent) in ResolutionUnit (inches when absent, as
+/// TIFF says): the mean of the two axes, and their microns apart where they differ.
 fn tiff_resolution<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<R>,
-) -> Option<(f64, &'static str)> {
+) -> Option<resolution::Declared> {
     use tiff::decoder::ifd::Value;
-    let x = match decoder.find_tag(tiff::tags::Tag::XResolution).ok()?? {
-        Value::Rational(n, d) if d > 0 => f64::from(n) / f64::from(d),
-        Value::Float(v) => f64::from(v),
-        Value::Double(v) => v,
-        _ => return None,
+    let mut read = |tag| match decoder.find_tag(tag).ok()?? {
+        Value::Rational(n, d) if d > 0 => Some(f64::from(n) / f64::from(d)),
+        Value::Float(v) => Some(f64::from(v)),
+        Value::Double(v) => Some(v),
+        _ => None,
     };
+    let x = read(tiff::tags::Tag::XResolution)?;
+    let y = read(tiff::tags::Tag::YResolution).unwrap_or(x);
     let unit = match decoder.find_tag(tiff::tags::Tag::ResolutionUnit) {
         Ok(Some(v)) => v.into_u16().ok()?,
         _ => 2,
     };
-    resolution::from_tiff(x, unit)
+    Some(resolution::across_and_down((
+        resolution::from_tiff(x, unit)?,
+        resolution::from_tiff(y, unit)?,
+    )))
 }
 
 struct TiffRows<R: Read + Seek> {
@@ -377,7 +391,7 @@ struct TiffRows<R: Read + Seek> {
     /// The decoded chunk row `cached_row` (full width), as RGB.
     cached: Vec<u8>,
     cached_row: Option<usize>,
-    resolution: Option<(f64, &'static str)>,
+    resolution: Option<resolution::Declared>,
 }
 
 impl<R: Read + Seek> TiffRows<R> {
@@ -490,7 +504,11 @@ impl<R: Read + Seek> Rows for TiffRows<R> {
     }
 
     fn resolution(&self) -> Option<(f64, &'static str)> {
-        self.resolution
+        self.resolution.map(|d| d.mpp)
+    }
+
+    fn axes(&self) -> Option<(f64, f64)> {
+        self.resolution.and_then(|d| d.axes)
     }
 
     fn read(&mut self, y: usize, rows: usize, out: &mut [u8]) -> Result<(), ReadError> {

@@ -175,14 +175,21 @@ impl OpenSlideRows {
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|v| v.is_finite() && *v > 0.0)
         };
-        let mpp = match (number(c"openslide.mpp-x"), number(c"openslide.mpp-y")) {
-            (Some(x), Some(y)) => Some(((x + y) / 2.0, "openslide.mpp-x/y")),
-            (Some(x), None) => Some((x, "openslide.mpp-x")),
-            _ => None,
+        let (mpp, axes) = match (number(c"openslide.mpp-x"), number(c"openslide.mpp-y")) {
+            (Some(x), Some(y)) => {
+                let declared = crate::slide::resolution::across_and_down((
+                    (x, "openslide.mpp-x/y"),
+                    (y, "openslide.mpp-x/y"),
+                ));
+                (Some(declared.mpp), declared.axes)
+            }
+            (Some(x), None) => (Some((x, "openslide.mpp-x")), None),
+            _ => (None, None),
         };
         Ok(Pyramid {
             levels: self.levels()?,
             mpp,
+            axes,
             objective: number(c"openslide.objective-power"),
         })
     }

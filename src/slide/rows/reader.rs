@@ -16,6 +16,11 @@ pub(crate) trait Rows {
     fn resolution(&self) -> Option<(f64, &'static str)> {
         None
     }
+
+    /// Microns per pixel across and down, where the file declares them apart and they differ.
+    fn axes(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Why a slide's pixels cannot be read: its file, its format, or a size it declares.
