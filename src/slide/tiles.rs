@@ -63,11 +63,11 @@ impl TileWriter {
     /// Every window of a slide; background windows that were not run have no probability and no
     /// label.
     pub(crate) fn write(&mut self, slide: &str, result: &SlideResult) -> io::Result<()> {
-        let plan = &result.plan;
-        for t in &result.tiles {
-            // Level-0 pixels, whatever level was analysed.
-            let (x, y) = (plan.x0(t.x), plan.y0(t.y));
-            let (width, height) = (plan.x0(t.x + t.width) - x, plan.y0(t.y + t.height) - y);
+        let grid = result.grid();
+        for (k, t) in result.tiles.iter().enumerate() {
+            // Level-0 pixels, whatever level was analysed, clipped to the slide: the bounds the
+            // hotspot, the regions and every export give the same window.
+            let [x, y, width, height] = grid.window_bounds(k);
             let label = t.class.map(|c| result.labels[c].as_str());
             match self {
                 TileWriter::Jsonl(out) => {

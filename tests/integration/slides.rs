@@ -409,6 +409,11 @@ fn pyramids_through_openslide() {
         .collect();
     assert_eq!(origins[1], ("192".into(), "0".into(), "192".into()));
     assert_eq!(origins[3], ("0".into(), "192".into(), "192".into()));
+    // Edge windows clipped to the slide at level 1 too (level-0 pixels).
+    for row in tile_rows(&level1) {
+        let [x, y, w, h] = [0, 1, 2, 3].map(|k| row[k].parse::<u64>().unwrap());
+        assert!(x + w <= 400 && y + h <= 300, "{row:?}");
+    }
     // JPEG tiles: lossy, but the same tissue.
     let out = slide(&["-f", "jsonl", JPEG_TIFF]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -1026,4 +1031,54 @@ fn refused_slides_say_why() {
     assert!(error("notes.svs").contains("its first bytes are no slide format's"));
     assert_eq!(error("locked.svs"), "Permission denied");
     assert!(out.record("good.svs")["error"].is_null());
+}
+
+/// Windows at the slide's right and bottom edges are clipped to the slide in `--tiles` as in the
+/// hotspot and the exports: one rule for a window's bounds everywhere.
+#[test]
+fn edge_windows_are_clipped_to_the_slide_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tiles, geojson) = (dir.path().join("t.csv"), dir.path().join("s.geojson"));
+    // 400 x 300: the last column of 96-pixel windows starts at 384, the last row at 288.
+    let out = slide(&[
+        "--all-tiles",
+        "-f",
+        "jsonl",
+        "--tiles",
+        tiles.to_str().unwrap(),
+        "--geojson",
+        geojson.to_str().unwrap(),
+        SLIDES[0],
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = tile_rows(&tiles);
+    let bounds: Vec<[u64; 4]> = rows
+        .iter()
+        .map(|r| [0, 1, 2, 3].map(|k| r[k].parse().unwrap()))
+        .collect();
+    assert!(
+        bounds
+            .iter()
+            .all(|[x, y, w, h]| x + w <= 400 && y + h <= 300),
+        "{bounds:?}"
+    );
+    assert!(bounds.contains(&[384, 288, 16, 12]), "{bounds:?}");
+    // The same bounds as the GeoJSON's detections of those windows.
+    let collection: Value =
+        serde_json::from_str(&std::fs::read_to_string(&geojson).unwrap()).unwrap();
+    for feature in collection["features"].as_array().unwrap() {
+        if feature["properties"]["objectType"] != "detection" {
+            continue;
+        }
+        let ring = feature["geometry"]["coordinates"][0].as_array().unwrap();
+        let xs: Vec<u64> = ring.iter().map(|p| p[0].as_u64().unwrap()).collect();
+        let ys: Vec<u64> = ring.iter().map(|p| p[1].as_u64().unwrap()).collect();
+        let (x, y) = (*xs.iter().min().unwrap(), *ys.iter().min().unwrap());
+        let (w, h) = (xs.iter().max().unwrap() - x, ys.iter().max().unwrap() - y);
+        assert!(
+            bounds.contains(&[x, y, w, h]),
+            "{:?} not a --tiles row",
+            [x, y, w, h]
+        );
+    }
 }
