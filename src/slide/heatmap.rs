@@ -25,9 +25,17 @@ pub(crate) struct HeatmapOptions {
 
 /// The colour of what was not analysed as tissue.
 pub(crate) const NO_TISSUE: [u8; 3] = [128, 128, 128];
-/// The legend's height and the smallest width that holds it.
-const LEGEND_HEIGHT: usize = 40;
+/// The legend's height and the smallest width that holds it, at scale 1 (a map wider than
+/// `LEGEND_SCALE_STEP` pixels gets a legend as many times larger, readable once the map is scaled
+/// down to a screen).
+const LEGEND_HEIGHT: usize = 56;
 const LEGEND_WIDTH: usize = 240;
+const LEGEND_SCALE_STEP: usize = 500;
+
+/// How many times the legend is drawn larger for a map `width` pixels wide.
+fn legend_scale(width: usize) -> usize {
+    (width / LEGEND_SCALE_STEP).max(1)
+}
 
 /// Whether a heatmap file is the pyramidal TIFF (`.tif`, `.tiff`) rather than the PNG.
 pub(crate) fn is_tiff(path: &std::path::Path) -> bool {
@@ -210,10 +218,11 @@ pub(crate) fn render(
     };
     let (w, h, mut map) = probability_map(result, scale, class);
     smooth_tissue(&mut map, w, h, options.smooth / scale as f32);
-    let width = w.max(LEGEND_WIDTH);
+    let zoom = legend_scale(w);
+    let width = w.max(LEGEND_WIDTH * zoom);
     let mut image = RgbImage::from_pixel(
         width as u32,
-        (h + LEGEND_HEIGHT) as u32,
+        (h + LEGEND_HEIGHT * zoom) as u32,
         image::Rgb([255, 255, 255]),
     );
     for (k, &p) in map.iter().enumerate() {
@@ -234,49 +243,97 @@ pub(crate) fn render(
         };
         image.put_pixel(x, y, image::Rgb(colour));
     }
-    legend(&mut image, h, result.threshold);
+    let legend = Legend {
+        top: h,
+        threshold: result.threshold,
+        title: format!("probability of {}", result.labels[class]),
+        // Overlaid, glass is the slide itself: no swatch for it.
+        no_tissue: !options.overlay,
+        zoom,
+    };
+    legend.draw(&mut image);
     (image, scale, (w, h))
 }
 
-/// The colour bar (0 to 1, the threshold marked) and the "no tissue" swatch, in the band below the
-/// map starting at row `top`.
-fn legend(image: &mut RgbImage, top: usize, threshold: f32) {
-    let width = image.width() as usize;
-    let (bar_left, bar_top, bar_height) = (8, top + 6, 12);
-    let swatch_text = "NO TISSUE";
-    let text_width = glyphs::width(swatch_text);
-    let bar_right = width - 8 - text_width - 6 - 12 - 16;
-    let span = (bar_right - bar_left) as f32;
-    let black = image::Rgb([0, 0, 0]);
-    for x in bar_left..bar_right {
-        let c = plasma::colour((x - bar_left) as f32 / (span - 1.0).max(1.0));
-        for y in bar_top..bar_top + bar_height {
-            image.put_pixel(x as u32, y as u32, image::Rgb(c));
-        }
-    }
-    // The threshold: a black tick across the bar and above it.
-    let tx = bar_left + (threshold.clamp(0.0, 1.0) * (span - 1.0)).round() as usize;
-    for y in bar_top - 4..bar_top + bar_height {
-        image.put_pixel(tx as u32, y as u32, black);
-    }
-    let labels_top = bar_top + bar_height + 4;
-    for (value, text) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] {
-        let centre = bar_left + (value * (span - 1.0)) as usize;
-        let left = centre
-            .saturating_sub(glyphs::width(text) / 2)
-            .clamp(bar_left, bar_right - glyphs::width(text));
-        glyphs::draw(image, text, left, labels_top, black);
-    }
-    let swatch_left = bar_right + 16;
-    for x in swatch_left..swatch_left + 12 {
-        for y in bar_top..bar_top + bar_height {
-            image.put_pixel(x as u32, y as u32, image::Rgb(NO_TISSUE));
-        }
-    }
-    glyphs::draw(image, swatch_text, swatch_left + 18, bar_top + 1, black);
+/// The band below the map: a title, the colour bar (0 to 1, the threshold marked) and, where glass
+/// is drawn grey, the "no tissue" swatch.
+struct Legend {
+    /// The band's first row.
+    top: usize,
+    threshold: f32,
+    title: String,
+    no_tissue: bool,
+    /// Times larger than the base layout.
+    zoom: usize,
 }
 
-/// A small pixel font (3 or 4 columns, 5 rows), drawn at twice its size, for the legend's labels.
+impl Legend {
+    fn draw(&self, image: &mut RgbImage) {
+        let z = self.zoom;
+        let width = image.width() as usize;
+        let black = image::Rgb([0, 0, 0]);
+        let fill =
+            |image: &mut RgbImage, xs: std::ops::Range<usize>, ys: std::ops::Range<usize>, c| {
+                for x in xs {
+                    for y in ys.clone() {
+                        image.put_pixel(x as u32, y as u32, image::Rgb(c));
+                    }
+                }
+            };
+        glyphs::draw(image, &self.title, 8 * z, self.top + 4 * z, black, z);
+        let (bar_left, bar_top, bar_height) = (8 * z, self.top + 20 * z, 12 * z);
+        let swatch_text = "no tissue";
+        let swatch_room = if self.no_tissue {
+            glyphs::width(swatch_text, z) + (6 + 12 + 16) * z
+        } else {
+            0
+        };
+        let bar_right = width - 8 * z - swatch_room;
+        let span = (bar_right - bar_left) as f32;
+        for x in bar_left..bar_right {
+            let c = plasma::colour((x - bar_left) as f32 / (span - 1.0).max(1.0));
+            fill(image, x..x + 1, bar_top..bar_top + bar_height, c);
+        }
+        // The threshold: a black tick across the bar and above it.
+        let tx = bar_left + (self.threshold.clamp(0.0, 1.0) * (span - 1.0)).round() as usize;
+        fill(
+            image,
+            tx..tx + z,
+            bar_top - 4 * z..bar_top + bar_height,
+            [0; 3],
+        );
+        let labels_top = bar_top + bar_height + 4 * z;
+        for (value, text) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] {
+            let centre = bar_left + (value * (span - 1.0)) as usize;
+            let text_width = glyphs::width(text, z);
+            let left = centre
+                .saturating_sub(text_width / 2)
+                .clamp(bar_left, bar_right - text_width);
+            glyphs::draw(image, text, left, labels_top, black, z);
+        }
+        if self.no_tissue {
+            let swatch_left = bar_right + 16 * z;
+            fill(
+                image,
+                swatch_left..swatch_left + 12 * z,
+                bar_top..bar_top + bar_height,
+                NO_TISSUE,
+            );
+            glyphs::draw(
+                image,
+                swatch_text,
+                swatch_left + 18 * z,
+                bar_top + z,
+                black,
+                z,
+            );
+        }
+    }
+}
+
+/// A small pixel font (capitals, digits and a few signs; 3 to 5 columns, 5 rows), drawn at twice its
+/// size times the legend's zoom, for the legend's title and labels. Letters are drawn as capitals;
+/// a character it lacks is a space.
 mod glyphs {
     use image::{Rgb, RgbImage};
 
@@ -284,30 +341,68 @@ mod glyphs {
 
     /// Columns, and the rows' bits (the leftmost column is the highest of `columns` bits).
     fn glyph(c: char) -> (usize, [u8; 5]) {
-        match c {
+        match c.to_ascii_uppercase() {
             '0' => (3, [0b111, 0b101, 0b101, 0b101, 0b111]),
             '1' => (3, [0b010, 0b110, 0b010, 0b010, 0b111]),
+            '2' => (3, [0b111, 0b001, 0b111, 0b100, 0b111]),
+            '3' => (3, [0b111, 0b001, 0b111, 0b001, 0b111]),
+            '4' => (3, [0b101, 0b101, 0b111, 0b001, 0b001]),
             '5' => (3, [0b111, 0b100, 0b111, 0b001, 0b111]),
+            '6' => (3, [0b111, 0b100, 0b111, 0b101, 0b111]),
+            '7' => (3, [0b111, 0b001, 0b010, 0b010, 0b010]),
+            '8' => (3, [0b111, 0b101, 0b111, 0b101, 0b111]),
+            '9' => (3, [0b111, 0b101, 0b111, 0b001, 0b111]),
             '.' => (1, [0b0, 0b0, 0b0, 0b0, 0b1]),
-            ' ' => (2, [0; 5]),
+            '-' | '_' => (3, [0, 0, 0b111, 0, 0]),
+            '(' => (2, [0b01, 0b10, 0b10, 0b10, 0b01]),
+            ')' => (2, [0b10, 0b01, 0b01, 0b01, 0b10]),
+            'A' => (3, [0b010, 0b101, 0b111, 0b101, 0b101]),
+            'B' => (3, [0b110, 0b101, 0b110, 0b101, 0b110]),
+            'C' => (3, [0b011, 0b100, 0b100, 0b100, 0b011]),
+            'D' => (3, [0b110, 0b101, 0b101, 0b101, 0b110]),
+            'E' => (3, [0b111, 0b100, 0b110, 0b100, 0b111]),
+            'F' => (3, [0b111, 0b100, 0b110, 0b100, 0b100]),
+            'G' => (4, [0b0111, 0b1000, 0b1011, 0b1001, 0b0111]),
+            'H' => (3, [0b101, 0b101, 0b111, 0b101, 0b101]),
+            'I' => (3, [0b111, 0b010, 0b010, 0b010, 0b111]),
+            'J' => (3, [0b001, 0b001, 0b001, 0b101, 0b010]),
+            'K' => (3, [0b101, 0b101, 0b110, 0b101, 0b101]),
+            'L' => (3, [0b100, 0b100, 0b100, 0b100, 0b111]),
+            'M' => (5, [0b10001, 0b11011, 0b10101, 0b10001, 0b10001]),
             'N' => (4, [0b1001, 0b1101, 0b1011, 0b1001, 0b1001]),
             'O' => (4, [0b0110, 0b1001, 0b1001, 0b1001, 0b0110]),
-            'T' => (3, [0b111, 0b010, 0b010, 0b010, 0b010]),
-            'I' => (3, [0b111, 0b010, 0b010, 0b010, 0b111]),
+            'P' => (3, [0b110, 0b101, 0b110, 0b100, 0b100]),
+            'Q' => (4, [0b0110, 0b1001, 0b1001, 0b1010, 0b0101]),
+            'R' => (3, [0b110, 0b101, 0b110, 0b101, 0b101]),
             'S' => (3, [0b111, 0b100, 0b111, 0b001, 0b111]),
+            'T' => (3, [0b111, 0b010, 0b010, 0b010, 0b010]),
             'U' => (3, [0b101, 0b101, 0b101, 0b101, 0b111]),
-            'E' => (3, [0b111, 0b100, 0b110, 0b100, 0b111]),
-            _ => (3, [0; 5]),
+            'V' => (3, [0b101, 0b101, 0b101, 0b101, 0b010]),
+            'W' => (5, [0b10001, 0b10001, 0b10101, 0b11011, 0b10001]),
+            'X' => (3, [0b101, 0b101, 0b010, 0b101, 0b101]),
+            'Y' => (3, [0b101, 0b101, 0b010, 0b010, 0b010]),
+            'Z' => (3, [0b111, 0b001, 0b010, 0b100, 0b111]),
+            _ => (2, [0; 5]),
         }
     }
 
-    /// Pixels across `text`, one column of space between letters.
-    pub(crate) fn width(text: &str) -> usize {
+    /// Pixels across `text` at `zoom`, one column of space between letters.
+    pub(crate) fn width(text: &str, zoom: usize) -> usize {
         let columns: usize = text.chars().map(|c| glyph(c).0 + 1).sum();
-        columns.saturating_sub(1) * SCALE
+        columns.saturating_sub(1) * SCALE * zoom
     }
 
-    pub(crate) fn draw(image: &mut RgbImage, text: &str, left: usize, top: usize, colour: Rgb<u8>) {
+    /// Draws `text` at `zoom` with its top left at (`left`, `top`); pixels past the image are left
+    /// out.
+    pub(crate) fn draw(
+        image: &mut RgbImage,
+        text: &str,
+        left: usize,
+        top: usize,
+        colour: Rgb<u8>,
+        zoom: usize,
+    ) {
+        let scale = SCALE * zoom;
         let mut x0 = left;
         for c in text.chars() {
             let (columns, rows) = glyph(c);
@@ -316,10 +411,10 @@ mod glyphs {
                     if bits & (1 << (columns - 1 - col)) == 0 {
                         continue;
                     }
-                    for dy in 0..SCALE {
-                        for dx in 0..SCALE {
-                            let x = x0 + col * SCALE + dx;
-                            let y = top + row * SCALE + dy;
+                    for dy in 0..scale {
+                        for dx in 0..scale {
+                            let x = x0 + col * scale + dx;
+                            let y = top + row * scale + dy;
                             if x < image.width() as usize && y < image.height() as usize {
                                 image.put_pixel(x as u32, y as u32, colour);
                             }
@@ -327,7 +422,7 @@ mod glyphs {
                     }
                 }
             }
-            x0 += (columns + 1) * SCALE;
+            x0 += (columns + 1) * scale;
         }
     }
 }

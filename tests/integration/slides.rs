@@ -199,7 +199,7 @@ fn heatmaps_in_plasma_colours_and_directories_of_slides() {
     let image = image::open(&map).unwrap().to_rgb8();
     // 400 x 300 at 4 slide pixels per heatmap pixel: a 100 x 75 map, and the legend below it (at
     // least 240 wide).
-    assert_eq!(image.dimensions(), (240, 75 + 40));
+    assert_eq!(image.dimensions(), (240, 75 + 56));
     // Glass is grey, not plasma(0), the colour of a confidently benign window; a tissue window's
     // pixels are plasma(its probability).
     assert_eq!(image.get_pixel(5, 5).0, [128, 128, 128]);
@@ -230,7 +230,7 @@ fn heatmaps_in_plasma_colours_and_directories_of_slides() {
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let blended = image::open(&smooth).unwrap().to_rgb8();
-    assert_eq!(blended.dimensions(), (240, 75 + 40));
+    assert_eq!(blended.dimensions(), (240, 75 + 56));
     assert_ne!(blended, image);
 
     // Several slides: one record each, heatmaps mirroring the slides' paths in the folder.
@@ -329,7 +329,7 @@ fn a_real_tissue_section() {
         .fold(0.0, f64::max);
     assert_eq!(record["slide"]["max_probability"].as_f64().unwrap(), max);
     let heatmap = image::open(&map).unwrap();
-    assert_eq!((heatmap.width(), heatmap.height()), (512, 512 + 40));
+    assert_eq!((heatmap.width(), heatmap.height()), (512, 512 + 56));
 }
 
 /// A generic tiled-TIFF pyramid (levels 400x300 and 200x150, from tissue.png) named .svs, so that it
@@ -577,9 +577,9 @@ fn heatmaps_grey_glass_carry_a_colour_bar_and_their_scale() {
     assert!(texts["Software"].starts_with("scancer "));
     assert!(texts["Description"].contains("grey: not tissue"));
     let image = image::open(&map).unwrap().to_rgb8();
-    // The colour bar below the map: plasma(0) at its left end, plasma(1) at its right end, then
+    // The colour bar below the map and its title: plasma(0) at its left end, plasma(1) at its right end, then
     // the grey swatch.
-    let bar_y = 75 + 6 + 6;
+    let bar_y = 75 + 20 + 6;
     assert_eq!(image.get_pixel(8, bar_y).0, plasma::colour(0.0));
     let row: Vec<[u8; 3]> = (0..image.width())
         .map(|x| image.get_pixel(x, bar_y).0)
@@ -1081,4 +1081,49 @@ fn edge_windows_are_clipped_to_the_slide_everywhere() {
             [x, y, w, h]
         );
     }
+}
+
+/// The legend: a title naming the class mapped; a grey "no tissue" swatch only where glass is
+/// drawn grey (an overlay shows the slide itself there); and larger with a larger map, so that it
+/// stays readable once the map is scaled down to a screen.
+#[test]
+fn the_legend_has_a_title_and_scales_with_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let grey = |image: &image::RgbImage, from_row: u32| {
+        image
+            .enumerate_pixels()
+            .filter(|(_, y, p)| *y >= from_row && p.0 == [128, 128, 128])
+            .count()
+    };
+    for (overlay, swatch) in [(false, true), (true, false)] {
+        let map = dir.path().join(format!("map-{overlay}.png"));
+        let mut args = vec!["--heatmap", map.to_str().unwrap(), "--heatmap-size", "100"];
+        if overlay {
+            args.push("--overlay");
+        }
+        args.push(SLIDES[0]);
+        assert_eq!(slide(&args).code, 0);
+        let image = image::open(&map).unwrap().to_rgb8();
+        // The legend band starts below the 75-row map.
+        assert_eq!(grey(&image, 75) > 0, swatch, "overlay {overlay}");
+        // The title: dark pixels in the band's first rows.
+        let title = image
+            .enumerate_pixels()
+            .filter(|(_, y, p)| (79..89).contains(y) && p.0 == [0, 0, 0])
+            .count();
+        assert!(title > 50, "overlay {overlay}: {title}");
+    }
+    // A 1,200-pixel-wide map: the legend twice as large.
+    let wide = dir.path().join("wide.png");
+    let mut slide_image = image::RgbImage::from_pixel(1200, 300, image::Rgb([255; 3]));
+    let tissue = image::open(root().join(SLIDES[0])).unwrap().to_rgb8();
+    image::imageops::replace(&mut slide_image, &tissue, 0, 0);
+    slide_image.save(&wide).unwrap();
+    let map = dir.path().join("wide-map.png");
+    let out = slide(&["--heatmap", map.to_str().unwrap(), wide.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        image::open(&map).unwrap().to_rgb8().dimensions(),
+        (1200, 300 + 2 * 56)
+    );
 }
