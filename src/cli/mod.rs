@@ -374,8 +374,8 @@ pub(crate) struct PredictArgs {
     pub(crate) override_slide_mpp: bool,
 
     /// Write one row per window of every slide (path, x, y, width, height, tissue, saturation,
-    /// probability, label; windows that were not run have no probability): JSON Lines for a .jsonl
-    /// file, else CSV
+    /// probability, label, then prob_<label> for every class of a binary or multiclass model;
+    /// windows that were not run have no probability): JSON Lines for a .jsonl file, else CSV
     #[arg(help_heading = "Whole slides", long, value_name = "FILE")]
     pub(crate) tiles: Option<PathBuf>,
 

@@ -207,8 +207,13 @@ fn slides(
 ) -> Result<Exit> {
     let config = &run.config.slides;
     let kept = run.resumed.as_ref().map_or(&[][..], |r| &r.tiles[..]);
+    // Every class's probability per window, where the model gives one per class.
+    let classes = match engine.config().output.kind {
+        OutputKind::Binary | OutputKind::Multiclass => engine.class_labels(),
+        OutputKind::Segmentation | OutputKind::Raw => Vec::new(),
+    };
     let tiles = config.tiles.as_deref().map(|path| {
-        TileWriter::create(path, kept, run.tiles_header)
+        TileWriter::create(path, kept, run.tiles_header, classes)
             .with_context(|| format!("{}: cannot create", path.display()))
     });
     let tiles = tiles.transpose()?;

@@ -1,5 +1,6 @@
 //! `--tiles FILE`: one row per window of every slide, in level-0 pixels, as CSV or JSON Lines,
-//! written through a `.partial` file like `--output`.
+//! written through a `.partial` file like `--output`; a binary or multiclass model's rows also
+//! carry every class's probability (`prob_<label>`, WSInfer's column names).
 
 use super::types::SlideResult;
 use crate::output_file::OutputFile;
@@ -19,7 +20,13 @@ const HEADER: [&str; 9] = [
     "label",
 ];
 
-pub(crate) enum TileWriter {
+pub(crate) struct TileWriter {
+    out: Rows,
+    /// The labels of the classes whose probabilities each row carries (none for segmentation).
+    classes: Vec<String>,
+}
+
+enum Rows {
     Csv(Box<csv::Writer<OutputFile>>),
     Jsonl(io::BufWriter<OutputFile>),
 }
@@ -46,18 +53,29 @@ impl TileWriter {
     /// Starts `path` (through its `.partial`) with the bytes `kept` from an interrupted run; a CSV
     /// file starts with its header where the run `opens` the whole output (only a job array's
     /// first shard writes it, so that the shards' files concatenate to one run's).
-    pub(crate) fn create(path: &Path, kept: &[u8], opens: bool) -> io::Result<TileWriter> {
+    pub(crate) fn create(
+        path: &Path,
+        kept: &[u8],
+        opens: bool,
+        classes: Vec<String>,
+    ) -> io::Result<TileWriter> {
         let csv = is_csv(path).map_err(io::Error::other)?;
         let mut out = OutputFile::create(path)?;
         out.write_all(kept)?;
         if !csv {
-            return Ok(TileWriter::Jsonl(io::BufWriter::new(out)));
+            let out = Rows::Jsonl(io::BufWriter::new(out));
+            return Ok(TileWriter { out, classes });
         }
         let mut csv = csv::Writer::from_writer(out);
         if kept.is_empty() && opens {
-            csv.write_record(HEADER).map_err(io::Error::other)?;
+            let columns = HEADER
+                .iter()
+                .map(|c| c.to_string())
+                .chain(classes.iter().map(|label| format!("prob_{label}")));
+            csv.write_record(columns).map_err(io::Error::other)?;
         }
-        Ok(TileWriter::Csv(Box::new(csv)))
+        let out = Rows::Csv(Box::new(csv));
+        Ok(TileWriter { out, classes })
     }
 
     /// Every window of a slide; background windows that were not run have no probability and no
@@ -69,18 +87,31 @@ impl TileWriter {
             // hotspot, the regions and every export give the same window.
             let [x, y, width, height] = grid.window_bounds(k);
             let label = t.class.map(|c| result.labels[c].as_str());
-            match self {
-                TileWriter::Jsonl(out) => {
-                    let row = serde_json::json!({
+            // Each class's probability where the window was run (NaN: not run).
+            let scores: Vec<Option<f32>> = (0..self.classes.len())
+                .map(|c| {
+                    result
+                        .scores
+                        .get(k * self.classes.len() + c)
+                        .copied()
+                        .filter(|p| p.is_finite())
+                })
+                .collect();
+            match &mut self.out {
+                Rows::Jsonl(out) => {
+                    let mut row = serde_json::json!({
                         "path": slide, "x": x, "y": y, "width": width, "height": height,
                         "tissue": t.tissue, "saturation": number(t.saturation),
                         "probability": t.probability.map_or(serde_json::Value::Null, number),
                         "label": label,
                     });
+                    for (class, p) in self.classes.iter().zip(&scores) {
+                        row[format!("prob_{class}")] = p.map_or(serde_json::Value::Null, number);
+                    }
                     writeln!(out, "{row}")?;
                 }
-                TileWriter::Csv(out) => out
-                    .write_record([
+                Rows::Csv(out) => {
+                    let fixed = [
                         slide.to_string(),
                         x.to_string(),
                         y.to_string(),
@@ -90,22 +121,27 @@ impl TileWriter {
                         t.saturation.to_string(),
                         t.probability.map_or_else(String::new, |p| p.to_string()),
                         label.unwrap_or_default().to_string(),
-                    ])
-                    .map_err(io::Error::other)?,
+                    ];
+                    let per_class = scores
+                        .iter()
+                        .map(|p| p.map_or_else(String::new, |p| p.to_string()));
+                    out.write_record(fixed.into_iter().chain(per_class))
+                        .map_err(io::Error::other)?;
+                }
             }
         }
         // A slide's rows reach the file before its record: --resume finds them.
-        match self {
-            TileWriter::Jsonl(out) => out.flush(),
-            TileWriter::Csv(out) => out.flush(),
+        match &mut self.out {
+            Rows::Jsonl(out) => out.flush(),
+            Rows::Csv(out) => out.flush(),
         }
     }
 
     /// Makes the file appear complete.
     pub(crate) fn finish(self) -> io::Result<()> {
-        let file = match self {
-            TileWriter::Jsonl(out) => out.into_inner().map_err(|e| e.into_error())?,
-            TileWriter::Csv(out) => out
+        let file = match self.out {
+            Rows::Jsonl(out) => out.into_inner().map_err(|e| e.into_error())?,
+            Rows::Csv(out) => out
                 .into_inner()
                 .map_err(|e| io::Error::other(e.to_string()))?,
         };

@@ -372,8 +372,13 @@ fn mpp_resamples_and_coordinates_stay_in_level0_pixels() {
     let text = std::fs::read_to_string(&tiles).unwrap();
     let row = text.lines().nth(8).unwrap();
     assert!(
-        row.contains(",192,192,192,192,true,") && row.ends_with(",metastatic"),
+        row.contains(",192,192,192,192,true,") && row.contains(",metastatic,"),
         "{row}"
+    );
+    // Every class's probability after the label (WSInfer's prob_<class> columns).
+    assert!(
+        text.starts_with("path,x,y,width,height,tissue,saturation,probability,label,prob_normal,prob_metastatic\n"),
+        "{text}"
     );
 
     // A target with no resolution to reach it from is refused, naming the way out.

@@ -23,18 +23,21 @@ fn slide(args: &[&str]) -> Run {
         .args(args))
 }
 
-/// The rows of a --tiles CSV without the path column.
+/// The rows of a --tiles CSV without the path column, the eight columns every model's rows have
+/// (x, y, width, height, tissue, saturation, probability, label; the per-class `prob_` columns
+/// left out). The path may hold commas: the columns are counted from the right.
 fn tile_rows(path: &std::path::Path) -> Vec<Vec<String>> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
+    let text = std::fs::read_to_string(path).unwrap();
+    let columns = text.lines().next().unwrap().split(',').count();
+    text.lines()
         .skip(1)
         .map(|l| {
-            let after_path = l.rsplitn(9, ',').collect::<Vec<_>>();
+            let after_path = l.rsplitn(columns, ',').collect::<Vec<_>>();
             after_path
                 .into_iter()
                 .rev()
                 .skip(1)
+                .take(8)
                 .map(str::to_string)
                 .collect()
         })
