@@ -37,7 +37,7 @@ impl ModelFormat {
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         match extension.as_deref() {
             Some("onnx") => return ModelFormat::Onnx,
-            Some("pt2") => return pt2_kind(path),
+            Some("pt2") => return zip_kind(path, true),
             _ => {}
         }
         let mut head = [0u8; 4];
@@ -45,8 +45,7 @@ impl ModelFormat {
             .and_then(|mut f| f.read(&mut head))
             .unwrap_or(0);
         match &head[..read] {
-            [b'P', b'K', 3, 4] if is_pt2(path) => pt2_kind(path),
-            [b'P', b'K', ..] => ModelFormat::TorchScript,
+            [b'P', b'K', ..] => zip_kind(path, false),
             // An ONNX ModelProto opens with field 1 (ir_version, a varint): tag 0x08.
             [0x08, ..] => ModelFormat::Onnx,
             _ => ModelFormat::TorchScript,
@@ -185,26 +184,21 @@ fn zip_names(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A PT2 archive has `archive_format` in its top folder.
-fn is_pt2(path: &Path) -> bool {
-    has_pt2_marker(&zip_names(path))
-}
-
-fn has_pt2_marker(names: &[String]) -> bool {
-    names
-        .iter()
-        .any(|n| n.rsplit('/').next() == Some("archive_format"))
-}
-
-/// An AOTInductor package holds `data/aotinductor/`; another PT2 archive is a program not yet
-/// compiled. Anything else named `.pt2` goes to the package loader, which says what is wrong.
-fn pt2_kind(path: &Path) -> ModelFormat {
+/// What a zip file holds, by its names (read once): an AOTInductor package holds
+/// `data/aotinductor/`; another PT2 archive (`archive_format` in its top folder) is a program not
+/// yet compiled; any other zip is TorchScript, unless it is `named_pt2`, when the package loader
+/// says what is wrong with it.
+fn zip_kind(path: &Path, named_pt2: bool) -> ModelFormat {
     let names = zip_names(path);
     let compiled = names.iter().any(|n| n.contains("data/aotinductor/"));
-    if has_pt2_marker(&names) && !compiled {
-        ModelFormat::ExportedProgram
-    } else {
-        ModelFormat::AotInductor
+    let pt2 = names
+        .iter()
+        .any(|n| n.rsplit('/').next() == Some("archive_format"));
+    match (compiled, pt2) {
+        (true, _) => ModelFormat::AotInductor,
+        (false, true) => ModelFormat::ExportedProgram,
+        (false, false) if named_pt2 => ModelFormat::AotInductor,
+        (false, false) => ModelFormat::TorchScript,
     }
 }
 

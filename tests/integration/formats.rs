@@ -153,6 +153,17 @@ fn archives_of_every_format_serve_from_a_model_store_on_every_api() {
     assert!(!server.log().contains("panicked"));
 }
 
+/// `predict` with `model` (the pcam configuration) on one patch: refused with exit 2 and one line,
+/// which is returned.
+fn refused(model: &std::path::Path) -> String {
+    let out = run(scancer()
+        .args(["predict", "-m", model.to_str().unwrap()])
+        .args(["-c", "examples/pcam-classification.toml", PATCH]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    out.stderr
+}
+
 #[test]
 fn explanations_and_uncompiled_programs_are_refused_with_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,39 +198,18 @@ fn explanations_and_uncompiled_programs_are_refused_with_why() {
         }
         zip.finish().unwrap();
     }
-    let out = run(scancer().args([
-        "predict",
-        "-m",
-        program.to_str().unwrap(),
-        "-c",
-        "examples/pcam-classification.toml",
-        PATCH,
-    ]));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let stderr = refused(&program);
     assert!(
-        out.stderr.contains("runs only once compiled")
-            && out.stderr.contains("aoti_compile_and_package"),
-        "{}",
-        out.stderr
+        stderr.contains("runs only once compiled") && stderr.contains("aoti_compile_and_package"),
+        "{stderr}"
     );
     // Not an ONNX model, though named one.
     let fake = dir.path().join("fake.onnx");
     std::fs::write(&fake, b"patient notes, not a model").unwrap();
-    let out = run(scancer().args([
-        "predict",
-        "-m",
-        fake.to_str().unwrap(),
-        "-c",
-        "examples/pcam-classification.toml",
-        PATCH,
-    ]));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let stderr = refused(&fake);
     assert!(
-        out.stderr.contains("fake.onnx: cannot load ONNX model"),
-        "{}",
-        out.stderr
+        stderr.contains("fake.onnx: cannot load ONNX model"),
+        "{stderr}"
     );
 }
 

@@ -22,6 +22,23 @@ fn composed(path: &Path, across: u32, down: u32, placed: &[((u32, u32), &str)]) 
     slide.save(path).unwrap();
 }
 
+/// `image` saved as a PNG at `path` declaring `xppu` x `yppu` pixels per metre (pHYs).
+fn png_with_resolution(path: &Path, image: &image::RgbImage, xppu: u32, yppu: u32) {
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, image.width(), image.height());
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_pixel_dims(Some(png::PixelDimensions {
+            xppu,
+            yppu,
+            unit: png::Unit::Meter,
+        }));
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(image.as_raw()).unwrap();
+    }
+    std::fs::write(path, png_bytes).unwrap();
+}
+
 /// Four regions: a ring of eight around a negative window, an L of three, a diagonal pair (one
 /// region by the 8-neighbourhood), a single window; and two negative tissue windows.
 fn four_regions(path: &Path) {
@@ -300,19 +317,7 @@ fn mpp_resamples_and_coordinates_stay_in_level0_pixels() {
             .map_or(image::Rgb([255; 3]), |(_, c)| image::Rgb(*c))
     });
     let path = dir.path().join("blocks.png");
-    let mut png_bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut png_bytes, w, h);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_pixel_dims(Some(png::PixelDimensions {
-            xppu: 4_000_000,
-            yppu: 4_000_000,
-            unit: png::Unit::Meter,
-        }));
-        let mut writer = encoder.write_header().unwrap();
-        writer.write_image_data(slide.as_raw()).unwrap();
-    }
-    std::fs::write(&path, png_bytes).unwrap();
+    png_with_resolution(&path, &slide, 4_000_000, 4_000_000);
     let tiles = dir.path().join("tiles.csv");
     let out = slide_run(&[
         "--mpp",
@@ -646,19 +651,7 @@ fn slide_mpp_is_a_fallback_and_overriding_is_said() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("declared.png");
     let slide = image::RgbImage::from_pixel(384, 384, image::Rgb([200, 120, 170]));
-    let mut png_bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut png_bytes, 384, 384);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_pixel_dims(Some(png::PixelDimensions {
-            xppu: 4_000_000,
-            yppu: 4_000_000,
-            unit: png::Unit::Meter,
-        }));
-        let mut writer = encoder.write_header().unwrap();
-        writer.write_image_data(slide.as_raw()).unwrap();
-    }
-    std::fs::write(&path, png_bytes).unwrap();
+    png_with_resolution(&path, &slide, 4_000_000, 4_000_000);
     let analysed = |extra: &[&str]| {
         let mut args = vec!["--mpp", "0.5"];
         args.extend_from_slice(extra);
@@ -693,20 +686,8 @@ fn pixels_that_are_not_square_are_said() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("oblong.png");
     let slide = image::RgbImage::from_pixel(384, 384, image::Rgb([200, 120, 170]));
-    let mut png_bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut png_bytes, 384, 384);
-        encoder.set_color(png::ColorType::Rgb);
-        // 0.25 um across, 0.3125 um down.
-        encoder.set_pixel_dims(Some(png::PixelDimensions {
-            xppu: 4_000_000,
-            yppu: 3_200_000,
-            unit: png::Unit::Meter,
-        }));
-        let mut writer = encoder.write_header().unwrap();
-        writer.write_image_data(slide.as_raw()).unwrap();
-    }
-    std::fs::write(&path, png_bytes).unwrap();
+    // 0.25 um across, 0.3125 um down.
+    png_with_resolution(&path, &slide, 4_000_000, 3_200_000);
     let out = slide_run(&[path.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
