@@ -22,12 +22,20 @@ use tokio::time::Sleep;
 /// The HTTP/2 connection preface's first line: a client speaking HTTP/2 without upgrade (h2c).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
+/// How long an idle connection stays open once the server stops, for a request already sent. The
+/// socket's readiness reaches the runtime a little after its bytes reach the kernel (and, over a
+/// network, the bytes a little after the client sent them): closing at the first empty read could
+/// drop a request that was on its way.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What a connection's requests and its socket share.
 #[derive(Default)]
 pub(crate) struct Tracker {
     in_flight: AtomicUsize,
     stopping: AtomicBool,
     state: Mutex<State>,
+    /// When the server stopped.
+    stopped_at: std::sync::OnceLock<Instant>,
 }
 
 #[derive(Default)]
@@ -81,6 +89,7 @@ impl Tracker {
 
     /// The server is stopping: the connection closes once it is idle with no request on its way.
     pub(crate) fn stop(&self) {
+        self.stopped_at.get_or_init(Instant::now);
         self.stopping.store(true, Ordering::SeqCst);
         if let Some(reader) = self.lock().reader.take() {
             reader.wake();
@@ -188,9 +197,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => match this.tracker.phase(cx.waker()) {
                 Phase::Busy => Poll::Pending,
-                // Nothing on its way: a stopping server closes the connection (an end of input
-                // to hyper, which then finishes quietly).
-                Phase::Idle(_) if this.tracker.stopping() => Poll::Ready(Ok(())),
+                // Nothing on its way for the grace period: a stopping server closes the
+                // connection (an end of input to hyper, which then finishes quietly).
+                Phase::Idle(_) if this.tracker.stopping() => {
+                    let stopped = *this.tracker.stopped_at.get_or_init(Instant::now);
+                    if expired(&mut this.read_deadline, stopped + STOP_GRACE, cx) {
+                        Poll::Ready(Ok(()))
+                    } else {
+                        Poll::Pending
+                    }
+                }
                 Phase::Idle(since) => {
                     let deadline = since.unwrap_or(this.opened) + this.limits.keep_alive;
                     if expired(&mut this.read_deadline, deadline, cx) {

@@ -329,3 +329,35 @@ fn a_killed_server_leaves_no_unpacked_package() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Lanes load side by side while the first checks its batch shapes: libtorch's package loader
+/// corrupted the heap about once in fifteen runs of eight lanes (a double free or a segmentation
+/// fault) until scancer loaded one package at a time. Twenty-five runs catch it nearly always.
+#[test]
+fn many_lanes_load_a_package_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let mosaic = dir.path().join("mosaic.png");
+    let mut slide = image::RgbImage::new(192, 192);
+    for k in 0..4u32 {
+        let patch = image::open(root().join(format!("examples/patches/patch-0{k}.png")))
+            .unwrap()
+            .to_rgb8();
+        image::imageops::replace(&mut slide, &patch, (k as i64 % 2) * 96, (k as i64 / 2) * 96);
+    }
+    slide.save(&mosaic).unwrap();
+    let tiles = dir.path().join("tiles.jsonl");
+    for attempt in 0..25 {
+        let out = run(scancer()
+            .args([
+                "predict",
+                "-m",
+                &exported("pt2"),
+                "--tile",
+                "--all-tiles",
+                "-q",
+            ])
+            .args(["--threads", "8", "--tiles", tiles.to_str().unwrap()])
+            .arg(&mosaic));
+        assert_eq!(out.code, 0, "run {attempt}: {}", out.stderr);
+    }
+}

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -34,7 +35,13 @@ c10::Device device_of(int device) {
 
 // An AOTInductor package runs only on the kind of device it was compiled for (its metadata says
 // which): `device` is checked against it, or (kAsCompiled) taken from it.
+//
+// One package loads at a time: libtorch 2.13's loader is not safe to run on two threads at once
+// (lanes loading side by side corrupted the heap about once in a hundred runs, in its metadata's
+// JSON parser while another thread built a loader).
 Model* load_package(const std::string& path, int device) {
+  static std::mutex loading;
+  std::lock_guard<std::mutex> one_at_a_time(loading);
   auto metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");
   std::string compiled = metadata.count("AOTI_DEVICE_KEY") ? metadata["AOTI_DEVICE_KEY"] : "cpu";
   bool on_cuda = compiled == "cuda";

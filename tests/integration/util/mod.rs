@@ -58,8 +58,15 @@ impl Run {
 
 pub fn run(cmd: &mut Command) -> Run {
     let out = cmd.output().expect("scancer runs");
+    let Some(code) = out.status.code() else {
+        panic!(
+            "{cmd:?} did not exit but was killed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
     Run {
-        code: out.status.code().expect("exited, not killed"),
+        code,
         stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
         stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
     }
