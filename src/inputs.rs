@@ -18,12 +18,26 @@ const IMAGE_EXTENSIONS: &[&str] = &[
 /// Formats only OpenSlide reads, by extension.
 const VENDOR_EXTENSIONS: [&str; 8] = ["svs", "ndpi", "mrxs", "vms", "vmu", "scn", "bif", "svslide"];
 
-/// The vendor format of a slide only OpenSlide reads (`SVS`, `NDPI`...), by extension.
+/// The vendor format of a slide only OpenSlide reads (`SVS`, `NDPI`..., `DICOM`), by extension, or
+/// for a file without an image's extension, by DICOM's first bytes.
 pub(crate) fn vendor_format(path: &Path) -> Option<String> {
-    let extension = path.extension()?.to_string_lossy().to_lowercase();
-    VENDOR_EXTENSIONS
-        .contains(&extension.as_str())
-        .then(|| extension.to_uppercase())
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if VENDOR_EXTENSIONS.contains(&extension.as_str()) {
+        return Some(extension.to_uppercase());
+    }
+    is_dicom(path).then(|| "DICOM".to_owned())
+}
+
+/// A DICOM file (see `dicom::is_dicom`); a file named as an image is taken at its word, unread.
+fn is_dicom(path: &Path) -> bool {
+    let image = path
+        .extension()
+        .and_then(OsStr::to_str)
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    !image && crate::dicom::is_dicom(path)
 }
 
 /// How to get OpenSlide in this build.
@@ -36,6 +50,8 @@ pub(crate) const OPENSLIDE_NOTE: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
     File(PathBuf),
+    /// A DICOM whole-slide image: the instances of one series, in one folder.
+    Dicom(Box<crate::dicom::Series>),
     Stdin,
 }
 
@@ -87,6 +103,7 @@ pub(crate) fn discover(paths: &[PathBuf]) -> Discovered {
                 message: io_message(&e),
             })),
             Ok(meta) if meta.is_dir() => walk(path, &mut found),
+            Ok(_) if is_dicom(path) => found.items.push(dicom_file(path)),
             // Named explicitly: always an input, whatever its extension.
             Ok(_) => found.items.push(Ok(file(path))),
         }
@@ -94,13 +111,112 @@ pub(crate) fn discover(paths: &[PathBuf]) -> Discovered {
     found
 }
 
+/// A DICOM file named on the command line: the slide its series makes in its folder.
+fn dicom_file(path: &Path) -> Item {
+    let display = show(path);
+    let series = crate::dicom::series_of(path).map_err(|message| Unlisted {
+        display: display.clone(),
+        message,
+    })?;
+    if let Some(message) = series.incomplete() {
+        return Err(Unlisted { display, message });
+    }
+    Ok(Input {
+        display,
+        source: Source::Dicom(Box::new(series)),
+    })
+}
+
+/// A folder's DICOM files, found while walking: one input per series, at the place of the folder's
+/// first DICOM file.
+struct DicomFolder {
+    at: usize,
+    files: Vec<PathBuf>,
+}
+
 fn walk(dir: &Path, found: &mut Discovered) {
+    let mut dicom: Vec<(PathBuf, DicomFolder)> = Vec::new();
+    walk_entries(dir, found, &mut dicom);
+    // Later places first, so that earlier ones stay where they are.
+    for (folder, files) in dicom.into_iter().rev() {
+        let (items, skipped) = dicom_folder(&folder, &files.files);
+        found.skipped += skipped;
+        found.items.splice(files.at..files.at, items);
+    }
+}
+
+/// The inputs a folder's DICOM files make: a series each (named by the folder when it is the only
+/// one), an error for each file that cannot be read; DICOM files of other kinds (CT, MR...) are
+/// skipped as other files that are not images are.
+fn dicom_folder(folder: &Path, files: &[PathBuf]) -> (Vec<Item>, usize) {
+    let mut gathered = crate::dicom::gather(folder, files);
+    let alone = gathered.series.len() == 1;
+    // A damaged file beside the folder's one series is most likely one of its instances: the
+    // series' error, not a slide read around it and an error of its own.
+    let damaged = if alone && !gathered.unreadable.is_empty() {
+        let (path, error) = gathered.unreadable.remove(0);
+        let more = std::mem::take(&mut gathered.unreadable).len();
+        let name = path
+            .file_name()
+            .map_or_else(|| show(&path), |n| show(Path::new(n)));
+        Some(match more {
+            0 => format!("its instance {name} cannot be read: {error}"),
+            n => format!("its instance {name} cannot be read: {error} (and {n} more)"),
+        })
+    } else {
+        None
+    };
+    let mut items: Vec<(PathBuf, Item)> = Vec::new();
+    for series in gathered.series {
+        let first = series.instances[0].path.clone();
+        let display = if alone {
+            show(folder)
+        } else {
+            show(series.opened_by())
+        };
+        let item = match damaged.clone().or_else(|| series.incomplete()) {
+            Some(message) => Err(Unlisted { display, message }),
+            None => Ok(Input {
+                display,
+                source: Source::Dicom(Box::new(series)),
+            }),
+        };
+        items.push((first, item));
+    }
+    for (path, error) in gathered.unreadable {
+        let item = Err(Unlisted {
+            display: show(&path),
+            message: error.to_string(),
+        });
+        items.push((path, item));
+    }
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    (
+        items.into_iter().map(|(_, item)| item).collect(),
+        gathered.other.len(),
+    )
+}
+
+fn walk_entries(dir: &Path, found: &mut Discovered, dicom: &mut Vec<(PathBuf, DicomFolder)>) {
     for entry in WalkDir::new(dir).follow_links(true).sort_by_file_name() {
         match entry {
             Ok(entry) if entry.file_type().is_dir() => {}
             // macOS resource forks (`._scan.png` beside `scan.png` on shared drives) are not images.
             Ok(entry) if entry.file_name().to_string_lossy().starts_with("._") => {
                 found.skipped += 1
+            }
+            Ok(entry) if is_dicom(entry.path()) => {
+                let folder = entry.path().parent().unwrap_or(dir).to_path_buf();
+                match dicom.iter_mut().find(|(f, _)| *f == folder) {
+                    Some((_, files)) => files.files.push(entry.path().to_path_buf()),
+                    None => dicom.push((
+                        folder,
+                        DicomFolder {
+                            at: found.items.len(),
+                            files: vec![entry.path().to_path_buf()],
+                        },
+                    )),
+                }
             }
             Ok(entry) => match looks_like_image(entry.path()) {
                 Ok(true) => found.items.push(Ok(file(entry.path()))),
@@ -172,6 +288,8 @@ pub(crate) enum ReadError {
     File(std::io::Error),
     #[error("larger than {0} bytes")]
     FileTooLarge(u64),
+    #[error("a DICOM series is several files, not one to send; run the model here with --tile")]
+    Series,
 }
 
 /// The input itself, or the message of why it could not be listed.
@@ -216,6 +334,7 @@ pub(crate) fn read_item(item: &Item, max: u64) -> Result<Vec<u8>, ReadError> {
     match &listed(item)?.source {
         Source::Stdin => read_stdin(max),
         Source::File(path) => read_file(path, max),
+        Source::Dicom(_) => Err(ReadError::Series),
     }
 }
 
@@ -232,14 +351,7 @@ fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
-/// An OS error without Rust's " (os error N)" suffix.
-pub(crate) fn io_message(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
-}
+pub(crate) use crate::messages::io_message;
 
 /// `--shard K/N`: the K-th (from 0) of N contiguous, near-equal slices of the inputs, so that the
 /// outputs of shards 0..N concatenated equal the output of one unsharded run.

@@ -15,6 +15,7 @@ pub mod bench;
 mod cli;
 mod commands;
 mod destination;
+mod dicom;
 mod engine;
 mod exit;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -78,6 +78,10 @@ impl MaskWriter {
                 Source::File(p) => p
                     .file_stem()
                     .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned()),
+                Source::Dicom(series) => series
+                    .folder
+                    .file_name()
+                    .map_or_else(|| "slide".into(), |s| s.to_string_lossy().into_owned()),
                 Source::Stdin => "stdin".into(),
             },
             Err(_) => "image".into(),

@@ -54,3 +54,12 @@ macro_rules! error {
 }
 
 pub(crate) use {error, note, warning};
+
+/// An OS error without Rust's " (os error N)" suffix.
+pub(crate) fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}

@@ -187,6 +187,7 @@ fn prepare(pre: &Preprocessor, item: &Item) -> Result<Prepared, PrepareError> {
             let file = std::fs::File::open(path).map_err(ReadError::File)?;
             pre.prepare_from(BufReader::new(file))?
         }
+        Source::Dicom(_) => return Err(PrepareError::WholeSlide("DICOM".into())),
         Source::Stdin => pre.prepare(&read_stdin(MAX_STDIN_BYTES)?)?,
     })
 }

