@@ -34,8 +34,8 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             break
         }
         'scancer;predict' {
-            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model''s name on the server')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model''s name on the server')
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); or a WSInfer model folder (config.json and torchscript_model.pt); with --remote, the model''s name on the server')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); or a WSInfer model folder (config.json and torchscript_model.pt); with --remote, the model''s name on the server')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Output format')

@@ -30,8 +30,8 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'scancer;predict'= {
-            cand -m 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model''s name on the server'
-            cand --model 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model''s name on the server'
+            cand -m 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); or a WSInfer model folder (config.json and torchscript_model.pt); with --remote, the model''s name on the server'
+            cand --model 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); or a WSInfer model folder (config.json and torchscript_model.pt); with --remote, the model''s name on the server'
             cand -c 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]'
             cand --config 'Handler configuration (TOML) [default: the model''s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]'
             cand -f 'Output format'

@@ -34,7 +34,7 @@ complete -c scancer -n "__fish_scancer_needs_command" -f -a "archive" -d 'Packag
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "store" -d 'Manage models on a TorchServe management API (Scancer\'s model store)'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "serve" -d 'Serve models: TorchServe\'s inference and management APIs, KServe V1 and V2, Prometheus metrics'
 complete -c scancer -n "__fish_scancer_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model\'s name on the server' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand predict" -s m -l model -d 'Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe archive of one (.mar, .tar.gz, or an unpacked folder); or a WSInfer model folder (config.json and torchscript_model.pt); with --remote, the model\'s name on the server' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s c -l config -d 'Handler configuration (TOML) [default: the model\'s path with the extension .toml; for an archive, the configuration it carries or the one of its built-in image_classifier handler]' -r -F
 complete -c scancer -n "__fish_scancer_using_subcommand predict" -s f -l format -d 'Output format' -r -f -a "table\t'Aligned columns for reading on a terminal'
 json\t'One JSON array of records'

@@ -265,8 +265,8 @@ pub(crate) struct PredictArgs {
     pub(crate) inputs: Vec<PathBuf>,
 
     /// Model file: AOTInductor package (.pt2), ONNX (.onnx) or TorchScript (.pt); or a TorchServe
-    /// archive of one (.mar, .tar.gz, or an unpacked folder); with --remote, the model's name on the
-    /// server
+    /// archive of one (.mar, .tar.gz, or an unpacked folder); or a WSInfer model folder
+    /// (config.json and torchscript_model.pt); with --remote, the model's name on the server
     #[arg(short, long, value_name = "FILE")]
     pub(crate) model: PathBuf,
 

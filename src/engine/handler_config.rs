@@ -156,7 +156,7 @@ impl HandlerConfig {
             .unwrap_or(self.input.height.max(self.input.width))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError(msg));
         let input = &self.input;
         for (name, side) in [("input.height", input.height), ("input.width", input.width)] {

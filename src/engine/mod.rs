@@ -18,6 +18,7 @@ pub(crate) mod preprocess;
 pub(crate) mod resample;
 mod tensor;
 mod torch;
+pub(crate) mod wsinfer;
 
 pub(crate) use onnx::{use_library as use_onnxruntime, RUNTIME_VAR as ONNXRUNTIME_VAR};
 pub(crate) use torch::{use_library, ENGINE_VAR};

@@ -6,6 +6,7 @@ use crate::engine::handler_config::{
     Color, HandlerConfig, InputConfig, OutputConfig, OutputKind, ResizePolicy,
 };
 use crate::engine::model_format::ModelFormat;
+use crate::engine::wsinfer;
 use crate::mar::manifest::Manifest;
 use crate::mar::read::{Archive, ArchiveError, Limits};
 use anyhow::{anyhow, bail, Context, Result};
@@ -46,6 +47,9 @@ impl ModelSource {
     ) -> Result<ModelSource> {
         if is_archive(model) {
             return from_archive(model, explicit_config, store_config);
+        }
+        if wsinfer::is_model_folder(model) {
+            return from_wsinfer(model, explicit_config);
         }
         let config_path = match explicit_config {
             Some(path) => path.to_path_buf(),
@@ -97,6 +101,36 @@ fn read_config(path: &Path) -> Result<(HandlerConfig, String)> {
     let text = HandlerConfig::read_text(path)?;
     let config = HandlerConfig::from_toml(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok((config, sha256_hex(text.as_bytes())))
+}
+
+/// A WSInfer model folder: its TorchScript file, run as its `config.json` says (or as `--config`
+/// says).
+fn from_wsinfer(folder: &Path, explicit_config: Option<&Path>) -> Result<ModelSource> {
+    let shown = folder.display().to_string();
+    let model = wsinfer::model_file(folder).map_err(|e| anyhow!("{shown}: {e}"))?;
+    let (config, config_sha256) = match explicit_config {
+        Some(explicit) => read_config(explicit)?,
+        None => {
+            let path = folder.join(wsinfer::CONFIG);
+            let text = HandlerConfig::read_text(&path)?;
+            let config = wsinfer::handler_config(&text)
+                .map_err(|e| anyhow!("{}: WSInfer configuration: {e}", path.display()))?;
+            (config, sha256_hex(text.as_bytes()))
+        }
+    };
+    let file = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(ModelSource {
+        format: ModelFormat::of(&model, &file),
+        path: model,
+        name: format!("{shown} ({file})"),
+        config,
+        manifest: None,
+        config_sha256,
+        _unpacked: None,
+    })
 }
 
 /// An archive's model, unpacked for libtorch, which loads from a path.

@@ -20,3 +20,4 @@ mod slide_regions;
 mod slides;
 mod store;
 mod tls;
+mod wsinfer;

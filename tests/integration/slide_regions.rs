@@ -23,7 +23,7 @@ fn composed(path: &Path, across: u32, down: u32, placed: &[((u32, u32), &str)]) 
 }
 
 /// `image` saved as a PNG at `path` declaring `xppu` x `yppu` pixels per metre (pHYs).
-fn png_with_resolution(path: &Path, image: &image::RgbImage, xppu: u32, yppu: u32) {
+pub(crate) fn png_with_resolution(path: &Path, image: &image::RgbImage, xppu: u32, yppu: u32) {
     let mut png_bytes = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut png_bytes, image.width(), image.height());
