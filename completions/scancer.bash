@@ -466,7 +466,7 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__predict)
-            opts="-m -c -f -o -b -q -j -u -h -V --model --config --format --output --resume --batch-size --threads --device --no-optimize --max-image-pixels --decode-threads --shard --mask-dir --explain --quiet --tile --stride --tissue-threshold --all-tiles --level --mpp --magnification --slide-mpp --override-slide-mpp --tiles --heatmap --heatmap-format --heatmap-size --smooth --overlay --class --geojson --asap-xml --lesions --remote --jobs --retries --profile --user --token --token-file --timeout --color --help --version"
+            opts="-m -c -f -o -b -q -j -u -h -V --model --config --format --output --resume --batch-size --threads --device --no-optimize --max-image-pixels --decode-threads --shard --mask-dir --explain --quiet --tile --stride --tissue-threshold --all-tiles --level --mpp --magnification --slide-mpp --override-slide-mpp --tiles --heatmap --heatmap-format --heatmap-size --smooth --overlay --class --geojson --asap-xml --lesions --wsinfer-out --remote --jobs --retries --profile --user --token --token-file --timeout --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -597,6 +597,10 @@ _scancer() {
                     return 0
                     ;;
                 --lesions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wsinfer-out)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -62,6 +62,7 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --geojson 'Write each slide''s windows and positive regions as QuPath GeoJSON (File > Import objects), in level-0 pixels: FILE.geojson for one input, else DIR/<the input''s path>.geojson'
             cand --asap-xml 'Write each slide''s positive regions as ASAP XML annotations (the Camelyon16 ground truth''s format): FILE.xml for one input, else DIR/<the input''s path>.xml'
             cand --lesions 'Write each slide''s regions as Camelyon16 lesion lines (Confidence,X,Y: peak probability and its level-0 location; no header): FILE.csv for one input, else DIR/<the input''s path>.lesions.csv'
+            cand --wsinfer-out 'Write WSInfer''s results folder in DIR, for QuPath scripts and analyses built on WSInfer''s outputs: model-outputs-csv/<slide>.csv (minx,miny,width,height,prob_<class>... per tissue window, level-0 pixels), model-outputs-geojson/<slide>.geojson (a locked tile per tissue window) and run_metadata_<time>.json; <slide> is the slide''s file name without its extension'
             cand --remote 'Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to URL/predictions/MODEL, where --model is the model''s name [default URL: SCANCER_API_URL, else the profile''s api_url]. --config gives the labels where the server does not'
             cand -j 'Requests in flight with --remote'
             cand --jobs 'Requests in flight with --remote'

@@ -35,6 +35,7 @@ mod resume;
 mod serve;
 mod slide;
 mod store;
+mod uuid;
 
 pub use cli::Cli;
 pub use commands::main;

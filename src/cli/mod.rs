@@ -440,6 +440,13 @@ pub(crate) struct PredictArgs {
     #[arg(help_heading = "Whole slides", long, value_name = "PATH")]
     pub(crate) lesions: Option<PathBuf>,
 
+    /// Write WSInfer's results folder in DIR, for QuPath scripts and analyses built on WSInfer's
+    /// outputs: model-outputs-csv/<slide>.csv (minx,miny,width,height,prob_<class>... per tissue
+    /// window, level-0 pixels), model-outputs-geojson/<slide>.geojson (a locked tile per tissue
+    /// window) and run_metadata_<time>.json; <slide> is the slide's file name without its extension
+    #[arg(help_heading = "Whole slides", long, value_name = "DIR")]
+    pub(crate) wsinfer_out: Option<PathBuf>,
+
     /// Predict with a remote inference API (TorchServe or scancer serve): each image is PUT to
     /// URL/predictions/MODEL, where --model is the model's name [default URL: SCANCER_API_URL, else
     /// the profile's api_url]. --config gives the labels where the server does not

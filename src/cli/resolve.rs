@@ -99,6 +99,8 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             (Export::GeoJson, args.geojson),
             (Export::AsapXml, args.asap_xml),
             (Export::LesionsCsv, args.lesions),
+            (Export::WsinferCsv, args.wsinfer_out.clone()),
+            (Export::WsinferGeoJson, args.wsinfer_out.clone()),
         ]
         .into_iter()
         .filter_map(|(format, path)| path.map(|p| (format, p)))

@@ -156,7 +156,16 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
         crate::slide::check_run(&source.config, options, &asked, exports)?;
         let engine = Engine::load(&source, &config.engine)?;
         let schema = engine.schema();
-        return slides(run, items, engine, identity()?, schema);
+        let wsinfer_config = engine_config_json(config, &source);
+        let exit = slides(run, items, engine, identity()?, schema)?;
+        let wsinfer_out = exports.iter().find(|(f, _)| f.wsinfer_folder().is_some());
+        if let Some((_, dir)) = wsinfer_out {
+            crate::slide::exports::write_run_metadata(dir, &config.model, wsinfer_config)
+                .with_context(|| {
+                    format!("{}: cannot write WSInfer's run metadata", dir.display())
+                })?;
+        }
+        return Ok(exit);
     }
     let preprocessor = Preprocessor::new(&source.config, config.engine.max_pixels);
     // Decoding starts now and overlaps loading the model.
@@ -177,6 +186,17 @@ fn local(run: &Run, items: &Arc<[Item]>) -> Result<Exit> {
         }))
     });
     write_results(run, items, schema, produce, false)
+}
+
+/// The model's configuration as WSInfer's run metadata holds it: a WSInfer folder's own
+/// `config.json` (unless --config replaced it), else the handler configuration.
+fn engine_config_json(config: &PredictConfig, source: &ModelSource) -> serde_json::Value {
+    let model = &config.model;
+    Some(model.join(crate::engine::wsinfer::CONFIG))
+        .filter(|_| config.config.is_none() && crate::engine::wsinfer::is_model_folder(model))
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(|| serde_json::to_value(&source.config).unwrap_or_default())
 }
 
 fn remote(run: &Run, remote: &RemoteConfig, items: &Arc<[Item]>) -> Result<Exit> {

@@ -4,17 +4,7 @@
 pub(crate) fn uuid4() -> String {
     let mut b = [0u8; 16];
     let _ = getrandom::fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    crate::uuid::with_version(b, 4)
 }
 
 #[cfg(test)]

@@ -78,4 +78,6 @@ pub(crate) enum UsageError {
     LesionsNeedClass,
     #[error("--explain explains a slide's hotspot towards one class: name it with --class (a multiclass model)")]
     ExplainNeedsClass,
+    #[error("--wsinfer-out writes class probabilities (WSInfer's patch classifiers): a {0} model has none")]
+    WsinferNeedsClasses(OutputKind),
 }

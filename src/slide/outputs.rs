@@ -58,13 +58,16 @@ pub(crate) fn exports(
 ) -> Result<Vec<Vec<(Format, PathBuf)>>, NamingError> {
     let mut targets = vec![Vec::new(); all.len()];
     for (format, path) in asked {
-        let names = per_input(
-            format.flag(),
-            path,
-            all,
-            format.extensions(),
-            format.suffix(),
-        )?;
+        let names = match format.wsinfer_folder() {
+            Some(folder) => by_stem(format.flag(), &path.join(folder), all, format.suffix())?,
+            None => per_input(
+                format.flag(),
+                path,
+                all,
+                format.extensions(),
+                format.suffix(),
+            )?,
+        };
         for (target, name) in targets.iter_mut().zip(names) {
             target.extend(name.map(|n| (*format, n)));
         }
@@ -143,20 +146,62 @@ fn per_input(
                 }
                 .into_os_string();
                 rel.push(suffix);
-                let name = path.join(rel);
-                if let Some(other) = seen.insert(name.clone(), &input.display) {
-                    return Err(NamingError::Collision {
-                        flag,
-                        first: other.to_string(),
-                        second: input.display.clone(),
-                        name,
-                    });
-                }
-                Some(name)
+                Some(claim(&mut seen, flag, path.join(rel), &input.display)?)
             }
             Err(_) => None,
         };
         names.push(name);
+    }
+    Ok(names)
+}
+
+/// `name` for the input shown as `display`, unless another input has it.
+fn claim<'a>(
+    seen: &mut HashMap<PathBuf, &'a str>,
+    flag: &'static str,
+    name: PathBuf,
+    display: &'a str,
+) -> Result<PathBuf, NamingError> {
+    match seen.insert(name.clone(), display) {
+        Some(other) => Err(NamingError::Collision {
+            flag,
+            first: other.to_string(),
+            second: display.to_string(),
+            name,
+        }),
+        None => Ok(name),
+    }
+}
+
+/// WSInfer's names: `folder/<stem><suffix>`, the stem being the slide's file name without its
+/// extension (a DICOM series' folder name; `stdin`); two slides of one stem are a usage error.
+fn by_stem(
+    flag: &'static str,
+    folder: &Path,
+    all: &[Item],
+    suffix: &str,
+) -> Result<Vec<Option<PathBuf>>, NamingError> {
+    let mut seen: HashMap<PathBuf, &str> = HashMap::new();
+    let mut names = Vec::with_capacity(all.len());
+    for item in all {
+        let Ok(input) = item else {
+            names.push(None);
+            continue;
+        };
+        let stem = match &input.source {
+            Source::Stdin => "stdin".into(),
+            Source::File(_) | Source::Dicom(_) => Path::new(&input.display)
+                .file_stem()
+                .map_or_else(|| "slide".into(), |s| s.to_os_string()),
+        };
+        let mut file = stem;
+        file.push(suffix);
+        names.push(Some(claim(
+            &mut seen,
+            flag,
+            folder.join(file),
+            &input.display,
+        )?));
     }
     Ok(names)
 }

@@ -88,5 +88,11 @@ pub(crate) fn check_run(
 ) -> Result<(), UsageError> {
     let (_, focus) = check(engine_config, options.stride, options.class.as_deref())?;
     let lesions = exports.iter().any(|(f, _)| *f == Format::LesionsCsv);
-    check_outputs(engine_config.output.kind, focus, asked, lesions)
+    let kind = engine_config.output.kind;
+    if exports.iter().any(|(f, _)| f.wsinfer_folder().is_some())
+        && !matches!(kind, OutputKind::Binary | OutputKind::Multiclass)
+    {
+        return Err(UsageError::WsinferNeedsClasses(kind));
+    }
+    check_outputs(kind, focus, asked, lesions)
 }

@@ -125,3 +125,160 @@ fn a_wsinfer_folder_that_is_not_whole_is_one_fatal_line() {
     ]));
     assert_fatal(&out, "pcam-wsinfer: a WSInfer model folder holds torchscript_model.pt beside config.json; this one has no .pt file");
 }
+
+/// A 1,000 x 800 tissue-like slide at 0.25 um/px.
+fn synthetic_slide(dir: &Path) -> PathBuf {
+    let mut slide = image::RgbImage::new(1000, 800);
+    for (x, y, p) in slide.enumerate_pixels_mut() {
+        let glass = x > 700 && y > 500;
+        *p = if glass {
+            image::Rgb([245, 245, 245])
+        } else {
+            image::Rgb([
+                200 - (x % 97) as u8,
+                90 + (y % 61) as u8,
+                160 + ((x * y) % 71) as u8,
+            ])
+        };
+    }
+    let path = dir.join("case-7.slide.png");
+    crate::slide_regions::png_with_resolution(&path, &slide, 4_000_000, 4_000_000);
+    path
+}
+
+#[test]
+fn wsinfer_out_writes_wsinfers_results_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = pcam_folder(dir.path(), 0.5, normalised());
+    let slide = synthetic_slide(dir.path());
+    let out_dir = dir.path().join("results");
+    let tiles = dir.path().join("tiles.jsonl");
+    let out = run(scancer()
+        .args(["predict", "-m", folder.to_str().unwrap(), "-q"])
+        .args(["--tiles", tiles.to_str().unwrap()])
+        .args([
+            "--wsinfer-out",
+            out_dir.to_str().unwrap(),
+            slide.to_str().unwrap(),
+        ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The tissue windows that ran, from --tiles: WSInfer's rows.
+    let want: Vec<Value> = std::fs::read_to_string(&tiles)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["tissue"] == true && r["prob_metastatic"].is_number())
+        .map(|r| {
+            json!([
+                r["x"],
+                r["y"],
+                r["width"],
+                r["height"],
+                r["prob_metastatic"]
+            ])
+        })
+        .collect();
+    assert!(want.len() > 10 && want.len() < 30, "{}", want.len());
+    // Read back as WSInfer's users read it: csv, json and shapely in Python.
+    let Some(python) = crate::util::fetched("SCANCER_CLIENTS_PYTHON", "wsinfer_out") else {
+        return;
+    };
+    let script = r#"
+import csv, glob, json, sys, uuid
+from shapely.geometry import shape
+out = sys.argv[1]
+rows = list(csv.DictReader(open(out + "/model-outputs-csv/case-7.slide.csv")))
+collection = json.load(open(out + "/model-outputs-geojson/case-7.slide.geojson"))
+features = collection["features"]
+assert len(features) == len(rows), (len(features), len(rows))
+for row, f in zip(rows, features):
+    g = shape(f["geometry"])
+    minx, miny, maxx, maxy = g.bounds
+    assert (minx, miny, maxx - minx, maxy - miny) == tuple(float(row[k]) for k in ("minx", "miny", "width", "height")), (g.bounds, row)
+    assert g.area == float(row["width"]) * float(row["height"])
+    assert f["properties"]["objectType"] == "tile" and f["properties"]["isLocked"] is True
+    assert abs(f["properties"]["measurements"]["prob_metastatic"] - float(row["prob_metastatic"])) < 1e-7
+    uuid.UUID(f["id"])
+metadata = [json.load(open(p)) for p in glob.glob(out + "/run_metadata_*.json")]
+print(json.dumps({"header": list(rows[0].keys()), "rows": [[int(r["minx"]), int(r["miny"]), int(r["width"]), int(r["height"]), float(r["prob_metastatic"])] for r in rows], "metadata": metadata}))
+"#;
+    let read = crate::util::client_json(
+        std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(&out_dir),
+    );
+    assert_eq!(
+        read["header"],
+        json!(["minx", "miny", "width", "height", "prob_metastatic"])
+    );
+    let rows = read["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    for (got, want) in rows.iter().zip(&want) {
+        assert_eq!(
+            got.as_array().unwrap()[..4],
+            want.as_array().unwrap()[..4],
+            "{got} {want}"
+        );
+        assert!((got[4].as_f64().unwrap() - want[4].as_f64().unwrap()).abs() < 1e-7);
+    }
+    let metadata = read["metadata"].as_array().unwrap();
+    assert_eq!(metadata.len(), 1, "{read}");
+    assert_eq!(
+        metadata[0]["model"]["config"]["class_names"],
+        json!(["metastatic"])
+    );
+    assert_eq!(metadata[0]["model"]["path"], folder.to_str().unwrap());
+}
+
+#[test]
+fn wsinfer_out_has_a_column_per_class_and_needs_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let slide = synthetic_slide(dir.path());
+    let out_dir = dir.path().join("results");
+    let out = run(scancer()
+        .args(["predict", "-m", crate::util::MULTICLASS, "--tile", "-q"])
+        .args([
+            "--wsinfer-out",
+            out_dir.to_str().unwrap(),
+            slide.to_str().unwrap(),
+        ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let csv = std::fs::read_to_string(out_dir.join("model-outputs-csv/case-7.slide.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(header[..4], ["minx", "miny", "width", "height"]);
+    assert!(
+        header.len() >= 6 && header[4..].iter().all(|h| h.starts_with("prob_")),
+        "{header:?}"
+    );
+    let out = run(scancer()
+        .args(["predict", "-m", crate::util::SEGMENTATION, "--tile"])
+        .args([
+            "--wsinfer-out",
+            out_dir.to_str().unwrap(),
+            slide.to_str().unwrap(),
+        ]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--wsinfer-out writes class probabilities"),
+        "{}",
+        out.stderr
+    );
+    // Two slides of one name in two folders would write one file: said before any work.
+    let other = dir.path().join("b");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(&slide, other.join("case-7.slide.png")).unwrap();
+    let out = run(scancer()
+        .args([
+            "predict",
+            "-m",
+            PCAM,
+            "--tile",
+            "--wsinfer-out",
+            out_dir.to_str().unwrap(),
+        ])
+        .arg(&slide)
+        .arg(other.join("case-7.slide.png")));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("would both be"), "{}", out.stderr);
+}

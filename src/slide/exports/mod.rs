@@ -1,15 +1,18 @@
 //! A slide's results in the formats viewers and evaluation code read, one module per format, every
 //! coordinate in level-0 pixels, each file with the run's provenance: QuPath GeoJSON, ASAP XML,
-//! Camelyon16's lesion CSV. Each is written whole through a `.partial` file.
+//! Camelyon16's lesion CSV, WSInfer's results folder. Each is written whole through a `.partial`
+//! file.
 
 mod asap_xml;
 mod export;
 mod geojson;
 mod lesions_csv;
+mod wsinfer;
 
 use super::error::WriteError;
 pub(crate) use export::Export;
 use std::path::Path;
+pub(crate) use wsinfer::write_run_metadata;
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +20,10 @@ pub(crate) enum Format {
     GeoJson,
     AsapXml,
     LesionsCsv,
+    /// WSInfer's `model-outputs-csv/<slide>.csv`.
+    WsinferCsv,
+    /// WSInfer's `model-outputs-geojson/<slide>.geojson`.
+    WsinferGeoJson,
 }
 
 impl Format {
@@ -26,6 +33,8 @@ impl Format {
             Format::GeoJson => "geojson",
             Format::AsapXml => "asap_xml",
             Format::LesionsCsv => "lesions",
+            Format::WsinferCsv => "wsinfer_csv",
+            Format::WsinferGeoJson => "wsinfer_geojson",
         }
     }
 
@@ -35,6 +44,7 @@ impl Format {
             Format::GeoJson => "--geojson",
             Format::AsapXml => "--asap-xml",
             Format::LesionsCsv => "--lesions",
+            Format::WsinferCsv | Format::WsinferGeoJson => "--wsinfer-out",
         }
     }
 
@@ -44,6 +54,8 @@ impl Format {
             Format::GeoJson => &["geojson", "json"],
             Format::AsapXml => &["xml"],
             Format::LesionsCsv => &["csv"],
+            // Always a folder.
+            Format::WsinferCsv | Format::WsinferGeoJson => &[],
         }
     }
 
@@ -53,6 +65,18 @@ impl Format {
             Format::GeoJson => ".geojson",
             Format::AsapXml => ".xml",
             Format::LesionsCsv => ".lesions.csv",
+            Format::WsinferCsv => ".csv",
+            Format::WsinferGeoJson => ".geojson",
+        }
+    }
+
+    /// WSInfer's layout: the folder below `--wsinfer-out` that holds the format's files, each named
+    /// by the slide's file name without its extension.
+    pub(crate) fn wsinfer_folder(self) -> Option<&'static str> {
+        match self {
+            Format::WsinferCsv => Some(wsinfer::CSV_FOLDER),
+            Format::WsinferGeoJson => Some(wsinfer::GEOJSON_FOLDER),
+            _ => None,
         }
     }
 
@@ -62,6 +86,8 @@ impl Format {
             Format::GeoJson => geojson::write(export, out),
             Format::AsapXml => asap_xml::write(export, out),
             Format::LesionsCsv => lesions_csv::write(export, out),
+            Format::WsinferCsv => wsinfer::write_csv(export, out),
+            Format::WsinferGeoJson => wsinfer::write_geojson(export, out),
         })
         .map_err(|error| WriteError {
             what: self.key(),

@@ -1,0 +1,162 @@
+//! WSInfer's results (`--wsinfer-out DIR`), so that QuPath scripts and analyses built on WSInfer's
+//! outputs read scancer's: `model-outputs-csv/<slide>.csv` (`minx,miny,width,height,prob_<class>...`,
+//! one row per tissue window) and `model-outputs-geojson/<slide>.geojson` (one locked `tile` per
+//! tissue window, its class probabilities as measurements), in level-0 pixels, as WSInfer 0.6 writes
+//! them. A binary model's one column is its positive class's (WSInfer's one-logit models); a
+//! multiclass model has one a class.
+
+use super::export::Export;
+use crate::records::OutputKind;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::io::{self, Write};
+
+/// The folders of WSInfer's results, by export.
+pub(crate) const CSV_FOLDER: &str = "model-outputs-csv";
+pub(crate) const GEOJSON_FOLDER: &str = "model-outputs-geojson";
+
+/// The classes WSInfer's results have columns for: (class index, column name).
+fn columns(export: &Export) -> Vec<(usize, String)> {
+    let labels = &export.result.labels;
+    match export.result.kind {
+        OutputKind::Binary if labels.len() == 2 => vec![(1, format!("prob_{}", labels[1]))],
+        _ => labels
+            .iter()
+            .enumerate()
+            .map(|(c, label)| (c, format!("prob_{label}")))
+            .collect(),
+    }
+}
+
+/// Every tissue window that went through the model: its bounds and its columns' probabilities.
+fn windows<'a>(
+    export: &'a Export,
+    columns: &'a [(usize, String)],
+) -> impl Iterator<Item = ([u64; 4], Vec<f32>)> + 'a {
+    let result = export.result;
+    let grid = export.grid();
+    let classes = result.labels.len();
+    result
+        .tiles
+        .iter()
+        .enumerate()
+        .filter_map(move |(k, tile)| {
+            if !(tile.tissue && tile.runs) {
+                return None;
+            }
+            let probabilities: Option<Vec<f32>> = columns
+                .iter()
+                .map(|(c, _)| {
+                    result
+                        .scores
+                        .get(k * classes + c)
+                        .copied()
+                        .filter(|p| p.is_finite())
+                })
+                .collect();
+            Some((grid.window_bounds(k), probabilities?))
+        })
+}
+
+pub(crate) fn write_csv(export: &Export, out: &mut dyn Write) -> io::Result<()> {
+    let columns = columns(export);
+    let names: Vec<String> = columns.iter().map(|(_, n)| csv_field(n)).collect();
+    writeln!(out, "minx,miny,width,height,{}", names.join(","))?;
+    for ([x, y, w, h], probabilities) in windows(export, &columns) {
+        write!(out, "{x},{y},{w},{h}")?;
+        for p in probabilities {
+            write!(out, ",{p}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// A column name as a CSV field, quoted where a label holds a comma, a quote or a line break.
+fn csv_field(name: &str) -> String {
+    if name.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    } else {
+        name.to_owned()
+    }
+}
+
+pub(crate) fn write_geojson(export: &Export, out: &mut dyn Write) -> io::Result<()> {
+    let columns = columns(export);
+    out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[")?;
+    let mut first = true;
+    for ([x, y, w, h], probabilities) in windows(export, &columns) {
+        let (x1, y1) = (x + w, y + h);
+        let measurements: Map<String, Value> = columns
+            .iter()
+            .zip(&probabilities)
+            .map(|((_, name), p)| (name.clone(), crate::records::number(*p)))
+            .collect();
+        let feature = json!({
+            "type": "Feature",
+            "id": tile_id(export.slide, x, y),
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[x1, y], [x1, y1], [x, y1], [x, y], [x1, y]]],
+            },
+            "properties": {
+                "isLocked": true,
+                "measurements": measurements,
+                "objectType": "tile",
+            },
+        });
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        first = false;
+        serde_json::to_writer(&mut *out, &feature)?;
+    }
+    out.write_all(b"\n]}\n")
+}
+
+/// WSInfer's `run_metadata_<local time>.json` in `dir`: the model (its path and configuration),
+/// the program and its arguments, and when the run ended. Returns its path.
+pub(crate) fn write_run_metadata(
+    dir: &std::path::Path,
+    model: &std::path::Path,
+    config: Value,
+) -> io::Result<std::path::PathBuf> {
+    let now = chrono::Local::now();
+    let path = dir.join(format!("run_metadata_{}.json", now.format("%Y%m%dT%H%M%S")));
+    let metadata = json!({
+        "model": {
+            "config": config,
+            "huggingface_location": null,
+            "path": model.to_string_lossy(),
+        },
+        "runtime": {
+            "versions": {"scancer": env!("CARGO_PKG_VERSION")},
+            "args": std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        },
+        "timestamp": now.to_rfc3339(),
+    });
+    crate::output_file::write_file_with(&path, |out| {
+        serde_json::to_writer_pretty(&mut *out, &metadata)?;
+        out.write_all(b"\n")
+    })?;
+    Ok(path)
+}
+
+/// A tile's UUID: WSInfer draws a random one; this one is derived from the slide and the tile's
+/// corner (a version-8 UUID of their SHA-256), so that a run repeated, resumed or sharded writes
+/// the same file.
+fn tile_id(slide: &str, x: u64, y: u64) -> String {
+    let digest = Sha256::digest(format!("{slide}\0{x}\0{y}").as_bytes());
+    crate::uuid::with_version(digest[..16].try_into().expect("16 of 32 bytes"), 8)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tile_ids_are_uuids_that_differ_by_tile() {
+        let a = super::tile_id("s.svs", 0, 96);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "8");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert_ne!(a, super::tile_id("s.svs", 96, 0));
+        assert_eq!(a, super::tile_id("s.svs", 0, 96));
+    }
+}
