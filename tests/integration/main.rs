@@ -18,6 +18,7 @@ mod serve;
 mod slide_kinds;
 mod slide_regions;
 mod slides;
+mod slurm;
 mod store;
 mod tls;
 mod wsinfer;
