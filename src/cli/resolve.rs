@@ -101,6 +101,7 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             (Export::LesionsCsv, args.lesions),
             (Export::WsinferCsv, args.wsinfer_out.clone()),
             (Export::WsinferGeoJson, args.wsinfer_out.clone()),
+            (Export::WsinferPatches, args.wsinfer_out.clone()),
         ]
         .into_iter()
         .filter_map(|(format, path)| path.map(|p| (format, p)))

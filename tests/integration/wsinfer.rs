@@ -199,6 +199,13 @@ for row, f in zip(rows, features):
     assert f["properties"]["objectType"] == "tile" and f["properties"]["isLocked"] is True
     assert abs(f["properties"]["measurements"]["prob_metastatic"] - float(row["prob_metastatic"])) < 1e-7
     uuid.UUID(f["id"])
+import h5py
+with h5py.File(out + "/patches/case-7.slide.h5", "r") as h5:
+    coords = h5["coords"]
+    assert coords.shape == (len(rows), 2), coords.shape
+    assert [list(c) for c in coords[:]] == [[int(r["minx"]), int(r["miny"])] for r in rows]
+    assert coords.attrs["patch_size"] == 192 and coords.attrs["patch_level"] == 0
+    assert abs(coords.attrs["patch_spacing_um_px"] - 0.5) < 1e-9
 metadata = [json.load(open(p)) for p in glob.glob(out + "/run_metadata_*.json")]
 print(json.dumps({"header": list(rows[0].keys()), "rows": [[int(r["minx"]), int(r["miny"]), int(r["width"]), int(r["height"]), float(r["prob_metastatic"])] for r in rows], "metadata": metadata}))
 "#;

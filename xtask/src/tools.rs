@@ -381,7 +381,7 @@ fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {
 /// What the third-party client tests install (never needed at run time): tritonclient's HTTP and
 /// gRPC clients, grpcio-tools to generate stubs from proto/, and the independent readers of slide
 /// exports (shapely for geometries, tifffile for TIFFs, openslide-python with openslide-bin), and
-/// wsidicomizer, which turns a real slide into a DICOM series.
+/// wsidicomizer, which turns a real slide into a DICOM series, and h5py for WSInfer's patch files.
 const CLIENTS: &[&str] = &[
     "tritonclient[http,grpc]==2.73.0",
     "grpcio-tools==1.81.1",
@@ -391,6 +391,7 @@ const CLIENTS: &[&str] = &[
     "openslide-python==1.4.7",
     "openslide-bin==4.0.1.2",
     "wsidicomizer==0.26.1",
+    "h5py==3.16.0",
 ];
 
 /// A Python virtual environment with the client packages, in the user cache, linked as

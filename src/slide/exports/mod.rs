@@ -24,6 +24,8 @@ pub(crate) enum Format {
     WsinferCsv,
     /// WSInfer's `model-outputs-geojson/<slide>.geojson`.
     WsinferGeoJson,
+    /// WSInfer's `patches/<slide>.h5`.
+    WsinferPatches,
 }
 
 impl Format {
@@ -35,6 +37,7 @@ impl Format {
             Format::LesionsCsv => "lesions",
             Format::WsinferCsv => "wsinfer_csv",
             Format::WsinferGeoJson => "wsinfer_geojson",
+            Format::WsinferPatches => "wsinfer_patches",
         }
     }
 
@@ -44,7 +47,7 @@ impl Format {
             Format::GeoJson => "--geojson",
             Format::AsapXml => "--asap-xml",
             Format::LesionsCsv => "--lesions",
-            Format::WsinferCsv | Format::WsinferGeoJson => "--wsinfer-out",
+            Format::WsinferCsv | Format::WsinferGeoJson | Format::WsinferPatches => "--wsinfer-out",
         }
     }
 
@@ -55,7 +58,7 @@ impl Format {
             Format::AsapXml => &["xml"],
             Format::LesionsCsv => &["csv"],
             // Always a folder.
-            Format::WsinferCsv | Format::WsinferGeoJson => &[],
+            Format::WsinferCsv | Format::WsinferGeoJson | Format::WsinferPatches => &[],
         }
     }
 
@@ -67,6 +70,7 @@ impl Format {
             Format::LesionsCsv => ".lesions.csv",
             Format::WsinferCsv => ".csv",
             Format::WsinferGeoJson => ".geojson",
+            Format::WsinferPatches => ".h5",
         }
     }
 
@@ -76,6 +80,7 @@ impl Format {
         match self {
             Format::WsinferCsv => Some(wsinfer::CSV_FOLDER),
             Format::WsinferGeoJson => Some(wsinfer::GEOJSON_FOLDER),
+            Format::WsinferPatches => Some(wsinfer::PATCHES_FOLDER),
             _ => None,
         }
     }
@@ -88,6 +93,7 @@ impl Format {
             Format::LesionsCsv => lesions_csv::write(export, out),
             Format::WsinferCsv => wsinfer::write_csv(export, out),
             Format::WsinferGeoJson => wsinfer::write_geojson(export, out),
+            Format::WsinferPatches => wsinfer::write_patches(export, out),
         })
         .map_err(|error| WriteError {
             what: self.key(),

@@ -14,6 +14,7 @@ use std::io::{self, Write};
 /// The folders of WSInfer's results, by export.
 pub(crate) const CSV_FOLDER: &str = "model-outputs-csv";
 pub(crate) const GEOJSON_FOLDER: &str = "model-outputs-geojson";
+pub(crate) const PATCHES_FOLDER: &str = "patches";
 
 /// The classes WSInfer's results have columns for: (class index, column name).
 fn columns(export: &Export) -> Vec<(usize, String)> {
@@ -110,6 +111,31 @@ pub(crate) fn write_geojson(export: &Export, out: &mut dyn Write) -> io::Result<
         serde_json::to_writer(&mut *out, &feature)?;
     }
     out.write_all(b"\n]}\n")
+}
+
+/// WSInfer's `patches/<slide>.h5`: dataset `/coords` (one `minx, miny` row per tissue window, as
+/// the CSV's) with attributes `patch_size` (the window's side in level-0 pixels), `patch_level`
+/// (0: coordinates are level-0 pixels) and `patch_spacing_um_px` (the analysed resolution, where
+/// the slide has one).
+pub(crate) fn write_patches(export: &Export, out: &mut dyn Write) -> io::Result<()> {
+    let columns = columns(export);
+    let coords: Vec<i64> = windows(export, &columns)
+        .flat_map(|([x, y, ..], _)| [x as i64, y as i64])
+        .collect();
+    let provenance = export.provenance;
+    let side = provenance.window.0.max(provenance.window.1) as f64 * provenance.downsample;
+    let mut file = hdf5_pure::FileBuilder::new();
+    let dataset = file
+        .create_dataset("coords")
+        .with_i64_data(&coords)
+        .with_shape(&[coords.len() as u64 / 2, 2])
+        .set_attr("patch_size", hdf5_pure::AttrValue::I64(side.round() as i64))
+        .set_attr("patch_level", hdf5_pure::AttrValue::I64(0));
+    if let Some(mpp) = provenance.analysed_mpp() {
+        dataset.set_attr("patch_spacing_um_px", hdf5_pure::AttrValue::F64(mpp));
+    }
+    let bytes = file.finish().map_err(|e| io::Error::other(e.to_string()))?;
+    out.write_all(&bytes)
 }
 
 /// WSInfer's `run_metadata_<local time>.json` in `dir`: the model (its path and configuration),
