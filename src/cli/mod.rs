@@ -443,8 +443,9 @@ pub(crate) struct PredictArgs {
     /// Write WSInfer's results folder in DIR, for QuPath scripts and analyses built on WSInfer's
     /// outputs: model-outputs-csv/<slide>.csv (minx,miny,width,height,prob_<class>... per tissue
     /// window, level-0 pixels), model-outputs-geojson/<slide>.geojson (a locked tile per tissue
-    /// window), patches/<slide>.h5 (the windows' coordinates) and run_metadata_<time>.json;
-    /// <slide> is the slide's file name without its extension
+    /// window), patches/<slide>.h5 (the windows' coordinates), masks/<slide>.jpg (the slide with its
+    /// tissue outlined) and run_metadata_<time>.json; <slide> is the slide's file name without its
+    /// extension
     #[arg(help_heading = "Whole slides", long, value_name = "DIR")]
     pub(crate) wsinfer_out: Option<PathBuf>,
 

@@ -72,10 +72,12 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             stride: args.stride,
             tissue_threshold: args.tissue_threshold,
             all_tiles: args.all_tiles,
-            thumbnail_side: if args.heatmap.is_some() && args.overlay {
-                heatmap_side
-            } else {
-                0
+            // A slide picture is kept for an overlay heatmap and for WSInfer's mask picture.
+            thumbnail_side: match (args.heatmap.is_some() && args.overlay, &args.wsinfer_out) {
+                // The overlay's own size (the mask picture is shrunk to 1,024 where larger).
+                (true, _) => heatmap_side,
+                (false, Some(_)) => crate::slide::exports::WSINFER_MASK_SIDE,
+                (false, None) => 0,
             },
             choice: LevelChoice {
                 target: match (args.level, args.mpp, args.magnification) {
@@ -102,6 +104,7 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
             (Export::WsinferCsv, args.wsinfer_out.clone()),
             (Export::WsinferGeoJson, args.wsinfer_out.clone()),
             (Export::WsinferPatches, args.wsinfer_out.clone()),
+            (Export::WsinferMask, args.wsinfer_out.clone()),
         ]
         .into_iter()
         .filter_map(|(format, path)| path.map(|p| (format, p)))

@@ -206,6 +206,11 @@ with h5py.File(out + "/patches/case-7.slide.h5", "r") as h5:
     assert [list(c) for c in coords[:]] == [[int(r["minx"]), int(r["miny"])] for r in rows]
     assert coords.attrs["patch_size"] == 192 and coords.attrs["patch_level"] == 0
     assert abs(coords.attrs["patch_spacing_um_px"] - 0.5) < 1e-9
+from PIL import Image
+mask = Image.open(out + "/masks/case-7.slide.jpg")
+assert mask.format == "JPEG" and mask.size == (1000 // 2, 800 // 2), (mask.format, mask.size)
+green = sum(1 for p in mask.convert("RGB").getdata() if p[1] > 150 and p[0] < 90 and p[2] < 90)
+assert green > 100, green
 metadata = [json.load(open(p)) for p in glob.glob(out + "/run_metadata_*.json")]
 print(json.dumps({"header": list(rows[0].keys()), "rows": [[int(r["minx"]), int(r["miny"]), int(r["width"]), int(r["height"]), float(r["prob_metastatic"])] for r in rows], "metadata": metadata}))
 "#;

@@ -12,7 +12,7 @@ mod wsinfer;
 use super::error::WriteError;
 pub(crate) use export::Export;
 use std::path::Path;
-pub(crate) use wsinfer::write_run_metadata;
+pub(crate) use wsinfer::{write_run_metadata, MASK_SIDE as WSINFER_MASK_SIDE};
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub(crate) enum Format {
     WsinferGeoJson,
     /// WSInfer's `patches/<slide>.h5`.
     WsinferPatches,
+    /// WSInfer's `masks/<slide>.jpg`.
+    WsinferMask,
 }
 
 impl Format {
@@ -38,6 +40,7 @@ impl Format {
             Format::WsinferCsv => "wsinfer_csv",
             Format::WsinferGeoJson => "wsinfer_geojson",
             Format::WsinferPatches => "wsinfer_patches",
+            Format::WsinferMask => "wsinfer_mask",
         }
     }
 
@@ -47,7 +50,10 @@ impl Format {
             Format::GeoJson => "--geojson",
             Format::AsapXml => "--asap-xml",
             Format::LesionsCsv => "--lesions",
-            Format::WsinferCsv | Format::WsinferGeoJson | Format::WsinferPatches => "--wsinfer-out",
+            Format::WsinferCsv
+            | Format::WsinferGeoJson
+            | Format::WsinferPatches
+            | Format::WsinferMask => "--wsinfer-out",
         }
     }
 
@@ -58,7 +64,10 @@ impl Format {
             Format::AsapXml => &["xml"],
             Format::LesionsCsv => &["csv"],
             // Always a folder.
-            Format::WsinferCsv | Format::WsinferGeoJson | Format::WsinferPatches => &[],
+            Format::WsinferCsv
+            | Format::WsinferGeoJson
+            | Format::WsinferPatches
+            | Format::WsinferMask => &[],
         }
     }
 
@@ -71,6 +80,7 @@ impl Format {
             Format::WsinferCsv => ".csv",
             Format::WsinferGeoJson => ".geojson",
             Format::WsinferPatches => ".h5",
+            Format::WsinferMask => ".jpg",
         }
     }
 
@@ -81,6 +91,7 @@ impl Format {
             Format::WsinferCsv => Some(wsinfer::CSV_FOLDER),
             Format::WsinferGeoJson => Some(wsinfer::GEOJSON_FOLDER),
             Format::WsinferPatches => Some(wsinfer::PATCHES_FOLDER),
+            Format::WsinferMask => Some(wsinfer::MASKS_FOLDER),
             _ => None,
         }
     }
@@ -94,6 +105,7 @@ impl Format {
             Format::WsinferCsv => wsinfer::write_csv(export, out),
             Format::WsinferGeoJson => wsinfer::write_geojson(export, out),
             Format::WsinferPatches => wsinfer::write_patches(export, out),
+            Format::WsinferMask => wsinfer::write_mask(export, out),
         })
         .map_err(|error| WriteError {
             what: self.key(),

@@ -15,6 +15,11 @@ use std::io::{self, Write};
 pub(crate) const CSV_FOLDER: &str = "model-outputs-csv";
 pub(crate) const GEOJSON_FOLDER: &str = "model-outputs-geojson";
 pub(crate) const PATCHES_FOLDER: &str = "patches";
+pub(crate) const MASKS_FOLDER: &str = "masks";
+/// The largest side of `masks/<slide>.jpg`, as WSInfer's.
+pub(crate) const MASK_SIDE: usize = 1024;
+/// The tissue outline's colour in the mask picture.
+const OUTLINE: image::Rgb<u8> = image::Rgb([0, 200, 0]);
 
 /// The classes WSInfer's results have columns for: (class index, column name).
 fn columns(export: &Export) -> Vec<(usize, String)> {
@@ -136,6 +141,63 @@ pub(crate) fn write_patches(export: &Export, out: &mut dyn Write) -> io::Result<
     }
     let bytes = file.finish().map_err(|e| io::Error::other(e.to_string()))?;
     out.write_all(&bytes)
+}
+
+/// WSInfer's `masks/<slide>.jpg`: the slide at most 1,024 pixels a side, the outline of its tissue
+/// windows drawn over it in green (WSInfer draws its tissue mask's contours).
+pub(crate) fn write_mask(export: &Export, out: &mut dyn Write) -> io::Result<()> {
+    let Some((thumbnail, scale)) = &export.result.thumbnail else {
+        return Err(io::Error::other("the slide's thumbnail was not kept"));
+    };
+    let (w, h) = thumbnail.dimensions();
+    // Tissue cells, at the thumbnail's scale (level-0 pixels / downsample / scale).
+    let per_pixel = export.provenance.downsample * *scale as f64;
+    let mut tissue = vec![false; (w * h) as usize];
+    let grid = export.grid();
+    for (k, tile) in export.result.tiles.iter().enumerate() {
+        if !tile.tissue {
+            continue;
+        }
+        let cell = grid.cell_rect(k);
+        let x0 = (cell.min().x / per_pixel).floor() as u32;
+        let y0 = (cell.min().y / per_pixel).floor() as u32;
+        let x1 = ((cell.max().x / per_pixel).ceil() as u32).min(w);
+        let y1 = ((cell.max().y / per_pixel).ceil() as u32).min(h);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                tissue[(y * w + x) as usize] = true;
+            }
+        }
+    }
+    let inside = |x: i64, y: i64| {
+        x >= 0
+            && y >= 0
+            && x < w as i64
+            && y < h as i64
+            && tissue[(y as u32 * w + x as u32) as usize]
+    };
+    let mut picture = thumbnail.clone();
+    for y in 0..h as i64 {
+        for x in 0..w as i64 {
+            let edge = inside(x, y)
+                && [(1, 0), (-1, 0), (0, 1), (0, -1)]
+                    .iter()
+                    .any(|(dx, dy)| !inside(x + dx, y + dy));
+            if edge {
+                picture.put_pixel(x as u32, y as u32, OUTLINE);
+            }
+        }
+    }
+    if w.max(h) as usize > MASK_SIDE {
+        let shrink = MASK_SIDE as f64 / w.max(h) as f64;
+        let (nw, nh) = (
+            ((w as f64 * shrink).round() as u32).max(1),
+            ((h as f64 * shrink).round() as u32).max(1),
+        );
+        picture = image::imageops::resize(&picture, nw, nh, image::imageops::FilterType::Triangle);
+    }
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut *out, 90);
+    encoder.encode_image(&picture).map_err(io::Error::other)
 }
 
 /// WSInfer's `run_metadata_<local time>.json` in `dir`: the model (its path and configuration),
