@@ -27,6 +27,9 @@ pub(crate) enum NamingError {
         path: PathBuf,
         extensions: &'static [&'static str],
     },
+    /// A folder's flag (`--wsinfer-out`) given an existing file.
+    #[error("{flag} {}: a file, not a folder: name a folder to write the results in", .path.display())]
+    NotAFolder { flag: &'static str, path: PathBuf },
     /// Two inputs (as displayed) whose files would be `name`.
     #[error("{flag}: the files of {first} and {second} would both be {}: give each slide once, by paths that differ", .name.display())]
     Collision {
@@ -59,6 +62,12 @@ pub(crate) fn exports(
     let mut targets = vec![Vec::new(); all.len()];
     for (format, path) in asked {
         let names = match format.wsinfer_folder() {
+            Some(_) if path.exists() && !path.is_dir() => {
+                return Err(NamingError::NotAFolder {
+                    flag: format.flag(),
+                    path: path.clone(),
+                })
+            }
             Some(folder) => by_stem(format.flag(), &path.join(folder), all, format.suffix())?,
             None => per_input(
                 format.flag(),

@@ -276,21 +276,27 @@ fn wsinfer_out_has_a_column_per_class_and_needs_classes() {
         "{}",
         out.stderr
     );
+    // `--wsinfer-out DIR` over `slides` with the pcam model: a usage error whose message has `needle`.
+    let refused = |dir: &Path, slides: &[&Path], needle: &str| {
+        let out = run(scancer()
+            .args(["predict", "-m", PCAM, "--tile", "--wsinfer-out"])
+            .arg(dir)
+            .args(slides));
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(needle), "{}", out.stderr);
+    };
     // Two slides of one name in two folders would write one file: said before any work.
     let other = dir.path().join("b");
     std::fs::create_dir(&other).unwrap();
     std::fs::copy(&slide, other.join("case-7.slide.png")).unwrap();
-    let out = run(scancer()
-        .args([
-            "predict",
-            "-m",
-            PCAM,
-            "--tile",
-            "--wsinfer-out",
-            out_dir.to_str().unwrap(),
-        ])
-        .arg(&slide)
-        .arg(other.join("case-7.slide.png")));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("would both be"), "{}", out.stderr);
+    refused(
+        &out_dir,
+        &[&slide, &other.join("case-7.slide.png")],
+        "would both be",
+    );
+    // A file where the results folder should be: a usage error, the file left as it was.
+    let file = dir.path().join("results.csv");
+    std::fs::write(&file, "kept").unwrap();
+    refused(&file, &[&slide], "a file, not a folder");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "kept");
 }
