@@ -102,7 +102,7 @@ pub(crate) fn discover(paths: &[PathBuf]) -> Discovered {
                 display: show(path),
                 message: io_message(&e),
             })),
-            Ok(meta) if meta.is_dir() => walk(path, &mut found),
+            Ok(meta) if meta.is_dir() => walk(path, &mut found, None),
             Ok(_) if is_dicom(path) => found.items.push(dicom_file(path)),
             // Named explicitly: always an input, whatever its extension.
             Ok(_) => found.items.push(Ok(file(path))),
@@ -134,9 +134,39 @@ struct DicomFolder {
     files: Vec<PathBuf>,
 }
 
-fn walk(dir: &Path, found: &mut Discovered) {
+/// The inputs in a folder served to others (`serve --slides`): as `discover` finds them, but no
+/// link is followed out of `dir` (which must be canonical) and its top-level `skip` folder is not
+/// walked.
+pub(crate) fn discover_within(dir: &Path, skip: &str) -> Discovered {
+    let mut found = Discovered::default();
+    let confine = Confine { root: dir, skip };
+    walk(dir, &mut found, Some(&confine));
+    found
+}
+
+/// Where a walk may go.
+struct Confine<'a> {
+    root: &'a Path,
+    /// A top-level folder not walked.
+    skip: &'a str,
+}
+
+impl Confine<'_> {
+    fn keeps(&self, entry: &walkdir::DirEntry) -> bool {
+        if entry.depth() == 1 && entry.file_name() == self.skip {
+            return false;
+        }
+        !entry.path_is_symlink()
+            || entry
+                .path()
+                .canonicalize()
+                .is_ok_and(|resolved| resolved.starts_with(self.root))
+    }
+}
+
+fn walk(dir: &Path, found: &mut Discovered, confine: Option<&Confine>) {
     let mut dicom: Vec<(PathBuf, DicomFolder)> = Vec::new();
-    walk_entries(dir, found, &mut dicom);
+    walk_entries(dir, found, &mut dicom, confine);
     // Later places first, so that earlier ones stay where they are.
     for (folder, files) in dicom.into_iter().rev() {
         let (items, skipped) = dicom_folder(&folder, &files.files);
@@ -197,8 +227,18 @@ fn dicom_folder(folder: &Path, files: &[PathBuf]) -> (Vec<Item>, usize) {
     )
 }
 
-fn walk_entries(dir: &Path, found: &mut Discovered, dicom: &mut Vec<(PathBuf, DicomFolder)>) {
-    for entry in WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+fn walk_entries(
+    dir: &Path,
+    found: &mut Discovered,
+    dicom: &mut Vec<(PathBuf, DicomFolder)>,
+    confine: Option<&Confine>,
+) {
+    let entries = WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| confine.is_none_or(|c| c.keeps(entry)));
+    for entry in entries {
         match entry {
             Ok(entry) if entry.file_type().is_dir() => {}
             // macOS resource forks (`._scan.png` beside `scan.png` on shared drives) are not images.

@@ -652,6 +652,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub(crate) open: Vec<OpenEndpoint>,
 
+    /// Serve the whole-slide images under DIR on the inference port: the slide API (/slides: Deep
+    /// Zoom tiles, thumbnails, properties, uploads); its catalogue is kept in DIR/.scancer
+    #[arg(long, value_name = "DIR")]
+    pub(crate) slides: Option<PathBuf>,
+
+    /// Largest slide upload (PUT /slides/NAME) in bytes
+    #[arg(long, default_value_t = 8 << 30, value_name = "BYTES", requires = "slides")]
+    pub(crate) max_slide_upload: u64,
+
     /// No access log on standard error
     #[arg(short, long)]
     pub(crate) quiet: bool,

@@ -17,7 +17,8 @@ use crate::serve::models::Settings;
 use crate::serve::snapshot;
 use crate::serve::{
     ApiAddress, ApiAddresses, Defaults, Envelope, KeyOptions, Listener, LogFiles, ModelFile, Roles,
-    ServeOptions, SnapshotOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions,
+    ServeOptions, SlideFolder, SnapshotOptions, StoreArchives, StoreEntry, StoreModels,
+    StoreOptions,
 };
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -92,6 +93,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ServeOptions> {
         auth,
         store: None,
         quiet: args.quiet,
+        slides: args.slides.clone().map(|dir| SlideFolder {
+            dir,
+            max_upload: args.max_slide_upload,
+        }),
         hostname: crate::serve::metrics::hostname(variable("HOSTNAME")),
         cors: match &config {
             Some(config) => cors(config)?,

@@ -317,6 +317,7 @@ fn app() -> Arc<App> {
         recording: std::sync::atomic::AtomicBool::new(false),
         keys: None,
         envelope: Default::default(),
+        slides: None,
     });
     for (name, version, k) in specs {
         let config = config(k);

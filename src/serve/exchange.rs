@@ -2,11 +2,13 @@
 //! declared size), the body read within its deadline and the server-wide budget of buffered body
 //! bytes, then the application's answer, counted and logged.
 
-use super::app::{error, refusal, App, Exception, Roles, Route};
+use super::app::{error, refusal, slide_library, slide_uploaded, App, Exception, Roles, Route};
 use super::conn::Tracker;
 use super::http::{Limits, Request, Response};
 use super::log_files::LogFile;
+use super::slides::upload::store;
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use hyper::header::{CONNECTION, CONTENT_TYPE};
@@ -81,9 +83,14 @@ pub(crate) async fn answer(
     let version = head.version;
     let app = &exchanges.app;
     let route = Route::parse(&head.method, head.uri.path(), exchanges.roles);
-    let (mut response, close) = match receive(&exchanges, &head, &route, body).await {
-        Ok((request, arrival, _buffered)) => (app.handle(request, &route, arrival).await, false),
-        Err(refused) => refused,
+    let (mut response, close) = match route.upload() {
+        Some(name) => upload(&exchanges, &head, &route, body, name).await,
+        None => match receive(&exchanges, &head, &route, body).await {
+            Ok((request, arrival, _buffered)) => {
+                (app.handle(request, &route, arrival).await, false)
+            }
+            Err(refused) => refused,
+        },
     };
     response.headers.extend(exchanges.always.iter().cloned());
     app.metrics.response(response.status);
@@ -200,6 +207,42 @@ async fn receive(
         body: bytes,
     };
     Ok((request, arrival, buffered))
+}
+
+/// A slide upload: its body streamed into the slide folder (other bodies are read into memory),
+/// each chunk within the client timeout of the last. The answer, and whether the connection must
+/// close (a refused body is left unread).
+async fn upload(
+    exchanges: &Exchanges,
+    head: &hyper::http::request::Parts,
+    route: &Route<'_>,
+    body: Incoming,
+    name: &str,
+) -> (Response, bool) {
+    let app = &exchanges.app;
+    let path = head.uri.path();
+    let unread = !body.is_end_stream();
+    let authorization = head
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if let Some(refused) = app.unauthorized(route.access, path, authorization) {
+        return (refused, unread);
+    }
+    let Some(library) = slide_library(app) else {
+        return (super::app::not_found(), unread);
+    };
+    let declared = body.size_hint().exact();
+    let chunks = http_body_util::BodyStream::new(body).filter_map(|frame| async move {
+        match frame {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e.to_string())),
+        }
+    });
+    let idle = exchanges.limits.client_timeout;
+    let stored = store(&library, name, declared, idle, Box::pin(chunks)).await;
+    let close = stored.is_err();
+    (slide_uploaded(stored), close)
 }
 
 enum BodyError {

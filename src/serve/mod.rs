@@ -26,6 +26,7 @@ pub(crate) mod multipart;
 mod options;
 pub(crate) mod pyjson;
 pub(crate) mod registry;
+pub(crate) mod slides;
 pub(crate) mod snapshot;
 mod startup;
 pub(crate) mod tls;
@@ -39,7 +40,7 @@ pub(crate) use app::{Defaults, Envelope, Roles};
 use exchange::Exchanges;
 pub(crate) use options::host_text;
 pub(crate) use options::{
-    ApiAddress, ApiAddresses, KeyOptions, Listener, LogFiles, ModelFile, ServeOptions,
+    ApiAddress, ApiAddresses, KeyOptions, Listener, LogFiles, ModelFile, ServeOptions, SlideFolder,
     SnapshotOptions, StoreArchives, StoreEntry, StoreModels, StoreOptions,
 };
 use std::net::SocketAddr;
@@ -251,6 +252,14 @@ fn app_of(
         recording: AtomicBool::new(false),
         envelope: configured.map_or(Envelope::Body, |s| s.envelope),
         keys,
+        slides: match &options.slides {
+            Some(folder) => Some(Arc::new(slides::Library::open(
+                &folder.dir,
+                options.defaults.engine.max_pixels,
+                folder.max_upload,
+            )?)),
+            None => None,
+        },
     })
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct ServeOptions {
     /// TorchServe's model store, where the server has one (--model-store, --ts-config).
     pub(crate) store: Option<StoreOptions>,
     pub(crate) quiet: bool,
+    /// The slide folder the viewer's API serves (--slides).
+    pub(crate) slides: Option<SlideFolder>,
     /// The `hostname` label of every metric.
     pub(crate) hostname: String,
     /// TorchServe's CORS headers (cors_allowed_origin, _methods, _headers), sent on every HTTP
@@ -44,6 +46,12 @@ pub(crate) struct ServeOptions {
     pub(crate) system_metrics: Option<Duration>,
     /// TorchServe's log files (with a model store, or LOG_LOCATION set).
     pub(crate) log_files: Option<LogFiles>,
+}
+
+/// `--slides DIR` and its upload limit.
+pub(crate) struct SlideFolder {
+    pub(crate) dir: PathBuf,
+    pub(crate) max_upload: u64,
 }
 
 /// Where TorchServe's log files go.

@@ -30,6 +30,10 @@ pub(crate) enum Exception {
     RequestTimeout,
     ConflictStatus,
     RequestEntityTooLarge,
+    /// A slide that cannot be read or drawn (scancer's slide API).
+    Unprocessable,
+    /// The disk is full (scancer's slide API).
+    InsufficientStorage,
     InternalServer,
     ServiceUnavailable,
 }
@@ -51,6 +55,8 @@ impl Exception {
             Exception::RequestTimeout => "RequestTimeoutException",
             Exception::ConflictStatus => "ConflictStatusException",
             Exception::RequestEntityTooLarge => "RequestEntityTooLargeException",
+            Exception::Unprocessable => "UnprocessableEntityException",
+            Exception::InsufficientStorage => "InsufficientStorageException",
             Exception::InternalServer => "InternalServerException",
             Exception::ServiceUnavailable => "ServiceUnavailableException",
         }
@@ -71,6 +77,8 @@ impl Exception {
             Exception::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Exception::ConflictStatus => StatusCode::CONFLICT,
             Exception::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Exception::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Exception::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Exception::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
             Exception::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -83,12 +91,14 @@ impl Exception {
             | Exception::InvalidKey
             | Exception::DownloadArchive
             | Exception::InvalidModel
-            | Exception::RequestEntityTooLarge => tonic::Code::InvalidArgument,
+            | Exception::RequestEntityTooLarge
+            | Exception::Unprocessable => tonic::Code::InvalidArgument,
             Exception::Authentication => tonic::Code::Unauthenticated,
             Exception::ModelNotFound
             | Exception::ModelVersionNotFound
             | Exception::ResourceNotFound => tonic::Code::NotFound,
             Exception::ServiceUnavailable => tonic::Code::Unavailable,
+            Exception::InsufficientStorage => tonic::Code::ResourceExhausted,
             Exception::InvalidModelVersion
             | Exception::MethodNotAllowed
             | Exception::RequestTimeout

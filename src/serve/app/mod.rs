@@ -15,10 +15,12 @@ mod kserve_v1;
 pub(crate) mod management;
 mod metrics_api;
 mod route;
+mod slides;
 mod state;
 mod token_api;
 mod torchserve;
 
-pub(crate) use errors::{error, refusal, Exception, Failure};
+pub(crate) use errors::{error, not_found, refusal, Exception, Failure};
 pub(crate) use route::Route;
+pub(crate) use slides::{library as slide_library, uploaded as slide_uploaded};
 pub(crate) use state::{App, Defaults, Envelope, Roles};

@@ -5,7 +5,9 @@
 
 use super::errors::{self, kserve_method_not_allowed, kserve_not_found, Exception};
 use super::state::{App, Roles};
-use super::{explanations, kserve, kserve_v1, management, metrics_api, token_api, torchserve};
+use super::{
+    explanations, kserve, kserve_v1, management, metrics_api, slides, token_api, torchserve,
+};
 use crate::serve::auth;
 use crate::serve::batcher::Arrival;
 use crate::serve::http::{Request, Response};
@@ -86,6 +88,25 @@ pub(crate) enum Endpoint<'a> {
     /// that is not served is a 404 whatever follows.
     V2Model(ModelRef<'a>, ModelCall),
 
+    // The slide API (inference listeners, with --slides).
+    /// `GET /slides`
+    Slides,
+    /// `PUT /slides/{name}`: an upload, streamed into the folder.
+    UploadSlide(&'a str),
+    /// `GET /slides/{id}.dzi`
+    SlideDzi(&'a str),
+    /// `GET /slides/{id}_files/{level}/{col}_{row}.jpeg`
+    SlideTile {
+        id: &'a str,
+        level: usize,
+        col: usize,
+        row: usize,
+    },
+    /// `GET /slides/{id}/thumbnail.jpeg?size=`
+    SlideThumbnail(&'a str),
+    /// `GET /slides/{id}/properties`
+    SlideProperties(&'a str),
+
     /// TorchServe's 404.
     NotFound,
     /// TorchServe's 405.
@@ -140,6 +161,15 @@ impl<'a> Route<'a> {
         }
     }
 
+    /// The name a slide upload is stored under, as the path gives it: its body is streamed to
+    /// disk, not read into memory.
+    pub(crate) fn upload(&self) -> Option<&'a str> {
+        match self.endpoint {
+            Endpoint::UploadSlide(name) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The model whose queue the request is on its way to, for the prediction endpoints.
     pub(crate) fn arriving(&self) -> Option<ModelRef<'a>> {
         match self.endpoint {
@@ -179,6 +209,7 @@ fn endpoint<'a>(method: &Method, segments: &[&'a str], roles: Roles) -> Endpoint
         }
         ["v2", rest @ ..] if roles.inference => kserve_v2_endpoint(method, rest),
         ["models", rest @ ..] if roles.management => management_endpoint(method, rest),
+        ["slides", rest @ ..] if roles.inference => slides_endpoint(method, rest),
         ["token"] if roles.management => Endpoint::Token,
         ["metrics"] if roles.metrics && *method == Method::GET => Endpoint::Metrics,
         ["metrics"] if roles.metrics => Endpoint::MethodNotAllowed,
@@ -202,6 +233,37 @@ fn management_endpoint<'a>(method: &Method, segments: &[&'a str]) -> Endpoint<'a
         (&Method::DELETE, [name, version]) => Endpoint::Unregister(model(name, Some(version))),
         _ => Endpoint::MethodNotAllowed,
     }
+}
+
+/// `segments` follow `/slides`.
+fn slides_endpoint<'a>(method: &Method, segments: &[&'a str]) -> Endpoint<'a> {
+    let get = *method == Method::GET || *method == Method::HEAD;
+    let endpoint = match segments {
+        [] | [""] if get => Endpoint::Slides,
+        [name] if *method == Method::PUT && !name.is_empty() => Endpoint::UploadSlide(name),
+        [dzi] if dzi.ends_with(".dzi") && get => Endpoint::SlideDzi(&dzi[..dzi.len() - 4]),
+        [files, level, tile] if files.ends_with("_files") && get => {
+            let id = &files[..files.len() - 6];
+            let parsed = tile
+                .strip_suffix(".jpeg")
+                .and_then(|t| t.split_once('_'))
+                .and_then(|(c, r)| Some((c.parse().ok()?, r.parse().ok()?)));
+            match (level.parse(), parsed) {
+                (Ok(level), Some((col, row))) => Endpoint::SlideTile {
+                    id,
+                    level,
+                    col,
+                    row,
+                },
+                _ => Endpoint::NotFound,
+            }
+        }
+        [id, "thumbnail.jpeg"] if get => Endpoint::SlideThumbnail(id),
+        [id, "properties"] if get => Endpoint::SlideProperties(id),
+        [] | [""] | [_] | [_, "thumbnail.jpeg" | "properties"] => Endpoint::MethodNotAllowed,
+        _ => Endpoint::NotFound,
+    };
+    endpoint
 }
 
 /// `segments` follow `/v1`.
@@ -271,7 +333,9 @@ fn access(segments: &[&str], roles: Roles) -> Access {
         ["ping"] | ["v2", "health", ..] => Access::Health,
         ["metrics"] if roles.metrics => Access::Metrics,
         ["models", ..] if roles.management => Access::Management,
-        ["predictions" | "explanations" | "v1" | "v2", ..] if roles.inference => Access::Inference,
+        ["predictions" | "explanations" | "v1" | "v2" | "slides", ..] if roles.inference => {
+            Access::Inference
+        }
         ["v1", ..] if roles.management => Access::Management,
         _ => Access::Unrouted,
     }
@@ -384,6 +448,12 @@ impl App {
             Endpoint::V2Model(model, call) => {
                 self.kserve_model(request, model, call, arrival).await
             }
+            Endpoint::Slides
+            | Endpoint::UploadSlide(_)
+            | Endpoint::SlideDzi(_)
+            | Endpoint::SlideTile { .. }
+            | Endpoint::SlideThumbnail(_)
+            | Endpoint::SlideProperties(_) => slides::handle(self, request, route.endpoint).await,
             Endpoint::NotFound => errors::not_found(),
             Endpoint::MethodNotAllowed => errors::method_not_allowed(),
             Endpoint::V2NotFound => kserve_not_found(&request.path),

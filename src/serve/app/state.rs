@@ -9,6 +9,7 @@ use crate::serve::metrics::Metrics;
 use crate::serve::model_store::ModelStore;
 use crate::serve::models::{ServedModel, Settings};
 use crate::serve::registry::{Missing, MissingKind, Registry};
+use crate::serve::slides::Library;
 use crate::serve::snapshot::{Kind, Restored, Snapshots};
 use crate::serve::tokens::Tokens;
 use crate::serve::unrestored::Unrestored;
@@ -42,6 +43,8 @@ pub(crate) struct App {
     /// TorchServe's token authorization, when on.
     pub(crate) keys: Option<Tokens>,
     pub(crate) envelope: Envelope,
+    /// The slide folder (--slides), where the server has one.
+    pub(crate) slides: Option<Arc<Library>>,
 }
 
 /// How `/predictions` bodies are read and answered (TorchServe's service_envelope).

@@ -10,6 +10,7 @@
 #[cfg(feature = "openslide")]
 mod openslide;
 mod reader;
+mod region;
 mod resampled;
 
 use crate::engine::handler_config::Color;
@@ -22,6 +23,7 @@ use image::{DynamicImage, ImageBuffer};
 pub(crate) use openslide::use_library as use_openslide;
 use reader::{check_band, copy_rows};
 pub(crate) use reader::{check_size, ReadError, Rows, MAX_BAND_BYTES, MAX_CHUNK_BYTES, MAX_SIDE};
+pub(crate) use region::Regions;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;

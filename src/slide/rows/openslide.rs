@@ -74,8 +74,12 @@ pub(crate) struct OpenSlideRows {
 }
 
 // SAFETY: OpenSlide's handles may be used from any thread (its documentation: "OpenSlide is
-// thread-safe"); this one is used by one thread at a time, the slide reader's.
+// thread-safe"); the rows are read by one thread at a time, the slide reader's.
 unsafe impl Send for OpenSlideRows {}
+// SAFETY: the methods taking `&self` only call OpenSlide's functions on the handle, which may be
+// called from several threads at once (a viewer reads tiles side by side); `&mut self` ones are
+// the row reader's own.
+unsafe impl Sync for OpenSlideRows {}
 
 impl OpenSlideRows {
     pub(crate) fn open(path: &Path, level: u32) -> Result<OpenSlideRows, ReadError> {
@@ -158,7 +162,7 @@ impl OpenSlideRows {
     }
 
     /// A property of the slide ("openslide.mpp-x"...), if set.
-    fn property(&self, name: &CStr) -> Option<String> {
+    pub(crate) fn property(&self, name: &CStr) -> Option<String> {
         // SAFETY: a valid handle and a NUL-terminated name; the value lives as long as the handle.
         unsafe {
             let get: Symbol<PropertyValue> =
@@ -211,6 +215,48 @@ impl OpenSlideRows {
                 ))
             }
         }
+    }
+}
+
+impl OpenSlideRows {
+    /// The `width` x `height` region of `level` whose top-left corner is (`x0`, `y0`) in level-0
+    /// pixels, as RGB over `background` (OpenSlide's `openslide.background-color`, else white).
+    pub(crate) fn read_region(
+        &self,
+        level: usize,
+        (x0, y0): (i64, i64),
+        (width, height): (usize, usize),
+        background: [u8; 3],
+    ) -> Result<Vec<u8>, ReadError> {
+        check_size(width, height)?;
+        let mut argb = vec![0u32; width * height];
+        // SAFETY: the buffer holds width * height pixels, as the call writes.
+        unsafe {
+            let read: Symbol<ReadRegion> = self
+                .lib
+                .get(b"openslide_read_region\0")
+                .map_err(ReadError::OpenSlideSymbol)?;
+            read(
+                self.handle,
+                argb.as_mut_ptr(),
+                x0,
+                y0,
+                level as i32,
+                width as i64,
+                height as i64,
+            );
+        }
+        self.check()?;
+        let mut rgb = vec![0u8; width * height * 3];
+        for (pixel, out) in argb.iter().zip(rgb.chunks_exact_mut(3)) {
+            // Premultiplied ARGB over the background.
+            let a = (pixel >> 24) as u16;
+            for (k, shift) in [16, 8, 0].into_iter().enumerate() {
+                let c = (*pixel >> shift) as u8 as u16;
+                out[k] = (c + (255 - a) * background[k] as u16 / 255).min(255) as u8;
+            }
+        }
+        Ok(rgb)
     }
 }
 
