@@ -15,6 +15,7 @@ mod predict;
 mod real_slides;
 mod remote;
 mod serve;
+mod served_slides;
 mod slide_kinds;
 mod slide_regions;
 mod slides;

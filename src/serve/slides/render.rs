@@ -4,7 +4,7 @@
 
 use super::deepzoom::{DeepZoom, TileRead};
 use crate::slide::rows::{ReadError, Regions};
-use image::{imageops, RgbImage};
+use image::RgbImage;
 
 /// JPEG quality of tiles and thumbnails (openslide-python's deepzoom example server's).
 const QUALITY: f32 = 75.0;
@@ -24,6 +24,8 @@ pub(crate) enum RenderError {
         width: usize,
         height: usize,
     },
+    #[error("cannot scale the region: {0}")]
+    Scale(String),
     #[error("cannot encode JPEG: {0}")]
     Encode(std::io::Error),
 }
@@ -31,7 +33,7 @@ pub(crate) enum RenderError {
 /// Draws one tile as JPEG.
 pub(crate) fn tile(slide: &Regions, read: TileRead) -> Result<Vec<u8>, RenderError> {
     let image = region(slide, read.slide_level, read.level0, read.size)?;
-    jpeg(&scaled(image, read.tile))
+    jpeg(&scaled(image, read.tile)?)
 }
 
 /// The whole slide at most `side` pixels on its longer side, as JPEG.
@@ -47,7 +49,7 @@ pub(crate) fn thumbnail(slide: &Regions, side: usize) -> Result<Vec<u8>, RenderE
     let level = zoom.best_level(1.0 / scale);
     let l = &slide.levels()[level];
     let image = region(slide, level, (0, 0), (l.width, l.height))?;
-    jpeg(&scaled(image, size))
+    jpeg(&scaled(image, size)?)
 }
 
 fn region(
@@ -67,22 +69,22 @@ fn region(
     Ok(RgbImage::from_raw(width as u32, height as u32, rgb).expect("a region of its size"))
 }
 
-/// The image scaled to `width` x `height` with Lanczos; one more than twice as large is first
-/// reduced by area averaging to twice the size, as Pillow's `thumbnail` does (its reducing gap).
-fn scaled(mut image: RgbImage, (width, height): (usize, usize)) -> RgbImage {
+/// The image scaled to `width` x `height` with Lanczos (a convolution as wide as the reduction,
+/// as Pillow's).
+fn scaled(image: RgbImage, (width, height): (usize, usize)) -> Result<RgbImage, RenderError> {
+    use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions};
     if image.dimensions() == (width as u32, height as u32) {
-        return image;
+        return Ok(image);
     }
-    let (gap_w, gap_h) = (2 * width as u32, 2 * height as u32);
-    if image.width() > gap_w && image.height() > gap_h {
-        image = imageops::thumbnail(&image, gap_w, gap_h);
-    }
-    imageops::resize(
-        &image,
-        width as u32,
-        height as u32,
-        imageops::FilterType::Lanczos3,
-    )
+    let (w, h) = image.dimensions();
+    let source = Image::from_vec_u8(w, h, image.into_raw(), PixelType::U8x3)
+        .map_err(|e| RenderError::Scale(e.to_string()))?;
+    let mut target = Image::new(width as u32, height as u32, PixelType::U8x3);
+    let lanczos = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    fast_image_resize::Resizer::new()
+        .resize(&source, &mut target, &lanczos)
+        .map_err(|e| RenderError::Scale(e.to_string()))?;
+    Ok(RgbImage::from_raw(width as u32, height as u32, target.into_vec()).expect("its size"))
 }
 
 fn jpeg(image: &RgbImage) -> Result<Vec<u8>, RenderError> {

@@ -248,12 +248,16 @@ impl OpenSlideRows {
         }
         self.check()?;
         let mut rgb = vec![0u8; width * height * 3];
-        for (pixel, out) in argb.iter().zip(rgb.chunks_exact_mut(3)) {
+        for (&pixel, out) in argb.iter().zip(rgb.chunks_exact_mut(3)) {
+            let [a, r, g, b] = pixel.to_be_bytes();
+            if a == 255 {
+                out.copy_from_slice(&[r, g, b]);
+                continue;
+            }
             // Premultiplied ARGB over the background.
-            let a = (pixel >> 24) as u16;
-            for (k, shift) in [16, 8, 0].into_iter().enumerate() {
-                let c = (*pixel >> shift) as u8 as u16;
-                out[k] = (c + (255 - a) * background[k] as u16 / 255).min(255) as u8;
+            let blank = u16::from(255 - a);
+            for (o, (c, bg)) in out.iter_mut().zip([r, g, b].into_iter().zip(background)) {
+                *o = (u16::from(c) + blank * u16::from(bg) / 255).min(255) as u8;
             }
         }
         Ok(rgb)
