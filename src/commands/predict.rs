@@ -246,6 +246,7 @@ fn slides(
             heatmap: &config.heatmap_options,
             max_pixels: run.config.engine.max_pixels,
             quiet: run.config.quiet,
+            report: &|_, _| true,
         };
         let files = Files {
             heatmaps: &run.heatmaps,

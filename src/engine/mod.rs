@@ -23,7 +23,7 @@ pub(crate) mod wsinfer;
 pub(crate) use onnx::{use_library as use_onnxruntime, RUNTIME_VAR as ONNXRUNTIME_VAR};
 pub(crate) use torch::{use_library, ENGINE_VAR};
 
-mod ordered;
+pub(crate) mod ordered;
 
 use crate::records::Prediction;
 use handler_config::HandlerConfig;
@@ -95,6 +95,9 @@ pub(crate) enum EngineError {
     },
     #[error("this engine was loaded without explanations")]
     NoExplanations,
+    /// A served model's worker did not answer a window (scaled to 0, unregistered, stopping).
+    #[error("{0}")]
+    Served(String),
     /// Explanations need gradients, which this model's engine does not give.
     #[error("{name}: explanations need gradients, which only TorchScript models give (this is {})", .format.noun_with_article())]
     NoGradients { name: String, format: ModelFormat },

@@ -61,46 +61,55 @@ impl<J, R> Ordered<J, R> {
 }
 
 impl Engine {
-    /// Runs `drive` on this thread while every lane runs the jobs it submits: `work(lane, job)`
-    /// on the lane's own thread. Results come back through `Ordered` in submission order. Jobs
-    /// still queued when `drive` returns are run and dropped.
+    /// Runs `drive` on this thread while every lane runs the jobs it submits (see `run_ordered`).
     pub(crate) fn run_ordered<J: Send, R: Send, T>(
         &self,
         work: impl Fn(usize, J) -> R + Sync,
         drive: impl FnOnce(&mut Ordered<J, R>) -> T,
     ) -> T {
-        let lanes = self.lanes();
-        let (jobs, queued) = sync_channel::<(usize, J)>(lanes);
-        let queued = Mutex::new(queued);
-        std::thread::scope(|scope| {
-            let (done, results) = channel();
-            for lane in 0..lanes {
-                let (queued, done, work) = (&queued, done.clone(), &work);
-                std::thread::Builder::new()
-                    .name(format!("scancer-lane-{lane}"))
-                    .spawn_scoped(scope, move || loop {
-                        // One lane waits on the queue at a time; the others wait for the lock.
-                        let next = queued.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((k, job)) = next else { return };
-                        let result = catch_unwind(AssertUnwindSafe(|| work(lane, job)));
-                        if done.send((k, result)).is_err() {
-                            return;
-                        }
-                    })
-                    .expect("cannot start a model lane");
-            }
-            drop(done);
-            let mut ordered = Ordered {
-                jobs: Some(jobs),
-                results,
-                submitted: 0,
-                returned: 0,
-                early: BTreeMap::new(),
-            };
-            let out = drive(&mut ordered);
-            // Closing the queue ends the lanes once they have run what is queued.
-            ordered.jobs = None;
-            out
-        })
+        run_ordered(self.lanes(), work, drive)
     }
+}
+
+/// Runs `drive` on this thread while `lanes` threads run the jobs it submits: `work(lane, job)` on
+/// the lane's own thread. Results come back through `Ordered` in submission order. Jobs still
+/// queued when `drive` returns are run and dropped.
+pub(crate) fn run_ordered<J: Send, R: Send, T>(
+    lanes: usize,
+    work: impl Fn(usize, J) -> R + Sync,
+    drive: impl FnOnce(&mut Ordered<J, R>) -> T,
+) -> T {
+    let lanes = lanes.max(1);
+    let (jobs, queued) = sync_channel::<(usize, J)>(lanes);
+    let queued = Mutex::new(queued);
+    std::thread::scope(|scope| {
+        let (done, results) = channel();
+        for lane in 0..lanes {
+            let (queued, done, work) = (&queued, done.clone(), &work);
+            std::thread::Builder::new()
+                .name(format!("scancer-lane-{lane}"))
+                .spawn_scoped(scope, move || loop {
+                    // One lane waits on the queue at a time; the others wait for the lock.
+                    let next = queued.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((k, job)) = next else { return };
+                    let result = catch_unwind(AssertUnwindSafe(|| work(lane, job)));
+                    if done.send((k, result)).is_err() {
+                        return;
+                    }
+                })
+                .expect("cannot start a model lane");
+        }
+        drop(done);
+        let mut ordered = Ordered {
+            jobs: Some(jobs),
+            results,
+            submitted: 0,
+            returned: 0,
+            early: BTreeMap::new(),
+        };
+        let out = drive(&mut ordered);
+        // Closing the queue ends the lanes once they have run what is queued.
+        ordered.jobs = None;
+        out
+    })
 }

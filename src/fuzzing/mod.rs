@@ -318,6 +318,7 @@ fn app() -> Arc<App> {
         keys: None,
         envelope: Default::default(),
         slides: None,
+        analyses: None,
     });
     for (name, version, k) in specs {
         let config = config(k);
@@ -331,9 +332,10 @@ fn app() -> Arc<App> {
             OutputKind::Segmentation => vec![3, h, w],
         };
         let queue = Arc::new(Queue::new(settings.job_queue_size));
+        let fake_config = config.clone();
         let load: Loader = Arc::new(move || {
             Ok(Box::new(FakeModel {
-                post: Postprocessor::new(&config),
+                post: Postprocessor::new(&fake_config),
                 kind,
                 h,
                 w,
@@ -348,6 +350,12 @@ fn app() -> Arc<App> {
             format: crate::engine::model_format::ModelFormat::TorchScript,
             input_shape: pre.input_shape(),
             preprocessor: pre,
+            labels: classes.clone(),
+            identity: crate::engine::model_source::ModelIdentity {
+                model_sha256: "fuzz".into(),
+                config_sha256: "fuzz".into(),
+            },
+            config: config.clone(),
             schema: Schema { kind, classes },
             output_shape,
             settings,

@@ -93,6 +93,19 @@ pub(crate) fn record(schema: &Schema, answer: &Answer) -> Value {
     Value::Object(r)
 }
 
+/// The JSON record of one answer of a slide run: its `slide` summary (null for an input that was
+/// not tiled) before its error.
+pub(crate) fn slide_record(schema: &Schema, answer: &Answer) -> Value {
+    let mut value = record(schema, answer);
+    if let Value::Object(map) = &mut value {
+        let error = map.shift_remove("error").unwrap_or(Value::Null);
+        let slide = answer.slide.map_or(Value::Null, |s| s.to_json());
+        map.insert("slide".into(), slide);
+        map.insert("error".into(), error);
+    }
+    value
+}
+
 pub(super) struct Json<'w> {
     pub(super) schema: Schema,
     pub(super) out: Box<dyn Write + 'w>,
@@ -105,15 +118,11 @@ pub(super) struct Json<'w> {
 
 impl RecordWriter for Json<'_> {
     fn write(&mut self, answer: &Answer) -> io::Result<()> {
-        let mut value = record(&self.schema, answer);
-        if self.slides {
-            if let Value::Object(map) = &mut value {
-                let error = map.shift_remove("error").unwrap_or(Value::Null);
-                let slide = answer.slide.map_or(Value::Null, |s| s.to_json());
-                map.insert("slide".into(), slide);
-                map.insert("error".into(), error);
-            }
-        }
+        let value = if self.slides {
+            slide_record(&self.schema, answer)
+        } else {
+            record(&self.schema, answer)
+        };
         let line = value.to_string();
         if self.array {
             self.out

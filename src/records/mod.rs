@@ -11,7 +11,7 @@ pub(crate) mod summary;
 mod table;
 
 pub(crate) use self::csv::csv_header;
-pub(crate) use json::{number, record};
+pub(crate) use json::{number, record, slide_record};
 pub(crate) use prediction::{
     ClassPrediction, OutputKind, Prediction, RawPrediction, SegmentationPrediction,
 };

@@ -103,6 +103,14 @@ pub(crate) fn run(mut options: ServeOptions) -> Result<()> {
         .build()
         .context("cannot start the server's I/O runtime")?;
     runtime.block_on(register(&app, plan))?;
+    if let Some(analyses) = &app.analyses {
+        let _within = runtime.enter();
+        let served: Arc<dyn slides::analyses::ServedModels> = Arc::clone(&app) as _;
+        let resumed = analyses.resume(&served)?;
+        if resumed > 0 {
+            crate::messages::note!("{resumed} slide analyses resumed");
+        }
+    }
     app.recording.store(true, Ordering::SeqCst);
     app.record_or_warn(snapshot::Kind::Startup);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -236,6 +244,14 @@ fn app_of(
         Some(k) => Some(tokens::Tokens::generate(k.path.clone(), k.lifetime)?),
         None => None,
     };
+    let slides = match &options.slides {
+        Some(folder) => Some(Arc::new(slides::Library::open(
+            &folder.dir,
+            options.defaults.engine.max_pixels,
+            folder.max_upload,
+        )?)),
+        None => None,
+    };
     Ok(App {
         registry: registry::Registry::default(),
         unrestored: unrestored::Unrestored::default(),
@@ -252,14 +268,10 @@ fn app_of(
         recording: AtomicBool::new(false),
         envelope: configured.map_or(Envelope::Body, |s| s.envelope),
         keys,
-        slides: match &options.slides {
-            Some(folder) => Some(Arc::new(slides::Library::open(
-                &folder.dir,
-                options.defaults.engine.max_pixels,
-                folder.max_upload,
-            )?)),
-            None => None,
-        },
+        analyses: slides
+            .as_ref()
+            .map(|library| Arc::new(slides::Analyses::new(Arc::clone(library)))),
+        slides,
     })
 }
 

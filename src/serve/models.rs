@@ -8,8 +8,9 @@ use super::batcher::Runner;
 use super::log_files::LogFile;
 use super::metrics::Metrics;
 use super::workers::{Loader, WorkerEvents, Workers};
+use crate::engine::handler_config::HandlerConfig;
 use crate::engine::model_format::ModelFormat;
-use crate::engine::model_source::ModelSource;
+use crate::engine::model_source::{ModelIdentity, ModelSource};
 use crate::engine::preprocess::Preprocessor;
 use crate::engine::{Engine, EngineOptions};
 use crate::mar::manifest::ManifestError;
@@ -84,6 +85,12 @@ pub(crate) struct ServedModel {
     /// What the model file holds (explanations need TorchScript's gradients).
     pub(crate) format: ModelFormat,
     pub(crate) preprocessor: Preprocessor,
+    /// The handler configuration and class labels its engines run with: what a slide analysis
+    /// through its queue needs beside the queue.
+    pub(crate) config: HandlerConfig,
+    pub(crate) labels: Vec<String>,
+    /// The model file's and configuration's sha256 (a slide record's provenance).
+    pub(crate) identity: ModelIdentity,
     pub(crate) schema: Schema,
     pub(crate) input_shape: [usize; 3],
     /// The model's output for one image (without the batch dimension).
@@ -154,6 +161,10 @@ pub(crate) fn load(
         .with_context(|| format!("{}: cannot run the model", source.name))?;
     let queue = Arc::new(Queue::new(settings.job_queue_size));
     let preprocessor = Preprocessor::new(&source.config, options.max_pixels);
+    let identity = source
+        .identity()
+        .with_context(|| format!("{}: cannot read the model file", source.name))?;
+    let config = source.config.clone();
     let format = source.format;
     let source = Arc::new(source);
     let load: Loader = {
@@ -163,6 +174,9 @@ pub(crate) fn load(
     let served = ServedModel {
         format,
         preprocessor,
+        config,
+        labels: engine.class_labels(),
+        identity,
         schema: engine.schema(),
         input_shape: engine.preprocessor().input_shape(),
         output_shape: out_shape[1..].to_vec(),

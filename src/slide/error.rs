@@ -37,6 +37,9 @@ pub(crate) enum SlideError {
     MasksTooLarge { limit: usize },
     #[error("a raw model's output has no classes to map")]
     RawOutput,
+    /// Whoever asked for the slide stopped waiting for it (a cancelled analysis).
+    #[error("cancelled")]
+    Cancelled,
     /// A window's (or a patch's) forward pass.
     #[error(transparent)]
     Model(#[from] crate::engine::EngineError),

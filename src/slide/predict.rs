@@ -8,6 +8,7 @@ use super::error::{SlideError, WriteError};
 use super::exports;
 use super::heatmap;
 use super::heatmap_tiff;
+use super::model::SlideModel;
 use super::provenance::{self, Provenance};
 use super::rows::{self, ReadError};
 use super::scan;
@@ -15,7 +16,6 @@ use super::tiles::TileWriter;
 use super::types::{SlideOptions, SlideResult};
 use crate::engine::model_source::ModelIdentity;
 use crate::engine::preprocess::Prepared;
-use crate::engine::Engine;
 use crate::inputs::{read_stdin, Item, Source};
 use crate::records::summary::ClassSummary;
 use crate::records::{Outcome, OutputKind, Prediction, SegmentationPrediction, Summary};
@@ -28,7 +28,7 @@ const MAX_STDIN_BYTES: u64 = 1 << 30;
 
 /// A slide run: the model and the settings every input shares.
 pub(crate) struct Slides<'a> {
-    pub(crate) engine: &'a Engine,
+    pub(crate) engine: &'a dyn SlideModel,
     /// The model's and configuration's sha256.
     pub(crate) identity: &'a ModelIdentity,
     /// As the command line gives them (the model's resolution and input size are added here).
@@ -36,6 +36,9 @@ pub(crate) struct Slides<'a> {
     pub(crate) heatmap: &'a heatmap::HeatmapOptions,
     pub(crate) max_pixels: u64,
     pub(crate) quiet: bool,
+    /// Hears each slide's progress (windows done, windows in all); false stops the slide, which
+    /// ends as cancelled.
+    pub(crate) report: &'a (dyn Fn(usize, usize) -> bool + Sync),
 }
 
 /// Every input's files, in input order, as `outputs` names them.
@@ -75,6 +78,7 @@ impl Slides<'_> {
                 exports: files.exports[i].clone(),
                 max_pixels: self.max_pixels,
                 quiet: self.quiet,
+                report: self.report,
             };
             let predicted = slide.predict(item);
             if let (Some(writer), Some(result)) = (&mut tiles, &predicted.result) {
@@ -95,7 +99,7 @@ impl Slides<'_> {
 
 /// Predicting one input of a run in slide mode.
 struct Slide<'a> {
-    engine: &'a Engine,
+    engine: &'a dyn SlideModel,
     options: &'a SlideOptions,
     identity: &'a ModelIdentity,
     /// Where to write the heatmap, and how.
@@ -108,6 +112,7 @@ struct Slide<'a> {
     exports: Vec<(exports::Format, PathBuf)>,
     max_pixels: u64,
     quiet: bool,
+    report: &'a (dyn Fn(usize, usize) -> bool + Sync),
 }
 
 /// The record's heatmap (path, level-0 pixels per heatmap pixel), and each class's own.
@@ -215,6 +220,7 @@ impl Slide<'_> {
             &mut |done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
+                (self.report)(done, total)
             },
         );
         bar.finish_and_clear();
@@ -294,10 +300,13 @@ impl Slide<'_> {
             classes::write_mask(result, provenance, path)?;
             written.push(("mask", path.display().to_string()));
         }
-        if let (Some(path), Some(input), Some(focus)) =
-            (&self.explain, &result.hotspot_input, result.focus)
-        {
-            crate::attribution_png::explain_to(self.engine, self.identity, path, input, focus)?;
+        if let (Some(path), Some(input), Some(focus), Some(engine)) = (
+            &self.explain,
+            &result.hotspot_input,
+            result.focus,
+            self.engine.engine(),
+        ) {
+            crate::attribution_png::explain_to(engine, self.identity, path, input, focus)?;
             written.push(("explanation", path.display().to_string()));
         }
         let export = exports::Export {

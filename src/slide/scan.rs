@@ -5,6 +5,7 @@
 
 use super::classes::{self, Windows};
 use super::error::SlideError;
+use super::model::SlideModel;
 use super::regions::Grid;
 use super::resolution::Plan;
 use super::rows::{self, Rows};
@@ -12,7 +13,6 @@ use super::tissue;
 use super::types::{SlideOptions, SlideResult, Tile};
 use super::usage::{self, UsageError};
 use crate::engine::preprocess::{convert, Prepared};
-use crate::engine::Engine;
 use crate::engine::EngineError;
 use crate::records::{OutputKind, Prediction};
 use image::{DynamicImage, RgbImage};
@@ -46,11 +46,11 @@ type Thumbnail = Option<(RgbImage, usize)>;
 
 /// Predicts every window of a slide, and finds its regions.
 pub(crate) fn predict(
-    engine: &Engine,
+    engine: &dyn SlideModel,
     rows: &mut (dyn Rows + Send),
     plan: Plan,
     options: &SlideOptions,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<SlideResult, SlideError> {
     let config = engine.config();
     let (stride, focus) = usage::check(config, options.stride, options.class.as_deref())?;
@@ -100,7 +100,7 @@ pub(crate) fn predict(
         (inputs, answers)
     };
     // Reading runs here while the lanes run the forward passes.
-    let thumbnail = engine.run_ordered(answer, |lanes| {
+    let thumbnail = crate::engine::ordered::run_ordered(engine.lanes(), answer, |lanes| {
         // Takes what was read (None: the end), and files the answers ready (at the end, all).
         let mut take = |message: Option<Read>| -> Result<bool, SlideError> {
             let end = message.is_none();
@@ -108,7 +108,9 @@ pub(crate) fn predict(
                 Some(Read::Tiles(tiles)) => {
                     done += tiles.iter().filter(|t| !t.runs).count();
                     outputs.tiles.extend(tiles);
-                    progress(done, total);
+                    if !progress(done, total) {
+                        return Err(SlideError::Cancelled);
+                    }
                 }
                 Some(Read::Batch(inputs)) => lanes.submit(inputs),
                 None => {}
@@ -116,7 +118,9 @@ pub(crate) fn predict(
             while let Some((inputs, answers)) = if end { lanes.wait() } else { lanes.ready() } {
                 done += inputs.len();
                 outputs.file(inputs, answers)?;
-                progress(done, total);
+                if !progress(done, total) {
+                    return Err(SlideError::Cancelled);
+                }
             }
             Ok(true)
         };
@@ -134,7 +138,9 @@ pub(crate) fn predict(
         best,
         ..
     } = outputs.finish();
-    progress(done, total);
+    if !progress(done, total) {
+        return Err(SlideError::Cancelled);
+    }
     let grid = (xs.len(), ys.len());
     let found = classes::find_regions(
         &Windows {

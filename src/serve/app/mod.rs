@@ -7,6 +7,7 @@
 //! are in their own module; `inference` is the prediction path they share; `errors` the error
 //! answers and their mapping to statuses and gRPC codes; `state` what the application holds.
 
+mod analyses;
 mod errors;
 mod explanations;
 mod inference;

@@ -3,11 +3,11 @@
 //! head, before its body: the credentials asked for (`App::unauthorized`), the model queue it is on
 //! its way to (`App::arrival_for`) and the handler that answers it (`App::handle`) all come from it.
 
+use super::analyses::{self, AnalysisCall};
 use super::errors::{self, kserve_method_not_allowed, kserve_not_found, Exception};
+use super::slides::{self, SlideCall};
 use super::state::{App, Roles};
-use super::{
-    explanations, kserve, kserve_v1, management, metrics_api, slides, token_api, torchserve,
-};
+use super::{explanations, kserve, kserve_v1, management, metrics_api, token_api, torchserve};
 use crate::serve::auth;
 use crate::serve::batcher::Arrival;
 use crate::serve::http::{Request, Response};
@@ -54,7 +54,10 @@ pub(crate) enum Endpoint<'a> {
     /// `PUT /models/{model}[/{version}]?min_worker=&max_worker=`
     Scale(ModelRef<'a>),
     /// `PUT /models/{model}/{version}/set-default`
-    SetDefault { name: &'a str, version: &'a str },
+    SetDefault {
+        name: &'a str,
+        version: &'a str,
+    },
     /// `DELETE /models/{model}[/{version}]` (a 405 unless the model API is enabled)
     Unregister(ModelRef<'a>),
     /// `/token?type=management|inference`, whatever the method (TorchServe's token API, a 404
@@ -88,24 +91,9 @@ pub(crate) enum Endpoint<'a> {
     /// that is not served is a 404 whatever follows.
     V2Model(ModelRef<'a>, ModelCall),
 
-    // The slide API (inference listeners, with --slides).
-    /// `GET /slides`
-    Slides,
-    /// `PUT /slides/{name}`: an upload, streamed into the folder.
-    UploadSlide(&'a str),
-    /// `GET /slides/{id}.dzi`
-    SlideDzi(&'a str),
-    /// `GET /slides/{id}_files/{level}/{col}_{row}.jpeg`
-    SlideTile {
-        id: &'a str,
-        level: usize,
-        col: usize,
-        row: usize,
-    },
-    /// `GET /slides/{id}/thumbnail.jpeg?size=`
-    SlideThumbnail(&'a str),
-    /// `GET /slides/{id}/properties`
-    SlideProperties(&'a str),
+    // The slide and analyses APIs (inference listeners, with --slides).
+    Slide(SlideCall<'a>),
+    Analysis(AnalysisCall<'a>),
 
     /// TorchServe's 404.
     NotFound,
@@ -165,7 +153,7 @@ impl<'a> Route<'a> {
     /// disk, not read into memory.
     pub(crate) fn upload(&self) -> Option<&'a str> {
         match self.endpoint {
-            Endpoint::UploadSlide(name) => Some(name),
+            Endpoint::Slide(SlideCall::Upload(name)) => Some(name),
             _ => None,
         }
     }
@@ -210,6 +198,7 @@ fn endpoint<'a>(method: &Method, segments: &[&'a str], roles: Roles) -> Endpoint
         ["v2", rest @ ..] if roles.inference => kserve_v2_endpoint(method, rest),
         ["models", rest @ ..] if roles.management => management_endpoint(method, rest),
         ["slides", rest @ ..] if roles.inference => slides_endpoint(method, rest),
+        ["analyses", rest @ ..] if roles.inference => analyses_endpoint(method, rest),
         ["token"] if roles.management => Endpoint::Token,
         ["metrics"] if roles.metrics && *method == Method::GET => Endpoint::Metrics,
         ["metrics"] if roles.metrics => Endpoint::MethodNotAllowed,
@@ -239,31 +228,64 @@ fn management_endpoint<'a>(method: &Method, segments: &[&'a str]) -> Endpoint<'a
 fn slides_endpoint<'a>(method: &Method, segments: &[&'a str]) -> Endpoint<'a> {
     let get = *method == Method::GET || *method == Method::HEAD;
     let endpoint = match segments {
-        [] | [""] if get => Endpoint::Slides,
-        [name] if *method == Method::PUT && !name.is_empty() => Endpoint::UploadSlide(name),
-        [dzi] if dzi.ends_with(".dzi") && get => Endpoint::SlideDzi(&dzi[..dzi.len() - 4]),
+        [] | [""] if get => Endpoint::Slide(SlideCall::List),
+        [name] if *method == Method::PUT && !name.is_empty() => {
+            Endpoint::Slide(SlideCall::Upload(name))
+        }
+        [dzi] if dzi.ends_with(".dzi") && get => {
+            Endpoint::Slide(SlideCall::Dzi(&dzi[..dzi.len() - 4]))
+        }
         [files, level, tile] if files.ends_with("_files") && get => {
             let id = &files[..files.len() - 6];
-            let parsed = tile
-                .strip_suffix(".jpeg")
-                .and_then(|t| t.split_once('_'))
-                .and_then(|(c, r)| Some((c.parse().ok()?, r.parse().ok()?)));
-            match (level.parse(), parsed) {
-                (Ok(level), Some((col, row))) => Endpoint::SlideTile {
+            match (level.parse(), tile_address(tile, ".jpeg")) {
+                (Ok(level), Some((col, row))) => Endpoint::Slide(SlideCall::Tile {
                     id,
                     level,
                     col,
                     row,
-                },
+                }),
                 _ => Endpoint::NotFound,
             }
         }
-        [id, "thumbnail.jpeg"] if get => Endpoint::SlideThumbnail(id),
-        [id, "properties"] if get => Endpoint::SlideProperties(id),
-        [] | [""] | [_] | [_, "thumbnail.jpeg" | "properties"] => Endpoint::MethodNotAllowed,
+        [id, "thumbnail.jpeg"] if get => Endpoint::Slide(SlideCall::Thumbnail(id)),
+        [id, "properties"] if get => Endpoint::Slide(SlideCall::Properties(id)),
+        [id, "analyses"] if get => Endpoint::Analysis(AnalysisCall::OfSlide(id)),
+        [id, "analyses"] if *method == Method::POST => Endpoint::Analysis(AnalysisCall::Start(id)),
+        [] | [""] | [_] | [_, "thumbnail.jpeg" | "properties" | "analyses"] => {
+            Endpoint::MethodNotAllowed
+        }
         _ => Endpoint::NotFound,
     };
     endpoint
+}
+
+/// `segments` follow `/analyses`.
+fn analyses_endpoint<'a>(method: &Method, segments: &[&'a str]) -> Endpoint<'a> {
+    let get = *method == Method::GET || *method == Method::HEAD;
+    match segments {
+        [id] if get => Endpoint::Analysis(AnalysisCall::Get(id)),
+        [id] if *method == Method::DELETE => Endpoint::Analysis(AnalysisCall::Cancel(id)),
+        [id, "overlay_files", level, tile] if get => {
+            match (level.parse(), tile_address(tile, ".png")) {
+                (Ok(level), Some((col, row))) => Endpoint::Analysis(AnalysisCall::OverlayTile {
+                    id,
+                    level,
+                    col,
+                    row,
+                }),
+                _ => Endpoint::NotFound,
+            }
+        }
+        [id, result] if get => Endpoint::Analysis(AnalysisCall::Result(id, result)),
+        [_] | [_, _] => Endpoint::MethodNotAllowed,
+        _ => Endpoint::NotFound,
+    }
+}
+
+/// `{col}_{row}{suffix}`.
+fn tile_address(tile: &str, suffix: &str) -> Option<(usize, usize)> {
+    let (col, row) = tile.strip_suffix(suffix)?.split_once('_')?;
+    Some((col.parse().ok()?, row.parse().ok()?))
 }
 
 /// `segments` follow `/v1`.
@@ -333,7 +355,9 @@ fn access(segments: &[&str], roles: Roles) -> Access {
         ["ping"] | ["v2", "health", ..] => Access::Health,
         ["metrics"] if roles.metrics => Access::Metrics,
         ["models", ..] if roles.management => Access::Management,
-        ["predictions" | "explanations" | "v1" | "v2" | "slides", ..] if roles.inference => {
+        ["predictions" | "explanations" | "v1" | "v2" | "slides" | "analyses", ..]
+            if roles.inference =>
+        {
             Access::Inference
         }
         ["v1", ..] if roles.management => Access::Management,
@@ -448,12 +472,8 @@ impl App {
             Endpoint::V2Model(model, call) => {
                 self.kserve_model(request, model, call, arrival).await
             }
-            Endpoint::Slides
-            | Endpoint::UploadSlide(_)
-            | Endpoint::SlideDzi(_)
-            | Endpoint::SlideTile { .. }
-            | Endpoint::SlideThumbnail(_)
-            | Endpoint::SlideProperties(_) => slides::handle(self, request, route.endpoint).await,
+            Endpoint::Slide(call) => slides::handle(self, request, call).await,
+            Endpoint::Analysis(call) => analyses::handle(self, request, call).await,
             Endpoint::NotFound => errors::not_found(),
             Endpoint::MethodNotAllowed => errors::method_not_allowed(),
             Endpoint::V2NotFound => kserve_not_found(&request.path),

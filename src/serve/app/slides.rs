@@ -3,7 +3,6 @@
 //! `SlideError` becomes its status here, once.
 
 use super::errors::{self, error, Exception};
-use super::route::Endpoint;
 use super::state::App;
 use crate::serve::http::{Request, Response};
 use crate::serve::pyjson;
@@ -15,15 +14,49 @@ use std::sync::Arc;
 /// The thumbnail side without `?size=`.
 const THUMBNAIL_SIDE: usize = 256;
 
+/// A slide endpoint, as the routing table reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlideCall<'a> {
+    /// `GET /slides`
+    List,
+    /// `PUT /slides/{name}`: an upload, streamed into the folder.
+    Upload(&'a str),
+    /// `GET /slides/{id}.dzi`
+    Dzi(&'a str),
+    /// `GET /slides/{id}_files/{level}/{col}_{row}.jpeg`
+    Tile {
+        id: &'a str,
+        level: usize,
+        col: usize,
+        row: usize,
+    },
+    /// `GET /slides/{id}/thumbnail.jpeg?size=`
+    Thumbnail(&'a str),
+    /// `GET /slides/{id}/properties`
+    Properties(&'a str),
+}
+
 /// Answers a slide endpoint (a 404 without --slides).
-pub(crate) async fn handle(app: &Arc<App>, request: &Request, endpoint: Endpoint<'_>) -> Response {
+pub(crate) async fn handle(app: &Arc<App>, request: &Request, call: SlideCall<'_>) -> Response {
     let Some(library) = app.slides.clone() else {
         return errors::not_found();
     };
     let id = |id: &str| id.to_string();
-    match endpoint {
-        Endpoint::Slides => blocking(move || library.scan().map(|listed| json(&listed))).await,
-        Endpoint::UploadSlide(name) => {
+    match call {
+        SlideCall::List => {
+            let analyses = app.analyses.clone();
+            blocking(move || {
+                let mut listed = library.scan()?;
+                if let Some(analyses) = analyses {
+                    for slide in &mut listed {
+                        slide.analyses = analyses.of_slide(&slide.id).unwrap_or_default();
+                    }
+                }
+                Ok(json(&listed))
+            })
+            .await
+        }
+        SlideCall::Upload(name) => {
             // The connection streams uploads itself (`exchange`); this is a body already read.
             let body = request.body.clone();
             let declared = Some(body.len() as u64);
@@ -31,7 +64,7 @@ pub(crate) async fn handle(app: &Arc<App>, request: &Request, endpoint: Endpoint
             let idle = std::time::Duration::from_secs(30);
             uploaded(upload::store(&library, name, declared, idle, chunks).await)
         }
-        Endpoint::SlideDzi(slide) => {
+        SlideCall::Dzi(slide) => {
             let slide = id(slide);
             blocking(move || {
                 let dzi = library.dzi(&slide)?;
@@ -39,7 +72,7 @@ pub(crate) async fn handle(app: &Arc<App>, request: &Request, endpoint: Endpoint
             })
             .await
         }
-        Endpoint::SlideTile {
+        SlideCall::Tile {
             id: slide,
             level,
             col,
@@ -53,7 +86,7 @@ pub(crate) async fn handle(app: &Arc<App>, request: &Request, endpoint: Endpoint
             })
             .await
         }
-        Endpoint::SlideThumbnail(slide) => {
+        SlideCall::Thumbnail(slide) => {
             let side = match request.query_param("size").map(str::parse::<usize>) {
                 None => THUMBNAIL_SIDE,
                 Some(Ok(side @ 1..=MAX_THUMBNAIL)) => side,
@@ -71,11 +104,10 @@ pub(crate) async fn handle(app: &Arc<App>, request: &Request, endpoint: Endpoint
             })
             .await
         }
-        Endpoint::SlideProperties(slide) => {
+        SlideCall::Properties(slide) => {
             let slide = id(slide);
             blocking(move || library.properties(&slide).map(|p| json(&p))).await
         }
-        _ => errors::not_found(),
     }
 }
 
@@ -83,14 +115,22 @@ pub(crate) async fn handle(app: &Arc<App>, request: &Request, endpoint: Endpoint
 async fn blocking(
     work: impl FnOnce() -> Result<Response, SlideError> + Send + 'static,
 ) -> Response {
+    on_blocking_pool(work, slide_error).await
+}
+
+/// Runs `work` on the blocking pool; its error answered by `answer`.
+pub(super) async fn on_blocking_pool<E: Send + 'static>(
+    work: impl FnOnce() -> Result<Response, E> + Send + 'static,
+    answer: fn(&E) -> Response,
+) -> Response {
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => slide_error(&e),
+        Ok(Err(e)) => answer(&e),
         Err(e) => slide_error(&SlideError::Crashed(e.to_string())),
     }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Response {
+pub(super) fn json<T: serde::Serialize>(value: &T) -> Response {
     let value = serde_json::to_value(value).expect("plain data serializes");
     Response::json(StatusCode::OK, format!("{}\n", pyjson::dumps(&value)))
 }

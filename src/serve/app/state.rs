@@ -9,7 +9,7 @@ use crate::serve::metrics::Metrics;
 use crate::serve::model_store::ModelStore;
 use crate::serve::models::{ServedModel, Settings};
 use crate::serve::registry::{Missing, MissingKind, Registry};
-use crate::serve::slides::Library;
+use crate::serve::slides::{Analyses, Library};
 use crate::serve::snapshot::{Kind, Restored, Snapshots};
 use crate::serve::tokens::Tokens;
 use crate::serve::unrestored::Unrestored;
@@ -43,8 +43,9 @@ pub(crate) struct App {
     /// TorchServe's token authorization, when on.
     pub(crate) keys: Option<Tokens>,
     pub(crate) envelope: Envelope,
-    /// The slide folder (--slides), where the server has one.
+    /// The slide folder (--slides), where the server has one, and its analyses.
     pub(crate) slides: Option<Arc<Library>>,
+    pub(crate) analyses: Option<Arc<Analyses>>,
 }
 
 /// How `/predictions` bodies are read and answered (TorchServe's service_envelope).

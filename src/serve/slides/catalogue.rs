@@ -6,8 +6,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
-/// The catalogue's schema version (SQLite's user_version).
-const SCHEMA: i64 = 1;
+/// The catalogue's schema version (SQLite's user_version): 1, slides; 2, analyses.
+const SCHEMA: i64 = 2;
 
 pub(crate) struct Catalogue {
     db: Connection,
@@ -93,7 +93,22 @@ impl Catalogue {
                 error TEXT,
                 present INTEGER NOT NULL DEFAULT 1
             );
-            PRAGMA user_version = 1;",
+            CREATE TABLE IF NOT EXISTS analyses (
+                id TEXT PRIMARY KEY,
+                slide TEXT NOT NULL,
+                model TEXT NOT NULL,
+                request TEXT NOT NULL,
+                status TEXT NOT NULL,
+                windows_done INTEGER,
+                windows INTEGER,
+                error TEXT,
+                record TEXT,
+                created TEXT NOT NULL,
+                started TEXT,
+                finished TEXT
+            );
+            CREATE INDEX IF NOT EXISTS analyses_of_slide ON analyses (slide, created);
+            PRAGMA user_version = 2;",
         )
         .map_err(failed)?;
         Ok(Catalogue { db })
@@ -157,6 +172,110 @@ impl Catalogue {
                 entry,
             )
             .optional()
+    }
+}
+
+/// An analysis as the catalogue holds it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct AnalysisRow {
+    pub(crate) id: String,
+    /// The slide's id.
+    pub(crate) slide: String,
+    /// `name` or `name/version`, as asked for.
+    pub(crate) model: String,
+    /// The request as JSON.
+    pub(crate) request: String,
+    /// queued, running, done, failed or cancelled.
+    pub(crate) status: String,
+    /// Windows analysed and in all, as last recorded.
+    pub(crate) progress: Option<(u64, u64)>,
+    pub(crate) error: Option<String>,
+    /// The slide's record as JSON (done, and failed with a summary).
+    pub(crate) record: Option<String>,
+    pub(crate) created: String,
+    pub(crate) started: Option<String>,
+    pub(crate) finished: Option<String>,
+}
+
+const ANALYSIS_COLUMNS: &str = "id, slide, model, request, status, windows_done, windows, error, \
+    record, created, started, finished";
+
+fn analysis(row: &rusqlite::Row<'_>) -> rusqlite::Result<AnalysisRow> {
+    let progress = match (row.get::<_, Option<i64>>(5)?, row.get::<_, Option<i64>>(6)?) {
+        (Some(done), Some(all)) => Some((done as u64, all as u64)),
+        _ => None,
+    };
+    Ok(AnalysisRow {
+        id: row.get(0)?,
+        slide: row.get(1)?,
+        model: row.get(2)?,
+        request: row.get(3)?,
+        status: row.get(4)?,
+        progress,
+        error: row.get(7)?,
+        record: row.get(8)?,
+        created: row.get(9)?,
+        started: row.get(10)?,
+        finished: row.get(11)?,
+    })
+}
+
+impl Catalogue {
+    /// Records a new analysis, queued.
+    pub(crate) fn add_analysis(&self, a: &AnalysisRow) -> rusqlite::Result<()> {
+        self.db.execute(
+            &format!("INSERT INTO analyses ({ANALYSIS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, NULL, NULL, ?6, NULL, NULL)"),
+            params![a.id, a.slide, a.model, a.request, a.status, a.created],
+        )?;
+        Ok(())
+    }
+
+    /// Records where an analysis stands: its status, progress, error, record and times.
+    pub(crate) fn update_analysis(&self, a: &AnalysisRow) -> rusqlite::Result<()> {
+        self.db.execute(
+            "UPDATE analyses SET status = ?2, windows_done = ?3, windows = ?4, error = ?5,
+                record = ?6, started = ?7, finished = ?8 WHERE id = ?1",
+            params![
+                a.id,
+                a.status,
+                a.progress.map(|p| p.0 as i64),
+                a.progress.map(|p| p.1 as i64),
+                a.error,
+                a.record,
+                a.started,
+                a.finished
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn analysis(&self, id: &str) -> rusqlite::Result<Option<AnalysisRow>> {
+        self.db
+            .query_row(
+                &format!("SELECT {ANALYSIS_COLUMNS} FROM analyses WHERE id = ?1"),
+                [id],
+                analysis,
+            )
+            .optional()
+    }
+
+    /// A slide's analyses, oldest first.
+    pub(crate) fn analyses_of(&self, slide: &str) -> rusqlite::Result<Vec<AnalysisRow>> {
+        let mut statement = self.db.prepare(&format!(
+            "SELECT {ANALYSIS_COLUMNS} FROM analyses WHERE slide = ?1 ORDER BY created, id"
+        ))?;
+        let rows = statement.query_map([slide], analysis)?;
+        rows.collect()
+    }
+
+    /// Analyses a stopped server left queued or running, oldest first.
+    pub(crate) fn unfinished(&self) -> rusqlite::Result<Vec<AnalysisRow>> {
+        let mut statement = self.db.prepare(&format!(
+            "SELECT {ANALYSIS_COLUMNS} FROM analyses WHERE status IN ('queued', 'running')
+             ORDER BY created, id"
+        ))?;
+        let rows = statement.query_map([], analysis)?;
+        rows.collect()
     }
 }
 

@@ -5,14 +5,17 @@
 //! both in caches bounded by bytes. Nothing outside the folder is ever listed or read: a path is
 //! checked after its links are resolved.
 
+pub(crate) mod analyses;
 mod cache;
 mod catalogue;
 pub(crate) mod deepzoom;
+mod queued;
 mod render;
 pub(crate) mod upload;
 
 use crate::inputs::{self, Source};
 use crate::slide::rows::{ReadError, Regions};
+pub(crate) use analyses::{Analyses, AnalysisError};
 use cache::Weighed;
 use catalogue::{Catalogue, Description, Entry, Stamp};
 use deepzoom::{DeepZoom, NoSuchTile};
@@ -80,6 +83,8 @@ pub(crate) struct Listed {
     /// Why the slide cannot be viewed, if it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+    /// Its analyses, oldest first (id, model, status, created).
+    pub(crate) analyses: Vec<serde_json::Value>,
 }
 
 /// `GET /slides/{id}/properties`.
@@ -216,7 +221,7 @@ impl Library {
     }
 
     /// The catalogue's entry of `id`, from the last scan.
-    fn entry(&self, id: &str) -> Result<Entry, SlideError> {
+    pub(crate) fn entry(&self, id: &str) -> Result<Entry, SlideError> {
         let entry = self
             .catalogue
             .lock()
@@ -395,6 +400,7 @@ fn listed(entry: &Entry) -> Listed {
         levels: d.map(|d| d.levels),
         vendor: d.map(|d| d.vendor.clone()),
         error: entry.described.as_ref().err().cloned(),
+        analyses: Vec::new(),
     }
 }
 
