@@ -341,3 +341,292 @@ fn the_catalogue_is_kept_across_restarts() {
     assert!(p[0].abs_diff(200) < 6 && p[1].abs_diff(100) < 6, "{p:?}");
     assert_eq!(server.get("/slides/0123456789abcdef.dzi").status, 404);
 }
+
+/// `POST /slides/{id}/analyses` with `body`; the analysis' id.
+fn start_analysis(server: &Server, slide: &str, body: &str) -> String {
+    let reply = server.request(
+        "POST",
+        &format!("/slides/{slide}/analyses"),
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let id = reply.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(reply.header("location"), Some(&*format!("/analyses/{id}")));
+    id
+}
+
+/// Polls `GET /analyses/{id}` (up to five minutes) until its status is one of `statuses`.
+fn wait_for(server: &Server, id: &str, statuses: &[&str]) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let analysis = server.get(&format!("/analyses/{id}")).json();
+        if statuses.contains(&analysis["status"].as_str().unwrap_or("")) {
+            return analysis;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "analysis {id} stayed {}",
+            analysis["status"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Polls until the analysis runs and has counted its windows.
+fn wait_running(server: &Server, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let analysis = wait_for(server, id, &["running"]);
+        if analysis["progress"]["windows"].as_u64().is_some() {
+            return analysis;
+        }
+        assert!(std::time::Instant::now() < deadline, "{analysis}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A record without what names its files (paths differ between predict and serve).
+fn without_paths(record: &Value) -> Value {
+    let mut record = record.clone();
+    record["path"] = Value::Null;
+    for key in ["heatmap", "exports"] {
+        record["slide"][key] = Value::Null;
+    }
+    record
+}
+
+/// `tiles.csv` rows without their first column (the slide's path).
+fn rows_without_path(csv: &str) -> Vec<String> {
+    csv.lines()
+        .map(|l| l.split_once(',').map_or(l, |(_, rest)| rest).to_string())
+        .collect()
+}
+
+/// An analysis through the server is `predict --tile` of the same slide: the same record, the same
+/// windows; its results are served; the slide list names it.
+fn assert_analysis_is_predict_tile(slide_file: &Path, extra: &[&str], body: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let name = slide_file.file_name().unwrap().to_str().unwrap();
+    std::fs::copy(slide_file, dir.path().join(name)).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let tiles = out_dir.path().join("tiles.csv");
+    let predicted = crate::util::run(
+        crate::util::scancer()
+            .args([
+                "predict",
+                "-m",
+                crate::util::PCAM,
+                "--tile",
+                "-f",
+                "json",
+                "-q",
+            ])
+            .args(["--tiles", tiles.to_str().unwrap()])
+            .arg("--heatmap")
+            .arg(out_dir.path().join("heatmap.png"))
+            .args(extra)
+            .arg(dir.path().join(name)),
+    );
+    assert_eq!(predicted.code, 0, "{}", predicted.stderr);
+    let expected: Value = serde_json::from_str(&predicted.stdout).unwrap();
+    let server = Server::start(&[crate::util::PCAM, "--slides", dir.path().to_str().unwrap()]);
+    let slide = id_of(&listing(&server), name);
+    let id = start_analysis(&server, &slide, body);
+    let done = wait_for(&server, &id, &["done", "failed"]);
+    assert_eq!(done["status"], "done", "{done}");
+    let record = &done["record"];
+    assert_eq!(without_paths(record), without_paths(&expected[0]));
+    let windows = record["slide"]["tiles"].as_u64().unwrap();
+    assert_eq!(done["progress"]["windows_done"], windows);
+    assert_eq!(done["progress"]["windows"], windows);
+    assert_eq!(
+        record["slide"]["heatmap"],
+        format!("/analyses/{id}/heatmap.png")
+    );
+    assert_eq!(
+        record["slide"]["exports"]["geojson"],
+        format!("/analyses/{id}/geojson")
+    );
+    let served = server.get(&format!("/analyses/{id}/tiles.csv"));
+    assert_eq!(served.header("content-type"), Some("text/csv"));
+    assert_eq!(
+        rows_without_path(&served.text()),
+        rows_without_path(&std::fs::read_to_string(&tiles).unwrap())
+    );
+    for (result, content_type) in [
+        ("heatmap.png", "image/png"),
+        ("geojson", "application/geo+json"),
+        ("asap.xml", "application/xml"),
+        ("lesions.csv", "text/csv"),
+        ("regions", "application/json"),
+        ("overlay.dzi", "application/xml"),
+    ] {
+        let reply = server.get(&format!("/analyses/{id}/{result}"));
+        assert_eq!(reply.status, 200, "{result}: {}", reply.text());
+        assert_eq!(reply.header("content-type"), Some(content_type), "{result}");
+        assert_eq!(done["results"][result], format!("/analyses/{id}/{result}"));
+    }
+    let regions = server.get(&format!("/analyses/{id}/regions")).json();
+    assert_eq!(
+        regions.as_array().unwrap().len() as u64,
+        record["slide"]["regions"].as_u64().unwrap()
+    );
+    let listed = listing(&server);
+    assert_eq!(listed[0]["analyses"][0]["id"], id);
+    assert_eq!(listed[0]["analyses"][0]["status"], "done");
+    let of_slide = server.get(&format!("/slides/{slide}/analyses")).json();
+    assert_eq!(of_slide[0]["record"], *record);
+}
+
+#[test]
+fn an_analysis_of_a_flat_slide_is_predict_tile() {
+    let Some(ihc) = fetched("SCANCER_IHC", "an_analysis_of_a_flat_slide") else {
+        return;
+    };
+    assert_analysis_is_predict_tile(
+        &ihc,
+        &["--stride", "48", "--smooth", "1"],
+        r#"{"model": "pcam-classification", "stride": 48, "smooth": 1}"#,
+    );
+}
+
+#[cfg(feature = "openslide")]
+#[test]
+fn an_analysis_of_a_real_slide_is_predict_tile() {
+    let (Some(cmu), Some(_)) = (
+        fetched("SCANCER_CMU_SLIDE", "an_analysis_of_a_real_slide"),
+        fetched("SCANCER_OPENSLIDE", "an_analysis_of_a_real_slide"),
+    ) else {
+        return;
+    };
+    assert_analysis_is_predict_tile(
+        &cmu,
+        &["--mpp", "1"],
+        r#"{"model": "pcam-classification", "mpp": 1}"#,
+    );
+}
+
+/// Requests that cannot become analyses, and results asked for too early, say why.
+#[test]
+fn analysis_requests_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("testdata/slides/tissue.png", dir.path().join("a.png")).unwrap();
+    let server = Server::start(&[crate::util::PCAM, "--slides", dir.path().to_str().unwrap()]);
+    let slide = id_of(&listing(&server), "a.png");
+    for (path, body, status, says) in [
+        (slide.as_str(), r#"{"model": "nothing"}"#, 404, "nothing"),
+        (slide.as_str(), "{", 400, "not valid"),
+        (
+            slide.as_str(),
+            r#"{"model": "pcam-classification", "class": "x"}"#,
+            400,
+            "has the classes normal, metastatic",
+        ),
+        (
+            slide.as_str(),
+            r#"{"model": "pcam-classification", "mpp": 0}"#,
+            400,
+            "positive",
+        ),
+        (
+            "0000000000000000",
+            r#"{"model": "pcam-classification"}"#,
+            404,
+            "no slide",
+        ),
+    ] {
+        let reply = server.request(
+            "POST",
+            &format!("/slides/{path}/analyses"),
+            &[],
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, status, "{body}: {}", reply.text());
+        assert!(reply.text().contains(says), "{body}: {}", reply.text());
+    }
+    assert_eq!(server.get("/analyses/nope").status, 404);
+    let id = start_analysis(&server, &slide, r#"{"model": "pcam-classification"}"#);
+    wait_for(&server, &id, &["done", "failed"]);
+    let reply = server.request("DELETE", &format!("/analyses/{id}"), &[], b"");
+    assert_eq!(reply.status, 409, "{}", reply.text());
+    assert!(reply.text().contains("finished analyses are kept"));
+    assert_eq!(
+        server.get(&format!("/analyses/{id}/nothing.png")).status,
+        404
+    );
+    assert_eq!(
+        server
+            .get(&format!("/analyses/{id}/heatmap.%2e%2e.png"))
+            .status,
+        404
+    );
+}
+
+/// A long analysis: cancelled while it runs and while queued; cut short by a killed server and run
+/// again by the next; a finished one is kept. Predictions are answered meanwhile, as without it.
+#[test]
+fn analyses_are_cancelled_resumed_and_kept() {
+    let Some(ihc) = fetched("SCANCER_IHC", "analyses_are_cancelled_resumed_and_kept") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&ihc, dir.path().join("ihc.png")).unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let patch = std::fs::read("examples/patches/patch-00.png").unwrap();
+    let server = Server::start(&[crate::util::PCAM, "--slides", folder]);
+    let alone = server
+        .put("/predictions/pcam-classification", &patch)
+        .json();
+    let slide = id_of(&listing(&server), "ihc.png");
+    // Stride 4: some ten thousand windows, long enough to act on while it runs.
+    let long = r#"{"model": "pcam-classification", "stride": 4}"#;
+    let running = start_analysis(&server, &slide, long);
+    let queued = start_analysis(&server, &slide, long);
+    let state = wait_running(&server, &running);
+    assert_eq!(
+        server.get(&format!("/analyses/{queued}")).json()["status"],
+        "queued"
+    );
+    // Predictions while the slide is analysed: answered, and as without it.
+    for _ in 0..5 {
+        let reply = server.put("/predictions/pcam-classification", &patch);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json(), alone);
+    }
+    let early = server.get(&format!("/analyses/{running}/heatmap.png"));
+    assert_eq!(early.status, 409, "{}", early.text());
+    assert!(
+        state["progress"]["windows"].as_u64().unwrap() > 5000,
+        "{state}"
+    );
+    let cancelled = server.request("DELETE", &format!("/analyses/{queued}"), &[], b"");
+    assert_eq!(
+        cancelled.json()["status"],
+        "cancelled",
+        "{}",
+        cancelled.text()
+    );
+    server.request("DELETE", &format!("/analyses/{running}"), &[], b"");
+    let ended = wait_for(&server, &running, &["cancelled", "done", "failed"]);
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    // A short one finishes; a long one is cut short by SIGKILL.
+    let short = start_analysis(&server, &slide, r#"{"model": "pcam-classification"}"#);
+    let finished = wait_for(&server, &short, &["done"]);
+    let cut = start_analysis(&server, &slide, long);
+    wait_running(&server, &cut);
+    server.kill();
+    let server = Server::start(&[crate::util::PCAM, "--slides", folder]);
+    assert!(
+        server.log().contains("1 slide analyses resumed"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.get(&format!("/analyses/{short}")).json(), finished);
+    assert_eq!(
+        server.get(&format!("/analyses/{running}")).json()["status"],
+        "cancelled"
+    );
+    let resumed = wait_for(&server, &cut, &["done", "failed"]);
+    assert_eq!(resumed["status"], "done", "{resumed}");
+}

@@ -684,4 +684,79 @@ mod tests {
             (Endpoint::NotFound, Access::Health)
         );
     }
+
+    #[test]
+    fn slides_and_analyses() {
+        assert_eq!(
+            endpoint(Method::GET, "/slides"),
+            Endpoint::Slide(SlideCall::List)
+        );
+        assert_eq!(
+            endpoint(Method::PUT, "/slides/a%20b.svs"),
+            Endpoint::Slide(SlideCall::Upload("a%20b.svs"))
+        );
+        assert_eq!(
+            endpoint(Method::GET, "/slides/abc.dzi"),
+            Endpoint::Slide(SlideCall::Dzi("abc"))
+        );
+        assert_eq!(
+            endpoint(Method::GET, "/slides/abc_files/12/3_4.jpeg"),
+            Endpoint::Slide(SlideCall::Tile {
+                id: "abc",
+                level: 12,
+                col: 3,
+                row: 4
+            })
+        );
+        for missing in [
+            "/slides/abc_files/x/3_4.jpeg",
+            "/slides/abc_files/1/3-4.jpeg",
+            "/slides/abc_files/1/3_4.png",
+            "/slides/a/b/c/d/e",
+        ] {
+            assert_eq!(
+                endpoint(Method::GET, missing),
+                Endpoint::NotFound,
+                "{missing}"
+            );
+        }
+        assert_eq!(
+            endpoint(Method::POST, "/slides/abc/analyses"),
+            Endpoint::Analysis(AnalysisCall::Start("abc"))
+        );
+        assert_eq!(
+            endpoint(Method::DELETE, "/slides/abc/properties"),
+            Endpoint::MethodNotAllowed
+        );
+        assert_eq!(
+            endpoint(Method::DELETE, "/analyses/x"),
+            Endpoint::Analysis(AnalysisCall::Cancel("x"))
+        );
+        assert_eq!(
+            endpoint(Method::GET, "/analyses/x/overlay_files/3/0_1.png"),
+            Endpoint::Analysis(AnalysisCall::OverlayTile {
+                id: "x",
+                level: 3,
+                col: 0,
+                row: 1
+            })
+        );
+        assert_eq!(
+            endpoint(Method::GET, "/analyses/x/lesions.csv"),
+            Endpoint::Analysis(AnalysisCall::Result("x", "lesions.csv"))
+        );
+        // The inference key, and nothing where only management is answered.
+        assert_eq!(
+            route(Method::GET, "/slides", INFERENCE).access,
+            Access::Inference
+        );
+        assert_eq!(
+            route(Method::GET, "/slides", MANAGEMENT).endpoint,
+            Endpoint::NotFound
+        );
+        assert_eq!(
+            route(Method::GET, "/analyses/x", MANAGEMENT).access,
+            Access::Unrouted
+        );
+    }
 }

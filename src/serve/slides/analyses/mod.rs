@@ -295,7 +295,7 @@ impl Analyses {
                         json!(format!("/analyses/{}/regions", row.id)),
                     ),
                     (
-                        "overlay".to_string(),
+                        "overlay.dzi".to_string(),
                         json!(format!("/analyses/{}/overlay.dzi", row.id)),
                     ),
                 ])
