@@ -329,6 +329,8 @@ Register-ArgumentCompleter -Native -CommandName 'scancer' -ScriptBlock {
             [CompletionResult]::new('--auth-file', '--auth-file', [CompletionResultType]::ParameterName, 'HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Bearer tokens, one per line, or TorchServe''s key_file.json (also: SCANCER_TOKEN)')
             [CompletionResult]::new('--open', '--open', [CompletionResultType]::ParameterName, 'Endpoints that need no credentials when authentication is on [default: health; none with --model-store, where TorchServe''s /ping needs the inference key]')
+            [CompletionResult]::new('--slides', '--slides', [CompletionResultType]::ParameterName, 'Serve the whole-slide images under DIR on the inference port: the slide API (/slides: Deep Zoom tiles, thumbnails, properties, uploads); its catalogue is kept in DIR/.scancer')
+            [CompletionResult]::new('--max-slide-upload', '--max-slide-upload', [CompletionResultType]::ParameterName, 'Largest slide upload (PUT /slides/NAME) in bytes')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the output: auto colours terminals unless NO_COLOR is set')
             [CompletionResult]::new('--ncs', '--ncs', [CompletionResultType]::ParameterName, 'Neither write nor restore config snapshots (TorchServe''s --no-config-snapshots)')
             [CompletionResult]::new('--start', '--start', [CompletionResultType]::ParameterName, 'Accepted for TorchServe''s command lines (KServe''s runtime passes it): serve always starts')

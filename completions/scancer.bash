@@ -656,7 +656,7 @@ _scancer() {
             return 0
             ;;
         scancer__subcmd__serve)
-            opts="-p -b -q -h -V --model-store --models --ts-config --ncs --start --foreground --enable-model-api --allowed-urls --max-download-size --download-timeout --dt --disable-token-auth --workers --host --port --management-port --metrics-port --grpc-port --grpc-management-port --no-grpc --batch-size --threads --device --no-optimize --max-image-pixels --max-batch-delay --job-queue-size --queue-wait --max-request-size --client-timeout --head-timeout --keep-alive-timeout --max-connections --max-body-memory --auth-file --token-file --open --quiet --color --help --version"
+            opts="-p -b -q -h -V --model-store --models --ts-config --ncs --start --foreground --enable-model-api --allowed-urls --max-download-size --download-timeout --dt --disable-token-auth --workers --host --port --management-port --metrics-port --grpc-port --grpc-management-port --no-grpc --batch-size --threads --device --no-optimize --max-image-pixels --max-batch-delay --job-queue-size --queue-wait --max-request-size --client-timeout --head-timeout --keep-alive-timeout --max-connections --max-body-memory --auth-file --token-file --open --slides --max-slide-upload --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -784,6 +784,14 @@ _scancer() {
                     ;;
                 --open)
                     COMPREPLY=($(compgen -W "health metrics none" -- "${cur}"))
+                    return 0
+                    ;;
+                --slides)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-slide-upload)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --color)

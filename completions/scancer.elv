@@ -304,6 +304,8 @@ set edit:completion:arg-completer[scancer] = {|@words|
             cand --auth-file 'HTTP Basic credentials, one name:password per line (also: SCANCER_AUTH=name:password)'
             cand --token-file 'Bearer tokens, one per line, or TorchServe''s key_file.json (also: SCANCER_TOKEN)'
             cand --open 'Endpoints that need no credentials when authentication is on [default: health; none with --model-store, where TorchServe''s /ping needs the inference key]'
+            cand --slides 'Serve the whole-slide images under DIR on the inference port: the slide API (/slides: Deep Zoom tiles, thumbnails, properties, uploads); its catalogue is kept in DIR/.scancer'
+            cand --max-slide-upload 'Largest slide upload (PUT /slides/NAME) in bytes'
             cand --color 'When to colour the output: auto colours terminals unless NO_COLOR is set'
             cand --ncs 'Neither write nor restore config snapshots (TorchServe''s --no-config-snapshots)'
             cand --start 'Accepted for TorchServe''s command lines (KServe''s runtime passes it): serve always starts'

@@ -266,6 +266,8 @@ complete -c scancer -n "__fish_scancer_using_subcommand serve" -l token-file -d 
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l open -d 'Endpoints that need no credentials when authentication is on [default: health; none with --model-store, where TorchServe\'s /ping needs the inference key]' -r -f -a "health\t'`/ping` and the KServe `/v2/health/*` probes'
 metrics\t'`/metrics`'
 none\t'nothing: every endpoint needs credentials'"
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l slides -d 'Serve the whole-slide images under DIR on the inference port: the slide API (/slides: Deep Zoom tiles, thumbnails, properties, uploads); its catalogue is kept in DIR/.scancer' -r -F
+complete -c scancer -n "__fish_scancer_using_subcommand serve" -l max-slide-upload -d 'Largest slide upload (PUT /slides/NAME) in bytes' -r
 complete -c scancer -n "__fish_scancer_using_subcommand serve" -l color -d 'When to colour the output: auto colours terminals unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"

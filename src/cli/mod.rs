@@ -45,7 +45,11 @@ macro_rules! serve_examples {
   scancer serve pcam=pcam-classification.pt tissue.mar --port 9000 --auth-file users.txt
   scancer serve --model-store model_store --models all --enable-model-api
   curl -X POST 'http://127.0.0.1:8081/models?url=pcam.mar&initial_workers=1'
-  scancer serve --start --model-store=/mnt/models/model-store --ts-config=/mnt/models/config/config.properties"
+  scancer serve --start --model-store=/mnt/models/model-store --ts-config=/mnt/models/config/config.properties
+  scancer serve pcam-classification.mar --slides ~/slides
+  curl -T scan.svs http://127.0.0.1:8080/slides/
+  curl -X POST http://127.0.0.1:8080/slides/ID/analyses -d '{\"model\": \"pcam-classification\"}'
+  curl http://127.0.0.1:8080/analyses/ANALYSIS"
     };
 }
 
@@ -129,7 +133,12 @@ pub(crate) enum Command {
             metrics on their own ports, token authorization, config snapshots that bring the \
             registered models back at the next start. Each model version has its own queue and \
             workers (threads with their own engine, one per physical core by default) that batch \
-            requests dynamically. SIGINT or \
+            requests dynamically. With --slides DIR, a viewer page at / and its API: the slides \
+            (GET /slides, uploads with PUT /slides/NAME, Deep Zoom at /slides/ID.dzi and \
+            /slides/ID_files/LEVEL/COL_ROW.jpeg, /slides/ID/thumbnail.jpeg, /slides/ID/properties) \
+            and analyses (POST /slides/ID/analyses: predict --tile through the served model; GET \
+            and DELETE /analyses/ID; its heatmap.png, geojson, asap.xml, lesions.csv, tiles.csv, \
+            regions and overlay.dzi). SIGINT or \
             SIGTERM stops accepting, answers the requests already received, and exits 0.",
         after_help = serve_examples!(),
         after_long_help = serve_examples!()

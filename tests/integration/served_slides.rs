@@ -14,6 +14,13 @@ fn serve(dir: &Path, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// A server of the PCAM model with `--slides dir`.
+fn serve_pcam(dir: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![crate::util::PCAM, "--slides", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 /// `GET /slides`, by name.
 fn listing(server: &Server) -> Vec<Value> {
     let reply = server.get("/slides");
@@ -430,7 +437,7 @@ fn assert_analysis_is_predict_tile(slide_file: &Path, extra: &[&str], body: &str
     );
     assert_eq!(predicted.code, 0, "{}", predicted.stderr);
     let expected: Value = serde_json::from_str(&predicted.stdout).unwrap();
-    let server = Server::start(&[crate::util::PCAM, "--slides", dir.path().to_str().unwrap()]);
+    let server = serve_pcam(dir.path(), &[]);
     let slide = id_of(&listing(&server), name);
     let id = start_analysis(&server, &slide, body);
     let done = wait_for(&server, &id, &["done", "failed"]);
@@ -512,7 +519,7 @@ fn an_analysis_of_a_real_slide_is_predict_tile() {
 fn analysis_requests_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy("testdata/slides/tissue.png", dir.path().join("a.png")).unwrap();
-    let server = Server::start(&[crate::util::PCAM, "--slides", dir.path().to_str().unwrap()]);
+    let server = serve_pcam(dir.path(), &[]);
     let slide = id_of(&listing(&server), "a.png");
     for (path, body, status, says) in [
         (slide.as_str(), r#"{"model": "nothing"}"#, 404, "nothing"),
@@ -572,9 +579,8 @@ fn analyses_are_cancelled_resumed_and_kept() {
     };
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&ihc, dir.path().join("ihc.png")).unwrap();
-    let folder = dir.path().to_str().unwrap();
     let patch = std::fs::read("examples/patches/patch-00.png").unwrap();
-    let server = Server::start(&[crate::util::PCAM, "--slides", folder]);
+    let server = serve_pcam(dir.path(), &[]);
     let alone = server
         .put("/predictions/pcam-classification", &patch)
         .json();
@@ -616,7 +622,7 @@ fn analyses_are_cancelled_resumed_and_kept() {
     let cut = start_analysis(&server, &slide, long);
     wait_running(&server, &cut);
     server.kill();
-    let server = Server::start(&[crate::util::PCAM, "--slides", folder]);
+    let server = serve_pcam(dir.path(), &[]);
     assert!(
         server.log().contains("1 slide analyses resumed"),
         "{}",
@@ -629,4 +635,180 @@ fn analyses_are_cancelled_resumed_and_kept() {
     );
     let resumed = wait_for(&server, &cut, &["done", "failed"]);
     assert_eq!(resumed["status"], "done", "{resumed}");
+}
+
+/// The page in a real browser (Debian's chromium and chromedriver, driven by selenium from
+/// tests/clients/viewer_browser.py) against a server holding the CMU slide: the tiles are drawn,
+/// an analysis started from the page's form is overlaid on its windows (pixel checks at a positive
+/// tissue window and a glass one, against the overlay's colour and opacity), and clicking a region
+/// zooms to it. SCANCER_SCREENSHOTS=DIR keeps the screenshots.
+#[cfg(feature = "openslide")]
+#[test]
+fn the_viewer_draws_a_slide_its_analysis_and_zooms_to_a_region() {
+    let (Some(python), Some(cmu), Some(_)) = (
+        fetched("SCANCER_CLIENTS_PYTHON", "the_viewer"),
+        fetched("SCANCER_CMU_SLIDE", "the_viewer"),
+        fetched("SCANCER_OPENSLIDE", "the_viewer"),
+    ) else {
+        return;
+    };
+    if !Path::new("/usr/bin/chromedriver").exists() {
+        crate::util::skip(
+            "the_viewer",
+            "chromium-driver is not installed (apt-get install chromium chromium-driver)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&cmu, dir.path().join("CMU-1-Small-Region.svs")).unwrap();
+    let server = serve_pcam(dir.path(), &[]);
+    let slide = id_of(&listing(&server), "CMU-1-Small-Region.svs");
+    let shots = match std::env::var_os("SCANCER_SCREENSHOTS") {
+        Some(keep) => PathBuf::from(keep),
+        None => dir.path().join("screenshots"),
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let seen = crate::util::client_json(
+        std::process::Command::new(python)
+            .arg("tests/clients/viewer_browser.py")
+            .args([
+                "--url",
+                &url,
+                "--slide",
+                &slide,
+                "--model",
+                "pcam-classification",
+            ])
+            .arg("--out")
+            .arg(&shots),
+    );
+    assert_eq!(seen["console"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["title"], "scancer · slides");
+    // The slide is drawn: about half of its area is tissue.
+    let tiles = &seen["tiles"];
+    assert!(tiles["not_white"].as_f64().unwrap() > 0.25, "{tiles}");
+    assert!(tiles["tissue"].as_f64().unwrap() > 0.15, "{tiles}");
+    let scale = seen["scalebar"].as_str().unwrap();
+    assert!(scale.ends_with(" µm") || scale.ends_with(" mm"), "{scale}");
+    assert_eq!(seen["analysis"]["status"], "done");
+    let downloads: Vec<&str> = seen["downloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    for wanted in [
+        "heatmap.png",
+        "geojson",
+        "asap.xml",
+        "lesions.csv",
+        "tiles.csv",
+    ] {
+        assert!(downloads.contains(&wanted), "{downloads:?}");
+    }
+    // The overlay at a positive window is the slide blended with the window's plasma colour at the
+    // page's opacity; at a glass window the slide is untouched.
+    let opacity = seen["opacity"].as_f64().unwrap();
+    let colour = |w: &Value, key: &str| -> Vec<f64> {
+        w[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect()
+    };
+    let positive = &seen["windows"]["positive"];
+    let (before, after, overlay) = (
+        colour(positive, "before"),
+        colour(positive, "after"),
+        colour(positive, "overlay"),
+    );
+    assert_eq!(overlay[3], 255.0, "{positive}");
+    for c in 0..3 {
+        let blended = before[c] * (1.0 - opacity) + overlay[c] * opacity;
+        assert!((after[c] - blended).abs() < 30.0, "{positive}");
+    }
+    assert!(
+        (0..3).any(|c| (after[c] - before[c]).abs() > 20.0),
+        "{positive}"
+    );
+    let glass = &seen["windows"]["glass"];
+    assert_eq!(colour(glass, "overlay")[3], 0.0, "{glass}");
+    for c in 0..3 {
+        assert!(
+            (colour(glass, "after")[c] - colour(glass, "before")[c]).abs() <= 8.0,
+            "{glass}"
+        );
+    }
+    // Clicking the first region zooms in on it, outlined.
+    let region = &seen["region"];
+    assert!(
+        region["zoom_after"].as_f64().unwrap() > region["zoom_before"].as_f64().unwrap() * 1.5,
+        "{region}"
+    );
+    let bounds: Vec<f64> = region["bounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let view: Vec<f64> = region["view_after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        view[0] <= bounds[0]
+            && view[1] <= bounds[1]
+            && view[2] >= bounds[0] + bounds[2]
+            && view[3] >= bounds[1] + bounds[3],
+        "{region}"
+    );
+    assert!(region["outline_pixels"].as_u64().unwrap() > 50, "{region}");
+}
+
+/// The page needs the listener's Basic credentials (a browser prompts), and loads nothing from
+/// elsewhere. Without --slides, `/` is TorchServe's 405 as before.
+#[test]
+fn the_viewer_honours_the_listeners_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("testdata/slides/tissue.png", dir.path().join("a.png")).unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let server = Server::start_with(
+        &[crate::util::PCAM, "--slides", folder],
+        &[("SCANCER_AUTH", "pathologist:secret")],
+    );
+    for path in ["/viewer/", "/viewer/viewer.js", "/slides"] {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 401, "{path}");
+        assert!(
+            reply
+                .header("www-authenticate")
+                .unwrap()
+                .starts_with("Basic"),
+            "{path}"
+        );
+    }
+    let basic = [("authorization", "Basic cGF0aG9sb2dpc3Q6c2VjcmV0")];
+    let page = server.request("GET", "/viewer/", &basic, b"");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("/viewer/openseadragon.min.js"));
+    assert!(
+        !page.text().contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
+    let osd = server.request("GET", "/viewer/openseadragon.min.js", &basic, b"");
+    assert_eq!(osd.status, 200);
+    assert!(osd.body.len() > 300_000);
+    assert_eq!(
+        server.request("GET", "/", &basic, b"").header("location"),
+        Some("/viewer/")
+    );
+    drop(server);
+    let plain = Server::start(&[crate::util::PCAM]);
+    assert_eq!(plain.get("/").status, 405);
+    assert_eq!(plain.get("/viewer/").status, 404);
+    assert_eq!(plain.get("/slides").status, 404);
 }

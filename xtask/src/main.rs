@@ -5,6 +5,7 @@ mod audit;
 mod dist;
 mod install_check;
 mod libtorch;
+mod npm;
 mod tools;
 
 use anyhow::{bail, Context, Result};
@@ -52,6 +53,7 @@ fn run() -> Result<()> {
         "setup" => {
             let dir = libtorch::ensure(&root)?;
             tools::ensure_onnxruntime(&root)?;
+            npm::ensure_openseadragon(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
@@ -64,6 +66,7 @@ fn run() -> Result<()> {
         "demo" => {
             libtorch::ensure(&root)?;
             tools::ensure_onnxruntime(&root)?;
+            npm::ensure_openseadragon(&root)?;
             // The default members: scancer and the libtorch engine it opens.
             cargo(&["build", "--release", "--quiet"])?;
             let bin = root.join("target/release/scancer");
@@ -77,6 +80,7 @@ fn run() -> Result<()> {
         "test" => {
             libtorch::ensure(&root)?;
             tools::ensure_onnxruntime(&root)?;
+            npm::ensure_openseadragon(&root)?;
             tools::ensure(&root, &tools::PROMTOOL)?;
             tools::ensure(&root, &tools::PROMETHEUS)?;
             tools::ensure_ihc(&root)?;
@@ -107,12 +111,14 @@ fn run() -> Result<()> {
         "install-check" => {
             libtorch::ensure(&root)?;
             tools::ensure_onnxruntime(&root)?;
+            npm::ensure_openseadragon(&root)?;
             cargo(&["build", "--quiet"])?;
             install_check::run(&root)
         }
         "dist" => {
             libtorch::ensure(&root)?;
             tools::ensure_onnxruntime(&root)?;
+            npm::ensure_openseadragon(&root)?;
             cargo(&["build", "--release", "--quiet"])?;
             let out = root.join("target/dist");
             let artefacts = dist::pack(&root, &root.join("target/release"), &out)?;
@@ -133,6 +139,7 @@ fn run() -> Result<()> {
         }
         "bench" => {
             libtorch::ensure(&root)?;
+            npm::ensure_openseadragon(&root)?;
             tools::ensure(&root, &tools::HEY)?;
             // The default members: scancer and the libtorch engine it opens.
             cargo(&["build", "--release", "--quiet"])?;

@@ -381,7 +381,8 @@ fn fetch_member(w: &WheelFile, work: &Path, cached: &Path) -> Result<()> {
 /// What the third-party client tests install (never needed at run time): tritonclient's HTTP and
 /// gRPC clients, grpcio-tools to generate stubs from proto/, and the independent readers of slide
 /// exports (shapely for geometries, tifffile for TIFFs, openslide-python with openslide-bin), and
-/// wsidicomizer, which turns a real slide into a DICOM series, and h5py for WSInfer's patch files.
+/// wsidicomizer, which turns a real slide into a DICOM series, and h5py for WSInfer's patch files,
+/// and selenium, which drives Debian's chromium through chromedriver for the viewer's page.
 const CLIENTS: &[&str] = &[
     "tritonclient[http,grpc]==2.73.0",
     "grpcio-tools==1.81.1",
@@ -392,6 +393,7 @@ const CLIENTS: &[&str] = &[
     "openslide-bin==4.0.1.2",
     "wsidicomizer==0.26.1",
     "h5py==3.16.0",
+    "selenium==4.50.0",
 ];
 
 /// A Python virtual environment with the client packages, in the user cache, linked as

@@ -20,6 +20,7 @@ mod slides;
 mod state;
 mod token_api;
 mod torchserve;
+mod viewer;
 
 pub(crate) use errors::{error, not_found, refusal, Exception, Failure};
 pub(crate) use route::Route;

@@ -7,7 +7,9 @@ use super::analyses::{self, AnalysisCall};
 use super::errors::{self, kserve_method_not_allowed, kserve_not_found, Exception};
 use super::slides::{self, SlideCall};
 use super::state::{App, Roles};
-use super::{explanations, kserve, kserve_v1, management, metrics_api, token_api, torchserve};
+use super::{
+    explanations, kserve, kserve_v1, management, metrics_api, token_api, torchserve, viewer,
+};
 use crate::serve::auth;
 use crate::serve::batcher::Arrival;
 use crate::serve::http::{Request, Response};
@@ -94,6 +96,10 @@ pub(crate) enum Endpoint<'a> {
     // The slide and analyses APIs (inference listeners, with --slides).
     Slide(SlideCall<'a>),
     Analysis(AnalysisCall<'a>),
+    /// `GET /`: the viewer, where it is on (TorchServe's 405 otherwise).
+    ViewerRoot,
+    /// `GET /viewer/{asset}`
+    ViewerAsset(&'a str),
 
     /// TorchServe's 404.
     NotFound,
@@ -134,6 +140,9 @@ pub(crate) enum Access {
     Management,
     /// The inference APIs: the inference key.
     Inference,
+    /// The viewer's page and assets: Basic credentials where they are on; with tokens alone, open
+    /// (the page holds no data; what it asks the API for needs the key).
+    Page,
     /// Nothing but 404s, 405s and the token API (which checks its own key): no key, and Basic or
     /// Bearer credentials only without token authorization.
     Unrouted,
@@ -202,6 +211,11 @@ fn endpoint<'a>(method: &Method, segments: &[&'a str], roles: Roles) -> Endpoint
         ["token"] if roles.management => Endpoint::Token,
         ["metrics"] if roles.metrics && *method == Method::GET => Endpoint::Metrics,
         ["metrics"] if roles.metrics => Endpoint::MethodNotAllowed,
+        [""] if roles.inference && *method == Method::GET => Endpoint::ViewerRoot,
+        ["viewer"] if roles.inference && *method == Method::GET => Endpoint::ViewerRoot,
+        ["viewer", asset] if roles.inference && *method == Method::GET => {
+            Endpoint::ViewerAsset(asset)
+        }
         [""] => Endpoint::MethodNotAllowed,
         _ => Endpoint::NotFound,
     }
@@ -353,6 +367,7 @@ fn kserve_v2_endpoint<'a>(method: &Method, segments: &[&'a str]) -> Endpoint<'a>
 fn access(segments: &[&str], roles: Roles) -> Access {
     match segments {
         ["ping"] | ["v2", "health", ..] => Access::Health,
+        [""] | ["viewer", ..] if roles.inference => Access::Page,
         ["metrics"] if roles.metrics => Access::Metrics,
         ["models", ..] if roles.management => Access::Management,
         ["predictions" | "explanations" | "v1" | "v2" | "slides" | "analyses", ..]
@@ -390,6 +405,7 @@ impl App {
             Access::Management => (auth::Endpoint::Api, Some(KeyKind::Management)),
             Access::Inference => (auth::Endpoint::Api, Some(KeyKind::Inference)),
             Access::Unrouted if self.keys.is_some() => return None,
+            Access::Page => (auth::Endpoint::Api, None),
             Access::Unrouted => (auth::Endpoint::Api, None),
         };
         if self.auth.is_open(endpoint) || self.auth.accepts(authorization) {
@@ -474,6 +490,8 @@ impl App {
             }
             Endpoint::Slide(call) => slides::handle(self, request, call).await,
             Endpoint::Analysis(call) => analyses::handle(self, request, call).await,
+            Endpoint::ViewerRoot => viewer::root(self),
+            Endpoint::ViewerAsset(asset) => viewer::asset(self, asset),
             Endpoint::NotFound => errors::not_found(),
             Endpoint::MethodNotAllowed => errors::method_not_allowed(),
             Endpoint::V2NotFound => kserve_not_found(&request.path),
@@ -570,7 +588,12 @@ mod tests {
                 "{missing}"
             );
         }
-        assert_eq!(endpoint(Method::GET, "/"), Endpoint::MethodNotAllowed);
+        assert_eq!(endpoint(Method::GET, "/"), Endpoint::ViewerRoot);
+        assert_eq!(endpoint(Method::POST, "/"), Endpoint::MethodNotAllowed);
+        assert_eq!(
+            endpoint(Method::GET, "/viewer/viewer.js"),
+            Endpoint::ViewerAsset("viewer.js")
+        );
         assert_eq!(
             route(Method::POST, "/predictions/pcam", MANAGEMENT).endpoint,
             Endpoint::NotFound
