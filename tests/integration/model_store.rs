@@ -1357,9 +1357,11 @@ impl Fault {
 
     /// Before the server starts: the full disk's tmpfs (unmounted when the guard drops); None if
     /// it cannot be mounted here.
-    fn prepare(self, work: &Work) -> Option<Option<Tmpfs>> {
+    fn prepare(self, work: &Work) -> Option<Option<crate::util::files::Tmpfs>> {
         match self {
-            Fault::FullDisk => Tmpfs::mount(&work.path().join("logs"), "full disk").map(Some),
+            Fault::FullDisk => {
+                crate::util::files::Tmpfs::mount(&work.path().join("logs"), "full disk").map(Some)
+            }
             _ => Some(None),
         }
     }
@@ -1408,41 +1410,6 @@ impl Fault {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A small tmpfs mounted on a folder for one test, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// Needs root and CAP_SYS_ADMIN (CI has both); without them the test is skipped, or fails
-    /// where SCANCER_NO_SKIP is set.
-    fn mount(dir: &Path, test: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "scancer-test"])
-            .arg(dir)
-            .stderr(std::process::Stdio::piped())
-            .output();
-        match mounted {
-            Ok(out) if out.status.success() => Some(Tmpfs(dir.to_path_buf())),
-            other => {
-                crate::util::skip(
-                    test,
-                    &format!("cannot mount a 64 KiB tmpfs (root and CAP_SYS_ADMIN): {other:?}"),
-                );
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 /// Every management change refused while `fault` stops snapshots: a 500 that names the error, and

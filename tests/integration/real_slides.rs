@@ -134,7 +134,7 @@ fn a_slide_without_a_resolution_says_how_to_give_one() {
 
 /// CMU-1-Small-Region as a DICOM series (wsidicomizer, every dyadic level added) in `into`.
 #[cfg(feature = "openslide")]
-fn dicomize(cmu: &Path, into: &Path) -> Option<()> {
+pub(crate) fn dicomize(cmu: &Path, into: &Path) -> Option<()> {
     let python = fetched("SCANCER_CLIENTS_PYTHON", "dicom")?;
     let turbojpeg = fetched("SCANCER_TURBOJPEG", "dicom")?;
     let out = std::process::Command::new(python.parent().unwrap().join("wsidicomizer"))

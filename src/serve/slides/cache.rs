@@ -23,6 +23,12 @@ impl<K: Hash + Eq, V: Clone> Weighed<K, V> {
         self.entries.get(key).map(|(v, _)| v.clone())
     }
 
+    pub(crate) fn remove(&mut self, key: &K) {
+        if let Some((_, weight)) = self.entries.pop(key) {
+            self.held -= weight;
+        }
+    }
+
     /// Keeps `value`, dropping the least recently used until the rest fits; a value larger than
     /// the whole capacity is not kept.
     pub(crate) fn put(&mut self, key: K, value: V, weight: usize) {

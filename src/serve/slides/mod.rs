@@ -264,6 +264,15 @@ impl Library {
         Ok((entry, slide))
     }
 
+    /// After a read error the slide is opened anew next time: OpenSlide's errors are sticky (every
+    /// later read of the handle fails), and one damaged tile must not cost the rest of the slide.
+    fn forget_after(&self, id: &str, entry: &Entry, error: &RenderError) {
+        if matches!(error, RenderError::Read(_)) {
+            let key = format!("{id}@{}.{}", entry.stamp.bytes, entry.stamp.modified);
+            self.opened.lock().expect("open slides lock").remove(&key);
+        }
+    }
+
     /// The slide's Deep Zoom document.
     pub(crate) fn dzi(&self, id: &str) -> Result<String, SlideError> {
         let (_, slide) = self.opened(id)?;
@@ -293,12 +302,13 @@ impl Library {
                 name: entry.name.clone(),
                 error,
             })?;
-        let jpeg = Arc::new(
-            render::tile(&slide, read).map_err(|error| SlideError::Render {
+        let jpeg = Arc::new(render::tile(&slide, read).map_err(|error| {
+            self.forget_after(id, &entry, &error);
+            SlideError::Render {
                 name: entry.name.clone(),
                 error,
-            })?,
-        );
+            }
+        })?);
         let weight = jpeg.len();
         self.tiles
             .lock()
@@ -317,9 +327,12 @@ impl Library {
         if let Some(jpeg) = self.tiles.lock().expect("tile cache lock").get(&key) {
             return Ok(jpeg);
         }
-        let jpeg = render::thumbnail(&slide, side).map_err(|error| SlideError::Render {
-            name: entry.name,
-            error,
+        let jpeg = render::thumbnail(&slide, side).map_err(|error| {
+            self.forget_after(id, &entry, &error);
+            SlideError::Render {
+                name: entry.name.clone(),
+                error,
+            }
         })?;
         let jpeg = Arc::new(jpeg);
         self.tiles

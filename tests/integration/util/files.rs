@@ -1,9 +1,10 @@
-//! A file server on loopback for registrations from URLs: it serves a folder over HTTP/1.1 (one
-//! request a connection), and can stall halfway through a file, as a download a crash interrupts.
+//! Files for the tests: a file server on loopback for registrations from URLs (it serves a folder
+//! over HTTP/1.1, one request a connection, and can stall halfway through a file, as a download a
+//! crash interrupts), and a small tmpfs to fill up, a full disk.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -76,5 +77,45 @@ impl FileServer {
             stall,
             stalled,
         }
+    }
+}
+
+/// A small tmpfs mounted on a folder for one test, unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Needs root and CAP_SYS_ADMIN (CI has both); without them the test is skipped, or fails
+    /// where SCANCER_NO_SKIP is set.
+    pub fn mount(dir: &Path, test: &str) -> Option<Tmpfs> {
+        Tmpfs::mount_sized(dir, "64k", test)
+    }
+
+    /// `mount`, of `size` (as mount's `size=` option takes it).
+    pub fn mount_sized(dir: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "scancer-test"])
+            .arg(dir)
+            .stderr(std::process::Stdio::piped())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            other => {
+                crate::util::skip(
+                    test,
+                    &format!("cannot mount a {size} tmpfs (root and CAP_SYS_ADMIN): {other:?}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
