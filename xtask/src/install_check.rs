@@ -97,7 +97,64 @@ pub fn run(root: &Path) -> Result<()> {
         &prefix,
         &work.join("state"),
     )?;
-    serve_as_the_unit(&unit, &user, &prefix, &data, &expected[0])
+    serve_as_the_unit(&unit, &user, &prefix, &data, &expected[0])?;
+    viewer_as_installed(&user, &prefix, &data, &work.join("slides"))
+}
+
+/// `serve --slides` as installed, as the unprivileged user: the viewer's page and its embedded
+/// OpenSeadragon, the folder's slides and a tile, and an analysis run to its end.
+fn viewer_as_installed(user: &User, prefix: &Path, data: &Path, slides: &Path) -> Result<()> {
+    make_dir(slides)?;
+    copy_readable(&data.join("patch-00.png"), &slides.join("patch.png"))?;
+    user.own(slides)?;
+    user.own(&slides.join("patch.png"))?;
+    let unit = Unit {
+        command: vec![
+            prefix.join("bin/scancer").display().to_string(),
+            "serve".into(),
+            data.join("pcam.pt").display().to_string(),
+            "--slides".into(),
+            slides.display().to_string(),
+        ],
+        directory: slides.to_path_buf(),
+        environment: Vec::new(),
+        store: false,
+    };
+    let server = Server::start(&unit, user, prefix)?;
+    let page = server.get(server.inference, "/viewer/")?;
+    ensure!(page.0 == 200, "/viewer/ answered {page:?}");
+    let script = server.get(server.inference, "/viewer/openseadragon.min.js")?;
+    ensure!(
+        script.0 == 200 && script.1.len() > 300_000,
+        "the installed viewer has no OpenSeadragon: {}",
+        script.0
+    );
+    let listed: serde_json::Value = serde_json::from_str(&server.get(server.inference, "/slides")?.1)?;
+    let id = listed[0]["id"].as_str().context("no slide listed")?.to_string();
+    let tile = server.get(server.inference, &format!("/slides/{id}_files/7/0_0.jpeg"))?;
+    ensure!(tile.0 == 200, "a tile answered {}", tile.0);
+    let started = server.post(
+        server.inference,
+        &format!("/slides/{id}/analyses"),
+        br#"{"model": "pcam"}"#,
+    )?;
+    ensure!(started.0 == 202, "the analysis answered {started:?}");
+    let analysis: serde_json::Value = serde_json::from_str(&started.1)?;
+    let path = format!("/analyses/{}", analysis["id"].as_str().unwrap_or(""));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state: serde_json::Value = serde_json::from_str(&server.get(server.inference, &path)?.1)?;
+        match state["status"].as_str() {
+            Some("done") => break,
+            Some("queued" | "running") if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            _ => bail!("the analysis ended as {state}"),
+        }
+    }
+    server.stop()?;
+    eprintln!("install check: serve --slides drew a tile and ran an analysis as {}", user.name);
+    Ok(())
 }
 
 /// The example model in each format: TorchScript, AOTInductor (both in libtorch), ONNX.
@@ -208,6 +265,8 @@ struct Unit {
     command: Vec<String>,
     directory: PathBuf,
     environment: Vec<(String, String)>,
+    /// TorchServe's layout (a model store): every API on its own port.
+    store: bool,
 }
 
 impl Unit {
@@ -244,6 +303,7 @@ impl Unit {
             command,
             directory,
             environment,
+            store: true,
         })
     }
 }
@@ -265,9 +325,13 @@ impl Server {
         let mut command = user.command(Path::new(&unit.command[0]));
         command
             .args(&unit.command[1..])
-            .args(["--port", "0", "--management-port", "0"])
-            .args(["--metrics-port", "0", "--grpc-port", "0"])
-            .args(["--grpc-management-port", "0"])
+            .args(["--port", "0", "--grpc-port", "0"]);
+        if unit.store {
+            command
+                .args(["--management-port", "0", "--metrics-port", "0"])
+                .args(["--grpc-management-port", "0"]);
+        }
+        command
             .current_dir(&unit.directory)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
