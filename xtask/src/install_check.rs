@@ -129,8 +129,12 @@ fn viewer_as_installed(user: &User, prefix: &Path, data: &Path, slides: &Path) -
         "the installed viewer has no OpenSeadragon: {}",
         script.0
     );
-    let listed: serde_json::Value = serde_json::from_str(&server.get(server.inference, "/slides")?.1)?;
-    let id = listed[0]["id"].as_str().context("no slide listed")?.to_string();
+    let listed: serde_json::Value =
+        serde_json::from_str(&server.get(server.inference, "/slides")?.1)?;
+    let id = listed[0]["id"]
+        .as_str()
+        .context("no slide listed")?
+        .to_string();
     let tile = server.get(server.inference, &format!("/slides/{id}_files/7/0_0.jpeg"))?;
     ensure!(tile.0 == 200, "a tile answered {}", tile.0);
     let started = server.post(
@@ -143,7 +147,8 @@ fn viewer_as_installed(user: &User, prefix: &Path, data: &Path, slides: &Path) -
     let path = format!("/analyses/{}", analysis["id"].as_str().unwrap_or(""));
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let state: serde_json::Value = serde_json::from_str(&server.get(server.inference, &path)?.1)?;
+        let state: serde_json::Value =
+            serde_json::from_str(&server.get(server.inference, &path)?.1)?;
         match state["status"].as_str() {
             Some("done") => break,
             Some("queued" | "running") if Instant::now() < deadline => {
@@ -153,7 +158,10 @@ fn viewer_as_installed(user: &User, prefix: &Path, data: &Path, slides: &Path) -
         }
     }
     server.stop()?;
-    eprintln!("install check: serve --slides drew a tile and ran an analysis as {}", user.name);
+    eprintln!(
+        "install check: serve --slides drew a tile and ran an analysis as {}",
+        user.name
+    );
     Ok(())
 }
 
