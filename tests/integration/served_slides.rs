@@ -585,8 +585,8 @@ fn analyses_are_cancelled_resumed_and_kept() {
         .put("/predictions/pcam-classification", &patch)
         .json();
     let slide = id_of(&listing(&server), "ihc.png");
-    // Stride 4: some ten thousand windows, long enough to act on while it runs.
-    let long = r#"{"model": "pcam-classification", "stride": 4}"#;
+    // Stride 3: some thirty thousand windows, long enough to act on while it runs.
+    let long = r#"{"model": "pcam-classification", "stride": 3}"#;
     let running = start_analysis(&server, &slide, long);
     let queued = start_analysis(&server, &slide, long);
     let state = wait_running(&server, &running);
