@@ -16,6 +16,8 @@ import sys
 import time
 import urllib.request
 
+import numpy
+
 from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -85,9 +87,12 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--user", help="Basic credentials name:password, given in the URL")
+    parser.add_argument("--key", help="TorchServe's inference key, typed into the page's prompt")
     args = parser.parse_args()
     base = args.url
     headers = {}
+    if args.key:
+        headers["Authorization"] = "Bearer " + args.key
     if args.user:
         import base64
         headers["Authorization"] = "Basic " + base64.b64encode(args.user.encode()).decode()
@@ -104,7 +109,20 @@ def main():
     out = {}
     try:
         driver.get(f"{page_base}/viewer/#slide={args.slide}")
-        # Credentials in the URL are for the page's own load; the page's requests then carry them.
+        if args.key:
+            # The page asks once for the key, then sends it with every request.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    alert = driver.switch_to.alert
+                    out["prompt"] = alert.text
+                    alert.send_keys(args.key)
+                    alert.accept()
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the page did not ask for the key")
+                    time.sleep(0.1)
         settled(driver)
         before = screenshot(driver, f"{args.out}/slide.png")
         box = driver.execute_script("""
@@ -114,7 +132,7 @@ def main():
             return [Math.max(0, e.left + r.x), Math.max(0, e.top + r.y), Math.min(e.right, e.left + r.x + r.width), Math.min(e.bottom, e.top + r.y + r.height)];
         """)
         crop = before.crop(tuple(int(v) for v in box))
-        pixels = list(crop.getdata())[::7]
+        pixels = [tuple(p) for p in numpy.asarray(crop).reshape(-1, 3)[::7]]
         out["tiles"] = {
             "box": box,
             "not_white": sum(1 for p in pixels if min(p) < 235) / len(pixels),
@@ -187,7 +205,8 @@ def main():
             "view_after": after_view,
             "zoom_before": zoom_before,
             "zoom_after": driver.execute_script("return window.scancer.viewer.viewport.getZoom(true)"),
-            "outline_pixels": sum(1 for p in list(Image.open(f"{args.out}/region.png").convert("RGB").getdata())[::3] if p[0] < 80 and p[1] > 180 and p[2] > 200),
+            "outline_pixels": int(sum(1 for p in numpy.asarray(Image.open(f"{args.out}/region.png").convert("RGB")).reshape(-1, 3)[::3]
+                                      if p[0] < 80 and p[1] > 180 and p[2] > 200)),
         }
         out["console"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     finally:

@@ -663,26 +663,36 @@ fn the_viewer_draws_a_slide_its_analysis_and_zooms_to_a_region() {
     std::fs::copy(&cmu, dir.path().join("CMU-1-Small-Region.svs")).unwrap();
     let server = serve_pcam(dir.path(), &[]);
     let slide = id_of(&listing(&server), "CMU-1-Small-Region.svs");
+    let seen = browse(&python, &server, &slide, "pcam-classification", None);
+    assert_viewer(&seen);
+}
+
+/// tests/clients/viewer_browser.py's run against `server` (typing `key` into the page's prompt);
+/// SCANCER_SCREENSHOTS=DIR keeps its screenshots.
+#[cfg(feature = "openslide")]
+fn browse(python: &Path, server: &Server, slide: &str, model: &str, key: Option<&str>) -> Value {
+    let scratch = tempfile::tempdir().unwrap();
     let shots = match std::env::var_os("SCANCER_SCREENSHOTS") {
-        Some(keep) => PathBuf::from(keep),
-        None => dir.path().join("screenshots"),
+        Some(keep) => PathBuf::from(keep).join(if key.is_some() { "tokens" } else { "basic" }),
+        None => scratch.path().to_path_buf(),
     };
     std::fs::create_dir_all(&shots).unwrap();
     let url = format!("http://127.0.0.1:{}", server.port);
-    let seen = crate::util::client_json(
-        std::process::Command::new(python)
-            .arg("tests/clients/viewer_browser.py")
-            .args([
-                "--url",
-                &url,
-                "--slide",
-                &slide,
-                "--model",
-                "pcam-classification",
-            ])
-            .arg("--out")
-            .arg(&shots),
-    );
+    let mut command = std::process::Command::new(python);
+    command
+        .arg("tests/clients/viewer_browser.py")
+        .args(["--url", &url, "--slide", slide, "--model", model])
+        .arg("--out")
+        .arg(&shots);
+    if let Some(key) = key {
+        command.args(["--key", key]);
+    }
+    crate::util::client_json(&mut command)
+}
+
+/// What a person sees: the slide drawn, the analysis overlaid on its windows, a region zoomed to.
+#[cfg(feature = "openslide")]
+fn assert_viewer(seen: &Value) {
     assert_eq!(seen["console"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["title"], "scancer · slides");
     // The slide is drawn: about half of its area is tissue.
@@ -818,40 +828,13 @@ fn the_viewer_honours_the_listeners_authentication() {
 #[test]
 fn with_torchserve_tokens_the_api_needs_the_inference_key() {
     let work = tempfile::tempdir().unwrap();
-    let store = work.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    crate::util::scancer()
-        .args(["archive", "--model-name", "pcam", "--version", "1.0"])
-        .args(["--serialized-file", "examples/pcam-classification.pt"])
-        .args(["--config", "examples/pcam-classification.toml"])
-        .arg("--export-path")
-        .arg(&store)
-        .assert()
-        .success();
-    let slides = work.path().join("slides");
-    std::fs::create_dir_all(&slides).unwrap();
-    std::fs::copy("testdata/slides/tissue.png", slides.join("a.png")).unwrap();
-    let server = Server::start_in(
-        work.path(),
-        &[
-            "--model-store",
-            "store",
-            "--models",
-            "pcam=pcam.mar",
-            "--slides",
-            slides.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let server = serve_store(work.path(), "testdata/slides/tissue.png", "a.png");
     assert_eq!(server.get("/viewer/").status, 200);
     assert_eq!(server.get("/viewer/openseadragon.min.js").status, 200);
     let refused = server.get("/slides");
     assert_eq!(refused.status, 400, "{}", refused.text());
     assert_eq!(refused.json()["type"], "InvalidKeyException");
-    let keys: Value =
-        serde_json::from_str(&std::fs::read_to_string(work.path().join("key_file.json")).unwrap())
-            .unwrap();
-    let bearer = |kind: &str| format!("Bearer {}", keys[kind]["key"].as_str().unwrap());
+    let bearer = |kind: &str| format!("Bearer {}", key(work.path(), kind));
     let management = server.request(
         "GET",
         "/slides",
@@ -874,6 +857,88 @@ fn with_torchserve_tokens_the_api_needs_the_inference_key() {
         server.get(&format!("/slides/{id}_files/9/0_0.jpeg")).status,
         400
     );
+}
+
+/// A server in TorchServe's layout (a model store with the PCAM archive as `pcam`, token
+/// authorization on, as TorchServe's default) in `work`, with `--slides work/slides` holding
+/// `slide` as `name`.
+fn serve_store(work: &Path, slide: impl AsRef<Path>, name: &str) -> Server {
+    let store = work.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    crate::util::scancer()
+        .args(["archive", "--model-name", "pcam", "--version", "1.0"])
+        .args(["--serialized-file", "examples/pcam-classification.pt"])
+        .args(["--config", "examples/pcam-classification.toml"])
+        .arg("--export-path")
+        .arg(&store)
+        .assert()
+        .success();
+    let slides = work.join("slides");
+    std::fs::create_dir_all(&slides).unwrap();
+    std::fs::copy(slide, slides.join(name)).unwrap();
+    let folder = slides.to_str().unwrap();
+    Server::start_in(
+        work,
+        &[
+            "--model-store",
+            "store",
+            "--models",
+            "pcam=pcam.mar",
+            "--slides",
+            folder,
+        ],
+        &[],
+    )
+}
+
+/// A key of the key_file.json a server in `work` wrote.
+fn key(work: &Path, kind: &str) -> String {
+    let text = std::fs::read_to_string(work.join("key_file.json")).unwrap();
+    let keys: Value = serde_json::from_str(&text).unwrap();
+    keys[kind]["key"].as_str().unwrap().to_string()
+}
+
+/// With TorchServe's tokens on, the page asks once for the inference key and everything it shows
+/// (slides, tiles, the analysis, its overlay and regions) comes with it.
+#[cfg(feature = "openslide")]
+#[test]
+fn the_viewer_asks_for_the_key_where_torchserve_tokens_are_on() {
+    let (Some(python), Some(cmu), Some(_)) = (
+        fetched("SCANCER_CLIENTS_PYTHON", "the_viewer_with_tokens"),
+        fetched("SCANCER_CMU_SLIDE", "the_viewer_with_tokens"),
+        fetched("SCANCER_OPENSLIDE", "the_viewer_with_tokens"),
+    ) else {
+        return;
+    };
+    if !Path::new("/usr/bin/chromedriver").exists() {
+        crate::util::skip(
+            "the_viewer_with_tokens",
+            "chromium-driver is not installed (apt-get install chromium chromium-driver)",
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let server = serve_store(work.path(), &cmu, "CMU-1-Small-Region.svs");
+    let inference = key(work.path(), "inference");
+    let bearer = format!("Bearer {inference}");
+    let listed = server.request("GET", "/slides", &[("authorization", &bearer)], b"");
+    let slide = id_of(listed.json().as_array().unwrap(), "CMU-1-Small-Region.svs");
+    let seen = browse(&python, &server, &slide, "pcam", Some(&inference));
+    assert!(
+        seen["prompt"].as_str().unwrap().contains("inference key"),
+        "{seen}"
+    );
+    // The refused first requests are the browser's console errors; the rest is as with Basic.
+    let mut seen = seen;
+    let console = seen["console"].as_array().unwrap().clone();
+    assert!(
+        console
+            .iter()
+            .all(|m| m.as_str().unwrap().contains("status of 400")),
+        "{console:?}"
+    );
+    seen["console"] = serde_json::json!([]);
+    assert_viewer(&seen);
 }
 
 /// An upload that fills the disk is a 507 that leaves nothing: no part file, the folder's slides

@@ -28,10 +28,15 @@ function headers() {
 }
 
 async function api(path, options = {}) {
+  const sent = state.key;
   const response = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
   if (response.status === 400 || response.status === 401) {
     const body = await response.clone().json().catch(() => ({}));
-    if (body.type === "InvalidKeyException") {
+    // TorchServe's refusal ({"type": "InvalidKeyException"}; under /v2, {"error": ...}).
+    const refusedKey = body.type === "InvalidKeyException" || /^Token Authorization failed/.test(body.error || "");
+    if (refusedKey) {
+      // Another request asked for the key meanwhile: this one tries again with it.
+      if (state.key && state.key !== sent) return api(path, options);
       const key = prompt("This server needs its inference key (key_file.json, \"inference\"):");
       if (key) {
         state.key = key.trim();
