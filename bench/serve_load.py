@@ -38,8 +38,8 @@ CLIENTS_PYTHON = ROOT / ".tools" / "clients-venv" / "bin" / "python"
 class Server:
     """`scancer serve` on free ports; its HTTP and (when it has one) gRPC port from its log."""
 
-    def __init__(self, binary, *flags):
-        self.proc = subprocess.Popen([str(binary), "serve", "-q", "--port", "0", *flags, str(MODEL)],
+    def __init__(self, binary, *flags, model=MODEL):
+        self.proc = subprocess.Popen([str(binary), "serve", "-q", "--port", "0", *flags, str(model)],
                                      stderr=subprocess.PIPE, text=True)
         self.port = self.grpc = None
         deadline = time.monotonic() + 60

@@ -14,7 +14,7 @@
    p50 and p99 of the 200s, requests/s, and the analysis' windows/s meanwhile (glass windows, which
    do not run, included).
 
-    python3 bench/viewer.py [--binary target/release/scancer] [--repeats 3] [--seconds 8]
+    python3 bench/viewer.py [--binary target/release/scancer] [--repeats 3] [--seconds 8] [--model M]
 
 Needs `cargo build --release --features openslide`, `cargo xtask setup` (slides, OpenSlide) and hey.
 """
@@ -36,6 +36,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import serve_load  # noqa: E402  (its Server)
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "pcam-classification.pt"
 PATCH = ROOT / "examples" / "patches" / "patch-00.png"
@@ -56,27 +59,14 @@ class PythonTiles:
         self.proc.wait()
 
 
-class Server:
-    def __init__(self, binary, folder):
-        # A fresh catalogue: an analysis an earlier server left running would be resumed, and
-        # would run beside what is measured.
+class Server(serve_load.Server):
+    """`scancer serve MODEL --slides FOLDER`, on a fresh catalogue: an analysis an earlier server
+    left running would be resumed, and would run beside what is measured."""
+
+    def __init__(self, binary, folder, model):
         shutil.rmtree(Path(folder) / ".scancer", ignore_errors=True)
-        env = dict(os.environ, SCANCER_OPENSLIDE=str(ROOT / ".tools" / "libopenslide.so.1"))
-        self.proc = subprocess.Popen([str(binary), "serve", "-q", "--port", "0", "--no-grpc", str(MODEL),
-                                      "--slides", str(folder)], stderr=subprocess.PIPE, text=True, env=env)
-        self.port = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
-                self.port = int(m.group(1))
-            if "try: curl" in line:
-                break
-        if self.port is None:
-            sys.exit(f"{binary} serve did not start")
-        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+        os.environ["SCANCER_OPENSLIDE"] = str(ROOT / ".tools" / "libopenslide.so.1")
+        super().__init__(binary, "--no-grpc", "--slides", str(folder), model=model)
 
     def get(self, path, method="GET", body=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -87,10 +77,6 @@ class Server:
         if r.status >= 300:
             sys.exit(f"{method} {path}: {r.status} {data[:200]!r}")
         return data
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
 
 
 def tile_paths(server):
@@ -202,6 +188,7 @@ def main():
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "scancer"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--model", default=str(MODEL), help="the served model (bench/full_width_onnx.py makes the full-width one)")
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="scancer-viewer-bench-"))
     for slide in SLIDES:
@@ -209,7 +196,7 @@ def main():
     results = {"tiles": {}, "predictions": {}}
     for round_ in range(args.repeats):
         for clients in (8, 32):
-            server = Server(args.binary, folder)
+            server = Server(args.binary, folder, args.model)
             paths = tile_paths(server)
             random.Random(round_).shuffle(paths)
             names = {s["id"]: folder / s["name"] for s in json.loads(server.get("/slides"))}
@@ -221,7 +208,7 @@ def main():
             latencies, wall = fetch_all(python.port, paths, clients)
             record(results, f"openslide-python {clients}", latencies, wall, len(paths), round_)
             python.stop()
-        server = Server(args.binary, folder)
+        server = Server(args.binary, folder, args.model)
         slides = {s["name"]: s["id"] for s in json.loads(server.get("/slides"))}
         for clients in (8, 32):
             for phase in ("idle", "analysing"):

@@ -80,12 +80,7 @@ pub(crate) fn predict(args: PredictArgs, color: ColorChoice) -> Result<PredictCo
                 (false, None) => 0,
             },
             choice: LevelChoice {
-                target: match (args.level, args.mpp, args.magnification) {
-                    (Some(level), _, _) => Some(Target::Level(level)),
-                    (_, Some(mpp), _) => Some(Target::Mpp(mpp)),
-                    (_, _, Some(x)) => Some(Target::Magnification(x)),
-                    _ => None,
-                },
+                target: Target::from_flags(args.level, args.mpp, args.magnification),
                 // The model's are the engine's, known once it is loaded.
                 model_mpp: None,
                 slide_mpp: args.slide_mpp,

@@ -84,6 +84,22 @@ pub(crate) enum Target {
     Magnification(f64),
 }
 
+impl Target {
+    /// The target `--level`, `--mpp` or `--magnification` ask for (the first given, in that order).
+    pub(crate) fn from_flags(
+        level: Option<u32>,
+        mpp: Option<f64>,
+        magnification: Option<f64>,
+    ) -> Option<Target> {
+        match (level, mpp, magnification) {
+            (Some(level), _, _) => Some(Target::Level(level)),
+            (_, Some(mpp), _) => Some(Target::Mpp(mpp)),
+            (_, _, Some(x)) => Some(Target::Magnification(x)),
+            _ => None,
+        }
+    }
+}
+
 /// How slides of a run are read.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct LevelChoice {

@@ -645,26 +645,34 @@ fn analyses_are_cancelled_resumed_and_kept() {
 #[cfg(feature = "openslide")]
 #[test]
 fn the_viewer_draws_a_slide_its_analysis_and_zooms_to_a_region() {
-    let (Some(python), Some(cmu), Some(_)) = (
-        fetched("SCANCER_CLIENTS_PYTHON", "the_viewer"),
-        fetched("SCANCER_CMU_SLIDE", "the_viewer"),
-        fetched("SCANCER_OPENSLIDE", "the_viewer"),
-    ) else {
+    let Some((python, cmu)) =
+        browser("the_viewer_draws_a_slide_its_analysis_and_zooms_to_a_region")
+    else {
         return;
     };
-    if !Path::new("/usr/bin/chromedriver").exists() {
-        crate::util::skip(
-            "the_viewer",
-            "chromium-driver is not installed (apt-get install chromium chromium-driver)",
-        );
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&cmu, dir.path().join("CMU-1-Small-Region.svs")).unwrap();
     let server = serve_pcam(dir.path(), &[]);
     let slide = id_of(&listing(&server), "CMU-1-Small-Region.svs");
     let seen = browse(&python, &server, &slide, "pcam-classification", None);
     assert_viewer(&seen);
+}
+
+/// What the browser tests need: the clients venv's Python (selenium), the CMU slide, OpenSlide
+/// and chromedriver; None (skipped, or failed with SCANCER_NO_SKIP) without them.
+#[cfg(feature = "openslide")]
+fn browser(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let python = fetched("SCANCER_CLIENTS_PYTHON", test)?;
+    let cmu = fetched("SCANCER_CMU_SLIDE", test)?;
+    fetched("SCANCER_OPENSLIDE", test)?;
+    if !Path::new("/usr/bin/chromedriver").exists() {
+        crate::util::skip(
+            test,
+            "chromium-driver is not installed (apt-get install chromium chromium-driver)",
+        );
+        return None;
+    }
+    Some((python, cmu))
 }
 
 /// tests/clients/viewer_browser.py's run against `server` (typing `key` into the page's prompt);
@@ -903,20 +911,10 @@ fn key(work: &Path, kind: &str) -> String {
 #[cfg(feature = "openslide")]
 #[test]
 fn the_viewer_asks_for_the_key_where_torchserve_tokens_are_on() {
-    let (Some(python), Some(cmu), Some(_)) = (
-        fetched("SCANCER_CLIENTS_PYTHON", "the_viewer_with_tokens"),
-        fetched("SCANCER_CMU_SLIDE", "the_viewer_with_tokens"),
-        fetched("SCANCER_OPENSLIDE", "the_viewer_with_tokens"),
-    ) else {
+    let Some((python, cmu)) = browser("the_viewer_asks_for_the_key_where_torchserve_tokens_are_on")
+    else {
         return;
     };
-    if !Path::new("/usr/bin/chromedriver").exists() {
-        crate::util::skip(
-            "the_viewer_with_tokens",
-            "chromium-driver is not installed (apt-get install chromium chromium-driver)",
-        );
-        return;
-    }
     let work = tempfile::tempdir().unwrap();
     let server = serve_store(work.path(), &cmu, "CMU-1-Small-Region.svs");
     let inference = key(work.path(), "inference");

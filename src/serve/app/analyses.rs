@@ -177,25 +177,8 @@ fn regions(geojson: &std::path::Path) -> Result<Vec<Value>, AnalysisError> {
         .iter()
         .filter(|f| f["properties"]["objectType"] == "annotation")
         .map(|f| {
-            let outline = &f["geometry"]["coordinates"];
-            let points: Vec<(f64, f64)> = outline
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|ring| ring.as_array().into_iter().flatten())
-                .flat_map(|ring_or_point| {
-                    // Polygon: rings of points; MultiPolygon: polygons of rings.
-                    match ring_or_point[0].as_f64() {
-                        Some(x) => vec![(x, ring_or_point[1].as_f64().unwrap_or(0.0))],
-                        None => ring_or_point
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|p| (p[0].as_f64().unwrap_or(0.0), p[1].as_f64().unwrap_or(0.0)))
-                            .collect(),
-                    }
-                })
-                .collect();
+            let mut points = Vec::new();
+            corners(&f["geometry"]["coordinates"], &mut points);
             let (x0, y0, x1, y1) = points.iter().fold(
                 (f64::MAX, f64::MAX, f64::MIN, f64::MIN),
                 |(a, b, c, d), &(x, y)| (a.min(x), b.min(y), c.max(x), d.max(y)),
@@ -219,6 +202,18 @@ impl ServedModels for App {
 
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// Every point of a GeoJSON Polygon's or MultiPolygon's coordinates, however deeply nested.
+fn corners(coordinates: &Value, points: &mut Vec<(f64, f64)>) {
+    match (coordinates[0].as_f64(), coordinates[1].as_f64()) {
+        (Some(x), Some(y)) => points.push((x, y)),
+        _ => {
+            for inner in coordinates.as_array().into_iter().flatten() {
+                corners(inner, points);
+            }
+        }
     }
 }
 

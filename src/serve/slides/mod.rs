@@ -243,7 +243,7 @@ impl Library {
         let file = self.dir.join(&entry.file);
         // The file may have changed since the scan: its stamp now keys the cache.
         entry.stamp = stamp_of(&file).unwrap_or(entry.stamp);
-        let key = format!("{id}@{}.{}", entry.stamp.bytes, entry.stamp.modified);
+        let key = version_key(id, entry.stamp);
         if let Some(slide) = self.opened.lock().expect("open slides lock").get(&key) {
             return Ok((entry, slide));
         }
@@ -268,7 +268,7 @@ impl Library {
     /// later read of the handle fails), and one damaged tile must not cost the rest of the slide.
     fn forget_after(&self, id: &str, entry: &Entry, error: &RenderError) {
         if matches!(error, RenderError::Read(_)) {
-            let key = format!("{id}@{}.{}", entry.stamp.bytes, entry.stamp.modified);
+            let key = version_key(id, entry.stamp);
             self.opened.lock().expect("open slides lock").remove(&key);
         }
     }
@@ -288,10 +288,7 @@ impl Library {
         row: usize,
     ) -> Result<Arc<Vec<u8>>, SlideError> {
         let (entry, slide) = self.opened(id)?;
-        let key = format!(
-            "{id}@{}.{}/{level}/{col}_{row}",
-            entry.stamp.bytes, entry.stamp.modified
-        );
+        let key = format!("{}/{level}/{col}_{row}", version_key(id, entry.stamp));
         if let Some(tile) = self.tiles.lock().expect("tile cache lock").get(&key) {
             return Ok(tile);
         }
@@ -320,10 +317,7 @@ impl Library {
     /// The slide at most `side` pixels on its longer side, as JPEG.
     pub(crate) fn thumbnail(&self, id: &str, side: usize) -> Result<Arc<Vec<u8>>, SlideError> {
         let (entry, slide) = self.opened(id)?;
-        let key = format!(
-            "{id}@{}.{}/thumbnail/{side}",
-            entry.stamp.bytes, entry.stamp.modified
-        );
+        let key = format!("{}/thumbnail/{side}", version_key(id, entry.stamp));
         if let Some(jpeg) = self.tiles.lock().expect("tile cache lock").get(&key) {
             return Ok(jpeg);
         }
@@ -374,6 +368,12 @@ impl Library {
 fn slide_id(name: &str) -> String {
     let digest = Sha256::digest(name.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the caches know a slide's file by: its id and the stamp of the file as it is now (a
+/// changed file is another version).
+fn version_key(id: &str, stamp: Stamp) -> String {
+    format!("{id}@{}.{}", stamp.bytes, stamp.modified)
 }
 
 fn stamp_of(path: &Path) -> Option<Stamp> {

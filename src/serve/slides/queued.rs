@@ -37,6 +37,17 @@ impl Queued {
         (model.workers.count() / 2).max(1)
     }
 
+    /// Why the model's queue took no window.
+    fn refused(&self, refused: Refused) -> String {
+        match refused {
+            Refused::NoWorker => self.model.no_worker(false),
+            Refused::Full | Refused::Closed => format!(
+                "model {} {} is no longer served",
+                self.model.name, self.model.version
+            ),
+        }
+    }
+
     fn run(&self, images: &[&Prepared]) -> Result<Vec<Prediction>, String> {
         let queue = &self.model.queue;
         let reservation = loop {
@@ -46,13 +57,7 @@ impl Queued {
             match self.runtime.block_on(queue.admit(images.len(), ROOM_WAIT)) {
                 Ok(reservation) => break reservation,
                 Err(Refused::Full) => continue,
-                Err(Refused::Closed) => {
-                    return Err(format!(
-                        "model {} {} is no longer served",
-                        self.model.name, self.model.version
-                    ))
-                }
-                Err(Refused::NoWorker) => return Err(self.model.no_worker(false)),
+                Err(refused) => return Err(self.refused(refused)),
             }
         };
         let enqueued = Instant::now();
@@ -69,13 +74,9 @@ impl Queued {
                 (job, answer)
             })
             .unzip();
-        reservation.push(jobs).map_err(|refused| match refused {
-            Refused::NoWorker => self.model.no_worker(false),
-            _ => format!(
-                "model {} {} is no longer served",
-                self.model.name, self.model.version
-            ),
-        })?;
+        reservation
+            .push(jobs)
+            .map_err(|refused| self.refused(refused))?;
         let mut predictions = Vec::with_capacity(replies.len());
         for reply in replies {
             match self.runtime.block_on(reply) {

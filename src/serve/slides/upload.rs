@@ -143,20 +143,11 @@ where
         let (library, path) = (std::sync::Arc::clone(library), part.path.clone());
         tokio::task::spawn_blocking(move || super::describe(&path, library.max_pixels)).await
     };
-    match checked {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return Err(UploadError::NotASlide {
-                name,
-                why: e.to_string(),
-            })
-        }
-        Err(e) => {
-            return Err(UploadError::NotASlide {
-                name,
-                why: e.to_string(),
-            })
-        }
+    if let Err(why) = checked
+        .map_err(|e| e.to_string())
+        .and_then(|d| d.map_err(|e| e.to_string()))
+    {
+        return Err(UploadError::NotASlide { name, why });
     }
     // A hard link never replaces a file that appeared meanwhile; the part goes when dropped.
     match std::fs::hard_link(&part.path, &destination) {
@@ -174,11 +165,10 @@ where
         let library = std::sync::Arc::clone(library);
         tokio::task::spawn_blocking(move || library.scan()).await
     };
-    let listed = match scanned {
-        Ok(Ok(listed)) => listed,
-        Ok(Err(e)) => return Err(UploadError::Listing(e.to_string())),
-        Err(e) => return Err(UploadError::Listing(e.to_string())),
-    };
+    let listed = scanned
+        .map_err(|e| e.to_string())
+        .and_then(|listed| listed.map_err(|e| e.to_string()))
+        .map_err(UploadError::Listing)?;
     listed
         .into_iter()
         .find(|l| l.name == name)

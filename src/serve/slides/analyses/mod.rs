@@ -416,7 +416,7 @@ impl Analyses {
                 continue;
             }
             let finished = match outcome {
-                Ok(Ok(row)) => row,
+                Ok(Ok(row)) => Ok(row),
                 Ok(Err(why)) => self.failed(&id, why, progress),
                 Err(_) => self.failed(
                     &id,
@@ -424,31 +424,25 @@ impl Analyses {
                     progress,
                 ),
             };
-            if let Err(e) = self.catalogue(|c| c.update_analysis(&finished)) {
+            if let Err(e) = finished.and_then(|row| self.catalogue(|c| c.update_analysis(&row))) {
                 crate::messages::warning!("analysis {id}: {e}");
             }
         }
     }
 
-    fn failed(&self, id: &str, why: String, progress: Option<(u64, u64)>) -> AnalysisRow {
-        let mut row = self.row(id).unwrap_or_else(|_| AnalysisRow {
-            id: id.to_string(),
-            slide: String::new(),
-            model: String::new(),
-            request: "{}".into(),
-            status: String::new(),
-            progress: None,
-            error: None,
-            record: None,
-            created: now(),
-            started: None,
-            finished: None,
-        });
+    /// The analysis' row, failed with `why`.
+    fn failed(
+        &self,
+        id: &str,
+        why: String,
+        progress: Option<(u64, u64)>,
+    ) -> Result<AnalysisRow, AnalysisError> {
+        let mut row = self.row(id)?;
         row.status = "failed".into();
         row.error = Some(why);
         row.progress = progress.or(row.progress);
         row.finished = Some(now());
-        row
+        Ok(row)
     }
 
     /// Runs one analysis: its row as it finished (done, failed with a record, or cancelled), or

@@ -12,9 +12,16 @@ use std::sync::{Arc, Mutex};
 /// Windows of the analyses drawn recently, by analysis id.
 const CACHED_WINDOWS: usize = 64 << 20;
 
-#[derive(Default)]
 pub(crate) struct OverlayCache {
-    windows: Mutex<Option<Weighed<String, Arc<Windows>>>>,
+    windows: Mutex<Weighed<String, Arc<Windows>>>,
+}
+
+impl Default for OverlayCache {
+    fn default() -> OverlayCache {
+        OverlayCache {
+            windows: Mutex::new(Weighed::new(CACHED_WINDOWS)),
+        }
+    }
 }
 
 /// One window that ran: level-0 bounds and the probability the map shows.
@@ -41,7 +48,6 @@ impl OverlayCache {
         (width, height): (usize, usize),
     ) -> Result<Arc<Windows>, String> {
         let mut cache = self.windows.lock().expect("overlay cache lock");
-        let cache = cache.get_or_insert_with(|| Weighed::new(CACHED_WINDOWS));
         if let Some(windows) = cache.get(&id.to_string()) {
             return Ok(windows);
         }

@@ -109,12 +109,7 @@ impl AnalysisRequest {
             all_tiles: false,
             thumbnail_side: 0,
             choice: LevelChoice {
-                target: match (self.level, self.mpp, self.magnification) {
-                    (Some(level), _, _) => Some(Target::Level(level)),
-                    (_, Some(mpp), _) => Some(Target::Mpp(mpp)),
-                    (_, _, Some(x)) => Some(Target::Magnification(x)),
-                    _ => None,
-                },
+                target: Target::from_flags(self.level, self.mpp, self.magnification),
                 model_mpp: None,
                 slide_mpp: self.slide_mpp,
                 override_mpp: false,
